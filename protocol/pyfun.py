@@ -1,0 +1,642 @@
+"""The `.pyfun` configuration language: text in, typed configuration out.
+
+    [HUB]
+    name = "SealGate"            # a comment
+    port = "7860"
+    [HUB_END]
+
+    [LLM_PROVIDERS]              # grouping sections are optional
+    [LLM_PROVIDER.anthropic]
+    base_url = "https://api.anthropic.com/v1"
+    env_key  = "ANTHROPIC_API_KEY, ANTHROPIC_API_KEY_2"
+    [LLM_PROVIDER.anthropic_END]
+    [LLM_PROVIDERS_END]
+
+Parsing is two passes. `_read_sections` checks the layout (sections, END markers, quoting)
+and keeps every value with its line number; `_build` turns sections into the dataclasses
+below, checking types, URLs and fallback chains. Any error raises `PyfunError` naming
+`file:line`; unknown sections and keys only add to `PyfunConfig.warnings`. Nothing here reads
+a file or the environment: callers pass the text and, for overrides, a mapping.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from urllib.parse import urlsplit
+
+from protocol.errors import SealGateError
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 7860
+DEFAULT_TIMEOUT_SEC = 60.0
+DEFAULT_MAX_FRAME_SIZE = 8 * 1024 * 1024
+
+API_KINDS = frozenset({"anthropic", "gemini", "openai"})
+SEARCH_KINDS = frozenset({"brave", "tavily"})
+TOOL_KINDS = frozenset({"llm", "search", "db"})
+
+#: Endpoints of providers SealGate knows by name; a block may leave `base_url` out for them.
+KNOWN_BASE_URLS = {
+    "anthropic": "https://api.anthropic.com/v1",
+    "gemini": "https://generativelanguage.googleapis.com/v1beta",
+    "openrouter": "https://openrouter.ai/api/v1",
+    "huggingface": "https://router.huggingface.co/v1",
+    "openai": "https://api.openai.com/v1",
+    "mistral": "https://api.mistral.ai/v1",
+    "xai": "https://api.x.ai/v1",
+    "brave": "https://api.search.brave.com/res/v1/web/search",
+    "tavily": "https://api.tavily.com/search",
+}
+
+GROUPS = frozenset(
+    {"PROVIDERS", "LLM_PROVIDERS", "SEARCH_PROVIDERS", "MODELS", "TOOLS", "ROLES"}
+)
+PLAIN_SECTIONS = frozenset({"HUB", "HUB_LIMITS", "DB_SYNC", "DB_QUERY"})
+BLOCK_KINDS = frozenset({"LLM_PROVIDER", "SEARCH_PROVIDER", "MODEL", "TOOL", "ROLE"})
+
+_HEADER = re.compile(r"^\[(?P<name>[^\[\]]+)\]\s*(?:#.*)?$")
+_SECTION_NAME = re.compile(r"^[A-Z][A-Z0-9_]*$")
+_BLOCK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:/-]*$")
+_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_LINE = re.compile(r"^(?P<key>[^=\s]+)\s*=\s*(?P<rest>.*)$")
+
+
+class PyfunError(SealGateError):
+    """The configuration cannot be used; the message starts with `file:line:`."""
+
+    def __init__(self, source: str, line: int, problem: str) -> None:
+        super().__init__(f"{source}:{line}: {problem}")
+        self.source = source
+        self.line = line
+        self.problem = problem
+
+
+# -- typed configuration ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HubConfig:
+    name: str = "SealGate"
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    transport: str = "http"
+    auth: str = "auto"  # auto: on when a user exists; required: always on
+    log_level: str = "info"
+    allowed_origins: tuple[str, ...] = ()
+    allowed_hosts: tuple[str, ...] = ()
+    trusted_proxies: tuple[str, ...] = ()
+    cors_origins: tuple[str, ...] = ()
+    max_frame_size: int = DEFAULT_MAX_FRAME_SIZE
+    master_key_file: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProviderConfig:
+    """An LLM or search provider block. Everything here is guardian policy."""
+
+    name: str
+    kind: str  # "llm" or "search"
+    api: str  # anthropic | gemini | openai for LLMs; brave | tavily for search
+    base_url: str
+    env_keys: tuple[str, ...]
+    requires_key: bool = True
+    active: bool = True
+    default_model: str = ""
+    models: tuple[str, ...] = ()
+    fallback_to: str = ""
+    timeout_sec: float = DEFAULT_TIMEOUT_SEC
+    allow_insecure: bool = False
+    headers: tuple[tuple[str, str], ...] = ()
+    line: int = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ModelConfig:
+    id: str
+    provider: str = ""
+    max_output_tokens: int | None = None
+    requests_per_min: int | None = None
+    cost_input_per_1m: float | None = None
+    cost_output_per_1m: float | None = None
+    context_window: int | None = None
+    capabilities: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ToolConfig:
+    name: str
+    provider_type: str  # llm | search | db
+    description: str = ""
+    default_provider: str = ""
+    system_prompt: str = ""
+    timeout_sec: float = DEFAULT_TIMEOUT_SEC
+    max_tokens: int | None = None
+    temperature: float | None = None
+    active: bool = True
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RoleConfig:
+    name: str
+    tools: tuple[str, ...] = ("*",)
+    providers: tuple[str, ...] = ("*",)
+    models: tuple[str, ...] = ("*",)
+    requests_per_min: int | None = None
+    monthly_budget_usd: float | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PyfunConfig:
+    source: str
+    sha256: str
+    hub: HubConfig = field(default_factory=HubConfig)
+    llm_providers: Mapping[str, ProviderConfig] = field(default_factory=dict)
+    search_providers: Mapping[str, ProviderConfig] = field(default_factory=dict)
+    models: Mapping[str, ModelConfig] = field(default_factory=dict)
+    tools: Mapping[str, ToolConfig] = field(default_factory=dict)
+    roles: Mapping[str, RoleConfig] = field(default_factory=dict)
+    hub_limits: Mapping[str, str] = field(default_factory=dict)
+    db_sync: Mapping[str, str] = field(default_factory=dict)
+    db_query: Mapping[str, str] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
+
+    def provider(self, name: str) -> ProviderConfig | None:
+        return self.llm_providers.get(name) or self.search_providers.get(name)
+
+
+# -- pass 1: layout -----------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Value:
+    text: str
+    line: int
+
+
+@dataclass(slots=True)
+class _Section:
+    kind: str  # HUB, LLM_PROVIDER, ... or an unknown name
+    name: str  # the block's name after the dot; "" for plain sections
+    line: int
+    values: dict[str, _Value] = field(default_factory=dict)
+
+
+def _parse_value(rest: str, source: str, number: int) -> str:
+    """The string inside the quotes of `rest`; what follows may only be a comment."""
+    if not rest.startswith('"'):
+        raise PyfunError(source, number, 'values must be quoted: key = "value"')
+    chars: list[str] = []
+    index = 1
+    while index < len(rest):
+        char = rest[index]
+        if char == "\\" and index + 1 < len(rest) and rest[index + 1] in '"\\':
+            chars.append(rest[index + 1])
+            index += 2
+            continue
+        if char == '"':
+            tail = rest[index + 1 :].strip()
+            if tail and not tail.startswith("#"):
+                raise PyfunError(source, number, f"unexpected text after the value: {tail[:40]!r}")
+            return "".join(chars)
+        chars.append(char)
+        index += 1
+    raise PyfunError(source, number, "unterminated string: a closing quote is missing")
+
+
+def _read_sections(text: str, source: str) -> tuple[list[_Section], list[str]]:
+    sections: list[_Section] = []
+    warnings: list[str] = []
+    open_groups: list[tuple[str, int]] = []
+    current: _Section | None = None
+    seen: dict[tuple[str, str], int] = {}
+
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        header = _HEADER.match(line)
+        if header:
+            title = header.group("name").strip()
+            if title.endswith("_END"):
+                closing = title[: -len("_END")]
+                if current is not None:
+                    expected = current.kind + (f".{current.name}" if current.name else "")
+                    if closing != expected:
+                        raise PyfunError(
+                            source, number, f"[{title}] found while [{expected}] is open"
+                            f" (opened at line {current.line}); close it with [{expected}_END]",
+                        )
+                    current = None
+                elif open_groups and open_groups[-1][0] == closing:
+                    open_groups.pop()
+                elif open_groups:
+                    name, opened = open_groups[-1]
+                    raise PyfunError(
+                        source, number, f"[{title}] found while [{name}] is open"
+                        f" (opened at line {opened}); close it with [{name}_END]",
+                    )
+                else:
+                    raise PyfunError(source, number, f"[{title}] closes a section that is not open")
+                continue
+            if current is not None:
+                expected = current.kind + (f".{current.name}" if current.name else "")
+                raise PyfunError(
+                    source, number, f"[{title}] starts inside [{expected}] (opened at line"
+                    f" {current.line}); close it first with [{expected}_END]",
+                )
+            kind, _, name = title.partition(".")
+            if not _SECTION_NAME.match(kind):
+                raise PyfunError(source, number, f"bad section name [{title}]: use UPPER_CASE")
+            if kind in GROUPS and not name:
+                open_groups.append((kind, number))
+                continue
+            if kind in BLOCK_KINDS:
+                if not name or not _BLOCK_NAME.match(name):
+                    raise PyfunError(
+                        source, number, f"[{title}] needs a name: [{kind}.name], where a name"
+                        " holds letters, digits and . _ - / :",
+                    )
+            elif name:
+                raise PyfunError(source, number, f"[{title}]: only {', '.join(sorted(BLOCK_KINDS))}"
+                                 " blocks take a name")
+            elif kind not in PLAIN_SECTIONS:
+                warnings.append(f"{source}:{number}: unknown section [{title}] ignored")
+            if (kind, name) in seen:
+                raise PyfunError(
+                    source, number, f"duplicate section [{title}] (first at line {seen[kind, name]})"
+                )
+            seen[kind, name] = number
+            current = _Section(kind=kind, name=name, line=number)
+            sections.append(current)
+            continue
+        if line.startswith("["):
+            raise PyfunError(source, number, f"malformed section header: {line[:60]!r}")
+        match = _LINE.match(line)
+        if not match:
+            raise PyfunError(source, number, 'expected key = "value", a [SECTION] or a # comment')
+        key = match.group("key")
+        if not _KEY.match(key):
+            raise PyfunError(source, number, f"bad key {key!r}: use letters, digits and _")
+        value = _parse_value(match.group("rest").strip(), source, number)
+        if current is None:
+            where = f"[{open_groups[-1][0]}]" if open_groups else "the top level"
+            warnings.append(f"{source}:{number}: key {key!r} at {where} ignored (not in a section)")
+            continue
+        if current.kind == "HUB":
+            key = _hub_key(key)
+        elif key != key.lower():
+            raise PyfunError(source, number, f"keys are lower-case: write {key.lower()!r}")
+        if key in current.values:
+            raise PyfunError(
+                source, number, f"duplicate key {key!r} (first at line {current.values[key].line})"
+            )
+        current.values[key] = _Value(value, number)
+
+    if current is not None:
+        expected = current.kind + (f".{current.name}" if current.name else "")
+        raise PyfunError(source, current.line, f"[{expected}] is never closed with [{expected}_END]")
+    if open_groups:
+        name, opened = open_groups[-1]
+        raise PyfunError(source, opened, f"[{name}] is never closed with [{name}_END]")
+    return sections, warnings
+
+
+def _hub_key(key: str) -> str:
+    """[HUB] accepts the original layout's HUB_NAME, HUB_PORT ... for name, port ..."""
+    if key.isupper() and key.startswith("HUB_"):
+        return key[len("HUB_") :].lower()
+    return key.lower()
+
+
+# -- pass 2: types ------------------------------------------------------------------------
+
+
+class _Reader:
+    """Typed access to one section's values; records which keys were used."""
+
+    def __init__(self, section: _Section, source: str) -> None:
+        self.section = section
+        self.source = source
+        self.used: set[str] = set()
+
+    def _get(self, key: str) -> _Value | None:
+        self.used.add(key)
+        return self.section.values.get(key)
+
+    def error(self, key: str, problem: str) -> PyfunError:
+        value = self.section.values.get(key)
+        return PyfunError(self.source, value.line if value else self.section.line, problem)
+
+    def string(self, key: str, default: str = "") -> str:
+        value = self._get(key)
+        return value.text.strip() if value else default
+
+    def raw(self, key: str, default: str = "") -> str:
+        value = self._get(key)
+        return value.text if value else default
+
+    def names(self, key: str, default: tuple[str, ...] = ()) -> tuple[str, ...]:
+        value = self._get(key)
+        if value is None:
+            return default
+        return tuple(item.strip() for item in value.text.split(",") if item.strip())
+
+    def boolean(self, key: str, default: bool) -> bool:
+        value = self._get(key)
+        if value is None:
+            return default
+        text = value.text.strip().lower()
+        if text in ("true", "yes", "1", "on"):
+            return True
+        if text in ("false", "no", "0", "off"):
+            return False
+        raise PyfunError(self.source, value.line, f"{key} must be \"true\" or \"false\"")
+
+    def integer(self, key: str, default: int | None, *, low: int = 0, high: int = 2**53) -> int | None:
+        value = self._get(key)
+        if value is None:
+            return default
+        try:
+            number = int(value.text.strip().replace("_", ""))
+        except ValueError:
+            raise PyfunError(self.source, value.line, f"{key} must be a whole number") from None
+        if not low <= number <= high:
+            raise PyfunError(self.source, value.line, f"{key} must be between {low} and {high}")
+        return number
+
+    def number(self, key: str, default: float | None, *, low: float = 0.0, high: float = 1e12) -> float | None:
+        value = self._get(key)
+        if value is None:
+            return default
+        try:
+            number = float(value.text.strip())
+        except ValueError:
+            raise PyfunError(self.source, value.line, f"{key} must be a number") from None
+        if not low <= number <= high or number != number:
+            raise PyfunError(self.source, value.line, f"{key} must be between {low:g} and {high:g}")
+        return number
+
+    def choice(self, key: str, choices: frozenset[str], default: str) -> str:
+        value = self._get(key)
+        if value is None:
+            return default
+        text = value.text.strip().lower()
+        if text not in choices:
+            allowed = ", ".join(sorted(choices))
+            raise PyfunError(self.source, value.line, f"{key} must be one of: {allowed}")
+        return text
+
+    def unused_warnings(self) -> list[str]:
+        return [
+            f"{self.source}:{value.line}: unknown key {key!r} in [{self.section.kind}] ignored"
+            for key, value in self.section.values.items()
+            if key not in self.used
+        ]
+
+
+def _is_loopback_host(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _check_url(reader: _Reader, url: str, allow_insecure: bool) -> None:
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        parts.port  # noqa: B018 - raises ValueError for a bad port
+    except ValueError:
+        raise reader.error("base_url", f"base_url {url!r} is not a valid URL") from None
+    if parts.scheme not in ("https", "http") or not host:
+        raise reader.error("base_url", f"base_url {url!r} must be an http(s) URL with a host")
+    if parts.username or parts.password:
+        raise reader.error("base_url", "base_url must not carry credentials; use env_key")
+    if parts.query or parts.fragment:
+        raise reader.error("base_url", "base_url must not carry a query or fragment")
+    if parts.scheme == "http" and not (allow_insecure and _is_loopback_host(host)):
+        raise reader.error(
+            "base_url",
+            f"base_url {url!r} must use https (plain http only for a loopback host with"
+            ' allow_insecure = "true")',
+        )
+
+
+def _headers(reader: _Reader) -> tuple[tuple[str, str], ...]:
+    headers: list[tuple[str, str]] = []
+    for key in reader.section.values:
+        if key.startswith("header_"):
+            name = reader.string(key)
+            # header_http_referer = "..." -> HTTP-Referer
+            header = "-".join(part.capitalize() for part in key[len("header_") :].split("_"))
+            if header.lower() in ("authorization", "x-api-key", "x-goog-api-key", "x-subscription-token"):
+                raise reader.error(key, f"{header} is set by the guardian from env_key")
+            if "\n" in name or "\r" in name:
+                raise reader.error(key, "header values must be one line")
+            headers.append((header, name))
+    return tuple(headers)
+
+
+def _provider(reader: _Reader, kind: str) -> ProviderConfig:
+    name = reader.section.name
+    if kind == "llm":
+        inferred = {"anthropic": "anthropic", "gemini": "gemini", "google": "gemini"}.get(name, "openai")
+        api = reader.choice("api", API_KINDS, inferred)
+    else:
+        api = reader.choice("api", SEARCH_KINDS, name if name in SEARCH_KINDS else "")
+        if not api:
+            raise reader.error("api", f'search provider {name!r} needs api = "brave" or "tavily"')
+    base_url = reader.string("base_url", KNOWN_BASE_URLS.get(name, "")).rstrip("/")
+    if not base_url:
+        raise reader.error("base_url", f"provider {name!r} needs a base_url")
+    allow_insecure = reader.boolean("allow_insecure", False)
+    _check_url(reader, base_url, allow_insecure)
+    requires_key = reader.boolean("requires_key", True)
+    env_keys = reader.names("env_key")
+    for env_key in env_keys:
+        if not _KEY.match(env_key):
+            raise reader.error("env_key", f"env_key {env_key!r} is not a variable name")
+    if requires_key and not env_keys:
+        raise reader.error(
+            "env_key", f'provider {name!r} needs env_key (or requires_key = "false")'
+        )
+    return ProviderConfig(
+        name=name,
+        kind=kind,
+        api=api,
+        base_url=base_url,
+        env_keys=env_keys,
+        requires_key=requires_key,
+        active=reader.boolean("active", True),
+        default_model=reader.string("default_model"),
+        models=reader.names("models"),
+        fallback_to=reader.string("fallback_to"),
+        timeout_sec=reader.number("timeout_sec", DEFAULT_TIMEOUT_SEC, low=0.1, high=3600) or DEFAULT_TIMEOUT_SEC,
+        allow_insecure=allow_insecure,
+        headers=_headers(reader),
+        line=reader.section.line,
+    )
+
+
+def _model(reader: _Reader) -> ModelConfig:
+    return ModelConfig(
+        id=reader.section.name,
+        provider=reader.string("provider"),
+        max_output_tokens=reader.integer("max_output_tokens", None, low=1, high=10_000_000),
+        requests_per_min=reader.integer("requests_per_min", None, low=1, high=10_000_000),
+        cost_input_per_1m=reader.number("cost_input_per_1m", None),
+        cost_output_per_1m=reader.number("cost_output_per_1m", None),
+        context_window=reader.integer("context_window", None, low=1, high=100_000_000),
+        capabilities=reader.names("capabilities"),
+    )
+
+
+def _tool(reader: _Reader) -> ToolConfig:
+    return ToolConfig(
+        name=reader.section.name,
+        provider_type=reader.choice("provider_type", TOOL_KINDS, "llm"),
+        description=reader.string("description"),
+        default_provider=reader.string("default_provider"),
+        system_prompt=reader.raw("system_prompt"),
+        timeout_sec=reader.number("timeout_sec", DEFAULT_TIMEOUT_SEC, low=0.1, high=3600) or DEFAULT_TIMEOUT_SEC,
+        max_tokens=reader.integer("max_tokens", None, low=1, high=10_000_000),
+        temperature=reader.number("temperature", None, low=0.0, high=2.0),
+        active=reader.boolean("active", True),
+    )
+
+
+def _role(reader: _Reader) -> RoleConfig:
+    return RoleConfig(
+        name=reader.section.name,
+        tools=reader.names("tools", ("*",)),
+        providers=reader.names("providers", ("*",)),
+        models=reader.names("models", ("*",)),
+        requests_per_min=reader.integer("requests_per_min", None, low=1, high=10_000_000),
+        monthly_budget_usd=reader.number("monthly_budget_usd", None),
+    )
+
+
+def _hub(reader: _Reader) -> HubConfig:
+    return HubConfig(
+        name=reader.string("name", "SealGate"),
+        host=reader.string("host", DEFAULT_HOST),
+        port=reader.integer("port", DEFAULT_PORT, low=0, high=65535) or 0,
+        transport=reader.choice("transport", frozenset({"http", "sse", "streamable-http"}), "http"),
+        auth=reader.choice("auth", frozenset({"auto", "required"}), "auto"),
+        log_level=reader.choice(
+            "log_level", frozenset({"debug", "info", "warning", "error"}), "info"
+        ),
+        allowed_origins=reader.names("allowed_origins"),
+        allowed_hosts=reader.names("allowed_hosts"),
+        trusted_proxies=_cidrs(reader, "trusted_proxies"),
+        cors_origins=reader.names("cors_origins"),
+        max_frame_size=reader.integer(
+            "max_frame_size", DEFAULT_MAX_FRAME_SIZE, low=4096, high=256 * 1024 * 1024
+        ) or DEFAULT_MAX_FRAME_SIZE,
+        master_key_file=reader.string("master_key_file"),
+    )
+
+
+def _cidrs(reader: _Reader, key: str) -> tuple[str, ...]:
+    networks = reader.names(key)
+    for network in networks:
+        try:
+            ipaddress.ip_network(network, strict=False)
+        except ValueError:
+            raise reader.error(key, f"{key}: {network!r} is not an address or CIDR") from None
+    return networks
+
+
+def _check_fallbacks(providers: Mapping[str, ProviderConfig], source: str) -> None:
+    for provider in providers.values():
+        if provider.fallback_to and provider.fallback_to not in providers:
+            raise PyfunError(
+                source, provider.line,
+                f"{provider.name}: fallback_to names {provider.fallback_to!r}, which is not a"
+                f" {provider.kind} provider here",
+            )
+    for start in providers.values():
+        chain = [start.name]
+        current = start
+        while current.fallback_to:
+            current = providers[current.fallback_to]
+            if current.name in chain:
+                loop = " -> ".join([*chain, current.name])
+                raise PyfunError(source, start.line, f"fallback chain loops: {loop}")
+            chain.append(current.name)
+
+
+def parse(text: str, source: str = ".pyfun") -> PyfunConfig:
+    """Parse `.pyfun` text; raises `PyfunError` with `source:line` on the first problem."""
+    sections, warnings = _read_sections(text, source)
+    hub = HubConfig()
+    llm: dict[str, ProviderConfig] = {}
+    search: dict[str, ProviderConfig] = {}
+    models: dict[str, ModelConfig] = {}
+    tools: dict[str, ToolConfig] = {}
+    roles: dict[str, RoleConfig] = {}
+    plain: dict[str, Mapping[str, str]] = {}
+
+    for section in sections:
+        reader = _Reader(section, source)
+        if section.kind == "HUB":
+            hub = _hub(reader)
+        elif section.kind == "LLM_PROVIDER":
+            llm[section.name] = _provider(reader, "llm")
+        elif section.kind == "SEARCH_PROVIDER":
+            search[section.name] = _provider(reader, "search")
+        elif section.kind == "MODEL":
+            models[section.name] = _model(reader)
+        elif section.kind == "TOOL":
+            tools[section.name] = _tool(reader)
+        elif section.kind == "ROLE":
+            roles[section.name] = _role(reader)
+        elif section.kind in PLAIN_SECTIONS:
+            # HUB_LIMITS, DB_SYNC and DB_QUERY are read by the part that owns them.
+            plain[section.kind] = {key: value.text for key, value in section.values.items()}
+            continue
+        else:
+            continue
+        warnings.extend(reader.unused_warnings())
+
+    overlap = set(llm) & set(search)
+    if overlap:
+        name = sorted(overlap)[0]
+        raise PyfunError(source, search[name].line, f"provider name {name!r} is used twice")
+    _check_fallbacks(llm, source)
+    _check_fallbacks(search, source)
+
+    return PyfunConfig(
+        source=source,
+        sha256=hashlib.sha256(text.encode()).hexdigest(),
+        hub=hub,
+        llm_providers=llm,
+        search_providers=search,
+        models=models,
+        tools=tools,
+        roles=roles,
+        hub_limits=plain.get("HUB_LIMITS", {}),
+        db_sync=plain.get("DB_SYNC", {}),
+        db_query=plain.get("DB_QUERY", {}),
+        warnings=tuple(warnings),
+    )
+
+
+def with_env_overrides(config: PyfunConfig, environ: Mapping[str, str]) -> PyfunConfig:
+    """Apply `HUB_HOST` and `HUB_PORT` from `environ`, which win over `[HUB]`."""
+    hub = config.hub
+    host = environ.get("HUB_HOST", "").strip()
+    port_text = environ.get("HUB_PORT", "").strip()
+    if host:
+        hub = replace(hub, host=host)
+    if port_text:
+        if not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+            raise PyfunError("HUB_PORT", 0, f"HUB_PORT={port_text!r} is not a port number")
+        hub = replace(hub, port=int(port_text))
+    return replace(config, hub=hub)
