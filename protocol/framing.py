@@ -27,16 +27,14 @@ def encode(message: Any) -> bytes:
     return HEADER.pack(len(body)) + body
 
 
-def decode_body(body: bytes, max_frame_size: int = DEFAULT_MAX_FRAME_SIZE) -> Any:
-    """Unpack one frame body, which must hold exactly one msgpack object."""
+def decode_body(body: bytes) -> Any:
+    """Unpack one frame body, which must hold exactly one msgpack object.
+
+    msgpack bounds every string, array and map by the body's own length, and the body is
+    already bounded by the maximum frame size.
+    """
     try:
-        return msgpack.unpackb(
-            body,
-            raw=False,
-            strict_map_key=True,
-            use_list=True,
-            max_buffer_len=max_frame_size,
-        )
+        return msgpack.unpackb(body, raw=False, strict_map_key=True, use_list=True)
     except (ValueError, TypeError, msgpack.ExtraData, msgpack.FormatError) as exc:
         # msgpack raises ValueError subclasses for truncated or oversized data, ExtraData
         # for trailing bytes, FormatError/StackError for garbage: all mean "not a frame".
@@ -72,7 +70,7 @@ class FrameDecoder:
             end = offset + HEADER.size + length
             if end > size:
                 break
-            messages.append(decode_body(bytes(buffer[offset + HEADER.size : end]), self.max_frame_size))
+            messages.append(decode_body(bytes(buffer[offset + HEADER.size : end])))
             offset = end
         if offset:
             del buffer[:offset]

@@ -1,0 +1,5 @@
+import sys
+
+from guardian.main import main
+
+sys.exit(main())

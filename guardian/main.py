@@ -1,0 +1,163 @@
+"""Guardian start-up: read settings, configuration and secrets, bind, serve until told to stop.
+
+Settings come from the guardian's environment (the supervisor passes it whole, since the
+guardian is the process meant to hold secrets):
+
+    HUB_CONFIG         the .pyfun file                      default ./.pyfun
+    HUB_ENV_FILE       env file with secrets                default ./.env
+    HUB_RUNTIME_DIR    runtime directory                    default ./var
+    HUB_SANDBOX_UID    the uid allowed on guardian.sock     default: our own uid
+    HUB_LOG_LEVEL      debug | info | warning | error       default: [HUB] log_level
+    CREDENTIALS_DIRECTORY   systemd credentials (LoadCredential=)
+
+Exit status 78 (EX_CONFIG) means "cannot boot with this configuration": the supervisor stops
+instead of restarting in a loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+from guardian import logs
+from guardian.db import ensure_database
+from guardian.redact import Redactor
+from guardian.secrets import load_secrets
+from guardian.server import GuardianServer
+from guardian.state import GuardianState, Snapshot
+from protocol import __version__
+from protocol.methods import Surface
+from protocol.pyfun import PyfunConfig, PyfunError, parse
+from protocol.runtime import DEFAULT_RUNTIME_DIR, RuntimeLayout
+
+EX_CONFIG = 78
+
+logger = logging.getLogger("sealgate.guardian")
+
+
+def read_config(path: Path) -> PyfunConfig:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise PyfunError(str(path), 0, "configuration file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PyfunError(str(path), 0, f"cannot read the configuration: {exc}") from None
+    return parse(text, str(path))
+
+
+def build_snapshot(config: PyfunConfig, environ: Mapping[str, str]) -> Snapshot:
+    wanted = {key for p in (*config.llm_providers.values(), *config.search_providers.values())
+              for key in p.env_keys}
+    credentials = environ.get("CREDENTIALS_DIRECTORY")
+    secrets = load_secrets(
+        wanted=wanted,
+        environ=environ,
+        env_file=Path(environ.get("HUB_ENV_FILE", ".env")),
+        credentials_dir=Path(credentials) if credentials else None,
+    )
+    return Snapshot.build(config, secrets)
+
+
+class Guardian:
+    """The running guardian: state, server and the signal-driven main loop."""
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self.environ = environ
+        self.config_path = Path(environ.get("HUB_CONFIG", ".pyfun")).resolve()
+        self.layout = RuntimeLayout(Path(environ.get("HUB_RUNTIME_DIR", DEFAULT_RUNTIME_DIR)).resolve())
+        self._stop = asyncio.Event()
+        self._reload_requested = asyncio.Event()
+
+    async def run(self) -> int:
+        redactor = Redactor()
+        logs.configure(self.environ.get("HUB_LOG_LEVEL", "info"), redactor)
+        try:
+            config = read_config(self.config_path)
+        except PyfunError as exc:
+            logger.error("cannot start: %s", exc)
+            return EX_CONFIG
+        snapshot = build_snapshot(config, self.environ)
+        redactor.update(snapshot.secrets.values_to_redact())
+        if "HUB_LOG_LEVEL" not in self.environ:
+            logging.getLogger().setLevel(config.hub.log_level.upper())
+        for warning in config.warnings:
+            logger.warning("%s", warning)
+
+        os.umask(0o077)
+        for directory in (self.layout.guardian_dir, self.layout.run_dir):
+            if not directory.is_dir():
+                logger.error("cannot start: runtime directory %s is missing", directory)
+                return EX_CONFIG
+        await ensure_database(self.layout.guardian_db)
+        state = GuardianState(
+            config_path=self.config_path,
+            snapshot=snapshot,
+            redactor=redactor,
+            database=f"sqlite:{self.layout.guardian_db}",
+        )
+        sandbox_uid = int(self.environ.get("HUB_SANDBOX_UID", os.getuid()))
+        server = GuardianServer(
+            state, sandbox_uid=sandbox_uid, max_frame_size=config.hub.max_frame_size
+        )
+        await server.listen(self.layout.admin_socket, Surface.ADMIN, 0o600)
+        await server.listen(self.layout.guardian_socket, Surface.SANDBOX, 0o660)
+        self._install_signals()
+        logger.info(
+            "guardian %s ready: llm providers [%s], search providers [%s], sandbox uid %d",
+            __version__, ", ".join(snapshot.llm_providers) or "none",
+            ", ".join(snapshot.search_providers) or "none", sandbox_uid,
+        )
+        while not self._stop.is_set():
+            reload_wait = asyncio.create_task(self._reload_requested.wait())
+            stop_wait = asyncio.create_task(self._stop.wait())
+            await asyncio.wait({reload_wait, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
+            reload_wait.cancel()
+            stop_wait.cancel()
+            if self._reload_requested.is_set() and not self._stop.is_set():
+                self._reload_requested.clear()
+                self._reload(state, server)
+        logger.info("guardian stopping")
+        await server.close()
+        return 0
+
+    def _reload(self, state: GuardianState, server: GuardianServer) -> None:
+        """Re-read configuration and secrets; keep the old ones on any error."""
+        try:
+            config = read_config(self.config_path)
+        except PyfunError as exc:
+            logger.error("reload refused, the old configuration stays: %s", exc)
+            return
+        snapshot = build_snapshot(config, self.environ)
+        state.swap(snapshot)
+        for warning in config.warnings:
+            logger.warning("%s", warning)
+        logger.info("configuration reloaded (sha256 %s)", config.sha256[:12])
+        server.broadcast(
+            "config.changed",
+            {"tools": list(snapshot.tools),
+             "llm_providers": list(snapshot.llm_providers),
+             "search_providers": list(snapshot.search_providers)},
+        )
+
+    def _install_signals(self) -> None:
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGTERM, self._stop.set)
+        loop.add_signal_handler(signal.SIGINT, self._stop.set)
+        loop.add_signal_handler(signal.SIGHUP, self._reload_requested.set)
+
+
+def main() -> int:
+    import uvloop
+
+    guardian = Guardian(dict(os.environ))
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(guardian.run())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

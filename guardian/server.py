@@ -1,0 +1,231 @@
+"""The guardian's socket servers: accept, check the peer, read frames, dispatch by permit.
+
+One task per connection reads batches of frames. Inline handlers answer on the spot; the
+others run in tasks of their own, so calls on one connection are multiplexed. Anything a
+sound peer never sends (a malformed or oversized frame, a method outside the permit table, a
+call out of phase) closes that connection only and is logged on `sealgate.security`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import stat
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from guardian.dispatch import NOTIFICATIONS, PERMITS, Permit, Phase
+from guardian.handlers import CallContext
+from guardian.state import GuardianState
+from protocol.channel import SocketChannel
+from protocol.errors import (
+    ConnectionLost,
+    Internal,
+    InvalidParams,
+    ProtocolError,
+    RPCError,
+)
+from protocol.messages import Notification, Request, parse, response
+from protocol.methods import Surface
+from protocol.schema import validate
+
+logger = logging.getLogger("sealgate.guardian")
+security_log = logging.getLogger("sealgate.security")
+
+
+class SecurityViolation(Exception):
+    """The peer did something a sound client never does; its connection is closed."""
+
+
+@dataclass(slots=True, eq=False)  # compared and hashed by identity
+class _Connection:
+    channel: SocketChannel
+    ctx: CallContext
+    permits: dict[str, Permit]
+    phase: Phase = Phase.NEW
+    used_once: set[str] = field(default_factory=set)
+    tasks: dict[int, asyncio.Task[None]] = field(default_factory=dict)
+
+
+class _ServerChannel(SocketChannel):
+    """A socket channel that hands itself to the server once connected."""
+
+    def __init__(self, server: GuardianServer, surface: Surface, max_frame_size: int) -> None:
+        super().__init__(max_frame_size)
+        self._server = server
+        self._surface = surface
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        self._server._spawn(self._server._serve(self, self._surface))
+
+
+class GuardianServer:
+    """Serves `guardian.sock` (the sandbox) and `admin.sock` (operators)."""
+
+    def __init__(self, state: GuardianState, *, sandbox_uid: int, max_frame_size: int) -> None:
+        self.state = state
+        self.sandbox_uid = sandbox_uid
+        self.max_frame_size = max_frame_size
+        self._servers: list[asyncio.AbstractServer] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._sandbox_connections: set[_Connection] = set()
+
+    def allowed_uids(self, surface: Surface) -> frozenset[int]:
+        if surface is Surface.SANDBOX:
+            return frozenset({self.sandbox_uid})
+        return frozenset({os.getuid(), 0})
+
+    async def listen(self, path: Path, surface: Surface, mode: int) -> None:
+        _remove_stale_socket(path)
+        loop = asyncio.get_running_loop()
+        server = await loop.create_unix_server(
+            lambda: _ServerChannel(self, surface, self.max_frame_size), str(path), backlog=512
+        )
+        os.chmod(path, mode)
+        self._servers.append(server)
+        logger.info("listening on %s (%s, mode %o)", path, surface.value, mode)
+
+    async def close(self) -> None:
+        for server in self._servers:
+            server.close()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def broadcast(self, method: str, params: dict[str, Any]) -> None:
+        """Send a notification to every sandbox connection past its hello."""
+        for conn in list(self._sandbox_connections):
+            with contextlib.suppress(ConnectionLost):
+                conn.channel.send([2, method, params])
+
+    # connection handling -----------------------------------------------------------------
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _serve(self, channel: SocketChannel, surface: Surface) -> None:
+        pid, uid, _ = channel.peer_credentials()
+        if uid not in self.allowed_uids(surface):
+            security_log.warning(
+                "refused a %s connection from uid %d (pid %d): not an allowed uid",
+                surface.value, uid, pid,
+            )
+            channel.close()
+            return
+        ctx = CallContext(state=self.state, surface=surface, peer_pid=pid, peer_uid=uid)
+        conn = _Connection(channel=channel, ctx=ctx, permits=dict(PERMITS[surface]))
+        if surface is Surface.SANDBOX:
+            self.state.sandbox_connections += 1
+        try:
+            while True:
+                for raw in await channel.receive():
+                    message = parse(raw)
+                    if isinstance(message, Request):
+                        self._dispatch(conn, message)
+                    elif isinstance(message, Notification):
+                        self._notified(conn, message)
+                    else:
+                        raise SecurityViolation("sent a response or a stream frame")
+        except ConnectionLost:
+            pass
+        except (ProtocolError, SecurityViolation) as exc:
+            security_log.warning(
+                "closed a %s connection from uid %d (pid %d): %s", surface.value, uid, pid, exc
+            )
+        finally:
+            channel.close()
+            self._sandbox_connections.discard(conn)
+            for task in conn.tasks.values():
+                task.cancel()
+            if surface is Surface.SANDBOX:
+                self.state.sandbox_connections -= 1
+
+    def _dispatch(self, conn: _Connection, request: Request) -> None:
+        method = request.method
+        permit = conn.permits.get(method)
+        if permit is None:
+            raise SecurityViolation(f"method {method[:64]!r} is not permitted on this socket")
+        if conn.phase not in permit.phases:
+            raise SecurityViolation(f"method {method!r} is not allowed in phase {conn.phase.value}")
+        if permit.once and method in conn.used_once:
+            raise SecurityViolation(f"method {method!r} may be called once only")
+        if request.msgid in conn.tasks:
+            raise SecurityViolation(f"msgid {request.msgid} is already in flight")
+        if permit.once:
+            conn.used_once.add(method)
+        try:
+            validate(permit.spec.params, request.params)
+        except InvalidParams as exc:
+            self._answer(conn, request.msgid, exc, None)
+            return
+        if permit.inline is not None:
+            try:
+                result = permit.inline(conn.ctx, request.params)
+            except RPCError as exc:
+                self._answer(conn, request.msgid, exc, None)
+                return
+            except Exception:
+                logger.exception("handler %s failed", method)
+                self._answer(conn, request.msgid, Internal("the guardian hit an internal error"), None)
+                return
+            self._answer(conn, request.msgid, None, result)
+            if method == "hello":
+                conn.phase = Phase.READY
+                if conn.ctx.surface is Surface.SANDBOX:
+                    self._sandbox_connections.add(conn)
+            return
+        task = asyncio.get_running_loop().create_task(self._run(conn, request, permit))
+        conn.tasks[request.msgid] = task
+
+    async def _run(self, conn: _Connection, request: Request, permit: Permit) -> None:
+        if permit.task is None:
+            raise RuntimeError(f"permit for {request.method!r} has no handler")
+        try:
+            result = await permit.task(conn.ctx, request.params)
+        except asyncio.CancelledError:
+            return
+        except RPCError as exc:
+            self._answer(conn, request.msgid, exc, None)
+        except Exception:
+            logger.exception("handler %s failed", request.method)
+            self._answer(conn, request.msgid, Internal("the guardian hit an internal error"), None)
+        else:
+            self._answer(conn, request.msgid, None, result)
+        finally:
+            conn.tasks.pop(request.msgid, None)
+
+    def _notified(self, conn: _Connection, message: Notification) -> None:
+        surface = conn.ctx.surface
+        if message.method not in NOTIFICATIONS[surface] or conn.phase is not Phase.READY:
+            raise SecurityViolation(f"notification {message.method[:64]!r} is not permitted")
+        if message.method == "cancel":
+            msgid = message.params.get("msgid")
+            if type(msgid) is not int:
+                raise SecurityViolation("cancel without an integer msgid")
+            task = conn.tasks.get(msgid)
+            if task is not None:
+                task.cancel()
+
+    def _answer(self, conn: _Connection, msgid: int, error: RPCError | None, result: Any) -> None:
+        wire = None
+        if error is not None:
+            wire = error.to_wire()
+            wire["message"] = self.state.redactor.redact(wire["message"])
+        with contextlib.suppress(ConnectionLost):
+            conn.channel.send(response(msgid, wire, result))
+
+
+def _remove_stale_socket(path: Path) -> None:
+    """Remove a socket left by a previous run; refuse to remove anything else."""
+    try:
+        mode = path.lstat().st_mode
+    except FileNotFoundError:
+        return
+    if not stat.S_ISSOCK(mode):
+        raise RuntimeError(f"{path} exists and is not a socket; refusing to replace it.")
+    path.unlink()

@@ -1,0 +1,5 @@
+import sys
+
+from sandbox.main import main
+
+sys.exit(main())

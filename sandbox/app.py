@@ -1,0 +1,73 @@
+"""The sandbox's ASGI application: routes and middleware declared in one place."""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import logging
+from collections.abc import AsyncIterator
+
+from fastmcp.server.http import create_sse_app
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.routing import Mount, Route
+
+from sandbox.guardian_link import GuardianLink
+from sandbox.mcp_tools import build_mcp
+from sandbox.middleware import MountRootSlash
+from sandbox.pages import healthz, status_page
+from sandbox.settings import SandboxSettings
+
+logger = logging.getLogger("sealgate.sandbox")
+
+#: How long start-up waits for the guardian before serving anyway (calls then answer
+#: "guardian unavailable" until the link is up).
+GUARDIAN_WAIT_S = 10.0
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def build_app(settings: SandboxSettings, link: GuardianLink) -> Starlette:
+    hub = settings.config.hub
+    mcp, tools = build_mcp(hub.name, link)
+    # Host/Origin protection on both MCP transports: a present but foreign Origin gets 403.
+    # Bound to loopback, only loopback Host names are served (DNS rebinding); bound
+    # elsewhere, any Host unless [HUB] allowed_hosts narrows it.
+    allowed_hosts = list(hub.allowed_hosts) or (None if _is_loopback(hub.host) else ["*"])
+    allowed_origins = list(hub.allowed_origins) or None
+    guard = {
+        "host_origin_protection": True,
+        "allowed_hosts": allowed_hosts,
+        "allowed_origins": allowed_origins,
+    }
+    mcp_http = mcp.http_app(path="/", **guard)
+    mcp_sse = create_sse_app(mcp, message_path="/messages/", sse_path="/", **guard)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        link.start()
+        if not await link.wait_connected(GUARDIAN_WAIT_S):
+            logger.warning("guardian not answering yet (%s); serving anyway", link.last_error)
+        async with mcp_http.lifespan(app):
+            yield
+        await link.close()
+
+    routes = [
+        Route("/", status_page, methods=["GET"]),
+        Route("/healthz", healthz, methods=["GET"]),
+        Mount("/mcp", app=mcp_http),
+        Mount("/sse", app=mcp_sse),
+    ]
+    middleware = [Middleware(MountRootSlash, paths=("/mcp", "/sse"))]
+    app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
+    app.state.link = link
+    app.state.tools = tools
+    app.state.hub_name = hub.name
+    return app

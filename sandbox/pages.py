@@ -1,0 +1,69 @@
+"""`GET /` (a small status page) and `GET /healthz` (for load balancers and Docker)."""
+
+from __future__ import annotations
+
+import html
+import time
+
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+
+from protocol import __version__
+from protocol.errors import RPCError
+from sandbox.guardian_link import GuardianLink
+from sandbox.mcp_tools import SealGateTools
+
+STARTED = time.monotonic()
+
+
+async def healthz(request: Request) -> Response:
+    link: GuardianLink = request.app.state.link
+    try:
+        guardian = await link.health(timeout=2.0)
+    except RPCError as exc:
+        return JSONResponse(
+            {"status": "unavailable", "version": __version__, "guardian": exc.message},
+            status_code=503,
+        )
+    return JSONResponse(
+        {"status": "ok", "version": __version__, "guardian_uptime_s": guardian["uptime_s"]}
+    )
+
+
+def _items(names: list[str] | tuple[str, ...]) -> str:
+    if not names:
+        return "<li><em>none</em></li>"
+    return "".join(f"<li>{html.escape(name)}</li>" for name in names)
+
+
+async def status_page(request: Request) -> Response:
+    link: GuardianLink = request.app.state.link
+    tools: SealGateTools = request.app.state.tools
+    hub_name: str = request.app.state.hub_name
+    active = link.active
+    uptime = int(time.monotonic() - STARTED)
+    link_text = "connected" if link.connected else f"down ({link.last_error})"
+    no_keys = ""
+    if not active.llm_providers and not active.search_providers:
+        no_keys = (
+            "<p class=warn>No provider key is configured: only the built-in tools are served."
+            " Add keys to the guardian's env file and reload.</p>"
+        )
+    body = f"""<!doctype html>
+<html lang=en><head><meta charset=utf-8><title>{html.escape(hub_name)}</title>
+<style>body{{font:15px system-ui,sans-serif;margin:2rem;max-width:50rem;color:#222}}
+h1{{margin-bottom:.2rem}}.warn{{background:#fff3cd;padding:.5rem}}td{{padding:.2rem 1rem .2rem 0}}</style>
+</head><body>
+<h1>{html.escape(hub_name)}</h1>
+<p>SealGate {html.escape(__version__)} &middot; up {uptime} s</p>
+<table>
+<tr><td>Guardian link</td><td id=guardian-link>{html.escape(link_text)}</td></tr>
+<tr><td>MCP (Streamable HTTP)</td><td><code>/mcp</code></td></tr>
+<tr><td>MCP (legacy SSE)</td><td><code>/sse</code></td></tr>
+</table>
+{no_keys}
+<h2>LLM providers</h2><ul id=llm-providers>{_items(active.llm_providers)}</ul>
+<h2>Search providers</h2><ul id=search-providers>{_items(active.search_providers)}</ul>
+<h2>Tools</h2><ul id=tools>{_items(sorted(tools.registered))}</ul>
+</body></html>"""
+    return HTMLResponse(body)
