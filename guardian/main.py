@@ -51,8 +51,11 @@ def read_config(path: Path) -> PyfunConfig:
 
 
 def build_snapshot(config: PyfunConfig, environ: Mapping[str, str]) -> Snapshot:
-    wanted = {key for p in (*config.llm_providers.values(), *config.search_providers.values())
-              for key in p.env_keys}
+    wanted = {
+        key
+        for p in (*config.llm_providers.values(), *config.search_providers.values())
+        for key in p.env_keys
+    }
     credentials = environ.get("CREDENTIALS_DIRECTORY")
     secrets = load_secrets(
         wanted=wanted,
@@ -69,7 +72,9 @@ class Guardian:
     def __init__(self, environ: Mapping[str, str]) -> None:
         self.environ = environ
         self.config_path = Path(environ.get("HUB_CONFIG", ".pyfun")).resolve()
-        self.layout = RuntimeLayout(Path(environ.get("HUB_RUNTIME_DIR", DEFAULT_RUNTIME_DIR)).resolve())
+        self.layout = RuntimeLayout(
+            Path(environ.get("HUB_RUNTIME_DIR", DEFAULT_RUNTIME_DIR)).resolve()
+        )
         self._stop = asyncio.Event()
         self._reload_requested = asyncio.Event()
 
@@ -109,8 +114,10 @@ class Guardian:
         self._install_signals()
         logger.info(
             "guardian %s ready: llm providers [%s], search providers [%s], sandbox uid %d",
-            __version__, ", ".join(snapshot.llm_providers) or "none",
-            ", ".join(snapshot.search_providers) or "none", sandbox_uid,
+            __version__,
+            ", ".join(snapshot.llm_providers) or "none",
+            ", ".join(snapshot.search_providers) or "none",
+            sandbox_uid,
         )
         while not self._stop.is_set():
             reload_wait = asyncio.create_task(self._reload_requested.wait())
@@ -139,9 +146,11 @@ class Guardian:
         logger.info("configuration reloaded (sha256 %s)", config.sha256[:12])
         server.broadcast(
             "config.changed",
-            {"tools": list(snapshot.tools),
-             "llm_providers": list(snapshot.llm_providers),
-             "search_providers": list(snapshot.search_providers)},
+            {
+                "tools": list(snapshot.tools),
+                "llm_providers": list(snapshot.llm_providers),
+                "search_providers": list(snapshot.search_providers),
+            },
         )
 
     def _install_signals(self) -> None:

@@ -113,7 +113,9 @@ class GuardianServer:
         if uid not in self.allowed_uids(surface):
             security_log.warning(
                 "refused a %s connection from uid %d (pid %d): not an allowed uid",
-                surface.value, uid, pid,
+                surface.value,
+                uid,
+                pid,
             )
             channel.close()
             return
@@ -171,7 +173,9 @@ class GuardianServer:
                 return
             except Exception:
                 logger.exception("handler %s failed", method)
-                self._answer(conn, request.msgid, Internal("the guardian hit an internal error"), None)
+                self._answer(
+                    conn, request.msgid, Internal("the guardian hit an internal error"), None
+                )
                 return
             self._answer(conn, request.msgid, None, result)
             if method == "hello":

@@ -177,7 +177,9 @@ class MemoryChannel:
         self._closed = False
 
     @classmethod
-    def pair(cls, max_frame_size: int = DEFAULT_MAX_FRAME_SIZE) -> tuple[MemoryChannel, MemoryChannel]:
+    def pair(
+        cls, max_frame_size: int = DEFAULT_MAX_FRAME_SIZE
+    ) -> tuple[MemoryChannel, MemoryChannel]:
         left, right = cls(max_frame_size), cls(max_frame_size)
         left._peer, right._peer = right, left
         return left, right

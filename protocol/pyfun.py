@@ -52,9 +52,7 @@ KNOWN_BASE_URLS = {
     "tavily": "https://api.tavily.com/search",
 }
 
-GROUPS = frozenset(
-    {"PROVIDERS", "LLM_PROVIDERS", "SEARCH_PROVIDERS", "MODELS", "TOOLS", "ROLES"}
-)
+GROUPS = frozenset({"PROVIDERS", "LLM_PROVIDERS", "SEARCH_PROVIDERS", "MODELS", "TOOLS", "ROLES"})
 PLAIN_SECTIONS = frozenset({"HUB", "HUB_LIMITS", "DB_SYNC", "DB_QUERY"})
 BLOCK_KINDS = frozenset({"LLM_PROVIDER", "SEARCH_PROVIDER", "MODEL", "TOOL", "ROLE"})
 
@@ -227,7 +225,9 @@ def _read_sections(text: str, source: str) -> tuple[list[_Section], list[str]]:
                     expected = current.kind + (f".{current.name}" if current.name else "")
                     if closing != expected:
                         raise PyfunError(
-                            source, number, f"[{title}] found while [{expected}] is open"
+                            source,
+                            number,
+                            f"[{title}] found while [{expected}] is open"
                             f" (opened at line {current.line}); close it with [{expected}_END]",
                         )
                     current = None
@@ -236,7 +236,9 @@ def _read_sections(text: str, source: str) -> tuple[list[_Section], list[str]]:
                 elif open_groups:
                     name, opened = open_groups[-1]
                     raise PyfunError(
-                        source, number, f"[{title}] found while [{name}] is open"
+                        source,
+                        number,
+                        f"[{title}] found while [{name}] is open"
                         f" (opened at line {opened}); close it with [{name}_END]",
                     )
                 else:
@@ -245,7 +247,9 @@ def _read_sections(text: str, source: str) -> tuple[list[_Section], list[str]]:
             if current is not None:
                 expected = current.kind + (f".{current.name}" if current.name else "")
                 raise PyfunError(
-                    source, number, f"[{title}] starts inside [{expected}] (opened at line"
+                    source,
+                    number,
+                    f"[{title}] starts inside [{expected}] (opened at line"
                     f" {current.line}); close it first with [{expected}_END]",
                 )
             kind, _, name = title.partition(".")
@@ -257,17 +261,24 @@ def _read_sections(text: str, source: str) -> tuple[list[_Section], list[str]]:
             if kind in BLOCK_KINDS:
                 if not name or not _BLOCK_NAME.match(name):
                     raise PyfunError(
-                        source, number, f"[{title}] needs a name: [{kind}.name], where a name"
+                        source,
+                        number,
+                        f"[{title}] needs a name: [{kind}.name], where a name"
                         " holds letters, digits and . _ - / :",
                     )
             elif name:
-                raise PyfunError(source, number, f"[{title}]: only {', '.join(sorted(BLOCK_KINDS))}"
-                                 " blocks take a name")
+                raise PyfunError(
+                    source,
+                    number,
+                    f"[{title}]: only {', '.join(sorted(BLOCK_KINDS))} blocks take a name",
+                )
             elif kind not in PLAIN_SECTIONS:
                 warnings.append(f"{source}:{number}: unknown section [{title}] ignored")
             if (kind, name) in seen:
                 raise PyfunError(
-                    source, number, f"duplicate section [{title}] (first at line {seen[kind, name]})"
+                    source,
+                    number,
+                    f"duplicate section [{title}] (first at line {seen[kind, name]})",
                 )
             seen[kind, name] = number
             current = _Section(kind=kind, name=name, line=number)
@@ -298,7 +309,9 @@ def _read_sections(text: str, source: str) -> tuple[list[_Section], list[str]]:
 
     if current is not None:
         expected = current.kind + (f".{current.name}" if current.name else "")
-        raise PyfunError(source, current.line, f"[{expected}] is never closed with [{expected}_END]")
+        raise PyfunError(
+            source, current.line, f"[{expected}] is never closed with [{expected}_END]"
+        )
     if open_groups:
         name, opened = open_groups[-1]
         raise PyfunError(source, opened, f"[{name}] is never closed with [{name}_END]")
@@ -354,9 +367,11 @@ class _Reader:
             return True
         if text in ("false", "no", "0", "off"):
             return False
-        raise PyfunError(self.source, value.line, f"{key} must be \"true\" or \"false\"")
+        raise PyfunError(self.source, value.line, f'{key} must be "true" or "false"')
 
-    def integer(self, key: str, default: int | None, *, low: int = 0, high: int = 2**53) -> int | None:
+    def integer(
+        self, key: str, default: int | None, *, low: int = 0, high: int = 2**53
+    ) -> int | None:
         value = self._get(key)
         if value is None:
             return default
@@ -368,7 +383,9 @@ class _Reader:
             raise PyfunError(self.source, value.line, f"{key} must be between {low} and {high}")
         return number
 
-    def number(self, key: str, default: float | None, *, low: float = 0.0, high: float = 1e12) -> float | None:
+    def number(
+        self, key: str, default: float | None, *, low: float = 0.0, high: float = 1e12
+    ) -> float | None:
         value = self._get(key)
         if value is None:
             return default
@@ -435,7 +452,12 @@ def _headers(reader: _Reader) -> tuple[tuple[str, str], ...]:
             name = reader.string(key)
             # header_http_referer = "..." -> HTTP-Referer
             header = "-".join(part.capitalize() for part in key[len("header_") :].split("_"))
-            if header.lower() in ("authorization", "x-api-key", "x-goog-api-key", "x-subscription-token"):
+            if header.lower() in (
+                "authorization",
+                "x-api-key",
+                "x-goog-api-key",
+                "x-subscription-token",
+            ):
                 raise reader.error(key, f"{header} is set by the guardian from env_key")
             if "\n" in name or "\r" in name:
                 raise reader.error(key, "header values must be one line")
@@ -446,7 +468,9 @@ def _headers(reader: _Reader) -> tuple[tuple[str, str], ...]:
 def _provider(reader: _Reader, kind: str) -> ProviderConfig:
     name = reader.section.name
     if kind == "llm":
-        inferred = {"anthropic": "anthropic", "gemini": "gemini", "google": "gemini"}.get(name, "openai")
+        inferred = {"anthropic": "anthropic", "gemini": "gemini", "google": "gemini"}.get(
+            name, "openai"
+        )
         api = reader.choice("api", API_KINDS, inferred)
     else:
         api = reader.choice("api", SEARCH_KINDS, name if name in SEARCH_KINDS else "")
@@ -477,7 +501,8 @@ def _provider(reader: _Reader, kind: str) -> ProviderConfig:
         default_model=reader.string("default_model"),
         models=reader.names("models"),
         fallback_to=reader.string("fallback_to"),
-        timeout_sec=reader.number("timeout_sec", DEFAULT_TIMEOUT_SEC, low=0.1, high=3600) or DEFAULT_TIMEOUT_SEC,
+        timeout_sec=reader.number("timeout_sec", DEFAULT_TIMEOUT_SEC, low=0.1, high=3600)
+        or DEFAULT_TIMEOUT_SEC,
         allow_insecure=allow_insecure,
         headers=_headers(reader),
         line=reader.section.line,
@@ -504,7 +529,8 @@ def _tool(reader: _Reader) -> ToolConfig:
         description=reader.string("description"),
         default_provider=reader.string("default_provider"),
         system_prompt=reader.raw("system_prompt"),
-        timeout_sec=reader.number("timeout_sec", DEFAULT_TIMEOUT_SEC, low=0.1, high=3600) or DEFAULT_TIMEOUT_SEC,
+        timeout_sec=reader.number("timeout_sec", DEFAULT_TIMEOUT_SEC, low=0.1, high=3600)
+        or DEFAULT_TIMEOUT_SEC,
         max_tokens=reader.integer("max_tokens", None, low=1, high=10_000_000),
         temperature=reader.number("temperature", None, low=0.0, high=2.0),
         active=reader.boolean("active", True),
@@ -538,7 +564,8 @@ def _hub(reader: _Reader) -> HubConfig:
         cors_origins=reader.names("cors_origins"),
         max_frame_size=reader.integer(
             "max_frame_size", DEFAULT_MAX_FRAME_SIZE, low=4096, high=256 * 1024 * 1024
-        ) or DEFAULT_MAX_FRAME_SIZE,
+        )
+        or DEFAULT_MAX_FRAME_SIZE,
         master_key_file=reader.string("master_key_file"),
     )
 
@@ -557,7 +584,8 @@ def _check_fallbacks(providers: Mapping[str, ProviderConfig], source: str) -> No
     for provider in providers.values():
         if provider.fallback_to and provider.fallback_to not in providers:
             raise PyfunError(
-                source, provider.line,
+                source,
+                provider.line,
                 f"{provider.name}: fallback_to names {provider.fallback_to!r}, which is not a"
                 f" {provider.kind} provider here",
             )

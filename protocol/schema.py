@@ -76,6 +76,14 @@ def _as_tuple(expected: type | tuple[type, ...]) -> tuple[type, ...]:
 
 
 def _type_names(expected: type | tuple[type, ...]) -> str:
-    names = {int: "an integer", float: "a number", str: "a string", bool: "a boolean",
-             list: "a list", dict: "a map", bytes: "bytes", type(None): "nil"}
+    names = {
+        int: "an integer",
+        float: "a number",
+        str: "a string",
+        bool: "a boolean",
+        list: "a list",
+        dict: "a map",
+        bytes: "bytes",
+        type(None): "nil",
+    }
     return " or ".join(names.get(t, t.__name__) for t in _as_tuple(expected))

@@ -1,1 +1,1 @@
-"""The sandbox: SealGate's internet-facing process. It holds no secret and imports no guardian code."""
+"""The sandbox: the internet-facing process. It holds no secret and imports no guardian code."""

@@ -52,7 +52,8 @@ async def status_page(request: Request) -> Response:
     body = f"""<!doctype html>
 <html lang=en><head><meta charset=utf-8><title>{html.escape(hub_name)}</title>
 <style>body{{font:15px system-ui,sans-serif;margin:2rem;max-width:50rem;color:#222}}
-h1{{margin-bottom:.2rem}}.warn{{background:#fff3cd;padding:.5rem}}td{{padding:.2rem 1rem .2rem 0}}</style>
+h1{{margin-bottom:.2rem}}.warn{{background:#fff3cd;padding:.5rem}}
+td{{padding:.2rem 1rem .2rem 0}}</style>
 </head><body>
 <h1>{html.escape(hub_name)}</h1>
 <p>SealGate {html.escape(__version__)} &middot; up {uptime} s</p>

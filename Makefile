@@ -1,0 +1,53 @@
+# SealGate: `make run` and `make test` set up everything they need on a fresh machine.
+
+# A system Python is preferred for the venv: run as root, the supervisor drops to two service
+# users, who must be able to run the interpreter (a pyenv build under /root is 0700).
+PYTHON ?= $(shell for p in /usr/bin/python3 /usr/local/bin/python3 python3; do \
+	$$p -c 'import sys, venv, ensurepip; sys.exit(sys.version_info < (3, 11))' >/dev/null 2>&1 \
+	&& echo $$p && break; done)
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip --disable-pip-version-check
+
+.PHONY: run test lint format bench lock clean
+
+$(PY):
+	@test -n "$(PYTHON)" || { echo "make: no Python >= 3.11 with venv found; install python3-venv" >&2; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+
+# Dependencies are installed from the lock files with every hash required.
+$(VENV)/.runtime: requirements.lock | $(PY)
+	$(PIP) install --quiet --require-hashes --no-deps -r requirements.lock
+	@touch $@
+
+$(VENV)/.dev: requirements-dev.lock | $(PY)
+	$(PIP) install --quiet --require-hashes --no-deps -r requirements-dev.lock
+	@touch $@ $(VENV)/.runtime
+
+run: $(VENV)/.runtime
+	$(PY) supervisor.py
+
+test: $(VENV)/.dev
+	bash tests/setup_machine.sh
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m pytest
+
+lint: $(VENV)/.dev
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+format: $(VENV)/.dev
+	$(PY) -m ruff format .
+	$(PY) -m ruff check --fix .
+
+bench: $(VENV)/.dev
+	$(PY) bench/rpc.py
+
+# Re-pin after editing pyproject.toml (needs uv: `pip install uv`).
+lock:
+	uv pip compile pyproject.toml --generate-hashes --python-version 3.11 -o requirements.lock
+	uv pip compile pyproject.toml --extra dev --generate-hashes --python-version 3.11 -o requirements-dev.lock
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .ruff_cache .hypothesis

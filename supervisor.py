@@ -1,0 +1,565 @@
+"""SealGate's supervisor: starts the guardian, then the sandbox, and keeps both running.
+
+    python supervisor.py          (what `make run` and the Docker entrypoint do)
+
+It reads HUB_CONFIG (default ./.pyfun), HUB_ENV_FILE (./.env), HUB_RUNTIME_DIR (./var),
+HUB_HOST/HUB_PORT, HUB_SINGLE_UID, HUB_GUARDIAN_USER (hub-guardian) and HUB_SANDBOX_USER
+(hub-sandbox), so several instances can run side by side from any working directory.
+
+Like gunicorn's arbiter, signal handlers only queue the signal; the main loop drains the
+queue and acts. SIGTERM and SIGINT stop both children (SIGTERM, a grace period, SIGKILL) and
+exit 0; SIGHUP re-checks secret file permissions and is forwarded to the guardian, which
+reloads. A child that dies is restarted with exponential backoff; the backoff resets after a
+healthy run and gives up after `MAX_FAILED_STARTS`. A child exiting with EX_CONFIG (78)
+cannot boot with this configuration, so the supervisor stops instead of crash-looping.
+
+Run as root, the guardian and the sandbox run as two unprivileged users (created with
+`useradd --system` if missing); the sandbox gets an environment built from an explicit list
+of names and cannot read the guardian's files.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import enum
+import grp
+import logging
+import os
+import pwd
+import select
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from protocol import PROTOCOL_VERSION, __version__
+from protocol.errors import ProtocolError
+from protocol.framing import FrameDecoder, encode
+from protocol.pyfun import PyfunError, parse, with_env_overrides
+from protocol.runtime import DEFAULT_RUNTIME_DIR, RuntimeLayout
+from sandbox.settings import ALLOWED_ENV
+
+EX_OK = 0
+EX_FAILED = 1
+EX_USAGE = 2
+EX_CONFIG = 78  # sysexits.h: "cannot boot with this configuration"
+
+PROJECT_ROOT = Path(__file__).resolve().parent
+GUARDIAN_HELLO_TIMEOUT_S = 30.0
+STOP_GRACE_S = 8.0
+BACKOFF_INITIAL_S = 0.1
+BACKOFF_MAX_S = 10.0
+HEALTHY_RUN_S = 10.0
+MAX_FAILED_STARTS = 8
+PR_SET_PDEATHSIG = 1
+
+logger = logging.getLogger("sealgate.supervisor")
+
+
+class Refusal(Exception):
+    """The supervisor will not start as things are; the message says what to change."""
+
+
+class State(enum.Enum):
+    STOPPED = "stopped"  # not started yet, or stopped on purpose
+    RUNNING = "running"  # a process is alive
+    BACKOFF = "backoff"  # died; waiting before the next start
+    FATAL = "fatal"  # cannot boot or failed too often; the supervisor stops
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    name: str
+    uid: int
+    gid: int
+
+    @classmethod
+    def current(cls) -> Identity:
+        uid = os.getuid()
+        try:
+            name = pwd.getpwuid(uid).pw_name
+        except KeyError:
+            name = str(uid)
+        return cls(name, uid, os.getgid())
+
+
+@dataclass(slots=True)
+class Child:
+    name: str
+    argv: list[str]
+    env: dict[str, str]
+    identity: Identity
+    drop_privileges: bool
+    process: subprocess.Popen[bytes] | None = None
+    state: State = State.STOPPED
+    failed_starts: int = 0
+    started_at: float = 0.0
+    restart_at: float = 0.0
+    history: list[int] = field(default_factory=list)
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process else None
+
+
+# -- users and permissions ---------------------------------------------------------------
+
+
+def ensure_user(name: str) -> Identity:
+    """Return the system user `name`, creating it (no login shell, no home) if missing."""
+    try:
+        entry = pwd.getpwnam(name)
+    except KeyError:
+        logger.info("creating system user %s", name)
+        subprocess.run(
+            [
+                "useradd",
+                "--system",
+                "--no-create-home",
+                "--home-dir",
+                "/nonexistent",
+                "--shell",
+                "/usr/sbin/nologin",
+                "--user-group",
+                name,
+            ],
+            check=True,
+            capture_output=True,
+        )
+        entry = pwd.getpwnam(name)
+    return Identity(name, entry.pw_uid, entry.pw_gid)
+
+
+def _groups_of(identity: Identity) -> set[int]:
+    groups = {identity.gid}
+    groups.update(g.gr_gid for g in grp.getgrall() if identity.name in g.gr_mem)
+    return groups
+
+
+def may_access(path: Path, identity: Identity, want: int) -> bool:
+    """Whether `identity` (with no supplementary groups but its own) may `want` `path`.
+
+    `want` is a mode bit triple like 0o4 (read). Every parent directory needs search (x).
+    """
+    if identity.uid == 0:
+        return True
+    groups = _groups_of(identity)
+
+    def allowed(st: os.stat_result, bits: int) -> bool:
+        if st.st_uid == identity.uid:
+            return bool(st.st_mode & (bits << 6))
+        if st.st_gid in groups:
+            return bool(st.st_mode & (bits << 3))
+        return bool(st.st_mode & bits)
+
+    path = path.resolve()
+    try:
+        for parent in reversed(path.parents):
+            if not allowed(parent.stat(), 0o1):
+                return False
+        return allowed(path.stat(), want)
+    except OSError:
+        return False
+
+
+def check_code_readable(identity: Identity, python: str) -> None:
+    """Prove that `identity` can run our interpreter and import our code."""
+    probe = subprocess.run(
+        [python, "-c", "import msgpack, protocol.pyfun"],
+        user=identity.uid,
+        group=identity.gid,
+        extra_groups=[],
+        env={"PYTHONPATH": str(PROJECT_ROOT), "PATH": "/usr/bin:/bin"},
+        cwd="/",
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    if probe.returncode != 0:
+        raise Refusal(
+            f"user {identity.name} cannot run {python} or read the code in {PROJECT_ROOT}"
+            " (is the checkout or its .venv under a 0700 home such as /root?). Put the"
+            " checkout and its virtualenv where both service users can read them, e.g."
+            " /opt/sealgate with `chmod -R o+rX /opt/sealgate`, and build the venv from a"
+            " system Python (/usr/bin/python3), or set HUB_SINGLE_UID=1 for development only."
+        )
+
+
+def check_secret_files(paths: list[Path], guardian: Identity, sandbox: Identity) -> None:
+    """Secret files must be readable by the guardian's user and not by the sandbox's."""
+    for path in paths:
+        if not path.exists():
+            continue
+        if guardian.uid != sandbox.uid and may_access(path, sandbox, 0o4):
+            raise Refusal(
+                f"{path} is readable by the sandbox user {sandbox.name}; secrets must not be."
+                f" Run: chown {guardian.name}:{guardian.name} {path} && chmod 0600 {path}"
+            )
+        if not may_access(path, guardian, 0o4):
+            raise Refusal(
+                f"{path} is not readable by the guardian user {guardian.name}."
+                f" Run: chown {guardian.name}:{guardian.name} {path} && chmod 0600 {path}"
+            )
+
+
+def prepare_runtime(layout: RuntimeLayout, guardian: Identity, sandbox: Identity) -> None:
+    """Create the runtime directories with the owners and modes ARCHITECTURE.md fixes."""
+    layout.root.mkdir(mode=0o755, parents=True, exist_ok=True)
+    plan = [
+        (layout.guardian_dir, guardian.uid, guardian.gid, 0o700),
+        (layout.sandbox_dir, sandbox.uid, sandbox.gid, 0o700),
+        # setgid, so guardian.sock created inside belongs to the sandbox's group
+        (layout.run_dir, guardian.uid, sandbox.gid, 0o2750),
+    ]
+    for directory, uid, gid, mode in plan:
+        directory.mkdir(exist_ok=True)
+        if os.geteuid() == 0:
+            os.chown(directory, uid, gid)
+        os.chmod(directory, mode)
+    if os.geteuid() == 0:
+        for path in layout.guardian_dir.iterdir():
+            os.chown(path, guardian.uid, guardian.gid, follow_symlinks=False)
+
+
+# -- talking to the guardian ---------------------------------------------------------------
+
+
+def guardian_answers(path: Path, timeout: float = 2.0) -> bool:
+    """True when the admin socket answers `hello`."""
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(timeout)
+            sock.connect(str(path))
+            sock.sendall(
+                encode(
+                    [0, 1, "hello", {"protocol_version": PROTOCOL_VERSION, "client": "supervisor"}]
+                )
+            )
+            decoder = FrameDecoder()
+            while True:
+                data = sock.recv(65536)
+                if not data:
+                    return False
+                for message in decoder.feed(data):
+                    return isinstance(message, list) and message[:3] == [1, 1, None]
+    except (OSError, ProtocolError):
+        return False
+
+
+# -- the supervisor ------------------------------------------------------------------------
+
+
+def _set_parent_death_signal() -> None:
+    """Runs in the child before exec: die with the supervisor rather than linger."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+
+
+class Supervisor:
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self.environ = dict(environ)
+        self.config_path = Path(environ.get("HUB_CONFIG", ".pyfun")).resolve()
+        self.env_file = Path(environ.get("HUB_ENV_FILE", ".env")).resolve()
+        self.layout = RuntimeLayout(
+            Path(environ.get("HUB_RUNTIME_DIR", DEFAULT_RUNTIME_DIR)).resolve()
+        )
+        self.signals: list[int] = []
+        self.children: list[Child] = []
+        self.guardian_id = Identity.current()
+        self.sandbox_id = Identity.current()
+        self.exit_code = EX_OK
+
+    # set-up -------------------------------------------------------------------------------
+    def check_config(self) -> None:
+        try:
+            text = self.config_path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise PyfunError(str(self.config_path), 0, "configuration file not found") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise PyfunError(str(self.config_path), 0, f"cannot read it: {exc}") from None
+        config = with_env_overrides(parse(text, str(self.config_path)), self.environ)
+        for warning in config.warnings:
+            logger.warning("%s", warning)
+
+    def choose_identities(self) -> None:
+        single = self.environ.get("HUB_SINGLE_UID", "").strip().lower() in ("1", "true", "yes")
+        if os.geteuid() != 0:
+            logger.warning(
+                "running as %s (not root): the guardian and the sandbox share uid %d, so the"
+                " sandbox is not isolated from the guardian's files; run as root (or with"
+                " systemd units) for two-uid isolation",
+                self.guardian_id.name,
+                self.guardian_id.uid,
+            )
+            return
+        if single:
+            logger.warning(
+                "HUB_SINGLE_UID=1: the guardian and the sandbox both run as root; this is for"
+                " development only"
+            )
+            return
+        self.guardian_id = ensure_user(self.environ.get("HUB_GUARDIAN_USER", "hub-guardian"))
+        self.sandbox_id = ensure_user(self.environ.get("HUB_SANDBOX_USER", "hub-sandbox"))
+        if self.guardian_id.uid == self.sandbox_id.uid:
+            raise Refusal("HUB_GUARDIAN_USER and HUB_SANDBOX_USER name the same user")
+        for identity in (self.guardian_id, self.sandbox_id):
+            check_code_readable(identity, sys.executable)
+        if not may_access(self.config_path, self.sandbox_id, 0o4) or not may_access(
+            self.config_path, self.guardian_id, 0o4
+        ):
+            raise Refusal(
+                f"{self.config_path} must be readable by both {self.guardian_id.name} and"
+                f" {self.sandbox_id.name} (it holds no secret): chmod 0644 {self.config_path}"
+            )
+        logger.info(
+            "guardian runs as %s (uid %d), sandbox as %s (uid %d)",
+            self.guardian_id.name,
+            self.guardian_id.uid,
+            self.sandbox_id.name,
+            self.sandbox_id.uid,
+        )
+
+    def secret_paths(self) -> list[Path]:
+        paths = [self.env_file]
+        credentials = self.environ.get("CREDENTIALS_DIRECTORY")
+        if credentials:
+            paths.append(Path(credentials))
+        return paths
+
+    def build_children(self) -> None:
+        two_uids = self.guardian_id.uid != self.sandbox_id.uid
+        common = {
+            "HUB_CONFIG": str(self.config_path),
+            "HUB_RUNTIME_DIR": str(self.layout.root),
+            "PYTHONPATH": str(PROJECT_ROOT),
+        }
+        guardian_env = dict(self.environ)
+        guardian_env.update(common)
+        guardian_env["HUB_ENV_FILE"] = str(self.env_file)
+        guardian_env["HUB_SANDBOX_UID"] = str(self.sandbox_id.uid)
+        # The sandbox's environment: an explicit list of names, never a prefix.
+        sandbox_env = {name: self.environ[name] for name in ALLOWED_ENV if name in self.environ}
+        sandbox_env.pop("LISTEN_FDS", None)
+        sandbox_env.pop("LISTEN_PID", None)
+        sandbox_env.update(common)
+        sandbox_env["HOME"] = str(self.layout.sandbox_dir)
+        sandbox_env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
+        self.children = [
+            Child(
+                "guardian",
+                [sys.executable, "-m", "guardian"],
+                guardian_env,
+                self.guardian_id,
+                two_uids,
+            ),
+            Child(
+                "sandbox", [sys.executable, "-m", "sandbox"], sandbox_env, self.sandbox_id, two_uids
+            ),
+        ]
+
+    # process control ----------------------------------------------------------------------
+    def spawn(self, child: Child) -> None:
+        kwargs: dict[str, object] = {}
+        if child.drop_privileges:
+            kwargs = {"user": child.identity.uid, "group": child.identity.gid, "extra_groups": []}
+        child.process = subprocess.Popen(
+            child.argv,
+            env=child.env,
+            cwd="/",
+            umask=0o077,
+            preexec_fn=_set_parent_death_signal,
+            **kwargs,  # type: ignore[arg-type]
+        )
+        child.state = State.RUNNING
+        child.started_at = time.monotonic()
+        logger.info(
+            "%s started (pid %d, uid %d)", child.name, child.process.pid, child.identity.uid
+        )
+
+    def wait_for_guardian(self, guardian: Child) -> bool:
+        deadline = time.monotonic() + GUARDIAN_HELLO_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if guardian.process is None or guardian.process.poll() is not None:
+                return False
+            if guardian_answers(self.layout.admin_socket):
+                logger.info("guardian answers hello on %s", self.layout.admin_socket)
+                return True
+            if self._wait_signal(0.05):
+                return False
+        logger.error("guardian did not answer hello within %.0f s", GUARDIAN_HELLO_TIMEOUT_S)
+        return False
+
+    def reap(self, child: Child) -> None:
+        """Notice a dead child and schedule its restart, or give up."""
+        process = child.process
+        if child.state is not State.RUNNING or process is None:
+            return
+        status = process.poll()
+        if status is None:
+            return
+        ran = time.monotonic() - child.started_at
+        child.process = None
+        if status == EX_CONFIG:
+            logger.error("%s cannot boot with this configuration (exit %d)", child.name, status)
+            child.state = State.FATAL
+            return
+        if ran >= HEALTHY_RUN_S:
+            child.failed_starts = 0
+        child.failed_starts += 1
+        if child.failed_starts > MAX_FAILED_STARTS:
+            logger.error("%s failed %d times in a row; giving up", child.name, MAX_FAILED_STARTS)
+            child.state = State.FATAL
+            return
+        delay = min(BACKOFF_INITIAL_S * 2 ** (child.failed_starts - 1), BACKOFF_MAX_S)
+        how = f"signal {-status}" if status < 0 else f"status {status}"
+        logger.warning(
+            "%s exited with %s after %.1f s; restarting in %.1f s", child.name, how, ran, delay
+        )
+        child.state = State.BACKOFF
+        child.restart_at = time.monotonic() + delay
+
+    def stop_all(self) -> None:
+        alive = [c for c in self.children if c.process is not None and c.process.poll() is None]
+        for child in reversed(alive):  # the sandbox first: it stops taking requests
+            logger.info("stopping %s (pid %d)", child.name, child.pid)
+            child.process.send_signal(signal.SIGTERM)  # type: ignore[union-attr]
+        deadline = time.monotonic() + STOP_GRACE_S
+        for child in alive:
+            process = child.process
+            if process is None:
+                continue
+            try:
+                process.wait(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                logger.warning(
+                    "%s did not stop within %.0f s; killing it", child.name, STOP_GRACE_S
+                )
+                process.kill()
+                process.wait()
+            logger.info("%s stopped (status %s)", child.name, process.returncode)
+            child.state = State.STOPPED
+            child.process = None
+
+    # signals ------------------------------------------------------------------------------
+    def _queue_signal(self, signum: int, frame: object) -> None:
+        self.signals.append(signum)
+
+    def install_signals(self) -> None:
+        self._wakeup_r, wakeup_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        signal.set_wakeup_fd(wakeup_w)
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD):
+            signal.signal(signum, self._queue_signal)
+
+    def _wait_signal(self, timeout: float) -> bool:
+        """Sleep until a signal arrives or `timeout` passes; True if a stop was asked."""
+        readable, _, _ = select.select([self._wakeup_r], [], [], timeout)
+        if readable:
+            try:
+                os.read(self._wakeup_r, 4096)
+            except BlockingIOError:
+                pass
+        return any(s in (signal.SIGTERM, signal.SIGINT) for s in self.signals)
+
+    def handle_signals(self) -> bool:
+        """Act on queued signals; True when the supervisor should stop."""
+        queued, self.signals = self.signals, []
+        stop = False
+        for signum in queued:
+            if signum in (signal.SIGTERM, signal.SIGINT):
+                logger.info("received %s; shutting down", signal.Signals(signum).name)
+                stop = True
+            elif signum == signal.SIGHUP:
+                self.forward_reload()
+        return stop
+
+    def forward_reload(self) -> None:
+        guardian = self.children[0]
+        try:
+            check_secret_files(self.secret_paths(), self.guardian_id, self.sandbox_id)
+        except Refusal as exc:
+            logger.error("SIGHUP: reload refused: %s", exc)
+            return
+        if guardian.process is not None and guardian.process.poll() is None:
+            logger.info("SIGHUP: asking the guardian to reload")
+            guardian.process.send_signal(signal.SIGHUP)
+
+    # main ---------------------------------------------------------------------------------
+    def run(self) -> int:
+        try:
+            self.check_config()
+        except PyfunError as exc:
+            logger.error("cannot start: %s", exc)
+            return EX_CONFIG
+        try:
+            self.choose_identities()
+            check_secret_files(self.secret_paths(), self.guardian_id, self.sandbox_id)
+            prepare_runtime(self.layout, self.guardian_id, self.sandbox_id)
+        except Refusal as exc:
+            logger.error("refusing to start: %s", exc)
+            return EX_CONFIG
+        except (OSError, subprocess.SubprocessError) as exc:
+            logger.error("cannot prepare the runtime directory %s: %s", self.layout.root, exc)
+            return EX_FAILED
+        self.install_signals()
+        self.build_children()
+        guardian, sandbox = self.children
+        logger.info(
+            "SealGate %s starting (config %s, runtime %s)",
+            __version__,
+            self.config_path,
+            self.layout.root,
+        )
+        self.spawn(guardian)
+        if not self.wait_for_guardian(guardian):
+            self.reap(guardian)
+            code = EX_CONFIG if guardian.state is State.FATAL else EX_FAILED
+            if self.signals:
+                code = EX_OK
+            self.stop_all()
+            return code
+        self.spawn(sandbox)
+        while True:
+            if self.handle_signals():
+                break
+            now = time.monotonic()
+            for child in self.children:
+                self.reap(child)
+                if child.state is State.BACKOFF and now >= child.restart_at:
+                    self.spawn(child)
+            if any(child.state is State.FATAL for child in self.children):
+                self.exit_code = (
+                    EX_CONFIG
+                    if any(
+                        c.state is State.FATAL and c.failed_starts <= MAX_FAILED_STARTS
+                        for c in self.children
+                    )
+                    else EX_FAILED
+                )
+                break
+            self._wait_signal(0.2)
+        self.stop_all()
+        logger.info("supervisor exiting with status %d", self.exit_code)
+        return self.exit_code
+
+
+def main() -> int:
+    logging.basicConfig(
+        format="%(asctime)s supervisor[%(process)d] %(levelname)s: %(message)s",
+        level=logging.INFO,
+        stream=sys.stderr,
+    )
+    if len(sys.argv) > 1:
+        print(
+            "usage: python supervisor.py   (settings come from HUB_* variables; see README.md)",
+            file=sys.stderr,
+        )
+        return EX_USAGE
+    return Supervisor(os.environ).run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,42 @@
+"""Drive the official `mcp` client against a running stack."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx2
+from mcp import Client
+from mcp.client.sse import sse_client
+from mcp.client.streamable_http import streamable_http_client
+
+#: (transport, client mode): the handshake protocol and the stateless revision on /mcp,
+#: and the legacy HTTP+SSE transport on /sse.
+MODES = [("http", "legacy"), ("http", "auto"), ("sse", "legacy")]
+
+
+@contextlib.asynccontextmanager
+async def mcp_session(
+    base_url: str, kind: str = "http", mode: str = "legacy", headers: dict[str, str] | None = None
+) -> AsyncIterator[Client]:
+    if kind == "sse":
+        async with Client(
+            sse_client(f"{base_url}/sse", headers=headers or {}), mode=mode
+        ) as client:  # type: ignore[arg-type]
+            yield client
+        return
+    async with httpx2.AsyncClient(headers=headers or {}, timeout=30) as http:
+        transport = streamable_http_client(f"{base_url}/mcp", http_client=http)
+        async with Client(transport, mode=mode) as client:  # type: ignore[arg-type]
+            yield client
+
+
+async def call_tool(base_url: str, kind: str, mode: str, name: str, args: dict[str, Any]) -> Any:
+    async with mcp_session(base_url, kind, mode) as client:
+        return await client.call_tool(name, args)
+
+
+async def list_tool_names(base_url: str, kind: str, mode: str) -> list[str]:
+    async with mcp_session(base_url, kind, mode) as client:
+        return sorted(tool.name for tool in (await client.list_tools()).tools)

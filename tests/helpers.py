@@ -1,0 +1,228 @@
+"""Real processes for tests: a guardian alone, or the whole stack under the supervisor."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+EXAMPLE_CONFIG = ROOT / ".pyfun"
+FAKE_SECRET = "sk-ant-FAKE-secret-value-0123456789abcdef"
+
+#: The variables a test process passes on to the stack; everything else is left out so a
+#: developer's own keys never reach a test.
+PASS_ENV = ("PATH", "LANG", "LC_ALL", "TZ")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def make_workdir(prefix: str) -> Path:
+    """A temp dir every service user can traverse (pytest's tmp_path is 0700)."""
+    path = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+    path.chmod(0o755)
+    return path
+
+
+def base_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    env = {name: os.environ[name] for name in PASS_ENV if name in os.environ}
+    env.update(extra or {})
+    return env
+
+
+def children_of(pid: int) -> list[int]:
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return []
+    return [int(p) for p in text.split()]
+
+
+def cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+class Stack:
+    """The real supervisor with its guardian and sandbox, in a directory of its own."""
+
+    def __init__(
+        self,
+        *,
+        env: Mapping[str, str] | None = None,
+        config_text: str | None = None,
+        single_uid: bool = False,
+    ) -> None:
+        self.dir = make_workdir("sealgate-stack-")
+        self.port = free_port()
+        self.config = self.dir / ".pyfun"
+        self.config.write_text(
+            config_text if config_text is not None else EXAMPLE_CONFIG.read_text()
+        )
+        self.config.chmod(0o644)
+        self.runtime = self.dir / "var"
+        self.log_path = self.dir / "stack.log"
+        self.env = base_env(
+            {
+                "HUB_CONFIG": str(self.config),
+                "HUB_RUNTIME_DIR": str(self.runtime),
+                "HUB_ENV_FILE": str(self.dir / ".env"),
+                "HUB_PORT": str(self.port),
+                **({"HUB_SINGLE_UID": "1"} if single_uid else {}),
+                **(env or {}),
+            }
+        )
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, wait: bool = True) -> Stack:
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [PYTHON, str(ROOT / "supervisor.py")],
+            env=self.env,
+            cwd=self.dir,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        log.close()
+        if wait:
+            self.wait_healthy()
+        return self
+
+    def wait_healthy(self, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process is not None and self.process.poll() is not None:
+                raise AssertionError(f"supervisor exited early:\n{self.logs()}")
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=1.0).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise AssertionError(f"stack not healthy within {timeout} s:\n{self.logs()}")
+
+    def pid_of(self, name: str) -> int:
+        """The pid of the supervisor's `guardian` or `sandbox` child."""
+        assert self.process is not None
+        for pid in children_of(self.process.pid):
+            if f"-m {name}" in cmdline(pid):
+                return pid
+        raise AssertionError(f"no {name} process under the supervisor")
+
+    def logs(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def stop(self, timeout: float = 12.0) -> int:
+        if self.process is None:
+            return 0
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            code = self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            raise AssertionError(f"supervisor did not stop within {timeout} s") from None
+        return code
+
+    def cleanup(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class GuardianProcess:
+    """A guardian started directly, as the current user, for protocol-level tests."""
+
+    def __init__(self, config_text: str | None = None, env: Mapping[str, str] | None = None):
+        self.dir = make_workdir("sealgate-guardian-")
+        self.runtime = self.dir / "var"
+        for sub in ("guardian", "run", "sandbox"):
+            (self.runtime / sub).mkdir(parents=True, mode=0o700)
+        self.config = self.dir / ".pyfun"
+        self.config.write_text(
+            config_text if config_text is not None else EXAMPLE_CONFIG.read_text()
+        )
+        self.log_path = self.dir / "guardian.log"
+        self.env = base_env(
+            {
+                "HUB_CONFIG": str(self.config),
+                "HUB_RUNTIME_DIR": str(self.runtime),
+                "HUB_ENV_FILE": str(self.dir / ".env"),
+                "PYTHONPATH": str(ROOT),
+                **(env or {}),
+            }
+        )
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def socket_path(self) -> Path:
+        return self.runtime / "run" / "guardian.sock"
+
+    @property
+    def admin_path(self) -> Path:
+        return self.runtime / "guardian" / "admin.sock"
+
+    def start(self) -> GuardianProcess:
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [PYTHON, "-m", "guardian"],
+            env=self.env,
+            cwd=self.dir,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        log.close()
+        deadline = time.monotonic() + 20
+        while not self.socket_path.exists():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"guardian did not start:\n{self.logs()}")
+            time.sleep(0.05)
+        return self
+
+    def logs(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def two_uid_possible() -> str | None:
+    """None when a two-uid stack can run here; otherwise the reason it cannot."""
+    if os.geteuid() != 0:
+        return "not root: two-uid isolation needs root to drop privileges (CI runs as root)"
+    from supervisor import Identity, may_access
+
+    nobody = Identity("nobody", 65534, 65534)
+    for path in (ROOT / "supervisor.py", Path(sys.executable).resolve(), Path(httpx.__file__)):
+        if not may_access(path, nobody, 0o4):
+            return f"{path} is not readable by other users (checkout under a 0700 home?)"
+    return None

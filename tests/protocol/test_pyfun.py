@@ -1,0 +1,118 @@
+from __future__ import annotations
+
+import pytest
+
+from protocol.pyfun import PyfunError, parse, with_env_overrides
+from tests.helpers import EXAMPLE_CONFIG
+
+
+def test_the_example_config_parses_without_warnings() -> None:
+    config = parse(EXAMPLE_CONFIG.read_text(), ".pyfun")
+    assert config.warnings == ()
+    assert config.hub.port == 7860 and config.hub.host == "127.0.0.1"
+    assert list(config.llm_providers) == ["anthropic", "gemini", "openrouter", "huggingface"]
+    assert config.llm_providers["anthropic"].fallback_to == "gemini"
+    assert config.search_providers["brave"].api == "brave"
+    assert "#" in config.tools["code_review"].system_prompt
+
+
+def test_upper_case_hub_keys_mean_the_same_as_lower_case() -> None:
+    text = '[HUB]\nHUB_NAME = "X"\nHUB_PORT = "9000"\nHUB_TRANSPORT = "sse"\n[HUB_END]\n'
+    hub = parse(text).hub
+    assert (hub.name, hub.port, hub.transport) == ("X", 9000, "sse")
+
+
+def test_named_blocks_without_grouping_sections_and_odd_model_ids() -> None:
+    text = """
+[MODEL.meta-llama/llama-3.3-70b:free]
+provider = "openrouter"
+cost_input_per_1m = "0.5"
+[MODEL.meta-llama/llama-3.3-70b:free_END]
+[LLM_PROVIDER.local]
+api = "openai"
+base_url = "http://127.0.0.1:11434/v1"
+allow_insecure = "true"
+requires_key = "false"
+models = "a, b ,c"
+[LLM_PROVIDER.local_END]
+"""
+    config = parse(text)
+    assert config.models["meta-llama/llama-3.3-70b:free"].cost_input_per_1m == 0.5
+    local = config.llm_providers["local"]
+    assert local.models == ("a", "b", "c") and not local.requires_key and local.env_keys == ()
+
+
+def test_comments_outside_quotes_only() -> None:
+    text = '[HUB]\nname = "a # b"  # a comment\n# name = "ignored"\n[HUB_END]  # done\n'
+    assert parse(text).hub.name == "a # b"
+
+
+def test_unknown_sections_and_keys_warn() -> None:
+    text = '[FUTURE]\nx = "1"\n[FUTURE_END]\n[HUB]\nshiny = "yes"\n[HUB_END]\n'
+    warnings = parse(text, "f.pyfun").warnings
+    assert any("f.pyfun:1: unknown section [FUTURE]" in w for w in warnings)
+    assert any("f.pyfun:5: unknown key 'shiny'" in w for w in warnings)
+
+
+def test_env_overrides_host_and_port() -> None:
+    config = with_env_overrides(parse(""), {"HUB_HOST": "0.0.0.0", "HUB_PORT": "8080"})
+    assert (config.hub.host, config.hub.port) == ("0.0.0.0", 8080)
+    with pytest.raises(PyfunError, match="HUB_PORT"):
+        with_env_overrides(parse(""), {"HUB_PORT": "eighty"})
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "fragment"),
+    [
+        ('[HUB]\nname = "x"\n', 1, "never closed"),
+        ("[HUB]\nname = x\n[HUB_END]\n", 2, "values must be quoted"),
+        ('[HUB]\nname = "x\n[HUB_END]\n', 2, "unterminated string"),
+        ("[HUB]\n[HUB_END]\n[HUB]\n[HUB_END]\n", 3, "duplicate section [HUB]"),
+        ('[HUB]\nname = "a"\nname = "b"\n[HUB_END]\n', 3, "duplicate key 'name'"),
+        ("[HUB]\n[TOOLS_END]\n", 2, "while [HUB] is open"),
+        ("[TOOLS]\n[MODELS_END]\n", 2, "while [TOOLS] is open"),
+        ("[HUB_END]\n", 1, "not open"),
+        ("[HUB]\n[MODEL.x]\n", 2, "starts inside [HUB]"),
+        ("[MODEL.]\n", 1, "needs a name"),
+        ('[HUB]\nname = "a" trailing\n[HUB_END]\n', 2, "unexpected text"),
+        ("[HUB]\njust words\n[HUB_END]\n", 2, 'expected key = "value"'),
+        ('[HUB]\nport = "http"\n[HUB_END]\n', 2, "whole number"),
+        ('[HUB]\nport = "70000"\n[HUB_END]\n', 2, "between 0 and 65535"),
+        ('[TOOL.t]\nPROVIDER_TYPE = "llm"\n[TOOL.t_END]\n', 2, "lower-case"),
+        (
+            '[LLM_PROVIDER.x]\nbase_url = "http://example.com/v1"\nenv_key = "K"\n'
+            "[LLM_PROVIDER.x_END]\n",
+            2,
+            "must use https",
+        ),
+        (
+            '[LLM_PROVIDER.x]\nbase_url = "https://example.com/v1"\n[LLM_PROVIDER.x_END]\n',
+            1,
+            "needs env_key",
+        ),
+        (
+            '[LLM_PROVIDER.a]\nenv_key = "K"\nbase_url = "https://a.example/v1"\nfallback_to = "b"\n'
+            '[LLM_PROVIDER.a_END]\n[LLM_PROVIDER.b]\nenv_key = "K"\nbase_url = "https://b.example/v1"'
+            '\nfallback_to = "a"\n[LLM_PROVIDER.b_END]\n',
+            1,
+            "fallback chain loops: a -> b -> a",
+        ),
+        (
+            '[LLM_PROVIDER.a]\nenv_key = "K"\nbase_url = "https://a.example/v1"\nfallback_to = "zz"\n'
+            "[LLM_PROVIDER.a_END]\n",
+            1,
+            "not a llm provider",
+        ),
+        (
+            '[LLM_PROVIDER.a]\nenv_key = "K"\nbase_url = "https://a.example/v1"\n'
+            'header_authorization = "Bearer x"\n[LLM_PROVIDER.a_END]\n',
+            4,
+            "set by the guardian",
+        ),
+    ],
+)
+def test_malformed_input_names_file_and_line(text: str, line: int, fragment: str) -> None:
+    with pytest.raises(PyfunError) as info:
+        parse(text, "bad.pyfun")
+    assert str(info.value).startswith(f"bad.pyfun:{line}: ")
+    assert fragment in str(info.value)

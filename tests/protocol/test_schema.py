@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from protocol.errors import InvalidParams
+from protocol.methods import METHODS, Surface, methods_for
+from protocol.schema import Field, validate
+
+SCHEMA = {
+    "name": Field(type=str, max_len=5),
+    "count": Field(type=int, min=1, max=10, required=False),
+    "mode": Field(type=str, choices=frozenset({"a", "b"}), required=False),
+    "tags": Field(type=list, items=str, required=False, max_len=3),
+}
+
+
+def test_valid_params_pass() -> None:
+    validate(SCHEMA, {"name": "abc", "count": 3, "mode": "a", "tags": ["x"]})
+    validate(SCHEMA, {"name": "abc", "count": None})
+
+
+@pytest.mark.parametrize(
+    ("params", "fragment"),
+    [
+        ({}, "missing parameter 'name'"),
+        ({"name": 1}, "'name' must be a string"),
+        ({"name": "toolong"}, "longer than 5"),
+        ({"name": "a", "count": True}, "'count' must be an integer"),
+        ({"name": "a", "count": 0}, "at least 1"),
+        ({"name": "a", "count": 11}, "at most 10"),
+        ({"name": "a", "mode": "c"}, "one of: a, b"),
+        ({"name": "a", "tags": [1]}, "'tags[0]'"),
+        ({"name": "a", "tags": ["a"] * 4}, "longer than 3"),
+        ({"name": "a", "extra": 1}, "unknown parameter 'extra'"),
+    ],
+)
+def test_invalid_params_name_the_field(params: dict[str, object], fragment: str) -> None:
+    with pytest.raises(InvalidParams, match=re.escape(fragment)):
+        validate(SCHEMA, params)
+
+
+def test_every_method_has_schemas_and_a_surface() -> None:
+    for name, spec in METHODS.items():
+        assert spec.name == name
+        assert spec.surfaces
+        assert isinstance(spec.params, dict) and isinstance(spec.result, dict)
+
+
+def test_sandbox_surface_is_exactly_the_contract_so_far() -> None:
+    # ARCHITECTURE.md section 3 lists the sandbox surface; nothing outside it may appear.
+    contract = {
+        "hello", "health", "llm.complete", "llm.stream", "llm.embed", "search.web",
+        "db.query", "models.info", "auth.login", "auth.verify", "auth.logout",
+    }  # fmt: skip
+    assert set(methods_for(Surface.SANDBOX)) <= contract

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Machine-level test prerequisites that pip cannot install. Idempotent and quiet when all is
+# present; says what it installs. Tests that still cannot run fail or say why in the summary.
+set -euo pipefail
+
+need=()
+command -v useradd >/dev/null || need+=(passwd)
+command -v curl >/dev/null || need+=(curl)
+
+if ((${#need[@]})); then
+    if [[ $(id -u) -ne 0 ]]; then
+        echo "setup_machine: missing ${need[*]}; run as root or install them" >&2
+        exit 1
+    fi
+    echo "setup_machine: installing ${need[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi

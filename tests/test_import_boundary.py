@@ -1,0 +1,43 @@
+"""sandbox never imports guardian, guardian never imports sandbox, protocol imports neither."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import ROOT
+
+FORBIDDEN = {
+    "sandbox": {"guardian", "supervisor"},
+    "guardian": {"sandbox", "supervisor"},
+    "protocol": {"guardian", "sandbox", "supervisor"},
+}
+
+
+def imported_packages(path: Path) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module.split(".")[0])
+        elif isinstance(node, ast.Call) and getattr(node.func, "id", "") == "__import__":
+            names.add("__import__")
+    return names
+
+
+@pytest.mark.parametrize("package", sorted(FORBIDDEN))
+def test_package_imports_stay_inside_the_boundary(package: str) -> None:
+    files = sorted((ROOT / package).rglob("*.py"))
+    assert files
+    for path in files:
+        bad = imported_packages(path) & (FORBIDDEN[package] | {"__import__"})
+        assert not bad, f"{path.relative_to(ROOT)} imports {sorted(bad)}"
+
+
+def test_the_checker_catches_a_violation(tmp_path: Path) -> None:
+    sample = tmp_path / "x.py"
+    sample.write_text("from guardian.secrets import load_secrets\nimport sandbox.app\n")
+    assert {"guardian", "sandbox"} <= imported_packages(sample)
