@@ -20,9 +20,9 @@ import uvloop
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from protocol.channel import SocketChannel, open_unix_channel  # noqa: E402
-from protocol.client import RPCClient  # noqa: E402
-from tests.helpers import GuardianProcess  # noqa: E402
+from protocol.channel import SocketChannel, open_unix_channel
+from protocol.client import RPCClient
+from tests.helpers import GuardianProcess
 
 
 def cpu_model() -> str:

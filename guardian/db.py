@@ -1,7 +1,6 @@
 """The guardian's own database file (SQLite, 0600, WAL).
 
-The walking skeleton only creates it with its schema version, so that its place, mode and
-ownership are real from the first start; users, sessions, tokens, audit and usage move in
+It holds the schema version and the usage ledger; users, sessions, tokens and audit move in
 with the storage layer.
 """
 
@@ -26,6 +25,13 @@ async def ensure_database(path: Path) -> None:
         await db.execute(
             "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL,"
             " applied_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP)"
+        )
+        await db.execute(
+            "CREATE TABLE IF NOT EXISTS usage (id INTEGER PRIMARY KEY, ts TEXT NOT NULL,"
+            " principal TEXT NOT NULL, tool TEXT NOT NULL, provider TEXT NOT NULL,"
+            " model TEXT NOT NULL, input_tokens INTEGER NOT NULL, output_tokens INTEGER NOT NULL,"
+            " cost_usd REAL, latency_ms REAL NOT NULL, outcome TEXT NOT NULL,"
+            " fallback_path TEXT NOT NULL)"
         )
         cursor = await db.execute("SELECT MAX(version) FROM schema_version")
         row = await cursor.fetchone()

@@ -16,7 +16,17 @@ from typing import Any
 
 from guardian import handlers
 from guardian.handlers import CallContext
-from protocol.methods import HEALTH, HELLO, STATUS, MethodSpec, Surface
+from protocol.methods import (
+    HEALTH,
+    HELLO,
+    LLM_COMPLETE,
+    LLM_STREAM,
+    MODELS_INFO,
+    SEARCH_WEB,
+    STATUS,
+    MethodSpec,
+    Surface,
+)
 
 
 class Phase(enum.Enum):
@@ -42,15 +52,25 @@ class Permit:
 _NEW = frozenset({Phase.NEW})
 _READY = frozenset({Phase.READY})
 
+#: Sealed calls, the same on both sockets: operators may test a provider from the CLI.
+_SEALED: Mapping[str, Permit] = {
+    "llm.complete": Permit(spec=LLM_COMPLETE, phases=_READY, task=handlers.llm_complete),
+    "llm.stream": Permit(spec=LLM_STREAM, phases=_READY, task=handlers.llm_stream),
+    "search.web": Permit(spec=SEARCH_WEB, phases=_READY, task=handlers.search_web),
+    "models.info": Permit(spec=MODELS_INFO, phases=_READY, inline=handlers.models_info),
+}
+
 SANDBOX_PERMITS: Mapping[str, Permit] = {
     "hello": Permit(spec=HELLO, phases=_NEW, once=True, inline=handlers.hello),
     "health": Permit(spec=HEALTH, phases=_READY, inline=handlers.health),
+    **_SEALED,
 }
 
 ADMIN_PERMITS: Mapping[str, Permit] = {
     "hello": Permit(spec=HELLO, phases=_NEW, once=True, inline=handlers.hello),
     "health": Permit(spec=HEALTH, phases=_READY, inline=handlers.health),
     "status": Permit(spec=STATUS, phases=_READY, inline=handlers.status),
+    **_SEALED,
 }
 
 PERMITS: Mapping[Surface, Mapping[str, Permit]] = {

@@ -8,23 +8,35 @@ from __future__ import annotations
 
 import os
 import platform
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from guardian.router import Router
 from guardian.state import GuardianState
 from protocol import PROTOCOL_VERSION, __version__
-from protocol.errors import InvalidParams
+from protocol.errors import Internal, InvalidParams
 from protocol.methods import Surface
+
+Emit = Callable[[Any], Awaitable[None]]
 
 
 @dataclass(slots=True)
 class CallContext:
-    """Who is calling: the connection's surface and the peer's kernel-reported identity."""
+    """Who is calling (the connection's surface and the peer's kernel-reported identity) and,
+    for a streaming call, how to send a chunk."""
 
     state: GuardianState
     surface: Surface
     peer_pid: int
     peer_uid: int
+    emit: Emit | None = None
+
+
+def _router(ctx: CallContext) -> Router:
+    if ctx.state.router is None:
+        raise Internal("the guardian is not ready for provider calls")
+    return ctx.state.router
 
 
 def hello(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
@@ -71,3 +83,21 @@ def status(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
         "tools": list(snapshot.tools),
         "database": state.database,
     }
+
+
+async def llm_complete(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
+    return await _router(ctx).complete(params)
+
+
+async def llm_stream(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
+    if ctx.emit is None:
+        raise Internal("llm.stream was dispatched without a stream")
+    return await _router(ctx).complete(params, ctx.emit)
+
+
+async def search_web(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
+    return await _router(ctx).search(params)
+
+
+def models_info(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
+    return _router(ctx).models_info(params)

@@ -26,7 +26,10 @@ from pathlib import Path
 
 from guardian import logs
 from guardian.db import ensure_database
+from guardian.ledger import UsageLedger
+from guardian.outbound import TRANSPORTS, Outbound
 from guardian.redact import Redactor
+from guardian.router import Router
 from guardian.secrets import load_secrets
 from guardian.server import GuardianServer
 from guardian.state import GuardianState, Snapshot
@@ -105,6 +108,14 @@ class Guardian:
             redactor=redactor,
             database=f"sqlite:{self.layout.guardian_db}",
         )
+        transport = self.environ.get("SEALGATE_HTTP_TRANSPORT", "aiohttp")
+        if transport not in TRANSPORTS:
+            logger.error("cannot start: SEALGATE_HTTP_TRANSPORT must be one of %s", TRANSPORTS)
+            return EX_CONFIG
+        outbound = Outbound(transport)
+        ledger = UsageLedger(self.layout.guardian_db)
+        await ledger.start()
+        state.router = Router(state, outbound, ledger)
         sandbox_uid = int(self.environ.get("HUB_SANDBOX_UID", os.getuid()))
         server = GuardianServer(
             state, sandbox_uid=sandbox_uid, max_frame_size=config.hub.max_frame_size
@@ -130,6 +141,8 @@ class Guardian:
                 self._reload(state, server)
         logger.info("guardian stopping")
         await server.close()
+        await ledger.close()
+        await outbound.aclose()
         return 0
 
     def _reload(self, state: GuardianState, server: GuardianServer) -> None:

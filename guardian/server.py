@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import stat
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from guardian.dispatch import NOTIFICATIONS, PERMITS, Permit, Phase
-from guardian.handlers import CallContext
+from guardian.handlers import CallContext, Emit
 from guardian.state import GuardianState
 from protocol.channel import SocketChannel
 from protocol.errors import (
@@ -28,7 +29,7 @@ from protocol.errors import (
     ProtocolError,
     RPCError,
 )
-from protocol.messages import Notification, Request, parse, response
+from protocol.messages import Notification, Request, parse, response, stream_chunk
 from protocol.methods import Surface
 from protocol.schema import validate
 
@@ -189,8 +190,11 @@ class GuardianServer:
     async def _run(self, conn: _Connection, request: Request, permit: Permit) -> None:
         if permit.task is None:
             raise RuntimeError(f"permit for {request.method!r} has no handler")
+        ctx = conn.ctx
+        if permit.spec.streaming:
+            ctx = dataclasses.replace(ctx, emit=self._emitter(conn, request.msgid))
         try:
-            result = await permit.task(conn.ctx, request.params)
+            result = await permit.task(ctx, request.params)
         except asyncio.CancelledError:
             return
         except RPCError as exc:
@@ -202,6 +206,15 @@ class GuardianServer:
             self._answer(conn, request.msgid, None, result)
         finally:
             conn.tasks.pop(request.msgid, None)
+
+    def _emitter(self, conn: _Connection, msgid: int) -> Emit:
+        channel = conn.channel
+
+        async def emit(chunk: Any) -> None:
+            channel.send(stream_chunk(msgid, chunk))
+            await channel.drain()  # a slow sandbox slows the provider read, not our memory
+
+        return emit
 
     def _notified(self, conn: _Connection, message: Notification) -> None:
         surface = conn.ctx.surface

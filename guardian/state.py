@@ -9,10 +9,14 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from guardian.redact import Redactor
 from guardian.secrets import Secrets
 from protocol.pyfun import ProviderConfig, PyfunConfig
+
+if TYPE_CHECKING:
+    from guardian.router import Router
 
 #: Tools the sandbox serves whatever providers are active.
 BUILTIN_TOOLS = ("health_check", "list_active_tools", "get_model_info")
@@ -40,6 +44,8 @@ class Snapshot:
         tools = list(BUILTIN_TOOLS)
         if llm:
             tools.append("llm_complete")
+        if search:
+            tools.append("web_search")
         for name, tool in config.tools.items():
             usable = {"llm": llm, "search": search}.get(tool.provider_type, ())
             if tool.active and usable and name not in tools:
@@ -55,6 +61,7 @@ class GuardianState:
     database: str
     started: float = field(default_factory=time.monotonic)
     sandbox_connections: int = 0
+    router: Router | None = None
 
     def swap(self, snapshot: Snapshot) -> None:
         self.redactor.update(snapshot.secrets.values_to_redact())

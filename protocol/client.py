@@ -13,7 +13,7 @@ import contextlib
 import enum
 import itertools
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from protocol import PROTOCOL_VERSION
@@ -41,8 +41,6 @@ Connector = Callable[[], Awaitable[Channel]]
 NotificationHandler = Callable[[str, dict[str, Any]], None]
 ConnectHandler = Callable[[dict[str, Any]], None]
 
-_STREAM_END = object()
-
 
 class ClientState(enum.Enum):
     NEW = "new"  # created; start() not called yet
@@ -51,12 +49,63 @@ class ClientState(enum.Enum):
     CLOSED = "closed"  # close() called; the client cannot be used again
 
 
-class _Stream:
-    """Chunks of one streaming call, ended by its final response."""
+class RPCStream:
+    """The chunks of one streaming call, then its final result.
 
-    def __init__(self) -> None:
+    Use as `async with client.stream(...) as stream: async for chunk in stream: ...`; leaving
+    the block before the end cancels the call on the guardian.
+    """
+
+    def __init__(self, client: RPCClient, msgid: int, method: str, timeout: float) -> None:
+        self._client = client
+        self.msgid = msgid
+        self.method = method
+        self.timeout = timeout
         self.queue: asyncio.Queue[Any] = asyncio.Queue()
         self.result: Any = None
+        self.finished = False
+
+    def __aiter__(self) -> RPCStream:
+        return self
+
+    async def __anext__(self) -> Any:
+        if self.finished:
+            raise StopAsyncIteration
+        try:
+            item = await asyncio.wait_for(self.queue.get(), self.timeout)
+        except TimeoutError:
+            await self.aclose()
+            raise Timeout(f"'{self.method}' sent nothing for {self.timeout:g} s") from None
+        if isinstance(item, _StreamEnd):
+            self.finished = True
+            self.result = item.result
+            self._client._streams.pop(self.msgid, None)
+            raise StopAsyncIteration
+        if isinstance(item, RPCError):
+            self.finished = True
+            self._client._streams.pop(self.msgid, None)
+            raise item
+        return item
+
+    async def aclose(self) -> None:
+        """Stop the call if it is still running; safe to call more than once."""
+        if not self.finished:
+            self.finished = True
+            self._client._streams.pop(self.msgid, None)
+            self._client._send_cancel(self.msgid)
+
+    async def __aenter__(self) -> RPCStream:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+
+class _StreamEnd:
+    __slots__ = ("result",)
+
+    def __init__(self, result: Any) -> None:
+        self.result = result
 
 
 class RPCClient:
@@ -86,7 +135,7 @@ class RPCClient:
         self._channel: Channel | None = None
         self._ids = itertools.count(1)
         self._pending: dict[int, asyncio.Future[Any]] = {}
-        self._streams: dict[int, _Stream] = {}
+        self._streams: dict[int, RPCStream] = {}
         self._task: asyncio.Task[None] | None = None
         self._connected = asyncio.Event()
 
@@ -137,38 +186,21 @@ class RPCClient:
             timer.cancel()
             self._pending.pop(msgid, None)
 
-    async def stream(
+    def stream(
         self, method: str, params: dict[str, Any], timeout: float | None = None
-    ) -> AsyncIterator[Any]:
-        """Yield a streaming call's chunks as they arrive.
+    ) -> RPCStream:
+        """Start a streaming call; iterate the returned object for its chunks.
 
-        Leaving the loop early (or being cancelled) sends `cancel {msgid}` so the guardian
-        stops the work. The final response's result is not yielded; a final error is raised.
+        `timeout` bounds the wait for each chunk. After the loop, `.result` holds the final
+        response's result; a final error is raised from the loop. Leaving early (or being
+        cancelled) and calling `aclose()` sends `cancel {msgid}`, so the guardian stops work.
         """
         channel = self._usable_channel()
         msgid = self._next_id()
-        stream = _Stream()
+        stream = RPCStream(self, msgid, method, self.call_timeout if timeout is None else timeout)
         self._streams[msgid] = stream
-        limit = self.call_timeout if timeout is None else timeout
-        finished = False
-        try:
-            channel.send(request_message(msgid, method, params))
-            while True:
-                try:
-                    item = await asyncio.wait_for(stream.queue.get(), limit)
-                except TimeoutError:
-                    raise Timeout(f"'{method}' sent nothing for {limit:g} s") from None
-                if item is _STREAM_END:
-                    finished = True
-                    return
-                if isinstance(item, RPCError):
-                    finished = True
-                    raise item
-                yield item
-        finally:
-            self._streams.pop(msgid, None)
-            if not finished:
-                self._send_cancel(msgid)
+        channel.send(request_message(msgid, method, params))
+        return stream
 
     def notify(self, method: str, params: dict[str, Any]) -> None:
         self._usable_channel().send(notification_message(method, params))
@@ -270,7 +302,9 @@ class RPCClient:
             stream = self._streams.get(message.msgid)
             if stream is not None:
                 stream.queue.put_nowait(
-                    _STREAM_END if message.error is None else error_from_wire(message.error)
+                    _StreamEnd(message.result)
+                    if message.error is None
+                    else error_from_wire(message.error)
                 )
                 return
             future = self._pending.get(message.msgid)

@@ -85,7 +85,92 @@ STATUS = MethodSpec(
     surfaces=_ADMIN,
 )
 
-METHODS: dict[str, MethodSpec] = {spec.name: spec for spec in (HELLO, HEALTH, STATUS)}
+#: Who the sandbox is calling for: the credential exactly as received (bearer token or session
+#: id; nil in open mode), the client's address and User-Agent. The guardian resolves the
+#: principal itself; the sandbox never asserts an identity.
+CALLER = Field(
+    type=dict,
+    fields={
+        "credential": Field(type=str, required=False, max_len=512),
+        "ip": Field(type=str, max_len=64),
+        "user_agent": Field(type=str, max_len=512),
+    },
+)
+
+MAX_PROMPT = 1024 * 1024
+_NAME = Field(type=str, required=False, max_len=200)
+
+_LLM_PARAMS = {
+    "caller": CALLER,
+    "tool": Field(type=str, max_len=64),
+    "prompt": Field(type=str, max_len=MAX_PROMPT),
+    "system": Field(type=str, required=False, max_len=MAX_PROMPT),
+    "provider": _NAME,
+    "model": _NAME,
+    "max_tokens": Field(type=int, required=False, min=1, max=1_000_000),
+    "temperature": Field(type=(int, float), required=False, min=0.0, max=2.0),
+}
+
+LLM_RESULT = {
+    "text": Field(type=str, max_len=None),
+    "provider": Field(type=str),
+    "model": Field(type=str),
+    "fallback_path": Field(type=list, max_len=None),
+    "usage": Field(type=dict),
+    "cost_usd": Field(type=(float, type(None))),
+    "latency_ms": Field(type=float),
+    "finish_reason": Field(type=str),
+}
+
+LLM_COMPLETE = MethodSpec(
+    name="llm.complete",
+    doc="One completion through the tool's provider chain; the guardian picks and pays.",
+    params=_LLM_PARAMS,
+    result=LLM_RESULT,
+    surfaces=_BOTH,
+)
+
+LLM_STREAM = MethodSpec(
+    name="llm.stream",
+    doc="Like llm.complete, streamed: chunks {'text': delta} as they arrive, then the result.",
+    params=_LLM_PARAMS,
+    result=LLM_RESULT,
+    surfaces=_BOTH,
+    streaming=True,
+)
+
+SEARCH_WEB = MethodSpec(
+    name="search.web",
+    doc="A web search through the search provider chain.",
+    params={
+        "caller": CALLER,
+        "tool": Field(type=str, max_len=64),
+        "query": Field(type=str, max_len=2000),
+        "max_results": Field(type=int, required=False, min=1, max=50),
+        "provider": _NAME,
+    },
+    result={
+        "results": Field(type=list, max_len=None),
+        "provider": Field(type=str),
+        "fallback_path": Field(type=list),
+        "answer": Field(type=str, required=False, max_len=None),
+        "latency_ms": Field(type=float),
+    },
+    surfaces=_BOTH,
+)
+
+MODELS_INFO = MethodSpec(
+    name="models.info",
+    doc="Limits, costs and capabilities of configured models (all, or one).",
+    params={"caller": CALLER, "model": _NAME},
+    result={"models": Field(type=list, max_len=None)},
+    surfaces=_BOTH,
+)
+
+METHODS: dict[str, MethodSpec] = {
+    spec.name: spec
+    for spec in (HELLO, HEALTH, STATUS, LLM_COMPLETE, LLM_STREAM, SEARCH_WEB, MODELS_INFO)
+}
 
 
 def methods_for(surface: Surface) -> dict[str, MethodSpec]:

@@ -28,6 +28,8 @@ class Field:
     max: float | None = None
     choices: frozenset[Any] | None = None
     items: type | tuple[type, ...] | None = None
+    #: For a map: the schema its contents must fit.
+    fields: Mapping[str, Field] | None = None
 
     def check(self, name: str, value: Any) -> None:
         expected = self.type
@@ -47,6 +49,11 @@ class Field:
         if self.choices is not None and value not in self.choices:
             allowed = ", ".join(sorted(map(str, self.choices)))
             raise InvalidParams(f"'{name}' must be one of: {allowed}")
+        if self.fields is not None and isinstance(value, dict):
+            try:
+                validate(self.fields, value)
+            except InvalidParams as exc:
+                raise InvalidParams(f"in '{name}': {exc.message}") from None
         if self.items is not None and isinstance(value, list):
             for index, item in enumerate(value):
                 if not isinstance(item, self.items) or isinstance(item, bool):

@@ -36,7 +36,7 @@ def _is_loopback(host: str) -> bool:
 
 def build_app(settings: SandboxSettings, link: GuardianLink) -> Starlette:
     hub = settings.config.hub
-    mcp, tools = build_mcp(hub.name, link)
+    mcp, tools = build_mcp(settings.config, link)
     # Host/Origin protection on both MCP transports: a present but foreign Origin gets 403.
     # Bound to loopback, only loopback Host names are served (DNS rebinding); bound
     # elsewhere, any Host unless [HUB] allowed_hosts narrows it.

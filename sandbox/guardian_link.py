@@ -14,11 +14,31 @@ from pathlib import Path
 from typing import Any
 
 from protocol.channel import open_unix_channel
-from protocol.client import RPCClient
+from protocol.client import RPCClient, RPCStream
 
 logger = logging.getLogger("sealgate.sandbox.link")
 
 DEFAULT_CALL_TIMEOUT = 120.0
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who a sealed call is for, exactly as the HTTP layer saw it; the guardian decides who
+    that is. `credential` is the bearer token or session id as received, None in open mode."""
+
+    ip: str
+    user_agent: str
+    credential: str | None = None
+
+    def to_wire(self) -> dict[str, Any]:
+        wire: dict[str, Any] = {"ip": self.ip[:64], "user_agent": self.user_agent[:512]}
+        if self.credential is not None:
+            wire["credential"] = self.credential
+        return wire
+
+
+def _optional(**params: Any) -> dict[str, Any]:
+    return {key: value for key, value in params.items() if value is not None}
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +101,81 @@ class GuardianLink:
     # sealed calls ------------------------------------------------------------------------
     async def health(self, timeout: float | None = None) -> dict[str, Any]:
         return await self._client.call("health", {}, timeout=timeout)
+
+    async def llm_complete(
+        self,
+        caller: Caller,
+        tool: str,
+        prompt: str,
+        *,
+        system: str | None = None,
+        provider: str | None = None,
+        model: str | None = None,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+    ) -> dict[str, Any]:
+        params = {
+            "caller": caller.to_wire(),
+            "tool": tool,
+            "prompt": prompt,
+            **_optional(
+                system=system,
+                provider=provider,
+                model=model,
+                max_tokens=max_tokens,
+                temperature=temperature,
+            ),
+        }
+        return await self._client.call("llm.complete", params)
+
+    def llm_stream(
+        self,
+        caller: Caller,
+        tool: str,
+        prompt: str,
+        *,
+        system: str | None = None,
+        provider: str | None = None,
+        model: str | None = None,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+    ) -> RPCStream:
+        """Chunks `{"text": delta}` as the provider sends them; `.result` after the last."""
+        params = {
+            "caller": caller.to_wire(),
+            "tool": tool,
+            "prompt": prompt,
+            **_optional(
+                system=system,
+                provider=provider,
+                model=model,
+                max_tokens=max_tokens,
+                temperature=temperature,
+            ),
+        }
+        return self._client.stream("llm.stream", params)
+
+    async def search_web(
+        self,
+        caller: Caller,
+        tool: str,
+        query: str,
+        *,
+        max_results: int | None = None,
+        provider: str | None = None,
+    ) -> dict[str, Any]:
+        params = {
+            "caller": caller.to_wire(),
+            "tool": tool,
+            "query": query,
+            **_optional(max_results=max_results, provider=provider),
+        }
+        return await self._client.call("search.web", params)
+
+    async def models_info(self, caller: Caller, model: str | None = None) -> dict[str, Any]:
+        return await self._client.call(
+            "models.info", {"caller": caller.to_wire(), **_optional(model=model)}
+        )
 
     # guardian events ---------------------------------------------------------------------
     def _connected(self, hello: dict[str, Any]) -> None:

@@ -1,9 +1,9 @@
 """The MCP server and its tools. Every tool that needs the guardian goes through the link.
 
-Tools register only when the guardian reports what they need as active (key gating); the
-built-in ones (`health_check`, `list_active_tools`) are always there. When the guardian's
-active set changes, `sync_tools` adds and removes tools and MCP clients get
-`tools/list_changed`.
+Tools register only when the guardian reports them active (key gating); `health_check`,
+`list_active_tools` and `get_model_info` are always there. When the guardian's active set
+changes (`config.changed`), `sync_tools` adds and removes tools and fastmcp tells connected
+clients with `tools/list_changed`.
 """
 
 from __future__ import annotations
@@ -13,13 +13,15 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from fastmcp import FastMCP
+from fastmcp import Context, FastMCP
 from fastmcp.exceptions import ToolError
+from fastmcp.server.dependencies import get_http_request
 from fastmcp.tools import Tool, ToolResult
 
 from protocol import __version__
 from protocol.errors import RPCError
-from sandbox.guardian_link import ActiveNames, GuardianLink
+from protocol.pyfun import PyfunConfig, ToolConfig
+from sandbox.guardian_link import ActiveNames, Caller, GuardianLink
 
 logger = logging.getLogger("sealgate.sandbox.mcp")
 
@@ -35,41 +37,81 @@ def result(data: dict[str, Any], text: str | None = None) -> ToolResult:
 
 
 def tool_error(exc: RPCError) -> ToolError:
+    """An MCP tool error whose message names the cause (and every provider tried)."""
     return ToolError(f"{exc.code.value}: {exc.message}")
+
+
+def current_caller() -> Caller:
+    """The HTTP client behind the current MCP request, as the guardian must see it."""
+    try:
+        request = get_http_request()
+    except RuntimeError:
+        return Caller(ip="", user_agent="")
+    ip = request.client.host if request.client else ""
+    return Caller(ip=ip, user_agent=request.headers.get("user-agent", ""))
 
 
 class SealGateTools:
     """Builds the tool functions around one guardian link and keeps them registered."""
 
-    def __init__(self, mcp: FastMCP, link: GuardianLink) -> None:
+    def __init__(self, mcp: FastMCP, link: GuardianLink, config: PyfunConfig) -> None:
         self.mcp = mcp
         self.link = link
+        self.config = config
         self.registered: set[str] = set()
 
-    def builtin(self) -> dict[str, tuple[ToolFunction, str]]:
-        return {
+    def wanted(self, active: ActiveNames) -> dict[str, tuple[ToolFunction, str]]:
+        tools: dict[str, tuple[ToolFunction, str]] = {
             "health_check": (
                 self.health_check,
                 "Check that SealGate and its guardian answer; returns versions and uptime.",
             ),
             "list_active_tools": (
                 self.list_active_tools,
-                "List the tools and providers (by name) that are active now.",
+                "List the active tools, LLM and search providers, and models (names only).",
+            ),
+            "get_model_info": (
+                self.get_model_info,
+                "Limits, costs and capabilities of the configured models, or of one model.",
             ),
         }
+        if "llm_complete" in active.tools:
+            tools["llm_complete"] = (
+                self.llm_complete,
+                "Complete a prompt with an LLM; SealGate picks the provider and falls back"
+                " along its chain when one fails.",
+            )
+        for name in active.tools:
+            config = self.config.tools.get(name)
+            if config is None or not config.active or name in tools:
+                continue
+            if config.provider_type == "llm":
+                tools[name] = (self._llm_tool(config), config.description or f"LLM tool {name}.")
+            elif config.provider_type == "search":
+                tools[name] = (self._search_tool(name), config.description or "Search the web.")
+        if "web_search" in active.tools and "web_search" not in tools:
+            tools["web_search"] = (self._search_tool("web_search"), "Search the web.")
+        return tools
 
     def sync_tools(self, active: ActiveNames | None = None) -> None:
         """Register what is usable now and remove what no longer is."""
-        wanted = self.builtin()
-        for name in sorted(set(self.registered) - set(wanted)):
+        wanted = self.wanted(active or self.link.active)
+        for name in sorted(self.registered - set(wanted)):
             self.mcp.local_provider.remove_tool(name)
             self.registered.discard(name)
+            logger.info("tool %s removed (its providers are no longer active)", name)
         for name, (function, description) in wanted.items():
             if name not in self.registered:
                 self.mcp.add_tool(Tool.from_function(function, name=name, description=description))
                 self.registered.add(name)
+        if active is not None and wanted.keys() <= {
+            "health_check",
+            "list_active_tools",
+            "get_model_info",
+        }:
+            logger.warning("no provider is active: serving the built-in tools only")
 
-    # tools -------------------------------------------------------------------------------
+    # built-in tools ------------------------------------------------------------------------
     async def health_check(self) -> ToolResult:
         try:
             guardian = await self.link.health(timeout=5.0)
@@ -84,14 +126,97 @@ class SealGateTools:
             "tools": sorted(self.registered),
             "llm_providers": list(active.llm_providers),
             "search_providers": list(active.search_providers),
+            "models": sorted(self.config.models),
             "guardian_connected": self.link.connected,
         }
         return result(data)
 
+    async def get_model_info(self, model: str | None = None) -> ToolResult:
+        try:
+            data = await self.link.models_info(current_caller(), model)
+        except RPCError as exc:
+            raise tool_error(exc) from None
+        return result(data)
 
-def build_mcp(name: str, link: GuardianLink) -> tuple[FastMCP, SealGateTools]:
-    mcp = FastMCP(name, version=__version__)
-    tools = SealGateTools(mcp, link)
+    async def llm_complete(
+        self,
+        prompt: str,
+        ctx: Context,
+        provider: str | None = None,
+        model: str | None = None,
+        system: str | None = None,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+    ) -> ToolResult:
+        return await self._complete(
+            ctx,
+            "llm_complete",
+            prompt,
+            system=system,
+            provider=provider,
+            model=model,
+            max_tokens=max_tokens,
+            temperature=temperature,
+        )
+
+    # configured tools ----------------------------------------------------------------------
+    def _llm_tool(self, config: ToolConfig) -> ToolFunction:
+        async def run(
+            prompt: str,
+            ctx: Context,
+            provider: str | None = None,
+            model: str | None = None,
+            max_tokens: int | None = None,
+            temperature: float | None = None,
+        ) -> ToolResult:
+            return await self._complete(
+                ctx,
+                config.name,
+                prompt,
+                provider=provider,
+                model=model,
+                max_tokens=max_tokens,
+                temperature=temperature,
+            )
+
+        return run
+
+    def _search_tool(self, name: str) -> ToolFunction:
+        async def run(
+            query: str, max_results: int | None = None, provider: str | None = None
+        ) -> ToolResult:
+            try:
+                data = await self.link.search_web(
+                    current_caller(), name, query, max_results=max_results, provider=provider
+                )
+            except RPCError as exc:
+                raise tool_error(exc) from None
+            lines = [f"{r['title']} - {r['url']}\n{r['snippet']}" for r in data["results"]]
+            if data.get("answer"):
+                lines.insert(0, data["answer"])
+            return result(data, "\n\n".join(lines) or "no results")
+
+        return run
+
+    async def _complete(self, ctx: Context, tool: str, prompt: str, **options: Any) -> ToolResult:
+        """Stream from the guardian, report MCP progress per chunk, answer with the whole."""
+        received = 0
+        try:
+            async with self.link.llm_stream(current_caller(), tool, prompt, **options) as stream:
+                async for chunk in stream:
+                    received += len(chunk.get("text", "")) if isinstance(chunk, dict) else 0
+                    await ctx.report_progress(received, message=f"{received} characters received")
+            data = stream.result
+        except RPCError as exc:
+            raise tool_error(exc) from None
+        if not isinstance(data, dict):
+            raise ToolError("internal: the guardian sent no result")
+        return result(data, data.get("text", ""))
+
+
+def build_mcp(config: PyfunConfig, link: GuardianLink) -> tuple[FastMCP, SealGateTools]:
+    mcp = FastMCP(config.hub.name, version=__version__)
+    tools = SealGateTools(mcp, link, config)
     tools.sync_tools()
     link.on_active_change(tools.sync_tools)
     return mcp, tools

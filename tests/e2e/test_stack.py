@@ -38,9 +38,16 @@ async def test_mcp_clients_list_tools_and_call_health_check(
 
 
 async def test_post_to_bare_mcp_path_is_served_not_redirected(stack: Stack) -> None:
-    body = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-        "protocolVersion": "2025-11-25", "capabilities": {},
-        "clientInfo": {"name": "t", "version": "1"}}}  # fmt: skip
+    body = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {
+            "protocolVersion": "2025-11-25",
+            "capabilities": {},
+            "clientInfo": {"name": "t", "version": "1"},
+        },
+    }
     headers = {"accept": "application/json, text/event-stream"}
     response = httpx.post(f"{stack.url}/mcp", json=body, headers=headers, follow_redirects=False)
     assert response.status_code == 200

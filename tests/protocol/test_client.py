@@ -121,8 +121,10 @@ async def test_lost_connection_fails_calls_in_flight_and_reconnects() -> None:
 
 async def test_stream_yields_chunks_in_order() -> None:
     client = await started(ScriptedGuardian())
-    chunks = [chunk async for chunk in client.stream("stream", {})]
+    async with client.stream("stream", {}) as stream:
+        chunks = [chunk async for chunk in stream]
     assert chunks == ["part0", "part1", "part2"]
+    assert stream.result == {"done": True}
     await client.close()
 
 
@@ -130,12 +132,13 @@ async def test_leaving_a_stream_early_sends_cancel() -> None:
     guardian = ScriptedGuardian()
     client = await started(guardian)
     stream = client.stream("endless", {})
-    task = asyncio.create_task(stream.__anext__())
+    task = asyncio.create_task(anext(stream))
     await asyncio.sleep(0.02)
     (msgid,) = guardian.hold
     guardian.channels[-1].send(stream_chunk(msgid, "first"))
     assert await task == "first"
     await stream.aclose()
+    await stream.aclose()  # idempotent
     await asyncio.sleep(0.02)
     assert guardian.notifications == [Notification("cancel", {"msgid": msgid})]
     await client.close()

@@ -51,7 +51,16 @@ def test_every_method_has_schemas_and_a_surface() -> None:
 def test_sandbox_surface_is_exactly_the_contract_so_far() -> None:
     # ARCHITECTURE.md section 3 lists the sandbox surface; nothing outside it may appear.
     contract = {
-        "hello", "health", "llm.complete", "llm.stream", "llm.embed", "search.web",
-        "db.query", "models.info", "auth.login", "auth.verify", "auth.logout",
-    }  # fmt: skip
+        "hello",
+        "health",
+        "llm.complete",
+        "llm.stream",
+        "llm.embed",
+        "search.web",
+        "db.query",
+        "models.info",
+        "auth.login",
+        "auth.verify",
+        "auth.logout",
+    }
     assert set(methods_for(Surface.SANDBOX)) <= contract

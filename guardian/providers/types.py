@@ -1,0 +1,100 @@
+"""What the router hands a provider adapter, and what comes back."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+#: HTTP statuses after which the next provider in the chain is tried: the provider (or our
+#: key for it) is the problem, not the request.
+FALLBACK_STATUSES = frozenset({401, 403, 408, 429})
+#: Statuses after which another key of the same provider is tried first.
+KEY_STATUSES = frozenset({401, 403, 429})
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChatRequest:
+    model: str
+    prompt: str
+    system: str = ""
+    max_tokens: int = 1024
+    temperature: float | None = None
+
+
+@dataclass(slots=True, kw_only=True)
+class ChatResult:
+    text: str
+    model: str
+    input_tokens: int = 0
+    output_tokens: int = 0
+    finish_reason: str = "stop"
+
+
+@dataclass(slots=True, kw_only=True)
+class StreamDelta:
+    """One parsed stream event: text to pass on, and usage or an end reason if it carries one."""
+
+    text: str = ""
+    model: str = ""
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    finish_reason: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SearchRequest:
+    query: str
+    max_results: int = 5
+
+
+@dataclass(slots=True, kw_only=True)
+class SearchResult:
+    results: list[dict[str, str]] = field(default_factory=list)
+    answer: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HttpCall:
+    """One outbound request, fully decided by guardian configuration."""
+
+    method: str
+    url: str
+    headers: dict[str, str]
+    json: Any = None
+    params: dict[str, str] | None = None
+
+
+class ProviderFailure(Exception):
+    """One attempt at one provider failed. `kind` is status, timeout, connection or malformed."""
+
+    def __init__(
+        self,
+        kind: str,
+        message: str,
+        *,
+        status: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+        self.status = status
+        self.retry_after = retry_after
+
+    @property
+    def falls_back(self) -> bool:
+        """Whether another provider may be tried (never for a request the provider refused)."""
+        if self.kind != "status" or self.status is None:
+            return True
+        return self.status in FALLBACK_STATUSES or self.status >= 500
+
+    @property
+    def blames_key(self) -> bool:
+        return self.kind == "status" and self.status in KEY_STATUSES
+
+    def describe(self) -> str:
+        return self.message
+
+
+def malformed(what: str) -> ProviderFailure:
+    return ProviderFailure("malformed", f"malformed reply: {what}")

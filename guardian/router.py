@@ -1,0 +1,546 @@
+"""Sealed provider calls: pick the provider chain, inject the key, walk the fallbacks, meter.
+
+Where a call goes is decided here from guardian configuration only (ARCHITECTURE.md 4.3):
+the sandbox names a tool, and may name a provider or a model; the guardian checks both. The
+chain starts at the named provider (or the model's, or the tool's default) and follows
+`fallback_to`, skipping inactive providers. A pinned model is only ever sent to the first
+provider; the others use their own default model. The chain moves on after a timeout, a
+connection error, 401, 403, 408, 429 or 5xx, and stops at once on any other 4xx: the request
+itself was refused. A stream falls back only before its first chunk has been passed on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from guardian.keys import KeyRing
+from guardian.ledger import UsageLedger, UsageRow, fallback_json
+from guardian.outbound import DEFAULT_MAX_RESPONSE_BYTES, Outbound
+from guardian.providers.adapters import LLMAdapter, llm_adapter
+from guardian.providers.search import search_adapter
+from guardian.providers.sse import events
+from guardian.providers.types import (
+    ChatRequest,
+    ChatResult,
+    ProviderFailure,
+    SearchRequest,
+)
+from guardian.state import GuardianState, Snapshot
+from protocol.errors import InvalidParams, NotFound, ProviderError, RPCError, Timeout, Unavailable
+from protocol.pyfun import ModelConfig, ProviderConfig, ToolConfig
+
+logger = logging.getLogger("sealgate.guardian.router")
+
+DEFAULT_MAX_TOKENS = 1024
+MAX_BUDGET_S = 600.0
+MAX_STREAM_EVENT_BYTES = 1024 * 1024
+Emit = Callable[[Any], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    provider: ProviderConfig
+    model: str
+
+
+class _Emitter:
+    """Passes stream chunks on and remembers whether any reached the caller."""
+
+    def __init__(self, emit: Emit) -> None:
+        self._emit = emit
+        self.sent = 0
+
+    async def __call__(self, text: str) -> None:
+        await self._emit({"text": text})
+        self.sent += 1
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds")
+
+
+def _split_model(model: str, providers: dict[str, ProviderConfig] | Any) -> tuple[str, str]:
+    """`provider/model` names a provider only when the prefix is one (OpenRouter ids have /)."""
+    prefix, slash, rest = model.partition("/")
+    if slash and prefix in providers and rest:
+        return prefix, rest
+    return "", model
+
+
+def cost_usd(model: ModelConfig | None, input_tokens: int, output_tokens: int) -> float | None:
+    if model is None or model.cost_input_per_1m is None or model.cost_output_per_1m is None:
+        return None
+    cost = input_tokens * model.cost_input_per_1m + output_tokens * model.cost_output_per_1m
+    return round(cost / 1_000_000, 8)
+
+
+class Router:
+    def __init__(self, state: GuardianState, outbound: Outbound, ledger: UsageLedger | None):
+        self.state = state
+        self.outbound = outbound
+        self.ledger = ledger
+        self._keyrings: dict[str, KeyRing] = {}
+
+    def keyring(self, provider: ProviderConfig) -> KeyRing:
+        ring = self._keyrings.get(provider.name)
+        if ring is None or ring.names != provider.env_keys:
+            ring = self._keyrings[provider.name] = KeyRing(provider.env_keys)
+        return ring
+
+    def key_status(self) -> dict[str, dict[str, str]]:
+        return {name: ring.status() for name, ring in self._keyrings.items()}
+
+    # planning ------------------------------------------------------------------------------
+    def _tool(self, snapshot: Snapshot, name: str, kind: str) -> ToolConfig | None:
+        if name not in snapshot.tools:
+            raise NotFound(f"tool {name!r} is not active")
+        tool = snapshot.config.tools.get(name)
+        if tool is not None and tool.provider_type != kind:
+            raise InvalidParams(f"tool {name!r} is not a {kind} tool")
+        return tool
+
+    def _chain(
+        self,
+        snapshot: Snapshot,
+        providers: dict[str, ProviderConfig] | Any,
+        active: tuple[str, ...],
+        start: str,
+        path: list[dict[str, str]],
+    ) -> list[ProviderConfig]:
+        if start not in providers:
+            raise NotFound(f"provider {start!r} is not configured")
+        chain: list[ProviderConfig] = []
+        current: ProviderConfig | None = providers[start]
+        while current is not None:
+            if current.name in active:
+                chain.append(current)
+            else:
+                path.append({"provider": current.name, "error": "skipped: not active (no key)"})
+            current = providers.get(current.fallback_to) if current.fallback_to else None
+        if not chain:
+            raise Unavailable(f"provider {start!r} is not active and has no active fallback")
+        return chain
+
+    def plan_llm(
+        self,
+        snapshot: Snapshot,
+        tool: ToolConfig | None,
+        params: dict[str, Any],
+        path: list[dict[str, str]],
+    ) -> list[Attempt]:
+        config = snapshot.config
+        provider_name = params.get("provider") or ""
+        model = params.get("model") or ""
+        if model:
+            prefix, model = _split_model(model, config.llm_providers)
+            if prefix and provider_name and prefix != provider_name:
+                raise InvalidParams(
+                    f"model names provider {prefix!r} but provider is {provider_name!r}"
+                )
+            provider_name = provider_name or prefix
+            if not provider_name and model in config.models:
+                provider_name = config.models[model].provider
+        if not provider_name:
+            default = tool.default_provider if tool else ""
+            provider_name = default or (snapshot.llm_providers[0] if snapshot.llm_providers else "")
+        if not provider_name:
+            raise Unavailable("no LLM provider is active: no key is configured")
+        chain = self._chain(
+            snapshot, config.llm_providers, snapshot.llm_providers, provider_name, path
+        )
+        attempts = []
+        for index, provider in enumerate(chain):
+            pinned = model if index == 0 and provider.name == provider_name else ""
+            attempts.append(Attempt(provider, pinned or provider.default_model))
+        return attempts
+
+    # llm -----------------------------------------------------------------------------------
+    async def complete(self, params: dict[str, Any], emit: Emit | None = None) -> dict[str, Any]:
+        started = time.monotonic()
+        snapshot = self.state.snapshot
+        tool_name = params["tool"]
+        tool = self._tool(snapshot, tool_name, "llm")
+        path: list[dict[str, str]] = []
+        attempts = self.plan_llm(snapshot, tool, params, path)
+        system = (
+            (tool.system_prompt if tool and tool.system_prompt else "")
+            or params.get("system")
+            or ""
+        )
+        temperature = params.get("temperature")
+        if temperature is None and tool is not None:
+            temperature = tool.temperature
+        deadline = started + self._budget(tool, [a.provider for a in attempts])
+        emitter = _Emitter(emit) if emit is not None else None
+        last: tuple[Attempt, ProviderFailure] | None = None
+        for index, attempt in enumerate(attempts):
+            model_config = snapshot.config.models.get(attempt.model)
+            request = ChatRequest(
+                model=attempt.model,
+                prompt=params["prompt"],
+                system=system,
+                max_tokens=self._max_tokens(params, tool, model_config),
+                temperature=float(temperature) if temperature is not None else None,
+            )
+            try:
+                result = await self._chat_with_retry(
+                    snapshot,
+                    attempt,
+                    request,
+                    deadline,
+                    emitter,
+                    is_last=index == len(attempts) - 1,
+                )
+            except ProviderFailure as failure:
+                path.append(
+                    {"provider": attempt.provider.name, "error": self._redact(failure.describe())}
+                )
+                last = (attempt, failure)
+                if (emitter is not None and emitter.sent) or not failure.falls_back:
+                    break
+                continue
+            latency_ms = round((time.monotonic() - started) * 1000, 3)
+            answer = {
+                "text": result.text,
+                "provider": attempt.provider.name,
+                "model": result.model or attempt.model,
+                "fallback_path": path,
+                "usage": {
+                    "input_tokens": result.input_tokens,
+                    "output_tokens": result.output_tokens,
+                },
+                "cost_usd": cost_usd(model_config, result.input_tokens, result.output_tokens),
+                "latency_ms": latency_ms,
+                "finish_reason": result.finish_reason,
+            }
+            self._record(
+                tool_name,
+                answer["provider"],
+                answer["model"],
+                result.input_tokens,
+                result.output_tokens,
+                answer["cost_usd"],
+                latency_ms,
+                "ok",
+                path,
+            )
+            return answer
+        error = self._final_error(path, last, emitter)
+        self._record(
+            tool_name,
+            last[0].provider.name if last else "",
+            last[0].model if last else "",
+            0,
+            0,
+            None,
+            round((time.monotonic() - started) * 1000, 3),
+            error.code.value,
+            path,
+        )
+        raise error
+
+    def _max_tokens(
+        self, params: dict[str, Any], tool: ToolConfig | None, model: ModelConfig | None
+    ) -> int:
+        wanted = (
+            params.get("max_tokens") or (tool.max_tokens if tool else None) or DEFAULT_MAX_TOKENS
+        )
+        if model is not None and model.max_output_tokens is not None:
+            wanted = min(wanted, model.max_output_tokens)
+        return int(wanted)
+
+    async def _chat_with_retry(
+        self,
+        snapshot: Snapshot,
+        attempt: Attempt,
+        request: ChatRequest,
+        deadline: float,
+        emitter: _Emitter | None,
+        *,
+        is_last: bool,
+    ) -> ChatResult:
+        """One provider; the last in the chain may wait out a Retry-After that fits the budget."""
+        try:
+            return await self._chat(snapshot, attempt, request, deadline, emitter)
+        except ProviderFailure as failure:
+            wait = failure.retry_after
+            remaining = deadline - time.monotonic()
+            if not is_last or wait is None or not failure.falls_back or (emitter and emitter.sent):
+                raise
+            if wait + 1.0 > remaining:
+                raise
+            await asyncio.sleep(wait)
+            return await self._chat(snapshot, attempt, request, deadline, emitter)
+
+    async def _chat(
+        self,
+        snapshot: Snapshot,
+        attempt: Attempt,
+        request: ChatRequest,
+        deadline: float,
+        emitter: _Emitter | None,
+    ) -> ChatResult:
+        provider = attempt.provider
+        if not attempt.model:
+            raise ProviderFailure("config", "no model: set default_model for this provider")
+        adapter = llm_adapter(provider)
+        keys: list[tuple[str | None, str | None]] = [(None, None)]
+        if provider.requires_key:
+            ring = self.keyring(provider)
+            keys = list(ring.order(snapshot.secrets))
+            if not keys:
+                raise ProviderFailure("config", "no key is configured")
+        failure: ProviderFailure | None = None
+        for name, key in keys:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise ProviderFailure("timeout", "the call's time budget ran out")
+            timeout = min(provider.timeout_sec, remaining)
+            call = adapter.chat(key, request, stream=emitter is not None)
+            try:
+                if emitter is None:
+                    body = await self.outbound.json(
+                        provider.name, call, timeout=timeout, max_bytes=DEFAULT_MAX_RESPONSE_BYTES
+                    )
+                    result = adapter.parse_chat(body)
+                else:
+                    result = await self._stream(provider, adapter, call, timeout, emitter)
+            except ProviderFailure as exc:
+                if name is not None and exc.blames_key and not (emitter and emitter.sent):
+                    self.keyring(provider).mark_failing(name, f"HTTP {exc.status}")
+                    logger.warning(
+                        "%s: key %s refused (HTTP %s); trying the next key",
+                        provider.name,
+                        name,
+                        exc.status,
+                    )
+                    failure = exc
+                    continue
+                raise
+            if name is not None:
+                self.keyring(provider).mark_ok(name)
+            return result
+        raise failure or ProviderFailure("config", "no key is configured")
+
+    async def _stream(
+        self,
+        provider: ProviderConfig,
+        adapter: LLMAdapter,
+        call: Any,
+        timeout: float,
+        emitter: _Emitter,
+    ) -> ChatResult:
+        result = ChatResult(text="", model="")
+        parts: list[str] = []
+        async with self.outbound.stream(
+            provider.name, call, timeout=timeout, max_bytes=DEFAULT_MAX_RESPONSE_BYTES
+        ) as chunks:
+            try:
+                async for event, data in events(chunks, MAX_STREAM_EVENT_BYTES):
+                    if data.strip() == "[DONE]":
+                        break
+                    try:
+                        parsed = json.loads(data)
+                    except ValueError:
+                        raise ProviderFailure("malformed", "stream event is not JSON") from None
+                    delta = adapter.parse_event(event, parsed)
+                    if delta is None:
+                        continue
+                    if delta.model:
+                        result.model = delta.model
+                    if delta.input_tokens is not None:
+                        result.input_tokens = delta.input_tokens
+                    if delta.output_tokens is not None:
+                        result.output_tokens = delta.output_tokens
+                    if delta.finish_reason:
+                        result.finish_reason = delta.finish_reason
+                    if delta.text:
+                        parts.append(delta.text)
+                        await emitter(delta.text)
+            except ValueError as exc:
+                raise ProviderFailure("malformed", str(exc)) from None
+        result.text = "".join(parts)
+        return result
+
+    # search --------------------------------------------------------------------------------
+    async def search(self, params: dict[str, Any]) -> dict[str, Any]:
+        started = time.monotonic()
+        snapshot = self.state.snapshot
+        tool_name = params["tool"]
+        tool = self._tool(snapshot, tool_name, "search")
+        path: list[dict[str, str]] = []
+        start = params.get("provider") or (tool.default_provider if tool else "")
+        start = start or (snapshot.search_providers[0] if snapshot.search_providers else "")
+        if not start:
+            raise Unavailable("no search provider is active: no key is configured")
+        chain = self._chain(
+            snapshot, snapshot.config.search_providers, snapshot.search_providers, start, path
+        )
+        deadline = started + self._budget(tool, chain)
+        request = SearchRequest(query=params["query"], max_results=params.get("max_results") or 5)
+        last: tuple[Attempt, ProviderFailure] | None = None
+        for provider in chain:
+            try:
+                result = await self._search_one(snapshot, provider, request, deadline)
+            except ProviderFailure as failure:
+                path.append({"provider": provider.name, "error": self._redact(failure.describe())})
+                last = (Attempt(provider, ""), failure)
+                if not failure.falls_back:
+                    break
+                continue
+            latency_ms = round((time.monotonic() - started) * 1000, 3)
+            answer: dict[str, Any] = {
+                "results": result.results[: request.max_results],
+                "provider": provider.name,
+                "fallback_path": path,
+                "latency_ms": latency_ms,
+            }
+            if result.answer:
+                answer["answer"] = result.answer
+            self._record(tool_name, provider.name, "", 0, 0, None, latency_ms, "ok", path)
+            return answer
+        error = self._final_error(path, last, None)
+        self._record(
+            tool_name,
+            last[0].provider.name if last else "",
+            "",
+            0,
+            0,
+            None,
+            round((time.monotonic() - started) * 1000, 3),
+            error.code.value,
+            path,
+        )
+        raise error
+
+    async def _search_one(
+        self, snapshot: Snapshot, provider: ProviderConfig, request: SearchRequest, deadline: float
+    ) -> Any:
+        adapter = search_adapter(provider)
+        keys: list[tuple[str | None, str | None]] = [(None, None)]
+        if provider.requires_key:
+            keys = list(self.keyring(provider).order(snapshot.secrets))
+        failure: ProviderFailure | None = None
+        for name, key in keys:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise ProviderFailure("timeout", "the call's time budget ran out")
+            call = adapter.search(key, request)
+            try:
+                body = await self.outbound.json(
+                    provider.name,
+                    call,
+                    timeout=min(provider.timeout_sec, remaining),
+                    max_bytes=DEFAULT_MAX_RESPONSE_BYTES,
+                )
+                return adapter.parse(body)
+            except ProviderFailure as exc:
+                if name is not None and exc.blames_key:
+                    self.keyring(provider).mark_failing(name, f"HTTP {exc.status}")
+                    failure = exc
+                    continue
+                raise
+        raise failure or ProviderFailure("config", "no key is configured")
+
+    # models --------------------------------------------------------------------------------
+    def models_info(self, params: dict[str, Any]) -> dict[str, Any]:
+        snapshot = self.state.snapshot
+        wanted = params.get("model")
+        models = []
+        for model in snapshot.config.models.values():
+            if wanted and model.id != wanted:
+                continue
+            models.append(
+                {
+                    "id": model.id,
+                    "provider": model.provider,
+                    "provider_active": model.provider in snapshot.llm_providers,
+                    "max_output_tokens": model.max_output_tokens,
+                    "requests_per_min": model.requests_per_min,
+                    "cost_input_per_1m": model.cost_input_per_1m,
+                    "cost_output_per_1m": model.cost_output_per_1m,
+                    "context_window": model.context_window,
+                    "capabilities": list(model.capabilities),
+                }
+            )
+        if wanted and not models:
+            raise NotFound(f"model {wanted!r} is not configured")
+        return {"models": models}
+
+    # helpers -------------------------------------------------------------------------------
+    @staticmethod
+    def _budget(tool: ToolConfig | None, chain: list[ProviderConfig]) -> float:
+        """The whole call's time: the tool's timeout_sec, else each provider's own, summed."""
+        if tool is not None:
+            return tool.timeout_sec
+        return min(sum(p.timeout_sec for p in chain), MAX_BUDGET_S)
+
+    def _redact(self, text: str) -> str:
+        return self.state.redactor.redact(text)
+
+    def _final_error(
+        self,
+        path: list[dict[str, str]],
+        last: tuple[Attempt, ProviderFailure] | None,
+        emitter: _Emitter | None,
+    ) -> RPCError:
+        tried = "; ".join(f"{step['provider']}: {step['error']}" for step in path)
+        data: dict[str, Any] = {"fallback_path": path}
+        if last is None:
+            return Unavailable(f"no provider could be tried ({tried})", data)
+        attempt, failure = last
+        data["provider"] = attempt.provider.name
+        data["status"] = failure.status
+        if emitter is not None and emitter.sent:
+            return ProviderError(
+                f"the stream from {attempt.provider.name} broke after {emitter.sent} chunks:"
+                f" {self._redact(failure.describe())}",
+                data,
+            )
+        if not failure.falls_back:
+            return ProviderError(
+                f"{attempt.provider.name} refused the request ({self._redact(failure.describe())});"
+                " not retried elsewhere, since the request itself was refused",
+                data,
+            )
+        tried_failures = [step for step in path if not step["error"].startswith("skipped")]
+        if tried_failures and all(step["error"].startswith("timed out") for step in tried_failures):
+            return Timeout(f"every provider timed out ({tried})", data)
+        return ProviderError(f"every provider failed ({tried})", data)
+
+    def _record(
+        self,
+        tool: str,
+        provider: str,
+        model: str,
+        input_tokens: int,
+        output_tokens: int,
+        cost: float | None,
+        latency_ms: float,
+        outcome: str,
+        path: list[dict[str, str]],
+    ) -> None:
+        if self.ledger is None:
+            return
+        self.ledger.record(
+            UsageRow(
+                ts=_now(),
+                principal="anonymous",
+                tool=tool,
+                provider=provider,
+                model=model,
+                input_tokens=input_tokens,
+                output_tokens=output_tokens,
+                cost_usd=cost,
+                latency_ms=latency_ms,
+                outcome=outcome,
+                fallback_path=fallback_json(path),
+            )
+        )

@@ -1,0 +1,392 @@
+"""Sealed provider calls end to end: official MCP client -> sandbox -> guardian -> fakes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from tests.e2e.mcp_client import mcp_session
+from tests.fakes.base import Behaviour, FakeServer
+from tests.fakes.providers import FakeAnthropic, FakeBrave, FakeGemini, FakeOpenAI, FakeTavily
+from tests.helpers import Stack
+
+KEYS = {
+    "ANTHROPIC_API_KEY": "sk-ant-FAKE-first-0000000000000001",
+    "ANTHROPIC_API_KEY_2": "sk-ant-FAKE-second-000000000000002",
+    "GEMINI_API_KEY": "AIza-FAKE-gemini-00000000000000003",
+    "OPENROUTER_API_KEY": "sk-or-FAKE-openrouter-0000000000004",
+    "HF_TOKEN": "hf_FAKE-huggingface-000000000000005",
+    "BRAVE_API_KEY": "BSA-FAKE-brave-0000000000000000006",
+    "TAVILY_API_KEY": "tvly-FAKE-tavily-00000000000000007",
+}
+
+
+@dataclass
+class World:
+    stack: Stack
+    anthropic: FakeAnthropic
+    gemini: FakeGemini
+    openrouter: FakeOpenAI
+    huggingface: FakeOpenAI
+    local: FakeOpenAI
+    brave: FakeBrave
+    tavily: FakeTavily
+
+    @property
+    def fakes(self) -> list[FakeServer]:
+        return [
+            self.anthropic,
+            self.gemini,
+            self.openrouter,
+            self.huggingface,
+            self.local,
+            self.brave,
+            self.tavily,
+        ]
+
+
+def config_for(w: dict[str, FakeServer]) -> str:
+    def block(kind: str, name: str, base: str, **keys: str) -> str:
+        lines = [f"[{kind}.{name}]", f'base_url = "{base}"', 'allow_insecure = "true"']
+        lines += [f'{k} = "{v}"' for k, v in keys.items()]
+        return "\n".join([*lines, f"[{kind}.{name}_END]"])
+
+    return "\n".join(
+        [
+            '[HUB]\nname = "SealGate test"\n[HUB_END]',
+            block(
+                "LLM_PROVIDER",
+                "anthropic",
+                f"{w['anthropic'].base}/v1",
+                env_key="ANTHROPIC_API_KEY, ANTHROPIC_API_KEY_2",
+                default_model="claude-test",
+                fallback_to="gemini",
+                timeout_sec="3",
+            ),
+            block(
+                "LLM_PROVIDER",
+                "gemini",
+                f"{w['gemini'].base}/v1beta",
+                env_key="GEMINI_API_KEY",
+                default_model="gemini-test",
+                fallback_to="openrouter",
+                timeout_sec="3",
+            ),
+            block(
+                "LLM_PROVIDER",
+                "openrouter",
+                f"{w['openrouter'].base}/v1",
+                api="openai",
+                env_key="OPENROUTER_API_KEY",
+                default_model="meta/llama:free",
+                fallback_to="huggingface",
+                timeout_sec="1",
+                header_http_referer="https://sealgate.test",
+                header_x_title="SealGate",
+            ),
+            block(
+                "LLM_PROVIDER",
+                "huggingface",
+                f"{w['huggingface'].base}/v1",
+                env_key="HF_TOKEN",
+                default_model="hf/model",
+                timeout_sec="3",
+            ),
+            block(
+                "LLM_PROVIDER",
+                "local",
+                f"{w['local'].base}/v1",
+                api="openai",
+                requires_key="false",
+                default_model="llama-local",
+            ),
+            block(
+                "SEARCH_PROVIDER",
+                "brave",
+                f"{w['brave'].base}/res/v1/web/search",
+                env_key="BRAVE_API_KEY",
+                fallback_to="tavily",
+            ),
+            block(
+                "SEARCH_PROVIDER", "tavily", f"{w['tavily'].base}/search", env_key="TAVILY_API_KEY"
+            ),
+            '[MODEL.claude-test]\nprovider = "anthropic"\ncost_input_per_1m = "3"\n'
+            'cost_output_per_1m = "15"\nmax_output_tokens = "512"\n[MODEL.claude-test_END]',
+            '[TOOL.summarize]\nprovider_type = "llm"\ndefault_provider = "anthropic"\n'
+            'system_prompt = "Summarize briefly."\ndescription = "Summarize a text."\n[TOOL.summarize_END]',
+            '[TOOL.web_search]\nprovider_type = "search"\ndefault_provider = "brave"\n[TOOL.web_search_END]',
+        ]
+    )
+
+
+@pytest.fixture(scope="module")
+def world() -> Iterator[World]:
+    fakes: dict[str, Any] = {
+        "anthropic": FakeAnthropic(name="anthropic", reply_text="Claude says hello to you"),
+        "gemini": FakeGemini(name="gemini", reply_text="Gemini says hello to you"),
+        "openrouter": FakeOpenAI(name="openrouter", reply_text="OpenRouter says hello"),
+        "huggingface": FakeOpenAI(name="huggingface", reply_text="HuggingFace says hello"),
+        "local": FakeOpenAI(name="local", reply_text="Local model says hello"),
+        "brave": FakeBrave(name="brave"),
+        "tavily": FakeTavily(name="tavily"),
+    }
+    for fake in fakes.values():
+        fake.start()
+    stack = Stack(env=KEYS, config_text=config_for(fakes))
+    try:
+        stack.start()
+        yield World(stack=stack, **fakes)
+    finally:
+        stack.cleanup()
+        for fake in fakes.values():
+            fake.stop()
+
+
+@pytest.fixture
+def w(world: World) -> World:
+    for fake in world.fakes:
+        fake.requests.clear()
+        fake.refuse_keys.clear()
+        fake.default = Behaviour()
+        fake._queue.clear()
+    return world
+
+
+async def call(w: World, tool: str, args: dict[str, Any], **kwargs: Any) -> Any:
+    async with mcp_session(w.stack.url) as client:
+        return await client.call_tool(tool, args, **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("provider", "path", "key_header", "key_name"),
+    [
+        ("anthropic", "/v1/messages", "x-api-key", "ANTHROPIC_API_KEY"),
+        (
+            "gemini",
+            "/v1beta/models/gemini-test:streamGenerateContent",
+            "x-goog-api-key",
+            "GEMINI_API_KEY",
+        ),
+        ("openrouter", "/v1/chat/completions", "authorization", "OPENROUTER_API_KEY"),
+        ("huggingface", "/v1/chat/completions", "authorization", "HF_TOKEN"),
+    ],
+)
+async def test_each_provider_end_to_end(
+    w: World, provider: str, path: str, key_header: str, key_name: str
+) -> None:
+    result = await call(
+        w, "llm_complete", {"prompt": "Say hi", "provider": provider, "system": "Be terse."}
+    )
+    assert not result.is_error, result.content
+    data = result.structured_content
+    assert data["provider"] == provider and data["fallback_path"] == []
+    assert data["text"] == getattr(w, provider).reply_text
+    assert data["usage"]["input_tokens"] > 0 and data["latency_ms"] > 0
+    (request,) = getattr(w, provider).requests
+    assert request.path == path
+    key = KEYS[key_name]
+    assert key in request.headers[key_header]  # the key travels in a header ...
+    assert key not in request.path and key not in json.dumps(request.query)  # ... never the URL
+    body = json.dumps(request.body)
+    assert "Say hi" in body and "Be terse." in body  # prompt and system prompt sent
+    if provider == "anthropic":
+        assert request.body["system"] == "Be terse."
+        assert request.headers["anthropic-version"] == "2023-06-01"
+        assert data["cost_usd"] == pytest.approx((12 * 3 + 7 * 15) / 1e6)
+    if provider == "gemini":
+        assert request.query == {"alt": "sse"}
+        assert request.body["systemInstruction"]["parts"][0]["text"] == "Be terse."
+    if provider == "openrouter":
+        assert request.headers["http-referer"] == "https://sealgate.test"
+        assert request.body["messages"][0] == {"role": "system", "content": "Be terse."}
+
+
+async def test_configured_tool_sends_its_system_prompt(w: World) -> None:
+    result = await call(w, "summarize", {"prompt": "A long text."})
+    assert not result.is_error, result.content
+    assert w.anthropic.requests[0].body["system"] == "Summarize briefly."
+
+
+async def test_fallback_walks_the_whole_chain_without_forwarding_a_pinned_model(w: World) -> None:
+    w.anthropic.behave(Behaviour(status=500))
+    w.gemini.behave(Behaviour(status=429, retry_after="1"))
+    w.openrouter.behave(Behaviour(hang_s=3))  # past its 1 s timeout
+    result = await call(w, "llm_complete", {"prompt": "hi", "model": "anthropic/claude-pinned"})
+    assert not result.is_error, result.content
+    data = result.structured_content
+    assert data["provider"] == "huggingface" and data["text"] == w.huggingface.reply_text
+    assert [step["provider"] for step in data["fallback_path"]] == [
+        "anthropic",
+        "gemini",
+        "openrouter",
+    ]
+    assert "HTTP 500" in data["fallback_path"][0]["error"]
+    assert "HTTP 429" in data["fallback_path"][1]["error"]
+    assert "timed out" in data["fallback_path"][2]["error"]
+    assert w.anthropic.requests[0].body["model"] == "claude-pinned"
+    assert w.gemini.requests[0].path.endswith("/gemini-test:streamGenerateContent")
+    assert w.openrouter.requests[0].body["model"] == "meta/llama:free"
+    assert w.huggingface.requests[0].body["model"] == "hf/model"
+
+
+async def test_no_fallback_on_a_refused_request(w: World) -> None:
+    w.anthropic.behave(Behaviour(status=400, error_message="max_tokens: too large"))
+    result = await call(w, "llm_complete", {"prompt": "hi", "provider": "anthropic"})
+    assert result.is_error
+    message = result.content[0].text
+    assert (
+        message.startswith("provider_error:") and "anthropic" in message and "HTTP 400" in message
+    )
+    assert w.gemini.requests == []
+
+
+async def test_every_provider_failing_names_each_cause(w: World) -> None:
+    for fake in (w.anthropic, w.gemini, w.openrouter, w.huggingface):
+        fake.behave(Behaviour(status=503))
+    result = await call(w, "llm_complete", {"prompt": "hi"})
+    assert result.is_error
+    message = result.content[0].text
+    for name in ("anthropic", "gemini", "openrouter", "huggingface"):
+        assert f"{name}: HTTP 503" in message
+
+
+async def test_second_key_is_used_when_the_first_is_refused(w: World) -> None:
+    w.anthropic.refuse_keys = {KEYS["ANTHROPIC_API_KEY"]}
+    for _ in range(2):  # rotation may start at either key; both calls must succeed on the second
+        result = await call(w, "llm_complete", {"prompt": "hi", "provider": "anthropic"})
+        assert not result.is_error, result.content
+        assert result.structured_content["provider"] == "anthropic"
+        assert result.structured_content["fallback_path"] == []
+    assert w.gemini.requests == []
+    used = [r.headers["x-api-key"] for r in w.anthropic.requests]
+    assert used.count(KEYS["ANTHROPIC_API_KEY_2"]) == 2
+
+
+async def test_keyless_local_provider(w: World) -> None:
+    result = await call(w, "llm_complete", {"prompt": "hi", "provider": "local"})
+    assert not result.is_error, result.content
+    assert result.structured_content["text"] == w.local.reply_text
+    assert "authorization" not in w.local.requests[0].headers
+
+
+async def test_streaming_arrives_in_several_chunks_with_progress(w: World) -> None:
+    progress: list[float] = []
+
+    async def on_progress(value: float, total: float | None, message: str | None) -> None:
+        progress.append(value)
+
+    result = await call(
+        w, "llm_complete", {"prompt": "hi", "provider": "anthropic"}, progress_callback=on_progress
+    )
+    assert not result.is_error
+    assert len(progress) >= 4 and progress == sorted(progress)
+    assert progress[-1] == len(w.anthropic.reply_text)
+
+
+async def test_a_cancelled_call_stops_the_provider_request(w: World) -> None:
+    w.openrouter.behave(Behaviour(stream_hold=True))
+    task = asyncio.create_task(call(w, "llm_complete", {"prompt": "hi", "provider": "openrouter"}))
+    deadline = time.monotonic() + 10
+    while not w.openrouter.requests:
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(0.3)  # the first chunks are flowing; the fake now holds the stream
+    before = w.openrouter.disconnects
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    while w.openrouter.disconnects == before:
+        assert time.monotonic() < deadline, "the provider request was not stopped"
+        await asyncio.sleep(0.05)
+
+
+async def test_web_search_with_fallback_to_tavily(w: World) -> None:
+    result = await call(w, "web_search", {"query": "sealgate", "max_results": 3})
+    assert not result.is_error, result.content
+    assert result.structured_content["provider"] == "brave"
+    assert len(result.structured_content["results"]) == 3
+    request = w.brave.requests[0]
+    assert request.query == {"q": "sealgate", "count": "3"}
+    assert request.headers["x-subscription-token"] == KEYS["BRAVE_API_KEY"]
+    w.brave.behave(Behaviour(status=500))
+    result = await call(w, "web_search", {"query": "sealgate", "max_results": 2})
+    data = result.structured_content
+    assert data["provider"] == "tavily" and data["answer"] == "a fake answer"
+    assert w.tavily.requests[0].headers["authorization"] == f"Bearer {KEYS['TAVILY_API_KEY']}"
+
+
+async def test_model_info_and_active_tools(w: World) -> None:
+    info = await call(w, "get_model_info", {"model": "claude-test"})
+    (model,) = info.structured_content["models"]
+    assert model["cost_output_per_1m"] == 15 and model["max_output_tokens"] == 512
+    missing = await call(w, "get_model_info", {"model": "nope"})
+    assert missing.is_error and "not_found" in missing.content[0].text
+    active = await call(w, "list_active_tools", {})
+    data = active.structured_content
+    assert {"llm_complete", "summarize", "web_search", "get_model_info"} <= set(data["tools"])
+    assert set(data["llm_providers"]) == {
+        "anthropic",
+        "gemini",
+        "openrouter",
+        "huggingface",
+        "local",
+    }
+    assert data["search_providers"] == ["brave", "tavily"]
+
+
+async def test_a_malformed_provider_reply_is_a_clear_error(w: World) -> None:
+    w.huggingface.behave(Behaviour(malformed=True))
+    result = await call(w, "llm_complete", {"prompt": "hi", "provider": "huggingface"})
+    assert result.is_error
+    assert "malformed" in result.content[0].text or "not JSON" in result.content[0].text
+
+
+async def test_no_key_appears_in_responses_logs_or_the_sandbox(w: World) -> None:
+    # A provider that echoes the refused key in its error text: the guardian redacts it.
+    w.anthropic.refuse_keys = {KEYS["ANTHROPIC_API_KEY"], KEYS["ANTHROPIC_API_KEY_2"]}
+    w.gemini.refuse_keys = {KEYS["GEMINI_API_KEY"]}
+    for fake in (w.openrouter, w.huggingface):
+        fake.behave(Behaviour(status=500))
+    result = await call(w, "llm_complete", {"prompt": "hi"})
+    assert result.is_error
+    text = json.dumps(result.model_dump())
+    assert "invalid api key [REDACTED]" in text
+    sandbox = w.stack.pid_of("sandbox")
+    with open(f"/proc/{sandbox}/environ", "rb") as environ:
+        env = environ.read().decode(errors="replace")
+    logs = w.stack.logs()
+    for value in KEYS.values():
+        assert value not in text
+        assert value not in env
+        assert value not in logs
+
+
+def test_tools_are_absent_when_their_keys_are(stack_factory: Any) -> None:
+    stack = stack_factory(env={"ANTHROPIC_API_KEY": "sk-ant-FAKE-only-one-key-000000"})
+
+    async def names() -> list[str]:
+        async with mcp_session(stack.url) as client:
+            return sorted(t.name for t in (await client.list_tools()).tools)
+
+    tools = asyncio.run(names())
+    assert "llm_complete" in tools and "code_review" in tools
+    assert "web_search" not in tools
+    bare = stack_factory(env={})
+    assert asyncio.run(_names_of(bare.url)) == [
+        "get_model_info",
+        "health_check",
+        "list_active_tools",
+    ]
+    assert "No provider key is configured" in __import__("httpx").get(f"{bare.url}/").text
+    assert "serving the built-in tools only" in bare.logs()
+
+
+async def _names_of(url: str) -> list[str]:
+    async with mcp_session(url) as client:
+        return sorted(t.name for t in (await client.list_tools()).tools)

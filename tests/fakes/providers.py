@@ -1,0 +1,290 @@
+"""One fake per wire format, each following its provider's documented API."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from aiohttp import web
+
+from tests.fakes.base import Behaviour, FakeServer
+
+
+def _event(data: Any, event: str | None = None) -> bytes:
+    head = f"event: {event}\n" if event else ""
+    return f"{head}data: {json.dumps(data)}\n\n".encode()
+
+
+class FakeAnthropic(FakeServer):
+    """Anthropic Messages API: POST /v1/messages, x-api-key, anthropic-version."""
+
+    def routes(self, app: web.Application) -> None:
+        app.router.add_post("/v1/messages", self.messages)
+
+    def key_of(self, request: web.Request) -> str | None:
+        return request.headers.get("x-api-key")
+
+    def error_body(self, status: int, message: str) -> Any:
+        return {"type": "error", "error": {"type": "api_error", "message": message}}
+
+    async def messages(self, request: web.Request) -> web.StreamResponse:
+        behaviour, recorded, early = await self.preamble(request)
+        if early is not None:
+            return early
+        body = recorded.body
+        text = self.text_for(behaviour)
+        model = body.get("model", "claude-test")
+        if not body.get("stream"):
+            return web.json_response(
+                {
+                    "id": "msg_fake",
+                    "type": "message",
+                    "role": "assistant",
+                    "model": model,
+                    "content": [{"type": "text", "text": text}],
+                    "stop_reason": "end_turn",
+                    "stop_sequence": None,
+                    "usage": {"input_tokens": 12, "output_tokens": 7},
+                }
+            )
+        message = {
+            "id": "msg_fake",
+            "type": "message",
+            "role": "assistant",
+            "model": model,
+            "content": [],
+            "stop_reason": None,
+            "stop_sequence": None,
+            "usage": {"input_tokens": 12, "output_tokens": 1},
+        }
+        events = [
+            _event({"type": "message_start", "message": message}, "message_start"),
+            _event(
+                {
+                    "type": "content_block_start",
+                    "index": 0,
+                    "content_block": {"type": "text", "text": ""},
+                },
+                "content_block_start",
+            ),
+            _event({"type": "ping"}, "ping"),
+        ]
+        for chunk in self.chunks_of(text):
+            events.append(
+                _event(
+                    {
+                        "type": "content_block_delta",
+                        "index": 0,
+                        "delta": {"type": "text_delta", "text": chunk},
+                    },
+                    "content_block_delta",
+                )
+            )
+        events += [
+            _event({"type": "content_block_stop", "index": 0}, "content_block_stop"),
+            _event(
+                {
+                    "type": "message_delta",
+                    "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                    "usage": {"output_tokens": 7},
+                },
+                "message_delta",
+            ),
+            _event({"type": "message_stop"}, "message_stop"),
+        ]
+        return await self.sse(request, behaviour, events)
+
+
+class FakeGemini(FakeServer):
+    """Gemini: POST /v1beta/models/{model}:generateContent and :streamGenerateContent?alt=sse."""
+
+    def routes(self, app: web.Application) -> None:
+        app.router.add_post("/v1beta/models/{call}", self.generate)
+
+    def key_of(self, request: web.Request) -> str | None:
+        return request.headers.get("x-goog-api-key")
+
+    def error_body(self, status: int, message: str) -> Any:
+        return {"error": {"code": status, "message": message, "status": "FAKE"}}
+
+    @staticmethod
+    def _response(text: str, model: str, finish: str | None) -> dict[str, Any]:
+        candidate: dict[str, Any] = {
+            "content": {"parts": [{"text": text}], "role": "model"},
+            "index": 0,
+        }
+        if finish:
+            candidate["finishReason"] = finish
+        return {
+            "candidates": [candidate],
+            "modelVersion": model,
+            "usageMetadata": {
+                "promptTokenCount": 9,
+                "candidatesTokenCount": 5,
+                "totalTokenCount": 14,
+            },
+        }
+
+    async def generate(self, request: web.Request) -> web.StreamResponse:
+        behaviour, _recorded, early = await self.preamble(request)
+        if early is not None:
+            return early
+        model, _, operation = request.match_info["call"].partition(":")
+        text = self.text_for(behaviour)
+        if operation == "generateContent":
+            return web.json_response(self._response(text, model, "STOP"))
+        if operation != "streamGenerateContent" or request.query.get("alt") != "sse":
+            return web.json_response(self.error_body(404, "unknown operation"), status=404)
+        chunks = self.chunks_of(text)
+        events = [
+            _event(self._response(c, model, "STOP" if i == len(chunks) - 1 else None))
+            for i, c in enumerate(chunks)
+        ]
+        return await self.sse(request, behaviour, events)
+
+
+class FakeOpenAI(FakeServer):
+    """OpenAI-compatible chat completions: POST /v1/chat/completions, Bearer key."""
+
+    def routes(self, app: web.Application) -> None:
+        app.router.add_post("/v1/chat/completions", self.completions)
+
+    def key_of(self, request: web.Request) -> str | None:
+        auth = request.headers.get("authorization", "")
+        return auth.removeprefix("Bearer ") if auth else None
+
+    async def completions(self, request: web.Request) -> web.StreamResponse:
+        behaviour, recorded, early = await self.preamble(request)
+        if early is not None:
+            return early
+        body = recorded.body
+        text = self.text_for(behaviour)
+        model = body.get("model", "fake-model")
+        created = int(time.time())
+        if not body.get("stream"):
+            return web.json_response(
+                {
+                    "id": "chatcmpl-fake",
+                    "object": "chat.completion",
+                    "created": created,
+                    "model": model,
+                    "choices": [
+                        {
+                            "index": 0,
+                            "message": {"role": "assistant", "content": text},
+                            "finish_reason": "stop",
+                            "logprobs": None,
+                        }
+                    ],
+                    "usage": {"prompt_tokens": 10, "completion_tokens": 6, "total_tokens": 16},
+                }
+            )
+        base = {
+            "id": "chatcmpl-fake",
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": model,
+        }
+        events = [
+            _event(
+                {
+                    **base,
+                    "choices": [
+                        {
+                            "index": 0,
+                            "delta": {"role": "assistant", "content": ""},
+                            "finish_reason": None,
+                        }
+                    ],
+                }
+            )
+        ]
+        for chunk in self.chunks_of(text):
+            events.append(
+                _event(
+                    {
+                        **base,
+                        "choices": [
+                            {"index": 0, "delta": {"content": chunk}, "finish_reason": None}
+                        ],
+                    }
+                )
+            )
+        events.append(
+            _event({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+        )
+        if (body.get("stream_options") or {}).get("include_usage"):
+            events.append(
+                _event(
+                    {
+                        **base,
+                        "choices": [],
+                        "usage": {"prompt_tokens": 10, "completion_tokens": 6, "total_tokens": 16},
+                    }
+                )
+            )
+        events.append(b"data: [DONE]\n\n")
+        return await self.sse(request, behaviour, events)
+
+
+class FakeBrave(FakeServer):
+    """Brave web search: GET /res/v1/web/search?q=&count=, X-Subscription-Token."""
+
+    def routes(self, app: web.Application) -> None:
+        app.router.add_get("/res/v1/web/search", self.search)
+
+    def key_of(self, request: web.Request) -> str | None:
+        return request.headers.get("x-subscription-token")
+
+    async def search(self, request: web.Request) -> web.StreamResponse:
+        _behaviour, _recorded, early = await self.preamble(request)
+        if early is not None:
+            return early
+        count = int(request.query.get("count", "5"))
+        results = [
+            {
+                "title": f"Brave result {i}",
+                "url": f"https://example.org/brave/{i}",
+                "description": f"snippet {i} for {request.query.get('q')}",
+            }
+            for i in range(count)
+        ]
+        return web.json_response({"type": "search", "web": {"type": "search", "results": results}})
+
+
+class FakeTavily(FakeServer):
+    """Tavily search: POST /search with {"query", "max_results"}, Bearer key."""
+
+    def routes(self, app: web.Application) -> None:
+        app.router.add_post("/search", self.search)
+
+    def key_of(self, request: web.Request) -> str | None:
+        auth = request.headers.get("authorization", "")
+        return auth.removeprefix("Bearer ") if auth else None
+
+    async def search(self, request: web.Request) -> web.StreamResponse:
+        _behaviour, recorded, early = await self.preamble(request)
+        if early is not None:
+            return early
+        body = recorded.body
+        results = [
+            {
+                "title": f"Tavily result {i}",
+                "url": f"https://example.org/tavily/{i}",
+                "content": f"content {i} for {body.get('query')}",
+                "score": 0.9,
+            }
+            for i in range(body.get("max_results", 5))
+        ]
+        return web.json_response(
+            {
+                "query": body.get("query"),
+                "answer": "a fake answer",
+                "results": results,
+                "response_time": 0.01,
+            }
+        )
+
+
+__all__ = ["Behaviour", "FakeAnthropic", "FakeBrave", "FakeGemini", "FakeOpenAI", "FakeTavily"]
