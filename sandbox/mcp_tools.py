@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -26,6 +27,7 @@ from sandbox.guardian_link import ActiveNames, Caller, GuardianLink
 logger = logging.getLogger("sealgate.sandbox.mcp")
 
 ToolFunction = Callable[..., Awaitable[ToolResult]]
+PROGRESS_INTERVAL_S = 0.25
 
 
 def result(data: dict[str, Any], text: str | None = None) -> ToolResult:
@@ -199,13 +201,21 @@ class SealGateTools:
         return run
 
     async def _complete(self, ctx: Context, tool: str, prompt: str, **options: Any) -> ToolResult:
-        """Stream from the guardian, report MCP progress per chunk, answer with the whole."""
+        """Stream from the guardian, report MCP progress as text arrives, answer with the whole.
+
+        Progress goes out for the first chunk and then at most every `PROGRESS_INTERVAL_S`:
+        one notification per token would cost more than the call itself.
+        """
         received = 0
+        reported = -PROGRESS_INTERVAL_S
         try:
             async with self.link.llm_stream(current_caller(), tool, prompt, **options) as stream:
                 async for chunk in stream:
                     received += len(chunk.get("text", "")) if isinstance(chunk, dict) else 0
-                    await ctx.report_progress(received, message=f"{received} characters received")
+                    now = time.monotonic()
+                    if now - reported >= PROGRESS_INTERVAL_S:
+                        reported = now
+                        await ctx.report_progress(received, message=f"{received} characters")
             data = stream.result
         except RPCError as exc:
             raise tool_error(exc) from None

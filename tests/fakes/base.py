@@ -25,6 +25,7 @@ class Behaviour:
     malformed: bool = False  # 200 with a body that is not the documented shape
     text: str | None = None  # reply text; the fake's own by default
     stream_hold: bool = False  # stream: send the first chunk, then hold until the client leaves
+    stream_abort_after: int | None = None  # stream: drop the connection after N events
     error_message: str = "fake error"
 
 
@@ -46,6 +47,8 @@ class FakeServer:
     default: Behaviour = field(default_factory=Behaviour)
     requests: list[Recorded] = field(default_factory=list)
     disconnects: int = 0
+    #: Pause between stream events, so a stream really arrives in pieces.
+    event_delay_s: float = 0.005
 
     def __post_init__(self) -> None:
         self._queue: list[Behaviour] = []
@@ -166,8 +169,16 @@ class FakeServer:
         await response.prepare(request)
         try:
             for index, event in enumerate(events):
+                if (
+                    behaviour.stream_abort_after is not None
+                    and index >= behaviour.stream_abort_after
+                ):
+                    assert request.transport is not None
+                    request.transport.abort()  # mid-stream, as a crashed upstream would
+                    return response
                 await response.write(event)
-                await asyncio.sleep(0.005)
+                if self.event_delay_s:
+                    await asyncio.sleep(self.event_delay_s)
                 if behaviour.stream_hold and index >= 1:
                     while True:  # keep-alive comments until the client goes away
                         await asyncio.sleep(0.05)

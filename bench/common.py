@@ -1,0 +1,111 @@
+"""Shared benchmark plumbing: a fake provider process, timing, and printing."""
+
+from __future__ import annotations
+
+import asyncio
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def machine_line() -> str:
+    import uvloop
+
+    return (
+        f"python {platform.python_version()}, uvloop {uvloop.__version__},"
+        f" CPU: {cpu_model()} x{len(__import__('os').sched_getaffinity(0))}"
+    )
+
+
+@dataclass
+class Row:
+    label: str
+    concurrency: int
+    p50_ms: float
+    p99_ms: float
+    per_s: float
+
+
+def percentile(samples: list[float], fraction: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * fraction))]
+
+
+async def measure(
+    label: str,
+    call: Callable[[], Awaitable[object]],
+    concurrency: int,
+    calls: int,
+    max_seconds: float = 20.0,
+) -> Row:
+    """Run `calls` calls over `concurrency` workers (bounded by `max_seconds`)."""
+    latencies: list[float] = []
+    deadline = time.monotonic() + max_seconds
+    per_worker = max(1, calls // concurrency)
+
+    async def worker() -> None:
+        for _ in range(per_worker):
+            if time.monotonic() > deadline:
+                return
+            started = time.perf_counter()
+            await call()
+            latencies.append(time.perf_counter() - started)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    elapsed = time.perf_counter() - started
+    return Row(
+        label,
+        concurrency,
+        percentile(latencies, 0.5) * 1e3,
+        percentile(latencies, 0.99) * 1e3,
+        len(latencies) / elapsed,
+    )
+
+
+def print_rows(rows: list[Row], floor: dict[int, Row] | None = None) -> None:
+    print(f"  {'what':<44} {'c':>3} {'p50 ms':>8} {'p99 ms':>8} {'added p50':>10} {'req/s':>8}")
+    for row in rows:
+        added = ""
+        if floor and row.concurrency in floor and floor[row.concurrency] is not row:
+            added = f"{row.p50_ms - floor[row.concurrency].p50_ms:+.2f}"
+        print(
+            f"  {row.label:<44} {row.concurrency:>3} {row.p50_ms:>8.2f} {row.p99_ms:>8.2f}"
+            f" {added:>10} {row.per_s:>8,.0f}"
+        )
+
+
+class FakeProcess:
+    """bench/fake_provider.py in a process of its own, so it does not share our GIL."""
+
+    def __enter__(self) -> FakeProcess:
+        self.process = subprocess.Popen(
+            [sys.executable, str(ROOT / "bench" / "fake_provider.py")],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.process.stdout is not None
+        self.port = int(self.process.stdout.readline())
+        self.base = f"http://127.0.0.1:{self.port}/v1"
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.process.terminate()
+        self.process.wait(10)
