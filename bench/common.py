@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import platform
-import statistics
 import subprocess
 import sys
 import time

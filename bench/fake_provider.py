@@ -11,7 +11,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.fakes.providers import FakeOpenAI  # noqa: E402
+from tests.fakes.providers import FakeOpenAI
 
 
 def main() -> None:

@@ -17,7 +17,7 @@ import uvloop
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import (  # noqa: E402
+from bench.common import (
     FakeProcess,
     Row,
     machine_line,
@@ -25,12 +25,12 @@ from bench.common import (  # noqa: E402
     percentile,
     print_rows,
 )
-from guardian.outbound import Outbound  # noqa: E402
-from guardian.providers.adapters import OpenAIAdapter  # noqa: E402
-from guardian.providers.types import ChatRequest  # noqa: E402
-from protocol.pyfun import ProviderConfig  # noqa: E402
-from tests.e2e.mcp_client import mcp_session  # noqa: E402
-from tests.helpers import Stack  # noqa: E402
+from guardian.outbound import Outbound
+from guardian.providers.adapters import OpenAIAdapter
+from guardian.providers.types import ChatRequest
+from protocol.pyfun import ProviderConfig
+from tests.e2e.mcp_client import mcp_session
+from tests.helpers import Stack
 
 BODY = {
     "model": "bench-model",
@@ -96,7 +96,7 @@ async def through_mcp(url: str, calls: int) -> list[Row]:
         latencies: list[float] = []
         per_worker = max(2, calls // 4 // concurrency)
 
-        async def worker() -> None:
+        async def worker(latencies: list[float] = latencies, per_worker: int = per_worker) -> None:
             async with mcp_session(url) as client:
                 for index in range(per_worker + 2):
                     started = time.perf_counter()
