@@ -43,6 +43,7 @@ format: $(VENV)/.dev
 
 bench: $(VENV)/.dev
 	$(PY) bench/rpc.py
+	$(PY) bench/gateway.py
 
 # Re-pin after editing pyproject.toml (needs uv: `pip install uv`).
 lock:

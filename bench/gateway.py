@@ -68,6 +68,28 @@ async def transports(base: str, calls: int) -> list[Row]:
         for concurrency in (1, 32):
             rows.append(await measure(f"outbound transport: {name}", one, concurrency, calls))
         await outbound.aclose()
+    # For scale, the clients ECOSYSTEM.md lists that guardian/outbound.py does not ship.
+    import aiohttp
+    import httpx2
+
+    url = f"{base}/chat/completions"
+    async with httpx2.AsyncClient(timeout=10) as client2:
+
+        async def with_httpx2() -> object:
+            return (await client2.post(url, json=call.json)).content
+
+        for concurrency in (1, 32):
+            rows.append(await measure("httpx2 (not shipped)", with_httpx2, concurrency, calls))
+    async with aiohttp.ClientSession() as session:
+
+        async def with_aiohttp() -> object:
+            async with session.post(url, json=call.json) as response:
+                return await response.read()
+
+        for concurrency in (1, 32):
+            rows.append(
+                await measure("aiohttp directly (not shipped)", with_aiohttp, concurrency, calls)
+            )
     return rows
 
 
@@ -127,7 +149,7 @@ async def run(calls: int) -> None:
     with FakeProcess() as fake:
         floor = await direct(fake.base, calls)
         print("\nOutbound HTTP transports (guardian/outbound.py) against the fake:")
-        print_rows(await transports(fake.base, calls), floor)
+        print_rows(await transports(fake.base, calls))
         stack = Stack(config_text=stack_config(fake.base))
         try:
             stack.start()
