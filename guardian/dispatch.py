@@ -17,10 +17,14 @@ from typing import Any
 from guardian import handlers
 from guardian.handlers import CallContext
 from protocol.methods import (
+    AUTH_LOGIN,
+    AUTH_LOGOUT,
+    AUTH_VERIFY,
     HEALTH,
     HELLO,
     LLM_COMPLETE,
     LLM_STREAM,
+    METHODS,
     MODELS_INFO,
     SEARCH_WEB,
     STATUS,
@@ -57,7 +61,31 @@ _SEALED: Mapping[str, Permit] = {
     "llm.complete": Permit(spec=LLM_COMPLETE, phases=_READY, task=handlers.llm_complete),
     "llm.stream": Permit(spec=LLM_STREAM, phases=_READY, task=handlers.llm_stream),
     "search.web": Permit(spec=SEARCH_WEB, phases=_READY, task=handlers.search_web),
-    "models.info": Permit(spec=MODELS_INFO, phases=_READY, inline=handlers.models_info),
+    "models.info": Permit(spec=MODELS_INFO, phases=_READY, task=handlers.models_info),
+    "auth.login": Permit(spec=AUTH_LOGIN, phases=_READY, task=handlers.auth_login),
+    "auth.verify": Permit(spec=AUTH_VERIFY, phases=_READY, task=handlers.auth_verify),
+    "auth.logout": Permit(spec=AUTH_LOGOUT, phases=_READY, task=handlers.auth_logout),
+}
+
+
+def _operator(name: str, handler: TaskHandler) -> Permit:
+    return Permit(spec=METHODS[name], phases=_READY, task=handler)
+
+
+#: Operator commands: the admin socket only (the guardian's own uid or root).
+_OPERATOR: Mapping[str, Permit] = {
+    "users.add": _operator("users.add", handlers.users_add),
+    "users.list": _operator("users.list", handlers.users_list),
+    "users.lock": _operator("users.lock", handlers.users_lock),
+    "users.unlock": _operator("users.unlock", handlers.users_unlock),
+    "users.delete": _operator("users.delete", handlers.users_delete),
+    "users.passwd": _operator("users.passwd", handlers.users_passwd),
+    "users.role": _operator("users.role", handlers.users_role),
+    "tokens.issue": _operator("tokens.issue", handlers.tokens_issue),
+    "tokens.list": _operator("tokens.list", handlers.tokens_list),
+    "tokens.revoke": _operator("tokens.revoke", handlers.tokens_revoke),
+    "sessions.list": _operator("sessions.list", handlers.sessions_list),
+    "sessions.revoke": _operator("sessions.revoke", handlers.sessions_revoke),
 }
 
 SANDBOX_PERMITS: Mapping[str, Permit] = {
@@ -71,6 +99,7 @@ ADMIN_PERMITS: Mapping[str, Permit] = {
     "health": Permit(spec=HEALTH, phases=_READY, inline=handlers.health),
     "status": Permit(spec=STATUS, phases=_READY, inline=handlers.status),
     **_SEALED,
+    **_OPERATOR,
 }
 
 PERMITS: Mapping[Surface, Mapping[str, Permit]] = {

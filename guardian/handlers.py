@@ -12,11 +12,23 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from guardian.auth import OPERATOR, Auth, Principal
 from guardian.router import Router
 from guardian.state import GuardianState
+from guardian.storage import Storage
 from protocol import PROTOCOL_VERSION, __version__
-from protocol.errors import Internal, InvalidParams
+from protocol.errors import (
+    BudgetExceeded,
+    Forbidden,
+    Internal,
+    InvalidParams,
+    RateLimited,
+    Unauthenticated,
+)
 from protocol.methods import Surface
+
+#: Refusals that are written to the audit log with the caller's address.
+AUDITED = (Forbidden, RateLimited, BudgetExceeded, Unauthenticated)
 
 Emit = Callable[[Any], Awaitable[None]]
 
@@ -37,6 +49,45 @@ def _router(ctx: CallContext) -> Router:
     if ctx.state.router is None:
         raise Internal("the guardian is not ready for provider calls")
     return ctx.state.router
+
+
+def _auth(ctx: CallContext) -> Auth:
+    if ctx.state.auth is None:
+        raise Internal("the guardian is not ready for authentication")
+    return ctx.state.auth
+
+
+def _storage(ctx: CallContext) -> Storage:
+    if ctx.state.storage is None:
+        raise Internal("the guardian has no database")
+    return ctx.state.storage
+
+
+async def principal_of(ctx: CallContext, params: dict[str, Any]) -> Principal:
+    """Operators on the admin socket act as themselves; sandbox calls carry a credential
+    that only the guardian resolves."""
+    if ctx.surface is Surface.ADMIN:
+        return OPERATOR
+    return await _auth(ctx).resolve(params["caller"])
+
+
+async def _audited(ctx: CallContext, params: dict[str, Any], action: str, run: Any) -> Any:
+    """Run a sealed call for its principal; refusals go to the audit log."""
+    caller = params.get("caller") or {}
+    try:
+        principal = await principal_of(ctx, params)
+    except Unauthenticated as exc:
+        await _storage(ctx).add_audit(
+            "-", action, exc.code.value, caller.get("ip", ""), exc.message
+        )
+        raise
+    try:
+        return await run(principal)
+    except AUDITED as exc:
+        await _storage(ctx).add_audit(
+            principal.name, action, exc.code.value, caller.get("ip", ""), exc.message
+        )
+        raise
 
 
 def hello(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
@@ -86,18 +137,119 @@ def status(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
 
 
 async def llm_complete(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
-    return await _router(ctx).complete(params)
+    router = _router(ctx)
+    return await _audited(
+        ctx, params, "llm.complete", lambda principal: router.complete(params, principal)
+    )
 
 
 async def llm_stream(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
-    if ctx.emit is None:
+    emit = ctx.emit
+    if emit is None:
         raise Internal("llm.stream was dispatched without a stream")
-    return await _router(ctx).complete(params, ctx.emit)
+    router = _router(ctx)
+    return await _audited(
+        ctx, params, "llm.stream", lambda principal: router.complete(params, principal, emit)
+    )
 
 
 async def search_web(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
-    return await _router(ctx).search(params)
+    router = _router(ctx)
+    return await _audited(
+        ctx, params, "search.web", lambda principal: router.search(params, principal)
+    )
 
 
-def models_info(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
+async def models_info(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
+    await principal_of(ctx, params)
     return _router(ctx).models_info(params)
+
+
+# authentication --------------------------------------------------------------------------
+async def auth_login(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
+    caller = params["caller"]
+    return await _auth(ctx).login(
+        params["username"], params["password"], caller["ip"], caller["user_agent"]
+    )
+
+
+async def auth_verify(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
+    principal = await principal_of(ctx, params)
+    return {**principal.to_wire(), "auth_enabled": _auth(ctx).enabled}
+
+
+async def auth_logout(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
+    credential = params["caller"].get("credential")
+    if not credential:
+        raise InvalidParams("there is no session to end")
+    return {"ok": await _auth(ctx).logout(credential, params["caller"]["ip"])}
+
+
+# operators: users, tokens, sessions --------------------------------------------------------
+def _rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [
+        {k: v for k, v in row.items() if k not in ("password_hash", "token_hash")} for row in rows
+    ]
+
+
+async def users_add(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
+    await _auth(ctx).add_user(params["name"], params.get("password"), params.get("role") or "user")
+    return {"ok": True}
+
+
+async def users_list(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
+    return {"users": _rows(await _storage(ctx).list_users())}
+
+
+async def users_lock(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
+    await _auth(ctx).lock(params["name"], True)
+    return {"ok": True}
+
+
+async def users_unlock(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
+    await _auth(ctx).lock(params["name"], False)
+    return {"ok": True}
+
+
+async def users_delete(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
+    await _auth(ctx).delete_user(params["name"])
+    return {"ok": True}
+
+
+async def users_passwd(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
+    await _auth(ctx).set_password(params["name"], params["password"])
+    return {"ok": True}
+
+
+async def users_role(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
+    await _auth(ctx).set_role(params["name"], params["role"])
+    return {"ok": True}
+
+
+async def tokens_issue(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
+    expires = params.get("expires_s")
+    return await _auth(ctx).issue_token(
+        params["user"], float(expires) if expires else None, params.get("label") or ""
+    )
+
+
+async def tokens_list(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
+    return {"tokens": _rows(await _storage(ctx).list_tokens(params.get("user")))}
+
+
+async def tokens_revoke(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
+    await _auth(ctx).revoke_token(params["token"])
+    return {"ok": True}
+
+
+async def sessions_list(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
+    return {"sessions": _rows(await _storage(ctx).list_sessions())}
+
+
+async def sessions_revoke(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
+    user, session_id = params.get("user"), params.get("id")
+    if bool(user) == bool(session_id):
+        raise InvalidParams("name either a user or a session id")
+    revoked = await _storage(ctx).revoke_sessions(user, session_id)
+    _auth(ctx).forget()
+    return {"revoked": revoked}

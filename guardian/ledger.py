@@ -11,36 +11,15 @@ import asyncio
 import contextlib
 import json
 import logging
-from dataclasses import astuple, dataclass
-from pathlib import Path
 
-import aiosqlite
+from guardian.storage import Storage
+from guardian.storage.base import StorageError, UsageRow
 
 logger = logging.getLogger("sealgate.guardian.ledger")
 
 FLUSH_INTERVAL_S = 0.1
 FLUSH_ROWS = 100
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class UsageRow:
-    ts: str
-    principal: str
-    tool: str
-    provider: str
-    model: str
-    input_tokens: int
-    output_tokens: int
-    cost_usd: float | None
-    latency_ms: float
-    outcome: str  # "ok" or an error code
-    fallback_path: str  # JSON list of {"provider", "error"}
-
-
-INSERT = (
-    "INSERT INTO usage (ts, principal, tool, provider, model, input_tokens, output_tokens,"
-    " cost_usd, latency_ms, outcome, fallback_path) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
+MAX_PENDING_ROWS = 100_000
 
 
 def fallback_json(path: list[dict[str, str]]) -> str:
@@ -48,16 +27,14 @@ def fallback_json(path: list[dict[str, str]]) -> str:
 
 
 class UsageLedger:
-    def __init__(self, db_path: Path) -> None:
-        self.db_path = db_path
+    def __init__(self, storage: Storage) -> None:
+        self.storage = storage
         self._rows: list[UsageRow] = []
         self._wake = asyncio.Event()
-        self._db: aiosqlite.Connection | None = None
         self._task: asyncio.Task[None] | None = None
 
-    async def start(self) -> None:
-        self._db = await aiosqlite.connect(self.db_path)
-        self._task = asyncio.get_running_loop().create_task(self._run())
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="usage-ledger")
 
     def record(self, row: UsageRow) -> None:
         self._rows.append(row)
@@ -72,15 +49,14 @@ class UsageLedger:
             await self.flush()
 
     async def flush(self) -> None:
-        if not self._rows or self._db is None:
+        if not self._rows:
             return
         rows, self._rows = self._rows, []
         try:
-            await self._db.executemany(INSERT, [astuple(row) for row in rows])
-            await self._db.commit()
-        except (aiosqlite.Error, OSError) as exc:
-            logger.error("could not write %d usage rows: %s", len(rows), exc)
-            self._rows[:0] = rows[-10_000:]  # keep them for the next try, bounded
+            await self.storage.add_usage(rows)
+        except StorageError as exc:
+            logger.error("could not write %d usage rows (will retry): %s", len(rows), exc)
+            self._rows[:0] = rows[-MAX_PENDING_ROWS:]
 
     async def close(self) -> None:
         if self._task is not None:
@@ -88,6 +64,3 @@ class UsageLedger:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         await self.flush()
-        if self._db is not None:
-            await self._db.close()
-            self._db = None

@@ -25,20 +25,24 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from guardian import logs
-from guardian.db import ensure_database
+from guardian.auth import Auth
 from guardian.ledger import UsageLedger
+from guardian.limits import Limits
 from guardian.outbound import TRANSPORTS, Outbound
 from guardian.redact import Redactor
 from guardian.router import Router
 from guardian.secrets import load_secrets
 from guardian.server import GuardianServer
 from guardian.state import GuardianState, Snapshot
+from guardian.storage import open_storage
+from guardian.storage.base import StorageError
 from protocol import __version__
 from protocol.methods import Surface
 from protocol.pyfun import PyfunConfig, PyfunError, parse
 from protocol.runtime import DEFAULT_RUNTIME_DIR, RuntimeLayout
 
 EX_CONFIG = 78
+EX_UNAVAILABLE = 69  # sysexits.h: a service we need (the database) is unavailable
 
 logger = logging.getLogger("sealgate.guardian")
 
@@ -101,21 +105,32 @@ class Guardian:
             if not directory.is_dir():
                 logger.error("cannot start: runtime directory %s is missing", directory)
                 return EX_CONFIG
-        await ensure_database(self.layout.guardian_db)
+        try:
+            storage = await open_storage(
+                snapshot.secrets.get("DATABASE_URL"), self.layout.guardian_db
+            )
+        except StorageError as exc:
+            logger.error("cannot start: %s", exc)
+            return EX_UNAVAILABLE
         state = GuardianState(
             config_path=self.config_path,
             snapshot=snapshot,
             redactor=redactor,
-            database=f"sqlite:{self.layout.guardian_db}",
+            database=storage.describe(),
+            storage=storage,
         )
         transport = self.environ.get("SEALGATE_HTTP_TRANSPORT", "aiohttp")
         if transport not in TRANSPORTS:
             logger.error("cannot start: SEALGATE_HTTP_TRANSPORT must be one of %s", TRANSPORTS)
             return EX_CONFIG
         outbound = Outbound(transport)
-        ledger = UsageLedger(self.layout.guardian_db)
-        await ledger.start()
-        state.router = Router(state, outbound, ledger)
+        ledger = UsageLedger(storage)
+        ledger.start()
+        limits = Limits(storage)
+        await limits.start()
+        state.auth = Auth(state, storage, self.environ)
+        await state.auth.start()
+        state.router = Router(state, outbound, ledger, limits)
         sandbox_uid = int(self.environ.get("HUB_SANDBOX_UID", os.getuid()))
         server = GuardianServer(
             state, sandbox_uid=sandbox_uid, max_frame_size=config.hub.max_frame_size
@@ -143,6 +158,7 @@ class Guardian:
         await server.close()
         await ledger.close()
         await outbound.aclose()
+        await storage.close()
         return 0
 
     def _reload(self, state: GuardianState, server: GuardianServer) -> None:

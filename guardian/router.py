@@ -12,7 +12,6 @@ itself was refused. A stream falls back only before its first chunk has been pas
 from __future__ import annotations
 
 import asyncio
-import datetime
 import json
 import logging
 import time
@@ -20,8 +19,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from guardian.auth import Principal
 from guardian.keys import KeyRing
-from guardian.ledger import UsageLedger, UsageRow, fallback_json
+from guardian.ledger import UsageLedger, fallback_json
+from guardian.limits import Limits
 from guardian.outbound import DEFAULT_MAX_RESPONSE_BYTES, Outbound
 from guardian.providers.adapters import LLMAdapter, llm_adapter
 from guardian.providers.search import search_adapter
@@ -33,8 +34,18 @@ from guardian.providers.types import (
     SearchRequest,
 )
 from guardian.state import GuardianState, Snapshot
-from protocol.errors import InvalidParams, NotFound, ProviderError, RPCError, Timeout, Unavailable
-from protocol.pyfun import ModelConfig, ProviderConfig, ToolConfig
+from guardian.storage.base import UsageRow
+from protocol.errors import (
+    Forbidden,
+    InvalidParams,
+    NotFound,
+    ProviderError,
+    RateLimited,
+    RPCError,
+    Timeout,
+    Unavailable,
+)
+from protocol.pyfun import ModelConfig, ProviderConfig, RoleConfig, ToolConfig
 
 logger = logging.getLogger("sealgate.guardian.router")
 
@@ -62,10 +73,6 @@ class _Emitter:
         self.sent += 1
 
 
-def _now() -> str:
-    return datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds")
-
-
 def _split_model(model: str, providers: dict[str, ProviderConfig] | Any) -> tuple[str, str]:
     """`provider/model` names a provider only when the prefix is one (OpenRouter ids have /)."""
     prefix, slash, rest = model.partition("/")
@@ -81,12 +88,63 @@ def cost_usd(model: ModelConfig | None, input_tokens: int, output_tokens: int) -
     return round(cost / 1_000_000, 8)
 
 
+def allows(names: tuple[str, ...], value: str) -> bool:
+    return "*" in names or value in names
+
+
 class Router:
-    def __init__(self, state: GuardianState, outbound: Outbound, ledger: UsageLedger | None):
+    def __init__(
+        self,
+        state: GuardianState,
+        outbound: Outbound,
+        ledger: UsageLedger | None,
+        limits: Limits | None = None,
+    ) -> None:
         self.state = state
         self.outbound = outbound
         self.ledger = ledger
+        self.limits = limits
         self._keyrings: dict[str, KeyRing] = {}
+
+    # policy --------------------------------------------------------------------------------
+    async def admit(self, principal: Principal, tool: str) -> None:
+        """The checks made before any provider is chosen: tool, principal rate, budget."""
+        role = principal.role
+        if not allows(role.tools, tool):
+            raise Forbidden(f"role {role.name!r} may not use tool {tool!r}")
+        if self.limits is None:
+            return
+        if role.requests_per_min:
+            await self.limits.hit(
+                f"principal:{principal.name}", role.requests_per_min, f"principal {principal.name}"
+            )
+        if role.monthly_budget_usd is not None:
+            await self.limits.check_budget(principal.name, role.monthly_budget_usd)
+
+    def _permitted(
+        self,
+        role: RoleConfig,
+        provider: ProviderConfig,
+        model: str,
+        pinned: bool,
+        snapshot: Snapshot,
+    ) -> str | None:
+        """Why `role` may not send `model` to `provider`, or None if it may."""
+        reason = None
+        if not allows(role.providers, provider.name):
+            reason = f"provider {provider.name!r} is not allowed for role {role.name!r}"
+        elif model and not allows(role.models, model):
+            reason = f"model {model!r} is not allowed for role {role.name!r}"
+        elif role.monthly_budget_usd is not None and model:
+            entry = snapshot.config.models.get(model)
+            if entry is None or entry.cost_input_per_1m is None or entry.cost_output_per_1m is None:
+                reason = (
+                    f"model {model!r} has no cost entry, and a principal with a budget"
+                    " may only use models that have one"
+                )
+        if reason and pinned:
+            raise Forbidden(reason)
+        return reason
 
     def keyring(self, provider: ProviderConfig) -> KeyRing:
         ring = self._keyrings.get(provider.name)
@@ -162,13 +220,18 @@ class Router:
         return attempts
 
     # llm -----------------------------------------------------------------------------------
-    async def complete(self, params: dict[str, Any], emit: Emit | None = None) -> dict[str, Any]:
+    async def complete(
+        self, params: dict[str, Any], principal: Principal, emit: Emit | None = None
+    ) -> dict[str, Any]:
         started = time.monotonic()
         snapshot = self.state.snapshot
         tool_name = params["tool"]
         tool = self._tool(snapshot, tool_name, "llm")
+        await self.admit(principal, tool_name)
         path: list[dict[str, str]] = []
-        attempts = self.plan_llm(snapshot, tool, params, path)
+        attempts = self._filter(
+            principal, self.plan_llm(snapshot, tool, params, path), params, snapshot, path
+        )
         system = (
             (tool.system_prompt if tool and tool.system_prompt else "")
             or params.get("system")
@@ -180,8 +243,20 @@ class Router:
         deadline = started + self._budget(tool, [a.provider for a in attempts])
         emitter = _Emitter(emit) if emit is not None else None
         last: tuple[Attempt, ProviderFailure] | None = None
+        rate_refusal: RateLimited | None = None
         for index, attempt in enumerate(attempts):
             model_config = snapshot.config.models.get(attempt.model)
+            if model_config is not None and model_config.requests_per_min and self.limits:
+                try:
+                    await self.limits.hit(
+                        f"model:{attempt.model}",
+                        model_config.requests_per_min,
+                        f"model {attempt.model}",
+                    )
+                except RateLimited as refusal:
+                    path.append({"provider": attempt.provider.name, "error": refusal.message})
+                    rate_refusal = refusal
+                    continue
             request = ChatRequest(
                 model=attempt.model,
                 prompt=params["prompt"],
@@ -221,6 +296,7 @@ class Router:
                 "finish_reason": result.finish_reason,
             }
             self._record(
+                principal,
                 tool_name,
                 answer["provider"],
                 answer["model"],
@@ -231,9 +307,14 @@ class Router:
                 "ok",
                 path,
             )
+            if self.limits is not None and answer["cost_usd"]:
+                await self.limits.add_spend(principal.name, answer["cost_usd"])
             return answer
+        if last is None and rate_refusal is not None:
+            raise rate_refusal
         error = self._final_error(path, last, emitter)
         self._record(
+            principal,
             tool_name,
             last[0].provider.name if last else "",
             last[0].model if last else "",
@@ -245,6 +326,31 @@ class Router:
             path,
         )
         raise error
+
+    def _filter(
+        self,
+        principal: Principal,
+        attempts: list[Attempt],
+        params: dict[str, Any],
+        snapshot: Snapshot,
+        path: list[dict[str, str]],
+    ) -> list[Attempt]:
+        """Drop the attempts the principal's role does not allow; refuse if it named one."""
+        kept = []
+        for index, attempt in enumerate(attempts):
+            pinned = index == 0 and bool(params.get("provider") or params.get("model"))
+            reason = self._permitted(
+                principal.role, attempt.provider, attempt.model, pinned, snapshot
+            )
+            if reason:
+                path.append({"provider": attempt.provider.name, "error": f"skipped: {reason}"})
+            else:
+                kept.append(attempt)
+        if not kept:
+            raise Forbidden(
+                f"role {principal.role.name!r} may use none of the providers this call could go to"
+            )
+        return kept
 
     def _max_tokens(
         self, params: dict[str, Any], tool: ToolConfig | None, model: ModelConfig | None
@@ -370,11 +476,12 @@ class Router:
         return result
 
     # search --------------------------------------------------------------------------------
-    async def search(self, params: dict[str, Any]) -> dict[str, Any]:
+    async def search(self, params: dict[str, Any], principal: Principal) -> dict[str, Any]:
         started = time.monotonic()
         snapshot = self.state.snapshot
         tool_name = params["tool"]
         tool = self._tool(snapshot, tool_name, "search")
+        await self.admit(principal, tool_name)
         path: list[dict[str, str]] = []
         start = params.get("provider") or (tool.default_provider if tool else "")
         start = start or (snapshot.search_providers[0] if snapshot.search_providers else "")
@@ -383,6 +490,12 @@ class Router:
         chain = self._chain(
             snapshot, snapshot.config.search_providers, snapshot.search_providers, start, path
         )
+        role = principal.role
+        if params.get("provider") and not allows(role.providers, start):
+            raise Forbidden(f"provider {start!r} is not allowed for role {role.name!r}")
+        chain = [p for p in chain if allows(role.providers, p.name)]
+        if not chain:
+            raise Forbidden(f"role {role.name!r} may use no search provider here")
         deadline = started + self._budget(tool, chain)
         request = SearchRequest(query=params["query"], max_results=params.get("max_results") or 5)
         last: tuple[Attempt, ProviderFailure] | None = None
@@ -404,10 +517,13 @@ class Router:
             }
             if result.answer:
                 answer["answer"] = result.answer
-            self._record(tool_name, provider.name, "", 0, 0, None, latency_ms, "ok", path)
+            self._record(
+                principal, tool_name, provider.name, "", 0, 0, None, latency_ms, "ok", path
+            )
             return answer
         error = self._final_error(path, last, None)
         self._record(
+            principal,
             tool_name,
             last[0].provider.name if last else "",
             "",
@@ -517,6 +633,7 @@ class Router:
 
     def _record(
         self,
+        principal: Principal,
         tool: str,
         provider: str,
         model: str,
@@ -531,8 +648,8 @@ class Router:
             return
         self.ledger.record(
             UsageRow(
-                ts=_now(),
-                principal="anonymous",
+                ts=time.time(),
+                principal=principal.name,
                 tool=tool,
                 provider=provider,
                 model=model,

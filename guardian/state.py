@@ -16,7 +16,9 @@ from guardian.secrets import Secrets
 from protocol.pyfun import ProviderConfig, PyfunConfig
 
 if TYPE_CHECKING:
+    from guardian.auth import Auth
     from guardian.router import Router
+    from guardian.storage import Storage
 
 #: Tools the sandbox serves whatever providers are active.
 BUILTIN_TOOLS = ("health_check", "list_active_tools", "get_model_info")
@@ -62,6 +64,8 @@ class GuardianState:
     started: float = field(default_factory=time.monotonic)
     sandbox_connections: int = 0
     router: Router | None = None
+    auth: Auth | None = None
+    storage: Storage | None = None
 
     def swap(self, snapshot: Snapshot) -> None:
         self.redactor.update(snapshot.secrets.values_to_redact())

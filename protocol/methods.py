@@ -167,9 +167,134 @@ MODELS_INFO = MethodSpec(
     surfaces=_BOTH,
 )
 
+AUTH_LOGIN = MethodSpec(
+    name="auth.login",
+    doc="Check a user name and password; a new session bound to the caller's IP and UA.",
+    params={
+        "caller": CALLER,
+        "username": Field(type=str, max_len=64),
+        "password": Field(type=str, max_len=1024),
+    },
+    result={
+        "session": Field(type=str),
+        "principal": Field(type=str),
+        "expires_at": Field(type=float),
+    },
+    surfaces=_BOTH,
+)
+
+AUTH_VERIFY = MethodSpec(
+    name="auth.verify",
+    doc="Who the caller's credential belongs to (or the open-mode principal).",
+    params={"caller": CALLER},
+    result={
+        "principal": Field(type=str),
+        "role": Field(type=str),
+        "kind": Field(type=str),
+        "admin": Field(type=bool),
+        "auth_enabled": Field(type=bool),
+    },
+    surfaces=_BOTH,
+)
+
+AUTH_LOGOUT = MethodSpec(
+    name="auth.logout",
+    doc="End the caller's session.",
+    params={"caller": CALLER},
+    result={"ok": Field(type=bool)},
+    surfaces=_BOTH,
+)
+
+_USER = Field(type=str, max_len=64)
+_OK = {"ok": Field(type=bool)}
+
+
+def _admin(
+    name: str, doc: str, params: dict[str, Field], result: dict[str, Field] | None = None
+) -> MethodSpec:
+    return MethodSpec(name=name, doc=doc, params=params, result=result or _OK, surfaces=_ADMIN)
+
+
+ADMIN_METHODS = (
+    _admin(
+        "users.add",
+        "Create a user (password optional: token-only users).",
+        {
+            "name": _USER,
+            "password": Field(type=str, required=False, max_len=1024),
+            "role": Field(type=str, required=False, max_len=64),
+        },
+    ),
+    _admin(
+        "users.list",
+        "Every user with role and lock state.",
+        {},
+        {"users": Field(type=list, max_len=None)},
+    ),
+    _admin("users.lock", "Lock a user until unlocked.", {"name": _USER}),
+    _admin("users.unlock", "Unlock a user and clear failed logins.", {"name": _USER}),
+    _admin("users.delete", "Delete a user with their tokens and sessions.", {"name": _USER}),
+    _admin(
+        "users.passwd",
+        "Set a user's password; ends their sessions.",
+        {"name": _USER, "password": Field(type=str, max_len=1024)},
+    ),
+    _admin(
+        "users.role", "Change a user's role.", {"name": _USER, "role": Field(type=str, max_len=64)}
+    ),
+    _admin(
+        "tokens.issue",
+        "Issue an API token; its value is shown once.",
+        {
+            "user": _USER,
+            "expires_s": Field(type=(int, float), required=False, min=60, max=10 * 365 * 86400),
+            "label": Field(type=str, required=False, max_len=200),
+        },
+        {
+            "token": Field(type=str),
+            "id": Field(type=str),
+            "user": Field(type=str),
+            "expires_at": Field(type=(float, type(None))),
+        },
+    ),
+    _admin(
+        "tokens.list",
+        "API tokens (never their values).",
+        {"user": Field(type=str, required=False, max_len=64)},
+        {"tokens": Field(type=list, max_len=None)},
+    ),
+    _admin(
+        "tokens.revoke",
+        "Revoke a token by id or by value.",
+        {"token": Field(type=str, max_len=200)},
+    ),
+    _admin("sessions.list", "Open sessions.", {}, {"sessions": Field(type=list, max_len=None)}),
+    _admin(
+        "sessions.revoke",
+        "End sessions: all of one user's, or one by id.",
+        {
+            "user": Field(type=str, required=False, max_len=64),
+            "id": Field(type=str, required=False, max_len=64),
+        },
+        {"revoked": Field(type=int)},
+    ),
+)
+
 METHODS: dict[str, MethodSpec] = {
     spec.name: spec
-    for spec in (HELLO, HEALTH, STATUS, LLM_COMPLETE, LLM_STREAM, SEARCH_WEB, MODELS_INFO)
+    for spec in (
+        HELLO,
+        HEALTH,
+        STATUS,
+        LLM_COMPLETE,
+        LLM_STREAM,
+        SEARCH_WEB,
+        MODELS_INFO,
+        AUTH_LOGIN,
+        AUTH_VERIFY,
+        AUTH_LOGOUT,
+        *ADMIN_METHODS,
+    )
 }
 
 

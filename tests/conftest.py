@@ -1,11 +1,13 @@
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Callable, Iterator
 
 import pytest
 
 from tests.helpers import GuardianProcess, Stack
+from tests.pg import PostgresServer, unavailable_reason
 
 
 @pytest.fixture
@@ -35,3 +37,21 @@ def guardian() -> Iterator[GuardianProcess]:
 def require_root() -> None:
     if os.geteuid() != 0:
         pytest.skip("needs root: creates service users and drops privileges (CI runs as root)")
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """One PostgreSQL server for the session; each test makes its own database."""
+    reason = unavailable_reason()
+    if reason is not None:
+        pytest.fail(f"PostgreSQL tests cannot run: {reason}")
+    server = PostgresServer().start()
+    yield server
+    server.cleanup()
+
+
+@pytest.fixture
+def pg_database(postgres: PostgresServer, request: pytest.FixtureRequest) -> str:
+    """A fresh database; returns its DSN."""
+    name = "t_" + uuid.uuid4().hex[:12]
+    return postgres.create_database(name)

@@ -205,6 +205,8 @@ class GuardianProcess:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     def stop(self) -> None:
+        if os.environ.get("SEALGATE_TEST_SHOW_LOGS"):
+            print(self.logs())
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
             try:

@@ -16,3 +16,14 @@ if ((${#need[@]})); then
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
+
+# PostgreSQL for the storage, limits and db_query tests (the tests start their own cluster).
+if ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; then
+    if [[ $(id -u) -ne 0 ]]; then
+        echo "setup_machine: PostgreSQL is missing; install Debian's postgresql" >&2
+        exit 1
+    fi
+    echo "setup_machine: installing postgresql"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+fi

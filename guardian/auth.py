@@ -1,0 +1,357 @@
+"""Users, sessions and API tokens, and who a credential belongs to.
+
+The sandbox passes every credential exactly as it received it (a bearer token or a session
+id) with the client's IP and User-Agent; only this module decides whose it is. Passwords are
+PBKDF2-SHA256 (libpass); tokens and session ids have 256 bits of entropy and are stored only
+as SHA-256 hashes. Positive resolutions are cached for `CACHE_S` seconds by a hash of the
+credential, so a revocation takes effect within that time (at once for operator changes,
+which clear the cache).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import ipaddress
+import logging
+import secrets
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from passlib.hash import pbkdf2_sha256
+
+from guardian.state import GuardianState
+from guardian.storage import Storage
+from protocol.errors import Forbidden, InvalidParams, NotFound, Unauthenticated
+from protocol.pyfun import RoleConfig, with_env_overrides
+
+logger = logging.getLogger("sealgate.guardian.auth")
+
+CACHE_S = 5.0
+TOKEN_PREFIX = "sg_"  # noqa: S105 - a prefix, not a secret
+BOOTSTRAP_TOKEN_ID = "bootstrap"  # noqa: S105 - an id, not a secret
+MIN_PASSWORD = 8
+#: Built-in roles, used unless `.pyfun` defines a role of the same name.
+BUILTIN_ROLES: Mapping[str, RoleConfig] = {
+    "admin": RoleConfig(name="admin"),
+    "user": RoleConfig(name="user"),
+}
+_DUMMY_HASH = pbkdf2_sha256.hash("not a password of anyone")
+
+
+def credential_hash(credential: str) -> str:
+    return hashlib.sha256(credential.encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    name: str
+    role: RoleConfig
+    kind: str  # "user", "anonymous" (open mode) or "operator" (admin socket)
+
+    @property
+    def is_admin(self) -> bool:
+        return self.kind in ("anonymous", "operator") or self.role.name == "admin"
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "principal": self.name,
+            "role": self.role.name,
+            "kind": self.kind,
+            "admin": self.is_admin,
+        }
+
+
+OPERATOR = Principal("operator", BUILTIN_ROLES["admin"], "operator")
+ANONYMOUS = Principal("anonymous", BUILTIN_ROLES["admin"], "anonymous")
+
+
+@dataclass(frozen=True, slots=True)
+class AuthLimits:
+    """From `[HUB_LIMITS]`."""
+
+    max_failed_logins: int = 5
+    lockout_s: float = 15 * 60
+    session_idle_s: float = 12 * 3600
+    session_max_s: float = 7 * 24 * 3600
+
+    @classmethod
+    def from_config(cls, values: Mapping[str, str]) -> AuthLimits:
+        def number(key: str, default: float) -> float:
+            try:
+                return float(values.get(key, default))
+            except ValueError:
+                return default
+
+        return cls(
+            max_failed_logins=int(number("max_failed_logins", 5)),
+            lockout_s=number("lockout_minutes", 15) * 60,
+            session_idle_s=number("session_idle_minutes", 12 * 60) * 60,
+            session_max_s=number("session_max_hours", 7 * 24) * 3600,
+        )
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_name(name: str) -> str:
+    if not name or len(name) > 64 or not all(c.isalnum() or c in "._-@" for c in name):
+        raise InvalidParams("a user name is 1-64 letters, digits and . _ - @")
+    return name
+
+
+class Auth:
+    def __init__(self, state: GuardianState, storage: Storage, environ: Mapping[str, str]):
+        self.state = state
+        self.storage = storage
+        self.environ = environ
+        self._users = 0
+        self._cache: dict[str, tuple[float, Principal]] = {}
+
+    # configuration -------------------------------------------------------------------------
+    @property
+    def limits(self) -> AuthLimits:
+        return AuthLimits.from_config(self.state.snapshot.config.hub_limits)
+
+    def role(self, name: str) -> RoleConfig:
+        roles = self.state.snapshot.config.roles
+        return (
+            roles.get(name)
+            or BUILTIN_ROLES.get(name)
+            or RoleConfig(name=name, tools=(), providers=(), models=())
+        )
+
+    def role_names(self) -> set[str]:
+        return set(BUILTIN_ROLES) | set(self.state.snapshot.config.roles)
+
+    @property
+    def enabled(self) -> bool:
+        return self._users > 0 or self.state.snapshot.config.hub.auth == "required"
+
+    def _bind_host(self) -> str:
+        return with_env_overrides(self.state.snapshot.config, self.environ).hub.host
+
+    async def start(self) -> None:
+        self._users = await self.storage.count_users()
+        token = self.environ.get("SEALGATE_BOOTSTRAP_TOKEN", "")
+        if token and self._users == 0:
+            await self.bootstrap(token)
+        if not self.enabled:
+            if _is_loopback(self._bind_host()):
+                logger.warning("no user exists: the gateway is open (bound to loopback only)")
+            else:
+                logger.warning(
+                    "no user exists and the gateway listens on %s: protected routes"
+                    " answer 401 until an operator adds a user",
+                    self._bind_host(),
+                )
+
+    async def bootstrap(self, token: str) -> None:
+        if len(token) < 16:
+            logger.error("SEALGATE_BOOTSTRAP_TOKEN is shorter than 16 characters; ignored")
+            return
+        if await self.storage.create_user("admin", None, "admin"):
+            await self.storage.create_token(
+                BOOTSTRAP_TOKEN_ID, "admin", credential_hash(token), "bootstrap", None
+            )
+            await self.storage.add_audit("system", "bootstrap", "ok", "", "user admin created")
+            logger.info("bootstrap: created user admin with SEALGATE_BOOTSTRAP_TOKEN")
+        self._users = await self.storage.count_users()
+
+    def forget(self) -> None:
+        """Drop cached resolutions (after any change an operator makes)."""
+        self._cache.clear()
+
+    # resolution ----------------------------------------------------------------------------
+    async def resolve(self, caller: Mapping[str, Any]) -> Principal:
+        """The principal behind a sealed call's caller; raises `Unauthenticated`."""
+        credential = caller.get("credential")
+        if not credential:
+            if self.enabled:
+                raise Unauthenticated(
+                    "a credential is required: send Authorization: Bearer"
+                    " <token>, or log in at /auth/login"
+                )
+            if not _is_loopback(self._bind_host()):
+                raise Unauthenticated(
+                    "no user exists and this gateway is not bound to loopback: create one with"
+                    " `python -m guardian.ctl users add NAME`, or set SEALGATE_BOOTSTRAP_TOKEN"
+                )
+            return ANONYMOUS
+        key = credential_hash(credential)
+        cache_key = f"{key}|{caller.get('ip', '')}|{caller.get('user_agent', '')}"
+        cached = self._cache.get(cache_key)
+        now = time.monotonic()
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        principal = await self._resolve_token(key) or await self._resolve_session(key, caller)
+        if principal is None:
+            raise Unauthenticated("invalid, expired or revoked credential")
+        if len(self._cache) > 10_000:
+            self._cache.clear()
+        self._cache[cache_key] = (now + CACHE_S, principal)
+        return principal
+
+    async def _resolve_token(self, key: str) -> Principal | None:
+        token = await self.storage.find_token(key)
+        if token is None or token["revoked_at"] is not None:
+            return None
+        if token["expires_at"] is not None and token["expires_at"] <= time.time():
+            return None
+        user = await self.storage.get_user(token["user_name"])
+        if user is None or self._locked(user):
+            return None
+        await self.storage.touch_token(token["id"])
+        return Principal(user["name"], self.role(user["role"]), "user")
+
+    async def _resolve_session(self, key: str, caller: Mapping[str, Any]) -> Principal | None:
+        session = await self.storage.get_session(key)
+        if session is None:
+            return None
+        now = time.time()
+        if session["ip"] != caller.get("ip") or session["user_agent"] != caller.get("user_agent"):
+            await self.storage.add_audit(
+                session["user_name"],
+                "session",
+                "refused",
+                str(caller.get("ip", "")),
+                "IP or User-Agent changed",
+            )
+            return None
+        if (
+            session["expires_at"] <= now
+            or session["last_seen_at"] + self.limits.session_idle_s <= now
+        ):
+            await self.storage.delete_session(key)
+            return None
+        user = await self.storage.get_user(session["user_name"])
+        if user is None or self._locked(user):
+            return None
+        if now - session["last_seen_at"] > 60:
+            await self.storage.touch_session(key)
+        return Principal(user["name"], self.role(user["role"]), "user")
+
+    @staticmethod
+    def _locked(user: Mapping[str, Any]) -> bool:
+        until = user["locked_until"]
+        return until is not None and until > time.time()
+
+    # login and logout ----------------------------------------------------------------------
+    async def login(self, username: str, password: str, ip: str, user_agent: str) -> dict[str, Any]:
+        user = await self.storage.get_user(username)
+        stored = user["password_hash"] if user and user["password_hash"] else _DUMMY_HASH
+        ok = await asyncio.to_thread(pbkdf2_sha256.verify, password, stored)
+        if user is None or not user["password_hash"]:
+            await self.storage.add_audit(username[:64], "login", "refused", ip, "unknown user")
+            raise Unauthenticated("invalid user name or password")
+        if self._locked(user):
+            await self.storage.add_audit(username, "login", "refused", ip, "account locked")
+            raise Unauthenticated("this account is locked; try again later or ask an operator")
+        if not ok:
+            failures = await self.storage.add_failed_login(username)
+            detail = f"bad password ({failures} in a row)"
+            if failures >= self.limits.max_failed_logins:
+                await self.storage.set_lock(username, time.time() + self.limits.lockout_s, False)
+                detail += "; account locked"
+                self.forget()
+            await self.storage.add_audit(username, "login", "refused", ip, detail)
+            raise Unauthenticated("invalid user name or password")
+        await self.storage.reset_failed_logins(username)
+        session = secrets.token_urlsafe(32)
+        expires = time.time() + self.limits.session_max_s
+        await self.storage.create_session(
+            credential_hash(session), username, ip, user_agent, expires
+        )
+        await self.storage.add_audit(username, "login", "ok", ip)
+        return {"session": session, "principal": username, "expires_at": expires}
+
+    async def logout(self, credential: str, ip: str) -> bool:
+        key = credential_hash(credential)
+        session = await self.storage.get_session(key)
+        removed = await self.storage.delete_session(key)
+        if removed and session is not None:
+            await self.storage.add_audit(session["user_name"], "logout", "ok", ip)
+        self.forget()
+        return removed
+
+    # operator actions ----------------------------------------------------------------------
+    async def add_user(self, name: str, password: str | None, role: str) -> None:
+        check_name(name)
+        self._check_role(role)
+        password_hash = await self._hash(password) if password else None
+        if not await self.storage.create_user(name, password_hash, role):
+            raise InvalidParams(f"user {name!r} exists already")
+        self._users = await self.storage.count_users()
+        await self.storage.add_audit("operator", "users.add", "ok", "", f"{name} ({role})")
+
+    async def set_password(self, name: str, password: str) -> None:
+        if not await self.storage.set_password(name, await self._hash(password)):
+            raise NotFound(f"no user {name!r}")
+        await self.storage.revoke_sessions(name, None)
+        self.forget()
+        await self.storage.add_audit("operator", "users.passwd", "ok", "", name)
+
+    async def set_role(self, name: str, role: str) -> None:
+        self._check_role(role)
+        if not await self.storage.set_role(name, role):
+            raise NotFound(f"no user {name!r}")
+        self.forget()
+        await self.storage.add_audit("operator", "users.role", "ok", "", f"{name} -> {role}")
+
+    async def lock(self, name: str, locked: bool) -> None:
+        until = time.time() + 100 * 365 * 86400 if locked else None
+        if not await self.storage.set_lock(name, until, by_operator=locked):
+            raise NotFound(f"no user {name!r}")
+        self.forget()
+        action = "users.lock" if locked else "users.unlock"
+        await self.storage.add_audit("operator", action, "ok", "", name)
+
+    async def delete_user(self, name: str) -> None:
+        if not await self.storage.delete_user(name):
+            raise NotFound(f"no user {name!r}")
+        self._users = await self.storage.count_users()
+        self.forget()
+        await self.storage.add_audit("operator", "users.delete", "ok", "", name)
+
+    async def issue_token(self, user: str, expires_s: float | None, label: str) -> dict[str, Any]:
+        if await self.storage.get_user(user) is None:
+            raise NotFound(f"no user {user!r}")
+        token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+        token_id = "tok_" + secrets.token_hex(6)
+        expires_at = time.time() + expires_s if expires_s else None
+        await self.storage.create_token(token_id, user, credential_hash(token), label, expires_at)
+        await self.storage.add_audit("operator", "tokens.issue", "ok", "", f"{token_id} for {user}")
+        return {"token": token, "id": token_id, "user": user, "expires_at": expires_at}
+
+    async def revoke_token(self, token_or_id: str) -> None:
+        by_hash = credential_hash(token_or_id)
+        if not await self.storage.revoke_token(token_or_id, by_hash):
+            raise NotFound("no active token with that id or value")
+        self.forget()
+        shown = token_or_id if token_or_id.startswith("tok_") else "(by value)"
+        await self.storage.add_audit("operator", "tokens.revoke", "ok", "", shown)
+
+    def _check_role(self, role: str) -> None:
+        if role not in self.role_names():
+            raise InvalidParams(
+                f"unknown role {role!r}; roles: {', '.join(sorted(self.role_names()))}"
+            )
+
+    @staticmethod
+    async def _hash(password: str) -> str:
+        if len(password) < MIN_PASSWORD:
+            raise InvalidParams(f"a password needs at least {MIN_PASSWORD} characters")
+        return await asyncio.to_thread(pbkdf2_sha256.hash, password)
+
+
+def require_admin(principal: Principal) -> None:
+    if not principal.is_admin:
+        raise Forbidden(f"{principal.name} is not an admin")

@@ -1,0 +1,374 @@
+"""What the guardian stores, written once against four primitives each backend provides.
+
+SQL here uses `?` placeholders and `{s}` for the table prefix; a backend rewrites both for
+its driver. Every value is passed as a parameter, never formatted into the text.
+"""
+
+from __future__ import annotations
+
+import abc
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from guardian.storage.schema import MIGRATIONS
+
+Row = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UsageRow:
+    ts: float
+    principal: str
+    tool: str
+    provider: str
+    model: str
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float | None
+    latency_ms: float
+    outcome: str  # "ok" or an error code
+    fallback_path: str  # JSON list of {"provider", "error"}
+
+
+class StorageError(Exception):
+    """The database could not do what was asked (unreachable, or a constraint failed)."""
+
+
+class Storage(abc.ABC):
+    """The guardian's tables. Subclasses provide the connection and the dialect."""
+
+    kind = "abstract"  # "sqlite" or "postgresql"
+    types: dict[str, str] = {}
+
+    # the four primitives -------------------------------------------------------------------
+    @abc.abstractmethod
+    async def execute(self, sql: str, *args: Any) -> int:
+        """Run one statement; return the number of rows it changed."""
+
+    @abc.abstractmethod
+    async def fetch(self, sql: str, *args: Any) -> list[Row]:
+        """Run one query; return its rows as dicts."""
+
+    @abc.abstractmethod
+    async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        """Run one statement per row, in one transaction."""
+
+    @abc.abstractmethod
+    async def close(self) -> None: ...
+
+    @abc.abstractmethod
+    def describe(self) -> str:
+        """Where the data lives, with no credential in it."""
+
+    async def fetchrow(self, sql: str, *args: Any) -> Row | None:
+        rows = await self.fetch(sql, *args)
+        return rows[0] if rows else None
+
+    def q(self, sql: str) -> str:
+        """The statement with this backend's table prefix and types filled in."""
+        return sql.format(**self.types)
+
+    # migrations ------------------------------------------------------------------------------
+    async def migrate(self) -> int:
+        await self.execute(
+            self.q(
+                "CREATE TABLE IF NOT EXISTS {s}schema_version (version INTEGER NOT NULL,"
+                " applied_at {real} NOT NULL)"
+            )
+        )
+        row = await self.fetchrow(self.q("SELECT MAX(version) AS v FROM {s}schema_version"))
+        current = int(row["v"]) if row and row["v"] is not None else 0
+        for version, statements in enumerate(MIGRATIONS, start=1):
+            if version <= current:
+                continue
+            for statement in statements:
+                await self.execute(self.q(statement))
+            await self.execute(
+                self.q("INSERT INTO {s}schema_version (version, applied_at) VALUES (?, ?)"),
+                version,
+                time.time(),
+            )
+            current = version
+        return current
+
+    # users -------------------------------------------------------------------------------------
+    async def create_user(self, name: str, password_hash: str | None, role: str) -> bool:
+        changed = await self.execute(
+            self.q(
+                "INSERT INTO {s}users (name, password_hash, role, created_at) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (name) DO NOTHING"
+            ),
+            name,
+            password_hash,
+            role,
+            time.time(),
+        )
+        return changed == 1
+
+    async def get_user(self, name: str) -> Row | None:
+        return await self.fetchrow(self.q("SELECT * FROM {s}users WHERE name = ?"), name)
+
+    async def list_users(self) -> list[Row]:
+        return await self.fetch(
+            self.q(
+                "SELECT name, role, created_at, failed_logins, locked_until,"
+                " locked_by_operator FROM {s}users ORDER BY name"
+            )
+        )
+
+    async def count_users(self) -> int:
+        row = await self.fetchrow(self.q("SELECT COUNT(*) AS n FROM {s}users"))
+        return int(row["n"]) if row else 0
+
+    async def set_password(self, name: str, password_hash: str) -> bool:
+        return (
+            await self.execute(
+                self.q("UPDATE {s}users SET password_hash = ? WHERE name = ?"), password_hash, name
+            )
+            == 1
+        )
+
+    async def set_role(self, name: str, role: str) -> bool:
+        return (
+            await self.execute(self.q("UPDATE {s}users SET role = ? WHERE name = ?"), role, name)
+            == 1
+        )
+
+    async def set_lock(self, name: str, until: float | None, by_operator: bool) -> bool:
+        """Lock until a time (None: unlock, which also clears the failed-login count)."""
+        if until is None:
+            return (
+                await self.execute(
+                    self.q(
+                        "UPDATE {s}users SET locked_until = NULL, locked_by_operator = 0,"
+                        " failed_logins = 0 WHERE name = ?"
+                    ),
+                    name,
+                )
+                == 1
+            )
+        return (
+            await self.execute(
+                self.q(
+                    "UPDATE {s}users SET locked_until = ?, locked_by_operator = ? WHERE name = ?"
+                ),
+                until,
+                1 if by_operator else 0,
+                name,
+            )
+            == 1
+        )
+
+    async def add_failed_login(self, name: str) -> int:
+        row = await self.fetchrow(
+            self.q(
+                "UPDATE {s}users SET failed_logins = failed_logins + 1 WHERE name = ?"
+                " RETURNING failed_logins"
+            ),
+            name,
+        )
+        return int(row["failed_logins"]) if row else 0
+
+    async def reset_failed_logins(self, name: str) -> None:
+        await self.execute(self.q("UPDATE {s}users SET failed_logins = 0 WHERE name = ?"), name)
+
+    async def delete_user(self, name: str) -> bool:
+        await self.execute(self.q("DELETE FROM {s}api_tokens WHERE user_name = ?"), name)
+        await self.execute(self.q("DELETE FROM {s}sessions WHERE user_name = ?"), name)
+        return await self.execute(self.q("DELETE FROM {s}users WHERE name = ?"), name) == 1
+
+    # tokens ------------------------------------------------------------------------------------
+    async def create_token(
+        self, token_id: str, user: str, token_hash: str, label: str, expires_at: float | None
+    ) -> None:
+        await self.execute(
+            self.q(
+                "INSERT INTO {s}api_tokens (id, user_name, token_hash, label, created_at,"
+                " expires_at) VALUES (?, ?, ?, ?, ?, ?)"
+            ),
+            token_id,
+            user,
+            token_hash,
+            label,
+            time.time(),
+            expires_at,
+        )
+
+    async def find_token(self, token_hash: str) -> Row | None:
+        return await self.fetchrow(
+            self.q("SELECT * FROM {s}api_tokens WHERE token_hash = ?"), token_hash
+        )
+
+    async def touch_token(self, token_id: str) -> None:
+        await self.execute(
+            self.q("UPDATE {s}api_tokens SET last_used_at = ? WHERE id = ?"), time.time(), token_id
+        )
+
+    async def list_tokens(self, user: str | None = None) -> list[Row]:
+        rows = await self.fetch(
+            self.q(
+                "SELECT id, user_name, label, created_at, expires_at, revoked_at,"
+                " last_used_at FROM {s}api_tokens ORDER BY created_at"
+            )
+        )
+        return [row for row in rows if user is None or row["user_name"] == user]
+
+    async def revoke_token(self, token_id: str | None, token_hash: str | None) -> bool:
+        return (
+            await self.execute(
+                self.q(
+                    "UPDATE {s}api_tokens SET revoked_at = ? WHERE (id = ? OR token_hash = ?)"
+                    " AND revoked_at IS NULL"
+                ),
+                time.time(),
+                token_id or "",
+                token_hash or "",
+            )
+            == 1
+        )
+
+    # sessions ----------------------------------------------------------------------------------
+    async def create_session(
+        self, id_hash: str, user: str, ip: str, user_agent: str, expires_at: float
+    ) -> None:
+        now = time.time()
+        await self.execute(
+            self.q(
+                "INSERT INTO {s}sessions (id_hash, user_name, ip, user_agent, created_at,"
+                " last_seen_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
+            ),
+            id_hash,
+            user,
+            ip,
+            user_agent,
+            now,
+            now,
+            expires_at,
+        )
+
+    async def get_session(self, id_hash: str) -> Row | None:
+        return await self.fetchrow(self.q("SELECT * FROM {s}sessions WHERE id_hash = ?"), id_hash)
+
+    async def touch_session(self, id_hash: str) -> None:
+        await self.execute(
+            self.q("UPDATE {s}sessions SET last_seen_at = ? WHERE id_hash = ?"),
+            time.time(),
+            id_hash,
+        )
+
+    async def delete_session(self, id_hash: str) -> bool:
+        return await self.execute(self.q("DELETE FROM {s}sessions WHERE id_hash = ?"), id_hash) == 1
+
+    async def list_sessions(self) -> list[Row]:
+        return await self.fetch(
+            self.q(
+                "SELECT substr(id_hash, 1, 12) AS id, user_name, ip, user_agent, created_at,"
+                " last_seen_at, expires_at FROM {s}sessions ORDER BY created_at"
+            )
+        )
+
+    async def revoke_sessions(self, user: str | None, id_prefix: str | None) -> int:
+        if user is not None:
+            return await self.execute(self.q("DELETE FROM {s}sessions WHERE user_name = ?"), user)
+        return await self.execute(
+            self.q("DELETE FROM {s}sessions WHERE substr(id_hash, 1, 12) = ?"), id_prefix or ""
+        )
+
+    # audit -------------------------------------------------------------------------------------
+    async def add_audit(
+        self, principal: str, action: str, outcome: str, ip: str = "", detail: str = ""
+    ) -> None:
+        await self.execute(
+            self.q(
+                "INSERT INTO {s}audit (ts, principal, action, outcome, ip, detail)"
+                " VALUES (?, ?, ?, ?, ?, ?)"
+            ),
+            time.time(),
+            principal,
+            action,
+            outcome,
+            ip,
+            detail[:2000],
+        )
+
+    async def audit_since(self, since: float, limit: int = 1000) -> list[Row]:
+        return await self.fetch(
+            self.q(
+                "SELECT id, ts, principal, action, outcome, ip, detail FROM {s}audit"
+                " WHERE ts >= ? ORDER BY id LIMIT ?"
+            ),
+            since,
+            limit,
+        )
+
+    # usage -------------------------------------------------------------------------------------
+    async def add_usage(self, rows: Sequence[UsageRow]) -> None:
+        await self.executemany(
+            self.q(
+                "INSERT INTO {s}usage (ts, principal, tool, provider, model, input_tokens,"
+                " output_tokens, cost_usd, latency_ms, outcome, fallback_path)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            ),
+            [
+                (
+                    r.ts,
+                    r.principal,
+                    r.tool,
+                    r.provider,
+                    r.model,
+                    r.input_tokens,
+                    r.output_tokens,
+                    r.cost_usd,
+                    r.latency_ms,
+                    r.outcome,
+                    r.fallback_path,
+                )
+                for r in rows
+            ],
+        )
+
+    async def spend_since(self, since: float) -> dict[str, float]:
+        rows = await self.fetch(
+            self.q(
+                "SELECT principal, SUM(cost_usd) AS spent FROM {s}usage WHERE ts >= ?"
+                " AND cost_usd IS NOT NULL GROUP BY principal"
+            ),
+            since,
+        )
+        return {row["principal"]: float(row["spent"] or 0.0) for row in rows}
+
+    async def usage_since(self, since: float) -> list[Row]:
+        return await self.fetch(
+            self.q(
+                "SELECT ts, principal, tool, provider, model, input_tokens, output_tokens,"
+                " cost_usd, latency_ms, outcome FROM {s}usage WHERE ts >= ? ORDER BY id"
+            ),
+            since,
+        )
+
+    # shared counters (rate limits and budgets across replicas) -------------------------------
+    async def add_to_counter(self, key: str, window_start: float, amount: float) -> float:
+        row = await self.fetchrow(
+            self.q(
+                "INSERT INTO {s}counters AS c (key, window_start, value) VALUES (?, ?, ?)"
+                " ON CONFLICT (key, window_start) DO UPDATE"
+                " SET value = c.value + excluded.value RETURNING value"
+            ),
+            key,
+            window_start,
+            amount,
+        )
+        return float(row["value"]) if row else amount
+
+    async def read_counter(self, key: str, window_start: float) -> float:
+        row = await self.fetchrow(
+            self.q("SELECT value FROM {s}counters WHERE key = ? AND window_start = ?"),
+            key,
+            window_start,
+        )
+        return float(row["value"]) if row else 0.0
+
+    async def prune_counters(self, older_than: float) -> None:
+        await self.execute(self.q("DELETE FROM {s}counters WHERE window_start < ?"), older_than)

@@ -1,0 +1,39 @@
+"""Migrations, written once for both backends.
+
+`{s}` is the table prefix (`sealgate.` on PostgreSQL, nothing on SQLite, which has no
+schemas), `{id}` an auto-increment key and `{real}` a double. Times are epoch seconds.
+Append a migration; never edit one that has shipped.
+"""
+
+from __future__ import annotations
+
+MIGRATIONS: list[list[str]] = [
+    [
+        "CREATE TABLE IF NOT EXISTS {s}users (name TEXT PRIMARY KEY, password_hash TEXT,"
+        " role TEXT NOT NULL, created_at {real} NOT NULL,"
+        " failed_logins INTEGER NOT NULL DEFAULT 0, locked_until {real},"
+        " locked_by_operator INTEGER NOT NULL DEFAULT 0)",
+        "CREATE TABLE IF NOT EXISTS {s}api_tokens (id TEXT PRIMARY KEY,"
+        " user_name TEXT NOT NULL, token_hash TEXT NOT NULL UNIQUE,"
+        " label TEXT NOT NULL DEFAULT '', created_at {real} NOT NULL, expires_at {real},"
+        " revoked_at {real}, last_used_at {real})",
+        "CREATE TABLE IF NOT EXISTS {s}sessions (id_hash TEXT PRIMARY KEY,"
+        " user_name TEXT NOT NULL, ip TEXT NOT NULL, user_agent TEXT NOT NULL,"
+        " created_at {real} NOT NULL, last_seen_at {real} NOT NULL, expires_at {real} NOT NULL)",
+        "CREATE TABLE IF NOT EXISTS {s}audit (id {id}, ts {real} NOT NULL,"
+        " principal TEXT NOT NULL, action TEXT NOT NULL, outcome TEXT NOT NULL,"
+        " ip TEXT NOT NULL DEFAULT '', detail TEXT NOT NULL DEFAULT '')",
+        "CREATE TABLE IF NOT EXISTS {s}usage (id {id}, ts {real} NOT NULL,"
+        " principal TEXT NOT NULL, tool TEXT NOT NULL, provider TEXT NOT NULL,"
+        " model TEXT NOT NULL, input_tokens INTEGER NOT NULL, output_tokens INTEGER NOT NULL,"
+        " cost_usd {real}, latency_ms {real} NOT NULL, outcome TEXT NOT NULL,"
+        " fallback_path TEXT NOT NULL)",
+        "CREATE INDEX IF NOT EXISTS usage_principal_ts ON {s}usage (principal, ts)",
+        "CREATE INDEX IF NOT EXISTS audit_ts ON {s}audit (ts)",
+        "CREATE TABLE IF NOT EXISTS {s}counters (key TEXT NOT NULL, window_start {real} NOT NULL,"
+        " value {real} NOT NULL, PRIMARY KEY (key, window_start))",
+    ],
+]
+
+SQLITE_TYPES = {"s": "", "id": "INTEGER PRIMARY KEY", "real": "REAL"}
+POSTGRES_TYPES = {"s": "sealgate.", "id": "BIGSERIAL PRIMARY KEY", "real": "DOUBLE PRECISION"}
