@@ -12,6 +12,8 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import Mount, Route
 
+from sandbox.auth import AuthGate, login, logout
+from sandbox.caller import Proxies
 from sandbox.guardian_link import GuardianLink
 from sandbox.mcp_tools import build_mcp
 from sandbox.middleware import MountRootSlash
@@ -59,15 +61,22 @@ def build_app(settings: SandboxSettings, link: GuardianLink) -> Starlette:
             yield
         await link.close()
 
+    proxies = Proxies.parse(hub.trusted_proxies)
     routes = [
         Route("/", status_page, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
+        Route("/auth/login", login, methods=["POST"]),
+        Route("/auth/logout", logout, methods=["POST"]),
         Mount("/mcp", app=mcp_http),
         Mount("/sse", app=mcp_sse),
     ]
-    middleware = [Middleware(MountRootSlash, paths=("/mcp", "/sse"))]
+    middleware = [
+        Middleware(MountRootSlash, paths=("/mcp", "/sse")),
+        Middleware(AuthGate, link=link, proxies=proxies),
+    ]
     app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
     app.state.link = link
     app.state.tools = tools
     app.state.hub_name = hub.name
+    app.state.proxies = proxies
     return app

@@ -33,7 +33,7 @@ class Caller:
     def to_wire(self) -> dict[str, Any]:
         wire: dict[str, Any] = {"ip": self.ip[:64], "user_agent": self.user_agent[:512]}
         if self.credential is not None:
-            wire["credential"] = self.credential
+            wire["credential"] = self.credential[:512]
         return wire
 
 
@@ -171,6 +171,16 @@ class GuardianLink:
             **_optional(max_results=max_results, provider=provider),
         }
         return await self._client.call("search.web", params)
+
+    async def auth_verify(self, caller: Caller) -> dict[str, Any]:
+        return await self._client.call("auth.verify", {"caller": caller.to_wire()}, timeout=10)
+
+    async def auth_login(self, caller: Caller, username: str, password: str) -> dict[str, Any]:
+        params = {"caller": caller.to_wire(), "username": username, "password": password}
+        return await self._client.call("auth.login", params, timeout=30)
+
+    async def auth_logout(self, caller: Caller) -> dict[str, Any]:
+        return await self._client.call("auth.logout", {"caller": caller.to_wire()}, timeout=10)
 
     async def models_info(self, caller: Caller, model: str | None = None) -> dict[str, Any]:
         return await self._client.call(

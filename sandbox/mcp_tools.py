@@ -22,6 +22,7 @@ from fastmcp.tools import Tool, ToolResult
 from protocol import __version__
 from protocol.errors import RPCError
 from protocol.pyfun import PyfunConfig, ToolConfig
+from sandbox.caller import Proxies, caller_of
 from sandbox.guardian_link import ActiveNames, Caller, GuardianLink
 
 logger = logging.getLogger("sealgate.sandbox.mcp")
@@ -43,14 +44,13 @@ def tool_error(exc: RPCError) -> ToolError:
     return ToolError(f"{exc.code.value}: {exc.message}")
 
 
-def current_caller() -> Caller:
-    """The HTTP client behind the current MCP request, as the guardian must see it."""
+def current_caller(proxies: Proxies) -> Caller:
+    """The HTTP client behind the current MCP request, credential included, as received."""
     try:
         request = get_http_request()
     except RuntimeError:
         return Caller(ip="", user_agent="")
-    ip = request.client.host if request.client else ""
-    return Caller(ip=ip, user_agent=request.headers.get("user-agent", ""))
+    return caller_of(request.scope, proxies)
 
 
 class SealGateTools:
@@ -60,6 +60,7 @@ class SealGateTools:
         self.mcp = mcp
         self.link = link
         self.config = config
+        self.proxies = Proxies.parse(config.hub.trusted_proxies)
         self.registered: set[str] = set()
 
     def wanted(self, active: ActiveNames) -> dict[str, tuple[ToolFunction, str]]:
@@ -135,7 +136,7 @@ class SealGateTools:
 
     async def get_model_info(self, model: str | None = None) -> ToolResult:
         try:
-            data = await self.link.models_info(current_caller(), model)
+            data = await self.link.models_info(current_caller(self.proxies), model)
         except RPCError as exc:
             raise tool_error(exc) from None
         return result(data)
@@ -189,7 +190,11 @@ class SealGateTools:
         ) -> ToolResult:
             try:
                 data = await self.link.search_web(
-                    current_caller(), name, query, max_results=max_results, provider=provider
+                    current_caller(self.proxies),
+                    name,
+                    query,
+                    max_results=max_results,
+                    provider=provider,
                 )
             except RPCError as exc:
                 raise tool_error(exc) from None
@@ -209,7 +214,9 @@ class SealGateTools:
         received = 0
         reported = -PROGRESS_INTERVAL_S
         try:
-            async with self.link.llm_stream(current_caller(), tool, prompt, **options) as stream:
+            async with self.link.llm_stream(
+                current_caller(self.proxies), tool, prompt, **options
+            ) as stream:
                 async for chunk in stream:
                     received += len(chunk.get("text", "")) if isinstance(chunk, dict) else 0
                     now = time.monotonic()

@@ -36,7 +36,41 @@ def _items(names: list[str] | tuple[str, ...]) -> str:
     return "".join(f"<li>{html.escape(name)}</li>" for name in names)
 
 
+LOGIN_FORM = """<!doctype html>
+<html lang=en><head><meta charset=utf-8><title>{name}: log in</title>
+<style>body{{font:15px system-ui,sans-serif;margin:2rem;max-width:26rem;color:#222}}
+label{{display:block;margin:.6rem 0 .2rem}}input{{width:100%;padding:.4rem}}
+button{{margin-top:1rem;padding:.4rem 1.2rem}}#error{{color:#a00}}</style></head><body>
+<h1>{name}</h1><form id=login><label for=username>User name</label>
+<input id=username name=username autocomplete=username required>
+<label for=password>Password</label>
+<input id=password name=password type=password autocomplete=current-password required>
+<button type=submit>Log in</button><p id=error role=alert></p></form>
+<script>
+document.getElementById("login").addEventListener("submit", async (event) => {{
+  event.preventDefault();
+  const body = {{username: username.value, password: password.value}};
+  const reply = await fetch("/auth/login", {{method: "POST", body: JSON.stringify(body),
+    headers: {{"content-type": "application/json"}}}});
+  if (reply.ok) {{ location.reload(); return; }}
+  const data = await reply.json().catch(() => ({{}}));
+  document.getElementById("error").textContent =
+    (data.error && data.error.message) || "login failed";
+}});
+</script></body></html>"""
+
+
 async def status_page(request: Request) -> Response:
+    state = request.scope.get("state", {})
+    if state.get("principal", "") is None and "credential is required" in state.get(
+        "auth_error", ""
+    ):
+        name = html.escape(request.app.state.hub_name)
+        return HTMLResponse(
+            LOGIN_FORM.format(name=name),
+            status_code=401,
+            headers={"www-authenticate": 'Bearer realm="sealgate"'},
+        )
     link: GuardianLink = request.app.state.link
     tools: SealGateTools = request.app.state.tools
     hub_name: str = request.app.state.hub_name

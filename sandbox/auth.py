@@ -1,0 +1,167 @@
+"""HTTP authentication in the sandbox: answer 401 early, log in and out.
+
+Every route except `/healthz`, `POST /auth/login` and the status page's login form needs a
+credential the guardian accepts. The gate asks the guardian (`auth.verify`) and keeps a
+positive answer for `CACHE_S` seconds, so a revoked token stops working within that time;
+the guardian resolves the credential again on every sealed call regardless.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from protocol.errors import RPCError, Unauthenticated, Unavailable
+from sandbox.caller import SESSION_COOKIE, Proxies, caller_of, client_address
+from sandbox.guardian_link import Caller, GuardianLink
+
+CACHE_S = 5.0
+PUBLIC_PATHS = frozenset({"/healthz", "/auth/login"})
+#: Paths that serve a reduced page instead of a 401 (the status page shows a login form).
+SOFT_PATHS = frozenset({"/"})
+STATUS = {"unauthenticated": 401, "forbidden": 403, "unavailable": 503, "rate_limited": 429}
+
+
+def error_response(exc: RPCError) -> JSONResponse:
+    status = STATUS.get(exc.code.value, 500 if exc.code.value == "internal" else 400)
+    headers = {"www-authenticate": 'Bearer realm="sealgate"'} if status == 401 else None
+    return JSONResponse(
+        {"error": {"code": exc.code.value, "message": exc.message}},
+        status_code=status,
+        headers=headers,
+    )
+
+
+class VerifyCache:
+    """Positive `auth.verify` answers by a hash of (credential, IP, User-Agent)."""
+
+    def __init__(self) -> None:
+        self._entries: dict[str, tuple[float, dict[str, Any]]] = {}
+        self.auth_enabled_until = 0.0  # while in the future, a missing credential is a 401
+
+    @staticmethod
+    def key(caller: Caller) -> str:
+        raw = f"{caller.credential or ''}\0{caller.ip}\0{caller.user_agent}"
+        return hashlib.sha256(raw.encode()).hexdigest()
+
+    def get(self, caller: Caller) -> dict[str, Any] | None:
+        entry = self._entries.get(self.key(caller))
+        if entry is None or entry[0] <= time.monotonic():
+            return None
+        return entry[1]
+
+    def put(self, caller: Caller, principal: dict[str, Any]) -> None:
+        if len(self._entries) > 10_000:
+            self._entries.clear()
+        self._entries[self.key(caller)] = (time.monotonic() + CACHE_S, principal)
+        if principal.get("auth_enabled"):
+            self.auth_enabled_until = time.monotonic() + CACHE_S
+
+
+async def verify(link: GuardianLink, cache: VerifyCache, caller: Caller) -> dict[str, Any]:
+    """The principal for `caller`; raises `Unauthenticated` or `Unavailable`."""
+    if caller.credential is None and cache.auth_enabled_until > time.monotonic():
+        raise Unauthenticated(
+            "a credential is required: send Authorization: Bearer <token>, or log in at /auth/login"
+        )
+    cached = cache.get(caller)
+    if cached is not None:
+        return cached
+    principal = await link.auth_verify(caller)
+    cache.put(caller, principal)
+    return principal
+
+
+class AuthGate:
+    """Plain ASGI middleware: sets scope["state"]["principal"] or answers 401."""
+
+    def __init__(self, app: ASGIApp, link: GuardianLink, proxies: Proxies) -> None:
+        self.app = app
+        self.link = link
+        self.proxies = proxies
+        self.cache = VerifyCache()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in PUBLIC_PATHS:
+            await self.app(scope, receive, send)
+            return
+        caller = caller_of(scope, self.proxies)
+        state = scope.setdefault("state", {})
+        try:
+            state["principal"] = await verify(self.link, self.cache, caller)
+        except Unavailable as exc:
+            # The gate only answers 401 early; the guardian resolves the credential again on
+            # every sealed call. With the guardian away, let the request reach its handler,
+            # whose sealed call then fails with a clear "guardian unavailable".
+            state["principal"] = None
+            state["auth_error"] = exc.message
+        except Unauthenticated as exc:
+            if scope["path"] in SOFT_PATHS and scope["method"] == "GET":
+                state["principal"] = None
+                state["login_required"] = True
+            else:
+                await error_response(exc)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+async def login(request: Request) -> Response:
+    """`POST /auth/login` with JSON {"username", "password"}: sets the session cookie."""
+    link: GuardianLink = request.app.state.link
+    proxies: Proxies = request.app.state.proxies
+    try:
+        body = await request.json()
+    except ValueError:
+        body = None
+    if (
+        not isinstance(body, dict)
+        or not isinstance(body.get("username"), str)
+        or not isinstance(body.get("password"), str)
+    ):
+        return JSONResponse(
+            {
+                "error": {
+                    "code": "invalid_params",
+                    "message": 'send JSON {"username": "...", "password": "..."}',
+                }
+            },
+            400,
+        )
+    caller = caller_of(request.scope, proxies)
+    try:
+        session = await link.auth_login(caller, body["username"][:64], body["password"][:1024])
+    except RPCError as exc:
+        return error_response(exc)
+    _, scheme = client_address(request.scope, proxies)
+    response = JSONResponse(
+        {"principal": session["principal"], "expires_at": session["expires_at"]}
+    )
+    response.set_cookie(
+        SESSION_COOKIE,
+        session["session"],
+        httponly=True,
+        samesite="strict",
+        secure=scheme == "https",
+        path="/",
+        max_age=max(0, int(session["expires_at"] - time.time())),
+    )
+    return response
+
+
+async def logout(request: Request) -> Response:
+    link: GuardianLink = request.app.state.link
+    caller = caller_of(request.scope, request.app.state.proxies)
+    if caller.credential is not None:
+        try:
+            await link.auth_logout(caller)
+        except RPCError as exc:
+            if exc.code.value != "invalid_params":
+                return error_response(exc)
+    response = JSONResponse({"ok": True})
+    response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict")
+    return response

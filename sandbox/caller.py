@@ -1,0 +1,75 @@
+"""Who is calling: the credential as received, the client's address and User-Agent.
+
+`X-Forwarded-For` and `X-Forwarded-Proto` are believed only from `[HUB] trusted_proxies`;
+otherwise the socket peer is the client. The sandbox never decides whose a credential is:
+it forwards it, and the guardian resolves it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from starlette.datastructures import Headers
+from starlette.types import Scope
+
+from sandbox.guardian_link import Caller
+
+SESSION_COOKIE = "sg_session"
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@dataclass(frozen=True, slots=True)
+class Proxies:
+    networks: tuple[Network, ...] = ()
+
+    @classmethod
+    def parse(cls, cidrs: Iterable[str]) -> Proxies:
+        return cls(tuple(ipaddress.ip_network(c, strict=False) for c in cidrs))
+
+    def trusts(self, address: str) -> bool:
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return any(ip in network for network in self.networks)
+
+
+def client_address(scope: Scope, proxies: Proxies) -> tuple[str, str]:
+    """(client IP, scheme) for a request, honouring forwarded headers from trusted proxies."""
+    peer = scope["client"][0] if scope.get("client") else ""
+    scheme = scope.get("scheme", "http")
+    if not proxies.networks or not proxies.trusts(peer):
+        return peer, scheme
+    headers = Headers(scope=scope)
+    hops = [h.strip() for h in headers.get("x-forwarded-for", "").split(",") if h.strip()]
+    client = peer
+    for hop in reversed(hops):  # the rightmost hop not ours is the client
+        client = hop
+        if not proxies.trusts(hop):
+            break
+    proto = headers.get("x-forwarded-proto", "").split(",")[0].strip().lower()
+    return client, proto if proto in ("http", "https") else scheme
+
+
+def credential_of(headers: Headers) -> str | None:
+    """A bearer token, else the session cookie, exactly as sent."""
+    authorization = headers.get("authorization", "")
+    scheme, _, value = authorization.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    for part in headers.get("cookie", "").split(";"):
+        name, _, value = part.strip().partition("=")
+        if name == SESSION_COOKIE and value:
+            return value
+    return None
+
+
+def caller_of(scope: Scope, proxies: Proxies) -> Caller:
+    headers = Headers(scope=scope)
+    ip, _ = client_address(scope, proxies)
+    return Caller(
+        ip=ip, user_agent=headers.get("user-agent", ""), credential=credential_of(headers)
+    )
