@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from guardian.auth import OPERATOR, Auth, Principal
+from guardian.dbquery import QuerySettings
 from guardian.router import Router
 from guardian.state import GuardianState
 from guardian.storage import Storage
@@ -22,6 +23,7 @@ from protocol.errors import (
     Forbidden,
     Internal,
     InvalidParams,
+    NotFound,
     RateLimited,
     Unauthenticated,
 )
@@ -163,6 +165,25 @@ async def search_web(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]
 async def models_info(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
     await principal_of(ctx, params)
     return _router(ctx).models_info(params)
+
+
+async def db_query(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
+    snapshot = ctx.state.snapshot
+    runner = ctx.state.queries
+    if runner is None or "db_query" not in snapshot.tools:
+        raise NotFound(
+            "db_query is not configured: set DB_QUERY_URL or DATABASE_URL and [DB_QUERY] tables"
+        )
+    try:
+        settings = QuerySettings(snapshot.config.db_query)
+    except ValueError as exc:
+        raise Internal(f"[DB_QUERY] is not usable: {exc}") from None
+
+    async def run(principal: Principal) -> dict[str, Any]:
+        await _router(ctx).admit(principal, "db_query")
+        return await runner.run(params["sql"], settings, params.get("max_rows"))
+
+    return await _audited(ctx, params, "db.query", run)
 
 
 # authentication --------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from guardian import logs
 from guardian.auth import Auth
+from guardian.dbquery import QueryRunner
 from guardian.ledger import UsageLedger
 from guardian.limits import Limits
 from guardian.outbound import TRANSPORTS, Outbound
@@ -131,6 +132,9 @@ class Guardian:
         state.auth = Auth(state, storage, self.environ)
         await state.auth.start()
         state.router = Router(state, outbound, ledger, limits)
+        query_url = snapshot.secrets.get("DB_QUERY_URL") or snapshot.secrets.get("DATABASE_URL")
+        if query_url:
+            state.queries = QueryRunner(query_url)
         sandbox_uid = int(self.environ.get("HUB_SANDBOX_UID", os.getuid()))
         server = GuardianServer(
             state, sandbox_uid=sandbox_uid, max_frame_size=config.hub.max_frame_size
@@ -158,6 +162,8 @@ class Guardian:
         await server.close()
         await ledger.close()
         await outbound.aclose()
+        if state.queries is not None:
+            await state.queries.close()
         await storage.close()
         return 0
 

@@ -17,6 +17,7 @@ from protocol.pyfun import ProviderConfig, PyfunConfig
 
 if TYPE_CHECKING:
     from guardian.auth import Auth
+    from guardian.dbquery import QueryRunner
     from guardian.router import Router
     from guardian.storage import Storage
 
@@ -29,6 +30,12 @@ def provider_active(provider: ProviderConfig, secrets: Secrets) -> bool:
     if not provider.active:
         return False
     return not provider.requires_key or any(name in secrets for name in provider.env_keys)
+
+
+def db_query_configured(config: PyfunConfig, secrets: Secrets) -> bool:
+    """db_query needs a database to read and at least one allowlisted table."""
+    has_database = "DB_QUERY_URL" in secrets or "DATABASE_URL" in secrets
+    return has_database and bool(config.db_query.get("tables", "").strip())
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +55,8 @@ class Snapshot:
             tools.append("llm_complete")
         if search:
             tools.append("web_search")
+        if db_query_configured(config, secrets):
+            tools.append("db_query")
         for name, tool in config.tools.items():
             usable = {"llm": llm, "search": search}.get(tool.provider_type, ())
             if tool.active and usable and name not in tools:
@@ -64,6 +73,7 @@ class GuardianState:
     started: float = field(default_factory=time.monotonic)
     sandbox_connections: int = 0
     router: Router | None = None
+    queries: QueryRunner | None = None
     auth: Auth | None = None
     storage: Storage | None = None
 

@@ -167,6 +167,23 @@ MODELS_INFO = MethodSpec(
     surfaces=_BOTH,
 )
 
+DB_QUERY = MethodSpec(
+    name="db.query",
+    doc="A read-only SELECT over the operator's allowlisted PostgreSQL tables.",
+    params={
+        "caller": CALLER,
+        "sql": Field(type=str, max_len=100_000),
+        "max_rows": Field(type=int, required=False, min=1, max=10_000),
+    },
+    result={
+        "columns": Field(type=list),
+        "rows": Field(type=list, max_len=None),
+        "row_count": Field(type=int),
+        "truncated": Field(type=bool),
+    },
+    surfaces=_BOTH,
+)
+
 AUTH_LOGIN = MethodSpec(
     name="auth.login",
     doc="Check a user name and password; a new session bound to the caller's IP and UA.",
@@ -290,6 +307,7 @@ METHODS: dict[str, MethodSpec] = {
         LLM_STREAM,
         SEARCH_WEB,
         MODELS_INFO,
+        DB_QUERY,
         AUTH_LOGIN,
         AUTH_VERIFY,
         AUTH_LOGOUT,

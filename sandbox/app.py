@@ -15,6 +15,7 @@ from starlette.routing import Mount, Route
 from sandbox.auth import AuthGate, login, logout
 from sandbox.caller import Proxies
 from sandbox.guardian_link import GuardianLink
+from sandbox.hubstate import DEFAULT_TTL_S, HubState
 from sandbox.mcp_tools import build_mcp
 from sandbox.middleware import MountRootSlash
 from sandbox.pages import healthz, status_page
@@ -38,7 +39,9 @@ def _is_loopback(host: str) -> bool:
 
 def build_app(settings: SandboxSettings, link: GuardianLink) -> Starlette:
     hub = settings.config.hub
-    mcp, tools = build_mcp(settings.config, link)
+    ttl = float(settings.config.db_sync.get("tool_cache_ttl_sec", DEFAULT_TTL_S))
+    hub_state = HubState(settings.layout.hub_state_db, ttl)
+    mcp, tools = build_mcp(settings.config, link, hub_state)
     # Host/Origin protection on both MCP transports: a present but foreign Origin gets 403.
     # Bound to loopback, only loopback Host names are served (DNS rebinding); bound
     # elsewhere, any Host unless [HUB] allowed_hosts narrows it.
@@ -54,12 +57,14 @@ def build_app(settings: SandboxSettings, link: GuardianLink) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await hub_state.open()
         link.start()
         if not await link.wait_connected(GUARDIAN_WAIT_S):
             logger.warning("guardian not answering yet (%s); serving anyway", link.last_error)
         async with mcp_http.lifespan(app):
             yield
         await link.close()
+        await hub_state.close()
 
     proxies = Proxies.parse(hub.trusted_proxies)
     routes = [

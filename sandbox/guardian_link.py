@@ -172,6 +172,10 @@ class GuardianLink:
         }
         return await self._client.call("search.web", params)
 
+    async def db_query(self, caller: Caller, sql: str, max_rows: int | None) -> dict[str, Any]:
+        params = {"caller": caller.to_wire(), "sql": sql, **_optional(max_rows=max_rows)}
+        return await self._client.call("db.query", params)
+
     async def auth_verify(self, caller: Caller) -> dict[str, Any]:
         return await self._client.call("auth.verify", {"caller": caller.to_wire()}, timeout=10)
 

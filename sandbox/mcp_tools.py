@@ -24,6 +24,7 @@ from protocol.errors import RPCError
 from protocol.pyfun import PyfunConfig, ToolConfig
 from sandbox.caller import Proxies, caller_of
 from sandbox.guardian_link import ActiveNames, Caller, GuardianLink
+from sandbox.hubstate import HubState, cache_key
 
 logger = logging.getLogger("sealgate.sandbox.mcp")
 
@@ -44,6 +45,16 @@ def tool_error(exc: RPCError) -> ToolError:
     return ToolError(f"{exc.code.value}: {exc.message}")
 
 
+def current_principal() -> dict[str, Any] | None:
+    """What the auth gate learned from the guardian about this request's caller, if anything."""
+    try:
+        request = get_http_request()
+    except RuntimeError:
+        return None
+    principal = request.scope.get("state", {}).get("principal")
+    return principal if isinstance(principal, dict) else None
+
+
 def current_caller(proxies: Proxies) -> Caller:
     """The HTTP client behind the current MCP request, credential included, as received."""
     try:
@@ -56,10 +67,13 @@ def current_caller(proxies: Proxies) -> Caller:
 class SealGateTools:
     """Builds the tool functions around one guardian link and keeps them registered."""
 
-    def __init__(self, mcp: FastMCP, link: GuardianLink, config: PyfunConfig) -> None:
+    def __init__(
+        self, mcp: FastMCP, link: GuardianLink, config: PyfunConfig, hub: HubState | None = None
+    ) -> None:
         self.mcp = mcp
         self.link = link
         self.config = config
+        self.hub = hub
         self.proxies = Proxies.parse(config.hub.trusted_proxies)
         self.registered: set[str] = set()
 
@@ -92,6 +106,12 @@ class SealGateTools:
                 tools[name] = (self._llm_tool(config), config.description or f"LLM tool {name}.")
             elif config.provider_type == "search":
                 tools[name] = (self._search_tool(name), config.description or "Search the web.")
+        if "db_query" in active.tools:
+            tools["db_query"] = (
+                self.db_query,
+                "Run one read-only SELECT over the allowlisted tables (target 'guardian'), or"
+                " over this sandbox's own hub_state and tool_cache (target 'hub', admins only).",
+            )
         if "web_search" in active.tools and "web_search" not in tools:
             tools["web_search"] = (self._search_tool("web_search"), "Search the web.")
         return tools
@@ -162,6 +182,23 @@ class SealGateTools:
             temperature=temperature,
         )
 
+    async def db_query(
+        self, sql: str, max_rows: int | None = None, target: str = "guardian"
+    ) -> ToolResult:
+        try:
+            if target == "hub":
+                principal = current_principal()
+                if self.hub is None or principal is None or not principal.get("admin"):
+                    raise ToolError("forbidden: target 'hub' is for admins only")
+                data = await self.hub.query(sql, max_rows)
+            elif target == "guardian":
+                data = await self.link.db_query(current_caller(self.proxies), sql, max_rows)
+            else:
+                raise ToolError("invalid_params: target is 'guardian' or 'hub'")
+        except RPCError as exc:
+            raise tool_error(exc) from None
+        return result(data)
+
     # configured tools ----------------------------------------------------------------------
     def _llm_tool(self, config: ToolConfig) -> ToolFunction:
         async def run(
@@ -211,6 +248,13 @@ class SealGateTools:
         Progress goes out for the first chunk and then at most every `PROGRESS_INTERVAL_S`:
         one notification per token would cost more than the call itself.
         """
+        principal = current_principal()
+        key = None
+        if options.get("temperature") == 0 and principal is not None and self.hub is not None:
+            key = cache_key(principal["principal"], tool, {"prompt": prompt, **options})
+            cached = await self.hub.cached(key)
+            if cached is not None:
+                return result({**cached, "cached": True}, cached.get("text", ""))
         received = 0
         reported = -PROGRESS_INTERVAL_S
         try:
@@ -228,12 +272,16 @@ class SealGateTools:
             raise tool_error(exc) from None
         if not isinstance(data, dict):
             raise ToolError("internal: the guardian sent no result")
+        if key is not None and principal is not None and self.hub is not None:
+            await self.hub.remember(key, principal["principal"], tool, data)
         return result(data, data.get("text", ""))
 
 
-def build_mcp(config: PyfunConfig, link: GuardianLink) -> tuple[FastMCP, SealGateTools]:
+def build_mcp(
+    config: PyfunConfig, link: GuardianLink, hub: HubState | None = None
+) -> tuple[FastMCP, SealGateTools]:
     mcp = FastMCP(config.hub.name, version=__version__)
-    tools = SealGateTools(mcp, link, config)
+    tools = SealGateTools(mcp, link, config, hub)
     tools.sync_tools()
     link.on_active_change(tools.sync_tools)
     return mcp, tools

@@ -1,0 +1,290 @@
+"""The operator CLI: `python -m guardian.ctl ...` (also installed as `sealgate-ctl`).
+
+It speaks msgpack RPC to the guardian's admin socket ($HUB_RUNTIME_DIR/guardian/admin.sock,
+or --socket), which only the guardian's own user and root may open. Tables for people,
+`--json` for scripts. Passwords are read from a no-echo prompt, or from the first line of
+standard input when it is not a terminal; never from the command line.
+
+Exit status: 0 done, 1 refused or failed, 2 usage error, 3 guardian unreachable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime
+import getpass
+import json
+import os
+import re
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from protocol.channel import open_unix_channel
+from protocol.client import RPCClient
+from protocol.errors import RPCError
+from protocol.runtime import DEFAULT_RUNTIME_DIR, RuntimeLayout
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_UNREACHABLE = 3
+
+_DURATION = re.compile(r"^(\d+)([smhdw])$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+class Unreachable(Exception):
+    """The admin socket cannot be used; the message says why and what to do."""
+
+
+class UsageError(Exception):
+    """The command line is wrong in a way argparse cannot see."""
+
+
+def parse_duration(text: str) -> float:
+    match = _DURATION.match(text.strip().lower())
+    if not match:
+        raise UsageError(f"bad duration {text!r}: use a number and s, m, h, d or w (e.g. 30d)")
+    return float(int(match.group(1)) * _UNITS[match.group(2)])
+
+
+def default_socket() -> Path:
+    root = Path(os.environ.get("HUB_RUNTIME_DIR", DEFAULT_RUNTIME_DIR)).resolve()
+    return RuntimeLayout(root).admin_socket
+
+
+def read_password(prompt: str, confirm: bool) -> str:
+    if not sys.stdin.isatty():
+        line = sys.stdin.readline().rstrip("\r\n")
+        if not line:
+            raise UsageError("no password on standard input (the first line is read)")
+        return line
+    first = getpass.getpass(prompt)
+    if confirm and getpass.getpass("again: ") != first:
+        raise UsageError("the two passwords differ")
+    return first
+
+
+# -- talking to the guardian ---------------------------------------------------------------
+
+
+async def _connect(path: Path) -> RPCClient:
+    if not path.exists():
+        raise Unreachable(
+            f"no admin socket at {path}: is the guardian running? (set"
+            " HUB_RUNTIME_DIR or pass --socket)"
+        )
+    if not os.access(path, os.R_OK | os.W_OK):
+        raise Unreachable(f"permission denied on {path}: run as the guardian's user or root")
+
+    async def connect() -> Any:
+        return await open_unix_channel(str(path))
+
+    client = RPCClient(connect, client_name="ctl", call_timeout=60, backoff_max=0.2)
+    client.start()
+    if not await client.wait_connected(3.0):
+        error = client.last_error
+        await client.close()
+        raise Unreachable(f"the guardian does not answer on {path} ({error})")
+    return client
+
+
+async def call(path: Path, method: str, params: dict[str, Any]) -> Any:
+    client = await _connect(path)
+    try:
+        return await client.call(method, params)
+    finally:
+        await client.close()
+
+
+# -- output --------------------------------------------------------------------------------
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float) and value > 1_000_000_000:  # an epoch time
+        return datetime.datetime.fromtimestamp(value, datetime.UTC).strftime("%Y-%m-%d %H:%M")
+    if isinstance(value, list):
+        return ", ".join(map(str, value)) or "-"
+    return str(value)
+
+
+def table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
+    cells = [[_cell(row.get(c)) for c in columns] for row in rows]
+    widths = [max([len(c), *(len(r[i]) for r in cells)]) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True))]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) for r in cells]
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def emit(args: argparse.Namespace, data: Any, text: str) -> None:
+    print(json.dumps(data, indent=2, sort_keys=True, default=str) if args.json else text)
+
+
+# -- commands --------------------------------------------------------------------------------
+
+
+async def run(args: argparse.Namespace) -> int:
+    path = Path(args.socket) if args.socket else default_socket()
+    command = args.command
+    if command == "ping":
+        result = await call(path, "health", {})
+        emit(args, result, f"pong: guardian {result['version']}, up {result['uptime_s']:.0f} s")
+    elif command == "status":
+        result = await call(path, "status", {})
+        emit(args, result, "\n".join(f"{k:<20} {_cell(v)}" for k, v in sorted(result.items())))
+    elif command == "users":
+        await users(args, path)
+    elif command == "tokens":
+        await tokens(args, path)
+    elif command == "sessions":
+        await sessions(args, path)
+    return EXIT_OK
+
+
+async def users(args: argparse.Namespace, path: Path) -> None:
+    action = args.action
+    if action == "list":
+        result = await call(path, "users.list", {})
+        emit(
+            args,
+            result,
+            table(result["users"], ["name", "role", "failed_logins", "locked_until", "created_at"]),
+        )
+        return
+    if action == "add":
+        password = read_password(f"password for {args.name}: ", confirm=True)
+        await call(path, "users.add", {"name": args.name, "password": password, "role": args.role})
+        emit(args, {"ok": True}, f"user {args.name} added (role {args.role})")
+    elif action == "passwd":
+        password = read_password(f"new password for {args.name}: ", confirm=True)
+        await call(path, "users.passwd", {"name": args.name, "password": password})
+        emit(args, {"ok": True}, f"password of {args.name} changed; their sessions ended")
+    elif action == "role":
+        await call(path, "users.role", {"name": args.name, "role": args.role})
+        emit(args, {"ok": True}, f"{args.name} now has role {args.role}")
+    else:  # lock, unlock, delete
+        await call(path, f"users.{action}", {"name": args.name})
+        emit(args, {"ok": True}, f"user {args.name}: {action} done")
+
+
+async def tokens(args: argparse.Namespace, path: Path) -> None:
+    if args.action == "issue":
+        params: dict[str, Any] = {"user": args.user, "label": args.label or ""}
+        if args.expires:
+            params["expires_s"] = parse_duration(args.expires)
+        result = await call(path, "tokens.issue", params)
+        emit(args, result, result["token"])
+    elif args.action == "list":
+        result = await call(path, "tokens.list", {"user": args.user} if args.user else {})
+        emit(
+            args,
+            result,
+            table(
+                result["tokens"],
+                [
+                    "id",
+                    "user_name",
+                    "label",
+                    "created_at",
+                    "expires_at",
+                    "revoked_at",
+                    "last_used_at",
+                ],
+            ),
+        )
+    else:
+        await call(path, "tokens.revoke", {"token": args.token})
+        emit(args, {"ok": True}, "token revoked")
+
+
+async def sessions(args: argparse.Namespace, path: Path) -> None:
+    if args.action == "list":
+        result = await call(path, "sessions.list", {})
+        emit(
+            args,
+            result,
+            table(
+                result["sessions"],
+                ["id", "user_name", "ip", "created_at", "last_seen_at", "expires_at"],
+            ),
+        )
+        return
+    if bool(args.user) == bool(args.id):
+        raise UsageError("sessions revoke needs --user NAME or --id ID")
+    params = {"user": args.user} if args.user else {"id": args.id}
+    result = await call(path, "sessions.revoke", params)
+    emit(args, result, f"{result['revoked']} session(s) ended")
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="sealgate-ctl", description=__doc__.splitlines()[0])
+    top.add_argument(
+        "--socket", help="admin socket (default: $HUB_RUNTIME_DIR/guardian/admin.sock)"
+    )
+    top.add_argument("--json", action="store_true", help="machine-readable output")
+    sub = top.add_subparsers(dest="command", required=True)
+    sub.add_parser("ping", help="check that the guardian answers")
+    sub.add_parser("status", help="versions, uptime, sandbox link, database, config")
+
+    users_cmd = sub.add_parser("users", help="manage users").add_subparsers(
+        dest="action", required=True
+    )
+    add = users_cmd.add_parser("add", help="add a user (password from a prompt or stdin)")
+    add.add_argument("name")
+    add.add_argument("--role", default="user")
+    users_cmd.add_parser("list", help="list users")
+    for action in ("lock", "unlock", "delete", "passwd"):
+        users_cmd.add_parser(action, help=f"{action} a user").add_argument("name")
+    role = users_cmd.add_parser("role", help="change a user's role")
+    role.add_argument("name")
+    role.add_argument("role")
+
+    tokens_cmd = sub.add_parser("tokens", help="manage API tokens").add_subparsers(
+        dest="action", required=True
+    )
+    issue = tokens_cmd.add_parser("issue", help="issue a token (printed once)")
+    issue.add_argument("--user", required=True)
+    issue.add_argument("--expires", help="lifetime such as 30d, 12h (default: none)")
+    issue.add_argument("--label", default="")
+    listing = tokens_cmd.add_parser("list", help="list tokens (never their values)")
+    listing.add_argument("--user")
+    tokens_cmd.add_parser("revoke", help="revoke a token by id or value").add_argument("token")
+
+    sessions_cmd = sub.add_parser("sessions", help="manage login sessions").add_subparsers(
+        dest="action", required=True
+    )
+    sessions_cmd.add_parser("list", help="list sessions")
+    revoke = sessions_cmd.add_parser("revoke", help="end sessions")
+    revoke.add_argument("--user")
+    revoke.add_argument("--id")
+    return top
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return asyncio.run(run(args))
+    except UsageError as exc:
+        print(f"sealgate-ctl: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except Unreachable as exc:
+        print(f"sealgate-ctl: {exc}", file=sys.stderr)
+        return EXIT_UNREACHABLE
+    except RPCError as exc:
+        if exc.code.value == "unavailable":
+            print(f"sealgate-ctl: {exc.message}", file=sys.stderr)
+            return EXIT_UNREACHABLE
+        print(f"sealgate-ctl: {exc.code.value}: {exc.message}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        print("sealgate-ctl: interrupted", file=sys.stderr)
+        return EXIT_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

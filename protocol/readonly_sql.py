@@ -1,0 +1,239 @@
+"""Read-only queries by construction: PostgreSQL's own parser (pglast) decides what a query is.
+
+A query passes only if it is exactly one plain SELECT (no SELECT INTO, no locking clause, no
+data-modifying statement anywhere, CTEs included) whose every relation is on the allowlist
+and whose every function is on the function allowlist. Schema `sealgate` (the guardian's own
+tables) and the system catalogs are refused whatever the allowlist says. Running the query in
+a READ ONLY transaction with a timeout and a row cap is the caller's second wall.
+
+Pure code, no I/O: the guardian uses it for PostgreSQL, the sandbox for its own SQLite.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+from pglast import ast, parse_sql
+from pglast.parser import ParseError
+
+from protocol.errors import Forbidden, InvalidParams
+
+NEVER_SCHEMAS = frozenset({"sealgate", "pg_catalog", "information_schema", "pg_toast"})
+
+#: Functions any query may call: aggregates, string, math, date and conditional helpers.
+DEFAULT_FUNCTIONS = frozenset(
+    {
+        # aggregates
+        "count",
+        "sum",
+        "avg",
+        "min",
+        "max",
+        "array_agg",
+        "string_agg",
+        "bool_and",
+        "bool_or",
+        "every",
+        "stddev",
+        "stddev_pop",
+        "stddev_samp",
+        "variance",
+        "var_pop",
+        "var_samp",
+        "percentile_cont",
+        "percentile_disc",
+        "mode",
+        "json_agg",
+        "jsonb_agg",
+        # window
+        "row_number",
+        "rank",
+        "dense_rank",
+        "ntile",
+        "lag",
+        "lead",
+        "first_value",
+        "last_value",
+        # strings
+        "lower",
+        "upper",
+        "length",
+        "char_length",
+        "character_length",
+        "octet_length",
+        "substr",
+        "substring",
+        "trim",
+        "btrim",
+        "ltrim",
+        "rtrim",
+        "replace",
+        "concat",
+        "concat_ws",
+        "left",
+        "right",
+        "position",
+        "strpos",
+        "split_part",
+        "initcap",
+        "reverse",
+        "repeat",
+        "lpad",
+        "rpad",
+        "starts_with",
+        "md5",
+        "to_char",
+        "regexp_replace",
+        "regexp_match",
+        "translate",
+        # math
+        "abs",
+        "round",
+        "ceil",
+        "ceiling",
+        "floor",
+        "trunc",
+        "sqrt",
+        "power",
+        "pow",
+        "mod",
+        "greatest",
+        "least",
+        "exp",
+        "ln",
+        "log",
+        "log10",
+        "sign",
+        "div",
+        "width_bucket",
+        # dates
+        "now",
+        "date_trunc",
+        "date_part",
+        "extract",
+        "age",
+        "to_date",
+        "to_timestamp",
+        "make_date",
+        "make_interval",
+        "date",
+        "datetime",
+        "strftime",
+        "julianday",
+        # json reading
+        "to_json",
+        "to_jsonb",
+        "json_build_object",
+        "jsonb_build_object",
+        "json_extract_path_text",
+        "jsonb_extract_path_text",
+        "json_array_length",
+        "jsonb_array_length",
+        "json_extract",
+        # conditionals and casts written as calls
+        "coalesce",
+        "nullif",
+        "ifnull",
+        "cast",
+    }
+)
+
+_WRITES = (ast.InsertStmt, ast.UpdateStmt, ast.DeleteStmt, ast.MergeStmt)
+_REFUSED_NODES = (ast.IntoClause, ast.LockingClause, ast.RangeTableFunc, ast.CopyStmt)
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """What a query may touch. Table names are `schema.table`, lower-case."""
+
+    tables: frozenset[str]
+    functions: frozenset[str] = DEFAULT_FUNCTIONS
+    default_schema: str = "public"
+
+    @classmethod
+    def of(
+        cls,
+        tables: Iterable[str],
+        extra_functions: Iterable[str] = (),
+        default_schema: str = "public",
+    ) -> Policy:
+        qualified = set()
+        for table in tables:
+            name = table.strip().lower()
+            if name:
+                qualified.add(name if "." in name else f"{default_schema}.{name}")
+        if any(name.split(".", 1)[0] in NEVER_SCHEMAS for name in qualified):
+            raise ValueError("tables in sealgate or the system schemas cannot be allowlisted")
+        functions = DEFAULT_FUNCTIONS | {f.strip().lower() for f in extra_functions if f.strip()}
+        return cls(frozenset(qualified), frozenset(functions), default_schema)
+
+
+def _children(node: ast.Node) -> Iterator[ast.Node]:
+    for name in node.__slots__:
+        value = getattr(node, name, None)
+        if isinstance(value, ast.Node):
+            yield value
+        elif isinstance(value, tuple | list):
+            for item in value:
+                if isinstance(item, ast.Node):
+                    yield item
+
+
+def _walk(node: ast.Node) -> Iterator[ast.Node]:
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        yield current
+        stack.extend(_children(current))
+
+
+def _cte_names(node: ast.Node) -> set[str]:
+    return {n.ctename.lower() for n in _walk(node) if isinstance(n, ast.CommonTableExpr)}
+
+
+def check(sql: str, policy: Policy) -> None:
+    """Raise `InvalidParams` (unparsable) or `Forbidden` (not read-only or not allowed)."""
+    if "\x00" in sql:
+        raise InvalidParams("the query contains a NUL character")
+    try:
+        statements = parse_sql(sql)
+    except ParseError as exc:
+        raise InvalidParams(f"not valid SQL: {exc}") from None
+    if len(statements) != 1:
+        raise Forbidden("exactly one statement is allowed")
+    statement = statements[0].stmt
+    if not isinstance(statement, ast.SelectStmt):
+        raise Forbidden(f"only SELECT is allowed, not {type(statement).__name__}")
+    ctes = _cte_names(statement)
+    for node in _walk(statement):
+        if isinstance(node, _WRITES):
+            raise Forbidden("data-modifying statements are not allowed, not even in a WITH")
+        if isinstance(node, _REFUSED_NODES):
+            raise Forbidden(f"{type(node).__name__} is not allowed in a read-only query")
+        if isinstance(node, ast.RangeVar):
+            _check_relation(node, policy, ctes)
+        elif isinstance(node, ast.FuncCall):
+            _check_function(node, policy)
+
+
+def _check_relation(node: ast.RangeVar, policy: Policy, ctes: set[str]) -> None:
+    relation = (node.relname or "").lower()
+    schema = (node.schemaname or "").lower()
+    if node.catalogname:
+        raise Forbidden("cross-database references are not allowed")
+    if not schema and relation in ctes:
+        return
+    qualified = f"{schema or policy.default_schema}.{relation}"
+    if (schema or policy.default_schema) in NEVER_SCHEMAS or qualified not in policy.tables:
+        raise Forbidden(f"table {qualified} is not on the allowlist")
+
+
+def _check_function(node: ast.FuncCall, policy: Policy) -> None:
+    parts = [getattr(part, "sval", "") or "" for part in node.funcname or ()]
+    name = parts[-1].lower() if parts else ""
+    schema = parts[0].lower() if len(parts) > 1 else ""
+    if schema and schema != "pg_catalog":
+        raise Forbidden(f"function {'.'.join(parts)} is not allowed")
+    if name not in policy.functions:
+        raise Forbidden(f"function {name}() is not allowed")

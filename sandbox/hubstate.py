@@ -1,0 +1,123 @@
+"""The sandbox's own SQLite file: `hub_state` (small facts about this sandbox) and
+`tool_cache` (deterministic tool results, per principal).
+
+Only results of calls made with temperature 0 are cached, keyed by principal, tool and every
+argument, for `[DB_SYNC] tool_cache_ttl_sec` (default one hour). A cached answer is served
+without a sealed call, so it costs nothing and is not metered again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from protocol.errors import InvalidParams, Timeout
+from protocol.readonly_sql import Policy, check
+
+DEFAULT_TTL_S = 3600.0
+HUB_TABLES = ("hub_state", "tool_cache")
+QUERY_TIMEOUT_S = 5.0
+MAX_ROWS = 1000
+
+SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS hub_state (key TEXT PRIMARY KEY, value TEXT NOT NULL,"
+    " updated_at REAL NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS tool_cache (key TEXT PRIMARY KEY, principal TEXT NOT NULL,"
+    " tool TEXT NOT NULL, result TEXT NOT NULL, created_at REAL NOT NULL,"
+    " expires_at REAL NOT NULL)",
+)
+
+
+def cache_key(principal: str, tool: str, arguments: dict[str, Any]) -> str:
+    raw = json.dumps([principal, tool, arguments], sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+class HubState:
+    def __init__(self, path: Path, ttl_s: float = DEFAULT_TTL_S) -> None:
+        self.path = path
+        self.ttl_s = ttl_s
+        self._db: aiosqlite.Connection | None = None
+        self.policy = Policy.of(HUB_TABLES, default_schema="main")
+
+    async def open(self) -> None:
+        if not self.path.exists():
+            os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY | os.O_EXCL, 0o600))
+        self._db = await aiosqlite.connect(self.path)
+        await self._db.execute("PRAGMA journal_mode=WAL")
+        for statement in SCHEMA:
+            await self._db.execute(statement)
+        await self._db.execute("DELETE FROM tool_cache WHERE expires_at < ?", (time.time(),))
+        await self._db.commit()
+
+    async def close(self) -> None:
+        if self._db is not None:
+            await self._db.close()
+            self._db = None
+
+    async def set(self, key: str, value: str) -> None:
+        if self._db is None:
+            return
+        await self._db.execute(
+            "INSERT INTO hub_state (key, value, updated_at) VALUES (?, ?, ?) ON CONFLICT (key)"
+            " DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+            (key, value, time.time()),
+        )
+        await self._db.commit()
+
+    async def cached(self, key: str) -> dict[str, Any] | None:
+        if self._db is None:
+            return None
+        cursor = await self._db.execute(
+            "SELECT result FROM tool_cache WHERE key = ? AND expires_at > ?", (key, time.time())
+        )
+        row = await cursor.fetchone()
+        return json.loads(row[0]) if row else None
+
+    async def remember(self, key: str, principal: str, tool: str, result: dict[str, Any]) -> None:
+        if self._db is None:
+            return
+        now = time.time()
+        await self._db.execute(
+            "INSERT OR REPLACE INTO tool_cache (key, principal, tool, result, created_at,"
+            " expires_at) VALUES (?, ?, ?, ?, ?, ?)",
+            (key, principal, tool, json.dumps(result), now, now + self.ttl_s),
+        )
+        await self._db.commit()
+
+    async def query(self, sql: str, max_rows: int | None) -> dict[str, Any]:
+        """A read-only SELECT over this file, under the same rule as the guardian's db.query."""
+        check(sql, self.policy)
+        cap = min(max_rows or 100, MAX_ROWS)
+        return await asyncio.to_thread(self._query, sql, cap)
+
+    def _query(self, sql: str, cap: int) -> dict[str, Any]:
+        deadline = time.monotonic() + QUERY_TIMEOUT_S
+        connection = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
+        try:
+            connection.execute("PRAGMA query_only = ON")
+            connection.set_progress_handler(lambda: int(time.monotonic() > deadline), 10_000)
+            try:
+                cursor = connection.execute(sql)
+                rows = cursor.fetchmany(cap + 1)
+            except sqlite3.OperationalError as exc:
+                if time.monotonic() > deadline:
+                    raise Timeout(f"the query ran longer than {QUERY_TIMEOUT_S:g} s") from None
+                raise InvalidParams(f"the hub database refused the query: {exc}") from None
+            columns = [d[0] for d in cursor.description or ()]
+        finally:
+            connection.close()
+        return {
+            "columns": columns,
+            "rows": [list(r) for r in rows[:cap]],
+            "row_count": min(len(rows), cap),
+            "truncated": len(rows) > cap,
+        }
