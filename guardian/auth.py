@@ -114,6 +114,7 @@ class Auth:
         self.storage = storage
         self.environ = environ
         self._users = 0
+        self._counted_at = 0.0
         self._cache: dict[str, tuple[float, Principal]] = {}
 
     # configuration -------------------------------------------------------------------------
@@ -135,6 +136,15 @@ class Auth:
     @property
     def enabled(self) -> bool:
         return self._users > 0 or self.state.snapshot.config.hub.auth == "required"
+
+    async def refresh(self) -> bool:
+        """Whether auth is on, re-counting users at most every `CACHE_S` seconds: another
+        replica sharing the database may have added the first user."""
+        now = time.monotonic()
+        if now >= self._counted_at + CACHE_S:
+            self._users = await self.storage.count_users()
+            self._counted_at = now
+        return self.enabled
 
     def _bind_host(self) -> str:
         return with_env_overrides(self.state.snapshot.config, self.environ).hub.host
@@ -175,7 +185,7 @@ class Auth:
         """The principal behind a sealed call's caller; raises `Unauthenticated`."""
         credential = caller.get("credential")
         if not credential:
-            if self.enabled:
+            if await self.refresh():
                 raise Unauthenticated(
                     "a credential is required: send Authorization: Bearer"
                     " <token>, or log in at /auth/login"

@@ -196,7 +196,7 @@ async def auth_login(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]
 
 async def auth_verify(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
     principal = await principal_of(ctx, params)
-    return {**principal.to_wire(), "auth_enabled": _auth(ctx).enabled}
+    return {**principal.to_wire(), "auth_enabled": await _auth(ctx).refresh()}
 
 
 async def auth_logout(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:

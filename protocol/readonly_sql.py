@@ -169,15 +169,18 @@ class Policy:
         return cls(frozenset(qualified), frozenset(functions), default_schema)
 
 
+def _nodes_in(value: object) -> Iterator[ast.Node]:
+    """Nodes in an attribute value, however deeply nested in lists (RangeFunction nests)."""
+    if isinstance(value, ast.Node):
+        yield value
+    elif isinstance(value, tuple | list):
+        for item in value:
+            yield from _nodes_in(item)
+
+
 def _children(node: ast.Node) -> Iterator[ast.Node]:
     for name in node.__slots__:
-        value = getattr(node, name, None)
-        if isinstance(value, ast.Node):
-            yield value
-        elif isinstance(value, tuple | list):
-            for item in value:
-                if isinstance(item, ast.Node):
-                    yield item
+        yield from _nodes_in(getattr(node, name, None))
 
 
 def _walk(node: ast.Node) -> Iterator[ast.Node]:

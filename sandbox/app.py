@@ -12,7 +12,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import Mount, Route
 
-from sandbox.auth import AuthGate, login, logout
+from sandbox.auth import AuthGate, VerifyCache, login, logout
 from sandbox.caller import Proxies
 from sandbox.guardian_link import GuardianLink
 from sandbox.hubstate import DEFAULT_TTL_S, HubState
@@ -67,6 +67,7 @@ def build_app(settings: SandboxSettings, link: GuardianLink) -> Starlette:
         await hub_state.close()
 
     proxies = Proxies.parse(hub.trusted_proxies)
+    verify_cache = VerifyCache()
     routes = [
         Route("/", status_page, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
@@ -77,11 +78,12 @@ def build_app(settings: SandboxSettings, link: GuardianLink) -> Starlette:
     ]
     middleware = [
         Middleware(MountRootSlash, paths=("/mcp", "/sse")),
-        Middleware(AuthGate, link=link, proxies=proxies),
+        Middleware(AuthGate, link=link, proxies=proxies, cache=verify_cache),
     ]
     app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
     app.state.link = link
     app.state.tools = tools
     app.state.hub_name = hub.name
     app.state.proxies = proxies
+    app.state.verify_cache = verify_cache
     return app

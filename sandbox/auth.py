@@ -55,6 +55,9 @@ class VerifyCache:
             return None
         return entry[1]
 
+    def forget(self, caller: Caller) -> None:
+        self._entries.pop(self.key(caller), None)
+
     def put(self, caller: Caller, principal: dict[str, Any]) -> None:
         if len(self._entries) > 10_000:
             self._entries.clear()
@@ -80,11 +83,13 @@ async def verify(link: GuardianLink, cache: VerifyCache, caller: Caller) -> dict
 class AuthGate:
     """Plain ASGI middleware: sets scope["state"]["principal"] or answers 401."""
 
-    def __init__(self, app: ASGIApp, link: GuardianLink, proxies: Proxies) -> None:
+    def __init__(
+        self, app: ASGIApp, link: GuardianLink, proxies: Proxies, cache: VerifyCache
+    ) -> None:
         self.app = app
         self.link = link
         self.proxies = proxies
-        self.cache = VerifyCache()
+        self.cache = cache
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] in PUBLIC_PATHS:
@@ -156,6 +161,7 @@ async def login(request: Request) -> Response:
 async def logout(request: Request) -> Response:
     link: GuardianLink = request.app.state.link
     caller = caller_of(request.scope, request.app.state.proxies)
+    request.app.state.verify_cache.forget(caller)
     if caller.credential is not None:
         try:
             await link.auth_logout(caller)

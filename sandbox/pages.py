@@ -61,10 +61,7 @@ document.getElementById("login").addEventListener("submit", async (event) => {{
 
 
 async def status_page(request: Request) -> Response:
-    state = request.scope.get("state", {})
-    if state.get("principal", "") is None and "credential is required" in state.get(
-        "auth_error", ""
-    ):
+    if request.scope.get("state", {}).get("login_required"):
         name = html.escape(request.app.state.hub_name)
         return HTMLResponse(
             LOGIN_FORM.format(name=name),
