@@ -1,0 +1,36 @@
+from __future__ import annotations
+
+from starlette.datastructures import Headers
+
+from sandbox.caller import Proxies, caller_of, client_address, credential_of
+
+
+def scope(peer: str, headers: dict[str, str]) -> dict[str, object]:
+    return {
+        "type": "http",
+        "client": (peer, 5000),
+        "scheme": "http",
+        "headers": [(k.encode(), v.encode()) for k, v in headers.items()],
+    }
+
+
+def test_forwarded_headers_only_from_trusted_proxies() -> None:
+    forwarded = {"x-forwarded-for": "198.51.100.7, 10.0.0.2", "x-forwarded-proto": "https"}
+    proxies = Proxies.parse(["10.0.0.0/8"])
+    assert client_address(scope("10.0.0.1", forwarded), proxies) == ("198.51.100.7", "https")
+    # an untrusted peer cannot claim another address or https
+    assert client_address(scope("203.0.113.9", forwarded), proxies) == ("203.0.113.9", "http")
+    assert client_address(scope("10.0.0.1", forwarded), Proxies()) == ("10.0.0.1", "http")
+    # a spoofed left-most entry is not believed: the right-most untrusted hop wins
+    spoofed = {"x-forwarded-for": "127.0.0.1, 198.51.100.7"}
+    assert client_address(scope("10.0.0.1", spoofed), proxies)[0] == "198.51.100.7"
+
+
+def test_credentials_bearer_first_then_cookie() -> None:
+    assert credential_of(Headers({"authorization": "Bearer sg_abc"})) == "sg_abc"
+    assert credential_of(Headers({"cookie": "a=b; sg_session=s123"})) == "s123"
+    assert credential_of(Headers({"authorization": "Basic x"})) is None
+    caller = caller_of(
+        scope("127.0.0.1", {"user-agent": "ua", "authorization": "bearer t"}), Proxies()
+    )
+    assert (caller.ip, caller.user_agent, caller.credential) == ("127.0.0.1", "ua", "t")
