@@ -18,6 +18,7 @@ import json
 import os
 import re
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from typing import Any
 from protocol.channel import open_unix_channel
 from protocol.client import RPCClient
 from protocol.errors import RPCError
+from protocol.pyfun import PyfunError, parse
 from protocol.runtime import DEFAULT_RUNTIME_DIR, RuntimeLayout
 
 EXIT_OK = 0
@@ -137,12 +139,119 @@ async def run(args: argparse.Namespace) -> int:
     elif command == "status":
         result = await call(path, "status", {})
         emit(args, result, "\n".join(f"{k:<20} {_cell(v)}" for k, v in sorted(result.items())))
+    elif command == "providers":
+        result = await call(path, "providers", {})
+        rows = [
+            {
+                **p,
+                "keys": [
+                    f"{k['name']}: {k['origin'] or 'missing'}"
+                    + (f" ({k['status']})" if k["status"] not in ("ok", "missing") else "")
+                    for k in p["keys"]
+                ]
+                or ["-"],
+            }
+            for p in result["providers"]
+        ]
+        emit(args, result, table(rows, ["name", "kind", "api", "active", "reason", "keys"]))
+    elif command == "audit":
+        await audit_tail(args, path)
+    elif command == "usage":
+        since = parse_since(args.since)
+        result = await call(path, "usage.report", {"since": since, "by": args.by})
+        emit(
+            args,
+            result,
+            table(
+                result["rows"],
+                ["key", "calls", "errors", "input_tokens", "output_tokens", "cost_usd"],
+            ),
+        )
+    elif command == "config":
+        if args.action == "check":
+            return config_check(args)
+        result = await call(path, "config.reload", {})
+        emit(
+            args,
+            result,
+            f"configuration reloaded (sha256 {result['sha256'][:12]}); tools:"
+            f" {', '.join(result['tools'])}",
+        )
     elif command == "users":
         await users(args, path)
     elif command == "tokens":
         await tokens(args, path)
     elif command == "sessions":
         await sessions(args, path)
+    return EXIT_OK
+
+
+def parse_since(text: str) -> float:
+    """`24h`, `7d` ... ago, or an ISO date/time (UTC when no zone is given)."""
+    if _DURATION.match(text.strip().lower()):
+        return time.time() - parse_duration(text)
+    try:
+        when = datetime.datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise UsageError(f"bad --since {text!r}: use e.g. 24h, 7d or 2026-11-01T00:00") from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=datetime.UTC)
+    return when.timestamp()
+
+
+async def audit_tail(args: argparse.Namespace, path: Path) -> None:
+    params: dict[str, Any] = {"since": parse_since(args.since)}
+    for key in ("user", "tool"):
+        if getattr(args, key):
+            params[key] = getattr(args, key)
+    columns = ["id", "ts", "principal", "action", "tool", "outcome", "ip", "detail"]
+    client = await _connect(path)
+    try:
+        result = await client.call("audit.tail", params)
+        emit(args, result, table(result["entries"], columns))
+        last = max((e["id"] for e in result["entries"]), default=0)
+        while args.follow:
+            await asyncio.sleep(1.0)
+            more = await client.call("audit.tail", {**params, "after_id": last})
+            for entry in more["entries"]:
+                last = max(last, entry["id"])
+                line = (
+                    json.dumps(entry, default=str)
+                    if args.json
+                    else "  ".join(_cell(entry.get(c)) for c in columns)
+                )
+                print(line, flush=True)
+    finally:
+        await client.close()
+
+
+def config_check(args: argparse.Namespace) -> int:
+    """Validate a .pyfun file here, applying nothing."""
+    try:
+        text = Path(args.file).read_text(encoding="utf-8")
+        config = parse(text, args.file)
+    except OSError as exc:
+        print(f"sealgate-ctl: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
+        return EXIT_FAILED
+    except PyfunError as exc:
+        print(f"sealgate-ctl: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    summary = {
+        "ok": True,
+        "sha256": config.sha256,
+        "warnings": list(config.warnings),
+        "llm_providers": list(config.llm_providers),
+        "search_providers": list(config.search_providers),
+        "tools": list(config.tools),
+        "models": list(config.models),
+    }
+    text_out = "\n".join(
+        [
+            f"{args.file}: OK (sha256 {config.sha256[:12]})",
+            *[f"warning: {w}" for w in config.warnings],
+        ]
+    )
+    emit(args, summary, text_out)
     return EXIT_OK
 
 
@@ -230,6 +339,28 @@ def parser() -> argparse.ArgumentParser:
     sub = top.add_subparsers(dest="command", required=True)
     sub.add_parser("ping", help="check that the guardian answers")
     sub.add_parser("status", help="versions, uptime, sandbox link, database, config")
+    sub.add_parser("providers", help="active or not and why; where each key came from")
+    audit = sub.add_parser("audit", help="the audit log").add_subparsers(
+        dest="action", required=True
+    )
+    tail = audit.add_parser("tail", help="recent audit entries")
+    tail.add_argument("-f", "--follow", action="store_true", help="keep printing new entries")
+    tail.add_argument("--user")
+    tail.add_argument("--tool")
+    tail.add_argument("--since", default="24h", help="24h, 7d ... or an ISO time")
+    usage = sub.add_parser("usage", help="usage and cost").add_subparsers(
+        dest="action", required=True
+    )
+    report = usage.add_parser("report", help="calls, errors, tokens and cost")
+    report.add_argument(
+        "--by", default="user", choices=["user", "model", "provider", "day", "tool"]
+    )
+    report.add_argument("--since", default="30d")
+    config = sub.add_parser("config", help="check or reload .pyfun").add_subparsers(
+        dest="action", required=True
+    )
+    config.add_parser("check", help="validate a file, apply nothing").add_argument("file")
+    config.add_parser("reload", help="re-read .pyfun and secrets (like SIGHUP)")
 
     users_cmd = sub.add_parser("users", help="manage users").add_subparsers(
         dest="action", required=True

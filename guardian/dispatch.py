@@ -87,6 +87,12 @@ _OPERATOR: Mapping[str, Permit] = {
     "tokens.revoke": _operator("tokens.revoke", handlers.tokens_revoke),
     "sessions.list": _operator("sessions.list", handlers.sessions_list),
     "sessions.revoke": _operator("sessions.revoke", handlers.sessions_revoke),
+    "providers": Permit(spec=METHODS["providers"], phases=_READY, inline=handlers.providers),
+    "audit.tail": _operator("audit.tail", handlers.audit_tail),
+    "usage.report": _operator("usage.report", handlers.usage_report),
+    "config.reload": Permit(
+        spec=METHODS["config.reload"], phases=_READY, inline=handlers.config_reload
+    ),
 }
 
 SANDBOX_PERMITS: Mapping[str, Permit] = {

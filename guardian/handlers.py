@@ -6,6 +6,7 @@ run on the connection's reader without a task of their own.
 
 from __future__ import annotations
 
+import datetime
 import os
 import platform
 from collections.abc import Awaitable, Callable
@@ -28,6 +29,7 @@ from protocol.errors import (
     Unauthenticated,
 )
 from protocol.methods import Surface
+from protocol.pyfun import PyfunError
 
 #: Refusals that are written to the audit log with the caller's address.
 AUDITED = (Forbidden, RateLimited, BudgetExceeded, Unauthenticated)
@@ -76,19 +78,16 @@ async def principal_of(ctx: CallContext, params: dict[str, Any]) -> Principal:
 async def _audited(ctx: CallContext, params: dict[str, Any], action: str, run: Any) -> Any:
     """Run a sealed call for its principal; refusals go to the audit log."""
     caller = params.get("caller") or {}
+    ip, tool = caller.get("ip", ""), params.get("tool", "")
     try:
         principal = await principal_of(ctx, params)
     except Unauthenticated as exc:
-        await _storage(ctx).add_audit(
-            "-", action, exc.code.value, caller.get("ip", ""), exc.message
-        )
+        await _storage(ctx).add_audit("-", action, exc.code.value, ip, exc.message, tool)
         raise
     try:
         return await run(principal)
     except AUDITED as exc:
-        await _storage(ctx).add_audit(
-            principal.name, action, exc.code.value, caller.get("ip", ""), exc.message
-        )
+        await _storage(ctx).add_audit(principal.name, action, exc.code.value, ip, exc.message, tool)
         raise
 
 
@@ -265,6 +264,98 @@ async def tokens_revoke(ctx: CallContext, params: dict[str, Any]) -> dict[str, A
 
 async def sessions_list(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
     return {"sessions": _rows(await _storage(ctx).list_sessions())}
+
+
+def providers(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
+    """Every provider with why it is (in)active and where its keys came from; no values."""
+    snapshot = ctx.state.snapshot
+    secrets = snapshot.secrets
+    key_status = _router(ctx).key_status()
+    listing = []
+    for provider in (
+        *snapshot.config.llm_providers.values(),
+        *snapshot.config.search_providers.values(),
+    ):
+        active = provider.name in (*snapshot.llm_providers, *snapshot.search_providers)
+        keys = [
+            {
+                "name": name,
+                "present": name in secrets,
+                "origin": secrets.origin(name),
+                "status": key_status.get(provider.name, {}).get(name, "ok")
+                if name in secrets
+                else "missing",
+            }
+            for name in provider.env_keys
+        ]
+        if not provider.active:
+            reason = 'inactive in config (active = "false")'
+        elif active:
+            reason = "" if provider.requires_key else "no key needed"
+        else:
+            reason = f"no key: none of {', '.join(provider.env_keys)} is set"
+        listing.append(
+            {
+                "name": provider.name,
+                "kind": provider.kind,
+                "api": provider.api,
+                "base_url": provider.base_url,
+                "active": active,
+                "reason": reason,
+                "fallback_to": provider.fallback_to,
+                "keys": keys,
+            }
+        )
+    return {"providers": listing}
+
+
+async def audit_tail(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
+    rows = await _storage(ctx).audit_since(
+        float(params.get("since") or 0), params.get("after_id") or 0, params.get("limit") or 1000
+    )
+    user, tool = params.get("user"), params.get("tool")
+    rows = [
+        r for r in rows if (not user or r["principal"] == user) and (not tool or r["tool"] == tool)
+    ]
+    return {"entries": rows}
+
+
+def _group_key(row: dict[str, Any], by: str) -> str:
+    if by == "day":
+        return datetime.datetime.fromtimestamp(row["ts"], datetime.UTC).strftime("%Y-%m-%d")
+    return str(row[{"user": "principal"}.get(by, by)] or "-")
+
+
+async def usage_report(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
+    groups: dict[str, dict[str, Any]] = {}
+    for row in await _storage(ctx).usage_since(float(params["since"])):
+        key = _group_key(row, params["by"])
+        group = groups.setdefault(
+            key,
+            {
+                "key": key,
+                "calls": 0,
+                "errors": 0,
+                "input_tokens": 0,
+                "output_tokens": 0,
+                "cost_usd": 0.0,
+            },
+        )
+        group["calls"] += 1
+        group["errors"] += row["outcome"] != "ok"
+        group["input_tokens"] += row["input_tokens"]
+        group["output_tokens"] += row["output_tokens"]
+        group["cost_usd"] = round(group["cost_usd"] + (row["cost_usd"] or 0.0), 8)
+    return {"rows": sorted(groups.values(), key=lambda g: g["key"])}
+
+
+def config_reload(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
+    if ctx.state.reload is None:
+        raise Internal("this guardian cannot reload")
+    try:
+        return ctx.state.reload()
+    except PyfunError as exc:
+        raise InvalidParams(f"reload refused, the old configuration stays: {exc}") from None
 
 
 async def sessions_revoke(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:

@@ -23,6 +23,7 @@ import signal
 import sys
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from guardian import logs
 from guardian.auth import Auth
@@ -141,6 +142,7 @@ class Guardian:
         )
         await server.listen(self.layout.admin_socket, Surface.ADMIN, 0o600)
         await server.listen(self.layout.guardian_socket, Surface.SANDBOX, 0o660)
+        state.reload = lambda: self._reload(state, server)
         self._install_signals()
         logger.info(
             "guardian %s ready: llm providers [%s], search providers [%s], sandbox uid %d",
@@ -157,7 +159,10 @@ class Guardian:
             stop_wait.cancel()
             if self._reload_requested.is_set() and not self._stop.is_set():
                 self._reload_requested.clear()
-                self._reload(state, server)
+                try:
+                    self._reload(state, server)
+                except PyfunError as exc:
+                    logger.error("reload refused, the old configuration stays: %s", exc)
         logger.info("guardian stopping")
         await server.close()
         await ledger.close()
@@ -167,26 +172,22 @@ class Guardian:
         await storage.close()
         return 0
 
-    def _reload(self, state: GuardianState, server: GuardianServer) -> None:
-        """Re-read configuration and secrets; keep the old ones on any error."""
-        try:
-            config = read_config(self.config_path)
-        except PyfunError as exc:
-            logger.error("reload refused, the old configuration stays: %s", exc)
-            return
+    def _reload(self, state: GuardianState, server: GuardianServer) -> dict[str, Any]:
+        """Re-read configuration and secrets and swap them in whole; on any error raise
+        `PyfunError` and keep the old ones."""
+        config = read_config(self.config_path)
         snapshot = build_snapshot(config, self.environ)
         state.swap(snapshot)
         for warning in config.warnings:
             logger.warning("%s", warning)
         logger.info("configuration reloaded (sha256 %s)", config.sha256[:12])
-        server.broadcast(
-            "config.changed",
-            {
-                "tools": list(snapshot.tools),
-                "llm_providers": list(snapshot.llm_providers),
-                "search_providers": list(snapshot.search_providers),
-            },
-        )
+        names = {
+            "tools": list(snapshot.tools),
+            "llm_providers": list(snapshot.llm_providers),
+            "search_providers": list(snapshot.search_providers),
+        }
+        server.broadcast("config.changed", names)
+        return {"ok": True, "sha256": config.sha256, **names}
 
     def _install_signals(self) -> None:
         loop = asyncio.get_running_loop()

@@ -7,9 +7,10 @@ configuration it started with and never sees half of a new one.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from guardian.redact import Redactor
 from guardian.secrets import Secrets
@@ -74,6 +75,8 @@ class GuardianState:
     sandbox_connections: int = 0
     router: Router | None = None
     queries: QueryRunner | None = None
+    #: Re-read .pyfun and secrets and swap them in; raises PyfunError and keeps the old.
+    reload: Callable[[], dict[str, Any]] | None = None
     auth: Auth | None = None
     storage: Storage | None = None
 

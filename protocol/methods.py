@@ -287,6 +287,45 @@ ADMIN_METHODS = (
     ),
     _admin("sessions.list", "Open sessions.", {}, {"sessions": Field(type=list, max_len=None)}),
     _admin(
+        "providers",
+        "Every provider: active or not and why, and where each key came from.",
+        {},
+        {"providers": Field(type=list, max_len=None)},
+    ),
+    _admin(
+        "audit.tail",
+        "Audit entries since a time (or after an id), newest last.",
+        {
+            "since": Field(type=(int, float), required=False, min=0),
+            "after_id": Field(type=int, required=False, min=0),
+            "user": Field(type=str, required=False, max_len=64),
+            "tool": Field(type=str, required=False, max_len=64),
+            "limit": Field(type=int, required=False, min=1, max=10_000),
+        },
+        {"entries": Field(type=list, max_len=None)},
+    ),
+    _admin(
+        "usage.report",
+        "Calls, errors, tokens and cost since a time, grouped.",
+        {
+            "since": Field(type=(int, float), min=0),
+            "by": Field(type=str, choices=frozenset({"user", "model", "provider", "day", "tool"})),
+        },
+        {"rows": Field(type=list, max_len=None)},
+    ),
+    _admin(
+        "config.reload",
+        "Re-read .pyfun and secrets; keep the old ones on any error.",
+        {},
+        {
+            "ok": Field(type=bool),
+            "sha256": Field(type=str),
+            "tools": _NAMES,
+            "llm_providers": _NAMES,
+            "search_providers": _NAMES,
+        },
+    ),
+    _admin(
         "sessions.revoke",
         "End sessions: all of one user's, or one by id.",
         {

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import logging
+import os
 from collections.abc import AsyncIterator
 
 from fastmcp.server.http import create_sse_app
@@ -12,14 +13,15 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import Mount, Route
 
+from protocol.pyfun import PyfunError
 from sandbox.auth import AuthGate, VerifyCache, login, logout
 from sandbox.caller import Proxies
-from sandbox.guardian_link import GuardianLink
+from sandbox.guardian_link import ActiveNames, GuardianLink
 from sandbox.hubstate import DEFAULT_TTL_S, HubState
 from sandbox.mcp_tools import build_mcp
 from sandbox.middleware import MountRootSlash
 from sandbox.pages import healthz, status_page
-from sandbox.settings import SandboxSettings
+from sandbox.settings import SandboxSettings, load_settings
 
 logger = logging.getLogger("sealgate.sandbox")
 
@@ -52,6 +54,17 @@ def build_app(settings: SandboxSettings, link: GuardianLink) -> Starlette:
         "allowed_hosts": allowed_hosts,
         "allowed_origins": allowed_origins,
     }
+
+    def on_active_change(active: ActiveNames) -> None:
+        """The guardian (re)connected or reloaded: re-read our view of .pyfun (tool
+        descriptions, models), then register and remove tools to match."""
+        try:
+            tools.config = load_settings(os.environ).config
+        except PyfunError as exc:
+            logger.error("the tool list changed, but .pyfun cannot be read here: %s", exc)
+        tools.sync_tools(active)
+
+    link.on_active_change(on_active_change)
     mcp_http = mcp.http_app(path="/", **guard)
     mcp_sse = create_sse_app(mcp, message_path="/messages/", sse_path="/", **guard)
 

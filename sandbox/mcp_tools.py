@@ -8,6 +8,8 @@ clients with `tools/list_changed`.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -17,6 +19,7 @@ from typing import Any
 from fastmcp import Context, FastMCP
 from fastmcp.exceptions import ToolError
 from fastmcp.server.dependencies import get_http_request
+from fastmcp.server.middleware import CallNext, Middleware, MiddlewareContext
 from fastmcp.tools import Tool, ToolResult
 
 from protocol import __version__
@@ -64,6 +67,45 @@ def current_caller(proxies: Proxies) -> Caller:
     return caller_of(request.scope, proxies)
 
 
+class SessionRegistry(Middleware):
+    """Remembers the MCP sessions that talked to us, to tell them when the tool list changes.
+
+    fastmcp sends `tools/list_changed` only from inside a request; a reload happens outside
+    any. The SDK hands out one session object per request, so they are kept by session id
+    (the latest wins) and bounded; one whose send fails is dropped.
+    """
+
+    MAX_SESSIONS = 10_000
+
+    def __init__(self) -> None:
+        self.sessions: dict[str, Any] = {}
+
+    async def on_message(
+        self, context: MiddlewareContext[Any], call_next: CallNext[Any, Any]
+    ) -> Any:
+        fastmcp_context = context.fastmcp_context
+        if fastmcp_context is not None:
+            with contextlib.suppress(RuntimeError, AttributeError):
+                key = fastmcp_context.session_id
+                self.sessions.pop(key, None)
+                self.sessions[key] = fastmcp_context.session
+                while len(self.sessions) > self.MAX_SESSIONS:
+                    self.sessions.pop(next(iter(self.sessions)))
+        return await call_next(context)
+
+    async def notify_tools_changed(self) -> int:
+        told = 0
+        for key, session in list(self.sessions.items()):
+            try:
+                await session.send_tool_list_changed()
+                told += 1
+            except Exception as exc:  # a closed session: forget it
+                logger.debug("could not notify an MCP session: %r", exc)
+                self.sessions.pop(key, None)
+        logger.info("tool list changed: told %d MCP session(s)", told)
+        return told
+
+
 class SealGateTools:
     """Builds the tool functions around one guardian link and keeps them registered."""
 
@@ -76,6 +118,8 @@ class SealGateTools:
         self.hub = hub
         self.proxies = Proxies.parse(config.hub.trusted_proxies)
         self.registered: set[str] = set()
+        self.sessions = SessionRegistry()
+        self._tasks: set[asyncio.Task[int]] = set()
 
     def wanted(self, active: ActiveNames) -> dict[str, tuple[ToolFunction, str]]:
         tools: dict[str, tuple[ToolFunction, str]] = {
@@ -117,7 +161,16 @@ class SealGateTools:
         return tools
 
     def sync_tools(self, active: ActiveNames | None = None) -> None:
-        """Register what is usable now and remove what no longer is."""
+        """Register what is usable now and remove what no longer is; tell MCP clients."""
+        before = set(self.registered)
+        self._sync(active)
+        if self.registered != before and active is not None:
+            with contextlib.suppress(RuntimeError):  # no running loop: nobody to tell
+                task = asyncio.get_running_loop().create_task(self.sessions.notify_tools_changed())
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+
+    def _sync(self, active: ActiveNames | None) -> None:
         wanted = self.wanted(active or self.link.active)
         for name in sorted(self.registered - set(wanted)):
             self.mcp.local_provider.remove_tool(name)
@@ -282,6 +335,6 @@ def build_mcp(
 ) -> tuple[FastMCP, SealGateTools]:
     mcp = FastMCP(config.hub.name, version=__version__)
     tools = SealGateTools(mcp, link, config, hub)
+    mcp.add_middleware(tools.sessions)
     tools.sync_tools()
-    link.on_active_change(tools.sync_tools)
     return mcp, tools

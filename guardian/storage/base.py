@@ -278,12 +278,18 @@ class Storage(abc.ABC):
 
     # audit -------------------------------------------------------------------------------------
     async def add_audit(
-        self, principal: str, action: str, outcome: str, ip: str = "", detail: str = ""
+        self,
+        principal: str,
+        action: str,
+        outcome: str,
+        ip: str = "",
+        detail: str = "",
+        tool: str = "",
     ) -> None:
         await self.execute(
             self.q(
-                "INSERT INTO {s}audit (ts, principal, action, outcome, ip, detail)"
-                " VALUES (?, ?, ?, ?, ?, ?)"
+                "INSERT INTO {s}audit (ts, principal, action, outcome, ip, detail, tool)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)"
             ),
             time.time(),
             principal,
@@ -291,15 +297,17 @@ class Storage(abc.ABC):
             outcome,
             ip,
             detail[:2000],
+            tool,
         )
 
-    async def audit_since(self, since: float, limit: int = 1000) -> list[Row]:
+    async def audit_since(self, since: float, after_id: int = 0, limit: int = 1000) -> list[Row]:
         return await self.fetch(
             self.q(
-                "SELECT id, ts, principal, action, outcome, ip, detail FROM {s}audit"
-                " WHERE ts >= ? ORDER BY id LIMIT ?"
+                "SELECT id, ts, principal, action, tool, outcome, ip, detail FROM {s}audit"
+                " WHERE ts >= ? AND id > ? ORDER BY id LIMIT ?"
             ),
             since,
+            after_id,
             limit,
         )
 

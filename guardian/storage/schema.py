@@ -33,6 +33,9 @@ MIGRATIONS: list[list[str]] = [
         "CREATE TABLE IF NOT EXISTS {s}counters (key TEXT NOT NULL, window_start {real} NOT NULL,"
         " value {real} NOT NULL, PRIMARY KEY (key, window_start))",
     ],
+    [
+        "ALTER TABLE {s}audit ADD COLUMN tool TEXT NOT NULL DEFAULT ''",
+    ],
 ]
 
 SQLITE_TYPES = {"s": "", "id": "INTEGER PRIMARY KEY", "real": "REAL"}

@@ -18,17 +18,23 @@ MODES = [("http", "legacy"), ("http", "auto"), ("sse", "legacy")]
 
 @contextlib.asynccontextmanager
 async def mcp_session(
-    base_url: str, kind: str = "http", mode: str = "legacy", headers: dict[str, str] | None = None
+    base_url: str,
+    kind: str = "http",
+    mode: str = "legacy",
+    headers: dict[str, str] | None = None,
+    message_handler: Any = None,
 ) -> AsyncIterator[Client]:
+    options: dict[str, Any] = {"mode": mode}
+    if message_handler is not None:
+        options["message_handler"] = message_handler
     if kind == "sse":
-        async with Client(
-            sse_client(f"{base_url}/sse", headers=headers or {}), mode=mode
-        ) as client:  # type: ignore[arg-type]
+        transport: Any = sse_client(f"{base_url}/sse", headers=headers or {})
+        async with Client(transport, **options) as client:
             yield client
         return
     async with httpx2.AsyncClient(headers=headers or {}, timeout=30) as http:
         transport = streamable_http_client(f"{base_url}/mcp", http_client=http)
-        async with Client(transport, mode=mode) as client:  # type: ignore[arg-type]
+        async with Client(transport, **options) as client:
             yield client
 
 
