@@ -190,10 +190,17 @@ def check_code_readable(identity: Identity, python: str) -> None:
 
 
 def check_secret_files(paths: list[Path], guardian: Identity, sandbox: Identity) -> None:
-    """Secret files must be readable by the guardian's user and not by the sandbox's."""
+    """Secret files must be readable by the guardian's user and not by the sandbox's.
+
+    A directory (systemd credentials, Docker's /run/secrets) is checked file by file.
+    """
+    files: list[Path] = []
     for path in paths:
-        if not path.exists():
-            continue
+        if path.is_dir():
+            files.extend(sorted(p for p in path.iterdir() if p.is_file()))
+        elif path.exists():
+            files.append(path)
+    for path in files:
         if guardian.uid != sandbox.uid and may_access(path, sandbox, 0o4):
             raise Refusal(
                 f"{path} is readable by the sandbox user {sandbox.name}; secrets must not be."

@@ -151,7 +151,7 @@ class Auth:
 
     async def start(self) -> None:
         self._users = await self.storage.count_users()
-        token = self.environ.get("SEALGATE_BOOTSTRAP_TOKEN", "")
+        token = self.state.snapshot.secrets.get("SEALGATE_BOOTSTRAP_TOKEN") or ""
         if token and self._users == 0:
             await self.bootstrap(token)
         if not self.enabled:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import pwd
 import signal
 import sys
 from collections.abc import Mapping
@@ -75,6 +76,19 @@ def build_snapshot(config: PyfunConfig, environ: Mapping[str, str]) -> Snapshot:
     return Snapshot.build(config, secrets)
 
 
+def sandbox_uid_from(environ: Mapping[str, str]) -> int:
+    """The uid allowed on guardian.sock: HUB_SANDBOX_UID (the supervisor sets it), else the
+    user HUB_SANDBOX_USER names (systemd units), else our own uid (single-uid mode)."""
+    if environ.get("HUB_SANDBOX_UID"):
+        return int(environ["HUB_SANDBOX_UID"])
+    if environ.get("HUB_SANDBOX_USER"):
+        try:
+            return pwd.getpwnam(environ["HUB_SANDBOX_USER"]).pw_uid
+        except KeyError:
+            raise KeyError(f"HUB_SANDBOX_USER={environ['HUB_SANDBOX_USER']!r} is no user") from None
+    return os.getuid()
+
+
 class Guardian:
     """The running guardian: state, server and the signal-driven main loop."""
 
@@ -107,6 +121,8 @@ class Guardian:
             if not directory.is_dir():
                 logger.error("cannot start: runtime directory %s is missing", directory)
                 return EX_CONFIG
+        # Whoever created it (the supervisor, systemd's StateDirectory=), it is ours alone.
+        os.chmod(self.layout.guardian_dir, 0o700)
         try:
             storage = await open_storage(
                 snapshot.secrets.get("DATABASE_URL"), self.layout.guardian_db
@@ -136,7 +152,11 @@ class Guardian:
         query_url = snapshot.secrets.get("DB_QUERY_URL") or snapshot.secrets.get("DATABASE_URL")
         if query_url:
             state.queries = QueryRunner(query_url)
-        sandbox_uid = int(self.environ.get("HUB_SANDBOX_UID", os.getuid()))
+        try:
+            sandbox_uid = sandbox_uid_from(self.environ)
+        except (KeyError, ValueError) as exc:
+            logger.error("cannot start: %s", exc)
+            return EX_CONFIG
         server = GuardianServer(
             state, sandbox_uid=sandbox_uid, max_frame_size=config.hub.max_frame_size
         )

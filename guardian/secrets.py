@@ -68,6 +68,8 @@ class Secrets:
 
 def _read_credentials(directory: Path) -> dict[str, str]:
     values: dict[str, str] = {}
+    if not directory.exists():
+        return values
     try:
         entries = sorted(directory.iterdir())
     except OSError as exc:

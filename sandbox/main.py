@@ -6,24 +6,45 @@ import asyncio
 import logging
 import os
 import signal
+import socket
 import sys
+from collections.abc import Mapping
+from pathlib import Path
 
 from hypercorn.asyncio import serve
 from hypercorn.config import Config
 
 from protocol.pyfun import PyfunError
+from sandbox import selfsandbox
 from sandbox.app import build_app
 from sandbox.guardian_link import GuardianLink
 from sandbox.settings import load_settings
 
 EX_CONFIG = 78
+EX_UNAVAILABLE = 69
 FORMAT = "%(asctime)s sandbox[%(process)d] %(levelname)s %(name)s: %(message)s"
 
 logger = logging.getLogger("sealgate.sandbox")
 
 
-def _bind(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+SD_LISTEN_FDS_START = 3
+
+
+def listening_socket(host: str, port: int, environ: Mapping[str, str]) -> socket.socket:
+    """The socket to serve: inherited from systemd (LISTEN_FDS for this pid), else our own.
+
+    Bound here, before self-sandboxing forbids binding, and handed to hypercorn as fd://N.
+    """
+    if environ.get("LISTEN_FDS") and environ.get("LISTEN_PID") == str(os.getpid()):
+        sock = socket.socket(fileno=SD_LISTEN_FDS_START)
+        logger.info("serving the inherited socket %s (socket activation)", sock.getsockname())
+        return sock
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(1024)
+    return sock
 
 
 async def run() -> int:
@@ -37,13 +58,21 @@ async def run() -> int:
     for noisy in ("httpx", "httpx2", "mcp", "fastmcp", "hypercorn.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
+    try:
+        sock = listening_socket(settings.host, settings.port, os.environ)
+    except OSError as exc:
+        logger.error("cannot listen on %s:%d: %s", settings.host, settings.port, exc.strerror)
+        return EX_UNAVAILABLE
+    applied = selfsandbox.apply([settings.layout.sandbox_dir, Path("/dev/null")])
+    logger.info("self-sandboxing: %s", applied.describe())
+
     link = GuardianLink(
         settings.layout.guardian_socket, max_frame_size=settings.config.hub.max_frame_size
     )
     app = build_app(settings, link)
 
     config = Config()
-    config.bind = [_bind(settings.host, settings.port)]
+    config.bind = [f"fd://{sock.fileno()}"]
     config.graceful_timeout = 3.0
     config.accesslog = None
     config.errorlog = logging.getLogger("hypercorn.error")
@@ -52,7 +81,8 @@ async def run() -> int:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    logger.info("sandbox serving on http://%s (MCP at /mcp and /sse)", config.bind[0])
+    address = sock.getsockname()
+    logger.info("sandbox serving on http://%s:%d (MCP at /mcp and /sse)", address[0], address[1])
     await serve(app, config, shutdown_trigger=stop.wait)  # type: ignore[arg-type]
     logger.info("sandbox stopped")
     return 0

@@ -1,0 +1,51 @@
+# SealGate: the supervisor runs the guardian and the sandbox as two users in one container.
+FROM python:3.11-slim-bookworm
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+# tini is PID 1: it forwards signals to the supervisor and reaps zombies.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends tini=0.19.* \
+    && rm -rf /var/lib/apt/lists/*
+
+# The two service users. The supervisor would create them too, but a read-only image
+# should not have to.
+RUN useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin \
+        --user-group hub-guardian \
+    && useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin \
+        --user-group hub-sandbox
+
+WORKDIR /opt/sealgate
+
+# Dependencies from the lock file, every hash required: a poisoned release cannot slip in.
+COPY requirements.lock ./
+RUN pip install --require-hashes --no-deps -r requirements.lock
+
+COPY protocol/ protocol/
+COPY guardian/ guardian/
+COPY sandbox/ sandbox/
+COPY supervisor.py .pyfun ./
+
+# The runtime directory: the supervisor creates guardian/ (0700), sandbox/ (0700) and run/
+# (2750) inside it with the right owners. Sticky and world-writable so that a container
+# started as a non-root user (Hugging Face Spaces runs uid 1000) can do the same.
+RUN mkdir -p /var/lib/sealgate && chmod 1777 /var/lib/sealgate
+
+# No secret is baked in. They come from the environment (docker run -e / a Space's
+# secrets), an env file (HUB_ENV_FILE), or Docker secrets under /run/secrets/<NAME>.
+ENV HUB_HOST=0.0.0.0 \
+    HUB_PORT=7860 \
+    HUB_CONFIG=/opt/sealgate/.pyfun \
+    HUB_RUNTIME_DIR=/var/lib/sealgate \
+    HUB_ENV_FILE=/run/secrets/sealgate.env \
+    CREDENTIALS_DIRECTORY=/run/secrets
+
+EXPOSE 7860
+
+HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
+    CMD ["python", "-c", "import sys, urllib.request; sys.exit(urllib.request.urlopen('http://127.0.0.1:7860/healthz', timeout=4).status != 200)"]
+
+ENTRYPOINT ["tini", "--", "python", "supervisor.py"]

