@@ -28,6 +28,9 @@ COPY protocol/ protocol/
 COPY guardian/ guardian/
 COPY sandbox/ sandbox/
 COPY supervisor.py .pyfun ./
+RUN printf '#!/bin/sh\nPYTHONPATH=/opt/sealgate exec python -m guardian.ctl "$@"\n' \
+        > /usr/local/bin/sealgate-ctl \
+    && chmod 0755 /usr/local/bin/sealgate-ctl
 
 # The runtime directory: the supervisor creates guardian/ (0700), sandbox/ (0700) and run/
 # (2750) inside it with the right owners. Sticky and world-writable so that a container

@@ -18,11 +18,14 @@ $(PY):
 # Dependencies are installed from the lock files with every hash required.
 $(VENV)/.runtime: requirements.lock | $(PY)
 	$(PIP) install --quiet --require-hashes --no-deps -r requirements.lock
+	@printf '#!/bin/sh\nPYTHONPATH="%s" exec "%s" -m guardian.ctl "$$@"\n' \
+		"$(CURDIR)" "$(CURDIR)/$(PY)" > $(VENV)/bin/sealgate-ctl
+	@chmod 0755 $(VENV)/bin/sealgate-ctl
 	@touch $@
 
-$(VENV)/.dev: requirements-dev.lock | $(PY)
+$(VENV)/.dev: requirements-dev.lock $(VENV)/.runtime | $(PY)
 	$(PIP) install --quiet --require-hashes --no-deps -r requirements-dev.lock
-	@touch $@ $(VENV)/.runtime
+	@touch $@
 
 run: $(VENV)/.runtime
 	$(PY) supervisor.py

@@ -74,6 +74,10 @@ def read_password(prompt: str, confirm: bool) -> str:
 
 
 async def _connect(path: Path) -> RPCClient:
+    if path.parent.is_dir() and not os.access(path.parent, os.X_OK):
+        raise Unreachable(
+            f"permission denied on {path.parent}: run as the guardian's user or root"
+        )
     if not path.exists():
         raise Unreachable(
             f"no admin socket at {path}: is the guardian running? (set"

@@ -117,3 +117,69 @@ def test_cli_says_clearly_when_the_guardian_is_down(
     down = ctl(stack, *args)
     assert down.returncode == 3 and "Traceback" not in down.stderr
     assert "guardian" in down.stderr
+
+
+def test_audit_tail_follows_new_entries(stack_factory: Callable[..., Stack]) -> None:
+    stack = stack_factory(env={"SEALGATE_BOOTSTRAP_TOKEN": "bootstrap-follow-test-0123456789"})
+    follower = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "guardian.ctl",
+            "--socket",
+            str(stack.runtime / "guardian" / "admin.sock"),
+            "audit",
+            "tail",
+            "-f",
+            "--since",
+            "1h",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        time.sleep(1.5)
+        import httpx
+
+        httpx.post(f"{stack.url}/auth/login", json={"username": "mallory", "password": "x"})
+        deadline = time.monotonic() + 10
+        assert follower.stdout is not None
+        lines = []
+        while time.monotonic() < deadline:
+            line = follower.stdout.readline()
+            lines.append(line)
+            if "mallory" in line:
+                break
+        assert any("mallory" in line and "refused" in line for line in lines), lines
+    finally:
+        follower.terminate()
+        follower.wait(10)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to run the CLI as another user")
+def test_cli_says_permission_denied_to_other_users(stack_factory: Callable[..., Stack]) -> None:
+    stack = stack_factory()
+    from supervisor import ensure_user
+
+    other = ensure_user("hub-test-other")
+    denied = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "guardian.ctl",
+            "--socket",
+            str(stack.runtime / "guardian" / "admin.sock"),
+            "status",
+        ],
+        user=other.uid,
+        group=other.gid,
+        extra_groups=[],
+        cwd="/",
+        env={"PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert denied.returncode == 3 and "permission denied" in denied.stderr, denied.stderr
