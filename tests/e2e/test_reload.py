@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.e2e.mcp_client import mcp_session
@@ -141,8 +142,6 @@ def test_audit_tail_follows_new_entries(stack_factory: Callable[..., Stack]) -> 
     )
     try:
         time.sleep(1.5)
-        import httpx
-
         httpx.post(f"{stack.url}/auth/login", json={"username": "mallory", "password": "x"})
         deadline = time.monotonic() + 10
         assert follower.stdout is not None
@@ -155,7 +154,7 @@ def test_audit_tail_follows_new_entries(stack_factory: Callable[..., Stack]) -> 
         assert any("mallory" in line and "refused" in line for line in lines), lines
     finally:
         follower.terminate()
-        follower.wait(10)
+        follower.communicate(timeout=10)
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to run the CLI as another user")
