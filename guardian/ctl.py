@@ -75,9 +75,7 @@ def read_password(prompt: str, confirm: bool) -> str:
 
 async def _connect(path: Path) -> RPCClient:
     if path.parent.is_dir() and not os.access(path.parent, os.X_OK):
-        raise Unreachable(
-            f"permission denied on {path.parent}: run as the guardian's user or root"
-        )
+        raise Unreachable(f"permission denied on {path.parent}: run as the guardian's user or root")
     if not path.exists():
         raise Unreachable(
             f"no admin socket at {path}: is the guardian running? (set"
@@ -181,6 +179,8 @@ async def run(args: argparse.Namespace) -> int:
             f"configuration reloaded (sha256 {result['sha256'][:12]}); tools:"
             f" {', '.join(result['tools'])}",
         )
+    elif command == "secrets":
+        await secrets(args, path)
     elif command == "users":
         await users(args, path)
     elif command == "tokens":
@@ -257,6 +257,36 @@ def config_check(args: argparse.Namespace) -> int:
     )
     emit(args, summary, text_out)
     return EXIT_OK
+
+
+async def secrets(args: argparse.Namespace, path: Path) -> None:
+    columns = ["name", "version", "status", "created_at", "last_used_at"]
+    if args.action == "set":
+        value = read_password(f"value of {args.name}: ", confirm=False)
+        result = await call(path, "secrets.set", {"name": args.name, "value": value})
+        emit(args, result, f"{args.name}: version {result['version']} stored")
+    elif args.action == "list":
+        result = await call(path, "secrets.list", {})
+        text = table(result["secrets"], columns)
+        if not result["enabled"]:
+            text = f"secret store off: {result['why_disabled']}"
+        emit(args, result, text)
+    elif args.action == "history":
+        result = await call(path, "secrets.history", {"name": args.name})
+        emit(args, result, table(result["versions"], columns))
+    elif args.action == "delete":
+        await call(path, "secrets.delete", {"name": args.name})
+        emit(args, {"ok": True}, f"{args.name} deleted")
+    else:
+        result = await call(
+            path, "secrets.rekey", {"new_key_file": str(Path(args.new_key_file).resolve())}
+        )
+        emit(
+            args,
+            result,
+            f"{result['count']} entries re-encrypted under the new key; now make"
+            " it the guardian's master key before its next start",
+        )
 
 
 async def users(args: argparse.Namespace, path: Path) -> None:
@@ -378,6 +408,19 @@ def parser() -> argparse.ArgumentParser:
     role = users_cmd.add_parser("role", help="change a user's role")
     role.add_argument("name")
     role.add_argument("role")
+
+    secrets_cmd = sub.add_parser("secrets", help="the encrypted secret store").add_subparsers(
+        dest="action", required=True
+    )
+    secrets_cmd.add_parser(
+        "set", help="store a new version (value from a prompt or stdin)"
+    ).add_argument("name")
+    secrets_cmd.add_parser("list", help="names, versions, dates, status; never values")
+    secrets_cmd.add_parser("history", help="every version of one secret").add_argument("name")
+    secrets_cmd.add_parser("delete", help="delete a secret").add_argument("name")
+    secrets_cmd.add_parser("rekey", help="re-encrypt under a new master key").add_argument(
+        "new_key_file", help="file with the new key (32 bytes, base64), readable by the guardian"
+    )
 
     tokens_cmd = sub.add_parser("tokens", help="manage API tokens").add_subparsers(
         dest="action", required=True

@@ -88,6 +88,11 @@ _OPERATOR: Mapping[str, Permit] = {
     "sessions.list": _operator("sessions.list", handlers.sessions_list),
     "sessions.revoke": _operator("sessions.revoke", handlers.sessions_revoke),
     "providers": Permit(spec=METHODS["providers"], phases=_READY, inline=handlers.providers),
+    "secrets.set": _operator("secrets.set", handlers.secrets_set),
+    "secrets.list": _operator("secrets.list", handlers.secrets_list),
+    "secrets.history": _operator("secrets.history", handlers.secrets_history),
+    "secrets.delete": _operator("secrets.delete", handlers.secrets_delete),
+    "secrets.rekey": _operator("secrets.rekey", handlers.secrets_rekey),
     "audit.tail": _operator("audit.tail", handlers.audit_tail),
     "usage.report": _operator("usage.report", handlers.usage_report),
     "config.reload": Permit(

@@ -11,11 +11,13 @@ import os
 import platform
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from guardian.auth import OPERATOR, Auth, Principal
 from guardian.dbquery import QuerySettings
 from guardian.router import Router
+from guardian.secretstore import SecretStore, SecretStoreError, parse_master_key
 from guardian.state import GuardianState
 from guardian.storage import Storage
 from protocol import PROTOCOL_VERSION, __version__
@@ -356,6 +358,73 @@ def config_reload(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
         return ctx.state.reload()
     except PyfunError as exc:
         raise InvalidParams(f"reload refused, the old configuration stays: {exc}") from None
+
+
+def _store(ctx: CallContext) -> SecretStore:
+    if ctx.state.store is None:
+        raise Internal("this guardian has no secret store")
+    return ctx.state.store
+
+
+async def _store_action(ctx: CallContext, action: str, name: str, run: Any) -> Any:
+    """Run a store change, audit it, and rebuild the snapshot so it takes effect now."""
+    try:
+        result = await run()
+    except SecretStoreError as exc:
+        await _storage(ctx).add_audit("operator", action, "refused", "", f"{name}: {exc}")
+        raise Forbidden(str(exc)) from None
+    await _storage(ctx).add_audit("operator", action, "ok", "", name)
+    if ctx.state.refresh_secrets is not None:
+        ctx.state.refresh_secrets()
+    return result
+
+
+async def secrets_set(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
+    name = params["name"]
+    if not name.replace("_", "").isalnum():
+        raise InvalidParams("a secret name is letters, digits and _ (like an env variable)")
+    version = await _store_action(
+        ctx, "secrets.set", name, lambda: _store(ctx).set(name, params["value"])
+    )
+    return {"version": version}
+
+
+async def secrets_list(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
+    store = _store(ctx)
+    rows = await _storage(ctx).all_secret_versions() if store.enabled else []
+    latest = {}
+    for row in store.listing(rows):
+        latest[row["name"]] = {**row, "versions": row["version"]}
+    return {
+        "secrets": list(latest.values()),
+        "enabled": store.enabled,
+        "why_disabled": store.why_disabled,
+    }
+
+
+async def secrets_history(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
+    store = _store(ctx)
+    rows = await _storage(ctx).get_secret_versions(params["name"])
+    if not rows:
+        raise NotFound(f"no secret named {params['name']}")
+    return {"versions": store.listing(rows)}
+
+
+async def secrets_delete(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
+    name = params["name"]
+    await _store_action(ctx, "secrets.delete", name, lambda: _store(ctx).delete(name))
+    return {"ok": True}
+
+
+async def secrets_rekey(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
+    try:
+        new_key = parse_master_key(Path(params["new_key_file"]).read_text())
+    except OSError as exc:
+        raise InvalidParams(f"cannot read {params['new_key_file']}: {exc.strerror}") from None
+    except SecretStoreError as exc:
+        raise InvalidParams(str(exc)) from None
+    count = await _store_action(ctx, "secrets.rekey", "*", lambda: _store(ctx).rekey(new_key))
+    return {"count": count}
 
 
 async def sessions_revoke(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:

@@ -35,6 +35,7 @@ from guardian.outbound import TRANSPORTS, Outbound
 from guardian.redact import Redactor
 from guardian.router import Router
 from guardian.secrets import load_secrets
+from guardian.secretstore import SecretStore, find_master_key
 from guardian.server import GuardianServer
 from guardian.state import GuardianState, Snapshot
 from guardian.storage import open_storage
@@ -45,7 +46,8 @@ from protocol.pyfun import PyfunConfig, PyfunError, parse
 from protocol.runtime import DEFAULT_RUNTIME_DIR, RuntimeLayout
 
 EX_CONFIG = 78
-EX_UNAVAILABLE = 69  # sysexits.h: a service we need (the database) is unavailable
+EX_UNAVAILABLE = 69
+STORE_POLL_S = 2.0  # sysexits.h: a service we need (the database) is unavailable
 
 logger = logging.getLogger("sealgate.guardian")
 
@@ -60,7 +62,9 @@ def read_config(path: Path) -> PyfunConfig:
     return parse(text, str(path))
 
 
-def build_snapshot(config: PyfunConfig, environ: Mapping[str, str]) -> Snapshot:
+def build_snapshot(
+    config: PyfunConfig, environ: Mapping[str, str], store: Mapping[str, str] | None = None
+) -> Snapshot:
     wanted = {
         key
         for p in (*config.llm_providers.values(), *config.search_providers.values())
@@ -72,6 +76,7 @@ def build_snapshot(config: PyfunConfig, environ: Mapping[str, str]) -> Snapshot:
         environ=environ,
         env_file=Path(environ.get("HUB_ENV_FILE", ".env")),
         credentials_dir=Path(credentials) if credentials else None,
+        store=store,
     )
     return Snapshot.build(config, secrets)
 
@@ -130,12 +135,22 @@ class Guardian:
         except StorageError as exc:
             logger.error("cannot start: %s", exc)
             return EX_UNAVAILABLE
+        key, origin = find_master_key(self.environ, config.hub.master_key_file)
+        store = SecretStore(storage, key, "" if key else origin)
+        await store.start()
+        if store.enabled:
+            logger.info(
+                "secret store on (master key from %s): %d secret(s)", origin, len(store.values)
+            )
+            snapshot = build_snapshot(config, self.environ, self._store_values(store))
+            redactor.update(snapshot.secrets.values_to_redact())
         state = GuardianState(
             config_path=self.config_path,
             snapshot=snapshot,
             redactor=redactor,
             database=storage.describe(),
             storage=storage,
+            store=store,
         )
         transport = self.environ.get("SEALGATE_HTTP_TRANSPORT", "aiohttp")
         if transport not in TRANSPORTS:
@@ -148,7 +163,7 @@ class Guardian:
         await limits.start()
         state.auth = Auth(state, storage, self.environ)
         await state.auth.start()
-        state.router = Router(state, outbound, ledger, limits)
+        state.router = Router(state, outbound, ledger, limits, key_used=store.mark_used)
         query_url = snapshot.secrets.get("DB_QUERY_URL") or snapshot.secrets.get("DATABASE_URL")
         if query_url:
             state.queries = QueryRunner(query_url)
@@ -163,6 +178,8 @@ class Guardian:
         await server.listen(self.layout.admin_socket, Surface.ADMIN, 0o600)
         await server.listen(self.layout.guardian_socket, Surface.SANDBOX, 0o660)
         state.reload = lambda: self._reload(state, server)
+        state.refresh_secrets = lambda: self._refresh_secrets(state, server)
+        poller = asyncio.create_task(self._poll_store(state, server), name="secret-store-poll")
         self._install_signals()
         logger.info(
             "guardian %s ready: llm providers [%s], search providers [%s], sandbox uid %d",
@@ -184,7 +201,9 @@ class Guardian:
                 except PyfunError as exc:
                     logger.error("reload refused, the old configuration stays: %s", exc)
         logger.info("guardian stopping")
+        poller.cancel()
         await server.close()
+        await store.flush_usage()
         await ledger.close()
         await outbound.aclose()
         if state.queries is not None:
@@ -192,11 +211,48 @@ class Guardian:
         await storage.close()
         return 0
 
+    @staticmethod
+    def _store_values(store: SecretStore | None) -> dict[str, str]:
+        return {name: s.value for name, s in store.values.items()} if store else {}
+
+    def _refresh_secrets(self, state: GuardianState, server: GuardianServer) -> None:
+        """The secret store changed: the same configuration with the new secrets."""
+        before = state.snapshot
+        snapshot = build_snapshot(before.config, self.environ, self._store_values(state.store))
+        state.swap(snapshot)
+        if (snapshot.tools, snapshot.llm_providers, snapshot.search_providers) != (
+            before.tools,
+            before.llm_providers,
+            before.search_providers,
+        ):
+            server.broadcast(
+                "config.changed",
+                {
+                    "tools": list(snapshot.tools),
+                    "llm_providers": list(snapshot.llm_providers),
+                    "search_providers": list(snapshot.search_providers),
+                },
+            )
+
+    async def _poll_store(self, state: GuardianState, server: GuardianServer) -> None:
+        """Pick up secret changes made by other replicas sharing the database."""
+        store = state.store
+        while store is not None and store.enabled:
+            await asyncio.sleep(STORE_POLL_S)
+            try:
+                await store.flush_usage()
+                if await store.changed():
+                    await store.reload()
+                    self._refresh_secrets(state, server)
+                    logger.info("secret store changed elsewhere: secrets reloaded")
+            except StorageError as exc:
+                logger.warning("secret store poll failed: %s", exc)
+
     def _reload(self, state: GuardianState, server: GuardianServer) -> dict[str, Any]:
         """Re-read configuration and secrets and swap them in whole; on any error raise
         `PyfunError` and keep the old ones."""
         config = read_config(self.config_path)
-        snapshot = build_snapshot(config, self.environ)
+        snapshot = build_snapshot(config, self.environ, self._store_values(state.store))
         state.swap(snapshot)
         for warning in config.warnings:
             logger.warning("%s", warning)

@@ -99,11 +99,13 @@ class Router:
         outbound: Outbound,
         ledger: UsageLedger | None,
         limits: Limits | None = None,
+        key_used: Callable[[str], None] | None = None,
     ) -> None:
         self.state = state
         self.outbound = outbound
         self.ledger = ledger
         self.limits = limits
+        self.key_used = key_used
         self._keyrings: dict[str, KeyRing] = {}
 
     # policy --------------------------------------------------------------------------------
@@ -432,6 +434,8 @@ class Router:
                 raise
             if name is not None:
                 self.keyring(provider).mark_ok(name)
+                if self.key_used is not None:
+                    self.key_used(name)
             return result
         raise failure or ProviderFailure("config", "no key is configured")
 

@@ -18,6 +18,7 @@ from dotenv import dotenv_values
 
 logger = logging.getLogger("sealgate.guardian.secrets")
 
+STORE = "secret store"
 CREDENTIALS = "credentials"
 ENVIRONMENT = "environment"
 ENV_FILE = "env file"
@@ -32,7 +33,7 @@ _MAX_CREDENTIAL_BYTES = 64 * 1024
 @dataclass(frozen=True, slots=True)
 class Secret:
     value: str
-    origin: str  # CREDENTIALS, ENVIRONMENT or ENV_FILE
+    origin: str  # STORE, CREDENTIALS, ENVIRONMENT or ENV_FILE
 
     def __repr__(self) -> str:
         return f"Secret(<hidden>, origin={self.origin!r})"
@@ -102,14 +103,19 @@ def load_secrets(
     environ: Mapping[str, str],
     env_file: Path | None,
     credentials_dir: Path | None,
+    store: Mapping[str, str] | None = None,
 ) -> Secrets:
-    """Collect the secrets named in `wanted` (and the well-known ones) from every source."""
+    """Collect the secrets named in `wanted` (and the well-known ones) from every source:
+    the secret store first, then credentials, the environment, the env file."""
+    store = store or {}
     credentials = _read_credentials(credentials_dir) if credentials_dir else {}
     from_file = _read_env_file(env_file) if env_file else {}
     names = set(wanted) | set(WELL_KNOWN)
     found: dict[str, Secret] = {}
     for name in sorted(names):
-        if credentials.get(name):
+        if store.get(name):
+            found[name] = Secret(store[name], STORE)
+        elif credentials.get(name):
             found[name] = Secret(credentials[name], CREDENTIALS)
         elif environ.get(name):
             found[name] = Secret(environ[name], ENVIRONMENT)
@@ -117,6 +123,6 @@ def load_secrets(
             found[name] = Secret(from_file[name], ENV_FILE)
     # Everything in the env file and the credentials directory is secret by where it lives;
     # environment variables only by their names.
-    redact_also = set(credentials.values()) | set(from_file.values())
+    redact_also = set(credentials.values()) | set(from_file.values()) | set(store.values())
     redact_also |= {value for key, value in environ.items() if value and _SECRET_NAME.search(key)}
     return Secrets(found, redact_also)

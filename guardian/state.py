@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from guardian.auth import Auth
     from guardian.dbquery import QueryRunner
     from guardian.router import Router
+    from guardian.secretstore import SecretStore
     from guardian.storage import Storage
 
 #: Tools the sandbox serves whatever providers are active.
@@ -77,6 +78,9 @@ class GuardianState:
     queries: QueryRunner | None = None
     #: Re-read .pyfun and secrets and swap them in; raises PyfunError and keeps the old.
     reload: Callable[[], dict[str, Any]] | None = None
+    #: Rebuild the snapshot after the secret store changed.
+    refresh_secrets: Callable[[], None] | None = None
+    store: SecretStore | None = None
     auth: Auth | None = None
     storage: Storage | None = None
 

@@ -314,6 +314,39 @@ ADMIN_METHODS = (
         {"rows": Field(type=list, max_len=None)},
     ),
     _admin(
+        "secrets.set",
+        "Store a new version of a secret (the value goes in, never out).",
+        {"name": Field(type=str, max_len=128), "value": Field(type=str, max_len=65536)},
+        {"version": Field(type=int)},
+    ),
+    _admin(
+        "secrets.list",
+        "Secret names with versions, dates and status; never values.",
+        {},
+        {
+            "secrets": Field(type=list, max_len=None),
+            "enabled": Field(type=bool),
+            "why_disabled": Field(type=str),
+        },
+    ),
+    _admin(
+        "secrets.history",
+        "Every version of one secret; never values.",
+        {"name": Field(type=str, max_len=128)},
+        {"versions": Field(type=list, max_len=None)},
+    ),
+    _admin(
+        "secrets.delete",
+        "Delete a secret (all its versions stop working).",
+        {"name": Field(type=str, max_len=128)},
+    ),
+    _admin(
+        "secrets.rekey",
+        "Re-encrypt everything under the key in a file the guardian can read.",
+        {"new_key_file": Field(type=str, max_len=4096)},
+        {"count": Field(type=int)},
+    ),
+    _admin(
         "config.reload",
         "Re-read .pyfun and secrets; keep the old ones on any error.",
         {},

@@ -36,6 +36,12 @@ MIGRATIONS: list[list[str]] = [
     [
         "ALTER TABLE {s}audit ADD COLUMN tool TEXT NOT NULL DEFAULT ''",
     ],
+    [
+        "CREATE TABLE IF NOT EXISTS {s}secrets (name TEXT NOT NULL, version INTEGER NOT NULL,"
+        " nonce TEXT NOT NULL, ciphertext TEXT NOT NULL, created_at {real} NOT NULL,"
+        " updated_at {real} NOT NULL, deleted_at {real}, last_used_at {real},"
+        " PRIMARY KEY (name, version))",
+    ],
 ]
 
 SQLITE_TYPES = {"s": "", "id": "INTEGER PRIMARY KEY", "real": "REAL"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import signal
@@ -15,10 +16,12 @@ import pytest
 from tests.e2e.mcp_client import MODES, call_tool, list_tool_names
 from tests.helpers import FAKE_SECRET, Stack
 
+MASTER_KEY = base64.b64encode(b"m" * 32).decode()
+
 
 @pytest.fixture
 def stack(stack_factory: Callable[..., Stack]) -> Stack:
-    return stack_factory(env={"ANTHROPIC_API_KEY": FAKE_SECRET})
+    return stack_factory(env={"ANTHROPIC_API_KEY": FAKE_SECRET, "SEALGATE_MASTER_KEY": MASTER_KEY})
 
 
 @pytest.mark.parametrize(("kind", "mode"), MODES)
@@ -80,10 +83,11 @@ async def test_the_secret_appears_nowhere_the_sandbox_reaches(stack: Stack) -> N
     assert "HUB_CONFIG=" in environ  # we did read the right process
     assert FAKE_SECRET not in environ
     assert "ANTHROPIC_API_KEY" not in environ
+    assert MASTER_KEY not in environ and "SEALGATE_MASTER_KEY" not in environ
     for text in responses:
         assert FAKE_SECRET not in text
     assert stack.stop() == 0
-    assert FAKE_SECRET not in stack.logs()
+    assert FAKE_SECRET not in stack.logs() and MASTER_KEY not in stack.logs()
     for path in stack.runtime.rglob("*"):
         if path.is_file():
             assert FAKE_SECRET.encode() not in path.read_bytes(), path
