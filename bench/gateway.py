@@ -56,7 +56,9 @@ async def transports(base: str, calls: int) -> list[Row]:
     provider = ProviderConfig(
         name="fake", kind="llm", api="openai", base_url=base, env_keys=(), requires_key=False
     )
-    call = OpenAIAdapter(provider).chat(None, ChatRequest(model="m", prompt="hi"), stream=False)
+    call = OpenAIAdapter(provider).chat(
+        None, ChatRequest(model="m", messages=[{"role": "user", "content": "hi"}]), stream=False
+    )
     rows = []
     for name in ("httpx", "aiohttp"):
         outbound = Outbound(name)

@@ -68,9 +68,37 @@ class _Emitter:
         self._emit = emit
         self.sent = 0
 
-    async def __call__(self, text: str) -> None:
-        await self._emit({"text": text})
+    async def __call__(self, text: str, tool_calls: list[dict[str, Any]] | None = None) -> None:
+        chunk: dict[str, Any] = {"text": text}
+        if tool_calls:
+            chunk["tool_calls"] = tool_calls
+        await self._emit(chunk)
         self.sent += 1
+
+
+def merge_tool_calls(calls: dict[int, dict[str, Any]], deltas: list[dict[str, Any]]) -> None:
+    """Fold OpenAI-style tool call deltas (by index) into whole calls."""
+    for delta in deltas:
+        if not isinstance(delta, dict):
+            continue
+        index = delta.get("index", len(calls))
+        index = index if isinstance(index, int) else len(calls)
+        call = calls.setdefault(
+            index,
+            {
+                "index": index,
+                "id": "",
+                "type": "function",
+                "function": {"name": "", "arguments": ""},
+            },
+        )
+        if delta.get("id"):
+            call["id"] = delta["id"]
+        function = delta.get("function") if isinstance(delta.get("function"), dict) else {}
+        if function.get("name"):
+            call["function"]["name"] = function["name"]
+        if isinstance(function.get("arguments"), str):
+            call["function"]["arguments"] += function["arguments"]
 
 
 def _split_model(model: str, providers: dict[str, ProviderConfig] | Any) -> tuple[str, str]:
@@ -230,6 +258,7 @@ class Router:
         tool_name = params["tool"]
         tool = self._tool(snapshot, tool_name, "llm")
         await self.admit(principal, tool_name)
+        messages = self._messages(params)
         path: list[dict[str, str]] = []
         attempts = self._filter(
             principal, self.plan_llm(snapshot, tool, params, path), params, snapshot, path
@@ -261,10 +290,13 @@ class Router:
                     continue
             request = ChatRequest(
                 model=attempt.model,
-                prompt=params["prompt"],
+                messages=messages,
                 system=system,
                 max_tokens=self._max_tokens(params, tool, model_config),
                 temperature=float(temperature) if temperature is not None else None,
+                tools=params.get("tools"),
+                tool_choice=params.get("tool_choice"),
+                response_format=params.get("response_format"),
             )
             try:
                 result = await self._chat_with_retry(
@@ -296,6 +328,7 @@ class Router:
                 "cost_usd": cost_usd(model_config, result.input_tokens, result.output_tokens),
                 "latency_ms": latency_ms,
                 "finish_reason": result.finish_reason,
+                "tool_calls": result.tool_calls,
             }
             self._record(
                 principal,
@@ -353,6 +386,23 @@ class Router:
                 f"role {principal.role.name!r} may use none of the providers this call could go to"
             )
         return kept
+
+    @staticmethod
+    def _messages(params: dict[str, Any]) -> list[dict[str, Any]]:
+        """The conversation: a prompt, or OpenAI-shaped messages (never both)."""
+        prompt, messages = params.get("prompt"), params.get("messages")
+        if (prompt is None) == (messages is None):
+            raise InvalidParams("send either 'prompt' or 'messages'")
+        if prompt is not None:
+            return [{"role": "user", "content": prompt}]
+        for index, message in enumerate(messages):
+            if message.get("role") not in ("system", "user", "assistant", "tool"):
+                raise InvalidParams(
+                    f"messages[{index}]: role must be system, user, assistant or tool"
+                )
+        if not messages:
+            raise InvalidParams("messages is empty")
+        return list(messages)
 
     def _max_tokens(
         self, params: dict[str, Any], tool: ToolConfig | None, model: ModelConfig | None
@@ -449,6 +499,7 @@ class Router:
     ) -> ChatResult:
         result = ChatResult(text="", model="")
         parts: list[str] = []
+        calls: dict[int, dict[str, Any]] = {}
         async with self.outbound.stream(
             provider.name, call, timeout=timeout, max_bytes=DEFAULT_MAX_RESPONSE_BYTES
         ) as chunks:
@@ -471,12 +522,17 @@ class Router:
                         result.output_tokens = delta.output_tokens
                     if delta.finish_reason:
                         result.finish_reason = delta.finish_reason
-                    if delta.text:
+                    if delta.tool_calls:
+                        merge_tool_calls(calls, delta.tool_calls)
+                    if delta.text or delta.tool_calls:
                         parts.append(delta.text)
-                        await emitter(delta.text)
+                        await emitter(delta.text, delta.tool_calls)
             except ValueError as exc:
                 raise ProviderFailure("malformed", str(exc)) from None
         result.text = "".join(parts)
+        result.tool_calls = [calls[index] for index in sorted(calls)]
+        if result.tool_calls and result.finish_reason == "stop":
+            result.finish_reason = "tool_calls"
         return result
 
     # search --------------------------------------------------------------------------------

@@ -103,7 +103,12 @@ _NAME = Field(type=str, required=False, max_len=200)
 _LLM_PARAMS = {
     "caller": CALLER,
     "tool": Field(type=str, max_len=64),
-    "prompt": Field(type=str, max_len=MAX_PROMPT),
+    # Either a prompt, or messages in OpenAI's chat shape (with tools for function calling).
+    "prompt": Field(type=str, required=False, max_len=MAX_PROMPT),
+    "messages": Field(type=list, required=False, max_len=1000, items=dict),
+    "tools": Field(type=list, required=False, max_len=256, items=dict),
+    "tool_choice": Field(type=(str, dict), required=False, max_len=None),
+    "response_format": Field(type=dict, required=False, max_len=None),
     "system": Field(type=str, required=False, max_len=MAX_PROMPT),
     "provider": _NAME,
     "model": _NAME,
@@ -120,6 +125,7 @@ LLM_RESULT = {
     "cost_usd": Field(type=(float, type(None))),
     "latency_ms": Field(type=float),
     "finish_reason": Field(type=str),
+    "tool_calls": Field(type=list, max_len=None),
 }
 
 LLM_COMPLETE = MethodSpec(

@@ -1,13 +1,19 @@
 """The three LLM wire formats: Anthropic Messages, Gemini generateContent, OpenAI chat.
 
-An adapter is built from one provider's configuration. `chat()` returns the whole HTTP call
-(URL from the configured `base_url`, the key in a header, never in the URL); `parse_chat()`
-and `parse_event()` read the reply, raising `ProviderFailure("malformed")` for anything that
-does not have the documented shape.
+Requests arrive in OpenAI's chat shape (messages, tools, tool_choice, response_format), the
+lingua franca of agent frameworks. The OpenAI adapter passes them through; the Anthropic and
+Gemini adapters translate them there and back, tool calls and streaming included. What a
+provider cannot honour is refused with `InvalidParams` naming the parameter, never dropped.
+
+An adapter is built per call from one provider's configuration. `chat()` returns the whole
+HTTP call (URL from the configured `base_url`, the key in a header, never in the URL);
+`parse_chat()` and `parse_event()` read the reply, raising `ProviderFailure("malformed")` for
+anything that does not have the documented shape.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any, Protocol
 from urllib.parse import quote
@@ -20,10 +26,21 @@ from guardian.providers.types import (
     StreamDelta,
     malformed,
 )
+from protocol.errors import InvalidParams
 from protocol.pyfun import ProviderConfig
 
 ANTHROPIC_VERSION = "2023-06-01"
 _MODEL_ID = re.compile(r"^[A-Za-z0-9._:/@+-]{1,200}$")
+_FINISH = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "max_tokens": "length",
+    "tool_use": "tool_calls",
+    "STOP": "stop",
+    "MAX_TOKENS": "length",
+    "SAFETY": "content_filter",
+    "RECITATION": "content_filter",
+}
 
 
 class LLMAdapter(Protocol):
@@ -59,22 +76,169 @@ def _get(body: Any, *path: str | int) -> Any:
     return current
 
 
+def _text_of(content: Any, provider: str) -> str:
+    """A message's content as plain text; other part types are refused by name."""
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        texts = []
+        for part in content:
+            if not isinstance(part, dict) or part.get("type") != "text":
+                kind = part.get("type") if isinstance(part, dict) else type(part).__name__
+                raise InvalidParams(
+                    f"messages: content of type {kind!r} is not supported by provider {provider}"
+                )
+            texts.append(str(part.get("text", "")))
+        return "".join(texts)
+    raise InvalidParams("messages: content must be a string or a list of parts")
+
+
+def _arguments(call: dict[str, Any]) -> dict[str, Any]:
+    raw = _get(call, "function", "arguments") or "{}"
+    try:
+        parsed = json.loads(raw) if isinstance(raw, str) else raw
+    except ValueError:
+        raise InvalidParams("messages: a tool call's arguments are not JSON") from None
+    if not isinstance(parsed, dict):
+        raise InvalidParams("messages: a tool call's arguments must be a JSON object")
+    return parsed
+
+
+def _tool_functions(tools: list[Any] | None) -> list[dict[str, Any]]:
+    functions = []
+    for tool in tools or []:
+        function = _get(tool, "function")
+        if (
+            _get(tool, "type") != "function"
+            or not isinstance(function, dict)
+            or not isinstance(function.get("name"), str)
+        ):
+            raise InvalidParams(
+                "tools: each tool must be {'type': 'function', 'function': {'name', ...}}"
+            )
+        functions.append(function)
+    return functions
+
+
+def _forced_function(tool_choice: Any) -> str | None:
+    if isinstance(tool_choice, dict):
+        name = _get(tool_choice, "function", "name")
+        if not isinstance(name, str):
+            raise InvalidParams(
+                "tool_choice: name the function as {'type': 'function', 'function': {'name'}}"
+            )
+        return name
+    if tool_choice not in (None, "auto", "none", "required"):
+        raise InvalidParams("tool_choice must be 'auto', 'none', 'required' or a function")
+    return None
+
+
+def _openai_tool_call(index: int, call_id: str, name: str, arguments: str) -> dict[str, Any]:
+    return {
+        "index": index,
+        "id": call_id,
+        "type": "function",
+        "function": {"name": name, "arguments": arguments},
+    }
+
+
 class AnthropicAdapter:
     def __init__(self, provider: ProviderConfig) -> None:
         self.provider = provider
+        self._tool_blocks: dict[int, int] = {}
+
+    def _messages(self, request: ChatRequest) -> tuple[str, list[dict[str, Any]]]:
+        system = [request.system] if request.system else []
+        out: list[dict[str, Any]] = []
+
+        def add(role: str, blocks: list[dict[str, Any]]) -> None:
+            if out and out[-1]["role"] == role:  # Anthropic wants turns to alternate
+                out[-1]["content"].extend(blocks)
+            else:
+                out.append({"role": role, "content": blocks})
+
+        for message in request.messages:
+            role = message.get("role")
+            if role == "system":
+                system.append(_text_of(message.get("content"), self.provider.name))
+            elif role == "user":
+                add(
+                    "user",
+                    [
+                        {
+                            "type": "text",
+                            "text": _text_of(message.get("content"), self.provider.name),
+                        }
+                    ],
+                )
+            elif role == "assistant":
+                blocks: list[dict[str, Any]] = []
+                text = _text_of(message.get("content"), self.provider.name)
+                if text:
+                    blocks.append({"type": "text", "text": text})
+                for call in message.get("tool_calls") or []:
+                    blocks.append(
+                        {
+                            "type": "tool_use",
+                            "id": str(call.get("id", "")),
+                            "name": str(_get(call, "function", "name") or ""),
+                            "input": _arguments(call),
+                        }
+                    )
+                add("assistant", blocks or [{"type": "text", "text": ""}])
+            elif role == "tool":
+                add(
+                    "user",
+                    [
+                        {
+                            "type": "tool_result",
+                            "tool_use_id": str(message.get("tool_call_id", "")),
+                            "content": _text_of(message.get("content"), self.provider.name),
+                        }
+                    ],
+                )
+            else:
+                raise InvalidParams(f"messages: unknown role {role!r}")
+        return "\n\n".join(s for s in system if s), out
 
     def chat(self, key: str | None, request: ChatRequest, *, stream: bool) -> HttpCall:
+        if request.response_format and _get(request.response_format, "type") != "text":
+            raise InvalidParams(
+                f"response_format is not supported by provider {self.provider.name}"
+                " (Anthropic); use an OpenAI-compatible provider or Gemini"
+            )
+        system, messages = self._messages(request)
         body: dict[str, Any] = {
             "model": request.model,
             "max_tokens": request.max_tokens,
-            "messages": [{"role": "user", "content": request.prompt}],
+            "messages": messages,
         }
-        if request.system:
-            body["system"] = request.system
+        if system:
+            body["system"] = system
         if request.temperature is not None:
             body["temperature"] = min(request.temperature, 1.0)
+        functions = _tool_functions(request.tools)
+        if functions:
+            body["tools"] = [
+                {
+                    "name": f["name"],
+                    "description": f.get("description", ""),
+                    "input_schema": f.get("parameters") or {"type": "object"},
+                }
+                for f in functions
+            ]
+        if request.tool_choice is not None:
+            forced = _forced_function(request.tool_choice)
+            body["tool_choice"] = (
+                {"type": "tool", "name": forced}
+                if forced
+                else {"type": {"required": "any"}.get(request.tool_choice, request.tool_choice)}
+            )
         if stream:
             body["stream"] = True
+            self._tool_blocks = {}
         auth = {"anthropic-version": ANTHROPIC_VERSION}
         if key:
             auth["x-api-key"] = key
@@ -89,25 +253,57 @@ class AnthropicAdapter:
         content = _get(body, "content")
         if not isinstance(content, list):
             raise malformed("Anthropic reply without a content list")
-        text = "".join(
-            block.get("text", "")
-            for block in content
-            if isinstance(block, dict)
-            and block.get("type") == "text"
-            and isinstance(block.get("text"), str)
-        )
+        texts, calls = [], []
+        for block in content:
+            if not isinstance(block, dict):
+                continue
+            if block.get("type") == "text" and isinstance(block.get("text"), str):
+                texts.append(block["text"])
+            elif block.get("type") == "tool_use":
+                calls.append(
+                    _openai_tool_call(
+                        len(calls),
+                        str(block.get("id", "")),
+                        str(block.get("name", "")),
+                        json.dumps(block.get("input") or {}),
+                    )
+                )
+        stop = str(_get(body, "stop_reason") or "end_turn")
         return ChatResult(
-            text=text,
+            text="".join(texts),
             model=str(_get(body, "model") or ""),
             input_tokens=_int(_get(body, "usage", "input_tokens")),
             output_tokens=_int(_get(body, "usage", "output_tokens")),
-            finish_reason=str(_get(body, "stop_reason") or "stop"),
+            finish_reason=_FINISH.get(stop, stop),
+            tool_calls=calls,
         )
 
     def parse_event(self, event: str, data: Any) -> StreamDelta | None:
         kind = _get(data, "type") or event
+        if kind == "content_block_start" and _get(data, "content_block", "type") == "tool_use":
+            index = len(self._tool_blocks)
+            self._tool_blocks[_int(_get(data, "index"))] = index
+            block = _get(data, "content_block")
+            return StreamDelta(
+                tool_calls=[
+                    _openai_tool_call(
+                        index, str(block.get("id", "")), str(block.get("name", "")), ""
+                    )
+                ]
+            )
         if kind == "content_block_delta":
-            text = _get(data, "delta", "text")
+            delta = _get(data, "delta")
+            if _get(delta, "type") == "input_json_delta":
+                index = self._tool_blocks.get(_int(_get(data, "index")), 0)
+                return StreamDelta(
+                    tool_calls=[
+                        {
+                            "index": index,
+                            "function": {"arguments": str(_get(delta, "partial_json") or "")},
+                        }
+                    ]
+                )
+            text = _get(delta, "text")
             return StreamDelta(text=text) if isinstance(text, str) else None
         if kind == "message_start":
             return StreamDelta(
@@ -115,9 +311,10 @@ class AnthropicAdapter:
                 input_tokens=_int(_get(data, "message", "usage", "input_tokens")),
             )
         if kind == "message_delta":
+            stop = str(_get(data, "delta", "stop_reason") or "")
             return StreamDelta(
                 output_tokens=_int(_get(data, "usage", "output_tokens")),
-                finish_reason=str(_get(data, "delta", "stop_reason") or ""),
+                finish_reason=_FINISH.get(stop, stop),
             )
         if kind == "error":
             message = _get(data, "error", "message")
@@ -128,19 +325,89 @@ class AnthropicAdapter:
 class GeminiAdapter:
     def __init__(self, provider: ProviderConfig) -> None:
         self.provider = provider
+        self._calls = 0
+
+    def _contents(self, request: ChatRequest) -> tuple[str, list[dict[str, Any]]]:
+        system = [request.system] if request.system else []
+        names: dict[str, str] = {}  # tool_call_id -> function name, for functionResponse
+        contents: list[dict[str, Any]] = []
+        for message in request.messages:
+            role = message.get("role")
+            text = _text_of(message.get("content"), self.provider.name)
+            if role == "system":
+                system.append(text)
+            elif role == "user":
+                contents.append({"role": "user", "parts": [{"text": text}]})
+            elif role == "assistant":
+                parts: list[dict[str, Any]] = [{"text": text}] if text else []
+                for call in message.get("tool_calls") or []:
+                    name = str(_get(call, "function", "name") or "")
+                    names[str(call.get("id", ""))] = name
+                    parts.append({"functionCall": {"name": name, "args": _arguments(call)}})
+                contents.append({"role": "model", "parts": parts or [{"text": ""}]})
+            elif role == "tool":
+                name = names.get(str(message.get("tool_call_id", "")), "")
+                contents.append(
+                    {
+                        "role": "user",
+                        "parts": [
+                            {"functionResponse": {"name": name, "response": {"content": text}}}
+                        ],
+                    }
+                )
+            else:
+                raise InvalidParams(f"messages: unknown role {role!r}")
+        return "\n\n".join(s for s in system if s), contents
 
     def chat(self, key: str | None, request: ChatRequest, *, stream: bool) -> HttpCall:
         model = request.model.removeprefix("models/")
         if not _MODEL_ID.match(model):
             raise ProviderFailure("status", f"model id {model!r} is not valid", status=400)
-        body: dict[str, Any] = {
-            "contents": [{"role": "user", "parts": [{"text": request.prompt}]}],
-            "generationConfig": {"maxOutputTokens": request.max_tokens},
-        }
-        if request.system:
-            body["systemInstruction"] = {"parts": [{"text": request.system}]}
+        system, contents = self._contents(request)
+        config: dict[str, Any] = {"maxOutputTokens": request.max_tokens}
         if request.temperature is not None:
-            body["generationConfig"]["temperature"] = request.temperature
+            config["temperature"] = request.temperature
+        body: dict[str, Any] = {"contents": contents, "generationConfig": config}
+        if system:
+            body["systemInstruction"] = {"parts": [{"text": system}]}
+        functions = _tool_functions(request.tools)
+        if functions:
+            body["tools"] = [
+                {
+                    "functionDeclarations": [
+                        {
+                            "name": f["name"],
+                            "description": f.get("description", ""),
+                            **({"parameters": f["parameters"]} if f.get("parameters") else {}),
+                        }
+                        for f in functions
+                    ]
+                }
+            ]
+        if request.tool_choice is not None:
+            forced = _forced_function(request.tool_choice)
+            mode = (
+                "ANY"
+                if forced or request.tool_choice == "required"
+                else ("NONE" if request.tool_choice == "none" else "AUTO")
+            )
+            body["toolConfig"] = {
+                "functionCallingConfig": {
+                    "mode": mode,
+                    **({"allowedFunctionNames": [forced]} if forced else {}),
+                }
+            }
+        kind = _get(request.response_format, "type")
+        if kind in ("json_object", "json_schema"):
+            config["responseMimeType"] = "application/json"
+            schema = _get(request.response_format, "json_schema", "schema")
+            if kind == "json_schema" and isinstance(schema, dict):
+                config["responseSchema"] = schema
+        elif kind not in (None, "text"):
+            raise InvalidParams(
+                f"response_format type {kind!r} is not supported by provider {self.provider.name}"
+            )
+        self._calls = 0
         operation = "streamGenerateContent" if stream else "generateContent"
         return HttpCall(
             method="POST",
@@ -150,22 +417,37 @@ class GeminiAdapter:
             params={"alt": "sse"} if stream else None,
         )
 
-    @staticmethod
-    def _delta(body: Any) -> StreamDelta:
+    def _delta(self, body: Any) -> StreamDelta:
         candidate = _get(body, "candidates", 0)
         parts = _get(candidate, "content", "parts")
-        text = ""
-        if isinstance(parts, list):
-            text = "".join(
-                p["text"] for p in parts if isinstance(p, dict) and isinstance(p.get("text"), str)
-            )
+        texts, calls = [], []
+        for part in parts if isinstance(parts, list) else []:
+            if not isinstance(part, dict):
+                continue
+            if isinstance(part.get("text"), str):
+                texts.append(part["text"])
+            call = part.get("functionCall")
+            if isinstance(call, dict):
+                calls.append(
+                    _openai_tool_call(
+                        self._calls,
+                        f"call_{self._calls}",
+                        str(call.get("name", "")),
+                        json.dumps(call.get("args") or {}),
+                    )
+                )
+                self._calls += 1
         usage = _get(body, "usageMetadata")
+        finish = str(_get(candidate, "finishReason") or "")
+        if calls and finish in ("", "STOP"):
+            finish = "tool_calls"
         return StreamDelta(
-            text=text,
+            text="".join(texts),
             model=str(_get(body, "modelVersion") or ""),
             input_tokens=_int(_get(usage, "promptTokenCount")) if usage else None,
             output_tokens=_int(_get(usage, "candidatesTokenCount")) if usage else None,
-            finish_reason=str(_get(candidate, "finishReason") or ""),
+            finish_reason=_FINISH.get(finish, finish.lower()),
+            tool_calls=calls,
         )
 
     def parse_chat(self, body: Any) -> ChatResult:
@@ -177,7 +459,8 @@ class GeminiAdapter:
             model=delta.model,
             input_tokens=delta.input_tokens or 0,
             output_tokens=delta.output_tokens or 0,
-            finish_reason=(delta.finish_reason or "STOP").lower(),
+            finish_reason=delta.finish_reason or "stop",
+            tool_calls=delta.tool_calls,
         )
 
     def parse_event(self, event: str, data: Any) -> StreamDelta | None:
@@ -185,9 +468,7 @@ class GeminiAdapter:
             raise ProviderFailure(
                 "status", f"stream error: {_get(data, 'error', 'message')}", status=500
             )
-        delta = self._delta(data)
-        delta.finish_reason = delta.finish_reason.lower()
-        return delta
+        return self._delta(data)
 
 
 class OpenAIAdapter:
@@ -197,10 +478,10 @@ class OpenAIAdapter:
         self.provider = provider
 
     def chat(self, key: str | None, request: ChatRequest, *, stream: bool) -> HttpCall:
-        messages = []
+        messages: list[dict[str, Any]] = []
         if request.system:
             messages.append({"role": "system", "content": request.system})
-        messages.append({"role": "user", "content": request.prompt})
+        messages.extend(request.messages)
         body: dict[str, Any] = {
             "model": request.model,
             "messages": messages,
@@ -208,6 +489,10 @@ class OpenAIAdapter:
         }
         if request.temperature is not None:
             body["temperature"] = request.temperature
+        for name in ("tools", "tool_choice", "response_format"):
+            value = getattr(request, name)
+            if value is not None:
+                body[name] = value
         if stream:
             body["stream"] = True
             body["stream_options"] = {"include_usage": True}
@@ -223,12 +508,16 @@ class OpenAIAdapter:
         if not isinstance(choice, dict):
             raise malformed("chat completion without choices")
         text = _get(choice, "message", "content")
+        calls = _get(choice, "message", "tool_calls")
         return ChatResult(
             text=text if isinstance(text, str) else "",
             model=str(_get(body, "model") or ""),
             input_tokens=_int(_get(body, "usage", "prompt_tokens")),
             output_tokens=_int(_get(body, "usage", "completion_tokens")),
             finish_reason=str(choice.get("finish_reason") or "stop"),
+            tool_calls=[{**c, "index": i} for i, c in enumerate(calls)]
+            if isinstance(calls, list)
+            else [],
         )
 
     def parse_event(self, event: str, data: Any) -> StreamDelta | None:
@@ -238,6 +527,7 @@ class OpenAIAdapter:
             )
         choice = _get(data, "choices", 0)
         text = _get(choice, "delta", "content")
+        calls = _get(choice, "delta", "tool_calls")
         usage = _get(data, "usage")
         return StreamDelta(
             text=text if isinstance(text, str) else "",
@@ -245,6 +535,7 @@ class OpenAIAdapter:
             input_tokens=_int(_get(usage, "prompt_tokens")) if usage else None,
             output_tokens=_int(_get(usage, "completion_tokens")) if usage else None,
             finish_reason=str(_get(choice, "finish_reason") or ""),
+            tool_calls=calls if isinstance(calls, list) else [],
         )
 
 

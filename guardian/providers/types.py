@@ -14,11 +14,16 @@ KEY_STATUSES = frozenset({401, 403, 429})
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ChatRequest:
+    """In OpenAI's chat shape; adapters translate for other wire formats."""
+
     model: str
-    prompt: str
+    messages: list[dict[str, Any]]
     system: str = ""
     max_tokens: int = 1024
     temperature: float | None = None
+    tools: list[Any] | None = None
+    tool_choice: Any = None
+    response_format: dict[str, Any] | None = None
 
 
 @dataclass(slots=True, kw_only=True)
@@ -28,6 +33,7 @@ class ChatResult:
     input_tokens: int = 0
     output_tokens: int = 0
     finish_reason: str = "stop"
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass(slots=True, kw_only=True)
@@ -39,6 +45,7 @@ class StreamDelta:
     input_tokens: int | None = None
     output_tokens: int | None = None
     finish_reason: str = ""
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

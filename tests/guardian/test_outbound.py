@@ -117,12 +117,14 @@ def test_gemini_puts_the_key_in_a_header_and_checks_the_model_id() -> None:
     from guardian.providers.types import ChatRequest
 
     call = GeminiAdapter(_provider("gemini")).chat(
-        "SECRET", ChatRequest(model="g-1", prompt="p"), stream=False
+        "SECRET",
+        ChatRequest(model="g-1", messages=[{"role": "user", "content": "p"}]),
+        stream=False,
     )
     assert call.headers["x-goog-api-key"] == "SECRET" and "SECRET" not in call.url
     with pytest.raises(ProviderFailure):
         GeminiAdapter(_provider("gemini")).chat(
-            "k", ChatRequest(model="../admin?x", prompt="p"), stream=False
+            "k", ChatRequest(model="../admin?x", messages=[]), stream=False
         )
 
 
