@@ -184,18 +184,21 @@ class Auth:
     async def resolve(self, caller: Mapping[str, Any]) -> Principal:
         """The principal behind a sealed call's caller; raises `Unauthenticated`."""
         credential = caller.get("credential")
-        if not credential:
-            if await self.refresh():
-                raise Unauthenticated(
-                    "a credential is required: send Authorization: Bearer"
-                    " <token>, or log in at /auth/login"
-                )
+        enabled = await self.refresh()
+        if not enabled:
+            # Open mode: nobody to resolve a credential to. SDKs always send some key, so
+            # one is ignored rather than refused.
             if not _is_loopback(self._bind_host()):
                 raise Unauthenticated(
                     "no user exists and this gateway is not bound to loopback: create one with"
                     " `python -m guardian.ctl users add NAME`, or set SEALGATE_BOOTSTRAP_TOKEN"
                 )
             return ANONYMOUS
+        if not credential:
+            raise Unauthenticated(
+                "a credential is required: send Authorization: Bearer <token>, or log in at"
+                " /auth/login"
+            )
         key = credential_hash(credential)
         cache_key = f"{key}|{caller.get('ip', '')}|{caller.get('user_agent', '')}"
         cached = self._cache.get(cache_key)

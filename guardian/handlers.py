@@ -164,8 +164,8 @@ async def search_web(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]
 
 
 async def models_info(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
-    await principal_of(ctx, params)
-    return _router(ctx).models_info(params)
+    principal = await principal_of(ctx, params)
+    return _router(ctx).models_info(params, principal)
 
 
 async def db_query(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:

@@ -116,6 +116,16 @@ def cost_usd(model: ModelConfig | None, input_tokens: int, output_tokens: int) -
     return round(cost / 1_000_000, 8)
 
 
+def known_models(config: Any) -> set[str]:
+    """Every model id the configuration names: [MODEL.*], defaults and provider lists."""
+    known = set(config.models)
+    for provider in config.llm_providers.values():
+        known.update(provider.models)
+        if provider.default_model:
+            known.add(provider.default_model)
+    return known
+
+
 def allows(names: tuple[str, ...], value: str) -> bool:
     return "*" in names or value in names
 
@@ -232,9 +242,23 @@ class Router:
                 raise InvalidParams(
                     f"model names provider {prefix!r} but provider is {provider_name!r}"
                 )
+            if not prefix and model not in known_models(config):
+                raise NotFound(
+                    f"model {model!r} is not configured; add a [MODEL.{model}] block, or name its"
+                    " provider as 'provider/model'"
+                )
             provider_name = provider_name or prefix
             if not provider_name and model in config.models:
                 provider_name = config.models[model].provider
+            if not provider_name:  # a provider's default or listed model
+                provider_name = next(
+                    (
+                        p.name
+                        for p in config.llm_providers.values()
+                        if model == p.default_model or model in p.models
+                    ),
+                    "",
+                )
         if not provider_name:
             default = tool.default_provider if tool else ""
             provider_name = default or (snapshot.llm_providers[0] if snapshot.llm_providers else "")
@@ -626,24 +650,39 @@ class Router:
         raise failure or ProviderFailure("config", "no key is configured")
 
     # models --------------------------------------------------------------------------------
-    def models_info(self, params: dict[str, Any]) -> dict[str, Any]:
+    def models_info(
+        self, params: dict[str, Any], principal: Principal | None = None
+    ) -> dict[str, Any]:
+        """Configured models (and providers' defaults) the principal may use, or one."""
         snapshot = self.state.snapshot
+        config = snapshot.config
         wanted = params.get("model")
+        owners = {m.id: m.provider for m in config.models.values()}
+        for provider in config.llm_providers.values():
+            for model_id in (provider.default_model, *provider.models):
+                if model_id:
+                    owners.setdefault(model_id, provider.name)
         models = []
-        for model in snapshot.config.models.values():
-            if wanted and model.id != wanted:
+        for model_id, provider in owners.items():
+            if wanted and model_id != wanted:
                 continue
+            if principal is not None and not (
+                allows(principal.role.models, model_id)
+                and allows(principal.role.providers, provider)
+            ):
+                continue
+            entry = config.models.get(model_id)
             models.append(
                 {
-                    "id": model.id,
-                    "provider": model.provider,
-                    "provider_active": model.provider in snapshot.llm_providers,
-                    "max_output_tokens": model.max_output_tokens,
-                    "requests_per_min": model.requests_per_min,
-                    "cost_input_per_1m": model.cost_input_per_1m,
-                    "cost_output_per_1m": model.cost_output_per_1m,
-                    "context_window": model.context_window,
-                    "capabilities": list(model.capabilities),
+                    "id": model_id,
+                    "provider": provider,
+                    "provider_active": provider in snapshot.llm_providers,
+                    "max_output_tokens": entry.max_output_tokens if entry else None,
+                    "requests_per_min": entry.requests_per_min if entry else None,
+                    "cost_input_per_1m": entry.cost_input_per_1m if entry else None,
+                    "cost_output_per_1m": entry.cost_output_per_1m if entry else None,
+                    "context_window": entry.context_window if entry else None,
+                    "capabilities": list(entry.capabilities) if entry else [],
                 }
             )
         if wanted and not models:

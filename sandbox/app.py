@@ -14,6 +14,7 @@ from starlette.middleware import Middleware
 from starlette.routing import Mount, Route
 
 from protocol.pyfun import PyfunError
+from sandbox import json_api, openai_api
 from sandbox.auth import AuthGate, VerifyCache, login, logout
 from sandbox.caller import Proxies
 from sandbox.guardian_link import ActiveNames, GuardianLink
@@ -86,6 +87,9 @@ def build_app(settings: SandboxSettings, link: GuardianLink) -> Starlette:
         Route("/healthz", healthz, methods=["GET"]),
         Route("/auth/login", login, methods=["POST"]),
         Route("/auth/logout", logout, methods=["POST"]),
+        Route("/v1/chat/completions", openai_api.chat_completions, methods=["POST"]),
+        Route("/v1/models", openai_api.models, methods=["GET"]),
+        Route("/api", json_api.api, methods=["POST"]),
         Mount("/mcp", app=mcp_http),
         Mount("/sse", app=mcp_sse),
     ]

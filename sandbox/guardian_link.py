@@ -155,6 +155,19 @@ class GuardianLink:
         }
         return self._client.stream("llm.stream", params)
 
+    async def llm_complete_params(
+        self, caller: Caller, tool: str, params: dict[str, Any]
+    ) -> dict[str, Any]:
+        """llm.complete with OpenAI-shaped params (messages, tools, ...) as they are."""
+        return await self._client.call(
+            "llm.complete", {"caller": caller.to_wire(), "tool": tool, **params}
+        )
+
+    def llm_stream_params(self, caller: Caller, tool: str, params: dict[str, Any]) -> RPCStream:
+        return self._client.stream(
+            "llm.stream", {"caller": caller.to_wire(), "tool": tool, **params}
+        )
+
     async def search_web(
         self,
         caller: Caller,

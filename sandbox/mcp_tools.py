@@ -118,6 +118,8 @@ class SealGateTools:
         self.hub = hub
         self.proxies = Proxies.parse(config.hub.trusted_proxies)
         self.registered: set[str] = set()
+        #: The function behind each registered tool, for the JSON API.
+        self.functions: dict[str, ToolFunction] = {}
         self.sessions = SessionRegistry()
         self._tasks: set[asyncio.Task[int]] = set()
 
@@ -176,6 +178,7 @@ class SealGateTools:
             self.mcp.local_provider.remove_tool(name)
             self.registered.discard(name)
             logger.info("tool %s removed (its providers are no longer active)", name)
+        self.functions = {name: function for name, (function, _) in wanted.items()}
         for name, (function, description) in wanted.items():
             if name not in self.registered:
                 self.mcp.add_tool(Tool.from_function(function, name=name, description=description))

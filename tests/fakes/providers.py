@@ -10,6 +10,24 @@ from aiohttp import web
 
 from tests.fakes.base import Behaviour, FakeServer
 
+TOOL_ARGS = {"city": "Paris"}
+
+
+def wants_tool_call(body: dict[str, Any], tools_key: str = "tools") -> str | None:
+    """The first tool's name when the caller offers tools and has no tool result yet."""
+    tools = body.get(tools_key) or []
+    if not tools:
+        return None
+    text = json.dumps(body.get("messages") or body.get("contents") or [])
+    if '"tool"' in text or "tool_result" in text or "functionResponse" in text:
+        return None
+    first = tools[0]
+    if "function" in first:
+        return first["function"]["name"]
+    if "functionDeclarations" in first:
+        return first["functionDeclarations"][0]["name"]
+    return first.get("name")
+
 
 def _event(data: Any, event: str | None = None) -> bytes:
     head = f"event: {event}\n" if event else ""
@@ -35,6 +53,71 @@ class FakeAnthropic(FakeServer):
         body = recorded.body
         text = self.text_for(behaviour)
         model = body.get("model", "claude-test")
+        tool = wants_tool_call(body)
+        if tool:
+            block = {"type": "tool_use", "id": "toolu_fake_1", "name": tool, "input": TOOL_ARGS}
+            if not body.get("stream"):
+                return web.json_response(
+                    {
+                        "id": "msg_fake",
+                        "type": "message",
+                        "role": "assistant",
+                        "model": model,
+                        "content": [block],
+                        "stop_reason": "tool_use",
+                        "stop_sequence": None,
+                        "usage": {"input_tokens": 12, "output_tokens": 7},
+                    }
+                )
+            arguments = json.dumps(TOOL_ARGS)
+            message = {
+                "id": "msg_fake",
+                "type": "message",
+                "role": "assistant",
+                "model": model,
+                "content": [],
+                "stop_reason": None,
+                "stop_sequence": None,
+                "usage": {"input_tokens": 12, "output_tokens": 1},
+            }
+            events = [
+                _event({"type": "message_start", "message": message}, "message_start"),
+                _event(
+                    {
+                        "type": "content_block_start",
+                        "index": 0,
+                        "content_block": {**block, "input": {}},
+                    },
+                    "content_block_start",
+                ),
+                _event(
+                    {
+                        "type": "content_block_delta",
+                        "index": 0,
+                        "delta": {"type": "input_json_delta", "partial_json": arguments[:6]},
+                    },
+                    "content_block_delta",
+                ),
+                _event(
+                    {
+                        "type": "content_block_delta",
+                        "index": 0,
+                        "delta": {"type": "input_json_delta", "partial_json": arguments[6:]},
+                    },
+                    "content_block_delta",
+                ),
+                _event({"type": "content_block_stop", "index": 0}, "content_block_stop"),
+                _event(
+                    {
+                        "type": "message_delta",
+                        "delta": {"stop_reason": "tool_use", "stop_sequence": None},
+                        "usage": {"output_tokens": 7},
+                    },
+                    "message_delta",
+                ),
+                _event({"type": "message_stop"}, "message_stop"),
+            ]
+            return await self.sse(request, behaviour, events)
         if not body.get("stream"):
             return web.json_response(
                 {
@@ -127,11 +210,30 @@ class FakeGemini(FakeServer):
         }
 
     async def generate(self, request: web.Request) -> web.StreamResponse:
-        behaviour, _recorded, early = await self.preamble(request)
+        behaviour, recorded, early = await self.preamble(request)
         if early is not None:
             return early
         model, _, operation = request.match_info["call"].partition(":")
         text = self.text_for(behaviour)
+        tool = wants_tool_call(recorded.body or {})
+        if tool:
+            reply = {
+                "candidates": [
+                    {
+                        "content": {
+                            "role": "model",
+                            "parts": [{"functionCall": {"name": tool, "args": TOOL_ARGS}}],
+                        },
+                        "finishReason": "STOP",
+                        "index": 0,
+                    }
+                ],
+                "modelVersion": model,
+                "usageMetadata": {"promptTokenCount": 9, "candidatesTokenCount": 5},
+            }
+            if operation == "generateContent":
+                return web.json_response(reply)
+            return await self.sse(request, behaviour, [_event(reply)])
         if operation == "generateContent":
             return web.json_response(self._response(text, model, "STOP"))
         if operation != "streamGenerateContent" or request.query.get("alt") != "sse":
@@ -154,6 +256,17 @@ class FakeOpenAI(FakeServer):
         auth = request.headers.get("authorization", "")
         return auth.removeprefix("Bearer ") if auth else None
 
+    async def _tool_call(
+        self,
+        request: web.Request,
+        behaviour: Behaviour,
+        body: dict[str, Any],
+        tool: str,
+        model: str,
+        created: int,
+    ) -> web.StreamResponse:
+        return await _openai_tool_call(self, request, behaviour, body, tool, model, created)
+
     async def completions(self, request: web.Request) -> web.StreamResponse:
         behaviour, recorded, early = await self.preamble(request)
         if early is not None:
@@ -162,6 +275,9 @@ class FakeOpenAI(FakeServer):
         text = self.text_for(behaviour)
         model = body.get("model", "fake-model")
         created = int(time.time())
+        tool = wants_tool_call(body)
+        if tool:
+            return await self._tool_call(request, behaviour, body, tool, model, created)
         if not body.get("stream"):
             return web.json_response(
                 {
@@ -226,6 +342,71 @@ class FakeOpenAI(FakeServer):
             )
         events.append(b"data: [DONE]\n\n")
         return await self.sse(request, behaviour, events)
+
+
+async def _openai_tool_call(
+    fake: FakeServer,
+    request: web.Request,
+    behaviour: Behaviour,
+    body: dict[str, Any],
+    tool: str,
+    model: str,
+    created: int,
+) -> web.StreamResponse:
+    arguments = json.dumps(TOOL_ARGS)
+    if not body.get("stream"):
+        call = {
+            "id": "call_fake_1",
+            "type": "function",
+            "function": {"name": tool, "arguments": arguments},
+        }
+        return web.json_response(
+            {
+                "id": "chatcmpl-fake",
+                "object": "chat.completion",
+                "created": created,
+                "model": model,
+                "choices": [
+                    {
+                        "index": 0,
+                        "finish_reason": "tool_calls",
+                        "message": {"role": "assistant", "content": None, "tool_calls": [call]},
+                        "logprobs": None,
+                    }
+                ],
+                "usage": {"prompt_tokens": 10, "completion_tokens": 6, "total_tokens": 16},
+            }
+        )
+    base = {
+        "id": "chatcmpl-fake",
+        "object": "chat.completion.chunk",
+        "created": created,
+        "model": model,
+    }
+
+    def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
+        return _event({**base, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+
+    events = [
+        chunk(
+            {
+                "role": "assistant",
+                "tool_calls": [
+                    {
+                        "index": 0,
+                        "id": "call_fake_1",
+                        "type": "function",
+                        "function": {"name": tool, "arguments": ""},
+                    }
+                ],
+            }
+        ),
+        chunk({"tool_calls": [{"index": 0, "function": {"arguments": arguments[:6]}}]}),
+        chunk({"tool_calls": [{"index": 0, "function": {"arguments": arguments[6:]}}]}),
+        chunk({}, "tool_calls"),
+        b"data: [DONE]\n\n",
+    ]
+    return await fake.sse(request, behaviour, events)
 
 
 class FakeBrave(FakeServer):

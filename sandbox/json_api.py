@@ -1,0 +1,88 @@
+"""`POST /api`: the original hub's JSON API. `{"tool": "<name>", "params": {...}}` ->
+`{"result": ...}` or `{"error": {"code", "message"}}` with a fitting status.
+
+Every registered MCP tool is callable this way, through the same function the MCP server
+runs, so both surfaces answer alike.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+from typing import Any
+
+from fastmcp.exceptions import ToolError
+from fastmcp.server.http import set_http_request
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from sandbox.mcp_tools import SealGateTools
+
+STATUS = {
+    "invalid_params": 400,
+    "unauthenticated": 401,
+    "forbidden": 403,
+    "not_found": 404,
+    "rate_limited": 429,
+    "budget_exceeded": 429,
+    "provider_error": 502,
+    "timeout": 504,
+    "unavailable": 503,
+    "internal": 500,
+}
+
+
+def error(status: int, code: str, message: str) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
+
+
+class _NoProgress:
+    """Stands in for an MCP Context: the JSON API has nobody to report progress to."""
+
+    async def report_progress(
+        self, progress: float, total: float | None = None, message: str | None = None
+    ) -> None:
+        return None
+
+
+async def api(request: Request) -> Response:
+    tools: SealGateTools = request.app.state.tools
+    try:
+        body = json.loads(await request.body())
+    except ValueError:
+        return error(400, "invalid_params", "the request body is not JSON")
+    if not isinstance(body, dict) or not isinstance(body.get("tool"), str):
+        return error(400, "invalid_params", 'send {"tool": "<name>", "params": {...}}')
+    unexpected = sorted(set(body) - {"tool", "params"})
+    if unexpected:
+        return error(400, "invalid_params", f"unknown field(s): {', '.join(unexpected)}")
+    params = body.get("params") or {}
+    if not isinstance(params, dict):
+        return error(400, "invalid_params", "params must be an object")
+    function = tools.functions.get(body["tool"])
+    if function is None:
+        return error(404, "not_found", f"no active tool {body['tool']!r}; see list_active_tools")
+    signature = inspect.signature(function)
+    accepted = {name for name in signature.parameters if name != "ctx"}
+    unknown = sorted(set(params) - accepted)
+    if unknown:
+        return error(
+            400, "invalid_params", f"unknown parameter(s) for {body['tool']}: {', '.join(unknown)}"
+        )
+    missing = sorted(
+        name
+        for name, p in signature.parameters.items()
+        if name != "ctx" and p.default is inspect.Parameter.empty and name not in params
+    )
+    if missing:
+        return error(400, "invalid_params", f"missing parameter(s): {', '.join(missing)}")
+    extra: dict[str, Any] = {"ctx": _NoProgress()} if "ctx" in signature.parameters else {}
+    with set_http_request(request):
+        try:
+            result = await function(**params, **extra)
+        except ToolError as exc:
+            code, _, message = str(exc).partition(": ")
+            if code not in STATUS:
+                code, message = "internal", str(exc)
+            return error(STATUS[code], code, message)
+    return JSONResponse({"result": result.structured_content})

@@ -1,0 +1,284 @@
+"""The OpenAI-compatible API: `/v1/chat/completions`, `/v1/models` and `/v1/embeddings`.
+
+An unchanged OpenAI SDK (`OpenAI(base_url="http://host:port/v1", api_key=<SealGate token>)`)
+works against these routes. Every call becomes one sealed RPC; the guardian picks the
+provider, so `model` is resolved by the guardian's configuration. Errors keep OpenAI's shape
+(`{"error": {"message", "type", "param", "code"}}`) with fitting statuses.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+
+from protocol.errors import RPCError
+from sandbox.caller import caller_of
+from sandbox.guardian_link import GuardianLink
+
+#: Request fields passed to the guardian as they are.
+PASSED = ("tools", "tool_choice", "response_format")
+#: Fields accepted and honoured here (or meaningless for a gateway); any other is a 400.
+ACCEPTED = {
+    "model",
+    "messages",
+    "stream",
+    "stream_options",
+    "max_tokens",
+    "max_completion_tokens",
+    "temperature",
+    "user",
+    "n",
+    *PASSED,
+}
+
+STATUS = {
+    "invalid_params": 400,
+    "unauthenticated": 401,
+    "forbidden": 403,
+    "not_found": 404,
+    "rate_limited": 429,
+    "budget_exceeded": 429,
+    "provider_error": 502,
+    "timeout": 504,
+    "unavailable": 503,
+    "internal": 500,
+}
+ERROR_TYPE = {
+    "invalid_params": "invalid_request_error",
+    "unauthenticated": "authentication_error",
+    "forbidden": "permission_error",
+    "not_found": "not_found_error",
+    "rate_limited": "rate_limit_error",
+    "budget_exceeded": "insufficient_quota",
+    "provider_error": "api_error",
+    "timeout": "timeout_error",
+    "unavailable": "api_error",
+    "internal": "api_error",
+}
+
+
+def openai_error(
+    status: int,
+    message: str,
+    kind: str,
+    code: str | None = None,
+    param: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    body = {"error": {"message": message, "type": kind, "param": param, "code": code or kind}}
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def from_rpc_error(exc: RPCError) -> JSONResponse:
+    code = exc.code.value
+    headers = None
+    if code == "rate_limited":
+        headers = {"retry-after": str(exc.data.get("retry_after_s", 60))}
+    if code == "unauthenticated":
+        headers = {"www-authenticate": 'Bearer realm="sealgate"'}
+    return openai_error(
+        STATUS.get(code, 500), exc.message, ERROR_TYPE.get(code, "api_error"), code, headers=headers
+    )
+
+
+def _bad_request(message: str, param: str | None = None) -> JSONResponse:
+    return openai_error(400, message, "invalid_request_error", "invalid_params", param)
+
+
+async def _json_body(request: Request) -> dict[str, Any] | JSONResponse:
+    try:
+        body = json.loads(await request.body())
+    except ValueError:
+        return _bad_request("the request body is not JSON")
+    if not isinstance(body, dict):
+        return _bad_request("the request body must be a JSON object")
+    return body
+
+
+def _chat_params(body: dict[str, Any]) -> dict[str, Any] | JSONResponse:
+    unknown = sorted(set(body) - ACCEPTED)
+    if unknown:
+        return _bad_request(f"unsupported parameter(s): {', '.join(unknown)}", unknown[0])
+    if not isinstance(body.get("model"), str) or not body["model"]:
+        return _bad_request("'model' is required", "model")
+    if not isinstance(body.get("messages"), list) or not body["messages"]:
+        return _bad_request("'messages' must be a non-empty list", "messages")
+    if body.get("n") not in (None, 1):
+        return _bad_request("only n = 1 is supported", "n")
+    params: dict[str, Any] = {"model": body["model"], "messages": body["messages"]}
+    max_tokens = body.get("max_completion_tokens") or body.get("max_tokens")
+    if max_tokens is not None:
+        params["max_tokens"] = max_tokens
+    if body.get("temperature") is not None:
+        params["temperature"] = body["temperature"]
+    for name in PASSED:
+        if body.get(name) is not None:
+            params[name] = body[name]
+    return params
+
+
+def _message(result: dict[str, Any]) -> dict[str, Any]:
+    message: dict[str, Any] = {"role": "assistant", "content": result.get("text") or None}
+    calls = result.get("tool_calls") or []
+    if calls:
+        message["tool_calls"] = [
+            {"id": c.get("id", ""), "type": "function", "function": c.get("function", {})}
+            for c in calls
+        ]
+    elif message["content"] is None:
+        message["content"] = ""
+    return message
+
+
+def _usage(result: dict[str, Any]) -> dict[str, int]:
+    usage = result.get("usage") or {}
+    prompt, completion = usage.get("input_tokens", 0), usage.get("output_tokens", 0)
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+    }
+
+
+async def chat_completions(request: Request) -> Response:
+    link: GuardianLink = request.app.state.link
+    body = await _json_body(request)
+    if isinstance(body, JSONResponse):
+        return body
+    params = _chat_params(body)
+    if isinstance(params, JSONResponse):
+        return params
+    caller = caller_of(request.scope, request.app.state.proxies)
+    completion_id = "chatcmpl-" + secrets.token_hex(12)
+    created = int(time.time())
+    if body.get("stream"):
+        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        stream = link.llm_stream_params(caller, "llm_complete", params)
+        try:
+            first = await anext(stream)
+        except StopAsyncIteration:
+            first = None
+        except RPCError as exc:  # nothing sent yet: a plain error response
+            await stream.aclose()
+            return from_rpc_error(exc)
+        return StreamingResponse(
+            _sse(stream, first, completion_id, created, body["model"], include_usage),
+            media_type="text/event-stream",
+            headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
+        )
+    try:
+        result = await link.llm_complete_params(caller, "llm_complete", params)
+    except RPCError as exc:
+        return from_rpc_error(exc)
+    return JSONResponse(
+        {
+            "id": completion_id,
+            "object": "chat.completion",
+            "created": created,
+            "model": result["model"],
+            "choices": [
+                {
+                    "index": 0,
+                    "message": _message(result),
+                    "finish_reason": result["finish_reason"],
+                    "logprobs": None,
+                }
+            ],
+            "usage": _usage(result),
+            "sealgate": {
+                "provider": result["provider"],
+                "fallback_path": result["fallback_path"],
+                "cost_usd": result["cost_usd"],
+                "latency_ms": result["latency_ms"],
+            },
+        }
+    )
+
+
+def _chunk(
+    completion_id: str, created: int, model: str, delta: dict[str, Any], finish: str | None = None
+) -> bytes:
+    payload = {
+        "id": completion_id,
+        "object": "chat.completion.chunk",
+        "created": created,
+        "model": model,
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}],
+    }
+    return f"data: {json.dumps(payload)}\n\n".encode()
+
+
+async def _sse(
+    stream: Any, first: Any, completion_id: str, created: int, model: str, include_usage: bool
+) -> AsyncIterator[bytes]:
+    """Chunks as they arrive; a failure after the first is an explicit error event."""
+    try:
+        yield _chunk(completion_id, created, model, {"role": "assistant", "content": ""})
+        pending = [first] if first is not None else []
+        while True:
+            if pending:
+                chunk = pending.pop()
+            else:
+                try:
+                    chunk = await anext(stream)
+                except StopAsyncIteration:
+                    break
+            delta: dict[str, Any] = {}
+            if chunk.get("text"):
+                delta["content"] = chunk["text"]
+            if chunk.get("tool_calls"):
+                delta["tool_calls"] = chunk["tool_calls"]
+            if delta:
+                yield _chunk(completion_id, created, model, delta)
+        result = stream.result or {}
+        yield _chunk(
+            completion_id,
+            created,
+            result.get("model", model),
+            {},
+            result.get("finish_reason", "stop"),
+        )
+        if include_usage:
+            payload = {
+                "id": completion_id,
+                "object": "chat.completion.chunk",
+                "created": created,
+                "model": result.get("model", model),
+                "choices": [],
+                "usage": _usage(result),
+            }
+            yield f"data: {json.dumps(payload)}\n\n".encode()
+        yield b"data: [DONE]\n\n"
+    except RPCError as exc:
+        error = {
+            "error": {
+                "message": exc.message,
+                "type": ERROR_TYPE.get(exc.code.value, "api_error"),
+                "code": exc.code.value,
+                "param": None,
+            }
+        }
+        yield f"data: {json.dumps(error)}\n\n".encode()
+    finally:
+        await stream.aclose()  # the client went away or we are done: stop the sealed call
+
+
+async def models(request: Request) -> Response:
+    link: GuardianLink = request.app.state.link
+    caller = caller_of(request.scope, request.app.state.proxies)
+    try:
+        info = await link.models_info(caller)
+    except RPCError as exc:
+        return from_rpc_error(exc)
+    data = [
+        {"id": m["id"], "object": "model", "created": 0, "owned_by": m["provider"]}
+        for m in info["models"]
+        if m.get("provider_active")
+    ]
+    return JSONResponse({"object": "list", "data": data})

@@ -1,0 +1,218 @@
+"""The official `openai` SDK against the real stack, and the JSON API."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+import openai
+import pytest
+from openai import OpenAI
+
+from tests.e2e.world import World
+from tests.fakes.base import Behaviour
+
+WEATHER_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "Weather for a city",
+        "parameters": {
+            "type": "object",
+            "properties": {"city": {"type": "string"}},
+            "required": ["city"],
+        },
+    },
+}
+
+MODELS = {
+    "anthropic": "claude-test",
+    "gemini": "gemini-test",
+    "openrouter": "meta/llama:free",
+    "huggingface": "hf/model",
+}
+
+
+def sdk(w: World) -> OpenAI:
+    return OpenAI(base_url=f"{w.stack.url}/v1", api_key="unused-in-open-mode", max_retries=0)
+
+
+@pytest.mark.parametrize("provider", sorted(MODELS))
+def test_completion_and_streaming_with_each_provider(w: World, provider: str) -> None:
+    client = sdk(w)
+    completion = client.chat.completions.create(
+        model=MODELS[provider],
+        messages=[{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hello"}],
+    )
+    assert completion.choices[0].message.content == getattr(w, provider).reply_text
+    assert completion.usage is not None and completion.usage.total_tokens > 0
+    chunks = list(
+        client.chat.completions.create(
+            model=MODELS[provider],
+            messages=[{"role": "user", "content": "Hello"}],
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+    )
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == getattr(w, provider).reply_text
+    assert len(chunks) > 4 and chunks[-1].usage is not None and chunks[-1].choices == []
+
+
+@pytest.mark.parametrize("provider", sorted(MODELS))
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_tool_call_round_trip_with_each_wire_format(
+    w: World, provider: str, stream: bool
+) -> None:
+    client = sdk(w)
+    messages: list[Any] = [{"role": "user", "content": "Weather in Paris?"}]
+    if stream:
+        chunks = list(
+            client.chat.completions.create(
+                model=MODELS[provider], messages=messages, tools=[WEATHER_TOOL], stream=True
+            )
+        )
+        calls: dict[int, dict[str, str]] = {}
+        for chunk in chunks:
+            for delta in (chunk.choices[0].delta.tool_calls or []) if chunk.choices else []:
+                call = calls.setdefault(delta.index, {"id": "", "name": "", "arguments": ""})
+                call["id"] = delta.id or call["id"]
+                call["name"] = (
+                    delta.function.name if delta.function and delta.function.name else call["name"]
+                )
+                call["arguments"] += (delta.function.arguments or "") if delta.function else ""
+        (call,) = calls.values()
+        assert chunks[-1].choices[0].finish_reason == "tool_calls"
+        name, arguments, call_id = call["name"], call["arguments"], call["id"]
+    else:
+        first = client.chat.completions.create(
+            model=MODELS[provider], messages=messages, tools=[WEATHER_TOOL], tool_choice="auto"
+        )
+        assert first.choices[0].finish_reason == "tool_calls"
+        (tool_call,) = first.choices[0].message.tool_calls or []
+        name, arguments, call_id = (
+            tool_call.function.name,
+            tool_call.function.arguments,
+            tool_call.id,
+        )
+    assert name == "get_weather" and json.loads(arguments) == {"city": "Paris"}
+    messages += [
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": call_id,
+                    "type": "function",
+                    "function": {"name": name, "arguments": arguments},
+                }
+            ],
+        },
+        {"role": "tool", "tool_call_id": call_id, "content": "18 degrees, sunny"},
+    ]
+    final = client.chat.completions.create(
+        model=MODELS[provider], messages=messages, tools=[WEATHER_TOOL]
+    )
+    assert final.choices[0].message.content == getattr(w, provider).reply_text
+    sent = getattr(w, provider).requests[-1].body
+    if provider == "anthropic":
+        assert sent["tools"][0]["input_schema"]["required"] == ["city"]
+        assert sent["messages"][-1]["content"][0]["type"] == "tool_result"
+    elif provider == "gemini":
+        assert sent["tools"][0]["functionDeclarations"][0]["name"] == "get_weather"
+        assert "functionResponse" in sent["contents"][-1]["parts"][0]
+    else:
+        assert sent["tools"] == [WEATHER_TOOL] and sent["messages"][-1]["role"] == "tool"
+
+
+def test_response_format_passes_through_or_is_refused_by_name(w: World) -> None:
+    client = sdk(w)
+    client.chat.completions.create(
+        model="meta/llama:free",
+        response_format={"type": "json_object"},
+        messages=[{"role": "user", "content": "json please"}],
+    )
+    assert w.openrouter.requests[-1].body["response_format"] == {"type": "json_object"}
+    client.chat.completions.create(
+        model="gemini-test",
+        response_format={"type": "json_object"},
+        messages=[{"role": "user", "content": "json please"}],
+    )
+    assert w.gemini.requests[-1].body["generationConfig"]["responseMimeType"] == "application/json"
+    with pytest.raises(openai.BadRequestError, match="response_format"):
+        client.chat.completions.create(
+            model="claude-test",
+            response_format={"type": "json_object"},
+            messages=[{"role": "user", "content": "json please"}],
+        )
+
+
+def test_errors_keep_openai_shape_and_status(w: World) -> None:
+    client = sdk(w)
+    hello = [{"role": "user", "content": "hi"}]
+    with pytest.raises(openai.NotFoundError) as missing:
+        client.chat.completions.create(model="no-such-model", messages=hello)
+    assert missing.value.body["code"] == "not_found"  # type: ignore[index]
+    with pytest.raises(openai.BadRequestError, match="logit_bias"):
+        client.chat.completions.create(model="claude-test", messages=hello, logit_bias={"1": 2})
+    for fake in (w.anthropic, w.gemini, w.openrouter, w.huggingface):
+        fake.behave(Behaviour(status=500))
+    with pytest.raises(openai.InternalServerError) as failed:
+        client.chat.completions.create(model="claude-test", messages=hello)
+    assert failed.value.status_code == 502
+    w.local.behave(Behaviour(hang_s=4))
+    slow = OpenAI(base_url=f"{w.stack.url}/v1", api_key="x", max_retries=0, timeout=30)
+    reply = httpx.post(
+        f"{w.stack.url}/v1/chat/completions",
+        timeout=30,
+        json={"model": "local/llama-local", "messages": hello},
+    )
+    assert reply.status_code in (200, 504)  # the local provider's default timeout is 60 s
+    assert slow is not None
+
+
+def test_a_failure_mid_stream_ends_with_an_error_event(w: World) -> None:
+    w.anthropic.behave(Behaviour(stream_abort_after=5))
+    reply = httpx.post(
+        f"{w.stack.url}/v1/chat/completions",
+        timeout=30,
+        json={
+            "model": "claude-test",
+            "stream": True,
+            "messages": [{"role": "user", "content": "hi"}],
+        },
+    )
+    events = [line[6:] for line in reply.text.splitlines() if line.startswith("data: ")]
+    assert '"content"' in events[1]  # text reached the client first ...
+    last = json.loads(events[-1])
+    assert last["error"]["code"] == "provider_error"  # ... then an explicit error, no [DONE]
+    assert w.gemini.requests == []
+
+
+def test_model_list(w: World) -> None:
+    ids = {m.id for m in sdk(w).models.list()}
+    assert {"claude-test", "gemini-test", "meta/llama:free", "hf/model", "llama-local"} <= ids
+
+
+def test_json_api(w: World) -> None:
+    def api(payload: Any) -> httpx.Response:
+        return httpx.post(f"{w.stack.url}/api", json=payload, timeout=30)
+
+    tools = api({"tool": "list_active_tools", "params": {}}).json()["result"]
+    assert "web_search" in tools["tools"] and "brave" in tools["search_providers"]
+    assert "claude-test" in tools["models"]
+    done = api({"tool": "summarize", "params": {"prompt": "A long text"}})
+    assert done.status_code == 200 and done.json()["result"]["provider"] == "anthropic"
+    found = api({"tool": "web_search", "params": {"query": "x", "max_results": 2}}).json()
+    assert len(found["result"]["results"]) == 2
+    assert api({"tool": "nope"}).status_code == 404
+    unknown = api({"tool": "llm_complete", "params": {"prompt": "x", "colour": "red"}})
+    assert unknown.status_code == 400 and "colour" in unknown.json()["error"]["message"]
+    assert api({"tool": "llm_complete", "params": {}}).status_code == 400
+    assert api([1, 2]).status_code == 400
+    for fake in (w.anthropic, w.gemini, w.openrouter, w.huggingface):
+        fake.behave(Behaviour(status=503))
+    failed = api({"tool": "llm_complete", "params": {"prompt": "x"}})
+    assert failed.status_code == 502 and failed.json()["error"]["code"] == "provider_error"
+    assert "Traceback" not in failed.text
