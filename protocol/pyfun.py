@@ -90,6 +90,10 @@ class HubConfig:
     cors_origins: tuple[str, ...] = ()
     max_frame_size: int = DEFAULT_MAX_FRAME_SIZE
     master_key_file: str = ""
+    max_body_bytes: int = 4 * 1024 * 1024
+    body_timeout_s: float = 30.0
+    idle_timeout_s: float = 75.0
+    max_streams_per_principal: int = 64
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -567,6 +571,16 @@ def _hub(reader: _Reader) -> HubConfig:
         )
         or DEFAULT_MAX_FRAME_SIZE,
         master_key_file=reader.string("master_key_file"),
+        max_body_bytes=reader.integer(
+            "max_body_bytes", 4 * 1024 * 1024, low=1024, high=1024 * 1024 * 1024
+        )
+        or 4 * 1024 * 1024,
+        body_timeout_s=reader.number("body_timeout_s", 30.0, low=1, high=3600) or 30.0,
+        idle_timeout_s=reader.number("idle_timeout_s", 75.0, low=1, high=3600) or 75.0,
+        max_streams_per_principal=reader.integer(
+            "max_streams_per_principal", 64, low=1, high=100_000
+        )
+        or 64,
     )
 
 

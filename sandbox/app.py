@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from fastmcp.server.http import create_sse_app
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import Mount, Route
 
 from protocol.pyfun import PyfunError
@@ -20,7 +21,8 @@ from sandbox.caller import Proxies
 from sandbox.guardian_link import ActiveNames, GuardianLink
 from sandbox.hubstate import DEFAULT_TTL_S, HubState
 from sandbox.mcp_tools import build_mcp
-from sandbox.middleware import MountRootSlash
+from sandbox.metrics import Metrics, MetricsMiddleware, metrics_endpoint
+from sandbox.middleware import BodyLimit, MountRootSlash, StreamCap
 from sandbox.pages import healthz, status_page
 from sandbox.settings import SandboxSettings, load_settings
 
@@ -90,17 +92,41 @@ def build_app(settings: SandboxSettings, link: GuardianLink) -> Starlette:
         Route("/v1/chat/completions", openai_api.chat_completions, methods=["POST"]),
         Route("/v1/models", openai_api.models, methods=["GET"]),
         Route("/api", json_api.api, methods=["POST"]),
+        Route("/metrics", metrics_endpoint, methods=["GET"]),
         Mount("/mcp", app=mcp_http),
         Mount("/sse", app=mcp_sse),
     ]
+    metrics = Metrics()
+    link.observer = metrics.sealed_result
     middleware = [
+        Middleware(MetricsMiddleware, metrics=metrics),
+        Middleware(BodyLimit, max_bytes=hub.max_body_bytes, timeout_s=hub.body_timeout_s),
         Middleware(MountRootSlash, paths=("/mcp", "/sse")),
         Middleware(AuthGate, link=link, proxies=proxies, cache=verify_cache),
+        Middleware(StreamCap, limit=hub.max_streams_per_principal),
     ]
+    if hub.cors_origins:  # for the web client; none by default
+        middleware.insert(
+            1,
+            Middleware(
+                CORSMiddleware,
+                allow_origins=list(hub.cors_origins),
+                allow_credentials=True,
+                allow_methods=["GET", "POST", "DELETE"],
+                allow_headers=[
+                    "authorization",
+                    "content-type",
+                    "mcp-session-id",
+                    "mcp-protocol-version",
+                ],
+                expose_headers=["mcp-session-id"],
+            ),
+        )
     app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
     app.state.link = link
     app.state.tools = tools
     app.state.hub_name = hub.name
     app.state.proxies = proxies
     app.state.verify_cache = verify_cache
+    app.state.metrics = metrics
     return app

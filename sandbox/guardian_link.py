@@ -8,6 +8,7 @@ once while it is down, so no request hangs on a missing guardian.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,6 +60,8 @@ class ActiveNames:
 
 
 ActiveListener = Callable[[ActiveNames], None]
+#: (method, seconds, result or None, failed) after every sealed provider call.
+CallObserver = Callable[[str, float, dict[str, Any] | None, bool], None]
 
 
 class GuardianLink:
@@ -66,6 +69,7 @@ class GuardianLink:
         self.socket_path = socket_path
         self.active = ActiveNames()
         self._listeners: list[ActiveListener] = []
+        self.observer: CallObserver | None = None
 
         async def connect() -> Any:
             return await open_unix_channel(str(socket_path), max_frame_size)
@@ -126,7 +130,7 @@ class GuardianLink:
                 temperature=temperature,
             ),
         }
-        return await self._client.call("llm.complete", params)
+        return await self._observed("llm.complete", self._client.call("llm.complete", params))
 
     def llm_stream(
         self,
@@ -159,14 +163,31 @@ class GuardianLink:
         self, caller: Caller, tool: str, params: dict[str, Any]
     ) -> dict[str, Any]:
         """llm.complete with OpenAI-shaped params (messages, tools, ...) as they are."""
-        return await self._client.call(
+        call = self._client.call(
             "llm.complete", {"caller": caller.to_wire(), "tool": tool, **params}
         )
+        return await self._observed("llm.complete", call)
 
     def llm_stream_params(self, caller: Caller, tool: str, params: dict[str, Any]) -> RPCStream:
         return self._client.stream(
             "llm.stream", {"caller": caller.to_wire(), "tool": tool, **params}
         )
+
+    async def _observed(self, method: str, call: Any) -> dict[str, Any]:
+        started = time.perf_counter()
+        try:
+            result = await call
+        except Exception:
+            if self.observer is not None:
+                self.observer(method, time.perf_counter() - started, None, True)
+            raise
+        if self.observer is not None:
+            self.observer(method, time.perf_counter() - started, result, False)
+        return result
+
+    def observe_stream(self, seconds: float, result: dict[str, Any] | None, failed: bool) -> None:
+        if self.observer is not None:
+            self.observer("llm.stream", seconds, result, failed)
 
     async def search_web(
         self,
@@ -183,7 +204,7 @@ class GuardianLink:
             "query": query,
             **_optional(max_results=max_results, provider=provider),
         }
-        return await self._client.call("search.web", params)
+        return await self._observed("search.web", self._client.call("search.web", params))
 
     async def db_query(self, caller: Caller, sql: str, max_rows: int | None) -> dict[str, Any]:
         params = {"caller": caller.to_wire(), "sql": sql, **_optional(max_rows=max_rows)}

@@ -74,6 +74,8 @@ async def run() -> int:
     config = Config()
     config.bind = [f"fd://{sock.fileno()}"]
     config.graceful_timeout = 3.0
+    config.keep_alive_timeout = settings.config.hub.idle_timeout_s
+    config.h11_max_incomplete_size = 32 * 1024  # request line and headers
     config.accesslog = None
     config.errorlog = logging.getLogger("hypercorn.error")
 

@@ -313,6 +313,7 @@ class SealGateTools:
                 return result({**cached, "cached": True}, cached.get("text", ""))
         received = 0
         reported = -PROGRESS_INTERVAL_S
+        started = time.perf_counter()
         try:
             async with self.link.llm_stream(
                 current_caller(self.proxies), tool, prompt, **options
@@ -325,7 +326,9 @@ class SealGateTools:
                         await ctx.report_progress(received, message=f"{received} characters")
             data = stream.result
         except RPCError as exc:
+            self.link.observe_stream(time.perf_counter() - started, None, True)
             raise tool_error(exc) from None
+        self.link.observe_stream(time.perf_counter() - started, data, False)
         if not isinstance(data, dict):
             raise ToolError("internal: the guardian sent no result")
         if key is not None and principal is not None and self.hub is not None:

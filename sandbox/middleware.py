@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+import asyncio
+import json
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
 class MountRootSlash:
@@ -21,3 +24,119 @@ class MountRootSlash:
             path = scope["path"] + "/"
             scope = dict(scope, path=path, raw_path=path.encode())
         await self.app(scope, receive, send)
+
+
+class BodyLimit:
+    """Caps request bodies (413) and how long a client may take to send one (408).
+
+    The body is never buffered here: bytes are counted as the application reads them, so an
+    oversized upload is refused as soon as it crosses the limit.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int, timeout_s: float) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+        self.timeout_s = timeout_s
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers") or ():
+            if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
+                await _refuse(send, 413, f"the request body is over {self.max_bytes} bytes")
+                return
+        received = 0
+        body_done = False
+        started = False
+
+        async def limited_receive() -> Message:
+            nonlocal received, body_done
+            if body_done:
+                return await receive()
+            try:
+                message = await asyncio.wait_for(receive(), self.timeout_s)
+            except TimeoutError:
+                raise _Refused(
+                    408, f"the request body took longer than {self.timeout_s:g} s"
+                ) from None
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise _Refused(413, f"the request body is over {self.max_bytes} bytes")
+                body_done = not message.get("more_body", False)
+            return message
+
+        async def tracked_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, tracked_send)
+        except _Refused as refused:
+            if not started:
+                await _refuse(send, refused.status, refused.message)
+
+
+class _Refused(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+async def _refuse(send: Send, status: int, message: str) -> None:
+    code = {413: "payload_too_large", 408: "request_timeout"}.get(status, "invalid_params")
+    body = json.dumps({"error": {"code": code, "message": message}}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+class StreamCap:
+    """At most `limit` open event streams per principal (or client address in open mode)."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+        self.open: dict[str, int] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not _may_stream(scope):
+            await self.app(scope, receive, send)
+            return
+        principal = (scope.get("state") or {}).get("principal")
+        client = scope.get("client") or ("", 0)
+        key = (
+            principal["principal"]
+            if isinstance(principal, dict) and principal.get("kind") == "user"
+            else f"ip:{client[0]}"
+        )
+        if self.open.get(key, 0) >= self.limit:
+            await _refuse(send, 429, f"more than {self.limit} open streams for {key}")
+            return
+        self.open[key] = self.open.get(key, 0) + 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.open[key] -= 1
+            if not self.open[key]:
+                del self.open[key]
+
+
+def _may_stream(scope: Scope) -> bool:
+    path, method = scope["path"], scope["method"]
+    if method == "GET" and path.startswith(("/sse", "/mcp")):
+        return True
+    return method == "POST" and path == "/v1/chat/completions"

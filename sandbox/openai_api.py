@@ -168,7 +168,7 @@ async def chat_completions(request: Request) -> Response:
             await stream.aclose()
             return from_rpc_error(exc)
         return StreamingResponse(
-            _sse(stream, first, completion_id, created, body["model"], include_usage),
+            _sse(link, stream, first, completion_id, created, body["model"], include_usage),
             media_type="text/event-stream",
             headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
         )
@@ -215,9 +215,17 @@ def _chunk(
 
 
 async def _sse(
-    stream: Any, first: Any, completion_id: str, created: int, model: str, include_usage: bool
+    link: GuardianLink,
+    stream: Any,
+    first: Any,
+    completion_id: str,
+    created: int,
+    model: str,
+    include_usage: bool,
 ) -> AsyncIterator[bytes]:
     """Chunks as they arrive; a failure after the first is an explicit error event."""
+    started = time.perf_counter()
+    failed = True
     try:
         yield _chunk(completion_id, created, model, {"role": "assistant", "content": ""})
         pending = [first] if first is not None else []
@@ -255,6 +263,7 @@ async def _sse(
             }
             yield f"data: {json.dumps(payload)}\n\n".encode()
         yield b"data: [DONE]\n\n"
+        failed = False
     except RPCError as exc:
         error = {
             "error": {
@@ -267,6 +276,7 @@ async def _sse(
         yield f"data: {json.dumps(error)}\n\n".encode()
     finally:
         await stream.aclose()  # the client went away or we are done: stop the sealed call
+        link.observe_stream(time.perf_counter() - started, stream.result, failed)
 
 
 async def models(request: Request) -> Response:

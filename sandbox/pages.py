@@ -30,6 +30,27 @@ async def healthz(request: Request) -> Response:
     )
 
 
+def _cell(value: object) -> str:
+    return "&ndash;" if value is None else html.escape(str(value))
+
+
+def _model_table(tools: SealGateTools) -> str:
+    models = tools.config.models.values()
+    if not models:
+        return "<p><em>no [MODEL.*] blocks configured</em></p>"
+    rows = "".join(
+        f"<tr><td>{html.escape(m.id)}</td><td>{html.escape(m.provider)}</td>"
+        f"<td>{_cell(m.max_output_tokens)}</td><td>{_cell(m.requests_per_min)}</td>"
+        f"<td>{_cell(m.cost_input_per_1m)}</td><td>{_cell(m.cost_output_per_1m)}</td></tr>"
+        for m in models
+    )
+    return (
+        "<table id=models><tr><th>Model</th><th>Provider</th><th>Max output</th>"
+        "<th>Requests/min</th><th>USD per 1M in</th><th>USD per 1M out</th></tr>"
+        f"{rows}</table>"
+    )
+
+
 def _items(names: list[str] | tuple[str, ...]) -> str:
     if not names:
         return "<li><em>none</em></li>"
@@ -74,6 +95,7 @@ async def status_page(request: Request) -> Response:
     active = link.active
     uptime = int(time.monotonic() - STARTED)
     link_text = "connected" if link.connected else f"down ({link.last_error})"
+    calls, errors = request.app.state.metrics.last_hour()
     no_keys = ""
     if not active.llm_providers and not active.search_providers:
         no_keys = (
@@ -84,7 +106,7 @@ async def status_page(request: Request) -> Response:
 <html lang=en><head><meta charset=utf-8><title>{html.escape(hub_name)}</title>
 <style>body{{font:15px system-ui,sans-serif;margin:2rem;max-width:50rem;color:#222}}
 h1{{margin-bottom:.2rem}}.warn{{background:#fff3cd;padding:.5rem}}
-td{{padding:.2rem 1rem .2rem 0}}</style>
+td,th{{padding:.2rem 1rem .2rem 0;text-align:left}}</style>
 </head><body>
 <h1>{html.escape(hub_name)}</h1>
 <p>SealGate {html.escape(__version__)} &middot; up {uptime} s</p>
@@ -97,5 +119,9 @@ td{{padding:.2rem 1rem .2rem 0}}</style>
 <h2>LLM providers</h2><ul id=llm-providers>{_items(active.llm_providers)}</ul>
 <h2>Search providers</h2><ul id=search-providers>{_items(active.search_providers)}</ul>
 <h2>Tools</h2><ul id=tools>{_items(sorted(tools.registered))}</ul>
+<h2>Models</h2>{_model_table(tools)}
+<h2>Last hour</h2>
+<table id=last-hour><tr><td>Sealed calls</td><td>{calls}</td></tr>
+<tr><td>Errors</td><td>{errors}</td></tr></table>
 </body></html>"""
     return HTMLResponse(body)

@@ -1,0 +1,159 @@
+"""Prometheus metrics of the sandbox (`GET /metrics`, admin credential only), and the
+last-hour counts on the status page.
+
+A registry of our own, not the process-global one, so nothing unexpected is exported.
+Route labels come from a fixed list, so a scanner cannot blow up the label cardinality.
+"""
+
+from __future__ import annotations
+
+import collections
+import time
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+ROUTES = (
+    "/mcp",
+    "/sse",
+    "/v1/chat/completions",
+    "/v1/embeddings",
+    "/v1/models",
+    "/api",
+    "/auth/login",
+    "/auth/logout",
+    "/healthz",
+    "/metrics",
+)
+
+
+def route_of(path: str) -> str:
+    if path == "/":
+        return "/"
+    for route in ROUTES:
+        if path == route or path.startswith(route + "/"):
+            return route
+    return "other"
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.requests = Counter(
+            "sealgate_http_requests",
+            "HTTP requests by route and status",
+            ["route", "method", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "sealgate_http_request_seconds",
+            "HTTP request latency",
+            ["route"],
+            registry=self.registry,
+        )
+        self.sealed = Histogram(
+            "sealgate_sealed_call_seconds", "Sealed RPC latency", ["method"], registry=self.registry
+        )
+        self.provider_errors = Counter(
+            "sealgate_provider_errors",
+            "Failed provider attempts",
+            ["provider"],
+            registry=self.registry,
+        )
+        self.fallbacks = Counter(
+            "sealgate_fallbacks",
+            "Calls answered after a fallback",
+            ["provider"],
+            registry=self.registry,
+        )
+        self.tokens = Counter(
+            "sealgate_tokens",
+            "Tokens by model and direction",
+            ["model", "direction"],
+            registry=self.registry,
+        )
+        self.cost = Counter("sealgate_cost_usd", "Cost by model", ["model"], registry=self.registry)
+        self.streams = Gauge(
+            "sealgate_open_streams",
+            "Open SSE and streaming responses",
+            ["route"],
+            registry=self.registry,
+        )
+        self.recent: collections.deque[tuple[float, bool]] = collections.deque(maxlen=100_000)
+
+    def sealed_result(
+        self, method: str, seconds: float, result: dict[str, Any] | None, error: bool
+    ) -> None:
+        self.sealed.labels(method).observe(seconds)
+        self.recent.append((time.monotonic(), error))
+        if not result:
+            return
+        for step in result.get("fallback_path") or []:
+            if not str(step.get("error", "")).startswith("skipped"):
+                self.provider_errors.labels(step.get("provider", "")).inc()
+        if result.get("fallback_path"):
+            self.fallbacks.labels(result.get("provider", "")).inc()
+        model = str(result.get("model", ""))
+        usage = result.get("usage") or {}
+        if model:
+            self.tokens.labels(model, "input").inc(usage.get("input_tokens", 0))
+            self.tokens.labels(model, "output").inc(usage.get("output_tokens", 0))
+            if result.get("cost_usd"):
+                self.cost.labels(model).inc(result["cost_usd"])
+
+    def last_hour(self) -> tuple[int, int]:
+        """(calls, errors) of sealed calls in the last hour."""
+        cutoff = time.monotonic() - 3600
+        while self.recent and self.recent[0][0] < cutoff:
+            self.recent.popleft()
+        errors = sum(1 for _, failed in self.recent if failed)
+        return len(self.recent), errors
+
+
+class MetricsMiddleware:
+    """Counts and times every HTTP request; tracks open event streams."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        route = route_of(scope["path"])
+        started = time.perf_counter()
+        status = 500
+        streaming = False
+
+        async def observed_send(message: Message) -> None:
+            nonlocal status, streaming
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = dict(message.get("headers") or [])
+                if headers.get(b"content-type", b"").startswith(b"text/event-stream"):
+                    streaming = True
+                    self.metrics.streams.labels(route).inc()
+            await send(message)
+
+        try:
+            await self.app(scope, receive, observed_send)
+        finally:
+            if streaming:
+                self.metrics.streams.labels(route).dec()
+            self.metrics.requests.labels(route, scope["method"], str(status)).inc()
+            self.metrics.latency.labels(route).observe(time.perf_counter() - started)
+
+
+async def metrics_endpoint(request: Request) -> Response:
+    principal = request.scope.get("state", {}).get("principal")
+    if not isinstance(principal, dict) or not principal.get("admin"):
+        return JSONResponse(
+            {"error": {"code": "forbidden", "message": "/metrics needs an admin credential"}}, 403
+        )
+    metrics: Metrics = request.app.state.metrics
+    return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
