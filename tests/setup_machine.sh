@@ -27,3 +27,14 @@ if ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; then
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
 fi
+
+# Headless Chromium for the status page and login form tests.
+if ! command -v chromium >/dev/null; then
+    if [[ $(id -u) -ne 0 ]]; then
+        echo "setup_machine: chromium is missing; install Debian's chromium" >&2
+        exit 1
+    fi
+    echo "setup_machine: installing chromium"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+fi
