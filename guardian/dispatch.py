@@ -63,6 +63,7 @@ _SEALED: Mapping[str, Permit] = {
     "search.web": Permit(spec=SEARCH_WEB, phases=_READY, task=handlers.search_web),
     "models.info": Permit(spec=MODELS_INFO, phases=_READY, task=handlers.models_info),
     "db.query": Permit(spec=METHODS["db.query"], phases=_READY, task=handlers.db_query),
+    "llm.embed": Permit(spec=METHODS["llm.embed"], phases=_READY, task=handlers.llm_embed),
     "auth.login": Permit(spec=AUTH_LOGIN, phases=_READY, task=handlers.auth_login),
     "auth.verify": Permit(spec=AUTH_VERIFY, phases=_READY, task=handlers.auth_verify),
     "auth.logout": Permit(spec=AUTH_LOGOUT, phases=_READY, task=handlers.auth_logout),

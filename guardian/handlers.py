@@ -156,6 +156,13 @@ async def llm_stream(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]
     )
 
 
+async def llm_embed(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
+    router = _router(ctx)
+    return await _audited(
+        ctx, params, "llm.embed", lambda principal: router.embed(params, principal)
+    )
+
+
 async def search_web(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
     router = _router(ctx)
     return await _audited(

@@ -24,7 +24,12 @@ from guardian.keys import KeyRing
 from guardian.ledger import UsageLedger, fallback_json
 from guardian.limits import Limits
 from guardian.outbound import DEFAULT_MAX_RESPONSE_BYTES, Outbound
-from guardian.providers.adapters import LLMAdapter, llm_adapter
+from guardian.providers.adapters import (
+    LLMAdapter,
+    embed_call,
+    llm_adapter,
+    parse_embeddings,
+)
 from guardian.providers.search import search_adapter
 from guardian.providers.sse import events
 from guardian.providers.types import (
@@ -558,6 +563,80 @@ class Router:
         if result.tool_calls and result.finish_reason == "stop":
             result.finish_reason = "tool_calls"
         return result
+
+    # embeddings ----------------------------------------------------------------------------
+    async def embed(self, params: dict[str, Any], principal: Principal) -> dict[str, Any]:
+        """Embeddings from the model's own provider; no fallback (vectors of another model
+        would not be comparable)."""
+        started = time.monotonic()
+        snapshot = self.state.snapshot
+        await self.admit(principal, "embeddings")
+        texts = params["input"] if isinstance(params["input"], list) else [params["input"]]
+        if not texts:
+            raise InvalidParams("input is empty")
+        path: list[dict[str, str]] = []
+        attempts = self._filter(
+            principal,
+            self.plan_llm(snapshot, None, {"model": params["model"]}, path),
+            {"model": params["model"]},
+            snapshot,
+            path,
+        )
+        attempt = attempts[0]
+        provider = attempt.provider
+        keys: list[tuple[str | None, str | None]] = [(None, None)]
+        if provider.requires_key:
+            keys = list(self.keyring(provider).order(snapshot.secrets))
+        failure: ProviderFailure | None = None
+        for name, key in keys:
+            call = embed_call(provider, key, attempt.model, texts)
+            try:
+                body = await self.outbound.json(
+                    provider.name,
+                    call,
+                    timeout=provider.timeout_sec,
+                    max_bytes=DEFAULT_MAX_RESPONSE_BYTES,
+                )
+                vectors, tokens = parse_embeddings(provider, body)
+            except ProviderFailure as exc:
+                if name is not None and exc.blames_key:
+                    self.keyring(provider).mark_failing(name, f"HTTP {exc.status}")
+                    failure = exc
+                    continue
+                failure = exc
+                break
+            latency_ms = round((time.monotonic() - started) * 1000, 3)
+            cost = cost_usd(snapshot.config.models.get(attempt.model), tokens, 0)
+            self._record(
+                principal,
+                "embeddings",
+                provider.name,
+                attempt.model,
+                tokens,
+                0,
+                cost,
+                latency_ms,
+                "ok",
+                path,
+            )
+            return {
+                "data": vectors,
+                "model": attempt.model,
+                "provider": provider.name,
+                "usage": {"input_tokens": tokens},
+            }
+        error = self._final_error(
+            [
+                *path,
+                {
+                    "provider": provider.name,
+                    "error": self._redact(failure.describe() if failure else "no key"),
+                },
+            ],
+            (attempt, failure) if failure else None,
+            None,
+        )
+        raise error
 
     # search --------------------------------------------------------------------------------
     async def search(self, params: dict[str, Any], principal: Principal) -> dict[str, Any]:

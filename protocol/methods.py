@@ -145,6 +145,23 @@ LLM_STREAM = MethodSpec(
     streaming=True,
 )
 
+LLM_EMBED = MethodSpec(
+    name="llm.embed",
+    doc="Embeddings of one text or a list of texts, from the model's provider.",
+    params={
+        "caller": CALLER,
+        "model": Field(type=str, max_len=200),
+        "input": Field(type=(str, list), max_len=2048, items=str),
+    },
+    result={
+        "data": Field(type=list, max_len=None),
+        "model": Field(type=str),
+        "provider": Field(type=str),
+        "usage": Field(type=dict),
+    },
+    surfaces=_BOTH,
+)
+
 SEARCH_WEB = MethodSpec(
     name="search.web",
     doc="A web search through the search provider chain.",
@@ -386,6 +403,7 @@ METHODS: dict[str, MethodSpec] = {
         SEARCH_WEB,
         MODELS_INFO,
         DB_QUERY,
+        LLM_EMBED,
         AUTH_LOGIN,
         AUTH_VERIFY,
         AUTH_LOGOUT,

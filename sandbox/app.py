@@ -91,6 +91,7 @@ def build_app(settings: SandboxSettings, link: GuardianLink) -> Starlette:
         Route("/auth/logout", logout, methods=["POST"]),
         Route("/v1/chat/completions", openai_api.chat_completions, methods=["POST"]),
         Route("/v1/models", openai_api.models, methods=["GET"]),
+        Route("/v1/embeddings", openai_api.embeddings, methods=["POST"]),
         Route("/api", json_api.api, methods=["POST"]),
         Route("/metrics", metrics_endpoint, methods=["GET"]),
         Mount("/mcp", app=mcp_http),

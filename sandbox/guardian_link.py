@@ -173,6 +173,10 @@ class GuardianLink:
             "llm.stream", {"caller": caller.to_wire(), "tool": tool, **params}
         )
 
+    async def llm_embed(self, caller: Caller, model: str, texts: str | list[str]) -> dict[str, Any]:
+        params = {"caller": caller.to_wire(), "model": model, "input": texts}
+        return await self._observed("llm.embed", self._client.call("llm.embed", params))
+
     async def _observed(self, method: str, call: Any) -> dict[str, Any]:
         started = time.perf_counter()
         try:

@@ -8,8 +8,10 @@ provider, so `model` is resolved by the guardian's configuration. Errors keep Op
 
 from __future__ import annotations
 
+import base64
 import json
 import secrets
+import struct
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -292,3 +294,47 @@ async def models(request: Request) -> Response:
         if m.get("provider_active")
     ]
     return JSONResponse({"object": "list", "data": data})
+
+
+async def embeddings(request: Request) -> Response:
+    """`/v1/embeddings`: float or base64 (what the OpenAI SDK asks for by default)."""
+    link: GuardianLink = request.app.state.link
+    body = await _json_body(request)
+    if isinstance(body, JSONResponse):
+        return body
+    unknown = sorted(set(body) - {"model", "input", "encoding_format", "user", "dimensions"})
+    if unknown:
+        return _bad_request(f"unsupported parameter(s): {', '.join(unknown)}", unknown[0])
+    if body.get("dimensions") is not None:
+        return _bad_request("'dimensions' is not supported", "dimensions")
+    texts = body.get("input")
+    if not isinstance(body.get("model"), str) or not (
+        isinstance(texts, str)
+        or (isinstance(texts, list) and texts and all(isinstance(t, str) for t in texts))
+    ):
+        return _bad_request(
+            "'model' and 'input' (a string or a list of strings) are required", "input"
+        )
+    encoding = body.get("encoding_format") or "float"
+    if encoding not in ("float", "base64"):
+        return _bad_request("encoding_format is 'float' or 'base64'", "encoding_format")
+    caller = caller_of(request.scope, request.app.state.proxies)
+    try:
+        result = await link.llm_embed(caller, body["model"], texts)
+    except RPCError as exc:
+        return from_rpc_error(exc)
+    data = []
+    for index, vector in enumerate(result["data"]):
+        embedding: Any = vector
+        if encoding == "base64":
+            embedding = base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
+        data.append({"object": "embedding", "index": index, "embedding": embedding})
+    tokens = result["usage"].get("input_tokens", 0)
+    return JSONResponse(
+        {
+            "object": "list",
+            "data": data,
+            "model": result["model"],
+            "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+        }
+    )

@@ -539,6 +539,50 @@ class OpenAIAdapter:
         )
 
 
+def embed_call(provider: ProviderConfig, key: str | None, model: str, texts: list[str]) -> HttpCall:
+    """The embeddings request in the provider's wire format."""
+    if provider.api == "anthropic":
+        raise InvalidParams(f"provider {provider.name} (Anthropic) has no embeddings API")
+    if provider.api == "gemini":
+        model = model.removeprefix("models/")
+        if not _MODEL_ID.match(model):
+            raise InvalidParams(f"model id {model!r} is not valid")
+        body = {
+            "requests": [
+                {"model": f"models/{model}", "content": {"parts": [{"text": t}]}} for t in texts
+            ]
+        }
+        return HttpCall(
+            method="POST",
+            url=f"{provider.base_url}/models/{quote(model, safe='')}:batchEmbedContents",
+            headers=_headers(provider, {"x-goog-api-key": key} if key else {}),
+            json=body,
+        )
+    return HttpCall(
+        method="POST",
+        url=f"{provider.base_url}/embeddings",
+        headers=_headers(provider, {"authorization": f"Bearer {key}"} if key else {}),
+        json={"model": model, "input": texts, "encoding_format": "float"},
+    )
+
+
+def parse_embeddings(provider: ProviderConfig, body: Any) -> tuple[list[list[float]], int]:
+    """(vectors in input order, input tokens)."""
+    if provider.api == "gemini":
+        items = _get(body, "embeddings")
+        vectors = [_get(item, "values") for item in items] if isinstance(items, list) else None
+        tokens = 0
+    else:
+        items = _get(body, "data")
+        if isinstance(items, list):
+            items = sorted(items, key=lambda item: _int(_get(item, "index")))
+        vectors = [_get(item, "embedding") for item in items] if isinstance(items, list) else None
+        tokens = _int(_get(body, "usage", "prompt_tokens"))
+    if vectors is None or not all(isinstance(v, list) for v in vectors):
+        raise malformed("embeddings reply without vectors")
+    return vectors, tokens
+
+
 def llm_adapter(provider: ProviderConfig) -> LLMAdapter:
     if provider.api == "anthropic":
         return AnthropicAdapter(provider)

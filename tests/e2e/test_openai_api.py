@@ -216,3 +216,25 @@ def test_json_api(w: World) -> None:
     failed = api({"tool": "llm_complete", "params": {"prompt": "x"}})
     assert failed.status_code == 502 and failed.json()["error"]["code"] == "provider_error"
     assert "Traceback" not in failed.text
+
+
+@pytest.mark.parametrize(
+    ("model", "fake"),
+    [("openrouter/text-embedding-3-small", "openrouter"), ("gemini/text-embedding-004", "gemini")],
+)
+def test_embeddings_with_the_sdk(w: World, model: str, fake: str) -> None:
+    result = sdk(w).embeddings.create(model=model, input=["hello", "world!"])  # base64 on the wire
+    assert [d.embedding for d in result.data] == [
+        [5.0, 0.5, -1.0, float(sum(map(ord, "hello")) % 7)],
+        [6.0, 0.5, -1.0, float(sum(map(ord, "world!")) % 7)],
+    ]
+    floats = httpx.post(
+        f"{w.stack.url}/v1/embeddings",
+        json={"model": model, "input": "x", "encoding_format": "float"},
+    ).json()
+    assert floats["data"][0]["embedding"][:3] == [1.0, 0.5, -1.0]
+    assert getattr(w, fake).requests[-1].headers.get("authorization") or getattr(w, fake).requests[
+        -1
+    ].headers.get("x-goog-api-key")
+    with pytest.raises(openai.BadRequestError, match="no embeddings API"):
+        sdk(w).embeddings.create(model="anthropic/any-model", input="x")

@@ -13,6 +13,11 @@ from tests.fakes.base import Behaviour, FakeServer
 TOOL_ARGS = {"city": "Paris"}
 
 
+def fake_vector(text: str) -> list[float]:
+    """A small, deterministic embedding (exact in float32)."""
+    return [float(len(text)), 0.5, -1.0, float(sum(map(ord, text)) % 7)]
+
+
 def wants_tool_call(body: dict[str, Any], tools_key: str = "tools") -> str | None:
     """The first tool's name when the caller offers tools and has no tool result yet."""
     tools = body.get(tools_key) or []
@@ -185,6 +190,13 @@ class FakeGemini(FakeServer):
     def routes(self, app: web.Application) -> None:
         app.router.add_post("/v1beta/models/{call}", self.generate)
 
+    async def embed(self, request: web.Request, recorded: Any) -> web.StreamResponse:
+        vectors = [
+            {"values": fake_vector(r["content"]["parts"][0]["text"])}
+            for r in recorded.body.get("requests", [])
+        ]
+        return web.json_response({"embeddings": vectors})
+
     def key_of(self, request: web.Request) -> str | None:
         return request.headers.get("x-goog-api-key")
 
@@ -214,6 +226,8 @@ class FakeGemini(FakeServer):
         if early is not None:
             return early
         model, _, operation = request.match_info["call"].partition(":")
+        if operation == "batchEmbedContents":
+            return await self.embed(request, recorded)
         text = self.text_for(behaviour)
         tool = wants_tool_call(recorded.body or {})
         if tool:
@@ -251,6 +265,26 @@ class FakeOpenAI(FakeServer):
 
     def routes(self, app: web.Application) -> None:
         app.router.add_post("/v1/chat/completions", self.completions)
+        app.router.add_post("/v1/embeddings", self.embeddings)
+
+    async def embeddings(self, request: web.Request) -> web.StreamResponse:
+        _behaviour, recorded, early = await self.preamble(request)
+        if early is not None:
+            return early
+        texts = recorded.body.get("input")
+        texts = texts if isinstance(texts, list) else [texts]
+        data = [
+            {"object": "embedding", "index": i, "embedding": fake_vector(t)}
+            for i, t in enumerate(texts)
+        ]
+        return web.json_response(
+            {
+                "object": "list",
+                "data": data,
+                "model": recorded.body["model"],
+                "usage": {"prompt_tokens": 3 * len(texts), "total_tokens": 3 * len(texts)},
+            }
+        )
 
     def key_of(self, request: web.Request) -> str | None:
         auth = request.headers.get("authorization", "")
