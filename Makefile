@@ -45,8 +45,13 @@ format: $(VENV)/.dev
 	$(PY) -m ruff check --fix .
 
 bench: $(VENV)/.dev
+	@command -v wrk >/dev/null || { test "$$(id -u)" = 0 && apt-get install -y -qq wrk >/dev/null; } || true
+	@test -x bench/.litellm-venv/bin/litellm || { python3 -m venv bench/.litellm-venv && \
+		bench/.litellm-venv/bin/pip install --quiet 'litellm[proxy]==1.108.7'; } || \
+		echo "bench: LiteLLM could not be installed; its rows are skipped"
 	$(PY) bench/rpc.py
 	$(PY) bench/gateway.py
+	$(PY) bench/vs_litellm.py
 
 # Re-pin after editing pyproject.toml (needs uv: `pip install uv`).
 lock:

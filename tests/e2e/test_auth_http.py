@@ -203,3 +203,13 @@ asyncio.run(main())
     finally:
         guardian.stop()
     assert Path(guardian.dir).exists() is False
+
+
+def test_openai_sdk_with_a_wrong_and_a_right_key(stack: Stack) -> None:
+    import openai
+
+    wrong = openai.OpenAI(base_url=f"{stack.url}/v1", api_key="sg_wrong", max_retries=0)
+    with pytest.raises(openai.AuthenticationError):
+        wrong.models.list()
+    right = openai.OpenAI(base_url=f"{stack.url}/v1", api_key=BOOTSTRAP, max_retries=0)
+    assert right.models.list().data is not None

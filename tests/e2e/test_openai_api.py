@@ -161,15 +161,21 @@ def test_errors_keep_openai_shape_and_status(w: World) -> None:
     with pytest.raises(openai.InternalServerError) as failed:
         client.chat.completions.create(model="claude-test", messages=hello)
     assert failed.value.status_code == 502
-    w.local.behave(Behaviour(hang_s=4))
-    slow = OpenAI(base_url=f"{w.stack.url}/v1", api_key="x", max_retries=0, timeout=30)
-    reply = httpx.post(
+    w.local.behave(Behaviour(hang_s=3))  # past the local provider's 1 s timeout
+    with pytest.raises(openai.APIStatusError) as slow:
+        client.chat.completions.create(model="llama-local", messages=hello)
+    assert slow.value.status_code == 504
+    client.chat.completions.create(model="rationed", messages=hello)
+    with pytest.raises(openai.RateLimitError) as limited:
+        client.chat.completions.create(model="rationed", messages=hello)
+    assert 1 <= int(limited.value.response.headers["retry-after"]) <= 60
+    too_big = httpx.post(
         f"{w.stack.url}/v1/chat/completions",
+        content=b"{" * (5 * 1024 * 1024),
+        headers={"content-type": "application/json"},
         timeout=30,
-        json={"model": "local/llama-local", "messages": hello},
     )
-    assert reply.status_code in (200, 504)  # the local provider's default timeout is 60 s
-    assert slow is not None
+    assert too_big.status_code == 413
 
 
 def test_a_failure_mid_stream_ends_with_an_error_event(w: World) -> None:

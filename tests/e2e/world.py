@@ -102,6 +102,7 @@ def config_for(w: dict[str, FakeServer]) -> str:
                 api="openai",
                 requires_key="false",
                 default_model="llama-local",
+                timeout_sec="1",
             ),
             block(
                 "SEARCH_PROVIDER",
@@ -115,6 +116,7 @@ def config_for(w: dict[str, FakeServer]) -> str:
             ),
             '[MODEL.claude-test]\nprovider = "anthropic"\ncost_input_per_1m = "3"\n'
             'cost_output_per_1m = "15"\nmax_output_tokens = "512"\n[MODEL.claude-test_END]',
+            '[MODEL.rationed]\nprovider = "local"\nrequests_per_min = "1"\n[MODEL.rationed_END]',
             '[TOOL.summarize]\nprovider_type = "llm"\ndefault_provider = "anthropic"\n'
             'system_prompt = "Summarize briefly."\ndescription = "Summarize a text."\n[TOOL.summarize_END]',
             '[TOOL.web_search]\nprovider_type = "search"\ndefault_provider = "brave"\n[TOOL.web_search_END]',
