@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import ipaddress
 import logging
 import secrets
 import time
@@ -25,7 +24,7 @@ from passlib.hash import pbkdf2_sha256
 from guardian.state import GuardianState
 from guardian.storage import Storage
 from protocol.errors import Forbidden, InvalidParams, NotFound, Unauthenticated
-from protocol.pyfun import RoleConfig, with_env_overrides
+from protocol.pyfun import RoleConfig, is_loopback_host, with_env_overrides
 
 logger = logging.getLogger("sealgate.guardian.auth")
 
@@ -93,15 +92,6 @@ class AuthLimits:
         )
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def check_name(name: str) -> str:
     if not name or len(name) > 64 or not all(c.isalnum() or c in "._-@" for c in name):
         raise InvalidParams("a user name is 1-64 letters, digits and . _ - @")
@@ -155,7 +145,7 @@ class Auth:
         if token and self._users == 0:
             await self.bootstrap(token)
         if not self.enabled:
-            if _is_loopback(self._bind_host()):
+            if is_loopback_host(self._bind_host()):
                 logger.warning("no user exists: the gateway is open (bound to loopback only)")
             else:
                 logger.warning(
@@ -188,7 +178,7 @@ class Auth:
         if not enabled:
             # Open mode: nobody to resolve a credential to. SDKs always send some key, so
             # one is ignored rather than refused.
-            if not _is_loopback(self._bind_host()):
+            if not is_loopback_host(self._bind_host()):
                 raise Unauthenticated(
                     "no user exists and this gateway is not bound to loopback: create one with"
                     " `python -m guardian.ctl users add NAME`, or set SEALGATE_BOOTSTRAP_TOKEN"

@@ -419,7 +419,8 @@ class _Reader:
         ]
 
 
-def _is_loopback_host(host: str) -> bool:
+def is_loopback_host(host: str) -> bool:
+    """`localhost` or a loopback address (what \"local only\" means everywhere)."""
     if host == "localhost":
         return True
     try:
@@ -441,7 +442,7 @@ def _check_url(reader: _Reader, url: str, allow_insecure: bool) -> None:
         raise reader.error("base_url", "base_url must not carry credentials; use env_key")
     if parts.query or parts.fragment:
         raise reader.error("base_url", "base_url must not carry a query or fragment")
-    if parts.scheme == "http" and not (allow_insecure and _is_loopback_host(host)):
+    if parts.scheme == "http" and not (allow_insecure and is_loopback_host(host)):
         raise reader.error(
             "base_url",
             f"base_url {url!r} must use https (plain http only for a loopback host with"

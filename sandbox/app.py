@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import logging
 import os
 from collections.abc import AsyncIterator
@@ -14,7 +13,7 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import Mount, Route
 
-from protocol.pyfun import PyfunError
+from protocol.pyfun import PyfunError, is_loopback_host
 from sandbox import json_api, openai_api
 from sandbox.auth import AuthGate, VerifyCache, login, logout
 from sandbox.caller import Proxies
@@ -33,15 +32,6 @@ logger = logging.getLogger("sealgate.sandbox")
 GUARDIAN_WAIT_S = 10.0
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def build_app(settings: SandboxSettings, link: GuardianLink) -> Starlette:
     hub = settings.config.hub
     ttl = float(settings.config.db_sync.get("tool_cache_ttl_sec", DEFAULT_TTL_S))
@@ -50,7 +40,7 @@ def build_app(settings: SandboxSettings, link: GuardianLink) -> Starlette:
     # Host/Origin protection on both MCP transports: a present but foreign Origin gets 403.
     # Bound to loopback, only loopback Host names are served (DNS rebinding); bound
     # elsewhere, any Host unless [HUB] allowed_hosts narrows it.
-    allowed_hosts = list(hub.allowed_hosts) or (None if _is_loopback(hub.host) else ["*"])
+    allowed_hosts = list(hub.allowed_hosts) or (None if is_loopback_host(hub.host) else ["*"])
     allowed_origins = list(hub.allowed_origins) or None
     guard = {
         "host_origin_protection": True,

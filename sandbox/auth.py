@@ -18,17 +18,17 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from protocol.errors import RPCError, Unauthenticated, Unavailable
 from sandbox.caller import SESSION_COOKIE, Proxies, caller_of, client_address
+from sandbox.errors import http_status
 from sandbox.guardian_link import Caller, GuardianLink
 
 CACHE_S = 5.0
 PUBLIC_PATHS = frozenset({"/healthz", "/auth/login"})
 #: Paths that serve a reduced page instead of a 401 (the status page shows a login form).
 SOFT_PATHS = frozenset({"/"})
-STATUS = {"unauthenticated": 401, "forbidden": 403, "unavailable": 503, "rate_limited": 429}
 
 
 def error_response(exc: RPCError) -> JSONResponse:
-    status = STATUS.get(exc.code.value, 500 if exc.code.value == "internal" else 400)
+    status = http_status(exc.code.value)
     headers = {"www-authenticate": 'Bearer realm="sealgate"'} if status == 401 else None
     return JSONResponse(
         {"error": {"code": exc.code.value, "message": exc.message}},

@@ -16,20 +16,8 @@ from fastmcp.server.http import set_http_request
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from sandbox.errors import HTTP_STATUS, http_status
 from sandbox.mcp_tools import SealGateTools
-
-STATUS = {
-    "invalid_params": 400,
-    "unauthenticated": 401,
-    "forbidden": 403,
-    "not_found": 404,
-    "rate_limited": 429,
-    "budget_exceeded": 429,
-    "provider_error": 502,
-    "timeout": 504,
-    "unavailable": 503,
-    "internal": 500,
-}
 
 
 def error(status: int, code: str, message: str) -> JSONResponse:
@@ -82,7 +70,7 @@ async def api(request: Request) -> Response:
             result = await function(**params, **extra)
         except ToolError as exc:
             code, _, message = str(exc).partition(": ")
-            if code not in STATUS:
+            if code not in HTTP_STATUS:
                 code, message = "internal", str(exc)
-            return error(STATUS[code], code, message)
+            return error(http_status(code), code, message)
     return JSONResponse({"result": result.structured_content})

@@ -21,6 +21,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from protocol.errors import RPCError
 from sandbox.caller import caller_of
+from sandbox.errors import http_status
 from sandbox.guardian_link import GuardianLink
 
 #: Request fields passed to the guardian as they are.
@@ -39,18 +40,6 @@ ACCEPTED = {
     *PASSED,
 }
 
-STATUS = {
-    "invalid_params": 400,
-    "unauthenticated": 401,
-    "forbidden": 403,
-    "not_found": 404,
-    "rate_limited": 429,
-    "budget_exceeded": 429,
-    "provider_error": 502,
-    "timeout": 504,
-    "unavailable": 503,
-    "internal": 500,
-}
 ERROR_TYPE = {
     "invalid_params": "invalid_request_error",
     "unauthenticated": "authentication_error",
@@ -85,7 +74,7 @@ def from_rpc_error(exc: RPCError) -> JSONResponse:
     if code == "unauthenticated":
         headers = {"www-authenticate": 'Bearer realm="sealgate"'}
     return openai_error(
-        STATUS.get(code, 500), exc.message, ERROR_TYPE.get(code, "api_error"), code, headers=headers
+        http_status(code), exc.message, ERROR_TYPE.get(code, "api_error"), code, headers=headers
     )
 
 

@@ -228,3 +228,16 @@ def two_uid_possible() -> str | None:
         if not may_access(path, nobody, 0o4):
             return f"{path} is not readable by other users (checkout under a 0700 home?)"
     return None
+
+
+def run_ctl(admin_socket: Path, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    """The operator CLI against one guardian's admin socket, as an operator would run it."""
+    return subprocess.run(
+        [PYTHON, "-m", "guardian.ctl", "--socket", str(admin_socket), *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+        check=False,
+    )

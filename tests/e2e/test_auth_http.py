@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from tests.e2e.mcp_client import mcp_session
-from tests.helpers import ROOT, GuardianProcess, Stack
+from tests.helpers import ROOT, GuardianProcess, Stack, run_ctl
 
 BOOTSTRAP = "bootstrap-token-e2e-0123456789abcdef"
 ROLES = """
@@ -32,22 +32,8 @@ requires_key = "false"
 
 
 def ctl(stack: Stack, *args: str, stdin: str = "") -> str:
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "guardian.ctl",
-            "--socket",
-            str(stack.runtime / "guardian" / "admin.sock"),
-            *args,
-        ],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=60,
-        check=True,
-    )
+    done = run_ctl(stack.runtime / "guardian" / "admin.sock", *args, stdin=stdin)
+    done.check_returncode()
     return done.stdout.strip()
 
 

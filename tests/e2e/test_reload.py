@@ -17,25 +17,11 @@ import httpx
 import pytest
 
 from tests.e2e.mcp_client import mcp_session
-from tests.helpers import ROOT, Stack
+from tests.helpers import ROOT, Stack, run_ctl
 
 
 def ctl(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "guardian.ctl",
-            "--socket",
-            str(stack.runtime / "guardian" / "admin.sock"),
-            *args,
-        ],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=60,
-        check=False,
-    )
+    return run_ctl(stack.runtime / "guardian" / "admin.sock", *args)
 
 
 def write_env_file(stack: Stack, text: str) -> None:

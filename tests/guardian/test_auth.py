@@ -16,22 +16,14 @@ import pytest
 from protocol.channel import SocketChannel, open_unix_channel
 from protocol.client import RPCClient
 from protocol.errors import InvalidParams, Unauthenticated
-from tests.helpers import ROOT, GuardianProcess
+from tests.helpers import ROOT, GuardianProcess, run_ctl
 
 BOOTSTRAP = "bootstrap-token-for-tests-0123456789"
 UA = "pytest-agent"
 
 
 def ctl(guardian: GuardianProcess, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "guardian.ctl", "--socket", str(guardian.admin_path), *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=60,
-        check=False,
-    )
+    return run_ctl(guardian.admin_path, *args, stdin=stdin)
 
 
 @pytest.fixture

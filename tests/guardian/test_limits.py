@@ -3,8 +3,6 @@ one PostgreSQL."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -14,7 +12,7 @@ from protocol.channel import SocketChannel, open_unix_channel
 from protocol.client import RPCClient
 from protocol.errors import BudgetExceeded, Forbidden, RateLimited
 from tests.fakes.providers import FakeOpenAI
-from tests.helpers import ROOT, GuardianProcess
+from tests.helpers import GuardianProcess, run_ctl
 from tests.pg import PostgresServer
 
 
@@ -73,15 +71,8 @@ def pair(fake: FakeOpenAI, pg_database: str) -> Iterator[tuple[GuardianProcess, 
 
 
 def ctl(guardian: GuardianProcess, *args: str, stdin: str = "") -> str:
-    done = subprocess.run(
-        [sys.executable, "-m", "guardian.ctl", "--socket", str(guardian.admin_path), *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=60,
-        check=True,
-    )
+    done = run_ctl(guardian.admin_path, *args, stdin=stdin)
+    done.check_returncode()
     return done.stdout.strip()
 
 

@@ -6,7 +6,6 @@ import asyncio
 import base64
 import os
 import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -26,7 +25,7 @@ from guardian.storage import Storage, open_storage
 from protocol.channel import open_unix_channel
 from protocol.client import RPCClient
 from tests.fakes.providers import FakeOpenAI
-from tests.helpers import ROOT, GuardianProcess
+from tests.helpers import GuardianProcess, run_ctl
 
 KEY = os.urandom(32)
 OTHER_KEY = os.urandom(32)
@@ -98,15 +97,7 @@ async def test_store_versions_wrong_key_and_rekey(storage: Storage, tmp_path: Pa
 
 
 def ctl(guardian: GuardianProcess, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "guardian.ctl", "--socket", str(guardian.admin_path), *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=60,
-        check=False,
-    )
+    return run_ctl(guardian.admin_path, *args, stdin=stdin)
 
 
 def config(fake: FakeOpenAI) -> str:
