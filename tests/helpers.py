@@ -67,8 +67,12 @@ class Stack:
         *,
         env: Mapping[str, str] | None = None,
         config_text: str | None = None,
-        single_uid: bool = False,
+        single_uid: bool | None = None,
     ) -> None:
+        if single_uid is None:
+            # Two uids where this machine allows them (root, a checkout others can read);
+            # otherwise both processes share one, and the two-uid tests say why they skip.
+            single_uid = two_uid_possible() is not None
         self.dir = make_workdir("sealgate-stack-")
         self.port = free_port()
         self.config = self.dir / ".pyfun"
