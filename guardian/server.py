@@ -37,7 +37,7 @@ logger = logging.getLogger("sealgate.guardian")
 security_log = logging.getLogger("sealgate.security")
 
 
-class SecurityViolation(Exception):
+class SecurityViolation(ProtocolError):
     """The peer did something a sound client never does; its connection is closed."""
 
 
@@ -124,22 +124,34 @@ class GuardianServer:
         conn = _Connection(channel=channel, ctx=ctx, permits=dict(PERMITS[surface]))
         if surface is Surface.SANDBOX:
             self.state.sandbox_connections += 1
+        ended: asyncio.Future[ProtocolError] = asyncio.get_running_loop().create_future()
+
+        def on_messages(batch: list[Any]) -> None:
+            # Runs in the socket's data callback: inline handlers answer without a wakeup.
+            for raw in batch:
+                message = parse(raw)
+                if isinstance(message, Request):
+                    self._dispatch(conn, message)
+                elif isinstance(message, Notification):
+                    self._notified(conn, message)
+                else:
+                    raise SecurityViolation("sent a response or a stream frame")
+
+        def on_end(error: ProtocolError) -> None:
+            if not ended.done():
+                ended.set_result(error)
+
+        channel.deliver_to(on_messages, on_end)
         try:
-            while True:
-                for raw in await channel.receive():
-                    message = parse(raw)
-                    if isinstance(message, Request):
-                        self._dispatch(conn, message)
-                    elif isinstance(message, Notification):
-                        self._notified(conn, message)
-                    else:
-                        raise SecurityViolation("sent a response or a stream frame")
-        except ConnectionLost:
-            pass
-        except (ProtocolError, SecurityViolation) as exc:
-            security_log.warning(
-                "closed a %s connection from uid %d (pid %d): %s", surface.value, uid, pid, exc
-            )
+            error = await ended
+            if not isinstance(error, ConnectionLost):
+                security_log.warning(
+                    "closed a %s connection from uid %d (pid %d): %s",
+                    surface.value,
+                    uid,
+                    pid,
+                    error,
+                )
         finally:
             channel.close()
             self._sandbox_connections.discard(conn)

@@ -286,12 +286,20 @@ class RPCClient:
         return result
 
     async def _read(self, channel: Channel) -> None:
+        """Deliver responses straight from the channel's callback until the channel ends."""
+        ended: asyncio.Future[ProtocolError] = asyncio.get_running_loop().create_future()
+
+        def on_messages(batch: list[Any]) -> None:
+            for raw in batch:
+                self._deliver(parse(raw))
+
+        def on_end(error: ProtocolError) -> None:
+            if not ended.done():
+                ended.set_result(error)
+
+        channel.deliver_to(on_messages, on_end)
         try:
-            while True:
-                for raw in await channel.receive():
-                    self._deliver(parse(raw))
-        except ProtocolError as exc:
-            self.last_error = str(exc)
+            self.last_error = str(await ended)
         finally:
             channel.close()
             self._channel = None
