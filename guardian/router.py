@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from guardian import policy
 from guardian.auth import Principal
 from guardian.keys import KeyRing
 from guardian.ledger import UsageLedger, fallback_json
@@ -50,7 +51,7 @@ from protocol.errors import (
     Timeout,
     Unavailable,
 )
-from protocol.pyfun import ModelConfig, ProviderConfig, RoleConfig, ToolConfig
+from protocol.pyfun import ModelConfig, ProviderConfig, ToolConfig
 
 logger = logging.getLogger("sealgate.guardian.router")
 
@@ -121,20 +122,6 @@ def cost_usd(model: ModelConfig | None, input_tokens: int, output_tokens: int) -
     return round(cost / 1_000_000, 8)
 
 
-def known_models(config: Any) -> set[str]:
-    """Every model id the configuration names: [MODEL.*], defaults and provider lists."""
-    known = set(config.models)
-    for provider in config.llm_providers.values():
-        known.update(provider.models)
-        if provider.default_model:
-            known.add(provider.default_model)
-    return known
-
-
-def allows(names: tuple[str, ...], value: str) -> bool:
-    return "*" in names or value in names
-
-
 class Router:
     def __init__(
         self,
@@ -151,45 +138,8 @@ class Router:
         self.key_used = key_used
         self._keyrings: dict[str, KeyRing] = {}
 
-    # policy --------------------------------------------------------------------------------
     async def admit(self, principal: Principal, tool: str) -> None:
-        """The checks made before any provider is chosen: tool, principal rate, budget."""
-        role = principal.role
-        if not allows(role.tools, tool):
-            raise Forbidden(f"role {role.name!r} may not use tool {tool!r}")
-        if self.limits is None:
-            return
-        if role.requests_per_min:
-            await self.limits.hit(
-                f"principal:{principal.name}", role.requests_per_min, f"principal {principal.name}"
-            )
-        if role.monthly_budget_usd is not None:
-            await self.limits.check_budget(principal.name, role.monthly_budget_usd)
-
-    def _permitted(
-        self,
-        role: RoleConfig,
-        provider: ProviderConfig,
-        model: str,
-        pinned: bool,
-        snapshot: Snapshot,
-    ) -> str | None:
-        """Why `role` may not send `model` to `provider`, or None if it may."""
-        reason = None
-        if not allows(role.providers, provider.name):
-            reason = f"provider {provider.name!r} is not allowed for role {role.name!r}"
-        elif model and not allows(role.models, model):
-            reason = f"model {model!r} is not allowed for role {role.name!r}"
-        elif role.monthly_budget_usd is not None and model:
-            entry = snapshot.config.models.get(model)
-            if entry is None or entry.cost_input_per_1m is None or entry.cost_output_per_1m is None:
-                reason = (
-                    f"model {model!r} has no cost entry, and a principal with a budget"
-                    " may only use models that have one"
-                )
-        if reason and pinned:
-            raise Forbidden(reason)
-        return reason
+        await policy.admit(self.limits, principal, tool)
 
     def keyring(self, provider: ProviderConfig) -> KeyRing:
         ring = self._keyrings.get(provider.name)
@@ -247,7 +197,7 @@ class Router:
                 raise InvalidParams(
                     f"model names provider {prefix!r} but provider is {provider_name!r}"
                 )
-            if not prefix and model not in known_models(config):
+            if not prefix and model not in policy.known_models(config):
                 raise NotFound(
                     f"model {model!r} is not configured; add a [MODEL.{model}] block, or name its"
                     " provider as 'provider/model'"
@@ -403,8 +353,8 @@ class Router:
         kept = []
         for index, attempt in enumerate(attempts):
             pinned = index == 0 and bool(params.get("provider") or params.get("model"))
-            reason = self._permitted(
-                principal.role, attempt.provider, attempt.model, pinned, snapshot
+            reason = policy.refusal(
+                principal.role, attempt.provider, attempt.model, pinned, snapshot.config
             )
             if reason:
                 path.append({"provider": attempt.provider.name, "error": f"skipped: {reason}"})
@@ -654,9 +604,9 @@ class Router:
             snapshot, snapshot.config.search_providers, snapshot.search_providers, start, path
         )
         role = principal.role
-        if params.get("provider") and not allows(role.providers, start):
+        if params.get("provider") and not policy.allows(role.providers, start):
             raise Forbidden(f"provider {start!r} is not allowed for role {role.name!r}")
-        chain = [p for p in chain if allows(role.providers, p.name)]
+        chain = [p for p in chain if policy.allows(role.providers, p.name)]
         if not chain:
             raise Forbidden(f"role {role.name!r} may use no search provider here")
         deadline = started + self._budget(tool, chain)
@@ -746,8 +696,8 @@ class Router:
             if wanted and model_id != wanted:
                 continue
             if principal is not None and not (
-                allows(principal.role.models, model_id)
-                and allows(principal.role.providers, provider)
+                policy.allows(principal.role.models, model_id)
+                and policy.allows(principal.role.providers, provider)
             ):
                 continue
             entry = config.models.get(model_id)
