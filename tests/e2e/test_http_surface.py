@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -184,3 +185,14 @@ def test_metrics_need_an_admin(stack_factory: Callable[..., Stack]) -> None:
     ).stdout.strip()
     user = httpx.get(f"{stack.url}/metrics", headers={"authorization": f"Bearer {token}"})
     assert user.status_code == 403
+
+
+def test_a_client_that_never_finishes_its_headers_is_dropped(
+    stack_factory: Callable[..., Stack],
+) -> None:
+    stack = _stack_with(stack_factory, 'idle_timeout_s = "2"')
+    with socket.create_connection(("127.0.0.1", stack.port), timeout=15) as sock:
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # and never the blank line
+        started = time.monotonic()
+        assert sock.recv(100) == b""
+        assert 1.5 < time.monotonic() - started < 10
