@@ -105,6 +105,8 @@ class Auth:
         self.environ = environ
         self._users = 0
         self._counted_at = 0.0
+        self._bind_for: object = None
+        self._bind = ""
         self._cache: dict[str, tuple[float, Principal]] = {}
 
     # configuration -------------------------------------------------------------------------
@@ -137,7 +139,12 @@ class Auth:
         return self.enabled
 
     def _bind_host(self) -> str:
-        return with_env_overrides(self.state.snapshot.config, self.environ).hub.host
+        """Where the sandbox listens (HUB_HOST wins over [HUB]); computed once per config."""
+        config = self.state.snapshot.config
+        if self._bind_for is not config:
+            self._bind_for = config
+            self._bind = with_env_overrides(config, self.environ).hub.host
+        return self._bind
 
     async def start(self) -> None:
         self._users = await self.storage.count_users()
