@@ -107,6 +107,14 @@ class Outbound:
         for client in clients.values():
             await client.aclose()
 
+    async def _send(self, provider: str, call: HttpCall) -> httpx.Response:
+        """Send `call` on the provider's pooled client; the body is left to the caller."""
+        client = self._client(provider)
+        request = client.build_request(
+            call.method, call.url, headers=call.headers, json=call.json, params=call.params
+        )
+        return await client.send(request, stream=True)
+
     async def _read_capped(self, response: httpx.Response, max_bytes: int) -> bytes:
         body = bytearray()
         async for chunk in response.aiter_raw():
@@ -117,13 +125,9 @@ class Outbound:
 
     async def json(self, provider: str, call: HttpCall, *, timeout: float, max_bytes: int) -> Any:
         """Send `call`; return the decoded JSON reply or raise `ProviderFailure`."""
-        client = self._client(provider)
         with translated(timeout):
             async with asyncio.timeout(timeout):
-                request = client.build_request(
-                    call.method, call.url, headers=call.headers, json=call.json, params=call.params
-                )
-                response = await client.send(request, stream=True)
+                response = await self._send(provider, call)
                 try:
                     body = await self._read_capped(response, max_bytes)
                 finally:
@@ -145,13 +149,9 @@ class Outbound:
         Leaving the block closes the connection, which is how a cancelled stream stops the
         provider's work.
         """
-        client = self._client(provider)
         with translated(timeout):
             async with asyncio.timeout(timeout):
-                request = client.build_request(
-                    call.method, call.url, headers=call.headers, json=call.json, params=call.params
-                )
-                response = await client.send(request, stream=True)
+                response = await self._send(provider, call)
         try:
             if response.status_code >= 400:
                 with translated(timeout):

@@ -103,7 +103,26 @@ class _Inbox:
             waiter.set_result(None)
 
 
-class SocketChannel(asyncio.Protocol):
+class _Receiving:
+    """The receiving half both channels share: `receive` or `deliver_to`, fed by `_inbox`."""
+
+    _inbox: _Inbox
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    async def receive(self) -> list[Any]:
+        return await self._inbox.take()
+
+    def deliver_to(self, on_messages: Listener, on_end: EndListener) -> None:
+        def end(error: ProtocolError) -> None:
+            self.close()
+            on_end(error)
+
+        self._inbox.listen(on_messages, end)
+
+
+class SocketChannel(_Receiving, asyncio.Protocol):
     """A channel over a stream socket, with flow control on the sending side."""
 
     def __init__(self, max_frame_size: int = DEFAULT_MAX_FRAME_SIZE) -> None:
@@ -155,16 +174,6 @@ class SocketChannel(asyncio.Protocol):
             raise ConnectionLost("the connection is closed")
         self._transport.write(data)
 
-    async def receive(self) -> list[Any]:
-        return await self._inbox.take()
-
-    def deliver_to(self, on_messages: Listener, on_end: EndListener) -> None:
-        def end(error: ProtocolError) -> None:
-            self.close()
-            on_end(error)
-
-        self._inbox.listen(on_messages, end)
-
     async def drain(self) -> None:
         if self._paused and not self.closed:
             waiter = asyncio.get_running_loop().create_future()
@@ -204,7 +213,7 @@ async def open_unix_channel(
     return channel
 
 
-class MemoryChannel:
+class MemoryChannel(_Receiving):
     """One end of an in-memory channel pair; frames are really encoded and decoded."""
 
     def __init__(self, max_frame_size: int = DEFAULT_MAX_FRAME_SIZE) -> None:
@@ -235,16 +244,6 @@ class MemoryChannel:
             return
         if messages:
             peer._inbox.put(messages)
-
-    async def receive(self) -> list[Any]:
-        return await self._inbox.take()
-
-    def deliver_to(self, on_messages: Listener, on_end: EndListener) -> None:
-        def end(error: ProtocolError) -> None:
-            self.close()
-            on_end(error)
-
-        self._inbox.listen(on_messages, end)
 
     async def drain(self) -> None:
         return None

@@ -42,6 +42,18 @@ def _optional(**params: Any) -> dict[str, Any]:
     return {key: value for key, value in params.items() if value is not None}
 
 
+_PROMPT_OPTIONS = frozenset({"system", "provider", "model", "max_tokens", "temperature"})
+
+
+def _prompt_params(
+    caller: Caller, tool: str, prompt: str, options: dict[str, Any]
+) -> dict[str, Any]:
+    unknown = set(options) - _PROMPT_OPTIONS
+    if unknown:
+        raise RuntimeError(f"llm options {sorted(unknown)} do not exist.")
+    return {"caller": caller.to_wire(), "tool": tool, "prompt": prompt, **_optional(**options)}
+
+
 @dataclass(frozen=True, slots=True)
 class ActiveNames:
     """What the guardian says is usable now: names only, never a key or an endpoint."""
@@ -107,57 +119,16 @@ class GuardianLink:
         return await self._client.call("health", {}, timeout=timeout)
 
     async def llm_complete(
-        self,
-        caller: Caller,
-        tool: str,
-        prompt: str,
-        *,
-        system: str | None = None,
-        provider: str | None = None,
-        model: str | None = None,
-        max_tokens: int | None = None,
-        temperature: float | None = None,
+        self, caller: Caller, tool: str, prompt: str, **options: Any
     ) -> dict[str, Any]:
-        params = {
-            "caller": caller.to_wire(),
-            "tool": tool,
-            "prompt": prompt,
-            **_optional(
-                system=system,
-                provider=provider,
-                model=model,
-                max_tokens=max_tokens,
-                temperature=temperature,
-            ),
-        }
-        return await self._observed("llm.complete", self._client.call("llm.complete", params))
+        """A prompt through the tool's chain; options: system, provider, model, max_tokens,
+        temperature (None means unset)."""
+        call = self._client.call("llm.complete", _prompt_params(caller, tool, prompt, options))
+        return await self._observed("llm.complete", call)
 
-    def llm_stream(
-        self,
-        caller: Caller,
-        tool: str,
-        prompt: str,
-        *,
-        system: str | None = None,
-        provider: str | None = None,
-        model: str | None = None,
-        max_tokens: int | None = None,
-        temperature: float | None = None,
-    ) -> RPCStream:
+    def llm_stream(self, caller: Caller, tool: str, prompt: str, **options: Any) -> RPCStream:
         """Chunks `{"text": delta}` as the provider sends them; `.result` after the last."""
-        params = {
-            "caller": caller.to_wire(),
-            "tool": tool,
-            "prompt": prompt,
-            **_optional(
-                system=system,
-                provider=provider,
-                model=model,
-                max_tokens=max_tokens,
-                temperature=temperature,
-            ),
-        }
-        return self._client.stream("llm.stream", params)
+        return self._client.stream("llm.stream", _prompt_params(caller, tool, prompt, options))
 
     async def llm_complete_params(
         self, caller: Caller, tool: str, params: dict[str, Any]
