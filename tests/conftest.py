@@ -16,9 +16,14 @@ def stack_factory() -> Iterator[Callable[..., Stack]]:
     stacks: list[Stack] = []
 
     def start(**kwargs: object) -> Stack:
+        """`before_start(stack)` runs after the stack's directory exists and before the
+        supervisor starts (to place files the supervisor checks)."""
         wait = bool(kwargs.pop("wait", True))
+        before_start = kwargs.pop("before_start", None)
         stack = Stack(**kwargs)  # type: ignore[arg-type]
         stacks.append(stack)
+        if callable(before_start):
+            before_start(stack)
         return stack.start(wait=wait)
 
     yield start

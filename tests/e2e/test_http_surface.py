@@ -45,7 +45,7 @@ def test_oversized_and_slow_bodies(w: World) -> None:
         timeout=30,
     )
     assert big.status_code == 413 and big.json()["error"]["code"] == "payload_too_large"
-    with socket.create_connection(("127.0.0.1", w.stack.port), timeout=45) as sock:
+    with socket.create_connection(("127.0.0.1", w.stack.port), timeout=15) as sock:
         sock.sendall(
             b"POST /api HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json"
             b'\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n{"too\r\n'

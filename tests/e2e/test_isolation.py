@@ -55,9 +55,8 @@ def _secret_env_file(stack_dir: Path) -> Path:
 def test_two_uids_and_the_sandbox_cannot_read_guardian_files(
     stack_factory: Callable[..., Stack],
 ) -> None:
-    stack = stack_factory(wait=False)
-    env_file = _secret_env_file(stack.dir)
-    stack.wait_healthy()
+    stack = stack_factory(before_start=lambda s: _secret_env_file(s.dir))
+    env_file = stack.dir / ".env"
     guardian, sandbox = stack.pid_of("guardian"), stack.pid_of("sandbox")
     g_uid, s_uid = os.stat(f"/proc/{guardian}").st_uid, os.stat(f"/proc/{sandbox}").st_uid
     assert g_uid != s_uid and 0 not in (g_uid, s_uid)
@@ -126,9 +125,11 @@ async def test_root_is_refused_on_the_sandbox_socket(stack_factory: Callable[...
 
 @needs_two_uids
 def test_an_env_file_the_sandbox_could_read_is_refused(stack_factory: Callable[..., Stack]) -> None:
-    stack = stack_factory(wait=False)
-    env_file = _secret_env_file(stack.dir)
-    env_file.chmod(0o644)
+    def readable_env_file(stack: Stack) -> None:
+        _secret_env_file(stack.dir).chmod(0o644)
+
+    stack = stack_factory(before_start=readable_env_file, wait=False)
+    env_file = stack.dir / ".env"
     assert stack.process is not None
     assert stack.process.wait(timeout=30) == 78
     logs = stack.logs()

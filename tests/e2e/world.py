@@ -56,7 +56,7 @@ def config_for(w: dict[str, FakeServer]) -> str:
 
     return "\n".join(
         [
-            '[HUB]\nname = "SealGate test"\n[HUB_END]',
+            '[HUB]\nname = "SealGate test"\nbody_timeout_s = "3"\n[HUB_END]',
             block(
                 "LLM_PROVIDER",
                 "anthropic",
