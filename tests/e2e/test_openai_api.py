@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import httpx
@@ -244,3 +245,25 @@ def test_embeddings_with_the_sdk(w: World, model: str, fake: str) -> None:
     ].headers.get("x-goog-api-key")
     with pytest.raises(openai.BadRequestError, match="no embeddings API"):
         sdk(w).embeddings.create(model="anthropic/any-model", input="x")
+
+
+def test_a_client_leaving_a_stream_stops_the_provider_request(w: World) -> None:
+    w.openrouter.behave(Behaviour(stream_hold=True))
+    before = w.openrouter.disconnects
+    with httpx.stream(
+        "POST",
+        f"{w.stack.url}/v1/chat/completions",
+        timeout=30,
+        json={
+            "model": "meta/llama:free",
+            "stream": True,
+            "messages": [{"role": "user", "content": "hi"}],
+        },
+    ) as reply:
+        for line in reply.iter_lines():
+            if '"content": "' in line and '"content": ""' not in line:
+                break  # the first words arrived; now hang up
+    deadline = time.monotonic() + 10
+    while w.openrouter.disconnects == before:
+        assert time.monotonic() < deadline, "the provider request outlived the client"
+        time.sleep(0.05)
