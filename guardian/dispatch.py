@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from guardian import handlers
+from guardian import handlers, operator
 from guardian.handlers import CallContext
 from protocol.methods import (
     AUTH_LOGIN,
@@ -76,28 +76,28 @@ def _operator(name: str, handler: TaskHandler) -> Permit:
 
 #: Operator commands: the admin socket only (the guardian's own uid or root).
 _OPERATOR: Mapping[str, Permit] = {
-    "users.add": _operator("users.add", handlers.users_add),
-    "users.list": _operator("users.list", handlers.users_list),
-    "users.lock": _operator("users.lock", handlers.users_lock),
-    "users.unlock": _operator("users.unlock", handlers.users_unlock),
-    "users.delete": _operator("users.delete", handlers.users_delete),
-    "users.passwd": _operator("users.passwd", handlers.users_passwd),
-    "users.role": _operator("users.role", handlers.users_role),
-    "tokens.issue": _operator("tokens.issue", handlers.tokens_issue),
-    "tokens.list": _operator("tokens.list", handlers.tokens_list),
-    "tokens.revoke": _operator("tokens.revoke", handlers.tokens_revoke),
-    "sessions.list": _operator("sessions.list", handlers.sessions_list),
-    "sessions.revoke": _operator("sessions.revoke", handlers.sessions_revoke),
-    "providers": Permit(spec=METHODS["providers"], phases=_READY, inline=handlers.providers),
-    "secrets.set": _operator("secrets.set", handlers.secrets_set),
-    "secrets.list": _operator("secrets.list", handlers.secrets_list),
-    "secrets.history": _operator("secrets.history", handlers.secrets_history),
-    "secrets.delete": _operator("secrets.delete", handlers.secrets_delete),
-    "secrets.rekey": _operator("secrets.rekey", handlers.secrets_rekey),
-    "audit.tail": _operator("audit.tail", handlers.audit_tail),
-    "usage.report": _operator("usage.report", handlers.usage_report),
+    "users.add": _operator("users.add", operator.users_add),
+    "users.list": _operator("users.list", operator.users_list),
+    "users.lock": _operator("users.lock", operator.users_lock),
+    "users.unlock": _operator("users.unlock", operator.users_unlock),
+    "users.delete": _operator("users.delete", operator.users_delete),
+    "users.passwd": _operator("users.passwd", operator.users_passwd),
+    "users.role": _operator("users.role", operator.users_role),
+    "tokens.issue": _operator("tokens.issue", operator.tokens_issue),
+    "tokens.list": _operator("tokens.list", operator.tokens_list),
+    "tokens.revoke": _operator("tokens.revoke", operator.tokens_revoke),
+    "sessions.list": _operator("sessions.list", operator.sessions_list),
+    "sessions.revoke": _operator("sessions.revoke", operator.sessions_revoke),
+    "providers": Permit(spec=METHODS["providers"], phases=_READY, inline=operator.providers),
+    "secrets.set": _operator("secrets.set", operator.secrets_set),
+    "secrets.list": _operator("secrets.list", operator.secrets_list),
+    "secrets.history": _operator("secrets.history", operator.secrets_history),
+    "secrets.delete": _operator("secrets.delete", operator.secrets_delete),
+    "secrets.rekey": _operator("secrets.rekey", operator.secrets_rekey),
+    "audit.tail": _operator("audit.tail", operator.audit_tail),
+    "usage.report": _operator("usage.report", operator.usage_report),
     "config.reload": Permit(
-        spec=METHODS["config.reload"], phases=_READY, inline=handlers.config_reload
+        spec=METHODS["config.reload"], phases=_READY, inline=operator.config_reload
     ),
 }
 
