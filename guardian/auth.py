@@ -21,6 +21,7 @@ from typing import Any
 
 from passlib.hash import pbkdf2_sha256
 
+from guardian.limits import Limits
 from guardian.state import GuardianState
 from guardian.storage import Storage
 from protocol.errors import Forbidden, InvalidParams, NotFound, Unauthenticated
@@ -72,6 +73,7 @@ class AuthLimits:
     """From `[HUB_LIMITS]`."""
 
     max_failed_logins: int = 5
+    login_attempts_per_min: int = 20  # per client IP, whatever the user name
     lockout_s: float = 15 * 60
     session_idle_s: float = 12 * 3600
     session_max_s: float = 7 * 24 * 3600
@@ -86,6 +88,7 @@ class AuthLimits:
 
         return cls(
             max_failed_logins=int(number("max_failed_logins", 5)),
+            login_attempts_per_min=int(number("login_attempts_per_min", 20)),
             lockout_s=number("lockout_minutes", 15) * 60,
             session_idle_s=number("session_idle_minutes", 12 * 60) * 60,
             session_max_s=number("session_max_hours", 7 * 24) * 3600,
@@ -99,10 +102,17 @@ def check_name(name: str) -> str:
 
 
 class Auth:
-    def __init__(self, state: GuardianState, storage: Storage, environ: Mapping[str, str]):
+    def __init__(
+        self,
+        state: GuardianState,
+        storage: Storage,
+        environ: Mapping[str, str],
+        limits: Limits | None = None,
+    ) -> None:
         self.state = state
         self.storage = storage
         self.environ = environ
+        self.limits_store = limits
         self._users = 0
         self._counted_at = 0.0
         self._bind_for: object = None
@@ -256,6 +266,10 @@ class Auth:
 
     # login and logout ----------------------------------------------------------------------
     async def login(self, username: str, password: str, ip: str, user_agent: str) -> dict[str, Any]:
+        if self.limits_store is not None:  # guessing across many user names, from one address
+            await self.limits_store.hit(
+                f"login:{ip}", self.limits.login_attempts_per_min, f"login attempts from {ip}"
+            )
         user = await self.storage.get_user(username)
         stored = user["password_hash"] if user and user["password_hash"] else _DUMMY_HASH
         ok = await asyncio.to_thread(pbkdf2_sha256.verify, password, stored)

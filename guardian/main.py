@@ -161,7 +161,7 @@ class Guardian:
         ledger.start()
         limits = Limits(storage)
         await limits.start()
-        state.auth = Auth(state, storage, self.environ)
+        state.auth = Auth(state, storage, self.environ, limits)
         await state.auth.start()
         state.router = Router(state, outbound, ledger, limits, key_used=store.mark_used)
         query_url = snapshot.secrets.get("DB_QUERY_URL") or snapshot.secrets.get("DATABASE_URL")

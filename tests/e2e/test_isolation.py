@@ -153,3 +153,33 @@ def test_bad_config_stops_the_supervisor_with_file_and_line(
     assert stack.process is not None
     assert stack.process.wait(timeout=30) == 78
     assert where in stack.logs()
+
+
+@needs_two_uids
+def test_run_as_a_normal_user_both_share_its_uid_and_it_says_so() -> None:
+    other = ensure_user("hub-test-other")
+    stack = Stack(single_uid=False)
+    try:
+        os.chown(stack.dir, other.uid, other.gid)
+        for path in stack.dir.iterdir():
+            os.chown(path, other.uid, other.gid)
+        log = stack.log_path.open("ab")
+        stack.process = subprocess.Popen(
+            [sys.executable, str(ROOT / "supervisor.py")],
+            env=stack.env,
+            cwd=stack.dir,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            user=other.uid,
+            group=other.gid,
+            extra_groups=[],
+        )
+        log.close()
+        stack.wait_healthy()
+        logs = stack.logs()
+        assert f"the guardian and the sandbox share uid {other.uid}" in logs
+        for name in ("guardian", "sandbox"):
+            assert os.stat(f"/proc/{stack.pid_of(name)}").st_uid == other.uid
+        assert stack.stop() == 0
+    finally:
+        stack.cleanup()

@@ -15,7 +15,7 @@ import pytest
 
 from protocol.channel import SocketChannel, open_unix_channel
 from protocol.client import RPCClient
-from protocol.errors import InvalidParams, Unauthenticated
+from protocol.errors import InvalidParams, RateLimited, Unauthenticated
 from tests.helpers import ROOT, GuardianProcess, run_ctl
 
 BOOTSTRAP = "bootstrap-token-for-tests-0123456789"
@@ -175,3 +175,14 @@ async def test_a_sealed_call_cannot_claim_a_principal(rpc: RPCClient) -> None:
                 "principal": "admin",
             },
         )
+
+
+async def test_login_attempts_are_limited_per_address(rpc: RPCClient) -> None:
+    for index in range(20):
+        with pytest.raises(Unauthenticated):
+            await login(rpc, f"nobody-{index}", "guess", ip="10.7.7.7")
+    with pytest.raises(RateLimited) as limited:
+        await login(rpc, "nobody-else", "guess", ip="10.7.7.7")
+    assert limited.value.data["retry_after_s"] >= 1
+    with pytest.raises(Unauthenticated):  # another address is not affected
+        await login(rpc, "nobody", "guess", ip="10.8.8.8")
