@@ -160,6 +160,10 @@ async def test_retry_after_on_the_last_provider_is_waited_out(
         (_params(tool="no_such_tool"), NotFound),
         (_params(model="gemini/x", provider="anthropic"), InvalidParams),
         (_params(temperature=3), InvalidParams),
+        # where a call goes is guardian configuration only (ARCHITECTURE.md 4.3)
+        (_params(base_url="http://127.0.0.1:9/v1"), InvalidParams),
+        (_params(headers={"authorization": "Bearer x"}), InvalidParams),
+        (_params(env_key="OTHER_KEY"), InvalidParams),
         ({"caller": {"ip": "x"}, "tool": "llm_complete", "prompt": "p"}, InvalidParams),
     ],
 )
