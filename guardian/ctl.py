@@ -171,7 +171,7 @@ async def run(args: argparse.Namespace) -> int:
         )
     elif command == "config":
         if args.action == "check":
-            return config_check(args)
+            return await config_check(args, path)
         result = await call(path, "config.reload", {})
         emit(
             args,
@@ -229,8 +229,9 @@ async def audit_tail(args: argparse.Namespace, path: Path) -> None:
         await client.close()
 
 
-def config_check(args: argparse.Namespace) -> int:
-    """Validate a .pyfun file here, applying nothing."""
+async def config_check(args: argparse.Namespace, path: Path) -> int:
+    """Validate a .pyfun file, applying nothing: its syntax here, and what would be active
+    with the guardian's current secrets when the guardian answers."""
     try:
         text = Path(args.file).read_text(encoding="utf-8")
         config = parse(text, args.file)
@@ -240,22 +241,29 @@ def config_check(args: argparse.Namespace) -> int:
     except PyfunError as exc:
         print(f"sealgate-ctl: {exc}", file=sys.stderr)
         return EXIT_FAILED
-    summary = {
+    lines = [
+        f"{args.file}: OK (sha256 {config.sha256[:12]})",
+        *[f"warning: {w}" for w in config.warnings],
+    ]
+    summary: dict[str, Any] = {
         "ok": True,
         "sha256": config.sha256,
         "warnings": list(config.warnings),
-        "llm_providers": list(config.llm_providers),
-        "search_providers": list(config.search_providers),
-        "tools": list(config.tools),
-        "models": list(config.models),
     }
-    text_out = "\n".join(
-        [
-            f"{args.file}: OK (sha256 {config.sha256[:12]})",
-            *[f"warning: {w}" for w in config.warnings],
-        ]
-    )
-    emit(args, summary, text_out)
+    try:
+        checked = await call(path, "config.check", {"text": text, "source": args.file})
+    except Unreachable as exc:
+        lines.append(f"(activation not checked: {exc})")
+    else:
+        summary.update(checked)
+        lines.append(
+            "would activate: LLM "
+            + (", ".join(checked["llm_providers"]) or "none")
+            + "; search "
+            + (", ".join(checked["search_providers"]) or "none")
+        )
+        lines.append("tools: " + ", ".join(checked["tools"]))
+    emit(args, summary, "\n".join(lines))
     return EXIT_OK
 
 

@@ -96,6 +96,9 @@ _OPERATOR: Mapping[str, Permit] = {
     "secrets.rekey": _operator("secrets.rekey", operator.secrets_rekey),
     "audit.tail": _operator("audit.tail", operator.audit_tail),
     "usage.report": _operator("usage.report", operator.usage_report),
+    "config.check": Permit(
+        spec=METHODS["config.check"], phases=_READY, inline=operator.config_check
+    ),
     "config.reload": Permit(
         spec=METHODS["config.reload"], phases=_READY, inline=operator.config_reload
     ),

@@ -9,8 +9,9 @@ from typing import Any
 
 from guardian.handlers import CallContext, auth_of, router_of, storage_of
 from guardian.secretstore import SecretStore, SecretStoreError, parse_master_key
+from guardian.state import Snapshot
 from protocol.errors import Forbidden, Internal, InvalidParams, NotFound
-from protocol.pyfun import PyfunError
+from protocol.pyfun import PyfunError, parse
 
 
 def _rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -156,6 +157,23 @@ async def usage_report(ctx: CallContext, params: dict[str, Any]) -> dict[str, An
         group["output_tokens"] += row["output_tokens"]
         group["cost_usd"] = round(group["cost_usd"] + (row["cost_usd"] or 0.0), 8)
     return {"rows": sorted(groups.values(), key=lambda g: g["key"])}
+
+
+def config_check(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
+    """Parse the text and show what would be active with the secrets loaded now."""
+    try:
+        config = parse(params["text"], params["source"])
+    except PyfunError as exc:
+        raise InvalidParams(str(exc)) from None
+    snapshot = Snapshot.build(config, ctx.state.snapshot.secrets)
+    return {
+        "ok": True,
+        "sha256": config.sha256,
+        "warnings": list(config.warnings),
+        "tools": list(snapshot.tools),
+        "llm_providers": list(snapshot.llm_providers),
+        "search_providers": list(snapshot.search_providers),
+    }
 
 
 def config_reload(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:

@@ -370,6 +370,19 @@ ADMIN_METHODS = (
         {"count": Field(type=int)},
     ),
     _admin(
+        "config.check",
+        "Validate .pyfun text against this guardian's secrets; apply nothing.",
+        {"text": Field(type=str, max_len=4 * 1024 * 1024), "source": Field(type=str, max_len=4096)},
+        {
+            "ok": Field(type=bool),
+            "sha256": Field(type=str),
+            "warnings": Field(type=list, max_len=None),
+            "tools": _NAMES,
+            "llm_providers": _NAMES,
+            "search_providers": _NAMES,
+        },
+    ),
+    _admin(
         "config.reload",
         "Re-read .pyfun and secrets; keep the old ones on any error.",
         {},

@@ -92,7 +92,9 @@ def test_status_audit_usage_and_ping(stack_factory: Callable[..., Stack]) -> Non
     assert ctl(stack, "audit", "tail", "--since", "1h").returncode == 0
     assert ctl(stack, "usage", "report", "--by", "model").returncode == 0
     assert ctl(stack, "audit", "tail", "--since", "yesterday").returncode == 2
-    assert ctl(stack, "config", "check", str(ROOT / ".pyfun")).stdout.startswith(str(ROOT))
+    checked = ctl(stack, "config", "check", str(ROOT / ".pyfun"))
+    assert checked.returncode == 0 and checked.stdout.startswith(str(ROOT))
+    assert "would activate: LLM none; search none" in checked.stdout  # this stack has no keys
 
 
 @pytest.mark.parametrize("args", [("users", "list"), ("providers",)])
