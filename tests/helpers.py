@@ -18,7 +18,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 EXAMPLE_CONFIG = ROOT / ".pyfun"
-FAKE_SECRET = "sk-ant-FAKE-secret-value-0123456789abcdef"
+FAKE_SECRET = "fake-ant-secret-value-0123456789abcdef"
 
 #: The variables a test process passes on to the stack; everything else is left out so a
 #: developer's own keys never reach a test.

@@ -226,7 +226,7 @@ async def test_no_key_appears_in_responses_logs_or_the_sandbox(w: World) -> None
 
 
 def test_tools_are_absent_when_their_keys_are(stack_factory: Any) -> None:
-    stack = stack_factory(env={"ANTHROPIC_API_KEY": "sk-ant-FAKE-only-one-key-000000"})
+    stack = stack_factory(env={"ANTHROPIC_API_KEY": "fake-ant-only-one-key-000000"})
 
     async def names() -> list[str]:
         async with mcp_session(stack.url) as client:

@@ -45,7 +45,7 @@ async def test_reload_activates_a_new_key_and_keeps_sessions(
     async with mcp_session(stack.url, message_handler=on_message) as client:
         before = {t.name for t in (await client.list_tools()).tools}
         assert "llm_complete" not in before
-        write_env_file(stack, "ANTHROPIC_API_KEY=sk-ant-FAKE-added-later-000000000\n")
+        write_env_file(stack, "ANTHROPIC_API_KEY=fake-ant-added-later-000000000\n")
         reloaded = ctl(stack, "config", "reload")
         assert reloaded.returncode == 0, reloaded.stderr
         assert "llm_complete" in reloaded.stdout
@@ -57,7 +57,7 @@ async def test_reload_activates_a_new_key_and_keeps_sessions(
         assert {"llm_complete", "code_review"} <= after
         providers = ctl(stack, "providers")
         assert "anthropic" in providers.stdout and "env file" in providers.stdout
-        assert "sk-ant-FAKE" not in providers.stdout
+        assert "fake-ant" not in providers.stdout
 
         # a broken file: refused with file:line, the old configuration stays
         good = stack.config.read_text()

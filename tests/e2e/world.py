@@ -14,13 +14,13 @@ from tests.fakes.providers import FakeAnthropic, FakeBrave, FakeGemini, FakeOpen
 from tests.helpers import Stack
 
 KEYS = {
-    "ANTHROPIC_API_KEY": "sk-ant-FAKE-first-0000000000000001",
-    "ANTHROPIC_API_KEY_2": "sk-ant-FAKE-second-000000000000002",
-    "GEMINI_API_KEY": "AIza-FAKE-gemini-00000000000000003",
-    "OPENROUTER_API_KEY": "sk-or-FAKE-openrouter-0000000000004",
-    "HF_TOKEN": "hf_FAKE-huggingface-000000000000005",
+    "ANTHROPIC_API_KEY": "fake-ant-first-0000000000000001",
+    "ANTHROPIC_API_KEY_2": "fake-ant-second-000000000000002",
+    "GEMINI_API_KEY": "fake-aiza-gemini-00000000000000003",
+    "OPENROUTER_API_KEY": "fake-or-openrouter-0000000000004",
+    "HF_TOKEN": "fake-hf-huggingface-000000000000005",
     "BRAVE_API_KEY": "BSA-FAKE-brave-0000000000000000006",
-    "TAVILY_API_KEY": "tvly-FAKE-tavily-00000000000000007",
+    "TAVILY_API_KEY": "fake-tvly-tavily-00000000000000007",
 }
 
 
