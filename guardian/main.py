@@ -121,6 +121,15 @@ class Guardian:
         for warning in config.warnings:
             logger.warning("%s", warning)
 
+        transport = self.environ.get("SEALGATE_HTTP_TRANSPORT", "aiohttp")
+        if transport not in TRANSPORTS:
+            logger.error("cannot start: SEALGATE_HTTP_TRANSPORT must be one of %s", TRANSPORTS)
+            return EX_CONFIG
+        try:
+            sandbox_uid = sandbox_uid_from(self.environ)
+        except (KeyError, ValueError) as exc:
+            logger.error("cannot start: %s", exc)
+            return EX_CONFIG
         os.umask(0o077)
         for directory in (self.layout.guardian_dir, self.layout.run_dir):
             if not directory.is_dir():
@@ -152,10 +161,6 @@ class Guardian:
             storage=storage,
             store=store,
         )
-        transport = self.environ.get("SEALGATE_HTTP_TRANSPORT", "aiohttp")
-        if transport not in TRANSPORTS:
-            logger.error("cannot start: SEALGATE_HTTP_TRANSPORT must be one of %s", TRANSPORTS)
-            return EX_CONFIG
         outbound = Outbound(transport)
         ledger = UsageLedger(storage)
         ledger.start()
@@ -167,11 +172,6 @@ class Guardian:
         query_url = snapshot.secrets.get("DB_QUERY_URL") or snapshot.secrets.get("DATABASE_URL")
         if query_url:
             state.queries = QueryRunner(query_url)
-        try:
-            sandbox_uid = sandbox_uid_from(self.environ)
-        except (KeyError, ValueError) as exc:
-            logger.error("cannot start: %s", exc)
-            return EX_CONFIG
         server = GuardianServer(
             state, sandbox_uid=sandbox_uid, max_frame_size=config.hub.max_frame_size
         )
