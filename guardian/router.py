@@ -17,7 +17,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from guardian import policy
 from guardian.auth import Principal
@@ -54,6 +54,8 @@ from protocol.errors import (
 from protocol.pyfun import ModelConfig, ProviderConfig, ToolConfig
 
 logger = logging.getLogger("sealgate.guardian.router")
+
+T = TypeVar("T")
 
 DEFAULT_MAX_TOKENS = 1024
 MAX_BUDGET_S = 600.0
@@ -327,18 +329,7 @@ class Router:
         if last is None and rate_refusal is not None:
             raise rate_refusal
         error = self._final_error(path, last, emitter)
-        self._record(
-            principal,
-            tool_name,
-            last[0].provider.name if last else "",
-            last[0].model if last else "",
-            0,
-            0,
-            None,
-            round((time.monotonic() - started) * 1000, 3),
-            error.code.value,
-            path,
-        )
+        self._record_failure(principal, tool_name, last, started, error, path)
         raise error
 
     def _filter(
@@ -428,10 +419,35 @@ class Router:
         if not attempt.model:
             raise ProviderFailure("config", "no model: set default_model for this provider")
         adapter = llm_adapter(provider)
+
+        async def send(key: str | None, timeout: float) -> ChatResult:
+            call = adapter.chat(key, request, stream=emitter is not None)
+            if emitter is None:
+                body = await self.outbound.json(
+                    provider.name, call, timeout=timeout, max_bytes=DEFAULT_MAX_RESPONSE_BYTES
+                )
+                return adapter.parse_chat(body)
+            return await self._stream(provider, adapter, call, timeout, emitter)
+
+        # Once text has reached the caller, another key would repeat it: no retry then.
+        return await self._with_keys(
+            snapshot, provider, deadline, send, may_retry=lambda: not (emitter and emitter.sent)
+        )
+
+    async def _with_keys(
+        self,
+        snapshot: Snapshot,
+        provider: ProviderConfig,
+        deadline: float,
+        send: Callable[[str | None, float], Awaitable[T]],
+        may_retry: Callable[[], bool] = lambda: True,
+    ) -> T:
+        """Call `send(key, timeout)` with the provider's keys in rotation. A key the provider
+        refuses (401, 403, 429) is set aside for a while and the next key is tried before the
+        chain falls back; any other failure goes straight to the caller."""
         keys: list[tuple[str | None, str | None]] = [(None, None)]
         if provider.requires_key:
-            ring = self.keyring(provider)
-            keys = list(ring.order(snapshot.secrets))
+            keys = list(self.keyring(provider).order(snapshot.secrets))
             if not keys:
                 raise ProviderFailure("config", "no key is configured")
         failure: ProviderFailure | None = None
@@ -439,28 +455,20 @@ class Router:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise ProviderFailure("timeout", "the call's time budget ran out")
-            timeout = min(provider.timeout_sec, remaining)
-            call = adapter.chat(key, request, stream=emitter is not None)
             try:
-                if emitter is None:
-                    body = await self.outbound.json(
-                        provider.name, call, timeout=timeout, max_bytes=DEFAULT_MAX_RESPONSE_BYTES
-                    )
-                    result = adapter.parse_chat(body)
-                else:
-                    result = await self._stream(provider, adapter, call, timeout, emitter)
+                result = await send(key, min(provider.timeout_sec, remaining))
             except ProviderFailure as exc:
-                if name is not None and exc.blames_key and not (emitter and emitter.sent):
-                    self.keyring(provider).mark_failing(name, f"HTTP {exc.status}")
-                    logger.warning(
-                        "%s: key %s refused (HTTP %s); trying the next key",
-                        provider.name,
-                        name,
-                        exc.status,
-                    )
-                    failure = exc
-                    continue
-                raise
+                if name is None or not exc.blames_key or not may_retry():
+                    raise
+                self.keyring(provider).mark_failing(name, f"HTTP {exc.status}")
+                logger.warning(
+                    "%s: key %s refused (HTTP %s); trying the next key",
+                    provider.name,
+                    name,
+                    exc.status,
+                )
+                failure = exc
+                continue
             if name is not None:
                 self.keyring(provider).mark_ok(name)
                 if self.key_used is not None:
@@ -534,59 +542,41 @@ class Router:
         )
         attempt = attempts[0]
         provider = attempt.provider
-        keys: list[tuple[str | None, str | None]] = [(None, None)]
-        if provider.requires_key:
-            keys = list(self.keyring(provider).order(snapshot.secrets))
-        failure: ProviderFailure | None = None
-        for name, key in keys:
+
+        async def send(key: str | None, timeout: float) -> tuple[list[list[float]], int]:
             call = embed_call(provider, key, attempt.model, texts)
-            try:
-                body = await self.outbound.json(
-                    provider.name,
-                    call,
-                    timeout=provider.timeout_sec,
-                    max_bytes=DEFAULT_MAX_RESPONSE_BYTES,
-                )
-                vectors, tokens = parse_embeddings(provider, body)
-            except ProviderFailure as exc:
-                if name is not None and exc.blames_key:
-                    self.keyring(provider).mark_failing(name, f"HTTP {exc.status}")
-                    failure = exc
-                    continue
-                failure = exc
-                break
-            latency_ms = round((time.monotonic() - started) * 1000, 3)
-            cost = cost_usd(snapshot.config.models.get(attempt.model), tokens, 0)
-            self._record(
-                principal,
-                "embeddings",
-                provider.name,
-                attempt.model,
-                tokens,
-                0,
-                cost,
-                latency_ms,
-                "ok",
-                path,
+            body = await self.outbound.json(
+                provider.name, call, timeout=timeout, max_bytes=DEFAULT_MAX_RESPONSE_BYTES
             )
-            return {
-                "data": vectors,
-                "model": attempt.model,
-                "provider": provider.name,
-                "usage": {"input_tokens": tokens},
-            }
-        error = self._final_error(
-            [
-                *path,
-                {
-                    "provider": provider.name,
-                    "error": self._redact(failure.describe() if failure else "no key"),
-                },
-            ],
-            (attempt, failure) if failure else None,
-            None,
+            return parse_embeddings(provider, body)
+
+        try:
+            vectors, tokens = await self._with_keys(
+                snapshot, provider, started + provider.timeout_sec, send
+            )
+        except ProviderFailure as failure:
+            path.append({"provider": provider.name, "error": self._redact(failure.describe())})
+            raise self._final_error(path, (attempt, failure), None) from None
+        latency_ms = round((time.monotonic() - started) * 1000, 3)
+        cost = cost_usd(snapshot.config.models.get(attempt.model), tokens, 0)
+        self._record(
+            principal,
+            "embeddings",
+            provider.name,
+            attempt.model,
+            tokens,
+            0,
+            cost,
+            latency_ms,
+            "ok",
+            path,
         )
-        raise error
+        return {
+            "data": vectors,
+            "model": attempt.model,
+            "provider": provider.name,
+            "usage": {"input_tokens": tokens},
+        }
 
     # search --------------------------------------------------------------------------------
     async def search(self, params: dict[str, Any], principal: Principal) -> dict[str, Any]:
@@ -635,48 +625,24 @@ class Router:
             )
             return answer
         error = self._final_error(path, last, None)
-        self._record(
-            principal,
-            tool_name,
-            last[0].provider.name if last else "",
-            "",
-            0,
-            0,
-            None,
-            round((time.monotonic() - started) * 1000, 3),
-            error.code.value,
-            path,
-        )
+        self._record_failure(principal, tool_name, last, started, error, path)
         raise error
 
     async def _search_one(
         self, snapshot: Snapshot, provider: ProviderConfig, request: SearchRequest, deadline: float
     ) -> Any:
         adapter = search_adapter(provider)
-        keys: list[tuple[str | None, str | None]] = [(None, None)]
-        if provider.requires_key:
-            keys = list(self.keyring(provider).order(snapshot.secrets))
-        failure: ProviderFailure | None = None
-        for name, key in keys:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise ProviderFailure("timeout", "the call's time budget ran out")
-            call = adapter.search(key, request)
-            try:
-                body = await self.outbound.json(
-                    provider.name,
-                    call,
-                    timeout=min(provider.timeout_sec, remaining),
-                    max_bytes=DEFAULT_MAX_RESPONSE_BYTES,
-                )
-                return adapter.parse(body)
-            except ProviderFailure as exc:
-                if name is not None and exc.blames_key:
-                    self.keyring(provider).mark_failing(name, f"HTTP {exc.status}")
-                    failure = exc
-                    continue
-                raise
-        raise failure or ProviderFailure("config", "no key is configured")
+
+        async def send(key: str | None, timeout: float) -> Any:
+            body = await self.outbound.json(
+                provider.name,
+                adapter.search(key, request),
+                timeout=timeout,
+                max_bytes=DEFAULT_MAX_RESPONSE_BYTES,
+            )
+            return adapter.parse(body)
+
+        return await self._with_keys(snapshot, provider, deadline, send)
 
     # models --------------------------------------------------------------------------------
     def models_info(
@@ -758,6 +724,21 @@ class Router:
         if tried_failures and all(step["error"].startswith("timed out") for step in tried_failures):
             return Timeout(f"every provider timed out ({tried})", data)
         return ProviderError(f"every provider failed ({tried})", data)
+
+    def _record_failure(
+        self,
+        principal: Principal,
+        tool: str,
+        last: tuple[Attempt, ProviderFailure] | None,
+        started: float,
+        error: RPCError,
+        path: list[dict[str, str]],
+    ) -> None:
+        provider, model = (last[0].provider.name, last[0].model) if last else ("", "")
+        latency_ms = round((time.monotonic() - started) * 1000, 3)
+        self._record(
+            principal, tool, provider, model, 0, 0, None, latency_ms, error.code.value, path
+        )
 
     def _record(
         self,
