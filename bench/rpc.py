@@ -54,7 +54,7 @@ async def run(calls: int) -> None:
         async def connect() -> SocketChannel:
             return await open_unix_channel(str(guardian.socket_path))
 
-        client = RPCClient(connect, client_name="sandbox")
+        client = RPCClient(connect, client_name="sandbox", hello_params={"listen": ["127.0.0.1"]})
         client.start()
         if not await client.wait_connected(10):
             raise SystemExit(f"guardian did not answer:\n{guardian.logs()}")

@@ -15,7 +15,7 @@ import hashlib
 import logging
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -66,6 +66,11 @@ class Principal:
 
 OPERATOR = Principal("operator", BUILTIN_ROLES["admin"], "operator")
 ANONYMOUS = Principal("anonymous", BUILTIN_ROLES["admin"], "anonymous")
+#: Open mode never covers db_query (a database, not a model) nor the operator's views.
+OPEN_MODE_DB_QUERY = (
+    "db_query needs a signed-in user, even in open mode: add one with"
+    " `sealgate-ctl users add NAME` and send its token"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,15 +166,33 @@ class Auth:
         token = self.state.snapshot.secrets.get("SEALGATE_BOOTSTRAP_TOKEN") or ""
         if token and self._users == 0:
             await self.bootstrap(token)
-        if not self.enabled:
-            if is_loopback_host(self._bind_host()):
-                logger.warning("no user exists: the gateway is open (bound to loopback only)")
-            else:
-                logger.warning(
-                    "no user exists and the gateway listens on %s: protected routes"
-                    " answer 401 until an operator adds a user",
-                    self._bind_host(),
-                )
+        if not self.enabled and not is_loopback_host(self._bind_host()):
+            logger.warning(
+                "no user exists and the gateway is configured for %s: protected routes"
+                " answer 401 until an operator adds a user",
+                self._bind_host(),
+            )
+
+    def sandbox_listens_on(self, hosts: Sequence[str]) -> None:
+        """A sandbox said where it really listens (`hello`); say what that means."""
+        if self.enabled:
+            return
+        if hosts and all(is_loopback_host(h) for h in hosts) and self.open_possible():
+            logger.warning(
+                "no user exists: the gateway is open on loopback (%s). Anyone on this machine"
+                " may use its tools and keys; /metrics and db_query still need a user",
+                ", ".join(hosts),
+            )
+        else:
+            logger.warning(
+                "no user exists and the sandbox listens on %s: protected routes answer 401"
+                " until an operator adds a user (sealgate-ctl users add NAME)",
+                ", ".join(hosts) or "an address it did not state",
+            )
+
+    def open_possible(self) -> bool:
+        """Open mode needs the configured host to be loopback too (the stricter wins)."""
+        return is_loopback_host(self._bind_host())
 
     async def bootstrap(self, token: str) -> None:
         if len(token) < 16:
@@ -188,17 +211,21 @@ class Auth:
         self._cache.clear()
 
     # resolution ----------------------------------------------------------------------------
-    async def resolve(self, caller: Mapping[str, Any]) -> Principal:
-        """The principal behind a sealed call's caller; raises `Unauthenticated`."""
+    async def resolve(self, caller: Mapping[str, Any], listens_on_loopback: bool) -> Principal:
+        """The principal behind a sealed call's caller; raises `Unauthenticated`.
+
+        `listens_on_loopback`: the calling sandbox stated in `hello` that every address it
+        listens on is loopback. Open mode needs that and a loopback configured host.
+        """
         credential = caller.get("credential")
         enabled = await self.refresh()
         if not enabled:
             # Open mode: nobody to resolve a credential to. SDKs always send some key, so
             # one is ignored rather than refused.
-            if not is_loopback_host(self._bind_host()):
+            if not (listens_on_loopback and self.open_possible()):
                 raise Unauthenticated(
-                    "no user exists and this gateway is not bound to loopback: create one with"
-                    " `python -m guardian.ctl users add NAME`, or set SEALGATE_BOOTSTRAP_TOKEN"
+                    "no user exists and this gateway is reachable beyond loopback: create one"
+                    " with `sealgate-ctl users add NAME`, or set SEALGATE_BOOTSTRAP_TOKEN"
                 )
             return ANONYMOUS
         if not credential:

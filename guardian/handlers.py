@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from guardian.auth import OPERATOR, Auth, Principal
+from guardian.auth import OPEN_MODE_DB_QUERY, OPERATOR, Auth, Principal
 from guardian.dbquery import QuerySettings
 from guardian.router import Router
 from guardian.state import GuardianState
@@ -29,6 +29,7 @@ from protocol.errors import (
     Unauthenticated,
 )
 from protocol.methods import Surface
+from protocol.pyfun import is_loopback_host
 
 #: Refusals that are written to the audit log with the caller's address.
 AUDITED = (Forbidden, RateLimited, BudgetExceeded, Unauthenticated)
@@ -46,6 +47,8 @@ class CallContext:
     peer_pid: int
     peer_uid: int
     emit: Emit | None = None
+    #: The sandbox said in `hello` that it listens on loopback only (never assumed).
+    listens_on_loopback: bool = False
 
 
 def router_of(ctx: CallContext) -> Router:
@@ -71,7 +74,7 @@ async def principal_of(ctx: CallContext, params: dict[str, Any]) -> Principal:
     that only the guardian resolves."""
     if ctx.surface is Surface.ADMIN:
         return OPERATOR
-    return await auth_of(ctx).resolve(params["caller"])
+    return await auth_of(ctx).resolve(params["caller"], ctx.listens_on_loopback)
 
 
 async def _audited(ctx: CallContext, params: dict[str, Any], action: str, run: Any) -> Any:
@@ -100,6 +103,10 @@ def hello(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
         )
     if ctx.surface is Surface.SANDBOX and params["client"] != "sandbox":
         raise InvalidParams("only the sandbox connects on this socket")
+    if ctx.surface is Surface.SANDBOX:
+        listen = [str(h) for h in params.get("listen") or []]
+        ctx.listens_on_loopback = bool(listen) and all(is_loopback_host(h) for h in listen)
+        auth_of(ctx).sandbox_listens_on(listen)
     snapshot = ctx.state.snapshot
     return {
         "protocol_version": PROTOCOL_VERSION,
@@ -187,6 +194,8 @@ async def db_query(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
         raise Internal(f"[DB_QUERY] is not usable: {exc}") from None
 
     async def run(principal: Principal) -> dict[str, Any]:
+        if principal.kind == "anonymous":
+            raise Unauthenticated(OPEN_MODE_DB_QUERY)
         await router_of(ctx).admit(principal, "db_query")
         return await runner.run(params["sql"], settings, params.get("max_rows"))
 

@@ -13,7 +13,7 @@ import contextlib
 import enum
 import itertools
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from protocol import PROTOCOL_VERSION
@@ -116,6 +116,7 @@ class RPCClient:
         connect: Connector,
         *,
         client_name: str,
+        hello_params: Mapping[str, Any] | None = None,
         call_timeout: float = DEFAULT_CALL_TIMEOUT,
         backoff_initial: float = DEFAULT_BACKOFF_INITIAL,
         backoff_max: float = DEFAULT_BACKOFF_MAX,
@@ -124,6 +125,8 @@ class RPCClient:
     ) -> None:
         self._connect = connect
         self._client_name = client_name
+        #: Extra facts this client states in every `hello` (the sandbox: where it listens).
+        self._hello_params = dict(hello_params or {})
         self.call_timeout = call_timeout
         self._backoff_initial = backoff_initial
         self._backoff_max = backoff_max
@@ -273,7 +276,11 @@ class RPCClient:
                 request_message(
                     msgid,
                     "hello",
-                    {"protocol_version": PROTOCOL_VERSION, "client": self._client_name},
+                    {
+                        "protocol_version": PROTOCOL_VERSION,
+                        "client": self._client_name,
+                        **self._hello_params,
+                    },
                 )
             )
             result = await asyncio.wait_for(future, self.call_timeout)

@@ -40,6 +40,8 @@ HELLO = MethodSpec(
     params={
         "protocol_version": Field(type=int, min=1, max=1_000_000),
         "client": Field(type=str, max_len=32, choices=frozenset({"sandbox", "ctl", "supervisor"})),
+        # The sandbox: every address it really listens on (open mode needs all loopback).
+        "listen": Field(type=list, items=str, max_len=16, required=False),
     },
     result={
         "protocol_version": Field(type=int),

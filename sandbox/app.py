@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 from fastmcp.server.http import create_sse_app
 from starlette.applications import Starlette
@@ -23,25 +23,30 @@ from sandbox.mcp_tools import build_mcp
 from sandbox.metrics import Metrics, MetricsMiddleware, metrics_endpoint
 from sandbox.middleware import BodyLimit, MountRootSlash, StreamCap
 from sandbox.pages import healthz, status_page
+from sandbox.request_guard import HostPolicy, RequestGuard
 from sandbox.settings import SandboxSettings, load_settings
 
 logger = logging.getLogger("sealgate.sandbox")
 
-#: How long start-up waits for the guardian before serving anyway (calls then answer
-#: "guardian unavailable" until the link is up).
-GUARDIAN_WAIT_S = 10.0
 
-
-def build_app(settings: SandboxSettings, link: GuardianLink) -> Starlette:
+def build_app(
+    settings: SandboxSettings, link: GuardianLink, listen_hosts: Sequence[str]
+) -> Starlette:
+    """`listen_hosts`: the addresses the sandbox really listens on (its sockets' names)."""
     hub = settings.config.hub
     ttl = float(settings.config.db_sync.get("tool_cache_ttl_sec", DEFAULT_TTL_S))
     hub_state = HubState(settings.layout.hub_state_db, ttl)
     mcp, tools = build_mcp(settings.config, link, hub_state)
-    # Host/Origin protection on both MCP transports: a present but foreign Origin gets 403.
-    # Bound to loopback, only loopback Host names are served (DNS rebinding); bound
-    # elsewhere, any Host unless [HUB] allowed_hosts narrows it.
-    allowed_hosts = list(hub.allowed_hosts) or (None if is_loopback_host(hub.host) else ["*"])
-    allowed_origins = list(hub.allowed_origins) or None
+    # Host, Origin and content type are checked on every route but /healthz (RequestGuard);
+    # the MCP SDK's own guard stays on both transports as a second line.
+    policy = HostPolicy.build(
+        listen_hosts=[*listen_hosts, settings.host],
+        allowed_hosts=hub.allowed_hosts,
+        allowed_origins=[*hub.allowed_origins, *hub.cors_origins],
+    )
+    loopback_only = all(is_loopback_host(h) for h in [*listen_hosts, settings.host])
+    allowed_hosts = list(hub.allowed_hosts) or (None if loopback_only else ["*"])
+    allowed_origins = [*hub.allowed_origins, *hub.cors_origins] or None
     guard = {
         "host_origin_protection": True,
         "allowed_hosts": allowed_hosts,
@@ -64,9 +69,7 @@ def build_app(settings: SandboxSettings, link: GuardianLink) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await hub_state.open()
-        link.start()
-        if not await link.wait_connected(GUARDIAN_WAIT_S):
-            logger.warning("guardian not answering yet (%s); serving anyway", link.last_error)
+        link.start()  # serve at once: until the guardian answers, all but /healthz get 503
         async with mcp_http.lifespan(app):
             yield
         await link.close()
@@ -91,6 +94,7 @@ def build_app(settings: SandboxSettings, link: GuardianLink) -> Starlette:
     link.observer = metrics.sealed_result
     middleware = [
         Middleware(MetricsMiddleware, metrics=metrics),
+        Middleware(RequestGuard, policy=policy),
         Middleware(BodyLimit, max_bytes=hub.max_body_bytes, timeout_s=hub.body_timeout_s),
         Middleware(MountRootSlash, paths=("/mcp", "/sse")),
         Middleware(AuthGate, link=link, proxies=proxies, cache=verify_cache),
@@ -98,7 +102,7 @@ def build_app(settings: SandboxSettings, link: GuardianLink) -> Starlette:
     ]
     if hub.cors_origins:  # for the web client; none by default
         middleware.insert(
-            1,
+            2,
             Middleware(
                 CORSMiddleware,
                 allow_origins=list(hub.cors_origins),

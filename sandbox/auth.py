@@ -12,6 +12,8 @@ import hashlib
 import time
 from typing import Any
 
+from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
+from mcp.server.auth.provider import AccessToken
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -22,7 +24,10 @@ from sandbox.errors import http_status
 from sandbox.guardian_link import Caller, GuardianLink
 
 CACHE_S = 5.0
-PUBLIC_PATHS = frozenset({"/healthz", "/auth/login"})
+#: Served even while the guardian is unreachable (it says why).
+ALWAYS_SERVED = frozenset({"/healthz"})
+#: Served without a credential while the guardian answers.
+PUBLIC_PATHS = frozenset({"/auth/login"})
 #: Paths that serve a reduced page instead of a 401 (the status page shows a login form).
 SOFT_PATHS = frozenset({"/"})
 
@@ -81,7 +86,11 @@ async def verify(link: GuardianLink, cache: VerifyCache, caller: Caller) -> dict
 
 
 class AuthGate:
-    """Plain ASGI middleware: sets scope["state"]["principal"] or answers 401."""
+    """Plain ASGI middleware: sets scope["state"]["principal"] or answers 401 / 503.
+
+    While the guardian is unreachable nothing but `/healthz` is served: every decision needs
+    it, and a cached one may be stale (a revoked token, a first user just added).
+    """
 
     def __init__(
         self, app: ASGIApp, link: GuardianLink, proxies: Proxies, cache: VerifyCache
@@ -92,27 +101,49 @@ class AuthGate:
         self.cache = cache
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in PUBLIC_PATHS:
+        if scope["type"] != "http" or scope["path"] in ALWAYS_SERVED:
+            await self.app(scope, receive, send)
+            return
+        if not self.link.connected:
+            await unavailable(self.link)(scope, receive, send)
+            return
+        if scope["path"] in PUBLIC_PATHS:
             await self.app(scope, receive, send)
             return
         caller = caller_of(scope, self.proxies)
         state = scope.setdefault("state", {})
         try:
-            state["principal"] = await verify(self.link, self.cache, caller)
-        except Unavailable as exc:
-            # The gate only answers 401 early; the guardian resolves the credential again on
-            # every sealed call. With the guardian away, let the request reach its handler,
-            # whose sealed call then fails with a clear "guardian unavailable".
-            state["principal"] = None
-            state["auth_error"] = exc.message
+            principal = await verify(self.link, self.cache, caller)
+        except Unavailable:
+            await unavailable(self.link)(scope, receive, send)
+            return
         except Unauthenticated as exc:
             if scope["path"] in SOFT_PATHS and scope["method"] == "GET":
                 state["principal"] = None
                 state["login_required"] = True
+                await self.app(scope, receive, send)
             else:
                 await error_response(exc)(scope, receive, send)
-                return
+            return
+        state["principal"] = principal
+        # The MCP SDK binds each session (Streamable HTTP and legacy SSE) to the user that
+        # opened it and answers 404 to anyone else; this is the identity it compares.
+        scope["user"] = session_owner(principal)
         await self.app(scope, receive, send)
+
+
+def session_owner(principal: dict[str, Any]) -> AuthenticatedUser:
+    name = str(principal.get("principal", ""))
+    return AuthenticatedUser(AccessToken(token="", client_id="sealgate", scopes=[], subject=name))
+
+
+def unavailable(link: GuardianLink) -> JSONResponse:
+    message = f"the guardian is unreachable ({link.last_error}); try again shortly"
+    return JSONResponse(
+        {"error": {"code": "unavailable", "message": message}},
+        status_code=503,
+        headers={"retry-after": "2"},
+    )
 
 
 async def login(request: Request) -> Response:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -77,7 +77,11 @@ CallObserver = Callable[[str, float, dict[str, Any] | None, bool], None]
 
 
 class GuardianLink:
-    def __init__(self, socket_path: Path, *, max_frame_size: int) -> None:
+    def __init__(
+        self, socket_path: Path, *, max_frame_size: int, listen_hosts: Sequence[str]
+    ) -> None:
+        """`listen_hosts`: the addresses this sandbox really listens on, stated in `hello`
+        so the guardian decides open mode from where the gateway is reachable."""
         self.socket_path = socket_path
         self.active = ActiveNames()
         self._listeners: list[ActiveListener] = []
@@ -89,6 +93,7 @@ class GuardianLink:
         self._client = RPCClient(
             connect,
             client_name="sandbox",
+            hello_params={"listen": [h[:64] for h in listen_hosts][:16]},
             call_timeout=DEFAULT_CALL_TIMEOUT,
             on_connect=self._connected,
             on_notification=self._notified,
@@ -99,9 +104,6 @@ class GuardianLink:
 
     def start(self) -> None:
         self._client.start()
-
-    async def wait_connected(self, timeout: float) -> bool:
-        return await self._client.wait_connected(timeout)
 
     async def close(self) -> None:
         await self._client.close()

@@ -66,10 +66,13 @@ async def run() -> int:
     applied = selfsandbox.apply([settings.layout.sandbox_dir, Path("/dev/null")])
     logger.info("self-sandboxing: %s", applied.describe())
 
+    listen_hosts = [str(sock.getsockname()[0])]
     link = GuardianLink(
-        settings.layout.guardian_socket, max_frame_size=settings.config.hub.max_frame_size
+        settings.layout.guardian_socket,
+        max_frame_size=settings.config.hub.max_frame_size,
+        listen_hosts=listen_hosts,
     )
-    app = build_app(settings, link)
+    app = build_app(settings, link, listen_hosts)
 
     config = Config()
     config.bind = [f"fd://{sock.fileno()}"]

@@ -244,6 +244,11 @@ class SealGateTools:
         try:
             if target == "hub":
                 principal = current_principal()
+                if principal is not None and principal.get("kind") == "anonymous":
+                    raise ToolError(
+                        "unauthenticated: db_query needs a signed-in user, even in open mode:"
+                        " add one with `sealgate-ctl users add NAME` and send its token"
+                    )
                 if self.hub is None or principal is None or not principal.get("admin"):
                     raise ToolError("forbidden: target 'hub' is for admins only")
                 data = await self.hub.query(sql, max_rows)

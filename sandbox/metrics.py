@@ -114,6 +114,15 @@ class Metrics:
         return len(self.recent), errors
 
 
+#: Label values for the request counter. Any other method string becomes "other": a client
+#: chooses the method, and every new label value is a time series kept for ever.
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+def method_label(method: str) -> str:
+    return method if method in KNOWN_METHODS else "other"
+
+
 class MetricsMiddleware:
     """Counts and times every HTTP request; tracks open event streams."""
 
@@ -145,12 +154,25 @@ class MetricsMiddleware:
         finally:
             if streaming:
                 self.metrics.streams.labels(route).dec()
-            self.metrics.requests.labels(route, scope["method"], str(status)).inc()
+            self.metrics.requests.labels(route, method_label(scope["method"]), str(status)).inc()
             self.metrics.latency.labels(route).observe(time.perf_counter() - started)
+
+
+OPEN_MODE_METRICS = (
+    "/metrics needs an admin credential, even in open mode: add a user with"
+    " `sealgate-ctl users add NAME --role admin` and send its token"
+)
 
 
 async def metrics_endpoint(request: Request) -> Response:
     principal = request.scope.get("state", {}).get("principal")
+    if isinstance(principal, dict) and principal.get("kind") == "anonymous":
+        # Open mode serves local tools, never the operator's view of the gateway.
+        return JSONResponse(
+            {"error": {"code": "unauthenticated", "message": OPEN_MODE_METRICS}},
+            401,
+            headers={"www-authenticate": 'Bearer realm="sealgate"'},
+        )
     if not isinstance(principal, dict) or not principal.get("admin"):
         return JSONResponse(
             {"error": {"code": "forbidden", "message": "/metrics needs an admin credential"}}, 403

@@ -44,18 +44,22 @@ class BodyLimit:
             return
         for name, value in scope.get("headers") or ():
             if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
-                await _refuse(send, 413, f"the request body is over {self.max_bytes} bytes")
+                await refuse(send, 413, f"the request body is over {self.max_bytes} bytes")
                 return
         received = 0
         body_done = False
         started = False
+        # One deadline for the whole body, not per chunk: a byte every few seconds must not
+        # hold a connection (and a login attempt) open for ever.
+        deadline = asyncio.get_running_loop().time() + self.timeout_s
 
         async def limited_receive() -> Message:
             nonlocal received, body_done
             if body_done:
                 return await receive()
             try:
-                message = await asyncio.wait_for(receive(), self.timeout_s)
+                async with asyncio.timeout_at(deadline):
+                    message = await receive()
             except TimeoutError:
                 raise _Refused(
                     408, f"the request body took longer than {self.timeout_s:g} s"
@@ -77,7 +81,7 @@ class BodyLimit:
             await self.app(scope, limited_receive, tracked_send)
         except _Refused as refused:
             if not started:
-                await _refuse(send, refused.status, refused.message)
+                await refuse(send, refused.status, refused.message)
 
 
 class _Refused(Exception):
@@ -87,8 +91,12 @@ class _Refused(Exception):
         self.message = message
 
 
-async def _refuse(send: Send, status: int, message: str) -> None:
-    code = {413: "payload_too_large", 408: "request_timeout"}.get(status, "invalid_params")
+_CODES = {413: "payload_too_large", 408: "request_timeout", 429: "rate_limited"}
+
+
+async def refuse(send: Send, status: int, message: str, code: str | None = None) -> None:
+    """A JSON error answered before (or instead of) the application; the connection closes."""
+    code = code or _CODES.get(status, "invalid_params")
     body = json.dumps({"error": {"code": code, "message": message}}).encode()
     await send(
         {
@@ -124,7 +132,7 @@ class StreamCap:
             else f"ip:{client[0]}"
         )
         if self.open.get(key, 0) >= self.limit:
-            await _refuse(send, 429, f"more than {self.limit} open streams for {key}")
+            await refuse(send, 429, f"more than {self.limit} open streams for {key}")
             return
         self.open[key] = self.open.get(key, 0) + 1
         try:

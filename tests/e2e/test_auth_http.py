@@ -95,7 +95,10 @@ def test_login_cookie_and_logout(stack: Stack) -> None:
     with httpx.Client(base_url=stack.url) as client:
         refused = client.post("/auth/login", json={"username": "frank", "password": "nope"})
         assert refused.status_code == 401
-        assert client.post("/auth/login", content=b"{not json").status_code == 400
+        malformed = client.post(
+            "/auth/login", content=b"{not json", headers={"content-type": "application/json"}
+        )
+        assert malformed.status_code == 400
         done = client.post(
             "/auth/login", json={"username": "frank", "password": "frank's password"}
         )
@@ -126,7 +129,7 @@ from protocol.channel import open_unix_channel
 from protocol.client import RPCClient
 async def main():
     client = RPCClient(lambda: open_unix_channel({str(stack.runtime / "run" / "guardian.sock")!r}),
-                       client_name="sandbox")
+                       client_name="sandbox", hello_params={{"listen": ["127.0.0.1"]}})
     client.start()
     assert await client.wait_connected(5)
     caller = {{"ip": "127.0.0.1", "user_agent": "x", "credential": {token!r}}}
@@ -167,7 +170,7 @@ import asyncio
 from protocol.channel import open_unix_channel
 from protocol.client import RPCClient
 async def main():
-    client = RPCClient(lambda: open_unix_channel({str(guardian.socket_path)!r}), client_name="sandbox")
+    client = RPCClient(lambda: open_unix_channel({str(guardian.socket_path)!r}), client_name="sandbox", hello_params={{"listen": ["127.0.0.1"]}})
     client.start()
     await client.wait_connected(5)
     try:

@@ -12,6 +12,9 @@ from tests.fakes.providers import FakeOpenAI
 from tests.helpers import Stack
 from tests.pg import PostgresServer
 
+ADMIN = "sg_db-and-cache-bootstrap-0123456789"
+AS_ADMIN = {"Authorization": f"Bearer {ADMIN}"}
+
 
 @pytest.fixture(scope="module")
 def fake() -> Iterator[FakeOpenAI]:
@@ -49,11 +52,15 @@ def stack(
         "INSERT INTO products SELECT g, 'p' || g FROM generate_series(1, 80) g;",
         database,
     )
-    return stack_factory(env={"DATABASE_URL": pg_database}, config_text=config(fake))
+    return stack_factory(
+        env={"DATABASE_URL": pg_database, "SEALGATE_BOOTSTRAP_TOKEN": ADMIN},
+        config_text=config(fake),
+    )
 
 
 async def test_db_query_over_mcp(stack: Stack, postgres: PostgresServer, pg_database: str) -> None:
-    async with mcp_session(stack.url) as client:
+    # db_query needs a signed-in user even where the gateway could be open.
+    async with mcp_session(stack.url, headers=AS_ADMIN) as client:
         names = {t.name for t in (await client.list_tools()).tools}
         assert "db_query" in names
         ok = await client.call_tool(
@@ -85,7 +92,7 @@ async def test_db_query_over_mcp(stack: Stack, postgres: PostgresServer, pg_data
 
 async def test_deterministic_calls_are_cached_per_principal(stack: Stack, fake: FakeOpenAI) -> None:
     fake.requests.clear()
-    async with mcp_session(stack.url) as client:
+    async with mcp_session(stack.url, headers=AS_ADMIN) as client:
         first = await client.call_tool("llm_complete", {"prompt": "same", "temperature": 0})
         second = await client.call_tool("llm_complete", {"prompt": "same", "temperature": 0})
         varied = await client.call_tool("llm_complete", {"prompt": "same", "temperature": 0.7})

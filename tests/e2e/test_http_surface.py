@@ -15,19 +15,27 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.world import World
+from tests.e2e.world import KEYS, World, config_for
 from tests.helpers import ROOT, Stack
 
 ARTIFACTS = ROOT / "tests" / "artifacts"
+ADMIN = "sg_http-surface-bootstrap-0123456789"
 
 
-def test_metrics_after_some_calls(w: World) -> None:
+def test_metrics_after_some_calls(w: World, stack_factory: Callable[..., Stack]) -> None:
+    # /metrics needs an admin even where the gateway is open: a stack of its own with one.
+    fakes = {fake.name: fake for fake in w.fakes}
+    stack = stack_factory(
+        env={**KEYS, "SEALGATE_BOOTSTRAP_TOKEN": ADMIN}, config_text=config_for(fakes)
+    )
+    as_admin = {"authorization": f"Bearer {ADMIN}"}
     httpx.post(
-        f"{w.stack.url}/v1/chat/completions",
+        f"{stack.url}/v1/chat/completions",
         timeout=30,
+        headers=as_admin,
         json={"model": "claude-test", "messages": [{"role": "user", "content": "hi"}]},
     )
-    text = httpx.get(f"{w.stack.url}/metrics").text
+    text = httpx.get(f"{stack.url}/metrics", headers=as_admin).text
     assert (
         'sealgate_http_requests_total{method="POST",route="/v1/chat/completions",status="200"}'
         in text

@@ -57,7 +57,7 @@ async def _well_behaved(guardian: GuardianProcess) -> RPCClient:
     async def connect() -> SocketChannel:
         return await open_unix_channel(str(guardian.socket_path))
 
-    client = RPCClient(connect, client_name="sandbox")
+    client = RPCClient(connect, client_name="sandbox", hello_params={"listen": ["127.0.0.1"]})
     client.start()
     assert await client.wait_connected(5)
     return client

@@ -86,7 +86,7 @@ async def clients(
         async def connect(path: str = str(guardian.socket_path)) -> SocketChannel:
             return await open_unix_channel(path)
 
-        client = RPCClient(connect, client_name="sandbox")
+        client = RPCClient(connect, client_name="sandbox", hello_params={"listen": ["127.0.0.1"]})
         client.start()
         assert await client.wait_connected(5)
         made.append(client)

@@ -91,7 +91,7 @@ async def client(
     async def connect() -> SocketChannel:
         return await open_unix_channel(str(guardian_with_fakes.socket_path))
 
-    rpc = RPCClient(connect, client_name="sandbox")
+    rpc = RPCClient(connect, client_name="sandbox", hello_params={"listen": ["127.0.0.1"]})
     rpc.start()
     assert await rpc.wait_connected(5)
     yield rpc

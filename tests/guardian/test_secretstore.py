@@ -121,7 +121,11 @@ default_model = "other-model"
 
 
 async def _client(guardian: GuardianProcess) -> RPCClient:
-    client = RPCClient(lambda: open_unix_channel(str(guardian.socket_path)), client_name="sandbox")
+    client = RPCClient(
+        lambda: open_unix_channel(str(guardian.socket_path)),
+        client_name="sandbox",
+        hello_params={"listen": ["127.0.0.1"]},
+    )
     client.start()
     assert await client.wait_connected(5)
     return client
