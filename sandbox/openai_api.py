@@ -127,6 +127,43 @@ def _message(result: dict[str, Any]) -> dict[str, Any]:
     return message
 
 
+def sealgate_headers(result: dict[str, Any]) -> dict[str, str]:
+    """What the hub knows about a completed call, as `x-sealgate-*` response headers, so an
+    OpenAI SDK user reads provider, fallback path, tokens and cost from the raw response (as
+    LiteLLM does with its own prefix). Streams carry the same map in the final chunk instead.
+    """
+    usage = result.get("usage") or {}
+    path = ",".join(
+        f"{step.get('provider', '?')}:{step.get('error', '?')}"
+        for step in result.get("fallback_path") or []
+    )
+    headers = {
+        "x-sealgate-provider": str(result.get("provider", "")),
+        "x-sealgate-model": str(result.get("model", "")),
+        "x-sealgate-fallback-path": path,
+        "x-sealgate-input-tokens": str(usage.get("input_tokens", 0)),
+        "x-sealgate-output-tokens": str(usage.get("output_tokens", 0)),
+        "x-sealgate-cost-usd": f"{float(result.get('cost_usd') or 0.0):.8f}",
+        "x-sealgate-latency-ms": str(result.get("latency_ms", "")),
+    }
+    # Header values are latin-1 on the wire: keep only printable ASCII from provider text.
+    return {k: "".join(c for c in v if " " <= c <= "~") for k, v in headers.items()}
+
+
+def sealgate_extra(result: dict[str, Any]) -> dict[str, Any]:
+    """The `sealgate` field of a response body (and of a stream's final chunk)."""
+    usage = result.get("usage") or {}
+    return {
+        "provider": result.get("provider"),
+        "model": result.get("model"),
+        "fallback_path": result.get("fallback_path") or [],
+        "input_tokens": usage.get("input_tokens", 0),
+        "output_tokens": usage.get("output_tokens", 0),
+        "cost_usd": result.get("cost_usd"),
+        "latency_ms": result.get("latency_ms"),
+    }
+
+
 def _usage(result: dict[str, Any]) -> dict[str, int]:
     usage = result.get("usage") or {}
     prompt, completion = usage.get("input_tokens", 0), usage.get("output_tokens", 0)
@@ -182,26 +219,29 @@ async def chat_completions(request: Request) -> Response:
                 }
             ],
             "usage": _usage(result),
-            "sealgate": {
-                "provider": result["provider"],
-                "fallback_path": result["fallback_path"],
-                "cost_usd": result["cost_usd"],
-                "latency_ms": result["latency_ms"],
-            },
-        }
+            "sealgate": sealgate_extra(result),
+        },
+        headers=sealgate_headers(result),
     )
 
 
 def _chunk(
-    completion_id: str, created: int, model: str, delta: dict[str, Any], finish: str | None = None
+    completion_id: str,
+    created: int,
+    model: str,
+    delta: dict[str, Any],
+    finish: str | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> bytes:
-    payload = {
+    payload: dict[str, Any] = {
         "id": completion_id,
         "object": "chat.completion.chunk",
         "created": created,
         "model": model,
         "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}],
     }
+    if extra is not None:
+        payload["sealgate"] = extra
     return f"data: {json.dumps(payload)}\n\n".encode()
 
 
@@ -242,6 +282,7 @@ async def _sse(
             result.get("model", model),
             {},
             result.get("finish_reason", "stop"),
+            sealgate_extra(result) if result else None,
         )
         if include_usage:
             payload = {
