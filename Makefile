@@ -9,7 +9,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check
 
-.PHONY: run test lint format bench lock clean
+.PHONY: run test lint format bench lock clean desktop
 
 $(PY):
 	@test -n "$(PYTHON)" || { echo "make: no Python >= 3.11 with venv found; install python3-venv" >&2; exit 1; }
@@ -26,6 +26,14 @@ $(VENV)/.runtime: requirements.lock | $(PY)
 $(VENV)/.dev: requirements-dev.lock $(VENV)/.runtime | $(PY)
 	$(PIP) install --quiet --require-hashes --no-deps -r requirements-dev.lock
 	@touch $@
+
+# The desktop client's extra (PySide6, keyring, ...): never in requirements.lock, the server's.
+$(VENV)/.desktop: requirements-desktop.lock $(VENV)/.runtime | $(PY)
+	$(PIP) install --quiet --require-hashes --no-deps -r requirements-desktop.lock
+	@touch $@
+
+desktop: $(VENV)/.desktop
+	$(PY) -m desktop
 
 run: $(VENV)/.runtime
 	$(PY) supervisor.py
@@ -56,7 +64,8 @@ bench: $(VENV)/.dev
 # Re-pin after editing pyproject.toml (needs uv: `pip install uv`).
 lock:
 	uv pip compile pyproject.toml --generate-hashes --python-version 3.11 -o requirements.lock
-	uv pip compile pyproject.toml --extra dev --generate-hashes --python-version 3.11 -o requirements-dev.lock
+	uv pip compile pyproject.toml --extra desktop --generate-hashes --python-version 3.11 -o requirements-desktop.lock
+	uv pip compile pyproject.toml --extra dev --extra desktop --generate-hashes --python-version 3.11 -o requirements-dev.lock
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache .hypothesis

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import json
 import logging
 import time
@@ -207,6 +208,11 @@ class SealGateTools:
             "search_providers": list(active.search_providers),
             "models": sorted(self.config.models),
             "guardian_connected": self.link.connected,
+            # What each tool takes, so a client (the desktop app) can build its form.
+            "tool_params": {
+                name: [p for p in inspect.signature(function).parameters if p != "ctx"]
+                for name, function in sorted(self.functions.items())
+            },
         }
         return result(data)
 

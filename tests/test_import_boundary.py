@@ -1,4 +1,5 @@
-"""sandbox never imports guardian, guardian never imports sandbox, protocol imports neither."""
+"""sandbox never imports guardian, guardian never imports sandbox, protocol imports neither;
+the desktop client imports none of them."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ FORBIDDEN = {
     "sandbox": {"guardian", "supervisor"},
     "guardian": {"sandbox", "supervisor"},
     "protocol": {"guardian", "sandbox", "supervisor"},
+    # The desktop client talks to a hub over HTTP only, and ships without the server.
+    "desktop": {"guardian", "sandbox", "supervisor", "protocol"},
 }
 
 

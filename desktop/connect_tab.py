@@ -1,0 +1,175 @@
+"""The Connect tab: hub URL and credential, a health check, and what the hub offers."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import (
+    QComboBox,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from desktop.credentials import CredentialVault
+from desktop.errors import HubError
+from desktop.hub import Credential, HubClient, HubInfo
+from desktop.store import Settings
+from desktop.workers import Runner
+
+SIGN_IN = [("token", "API token"), ("password", "User name and password")]
+
+
+class ConnectTab(QWidget):
+    """Emits `connected(client, info)` once the hub answered with this credential."""
+
+    connected = Signal(object, object)
+    disconnected = Signal()
+
+    def __init__(
+        self, settings: Settings, vault: CredentialVault, runner: Runner, log: object
+    ) -> None:
+        super().__init__()
+        self.settings, self.vault, self.runner, self.log = settings, vault, runner, log
+        self.client: HubClient | None = None
+
+        self.url = QLineEdit(settings["hub_url"], objectName="hubUrl")
+        self.sign_in = QComboBox(objectName="signIn")
+        for key, label in SIGN_IN:
+            self.sign_in.addItem(label, key)
+        self.sign_in.setCurrentIndex(max(0, self.sign_in.findData(settings["sign_in"])))
+        self.token = QLineEdit(objectName="token", echoMode=QLineEdit.EchoMode.Password)
+        self.token.setPlaceholderText("sg_… (empty: use the saved credential)")
+        self.username = QLineEdit(settings["username"], objectName="username")
+        self.password = QLineEdit(objectName="password", echoMode=QLineEdit.EchoMode.Password)
+        self.connect_button = QPushButton("Connect", objectName="connectButton")
+        self.forget_button = QPushButton("Sign out and forget", objectName="forgetButton")
+        self.status = QLabel("Not connected.", objectName="connectStatus", wordWrap=True)
+        self.vault_note = QLabel(vault.where(), objectName="vaultNote", wordWrap=True)
+        self.tools = QListWidget(objectName="toolList")
+        self.providers = QListWidget(objectName="providerList")
+        self.models = QListWidget(objectName="modelList")
+
+        form = QFormLayout()
+        form.addRow("Hub URL", self.url)
+        form.addRow("Sign in with", self.sign_in)
+        form.addRow("API token", self.token)
+        form.addRow("User name", self.username)
+        form.addRow("Password", self.password)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.connect_button)
+        buttons.addWidget(self.forget_button)
+        buttons.addStretch()
+        lists = QHBoxLayout()
+        for title, widget in (
+            ("Tools", self.tools),
+            ("Providers", self.providers),
+            ("Models", self.models),
+        ):
+            box = QGroupBox(title)
+            QVBoxLayout(box).addWidget(widget)
+            lists.addWidget(box)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addLayout(buttons)
+        layout.addWidget(self.status)
+        layout.addWidget(self.vault_note)
+        layout.addLayout(lists, 1)
+
+        self.sign_in.currentIndexChanged.connect(self._mode_changed)
+        self.connect_button.clicked.connect(self.connect_to_hub)
+        self.forget_button.clicked.connect(self.forget)
+        self._mode_changed()
+
+    def _mode_changed(self) -> None:
+        token_mode = self.sign_in.currentData() == "token"
+        self.token.setEnabled(token_mode)
+        self.username.setEnabled(not token_mode)
+        self.password.setEnabled(not token_mode)
+
+    def set_status(self, text: str, ok: bool) -> None:
+        self.status.setText(text)
+        self.status.setProperty("ok", ok)
+        self.status.setStyleSheet("" if ok else "color: #b00020;")
+
+    def connect_to_hub(self) -> None:
+        """Sign in if asked, then load health, tools, providers and models off the GUI thread."""
+        url = self.url.text().strip().rstrip("/")
+        if not url.startswith(("http://", "https://")):
+            self.set_status("Enter the hub's URL, starting with http:// or https://", False)
+            return
+        mode = self.sign_in.currentData()
+        username, password = self.username.text().strip(), self.password.text()
+        self.password.clear()  # never kept, not even in the widget
+        token = self.token.text().strip()
+        stored = self.vault.load(url)
+        self.settings.update(hub_url=url, sign_in=mode, username=username)
+        credential = Credential(kind="none")
+        if mode == "token" and token:
+            credential = Credential(kind="token", value=token)
+        elif mode == "token" and stored is not None and stored.kind == "token":
+            credential = stored
+        elif mode == "password" and not password and stored is not None:
+            credential = stored
+        client = HubClient(url, credential, log=self.log)
+
+        def work(emit: object) -> HubInfo:
+            if mode == "password" and password:
+                client.login(username, password)
+            return client.info()
+
+        self.connect_button.setEnabled(False)
+        self.set_status(f"Connecting to {url}…", True)
+        self.runner.start(work, lambda info: self._connected(client, info), self._failed)
+
+    def _connected(self, client: HubClient, info: HubInfo) -> None:
+        self.connect_button.setEnabled(True)
+        self.token.clear()
+        if client.credential.kind != "none":
+            self.vault.save(client.url, client.credential)
+        if self.client is not None:
+            self.client.close()
+        self.client = client
+        guardian = info.health.get("guardian") or {}
+        self.set_status(
+            f"Connected to {client.url} ({self._how(client)}); guardian "
+            f"{guardian.get('status', 'ok')}, up {guardian.get('uptime_s', '?')} s.",
+            True,
+        )
+        self.vault_note.setText(self.vault.where())
+        self.tools.clear()
+        self.tools.addItems(info.tools)
+        self.providers.clear()
+        self.providers.addItems(
+            info.llm_providers + [f"{p} (search)" for p in info.search_providers]
+        )
+        self.models.clear()
+        self.models.addItems([f"{m['id']}  ({m['provider']})" for m in info.models])
+        self.connected.emit(client, info)
+
+    @staticmethod
+    def _how(client: HubClient) -> str:
+        return {"token": "API token", "session": "signed in", "none": "open hub, no credential"}[
+            client.credential.kind
+        ]
+
+    def _failed(self, error: HubError) -> None:
+        self.connect_button.setEnabled(True)
+        self.set_status(f"{error.title}: {error}", False)
+
+    def forget(self) -> None:
+        url = self.url.text().strip().rstrip("/")
+        client = self.client
+        self.vault.forget(url)
+        self.client = None
+        if client is not None:
+            self.runner.start(
+                lambda emit: client.logout(), lambda _: client.close(), lambda _: None
+            )
+        self.set_status("Signed out; the saved credential is forgotten.", True)
+        self.disconnected.emit()
