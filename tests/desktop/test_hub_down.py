@@ -1,0 +1,44 @@
+"""The app against a hub whose guardian is gone: a clear "hub unreachable" state."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from desktop.window import MainWindow
+from tests.desktop.test_app import connect
+from tests.helpers import GuardianProcess
+from tests.security.split import SandboxProcess
+
+
+@pytest.fixture
+def orphaned() -> Iterator[SandboxProcess]:
+    guardian = GuardianProcess().start()
+    sandbox = SandboxProcess(guardian).start()
+    try:
+        sandbox.wait_linked()
+        assert guardian.process is not None
+        guardian.process.kill()
+        guardian.process.wait()
+        deadline = time.monotonic() + 10
+        while httpx.get(f"{sandbox.url}/healthz", timeout=5).status_code != 503:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        yield sandbox
+    finally:
+        sandbox.stop()
+        guardian.stop()
+
+
+def test_a_hub_without_its_guardian_shows_hub_unreachable(
+    qtbot: Any, make_window: Callable[[], MainWindow], orphaned: SandboxProcess
+) -> None:
+    window = make_window()
+    connect(qtbot, window, orphaned.url, "sg_any-token")
+    status = window.connect_tab.status.text()
+    assert status.startswith("Hub unreachable: the hub answers but cannot serve"), status
+    assert "guardian is unreachable" in status
