@@ -9,7 +9,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check
 
-.PHONY: run test lint format bench lock clean desktop
+.PHONY: run test lint format bench lock clean desktop desktop-screenshot
 
 $(PY):
 	@test -n "$(PYTHON)" || { echo "make: no Python >= 3.11 with venv found; install python3-venv" >&2; exit 1; }
@@ -34,6 +34,11 @@ $(VENV)/.desktop: requirements-desktop.lock $(VENV)/.runtime | $(PY)
 
 desktop: $(VENV)/.desktop
 	$(PY) -m desktop
+
+# The README's screenshot of the real window, under Xvfb, against a hub with fake providers.
+desktop-screenshot: $(VENV)/.dev
+	bash tests/setup_machine.sh
+	QT_QPA_PLATFORM=xcb xvfb-run -a -s "-screen 0 1280x800x24" $(PY) -m tests.desktop.screenshot docs/desktop.png
 
 run: $(VENV)/.runtime
 	$(PY) supervisor.py

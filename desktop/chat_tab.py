@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from PySide6.QtGui import QColor, QTextCursor, QTextDocument, QTextFormat
 from PySide6.QtWidgets import (
     QComboBox,
     QFileDialog,
@@ -31,6 +32,18 @@ from desktop.store import Chat, ChatStore, Message, Settings
 from desktop.workers import Runner
 
 AUTO = ""  # the hub's choice
+CODE_BACKGROUND = QColor("#f3f3f3")
+
+
+def shade_code_blocks(document: QTextDocument) -> None:
+    """Qt's Markdown reader marks fenced code blocks but draws them like text: shade them."""
+    block = document.begin()
+    while block.isValid():
+        form = block.blockFormat()
+        if form.hasProperty(QTextFormat.Property.BlockCodeFence):
+            form.setBackground(CODE_BACKGROUND)
+            QTextCursor(block).setBlockFormat(form)
+        block = block.next()
 
 
 class ChatTab(QWidget):
@@ -193,6 +206,7 @@ class ChatTab(QWidget):
     def _render(self) -> None:
         pending = self.pending if self.current is self.sending else None
         self.transcript.setMarkdown(chat_markdown(self.current, pending))
+        shade_code_blocks(self.transcript.document())
         bar = self.transcript.verticalScrollBar()
         bar.setValue(bar.maximum())
 

@@ -38,3 +38,23 @@ if ! command -v chromium >/dev/null; then
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
 fi
+
+# The libraries Qt needs to run the desktop client's tests offscreen, and Xvfb for its
+# screenshot script (tests/desktop/screenshot.py).
+qt_libs=(libegl1 libgl1 libxkbcommon0 libfontconfig1 libdbus-1-3 libglib2.0-0 fonts-dejavu-core
+    xvfb xauth libxkbcommon-x11-0 libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-shape0
+    libxcb-xinerama0 libxcb-randr0 libxcb-render-util0 libxcb-image0)
+missing_qt=()
+for package in "${qt_libs[@]}"; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "ok installed" ||
+        missing_qt+=("$package")
+done
+if ((${#missing_qt[@]})); then
+    if [[ $(id -u) -ne 0 ]]; then
+        echo "setup_machine: Qt needs ${missing_qt[*]}; install them (Debian packages)" >&2
+        exit 1
+    fi
+    echo "setup_machine: installing ${missing_qt[*]} (Qt offscreen, Xvfb)"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing_qt[@]}" >/dev/null
+fi

@@ -293,3 +293,24 @@ def test_an_unavailable_provider_says_so(
     send(qtbot, window, "Hello")
     assert window.chat_tab.status.text().startswith("Provider unavailable:")
     assert window.chat_tab.send_button.isEnabled()  # the app goes on
+
+
+def test_answers_render_as_markdown_with_shaded_code_blocks(
+    qtbot: Any, make_window: Callable[[], MainWindow]
+) -> None:
+    from desktop.chat_tab import CODE_BACKGROUND
+    from desktop.store import Message
+
+    chat = make_window().chat_tab
+    chat.new_chat().messages.append(
+        Message(role="assistant", text="Use **this**:\n\n```python\nx = 1\n```\n")
+    )
+    chat._render()
+    document = chat.transcript.document()
+    shaded = [
+        document.findBlockByNumber(i).text()
+        for i in range(document.blockCount())
+        if document.findBlockByNumber(i).blockFormat().background().color() == CODE_BACKGROUND
+    ]
+    assert shaded == ["x = 1"]
+    assert "Use this:" in chat.transcript.toPlainText()
