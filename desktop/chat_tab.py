@@ -266,6 +266,8 @@ class ChatTab(QWidget):
         out: list[dict[str, Any]] = []
         for m in chat.messages:
             if m.role == "user" and m.tool == "llm_complete":
+                if out and out[-1]["role"] == "user":
+                    out.pop()  # a question that got no answer (an error) is dropped
                 out.append({"role": "user", "content": m.text})
             elif m.role == "assistant" and m.meta.get("tool", "llm_complete") == "llm_complete":
                 if out and out[-1]["role"] == "user":

@@ -9,9 +9,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QImage
 
+from desktop.hub import USER_AGENT
 from desktop.window import MainWindow
 from tests.desktop.hub import PASSWORD, DesktopHub, minimal_pdf
 from tests.fakes.base import Behaviour
@@ -95,7 +97,8 @@ def test_connect_with_a_password_keeps_the_session_never_the_password(
     assert window.chat_tab.client is not None, window.connect_tab.status.text()
     assert "signed in" in window.connect_tab.status.text()
     assert window.connect_tab.password.text() == ""
-    saved = (tmp_path / "config" / "credentials.json").read_text()
+    saved_path = tmp_path / "config" / "credentials.json"
+    saved = saved_path.read_text()
     assert json.loads(saved)[desk_hub.url]["kind"] == "session"
     for path in (tmp_path / "config").iterdir():
         assert PASSWORD not in path.read_text()
@@ -108,6 +111,21 @@ def test_connect_with_a_password_keeps_the_session_never_the_password(
     choose(again, model="claude-test")
     send(qtbot, again, "Hello")
     assert last(again).text == desk_hub.fake("anthropic").reply_text
+    # Sign out: the hub ends the session and the app forgets it.
+    session = again.chat_tab.client.credential.value  # type: ignore[union-attr]
+    qtbot.mouseClick(again.connect_tab.forget_button, Qt.MouseButton.LeftButton)
+    assert again.chat_tab.client is None and not again.chat_tab.send_button.isEnabled()
+    assert desk_hub.url not in json.loads(saved_path.read_text())
+
+    def refused() -> bool:
+        answer = httpx.post(
+            f"{desk_hub.url}/api",
+            json={"tool": "list_active_tools", "params": {}},
+            headers={"cookie": f"sg_session={session}", "user-agent": USER_AGENT},
+        )
+        return answer.status_code == 401
+
+    qtbot.waitUntil(refused, timeout=WAIT)
 
 
 def test_a_prompt_streams_into_the_chat_with_the_hubs_report(

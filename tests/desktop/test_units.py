@@ -185,3 +185,23 @@ def test_the_report_line_and_tool_results() -> None:
     assert "- [T](https://u): s" in tool_result_markdown(
         {"results": [{"title": "T", "url": "https://u", "snippet": "s"}]}
     )
+
+
+def test_history_sent_alternates_and_leaves_out_errors_and_tools() -> None:
+    from desktop.chat_tab import ChatTab
+
+    chat = Chat(
+        messages=[
+            Message(role="user", text="q1", tool="llm_complete"),
+            Message(role="assistant", text="a1"),
+            Message(role="user", text="q2", tool="llm_complete"),
+            Message(role="error", text="Rate limited"),
+            Message(role="user", text="s", tool="summarize"),
+            Message(role="assistant", text="summary", meta={"tool": "summarize"}),
+            Message(role="user", text="q3", tool="llm_complete"),
+        ]
+    )
+    assert ChatTab._history(chat) == [
+        {"role": "user", "content": "q1"},
+        {"role": "assistant", "content": "a1"},
+    ]
