@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from PySide6.QtCore import QTimer
 from PySide6.QtGui import QColor, QTextCursor, QTextDocument, QTextFormat
 from PySide6.QtWidgets import (
     QComboBox,
@@ -33,6 +34,7 @@ from desktop.workers import Runner
 
 AUTO = ""  # the hub's choice
 CODE_BACKGROUND = QColor("#f3f3f3")
+REDRAW_MS = 50
 
 
 def shade_code_blocks(document: QTextDocument) -> None:
@@ -58,6 +60,8 @@ class ChatTab(QWidget):
         self.pending: str | None = None
         self.cancel: Cancel | None = None
         self.sending: Chat | None = None  # the chat whose answer is on its way
+        self.redraw = QTimer(self, singleShot=True, interval=REDRAW_MS)
+        self.redraw.timeout.connect(self._render)
 
         self.chat_list = QListWidget(objectName="chatList")
         self.new_button = QPushButton("New", objectName="newChat")
@@ -309,9 +313,12 @@ class ChatTab(QWidget):
         return work
 
     def _chunk(self, text: str) -> None:
+        """Text as it arrives; the transcript is redrawn at most every `REDRAW_MS`, since
+        re-rendering a long chat per token would make the window lag behind the stream."""
         if self.pending is not None:
             self.pending += text
-            self._render()
+            if not self.redraw.isActive():
+                self.redraw.start()
 
     def stop(self) -> None:
         """Cancel the running request: the hub aborts it upstream and bills what was used."""
@@ -321,6 +328,7 @@ class ChatTab(QWidget):
 
     def _finish(self, message: Message, status: str) -> None:
         """The answer (or error) goes to the chat that asked, even if another is shown now."""
+        self.redraw.stop()
         chat, self.sending = self.sending, None
         if chat is not None:
             chat.messages.append(message)

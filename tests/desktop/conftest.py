@@ -16,7 +16,7 @@ from keyring.backends import fail
 from tests.desktop.hub import DesktopHub, start_hub
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def hub() -> Iterator[DesktopHub]:
     started = start_hub()
     yield started

@@ -176,6 +176,7 @@ def test_stop_cancels_the_request_at_the_provider(
     chat.prompt.setPlainText("Tell me a long story")
     qtbot.mouseClick(chat.send_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: bool(chat.pending), timeout=WAIT)  # the first words are in
+    qtbot.waitUntil(lambda: "streaming…\nLocal" in chat.transcript.toPlainText(), timeout=WAIT)
     assert chat.stop_button.isEnabled() and not chat.send_button.isEnabled()
     qtbot.mouseClick(chat.stop_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: chat.cancel is None, timeout=WAIT)
