@@ -48,6 +48,7 @@ class ConnectTab(QWidget):
         self.username = QLineEdit(settings["username"], objectName="username")
         self.password = QLineEdit(objectName="password", echoMode=QLineEdit.EchoMode.Password)
         self.connect_button = QPushButton("Connect", objectName="connectButton")
+        self.health_button = QPushButton("Check health", objectName="healthButton")
         self.forget_button = QPushButton("Sign out and forget", objectName="forgetButton")
         self.status = QLabel("Not connected.", objectName="connectStatus", wordWrap=True)
         self.vault_note = QLabel(vault.where(), objectName="vaultNote", wordWrap=True)
@@ -63,6 +64,7 @@ class ConnectTab(QWidget):
         form.addRow("Password", self.password)
         buttons = QHBoxLayout()
         buttons.addWidget(self.connect_button)
+        buttons.addWidget(self.health_button)
         buttons.addWidget(self.forget_button)
         buttons.addStretch()
         lists = QHBoxLayout()
@@ -84,6 +86,7 @@ class ConnectTab(QWidget):
         self.sign_in.currentIndexChanged.connect(self._mode_changed)
         self.connect_button.clicked.connect(self.connect_to_hub)
         self.forget_button.clicked.connect(self.forget)
+        self.health_button.clicked.connect(self.check_health)
         self._mode_changed()
 
     def _mode_changed(self) -> None:
@@ -160,7 +163,29 @@ class ConnectTab(QWidget):
 
     def _failed(self, error: HubError) -> None:
         self.connect_button.setEnabled(True)
+        self.health_button.setEnabled(True)
         self.set_status(f"{error.title}: {error}", False)
+
+    def check_health(self) -> None:
+        """`/healthz`, which needs no credential: is the hub up, and its guardian?"""
+        url = self.url.text().strip().rstrip("/")
+        if not url.startswith(("http://", "https://")):
+            self.set_status("Enter the hub's URL, starting with http:// or https://", False)
+            return
+        client = HubClient(url, Credential(kind="none"), log=self.log)
+
+        def done(health: dict[str, object]) -> None:
+            client.close()
+            self.health_button.setEnabled(True)
+            uptime = health.get("guardian_uptime_s", "?")
+            self.set_status(f"Hub at {url} is healthy; its guardian is up {uptime} s.", True)
+
+        def failed(error: HubError) -> None:
+            client.close()
+            self._failed(error)
+
+        self.health_button.setEnabled(False)
+        self.runner.start(lambda emit: client.healthz(), done, failed)
 
     def forget(self) -> None:
         url = self.url.text().strip().rstrip("/")

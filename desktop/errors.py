@@ -81,7 +81,9 @@ def from_response(status: int, text: str, headers: Any) -> HubError:
         return RateLimited(f"try again in {seconds:g} s ({message})", seconds)
     if status in (401, 403):
         return CredentialRefused(f"{message} (check the token, or sign in again)")
-    if status == 503 and "guardian" in message:
+    if status == 503 and (
+        "guardian" in message or (isinstance(body, dict) and body.get("status") == "unavailable")
+    ):
         return HubUnreachable(f"the hub answers but cannot serve requests now: {message}")
     if status in (502, 503, 504):
         return ProviderUnavailable(f"no provider could answer: {message}")

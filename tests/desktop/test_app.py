@@ -266,6 +266,24 @@ def test_an_unreachable_hub_says_so(qtbot: Any, make_window: Callable[[], MainWi
     connect(qtbot, window, f"http://127.0.0.1:{free_port()}", "sg_whatever")
     assert window.connect_tab.status.text().startswith("Hub unreachable:")
     assert window.chat_tab.client is None
+    check_health(qtbot, window)
+    assert window.connect_tab.status.text().startswith("Hub unreachable:")
+
+
+def check_health(qtbot: Any, window: MainWindow) -> None:
+    tab = window.connect_tab
+    qtbot.mouseClick(tab.health_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: tab.health_button.isEnabled(), timeout=WAIT)
+
+
+def test_the_health_check_needs_no_credential(
+    qtbot: Any, make_window: Callable[[], MainWindow], desk_hub: DesktopHub
+) -> None:
+    window = make_window()
+    window.connect_tab.url.setText(desk_hub.url)
+    check_health(qtbot, window)
+    assert "is healthy; its guardian is up" in window.connect_tab.status.text()
+    assert "< 200 /healthz" in window.log_tab.toPlainText()
 
 
 def test_a_refused_credential_says_so(

@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
+from PySide6.QtCore import Qt
 
 from desktop.window import MainWindow
 from tests.desktop.test_app import connect
@@ -42,3 +43,13 @@ def test_a_hub_without_its_guardian_shows_hub_unreachable(
     status = window.connect_tab.status.text()
     assert status.startswith("Hub unreachable: the hub answers but cannot serve"), status
     assert "guardian is unreachable" in status
+
+
+def test_the_health_check_says_the_guardian_is_away(
+    qtbot: Any, make_window: Callable[[], MainWindow], orphaned: SandboxProcess
+) -> None:
+    tab = make_window().connect_tab
+    tab.url.setText(orphaned.url)
+    qtbot.mouseClick(tab.health_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: tab.health_button.isEnabled(), timeout=15_000)
+    assert tab.status.text().startswith("Hub unreachable: the hub answers but cannot serve")
