@@ -33,6 +33,7 @@ from desktop.store import Chat, ChatStore, Message, Settings
 from desktop.workers import Runner
 
 AUTO = ""  # the hub's choice
+DEFAULT_MODEL = "(default)"  # the tool's or provider's own model
 CODE_BACKGROUND = QColor("#f3f3f3")
 REDRAW_MS = 50
 
@@ -151,6 +152,7 @@ class ChatTab(QWidget):
 
     def _fill_models(self) -> None:
         self.model.clear()
+        self.model.addItem(DEFAULT_MODEL)
         provider = self.provider.currentData()
         for model in self.info.models if self.info else []:
             if provider in (AUTO, None) or model["provider"] == provider:
@@ -235,6 +237,7 @@ class ChatTab(QWidget):
         chat = self.current or self.new_chat()
         tool = self.tool.currentData() or "llm_complete"
         provider, model = self.provider.currentData() or AUTO, self.model.currentText().strip()
+        model = "" if model == DEFAULT_MODEL else model
         self.settings.update(tool=tool, provider=provider, model=model)
         attached, self.attached = self.attached, []
         self.attached_label.clear()
@@ -281,8 +284,11 @@ class ChatTab(QWidget):
         return out
 
     def _wire_model(self, provider: str, model: str) -> str:
-        if not model and self.info and self.info.models:
-            model = self.info.models[0]["id"]
+        """`/v1` needs a model: the chosen one, else the first the hub lists (for the chosen
+        provider); `provider/model` pins the provider."""
+        if not model and self.info:
+            listed = [m["id"] for m in self.info.models if provider in (AUTO, m["provider"])]
+            model = listed[0] if listed else ""
         if provider and not model.startswith(provider + "/"):
             return f"{provider}/{model}" if model else provider
         return model

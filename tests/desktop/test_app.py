@@ -351,3 +351,35 @@ def test_answers_render_as_markdown_with_shaded_code_blocks(
     ]
     assert shaded == ["x = 1"]
     assert "Use this:" in chat.transcript.toPlainText()
+
+
+def test_the_model_and_tool_parameters_sent(
+    qtbot: Any, make_window: Callable[[], MainWindow]
+) -> None:
+    from desktop.hub import HubInfo
+
+    chat = make_window().chat_tab
+    chat.info = HubInfo(
+        health={},
+        tools=["llm_complete", "translate", "web_search", "db_query"],
+        tool_params={
+            "translate": ["prompt", "provider", "model", "max_tokens", "temperature"],
+            "web_search": ["query", "max_results", "provider"],
+            "db_query": ["sql", "max_rows", "target"],
+        },
+        llm_providers=["anthropic", "local"],
+        search_providers=["brave"],
+        models=[{"id": "claude-test", "provider": "anthropic"}, {"id": "r", "provider": "local"}],
+    )
+    assert chat._wire_model("", "") == "claude-test"
+    assert chat._wire_model("local", "") == "local/r"
+    assert chat._wire_model("local", "llama-local") == "local/llama-local"
+    assert chat._wire_model("", "gpt-x") == "gpt-x"
+    assert chat._tool_params("translate", "t", "", "") == {"prompt": "t"}
+    assert chat._tool_params("translate", "t", "local", "m") == {
+        "prompt": "t",
+        "provider": "local",
+        "model": "m",
+    }
+    assert chat._tool_params("web_search", "q", "local", "m") == {"query": "q"}
+    assert chat._tool_params("db_query", "SELECT 1", "", "") == {"sql": "SELECT 1"}
