@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QTimer
-from PySide6.QtGui import QColor, QTextCursor, QTextDocument, QTextFormat
+from PySide6.QtGui import QColor, QKeySequence, QShortcut, QTextCursor, QTextDocument, QTextFormat
 from PySide6.QtWidgets import (
     QComboBox,
     QFileDialog,
@@ -73,7 +73,7 @@ class ChatTab(QWidget):
         self.provider = QComboBox(objectName="providerSelect")
         self.model = QComboBox(objectName="modelSelect", editable=True)
         self.prompt = QPlainTextEdit(objectName="prompt")
-        self.prompt.setPlaceholderText("Ask something…")
+        self.prompt.setPlaceholderText("Ask something… (Ctrl+Enter sends)")
         self.attach_button = QPushButton("Attach…", objectName="attachButton")
         self.attached_label = QLabel("", objectName="attachedLabel")
         self.send_button = QPushButton("Send", objectName="sendButton")
@@ -123,6 +123,7 @@ class ChatTab(QWidget):
         self.chat_list.currentRowChanged.connect(self._select)
         self.attach_button.clicked.connect(self._pick_files)
         self.send_button.clicked.connect(self.send)
+        QShortcut(QKeySequence("Ctrl+Return"), self.prompt, self.send)
         self.stop_button.clicked.connect(self.stop)
         self.provider.currentIndexChanged.connect(self._fill_models)
         self._refresh_list()

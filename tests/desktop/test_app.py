@@ -330,6 +330,10 @@ def test_an_unavailable_provider_says_so(
     send(qtbot, window, "Hello")
     assert window.chat_tab.status.text().startswith("Provider unavailable:")
     assert window.chat_tab.send_button.isEnabled()  # the app goes on
+    desk_hub.fake("anthropic").default = Behaviour()
+    window.chat_tab.prompt.setPlainText("Again, with the keyboard")
+    qtbot.keyClick(window.chat_tab.prompt, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)
+    qtbot.waitUntil(lambda: last(window).role == "assistant", timeout=WAIT)
 
 
 def test_answers_render_as_markdown_with_shaded_code_blocks(
