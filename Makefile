@@ -9,7 +9,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check
 
-.PHONY: run test lint format bench lock clean
+.PHONY: run ctl test lint format bench lock clean
 
 $(PY):
 	@test -n "$(PYTHON)" || { echo "make: no Python >= 3.11 with venv found; install python3-venv" >&2; exit 1; }
@@ -28,7 +28,12 @@ $(VENV)/.dev: requirements-dev.lock $(VENV)/.runtime | $(PY)
 	@touch $@
 
 run: $(VENV)/.runtime
+	@echo "make run: operator CLI: ./sealgate-ctl status (from another shell, as root or the guardian's user)"
 	$(PY) supervisor.py
+
+# The operator CLI through make, e.g. `make ctl ARGS="users add ada"`; the same as ./sealgate-ctl.
+ctl: $(VENV)/.runtime
+	@./sealgate-ctl $(ARGS)
 
 test: $(VENV)/.dev
 	bash tests/setup_machine.sh
