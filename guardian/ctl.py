@@ -327,8 +327,17 @@ async def users(args: argparse.Namespace, path: Path) -> None:
         return
     if action == "add":
         password = read_password(f"password for {args.name}: ", confirm=True)
-        await call(path, "users.add", {"name": args.name, "password": password, "role": args.role})
-        emit(args, {"ok": True}, f"user {args.name} added (role {args.role})")
+        result = await call(
+            path, "users.add", {"name": args.name, "password": password, "role": args.role}
+        )
+        text = f"user {args.name} added (role {args.role})"
+        if result.get("auth_switched_on"):
+            text += (
+                "\nauth is now ON: open mode has ended. Every client (MCP, OpenAI SDKs, /api)"
+                " must now send a token;\nissue one with: sealgate-ctl tokens issue --user"
+                f" {args.name}"
+            )
+        emit(args, result, text)
     elif action == "passwd":
         password = read_password(f"new password for {args.name}: ", confirm=True)
         await call(path, "users.passwd", {"name": args.name, "password": password})

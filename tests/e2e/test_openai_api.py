@@ -208,7 +208,7 @@ def test_json_api(w: World) -> None:
 
     tools = api({"tool": "list_active_tools", "params": {}}).json()["result"]
     assert "web_search" in tools["tools"] and "brave" in tools["search_providers"]
-    assert "claude-test" in tools["models"]
+    assert {"id": "claude-test", "provider": "anthropic", "active": True} in tools["models"]
     done = api({"tool": "summarize", "params": {"prompt": "A long text"}})
     assert done.status_code == 200 and done.json()["result"]["provider"] == "anthropic"
     found = api({"tool": "web_search", "params": {"query": "x", "max_results": 2}}).json()
