@@ -217,17 +217,15 @@ def test_the_repository_stands_alone() -> None:
     readme = README.read_text()
     assert "](docs/ARCHITECTURE.md)" in readme and (ROOT / "docs" / "ARCHITECTURE.md").exists()
     outside = "../" + "shared"
-    tracked = subprocess.run(
-        ["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True
-    ).stdout.split()
-    for name in tracked:
-        path = ROOT / name
-        if (
-            path.is_file()
-            and path.suffix in (".md", ".py", ".toml", ".service", "")
-            and (outside in path.read_text(errors="replace"))
-        ):
-            raise AssertionError(f"{name} refers to {outside}, outside the repository")
+    skip = {"var", "__pycache__", "node_modules"}
+    for directory, subdirs, files in os.walk(ROOT):
+        subdirs[:] = [d for d in subdirs if d not in skip and not d.startswith(".")]
+        for name in files:
+            path = Path(directory) / name
+            if path.suffix not in (".md", ".py", ".toml", ".service", ".socket", ".pyfun", ""):
+                continue
+            if outside in path.read_text(errors="replace"):
+                raise AssertionError(f"{path} refers to {outside}, outside the repository")
 
 
 def test_the_systemd_install_copies_code_only_and_keeps_the_key_out_of_history() -> None:
