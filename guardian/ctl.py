@@ -1,4 +1,4 @@
-"""The operator CLI: `python -m guardian.ctl ...` (also installed as `sealgate-ctl`).
+"""The operator CLI: `./sealgate-ctl` in a checkout, `sealgate-ctl` in the Docker image.
 
 It speaks msgpack RPC to the guardian's admin socket ($HUB_RUNTIME_DIR/guardian/admin.sock,
 else the checkout's own var/guardian/admin.sock, or --socket), which only the guardian's own
