@@ -9,7 +9,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check
 
-.PHONY: run test lint format bench lock clean desktop desktop-screenshot
+.PHONY: run ctl test lint format bench lock clean desktop desktop-screenshot
 
 $(PY):
 	@test -n "$(PYTHON)" || { echo "make: no Python >= 3.11 with venv found; install python3-venv" >&2; exit 1; }
@@ -41,7 +41,12 @@ desktop-screenshot: $(VENV)/.dev
 	QT_QPA_PLATFORM=xcb xvfb-run -a -s "-screen 0 1280x800x24" $(PY) -m tests.desktop.screenshot docs/desktop.png
 
 run: $(VENV)/.runtime
+	@echo "make run: operator CLI: ./sealgate-ctl status (from another shell, as root or the guardian's user)"
 	$(PY) supervisor.py
+
+# The operator CLI through make, e.g. `make ctl ARGS="users add ada"`; the same as ./sealgate-ctl.
+ctl: $(VENV)/.runtime
+	@./sealgate-ctl $(ARGS)
 
 test: $(VENV)/.dev
 	bash tests/setup_machine.sh

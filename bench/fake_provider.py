@@ -1,30 +1,75 @@
-"""A fake OpenAI-compatible provider in a process of its own, for benchmarks.
+"""Fake LLM and search providers in a process of their own: for benchmarks, and to try
+SealGate without any key.
 
-python bench/fake_provider.py      prints its port on the first line, serves until killed
+    python bench/fake_provider.py [--port N] [--delay S]
+
+One server on 127.0.0.1 speaks every wire format the tests' fakes speak, each on its own
+documented path: Anthropic (`POST /v1/messages`), Gemini (`POST /v1beta/models/M:...`),
+OpenAI-compatible (`POST /v1/chat/completions`, `/v1/embeddings`), Brave (`GET
+/res/v1/web/search`) and Tavily (`POST /search`); streaming and tool calls included. Any key
+is accepted. It prints its port on the first line and serves until stopped. `bench/fake.pyfun`
+points SealGate at it on port 8900.
 """
 
 from __future__ import annotations
 
+import argparse
+import asyncio
 import sys
-import time
+from collections import deque
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.fakes.providers import FakeOpenAI
+from aiohttp import web
+
+from tests.fakes.base import FakeServer
+from tests.fakes.providers import FakeAnthropic, FakeBrave, FakeGemini, FakeOpenAI, FakeTavily
+
+REPLY = "The quick brown fox jumps over the lazy dog."
 
 
-def main() -> None:
-    fake = FakeOpenAI(
-        name="bench", reply_text="The quick brown fox jumps over the lazy dog.", event_delay_s=0
-    )
-    fake.start()
-    print(fake.port, flush=True)
+def fakes(delay_s: float) -> list[FakeServer]:
+    """One fake per wire format; their paths do not overlap, so one app serves them all."""
+    return [
+        FakeAnthropic(
+            name="anthropic", reply_text=f"(fake Anthropic) {REPLY}", event_delay_s=delay_s
+        ),
+        FakeGemini(name="gemini", reply_text=f"(fake Gemini) {REPLY}", event_delay_s=delay_s),
+        FakeOpenAI(name="openai", reply_text=REPLY, event_delay_s=delay_s),
+        FakeBrave(name="brave"),
+        FakeTavily(name="tavily"),
+    ]
+
+
+async def serve(port: int, delay_s: float) -> None:
+    app = web.Application()
+    for fake in fakes(delay_s):
+        fake._loop.close()  # each fake's own loop is for tests that run it in a thread
+        fake.requests = deque(maxlen=100)  # type: ignore[assignment]  # a long run stays small
+        fake.routes(app)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", port)
+    await site.start()
+    print(site._server.sockets[0].getsockname()[1], flush=True)  # type: ignore[union-attr]
     try:
-        while True:
-            time.sleep(3600)
+        await asyncio.Event().wait()
+    finally:
+        await runner.cleanup()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=0, help="TCP port on 127.0.0.1 (0: any free)")
+    parser.add_argument(
+        "--delay", type=float, default=0.0, help="seconds between stream events (default 0)"
+    )
+    args = parser.parse_args(argv)
+    try:
+        asyncio.run(serve(args.port, args.delay))
     except KeyboardInterrupt:
-        fake.stop()
+        pass
 
 
 if __name__ == "__main__":

@@ -149,9 +149,30 @@ class Auth:
         replica sharing the database may have added the first user."""
         now = time.monotonic()
         if now >= self._counted_at + CACHE_S:
-            self._users = await self.storage.count_users()
+            await self._recount()
             self._counted_at = now
         return self.enabled
+
+    async def _recount(self) -> bool:
+        """Re-count users; say so at warning level when open mode ends or begins, since it
+        changes what every client must send. Returns whether auth was just switched on."""
+        before = self.enabled
+        self._users = await self.storage.count_users()
+        if before == self.enabled:
+            return False
+        if self.enabled:
+            logger.warning(
+                "open mode is over: a user exists, so auth is on; every client (MCP, OpenAI"
+                " SDKs, /api) must now send a token (sealgate-ctl tokens issue --user NAME)"
+            )
+            return True
+        logger.warning(
+            "no user remains: auth is off%s",
+            "; the gateway is open again on loopback (anyone on this machine may use it)"
+            if self.open_possible()
+            else " and protected routes answer 401 until a user exists",
+        )
+        return False
 
     def _bind_host(self) -> str:
         """Where the sandbox listens (HUB_HOST wins over [HUB]); computed once per config."""
@@ -334,14 +355,16 @@ class Auth:
         return removed
 
     # operator actions ----------------------------------------------------------------------
-    async def add_user(self, name: str, password: str | None, role: str) -> None:
+    async def add_user(self, name: str, password: str | None, role: str) -> bool:
+        """Returns whether this user switched auth on (the end of open mode)."""
         check_name(name)
         self._check_role(role)
         password_hash = await self._hash(password) if password else None
         if not await self.storage.create_user(name, password_hash, role):
             raise InvalidParams(f"user {name!r} exists already")
-        self._users = await self.storage.count_users()
+        switched_on = await self._recount()
         await self.storage.add_audit("operator", "users.add", "ok", "", f"{name} ({role})")
+        return switched_on
 
     async def set_password(self, name: str, password: str) -> None:
         if not await self.storage.set_password(name, await self._hash(password)):
@@ -368,7 +391,7 @@ class Auth:
     async def delete_user(self, name: str) -> None:
         if not await self.storage.delete_user(name):
             raise NotFound(f"no user {name!r}")
-        self._users = await self.storage.count_users()
+        await self._recount()
         self.forget()
         await self.storage.add_audit("operator", "users.delete", "ok", "", name)
 

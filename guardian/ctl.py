@@ -1,9 +1,11 @@
-"""The operator CLI: `python -m guardian.ctl ...` (also installed as `sealgate-ctl`).
+"""The operator CLI: `./sealgate-ctl` in a checkout, `sealgate-ctl` in the Docker image.
 
 It speaks msgpack RPC to the guardian's admin socket ($HUB_RUNTIME_DIR/guardian/admin.sock,
-or --socket), which only the guardian's own user and root may open. Tables for people,
-`--json` for scripts. Passwords are read from a no-echo prompt, or from the first line of
-standard input when it is not a terminal; never from the command line.
+else the checkout's own var/guardian/admin.sock, or --socket), which only the guardian's own
+user and root may open. Tables for people, `--json` (anywhere on the line) for scripts: then
+errors are JSON on stdout too, with the same exit status. Passwords are read from a no-echo
+prompt, or from the first line of standard input when it is not a terminal; never from the
+command line. A reader that goes away (`| head`) ends the output quietly.
 
 Exit status: 0 done, 1 refused or failed, 2 usage error, 3 guardian unreachable.
 """
@@ -53,8 +55,16 @@ def parse_duration(text: str) -> float:
     return float(int(match.group(1)) * _UNITS[match.group(2)])
 
 
+#: The checkout (or installed tree) this CLI belongs to: its `var/` is the default runtime
+#: directory, so the CLI finds the socket whatever the current directory is.
+CHECKOUT = Path(__file__).resolve().parent.parent
+
+
 def default_socket() -> Path:
-    root = Path(os.environ.get("HUB_RUNTIME_DIR", DEFAULT_RUNTIME_DIR)).resolve()
+    """$HUB_RUNTIME_DIR when set (relative to the current directory, as the supervisor reads
+    it), else the runtime directory of the checkout this CLI runs from."""
+    configured = os.environ.get("HUB_RUNTIME_DIR")
+    root = Path(configured).resolve() if configured else CHECKOUT / DEFAULT_RUNTIME_DIR
     return RuntimeLayout(root).admin_socket
 
 
@@ -127,6 +137,14 @@ def table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
 
 def emit(args: argparse.Namespace, data: Any, text: str) -> None:
     print(json.dumps(data, indent=2, sort_keys=True, default=str) if args.json else text)
+
+
+def report_error(as_json: bool, code: str, message: str) -> None:
+    """One error, as a line on stderr for people or `{"error": {...}}` on stdout for scripts."""
+    if as_json:
+        print(json.dumps({"error": {"code": code, "message": message}}, sort_keys=True))
+    else:
+        print(f"sealgate-ctl: {message}", file=sys.stderr)
 
 
 # -- commands --------------------------------------------------------------------------------
@@ -236,10 +254,10 @@ async def config_check(args: argparse.Namespace, path: Path) -> int:
         text = Path(args.file).read_text(encoding="utf-8")
         config = parse(text, args.file)
     except OSError as exc:
-        print(f"sealgate-ctl: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
+        report_error(args.json, "invalid_config", f"cannot read {args.file}: {exc.strerror}")
         return EXIT_FAILED
     except PyfunError as exc:
-        print(f"sealgate-ctl: {exc}", file=sys.stderr)
+        report_error(args.json, "invalid_config", str(exc))
         return EXIT_FAILED
     lines = [
         f"{args.file}: OK (sha256 {config.sha256[:12]})",
@@ -309,8 +327,17 @@ async def users(args: argparse.Namespace, path: Path) -> None:
         return
     if action == "add":
         password = read_password(f"password for {args.name}: ", confirm=True)
-        await call(path, "users.add", {"name": args.name, "password": password, "role": args.role})
-        emit(args, {"ok": True}, f"user {args.name} added (role {args.role})")
+        result = await call(
+            path, "users.add", {"name": args.name, "password": password, "role": args.role}
+        )
+        text = f"user {args.name} added (role {args.role})"
+        if result.get("auth_switched_on"):
+            text += (
+                "\nauth is now ON: open mode has ended. Every client (MCP, OpenAI SDKs, /api)"
+                " must now send a token;\nissue one with: sealgate-ctl tokens issue --user"
+                f" {args.name}"
+            )
+        emit(args, result, text)
     elif action == "passwd":
         password = read_password(f"new password for {args.name}: ", confirm=True)
         await call(path, "users.passwd", {"name": args.name, "password": password})
@@ -372,12 +399,35 @@ async def sessions(args: argparse.Namespace, path: Path) -> None:
     emit(args, result, f"{result['revoked']} session(s) ended")
 
 
-def parser() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(prog="sealgate-ctl", description=__doc__.splitlines()[0])
-    top.add_argument(
-        "--socket", help="admin socket (default: $HUB_RUNTIME_DIR/guardian/admin.sock)"
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises instead of printing and exiting, so usage errors can be JSON;
+    `--json` and `--socket` are accepted before or after any subcommand."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("parents", [_common()])
+        super().__init__(**kwargs)
+
+    def error(self, message: str) -> Any:  # type: ignore[override]
+        raise UsageError(f"{message} (see {self.prog} --help)")
+
+
+def _common() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    # SUPPRESS: a subcommand's parser must not reset what the top level already set.
+    common.add_argument(
+        "--json", action="store_true", default=argparse.SUPPRESS, help="machine-readable output"
     )
-    top.add_argument("--json", action="store_true", help="machine-readable output")
+    common.add_argument(
+        "--socket",
+        default=argparse.SUPPRESS,
+        help="admin socket (default: $HUB_RUNTIME_DIR/guardian/admin.sock, else the checkout's"
+        " var/guardian/admin.sock)",
+    )
+    return common
+
+
+def parser() -> argparse.ArgumentParser:
+    top = _Parser(prog="sealgate-ctl", description=__doc__.splitlines()[0])
     sub = top.add_subparsers(dest="command", required=True)
     sub.add_parser("ping", help="check that the guardian answers")
     sub.add_parser("status", help="versions, uptime, sandbox link, database, config")
@@ -451,24 +501,46 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
+def _quiet_stdout() -> None:
+    """The reader of our output went away: point stdout at /dev/null so the interpreter's
+    final flush cannot raise again (the recipe of Python's signal documentation)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
+        code = _main(argv, "--json" in argv)
+        sys.stdout.flush()  # here, where a closed pipe can still be caught
+    except BrokenPipeError:
+        _quiet_stdout()
+        return EXIT_OK
+    return code
+
+
+def _main(argv: list[str], as_json: bool) -> int:
+    try:
+        args = parser().parse_args(argv)
+        args.json = getattr(args, "json", False)
+        args.socket = getattr(args, "socket", None)
         return asyncio.run(run(args))
     except UsageError as exc:
-        print(f"sealgate-ctl: {exc}", file=sys.stderr)
+        report_error(as_json, "usage", str(exc))
         return EXIT_USAGE
     except Unreachable as exc:
-        print(f"sealgate-ctl: {exc}", file=sys.stderr)
+        report_error(as_json, "unreachable", str(exc))
         return EXIT_UNREACHABLE
     except RPCError as exc:
         if exc.code.value == "unavailable":
-            print(f"sealgate-ctl: {exc.message}", file=sys.stderr)
+            report_error(as_json, "unreachable", exc.message)
             return EXIT_UNREACHABLE
-        print(f"sealgate-ctl: {exc.code.value}: {exc.message}", file=sys.stderr)
+        text = exc.message if as_json else f"{exc.code.value}: {exc.message}"
+        report_error(as_json, exc.code.value, text)
         return EXIT_FAILED
     except KeyboardInterrupt:
-        print("sealgate-ctl: interrupted", file=sys.stderr)
+        report_error(as_json, "interrupted", "interrupted")
         return EXIT_FAILED
 
 

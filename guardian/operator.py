@@ -21,10 +21,10 @@ def _rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 async def users_add(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
-    await auth_of(ctx).add_user(
+    switched_on = await auth_of(ctx).add_user(
         params["name"], params.get("password"), params.get("role") or "user"
     )
-    return {"ok": True}
+    return {"ok": True, "auth_switched_on": switched_on}
 
 
 async def users_list(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:

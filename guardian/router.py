@@ -221,9 +221,16 @@ class Router:
             provider_name = default or (snapshot.llm_providers[0] if snapshot.llm_providers else "")
         if not provider_name:
             raise Unavailable("no LLM provider is active: no key is configured")
-        chain = self._chain(
-            snapshot, config.llm_providers, snapshot.llm_providers, provider_name, path
-        )
+        try:
+            chain = self._chain(
+                snapshot, config.llm_providers, snapshot.llm_providers, provider_name, path
+            )
+        except Unavailable as exc:
+            if not model:
+                raise
+            # A model nobody can serve now is the caller's "no such model" (OpenAI: 404
+            # model_not_found), not a server failure to retry.
+            raise NotFound(f"model {model!r} is not available: {exc}") from None
         attempts = []
         for index, provider in enumerate(chain):
             pinned = model if index == 0 and provider.name == provider_name else ""
@@ -365,14 +372,19 @@ class Router:
             raise InvalidParams("send either 'prompt' or 'messages'")
         if prompt is not None:
             return [{"role": "user", "content": prompt}]
+        conversation = []
         for index, message in enumerate(messages):
-            if message.get("role") not in ("system", "user", "assistant", "tool"):
+            role = message.get("role")
+            if role == "developer":  # what current OpenAI SDKs send for system instructions
+                message = {**message, "role": "system"}
+            elif role not in ("system", "user", "assistant", "tool"):
                 raise InvalidParams(
-                    f"messages[{index}]: role must be system, user, assistant or tool"
+                    f"messages[{index}]: role must be system, developer, user, assistant or tool"
                 )
-        if not messages:
+            conversation.append(message)
+        if not conversation:
             raise InvalidParams("messages is empty")
-        return list(messages)
+        return conversation
 
     def _max_tokens(
         self, params: dict[str, Any], tool: ToolConfig | None, model: ModelConfig | None

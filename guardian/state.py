@@ -7,14 +7,14 @@ configuration it started with and never sees half of a new one.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from guardian.redact import Redactor
 from guardian.secrets import Secrets
-from protocol.pyfun import ProviderConfig, PyfunConfig
+from protocol.pyfun import ProviderConfig, PyfunConfig, ToolConfig
 
 if TYPE_CHECKING:
     from guardian.auth import Auth
@@ -40,6 +40,28 @@ def db_query_configured(config: PyfunConfig, secrets: Secrets) -> bool:
     return has_database and bool(config.db_query.get("tables", "").strip())
 
 
+def chain_of(providers: Mapping[str, ProviderConfig], start: str) -> tuple[str, ...]:
+    """The providers a call starting at `start` may reach along `fallback_to` (loops are
+    refused when .pyfun is parsed; the `seen` check only keeps this total)."""
+    chain: list[str] = []
+    current = providers.get(start)
+    while current is not None and current.name not in chain:
+        chain.append(current.name)
+        current = providers.get(current.fallback_to) if current.fallback_to else None
+    return tuple(chain)
+
+
+def tool_usable(tool: ToolConfig, config: PyfunConfig, active: tuple[str, ...]) -> bool:
+    """A configured tool is served only when a provider along its own chain is active: one
+    whose default provider and every fallback lack a key would only ever answer 503."""
+    if not tool.active or not active:
+        return False
+    if not tool.default_provider:
+        return True  # it uses whichever provider is active
+    providers = config.llm_providers if tool.provider_type == "llm" else config.search_providers
+    return any(name in active for name in chain_of(providers, tool.default_provider))
+
+
 @dataclass(frozen=True, slots=True)
 class Snapshot:
     config: PyfunConfig
@@ -55,13 +77,14 @@ class Snapshot:
         tools = list(BUILTIN_TOOLS)
         if llm:
             tools.append("llm_complete")
-        if search:
+        configured_search = config.tools.get("web_search")
+        if search and (configured_search is None or tool_usable(configured_search, config, search)):
             tools.append("web_search")
         if db_query_configured(config, secrets):
             tools.append("db_query")
         for name, tool in config.tools.items():
             usable = {"llm": llm, "search": search}.get(tool.provider_type, ())
-            if tool.active and usable and name not in tools:
+            if name not in tools and tool_usable(tool, config, usable):
                 tools.append(name)
         return cls(config, secrets, llm, search, tuple(tools))
 

@@ -266,6 +266,7 @@ ADMIN_METHODS = (
             "password": Field(type=str, required=False, max_len=1024),
             "role": Field(type=str, required=False, max_len=64),
         },
+        {**_OK, "auth_switched_on": Field(type=bool, required=False)},
     ),
     _admin(
         "users.list",

@@ -21,7 +21,8 @@ from sandbox.guardian_link import ActiveNames, GuardianLink
 from sandbox.hubstate import DEFAULT_TTL_S, HubState
 from sandbox.mcp_tools import build_mcp
 from sandbox.metrics import Metrics, MetricsMiddleware, metrics_endpoint
-from sandbox.middleware import BodyLimit, MountRootSlash, StreamCap
+from sandbox.middleware import BodyLimit, MountRootSlash, OneResponse, StreamCap
+from sandbox.openai_errors import OpenAIErrors
 from sandbox.pages import healthz, status_page
 from sandbox.request_guard import HostPolicy, RequestGuard
 from sandbox.settings import SandboxSettings, load_settings
@@ -88,12 +89,13 @@ def build_app(
         Route("/api", json_api.api, methods=["POST"]),
         Route("/metrics", metrics_endpoint, methods=["GET"]),
         Mount("/mcp", app=mcp_http),
-        Mount("/sse", app=mcp_sse),
+        Mount("/sse", app=OneResponse(mcp_sse)),
     ]
     metrics = Metrics()
     link.observer = metrics.sealed_result
     middleware = [
         Middleware(MetricsMiddleware, metrics=metrics),
+        Middleware(OpenAIErrors),  # every refusal under /v1 in OpenAI's shape
         Middleware(RequestGuard, policy=policy),
         Middleware(BodyLimit, max_bytes=hub.max_body_bytes, timeout_s=hub.body_timeout_s),
         Middleware(MountRootSlash, paths=("/mcp", "/sse")),
@@ -102,7 +104,7 @@ def build_app(
     ]
     if hub.cors_origins:  # for the web client; none by default
         middleware.insert(
-            2,
+            3,
             Middleware(
                 CORSMiddleware,
                 allow_origins=list(hub.cors_origins),

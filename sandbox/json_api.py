@@ -18,6 +18,7 @@ from starlette.responses import JSONResponse, Response
 
 from sandbox.errors import HTTP_STATUS, http_status
 from sandbox.mcp_tools import SealGateTools
+from sandbox.tool_args import check_types, names_problem
 
 
 def error(status: int, code: str, message: str) -> JSONResponse:
@@ -50,20 +51,12 @@ async def api(request: Request) -> Response:
     function = tools.functions.get(body["tool"])
     if function is None:
         return error(404, "not_found", f"no active tool {body['tool']!r}; see list_active_tools")
-    signature = inspect.signature(function)
-    accepted = {name for name in signature.parameters if name != "ctx"}
-    unknown = sorted(set(params) - accepted)
-    if unknown:
-        return error(
-            400, "invalid_params", f"unknown parameter(s) for {body['tool']}: {', '.join(unknown)}"
-        )
-    missing = sorted(
-        name
-        for name, p in signature.parameters.items()
-        if name != "ctx" and p.default is inspect.Parameter.empty and name not in params
+    problem = names_problem(body["tool"], function, params) or check_types(
+        body["tool"], function, params
     )
-    if missing:
-        return error(400, "invalid_params", f"missing parameter(s): {', '.join(missing)}")
+    if problem is not None:
+        return error(400, "invalid_params", problem)
+    signature = inspect.signature(function)
     extra: dict[str, Any] = {"ctx": _NoProgress()} if "ctx" in signature.parameters else {}
     with set_http_request(request):
         try:

@@ -19,6 +19,7 @@ from typing import Any
 
 from fastmcp import Context, FastMCP
 from fastmcp.exceptions import ToolError
+from fastmcp.exceptions import ValidationError as FastMCPValidationError
 from fastmcp.server.dependencies import get_http_request
 from fastmcp.server.middleware import CallNext, Middleware, MiddlewareContext
 from fastmcp.tools import Tool, ToolResult
@@ -29,6 +30,7 @@ from protocol.pyfun import PyfunConfig, ToolConfig
 from sandbox.caller import Proxies, caller_of
 from sandbox.guardian_link import ActiveNames, Caller, GuardianLink
 from sandbox.hubstate import HubState, cache_key
+from sandbox.tool_args import names_problem, problem_of
 
 logger = logging.getLogger("sealgate.sandbox.mcp")
 
@@ -69,14 +71,17 @@ def current_caller(proxies: Proxies) -> Caller:
 
 
 class SessionRegistry(Middleware):
-    """Remembers the MCP sessions that talked to us, to tell them when the tool list changes.
+    """Remembers the open MCP sessions, to tell them when the tool list changes.
 
     fastmcp sends `tools/list_changed` only from inside a request; a reload happens outside
     any. The SDK hands out one session object per request, so they are kept by session id
-    (the latest wins) and bounded; one whose send fails is dropped.
+    (the latest wins). A session is forgotten when its connection closes (the SDK unwinds the
+    connection's exit stack), so the count logged after a reload is of open sessions only.
+    Stateless (2026-07-28) requests have no channel to notify and are not kept at all.
     """
 
     MAX_SESSIONS = 10_000
+    _MARK = "sealgate.session_registry"
 
     def __init__(self) -> None:
         self.sessions: dict[str, Any] = {}
@@ -87,12 +92,26 @@ class SessionRegistry(Middleware):
         fastmcp_context = context.fastmcp_context
         if fastmcp_context is not None:
             with contextlib.suppress(RuntimeError, AttributeError):
-                key = fastmcp_context.session_id
-                self.sessions.pop(key, None)
-                self.sessions[key] = fastmcp_context.session
-                while len(self.sessions) > self.MAX_SESSIONS:
-                    self.sessions.pop(next(iter(self.sessions)))
+                self._remember(fastmcp_context.session_id, fastmcp_context.session)
         return await call_next(context)
+
+    def _remember(self, key: str, session: Any) -> None:
+        connection = getattr(session, "_connection", None)
+        if connection is None or not connection.has_standalone_channel:
+            return
+        self.sessions.pop(key, None)
+        self.sessions[key] = session
+        if not connection.state.get(self._MARK):
+            connection.state[self._MARK] = True
+            connection.exit_stack.callback(self.forget, key, connection)
+        while len(self.sessions) > self.MAX_SESSIONS:
+            self.sessions.pop(next(iter(self.sessions)))
+
+    def forget(self, key: str, connection: Any) -> None:
+        """The session's connection closed: drop it (unless the id now names another)."""
+        session = self.sessions.get(key)
+        if session is not None and getattr(session, "_connection", None) is connection:
+            del self.sessions[key]
 
     async def notify_tools_changed(self) -> int:
         told = 0
@@ -105,6 +124,30 @@ class SessionRegistry(Middleware):
                 self.sessions.pop(key, None)
         logger.info("tool list changed: told %d MCP session(s)", told)
         return told
+
+
+class ArgumentWording(Middleware):
+    """Bad tool arguments answer in the JSON API's words (`invalid_params: missing
+    parameter(s) for TOOL: prompt`), not pydantic's multi-line text with a link."""
+
+    def __init__(self, tools: SealGateTools) -> None:
+        self.tools = tools
+
+    async def on_call_tool(
+        self, context: MiddlewareContext[Any], call_next: CallNext[Any, Any]
+    ) -> Any:
+        name = str(getattr(context.message, "name", ""))
+        arguments = getattr(context.message, "arguments", None) or {}
+        function = self.tools.functions.get(name)
+        if function is not None and isinstance(arguments, dict):
+            problem = names_problem(name, function, arguments)
+            if problem is not None:
+                raise ToolError(f"invalid_params: {problem}")
+        try:
+            return await call_next(context)
+        except FastMCPValidationError as exc:
+            problem = problem_of(exc, name) or "the arguments do not fit the tool's schema"
+            raise ToolError(f"invalid_params: {problem}") from None
 
 
 class SealGateTools:
@@ -206,7 +249,16 @@ class SealGateTools:
             "tools": sorted(self.registered),
             "llm_providers": list(active.llm_providers),
             "search_providers": list(active.search_providers),
-            "models": sorted(self.config.models),
+            # The same list as `/` shows, each marked: a model of a provider without a key
+            # is listed (it is configured) but cannot be used until its key is added.
+            "models": [
+                {
+                    "id": model.id,
+                    "provider": model.provider,
+                    "active": model.provider in active.llm_providers,
+                }
+                for model in sorted(self.config.models.values(), key=lambda m: m.id)
+            ],
             "guardian_connected": self.link.connected,
             # What each tool takes, so a client (the desktop app) can build its form.
             "tool_params": {
@@ -353,5 +405,6 @@ def build_mcp(
     mcp = FastMCP(config.hub.name, version=__version__)
     tools = SealGateTools(mcp, link, config, hub)
     mcp.add_middleware(tools.sessions)
+    mcp.add_middleware(ArgumentWording(tools))
     tools.sync_tools()
     return mcp, tools

@@ -148,3 +148,36 @@ def _may_stream(scope: Scope) -> bool:
     if method == "GET" and path.startswith(("/sse", "/mcp")):
         return True
     return method == "POST" and path == "/v1/chat/completions"
+
+
+class OneResponse:
+    """Drops a second response on a connection that already answered.
+
+    The MCP SDK's legacy SSE handler returns a `Response` after its event stream has ended
+    (a known fastmcp/mcp behaviour); the server then sees `http.response.start` in state
+    RESPONSE and logs an ERROR with a long traceback for every client that disconnects.
+    Nothing can reach that client any more, so the late response is discarded quietly.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+        discarding = False
+
+        async def send_once(message: Message) -> None:
+            nonlocal started, discarding
+            if message["type"] == "http.response.start":
+                if started:
+                    discarding = True
+                    return
+                started = True
+            elif discarding and message["type"] == "http.response.body":
+                return
+            await send(message)
+
+        await self.app(scope, receive, send_once)

@@ -23,6 +23,7 @@ from protocol.errors import RPCError
 from sandbox.caller import caller_of
 from sandbox.errors import http_status
 from sandbox.guardian_link import GuardianLink
+from sandbox.openai_errors import ERROR_TYPE
 
 #: Request fields passed to the guardian as they are.
 PASSED = ("tools", "tool_choice", "response_format")
@@ -40,19 +41,6 @@ ACCEPTED = {
     *PASSED,
 }
 
-ERROR_TYPE = {
-    "invalid_params": "invalid_request_error",
-    "unauthenticated": "authentication_error",
-    "forbidden": "permission_error",
-    "not_found": "not_found_error",
-    "rate_limited": "rate_limit_error",
-    "budget_exceeded": "insufficient_quota",
-    "provider_error": "api_error",
-    "timeout": "timeout_error",
-    "unavailable": "api_error",
-    "internal": "api_error",
-}
-
 
 def openai_error(
     status: int,
@@ -66,15 +54,24 @@ def openai_error(
     return JSONResponse(body, status_code=status, headers=headers)
 
 
-def from_rpc_error(exc: RPCError) -> JSONResponse:
+def from_rpc_error(exc: RPCError, model_call: bool = False) -> JSONResponse:
+    """`model_call`: the request named a model, so "not found" is about it, as OpenAI says."""
     code = exc.code.value
+    param = None
+    if model_call and code == "not_found":
+        code, param = "model_not_found", "model"
     headers = None
     if code == "rate_limited":
         headers = {"retry-after": str(exc.data.get("retry_after_s", 60))}
     if code == "unauthenticated":
         headers = {"www-authenticate": 'Bearer realm="sealgate"'}
     return openai_error(
-        http_status(code), exc.message, ERROR_TYPE.get(code, "api_error"), code, headers=headers
+        http_status(exc.code.value),
+        exc.message,
+        ERROR_TYPE.get(code, "api_error"),
+        code,
+        param,
+        headers=headers,
     )
 
 
@@ -194,7 +191,7 @@ async def chat_completions(request: Request) -> Response:
             first = None
         except RPCError as exc:  # nothing sent yet: a plain error response
             await stream.aclose()
-            return from_rpc_error(exc)
+            return from_rpc_error(exc, model_call=True)
         return StreamingResponse(
             _sse(link, stream, first, completion_id, created, body["model"], include_usage),
             media_type="text/event-stream",
@@ -203,7 +200,7 @@ async def chat_completions(request: Request) -> Response:
     try:
         result = await link.llm_complete_params(caller, "llm_complete", params)
     except RPCError as exc:
-        return from_rpc_error(exc)
+        return from_rpc_error(exc, model_call=True)
     return JSONResponse(
         {
             "id": completion_id,
@@ -352,7 +349,7 @@ async def embeddings(request: Request) -> Response:
     try:
         result = await link.llm_embed(caller, body["model"], texts)
     except RPCError as exc:
-        return from_rpc_error(exc)
+        return from_rpc_error(exc, model_call=True)
     data = []
     for index, vector in enumerate(result["data"]):
         embedding: Any = vector

@@ -38,17 +38,38 @@ def _model_table(tools: SealGateTools) -> str:
     models = tools.config.models.values()
     if not models:
         return "<p><em>no [MODEL.*] blocks configured</em></p>"
+    active = set(tools.link.active.llm_providers)
+
+    def status(provider: str) -> str:
+        return "active" if provider in active else f"inactive: {provider} has no key"
+
     rows = "".join(
-        f"<tr><td>{html.escape(m.id)}</td><td>{html.escape(m.provider)}</td>"
+        f"<tr class={'active' if m.provider in active else 'inactive'}>"
+        f"<td>{html.escape(m.id)}</td><td>{html.escape(m.provider)}</td>"
+        f"<td>{html.escape(status(m.provider))}</td>"
         f"<td>{_cell(m.max_output_tokens)}</td><td>{_cell(m.requests_per_min)}</td>"
         f"<td>{_cell(m.cost_input_per_1m)}</td><td>{_cell(m.cost_output_per_1m)}</td></tr>"
         for m in models
     )
     return (
-        "<table id=models><tr><th>Model</th><th>Provider</th><th>Max output</th>"
+        "<table id=models><tr><th>Model</th><th>Provider</th><th>Status</th><th>Max output</th>"
         "<th>Requests/min</th><th>USD per 1M in</th><th>USD per 1M out</th></tr>"
         f"{rows}</table>"
     )
+
+
+def _auth_mode(request: Request) -> str:
+    """Open mode said plainly: any local program may use the tools and keys."""
+    principal = request.scope.get("state", {}).get("principal")
+    if isinstance(principal, dict) and principal.get("kind") == "anonymous":
+        return (
+            "<p class=warn id=auth-mode><strong>Open mode</strong>: no user exists, so any"
+            " program on this machine may use these tools and provider keys without a"
+            " credential (a bearer token is ignored); /metrics and db_query still need a"
+            " user. Adding the first user (<code>sealgate-ctl users add NAME</code>) turns"
+            " auth on for every client.</p>"
+        )
+    return "<p id=auth-mode>Auth is on: every client sends a token or a session.</p>"
 
 
 def _items(names: list[str] | tuple[str, ...]) -> str:
@@ -106,6 +127,7 @@ async def status_page(request: Request) -> Response:
 <html lang=en><head><meta charset=utf-8><title>{html.escape(hub_name)}</title>
 <style>body{{font:15px system-ui,sans-serif;margin:2rem;max-width:50rem;color:#222}}
 h1{{margin-bottom:.2rem}}.warn{{background:#fff3cd;padding:.5rem}}
+tr.inactive{{color:#888}}
 td,th{{padding:.2rem 1rem .2rem 0;text-align:left}}</style>
 </head><body>
 <h1>{html.escape(hub_name)}</h1>
@@ -115,6 +137,7 @@ td,th{{padding:.2rem 1rem .2rem 0;text-align:left}}</style>
 <tr><td>MCP (Streamable HTTP)</td><td><code>/mcp</code></td></tr>
 <tr><td>MCP (legacy SSE)</td><td><code>/sse</code></td></tr>
 </table>
+{_auth_mode(request)}
 {no_keys}
 <h2>LLM providers</h2><ul id=llm-providers>{_items(active.llm_providers)}</ul>
 <h2>Search providers</h2><ul id=search-providers>{_items(active.search_providers)}</ul>

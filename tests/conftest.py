@@ -1,12 +1,14 @@
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
-from tests.helpers import GuardianProcess, Stack
+from tests.helpers import WORKDIRS, GuardianProcess, Stack, make_workdir
 from tests.pg import PostgresServer, unavailable_reason
 
 
@@ -60,3 +62,27 @@ def pg_database(postgres: PostgresServer, request: pytest.FixtureRequest) -> str
     """A fresh database; returns its DSN."""
     name = "t_" + uuid.uuid4().hex[:12]
     return postgres.create_database(name)
+
+
+@pytest.fixture
+def scratch() -> Iterator[Callable[[str], Path]]:
+    """`scratch(prefix)`: a work directory under /tmp that every user can traverse, removed
+    after the test."""
+    made: list[Path] = []
+
+    def make(prefix: str) -> Path:
+        path = make_workdir(prefix)
+        made.append(path)
+        return path
+
+    yield make
+    for path in made:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail a passing session that left work directories in /tmp."""
+    left = [str(p) for p in WORKDIRS if p.exists()]
+    if left and exitstatus == 0:
+        print(f"\ntests left these directories behind: {', '.join(left)}")
+        session.exitstatus = 1

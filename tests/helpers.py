@@ -31,10 +31,17 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+#: Every directory `make_workdir` made in this test session; the session fails if one is
+#: left behind (tests/conftest.py), so `make test` leaves /tmp as it found it.
+WORKDIRS: list[Path] = []
+
+
 def make_workdir(prefix: str) -> Path:
-    """A temp dir every service user can traverse (pytest's tmp_path is 0700)."""
+    """A temp dir every service user can traverse (pytest's tmp_path is 0700). Whoever makes
+    one removes it (the `scratch` fixture does it for plain tests)."""
     path = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
     path.chmod(0o755)
+    WORKDIRS.append(path)
     return path
 
 

@@ -18,6 +18,7 @@ import re
 from typing import Any, Protocol
 from urllib.parse import quote
 
+from guardian.providers import images
 from guardian.providers.types import (
     ChatRequest,
     ChatResult,
@@ -95,6 +96,19 @@ def _text_of(content: Any, provider: str) -> str:
     raise InvalidParams("messages: content must be a string or a list of parts")
 
 
+def _user_parts(content: Any, provider: str) -> list[dict[str, Any]]:
+    """A user message's content as OpenAI-style parts: text and image_url, in order."""
+    if not isinstance(content, list):
+        return [{"type": "text", "text": _text_of(content, provider)}]
+    parts = []
+    for part in content:
+        if isinstance(part, dict) and part.get("type") == "image_url":
+            parts.append(part)
+        else:
+            parts.append({"type": "text", "text": _text_of([part], provider)})
+    return parts
+
+
 def _arguments(call: dict[str, Any]) -> dict[str, Any]:
     raw = _get(call, "function", "arguments") or "{}"
     try:
@@ -164,15 +178,7 @@ class AnthropicAdapter:
             if role == "system":
                 system.append(_text_of(message.get("content"), self.provider.name))
             elif role == "user":
-                add(
-                    "user",
-                    [
-                        {
-                            "type": "text",
-                            "text": _text_of(message.get("content"), self.provider.name),
-                        }
-                    ],
-                )
+                add("user", self._user_blocks(message.get("content")))
             elif role == "assistant":
                 blocks: list[dict[str, Any]] = []
                 text = _text_of(message.get("content"), self.provider.name)
@@ -202,6 +208,15 @@ class AnthropicAdapter:
             else:
                 raise InvalidParams(f"messages: unknown role {role!r}")
         return "\n\n".join(s for s in system if s), out
+
+    def _user_blocks(self, content: Any) -> list[dict[str, Any]]:
+        """Text blocks and image blocks (Anthropic fetches https image URLs itself)."""
+        return [
+            images.anthropic_block(images.image_of(part, self.provider.name, may_fetch=True))
+            if part["type"] == "image_url"
+            else {"type": "text", "text": part["text"]}
+            for part in _user_parts(content, self.provider.name)
+        ]
 
     def chat(self, key: str | None, request: ChatRequest, *, stream: bool) -> HttpCall:
         if request.response_format and _get(request.response_format, "type") != "text":
@@ -333,11 +348,12 @@ class GeminiAdapter:
         contents: list[dict[str, Any]] = []
         for message in request.messages:
             role = message.get("role")
+            if role == "user":
+                contents.append({"role": "user", "parts": self._user_parts(message.get("content"))})
+                continue
             text = _text_of(message.get("content"), self.provider.name)
             if role == "system":
                 system.append(text)
-            elif role == "user":
-                contents.append({"role": "user", "parts": [{"text": text}]})
             elif role == "assistant":
                 parts: list[dict[str, Any]] = [{"text": text}] if text else []
                 for call in message.get("tool_calls") or []:
@@ -358,6 +374,15 @@ class GeminiAdapter:
             else:
                 raise InvalidParams(f"messages: unknown role {role!r}")
         return "\n\n".join(s for s in system if s), contents
+
+    def _user_parts(self, content: Any) -> list[dict[str, Any]]:
+        """Text parts and inline images (Gemini cannot fetch an https URL: a 400 says so)."""
+        return [
+            images.gemini_part(images.image_of(part, self.provider.name, may_fetch=False))
+            if part["type"] == "image_url"
+            else {"text": part["text"]}
+            for part in _user_parts(content, self.provider.name)
+        ]
 
     def chat(self, key: str | None, request: ChatRequest, *, stream: bool) -> HttpCall:
         model = request.model.removeprefix("models/")

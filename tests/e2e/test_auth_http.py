@@ -41,7 +41,11 @@ def ctl(stack: Stack, *args: str, stdin: str = "") -> str:
 def stack(stack_factory: Callable[..., Stack]) -> Stack:
     return stack_factory(
         env={"SEALGATE_BOOTSTRAP_TOKEN": BOOTSTRAP},
-        config_text=(ROOT / ".pyfun").read_text() + ROLES,
+        # web_search's chain must reach the keyless local_search for the tool to register.
+        config_text=(ROOT / ".pyfun")
+        .read_text()
+        .replace('default_provider = "brave"', 'default_provider = "local_search"')
+        + ROLES,
     )
 
 

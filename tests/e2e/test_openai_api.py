@@ -154,7 +154,7 @@ def test_errors_keep_openai_shape_and_status(w: World) -> None:
     hello = [{"role": "user", "content": "hi"}]
     with pytest.raises(openai.NotFoundError) as missing:
         client.chat.completions.create(model="no-such-model", messages=hello)
-    assert missing.value.body["code"] == "not_found"  # type: ignore[index]
+    assert missing.value.body["code"] == "model_not_found"  # type: ignore[index]
     with pytest.raises(openai.BadRequestError, match="logit_bias"):
         client.chat.completions.create(model="claude-test", messages=hello, logit_bias={"1": 2})
     for fake in (w.anthropic, w.gemini, w.openrouter, w.huggingface):
@@ -208,7 +208,7 @@ def test_json_api(w: World) -> None:
 
     tools = api({"tool": "list_active_tools", "params": {}}).json()["result"]
     assert "web_search" in tools["tools"] and "brave" in tools["search_providers"]
-    assert "claude-test" in tools["models"]
+    assert {"id": "claude-test", "provider": "anthropic", "active": True} in tools["models"]
     done = api({"tool": "summarize", "params": {"prompt": "A long text"}})
     assert done.status_code == 200 and done.json()["result"]["provider"] == "anthropic"
     found = api({"tool": "web_search", "params": {"query": "x", "max_results": 2}}).json()
@@ -267,3 +267,42 @@ def test_a_client_leaving_a_stream_stops_the_provider_request(w: World) -> None:
     while w.openrouter.disconnects == before:
         assert time.monotonic() < deadline, "the provider request outlived the client"
         time.sleep(0.05)
+
+
+PNG_B64 = "iVBORw0KGgoAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+
+
+def _image_message(url: str) -> Any:
+    return [
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "What is in this picture?"},
+                {"type": "image_url", "image_url": {"url": url}},
+            ],
+        }
+    ]
+
+
+def test_image_parts_reach_anthropic_and_gemini_in_their_own_format(w: World) -> None:
+    data_url = f"data:image/png;base64,{PNG_B64}"
+    client = sdk(w)
+    client.chat.completions.create(model="claude-test", messages=_image_message(data_url))
+    (sent,) = [r.body for r in w.anthropic.requests]
+    assert sent["messages"][0]["content"][1] == {
+        "type": "image",
+        "source": {"type": "base64", "media_type": "image/png", "data": PNG_B64},
+    }
+    client.chat.completions.create(model="gemini-test", messages=_image_message(data_url))
+    (sent,) = [r.body for r in w.gemini.requests]
+    assert sent["contents"][0]["parts"][1] == {
+        "inlineData": {"mimeType": "image/png", "data": PNG_B64}
+    }
+
+
+def test_an_image_url_gemini_cannot_fetch_is_a_clear_400(w: World) -> None:
+    with pytest.raises(openai.BadRequestError, match="data URL"):
+        sdk(w).chat.completions.create(
+            model="gemini-test", messages=_image_message("https://images.example/cat.png")
+        )
+    assert not w.gemini.requests and not w.openrouter.requests  # nothing left, no fallback

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from sandbox.selfsandbox import landlock_abi
-from tests.helpers import ROOT, Stack, base_env, free_port, make_workdir
+from tests.helpers import ROOT, Stack, base_env, free_port
 
 PROBE = """
 import json, socket, sys
@@ -38,10 +38,12 @@ print(json.dumps(result))
 """
 
 
-def test_landlock_blocks_outbound_connects_and_writes_outside_the_state_dir() -> None:
+def test_landlock_blocks_outbound_connects_and_writes_outside_the_state_dir(
+    scratch: Callable[[str], Path],
+) -> None:
     if landlock_abi() < 4:
         pytest.skip(f"kernel Landlock ABI {landlock_abi()} < 4: TCP rules unavailable here")
-    workdir = make_workdir("sealgate-landlock-")
+    workdir = scratch("sealgate-landlock-")
     state = workdir / "state"
     state.mkdir()
     listener = socket.socket()
@@ -77,8 +79,8 @@ def test_the_real_sandbox_reports_what_it_applied(stack_factory: Callable[..., S
     assert "NoNewPrivs:\t1" in status
 
 
-def test_an_inherited_listening_socket_is_served() -> None:
-    workdir = make_workdir("sealgate-socket-")
+def test_an_inherited_listening_socket_is_served(scratch: Callable[[str], Path]) -> None:
+    workdir = scratch("sealgate-socket-")
     for sub in ("guardian", "run", "sandbox"):
         (workdir / "var" / sub).mkdir(parents=True)
     config = workdir / ".pyfun"
