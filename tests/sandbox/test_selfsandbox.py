@@ -18,9 +18,9 @@ from tests.helpers import ROOT, Stack, base_env, free_port, make_workdir
 PROBE = """
 import json, socket, sys
 from pathlib import Path
-from sandbox.selfsandbox import apply
+from sandbox.selfsandbox import Policy, apply
 state, port = Path(sys.argv[1]), int(sys.argv[2])
-applied = apply([state])
+applied = apply(Policy(readable=(Path("/usr"), Path("/etc/hostname")), writable=(state,)))
 result = {"describe": applied.describe()}
 try:
     socket.create_connection(("127.0.0.1", port), timeout=2).close()
@@ -34,6 +34,11 @@ for name, path in (("inside", state / "x"), ("outside", state.parent / "outside.
     except OSError as exc:
         result[name] = exc.errno
 result["read"] = len(Path("/etc/hostname").read_text()) >= 0
+try:
+    Path("/etc/passwd").read_text()
+    result["read_elsewhere"] = "allowed"
+except OSError as exc:
+    result["read_elsewhere"] = exc.errno
 print(json.dumps(result))
 """
 
@@ -64,6 +69,7 @@ def test_landlock_blocks_outbound_connects_and_writes_outside_the_state_dir() ->
     assert result["connect"] == 13, result  # EACCES: no outbound TCP at all
     assert result["inside"] == "allowed" and result["outside"] == 13
     assert result["read"] is True
+    assert result["read_elsewhere"] == 13  # reads only beneath the policy's paths
     assert "TCP connect/bind blocked" in result["describe"]
 
 
