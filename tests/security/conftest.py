@@ -18,7 +18,7 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -97,8 +97,18 @@ def _write_env_file(stack: Stack, uid: int, gid: int) -> None:
     path.chmod(0o600)
 
 
-def start_deployment(mode: str, **stack_kwargs: Any) -> Deployment:
-    """Start a stack in `mode` (skipping when this machine cannot run it)."""
+def start_deployment(
+    mode: str,
+    *,
+    before_start: Callable[[Stack, int, int], None] | None = None,
+    wait: bool = True,
+    **stack_kwargs: Any,
+) -> Deployment:
+    """Start a stack in `mode` (skipping when this machine cannot run it).
+
+    `before_start(stack, uid, gid)` runs once the stack's directory exists (uid and gid:
+    the supervisor's); with `wait=False` the supervisor is not waited for.
+    """
     env = {"GEMINI_API_KEY": ENV_SECRET, **stack_kwargs.pop("env", {})}
     reason = two_uid_possible()
     if mode == "two-uid":
@@ -109,11 +119,15 @@ def start_deployment(mode: str, **stack_kwargs: Any) -> Deployment:
         guardian = ensure_user("hub-guardian")
         stack = Stack(single_uid=False, env=env, **stack_kwargs)
         _write_env_file(stack, guardian.uid, guardian.gid)
-        stack.start()
+        if before_start:
+            before_start(stack, 0, 0)
+        stack.start(wait=wait)
     elif os.geteuid() != 0:
         stack = Stack(single_uid=False, env=env, **stack_kwargs)
         _write_env_file(stack, os.getuid(), os.getgid())
-        stack.start()
+        if before_start:
+            before_start(stack, os.getuid(), os.getgid())
+        stack.start(wait=wait)
     else:
         if reason is not None:
             pytest.skip(f"cannot run the supervisor as an ordinary user here: {reason}")
@@ -124,6 +138,8 @@ def start_deployment(mode: str, **stack_kwargs: Any) -> Deployment:
         _write_env_file(stack, user.uid, user.gid)
         for path in (stack.dir, *stack.dir.iterdir()):
             os.chown(path, user.uid, user.gid)
+        if before_start:
+            before_start(stack, user.uid, user.gid)
         log = stack.log_path.open("ab")
         stack.process = subprocess.Popen(
             [sys.executable, str(ROOT / "supervisor.py")],
@@ -137,10 +153,13 @@ def start_deployment(mode: str, **stack_kwargs: Any) -> Deployment:
         )
         log.close()
         try:
-            stack.wait_healthy()
+            if wait:
+                stack.wait_healthy()
         except BaseException:
             stack.cleanup()
             raise
+    if not wait:
+        return Deployment(mode, stack, -1, -1)
     sandbox = stack.pid_of("sandbox")
     return Deployment(mode, stack, uid_of(sandbox), gid_of(sandbox))
 
