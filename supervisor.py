@@ -44,6 +44,7 @@ from protocol.errors import ProtocolError
 from protocol.framing import FrameDecoder, encode
 from protocol.pyfun import PyfunError, parse, with_env_overrides
 from protocol.runtime import DEFAULT_RUNTIME_DIR, RuntimeLayout
+from protocol.sandboxpaths import exposing
 from sandbox.settings import ALLOWED_ENV
 
 EX_OK = 0
@@ -477,6 +478,18 @@ class Supervisor:
             self.sandbox_id.uid,
         )
 
+    def check_secrets_beyond_sandbox_reads(self) -> None:
+        """One uid: Landlock alone keeps secrets from the sandbox, so none may lie beneath a
+        path its rules let it read."""
+        for secret in (*self.secret_paths(), self.layout.guardian_dir):
+            allowed = exposing(secret, self.layout, self.config_path)
+            if allowed is not None:
+                raise Refusal(
+                    f"{secret} lies beneath {allowed}, which the sandbox may read (one uid:"
+                    " Landlock is all that keeps secrets from it); move it elsewhere, e.g."
+                    " HUB_ENV_FILE=/run/secrets/sealgate.env"
+                )
+
     def secret_paths(self) -> list[Path]:
         paths = [self.env_file]
         credentials = self.environ.get("CREDENTIALS_DIRECTORY")
@@ -652,6 +665,8 @@ class Supervisor:
             self.choose_identities()
             if self.guardian_id.uid != self.sandbox_id.uid:
                 self.instance_lock.acquire([self.guardian_id, self.sandbox_id], self.layout.root)
+            else:
+                self.check_secrets_beyond_sandbox_reads()
             check_secret_files(self.secret_paths(), self.guardian_id, self.sandbox_id)
             prepare_runtime(self.layout, self.guardian_id, self.sandbox_id)
         except Refusal as exc:

@@ -24,10 +24,10 @@ from __future__ import annotations
 import ctypes
 import logging
 import os
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from protocol import sandboxpaths
 from protocol.protections import SandboxProtections
 from protocol.runtime import RuntimeLayout
 from sandbox import seccomp
@@ -76,29 +76,6 @@ _WRITE_ABI1 = (
     | FS_MAKE_SYM
 )
 
-#: System paths that hold code, libraries, time zones and certificates, never a secret.
-#: (Keep secrets out of these: an env file under /usr would be readable.)
-SYSTEM_READABLE = (
-    "/usr",
-    "/lib",
-    "/lib64",
-    "/bin",
-    "/etc/ssl",
-    "/etc/ca-certificates",
-    "/etc/pki",
-    "/etc/localtime",
-    "/etc/mime.types",
-    "/etc/passwd",
-    "/etc/group",
-    "/etc/nsswitch.conf",
-    "/etc/hosts",
-    "/dev/urandom",
-    "/sys/devices/system/cpu",
-    "/proc/cpuinfo",
-    "/proc/stat",
-    "/proc/meminfo",
-)
-
 
 class _RulesetAttr(ctypes.Structure):
     _fields_ = [
@@ -122,19 +99,11 @@ class Policy:
 
 
 def sandbox_policy(layout: RuntimeLayout, config_path: Path) -> Policy:
-    """What the real sandbox needs, and nothing that holds a secret."""
-    here = Path(__file__).resolve().parent
-    code = (here, here.parent / "protocol")
-    prefixes = {Path(p) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)}
-    readable = (
-        *code,
-        *sorted(prefixes),
-        *(Path(p) for p in SYSTEM_READABLE),
-        config_path.resolve(),
-        layout.run_dir,
-        Path(f"/proc/{os.getpid()}"),
+    """What the real sandbox needs (`protocol.sandboxpaths`), and its own /proc entry."""
+    return Policy(
+        readable=(*sandboxpaths.readable(layout, config_path), Path(f"/proc/{os.getpid()}")),
+        writable=sandboxpaths.writable(layout),
     )
-    return Policy(readable=readable, writable=(layout.sandbox_dir, Path("/dev/null")))
 
 
 @dataclass

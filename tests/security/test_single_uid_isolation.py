@@ -8,12 +8,16 @@ Landlock's read rules and its abstract-socket scoping do. The attacker is
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+
+import pytest
 
 from protocol.adminaddr import abstract_name
 from sandbox.selfsandbox import landlock_abi
-from tests.helpers import FAKE_SECRET, run_ctl, uid_of
-from tests.security.conftest import Deployment
+from supervisor import ensure_user
+from tests.helpers import FAKE_SECRET, Stack, run_ctl, uid_of
+from tests.security.conftest import MODES, Deployment, start_deployment
 
 DENIED = {"EACCES", "EPERM", "ENOENT", "ECONNREFUSED"}
 
@@ -68,3 +72,39 @@ def test_without_landlock_one_uid_is_exposed_and_says_so(deployment: Deployment)
     else:
         assert out[f"read {deployment.env_file}"] == "ok", out
     assert "landlock unavailable" in out["applied"]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_secret_beneath_a_sandbox_readable_path_is_refused(mode: str) -> None:
+    """One uid: Landlock is all that keeps the env file from the sandbox, so an env file
+    beneath a path the sandbox may read (here its socket directory) stops the start. Two
+    uids: file permissions keep it, and the start goes on."""
+
+    def env_file_in_run_dir(stack: Stack, uid: int, gid: int) -> None:
+        run_dir = stack.runtime / "run"
+        run_dir.mkdir(parents=True)
+        for path in (stack.runtime, run_dir):
+            os.chown(path, uid, gid)
+        env_file = run_dir / "secrets.env"
+        env_file.write_text(f"ANTHROPIC_API_KEY={FAKE_SECRET}\n")
+        env_file.chmod(0o600)
+        owner = ensure_user("hub-guardian") if mode == "two-uid" else None
+        os.chown(env_file, owner.uid if owner else uid, owner.gid if owner else gid)
+        stack.env["HUB_ENV_FILE"] = str(env_file)
+
+    deployment = start_deployment(mode, before_start=env_file_in_run_dir, wait=False)
+    stack = deployment.stack
+    try:
+        assert stack.process is not None
+        if mode == "one-uid":
+            assert stack.process.wait(timeout=60) == 78, stack.logs()
+            assert (
+                f"{stack.runtime / 'run' / 'secrets.env'} lies beneath {stack.runtime / 'run'},"
+                " which the sandbox may read" in stack.logs()
+            )
+        else:
+            stack.wait_healthy()
+            assert "llm providers [anthropic, gemini]" in stack.logs()
+        assert FAKE_SECRET not in stack.logs()
+    finally:
+        stack.cleanup()
