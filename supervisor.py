@@ -300,7 +300,7 @@ KEEP_IN_ENVIRON = frozenset(
 )
 
 
-def harden_self() -> None:
+def harden_self() -> str:
     """Not dumpable, and no secret left in the environ block /proc shows.
 
     Secrets arriving as environment variables (a Space's secrets) sit in the environ of
@@ -310,22 +310,25 @@ def harden_self() -> None:
     still gets them: the supervisor keeps its own copy of the environment.
     """
     libc = ctypes.CDLL(None, use_errno=True)
+    dumpable = "not dumpable"
     if libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0:
-        logger.warning("could not make the supervisor non-dumpable")
+        dumpable = "DUMPABLE (prctl refused)"
     try:
         fields = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
         start, end = int(fields[47]), int(fields[48])  # env_start, env_end (fields 50, 51)
     except (OSError, IndexError, ValueError):
-        return
+        return f"{dumpable}; environ not scrubbed (no /proc/self/stat)"
     if end <= start:
-        return
+        return f"{dumpable}; environ empty"
     block = ctypes.string_at(start, end - start)
-    offset = 0
+    offset, scrubbed = 0, 0
     for entry in block.split(b"\0"):
         name, sep, value = entry.partition(b"=")
         if sep and value and name.decode(errors="replace") not in KEEP_IN_ENVIRON:
             ctypes.memset(start + offset + len(name) + 1, 0, len(value))
+            scrubbed += 1
         offset += len(entry) + 1
+    return f"{dumpable}; {scrubbed} environ value(s) scrubbed"
 
 
 # -- one instance per service-user pair ----------------------------------------------------
@@ -730,7 +733,7 @@ def main() -> int:
         )
         return EX_USAGE
     environ = dict(os.environ)  # our copy: the guardian's environment is built from it
-    harden_self()
+    logger.info("supervisor protections: %s", harden_self())
     return Supervisor(environ).run()
 
 
