@@ -170,6 +170,12 @@ def apply(policy: Policy, *, max_abi: int | None = None) -> Applied:
     else:
         applied.notes.append(f"prctl failed: {os.strerror(ctypes.get_errno())}")
         return applied
+    threads = len(os.listdir("/proc/self/task"))
+    if threads > 1:
+        # Landlock restricts the calling thread (and threads it starts later) only.
+        applied.notes.append(
+            f"{threads - 1} other thread(s) existed before Landlock and are NOT restricted"
+        )
     _landlock(libc, policy, applied, max_abi)
     refused = seccomp.install()
     if refused:

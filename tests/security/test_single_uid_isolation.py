@@ -56,7 +56,10 @@ def test_the_real_sandbox_runs_under_the_same_restrictions(deployment: Deploymen
     status = Path(f"/proc/{sandbox}/status").read_text()
     assert "NoNewPrivs:\t1" in status
     assert "Seccomp:\t2" in status
+    for task in Path(f"/proc/{sandbox}/task").iterdir():  # every thread, not just the first
+        assert "Seccomp:\t2" in (task / "status").read_text()
     logs = deployment.stack.logs()
+    assert "NOT restricted" not in logs  # no thread escaped Landlock
     if landlock_abi() >= 6:
         assert "reads confined to code, Python, certificates, config, state" in logs
         assert "abstract sockets and signals scoped" in logs
