@@ -114,10 +114,6 @@ class Applied:
     seccomp: bool = False
     notes: list[str] = field(default_factory=list)
 
-    @property
-    def tcp_blocked(self) -> bool:
-        return "TCP connect/bind blocked" in self.rules
-
     def protections(self, two_uids: bool) -> SandboxProtections:
         return SandboxProtections(
             two_uids=two_uids,
@@ -190,7 +186,6 @@ def _landlock(libc: ctypes.CDLL, policy: Policy, applied: Applied, max_abi: int 
     if max_abi is not None:
         abi = min(abi, max_abi)
     if abi == 0:
-        applied.notes.append("landlock unavailable on this kernel")
         return
     write_access = _WRITE_ABI1
     if abi >= 2:
