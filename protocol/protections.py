@@ -19,6 +19,21 @@ EXPOSED = (
 )
 
 
+WRITES_CONFINED = "writes confined"
+
+
+def landlock_rules(abi: int) -> tuple[str, ...]:
+    """The Landlock rules the sandbox applies on a kernel with this ABI (0: none)."""
+    if abi <= 0:
+        return ()
+    rules = ["reads confined to code, Python, certificates, config, state", WRITES_CONFINED]
+    if abi >= 4:
+        rules.append("TCP connect/bind blocked")
+    if abi >= 6:
+        rules.append("abstract sockets and signals scoped")
+    return tuple(rules)
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SandboxProtections:
     """What the sandbox applied to itself."""
@@ -92,6 +107,9 @@ def describe_report(report: dict[str, Any]) -> list[str]:
         f" {report['guardian_uid']}, sandbox {report['sandbox_uid']}",
         f"guardian dumpable: {'YES' if report['guardian_dumpable'] else 'no'}",
         f"kernel Landlock ABI: {report['kernel_landlock_abi'] or 'none'}",
+        "sandbox Landlock rules at this ABI: "
+        + (", ".join(landlock_rules(report["kernel_landlock_abi"])) or "none")
+        + " (what it applied is in its log and on the status page)",
         f"admin socket: {report['admin_socket']}",
     ]
     for seen in report.get("sandboxes", []):

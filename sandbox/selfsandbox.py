@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from protocol import sandboxpaths
-from protocol.protections import SandboxProtections
+from protocol.protections import WRITES_CONFINED, SandboxProtections, landlock_rules
 from protocol.runtime import RuntimeLayout
 from sandbox import seccomp
 
@@ -219,17 +219,13 @@ def _landlock(libc: ctypes.CDLL, policy: Policy, applied: Applied, max_abi: int 
     finally:
         os.close(ruleset)
     applied.landlock_abi = abi
-    applied.rules.append("reads confined to code, Python, certificates, config, state")
-    applied.rules.append(
-        "writes confined to " + ", ".join(str(p) for p in policy.writable if p.is_dir())
+    writable = ", ".join(str(p) for p in policy.writable if p.is_dir())
+    applied.rules.extend(
+        f"{rule} to {writable}" if rule == WRITES_CONFINED else rule for rule in landlock_rules(abi)
     )
-    if abi >= 4:
-        applied.rules.append("TCP connect/bind blocked")
-    else:
+    if abi < 4:
         applied.notes.append(f"TCP not restricted by landlock (ABI {abi} < 4)")
-    if abi >= 6:
-        applied.rules.append("abstract sockets and signals scoped")
-    else:
+    if abi < 6:
         applied.notes.append(
             f"landlock ABI {abi} < 6: abstract Unix sockets (the admin socket in single-uid"
             " mode) and signals to other processes are NOT scoped"

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from protocol.protections import EXPOSED, SandboxProtections, describe_report
+from protocol.protections import EXPOSED, SandboxProtections, describe_report, landlock_rules
 from sandbox.protections_page import protections_html
 from sandbox.selfsandbox import landlock_abi
 from tests.helpers import run_ctl
@@ -64,6 +64,8 @@ def test_ctl_status_and_the_start_up_log_say_which_protections(guarded: Deployme
     assert f"sandbox pid {sandbox} uid {guarded.sandbox_uid}: no_new_privs on" in out
     assert "seccomp filter" in out and "guardian dumpable: no" in out
     assert f"kernel Landlock ABI: {landlock_abi() or 'none'}" in out
+    rules = ", ".join(landlock_rules(landlock_abi())) or "none"
+    assert f"sandbox Landlock rules at this ABI: {rules}" in out
     logs = guarded.stack.logs()
     assert "protections in force:" in logs  # the sandbox's own account
     if guarded.mode == "two-uid":
@@ -95,3 +97,11 @@ def test_exposure_is_said_loudly() -> None:
         SandboxProtections(two_uids=False, no_new_privs=True, landlock_abi=7),
     ):
         assert not safe.exposed and html.escape(EXPOSED) not in protections_html(safe)
+
+
+def test_the_rules_follow_the_landlock_abi() -> None:
+    assert landlock_rules(0) == ()
+    assert not any("TCP" in rule for rule in landlock_rules(3))
+    assert "TCP connect/bind blocked" in landlock_rules(4)
+    assert "abstract sockets and signals scoped" not in landlock_rules(5)
+    assert "abstract sockets and signals scoped" in landlock_rules(7)
