@@ -9,14 +9,16 @@ Landlock's read rules and its abstract-socket scoping do. The attacker is
 from __future__ import annotations
 
 import os
+import shutil
+import socket
 from pathlib import Path
 
 import pytest
 
-from protocol.adminaddr import abstract_name
+from protocol.adminaddr import abstract_name, connect_admin
 from sandbox.selfsandbox import landlock_abi
 from supervisor import ensure_user
-from tests.helpers import FAKE_SECRET, Stack, run_ctl, uid_of
+from tests.helpers import FAKE_SECRET, Stack, make_workdir, run_ctl, uid_of
 from tests.security.conftest import MODES, Deployment, start_deployment
 
 DENIED = {"EACCES", "EPERM", "ENOENT", "ECONNREFUSED"}
@@ -111,3 +113,26 @@ def test_a_secret_beneath_a_sandbox_readable_path_is_refused(mode: str) -> None:
         assert FAKE_SECRET not in stack.logs()
     finally:
         stack.cleanup()
+
+
+def test_operators_never_talk_to_a_stranger_on_the_abstract_name() -> None:
+    """Anyone may bind an abstract name first; the operator's client checks the listener's
+    uid against the owner of the guardian directory before sending a word."""
+    work = make_workdir("sealgate-squat-")
+    try:
+        guardian_dir = work / "guardian"
+        guardian_dir.mkdir()
+        if os.geteuid() == 0:
+            os.chown(guardian_dir, 65534, 65534)  # the guardian's; we, root, are the stranger
+        else:
+            guardian_dir = Path("/usr")  # root's; we are the stranger
+        path = guardian_dir / f"admin-{os.getpid()}.sock"
+        with socket.socket(socket.AF_UNIX) as squatter:
+            squatter.bind(abstract_name(path))
+            squatter.listen()
+            with pytest.raises(PermissionError, match="refusing to talk to it"):
+                connect_admin(path)
+            done = run_ctl(path, "status")
+            assert done.returncode == 3 and "permission denied" in done.stderr
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
