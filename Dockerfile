@@ -33,9 +33,12 @@ RUN printf '#!/bin/sh\nPYTHONPATH=/opt/sealgate exec python -m guardian.ctl "$@"
     && chmod 0755 /usr/local/bin/sealgate-ctl
 
 # The runtime directory: the supervisor creates guardian/ (0700), sandbox/ (0700) and run/
-# (2750) inside it with the right owners. Sticky and world-writable so that a container
-# started as a non-root user (Hugging Face Spaces runs uid 1000) can do the same.
-RUN mkdir -p /var/lib/sealgate && chmod 1777 /var/lib/sealgate
+# (2750) inside it with the right owners. Owned by uid 1000 (Hugging Face Spaces runs the
+# container as uid 1000) and never world-writable: a sandbox user able to rename entries in
+# it could plant links for a root supervisor to follow. Run as root, the supervisor uses it
+# as it is; run as another uid, point HUB_RUNTIME_DIR at a directory that uid owns.
+RUN mkdir -p /var/lib/sealgate && chown 1000:1000 /var/lib/sealgate \
+    && chmod 0755 /var/lib/sealgate
 
 # No secret is baked in. They come from the environment (docker run -e / a Space's
 # secrets), an env file (HUB_ENV_FILE), or Docker secrets under /run/secrets/<NAME>.

@@ -22,13 +22,15 @@ from __future__ import annotations
 
 import ctypes
 import enum
+import errno
+import fcntl
 import grp
 import logging
 import os
 import pwd
 import select
 import signal
-import socket
+import stat
 import subprocess
 import sys
 import time
@@ -37,10 +39,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from protocol import PROTOCOL_VERSION, __version__
+from protocol.adminaddr import connect_admin
 from protocol.errors import ProtocolError
 from protocol.framing import FrameDecoder, encode
 from protocol.pyfun import PyfunError, parse, with_env_overrides
 from protocol.runtime import DEFAULT_RUNTIME_DIR, RuntimeLayout
+from protocol.sandboxpaths import exposing
 from sandbox.settings import ALLOWED_ENV
 
 EX_OK = 0
@@ -214,33 +218,179 @@ def check_secret_files(paths: list[Path], guardian: Identity, sandbox: Identity)
 
 
 def prepare_runtime(layout: RuntimeLayout, guardian: Identity, sandbox: Identity) -> None:
-    """Create the runtime directories with the owners and modes ARCHITECTURE.md fixes."""
+    """Create the runtime directories with the owners and modes ARCHITECTURE.md fixes.
+
+    Never through a symbolic link: the sandbox's user owns `sandbox/`, and a root supervisor
+    that followed a link planted in its place would chown the link's target (say /etc) to
+    that user. Each directory is opened with O_NOFOLLOW|O_DIRECTORY and fixed with
+    fchown/fchmod on the descriptor; a link is refused with a message.
+    """
     layout.root.mkdir(mode=0o755, parents=True, exist_ok=True)
-    plan = [
-        (layout.guardian_dir, guardian.uid, guardian.gid, 0o700),
-        (layout.sandbox_dir, sandbox.uid, sandbox.gid, 0o700),
-        # setgid, so guardian.sock created inside belongs to the sandbox's group
-        (layout.run_dir, guardian.uid, sandbox.gid, 0o2750),
-    ]
-    for directory, uid, gid, mode in plan:
-        directory.mkdir(exist_ok=True)
-        if os.geteuid() == 0:
-            os.chown(directory, uid, gid)
-        os.chmod(directory, mode)
+    root_fd = _open_dir(layout.root, None, str(layout.root))
+    try:
+        _check_root(root_fd, layout.root, sandbox)
+        plan = [
+            (layout.guardian_dir, guardian.uid, guardian.gid, 0o700),
+            (layout.sandbox_dir, sandbox.uid, sandbox.gid, 0o700),
+            # setgid, so guardian.sock created inside belongs to the sandbox's group
+            (layout.run_dir, guardian.uid, sandbox.gid, 0o2750),
+        ]
+        for directory, uid, gid, mode in plan:
+            try:
+                os.mkdir(directory.name, mode=0o700, dir_fd=root_fd)
+            except FileExistsError:
+                pass
+            fd = _open_dir(directory, root_fd, directory.name)
+            try:
+                if os.geteuid() == 0:
+                    os.fchown(fd, uid, gid)
+                os.fchmod(fd, mode)
+            finally:
+                os.close(fd)
+    finally:
+        os.close(root_fd)
     if os.geteuid() == 0:
         for path in layout.guardian_dir.iterdir():
             os.chown(path, guardian.uid, guardian.gid, follow_symlinks=False)
+
+
+def _open_dir(path: Path, dir_fd: int | None, name: str) -> int:
+    """Open a directory without following a link in its last component; refuse a link."""
+    try:
+        return os.open(
+            name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd
+        )
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+            raise Refusal(
+                f"{path} is a symbolic link or not a directory; the runtime directory must"
+                f" hold real directories only (something may have planted it): remove {path}"
+                " and start again"
+            ) from None
+        raise
+
+
+def _check_root(fd: int, root: Path, sandbox: Identity) -> None:
+    """The runtime root must not let the sandbox's user rename or plant entries in it."""
+    st = os.fstat(fd)
+    sandbox_owns = sandbox.uid != os.geteuid() and st.st_uid == sandbox.uid
+    if st.st_mode & 0o002 or sandbox_owns:
+        raise Refusal(
+            f"the runtime directory {root} is writable by the sandbox (mode"
+            f" {stat.S_IMODE(st.st_mode):o}, owner uid {st.st_uid}); make it owned by the"
+            f" supervisor's user and not world-writable: chown {os.geteuid()} {root} &&"
+            f" chmod 0755 {root}"
+        )
+
+
+# -- hardening of the supervisor itself ----------------------------------------------------
+
+PR_SET_DUMPABLE = 4
+#: Variables whose values are no secret and may stay readable in /proc/<pid>/environ.
+KEEP_IN_ENVIRON = frozenset(
+    {
+        *ALLOWED_ENV,
+        "HUB_ENV_FILE",
+        "HUB_SINGLE_UID",
+        "HUB_GUARDIAN_USER",
+        "HUB_SANDBOX_USER",
+        "HUB_LOCK_DIR",
+        "CREDENTIALS_DIRECTORY",
+    }
+)
+
+
+def harden_self() -> str:
+    """Not dumpable, and no secret left in the environ block /proc shows.
+
+    Secrets arriving as environment variables (a Space's secrets) sit in the environ of
+    every process started before the sandbox. Not dumpable, our /proc/<pid>/environ and
+    /mem belong to root and no same-uid process may ptrace us; the values in the original
+    environ block are overwritten too, so they are gone from it even for root. The guardian
+    still gets them: the supervisor keeps its own copy of the environment.
+    """
+    libc = ctypes.CDLL(None, use_errno=True)
+    dumpable = "not dumpable"
+    if libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0:
+        dumpable = "DUMPABLE (prctl refused)"
+    try:
+        fields = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
+        start, end = int(fields[47]), int(fields[48])  # env_start, env_end (fields 50, 51)
+    except (OSError, IndexError, ValueError):
+        return f"{dumpable}; environ not scrubbed (no /proc/self/stat)"
+    if end <= start:
+        return f"{dumpable}; environ empty"
+    block = ctypes.string_at(start, end - start)
+    offset, scrubbed = 0, 0
+    for entry in block.split(b"\0"):
+        name, sep, value = entry.partition(b"=")
+        if sep and value and name.decode(errors="replace") not in KEEP_IN_ENVIRON:
+            ctypes.memset(start + offset + len(name) + 1, 0, len(value))
+            scrubbed += 1
+        offset += len(entry) + 1
+    return f"{dumpable}; {scrubbed} environ value(s) scrubbed"
+
+
+# -- one instance per service-user pair ----------------------------------------------------
+
+DEFAULT_LOCK_DIR = "/run/sealgate"
+
+
+class InstanceLock:
+    """Refuse a second live instance that would run as the same service users.
+
+    Every instance's guardian accepts its sandbox by uid, so two instances sharing the pair
+    would let one's sandbox reach the other's guardian.sock. One lock file per user name,
+    held (flock) while the supervisor runs; the kernel drops it when the process dies.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self._fds: list[int] = []
+
+    def acquire(self, identities: list[Identity], runtime: Path) -> None:
+        self.directory.mkdir(mode=0o755, parents=True, exist_ok=True)
+        dir_fd = _open_dir(self.directory, None, str(self.directory))
+        try:
+            for identity in identities:
+                name = f"user-{identity.name}.lock"
+                fd = os.open(
+                    name,
+                    os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC,
+                    0o644,
+                    dir_fd=dir_fd,
+                )
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    holder = os.pread(fd, 4096, 0).decode(errors="replace").strip()
+                    os.close(fd)
+                    self.release()
+                    raise Refusal(
+                        f"another SealGate instance ({holder or 'unknown'}) already runs as"
+                        f" {identity.name}; instances sharing service users could reach each"
+                        " other's guardian. Give this one its own pair, e.g."
+                        " HUB_GUARDIAN_USER=hub2-guardian HUB_SANDBOX_USER=hub2-sandbox"
+                    ) from None
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, f"pid {os.getpid()}, runtime {runtime}\n".encode(), 0)
+                self._fds.append(fd)
+        finally:
+            os.close(dir_fd)
+
+    def release(self) -> None:
+        for fd in self._fds:
+            os.close(fd)
+        self._fds = []
 
 
 # -- talking to the guardian ---------------------------------------------------------------
 
 
 def guardian_answers(path: Path, timeout: float = 2.0) -> bool:
-    """True when the admin socket answers `hello`."""
+    """True when the admin socket (its file, or its abstract name) answers `hello`."""
     try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-            sock.settimeout(timeout)
-            sock.connect(str(path))
+        with connect_admin(path, timeout) as sock:
             sock.sendall(
                 encode(
                     [0, 1, "hello", {"protocol_version": PROTOCOL_VERSION, "client": "supervisor"}]
@@ -279,6 +429,7 @@ class Supervisor:
         self.guardian_id = Identity.current()
         self.sandbox_id = Identity.current()
         self.exit_code = EX_OK
+        self.instance_lock = InstanceLock(Path(environ.get("HUB_LOCK_DIR", DEFAULT_LOCK_DIR)))
 
     # set-up -------------------------------------------------------------------------------
     def check_config(self) -> None:
@@ -329,6 +480,18 @@ class Supervisor:
             self.sandbox_id.name,
             self.sandbox_id.uid,
         )
+
+    def check_secrets_beyond_sandbox_reads(self) -> None:
+        """One uid: Landlock alone keeps secrets from the sandbox, so none may lie beneath a
+        path its rules let it read."""
+        for secret in (*self.secret_paths(), self.layout.guardian_dir):
+            allowed = exposing(secret, self.layout, self.config_path)
+            if allowed is not None:
+                raise Refusal(
+                    f"{secret} lies beneath {allowed}, which the sandbox may read (one uid:"
+                    " Landlock is all that keeps secrets from it); move it elsewhere, e.g."
+                    " HUB_ENV_FILE=/run/secrets/sealgate.env"
+                )
 
     def secret_paths(self) -> list[Path]:
         paths = [self.env_file]
@@ -503,6 +666,10 @@ class Supervisor:
             return EX_CONFIG
         try:
             self.choose_identities()
+            if self.guardian_id.uid != self.sandbox_id.uid:
+                self.instance_lock.acquire([self.guardian_id, self.sandbox_id], self.layout.root)
+            else:
+                self.check_secrets_beyond_sandbox_reads()
             check_secret_files(self.secret_paths(), self.guardian_id, self.sandbox_id)
             prepare_runtime(self.layout, self.guardian_id, self.sandbox_id)
         except Refusal as exc:
@@ -565,7 +732,9 @@ def main() -> int:
             file=sys.stderr,
         )
         return EX_USAGE
-    return Supervisor(os.environ).run()
+    environ = dict(os.environ)  # our copy: the guardian's environment is built from it
+    logger.info("supervisor protections: %s", harden_self())
+    return Supervisor(environ).run()
 
 
 if __name__ == "__main__":

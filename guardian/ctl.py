@@ -25,9 +25,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from protocol.channel import open_unix_channel
+from protocol.adminaddr import open_admin_channel
 from protocol.client import RPCClient
 from protocol.errors import RPCError
+from protocol.protections import describe_report
 from protocol.pyfun import PyfunError, parse
 from protocol.runtime import DEFAULT_RUNTIME_DIR, RuntimeLayout
 
@@ -86,16 +87,26 @@ def read_password(prompt: str, confirm: bool) -> str:
 async def _connect(path: Path) -> RPCClient:
     if path.parent.is_dir() and not os.access(path.parent, os.X_OK):
         raise Unreachable(f"permission denied on {path.parent}: run as the guardian's user or root")
-    if not path.exists():
+    if path.exists() and not os.access(path, os.R_OK | os.W_OK):
+        raise Unreachable(f"permission denied on {path}: run as the guardian's user or root")
+    try:
+        # The file (two uids), else the abstract name standing in for it (single uid).
+        channel = await open_admin_channel(path)
+    except FileNotFoundError:
         raise Unreachable(
             f"no admin socket at {path}: is the guardian running? (set"
             " HUB_RUNTIME_DIR or pass --socket)"
-        )
-    if not os.access(path, os.R_OK | os.W_OK):
-        raise Unreachable(f"permission denied on {path}: run as the guardian's user or root")
+        ) from None
+    except PermissionError as exc:
+        raise Unreachable(f"permission denied on {path}: {exc}") from None
+    except OSError as exc:
+        raise Unreachable(f"the guardian does not answer on {path} ({exc})") from None
+    first = [channel]
 
     async def connect() -> Any:
-        return await open_unix_channel(str(path))
+        if first:
+            return first.pop()
+        return await open_admin_channel(path)
 
     client = RPCClient(connect, client_name="ctl", call_timeout=60, backoff_max=0.2)
     client.start()
@@ -158,7 +169,12 @@ async def run(args: argparse.Namespace) -> int:
         emit(args, result, f"pong: guardian {result['version']}, up {result['uptime_s']:.0f} s")
     elif command == "status":
         result = await call(path, "status", {})
-        emit(args, result, "\n".join(f"{k:<20} {_cell(v)}" for k, v in sorted(result.items())))
+        lines = [f"{k:<20} {_cell(v)}" for k, v in sorted(result.items()) if k != "protections"]
+        lines += [
+            f"{'protections' if i == 0 else '':<20} {line}"
+            for i, line in enumerate(describe_report(result.get("protections", {})))
+        ]
+        emit(args, result, "\n".join(lines))
     elif command == "providers":
         result = await call(path, "providers", {})
         rows = [

@@ -142,6 +142,7 @@ def status(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
         "search_providers": list(snapshot.search_providers),
         "tools": list(snapshot.tools),
         "database": state.database,
+        "protections": state.protections() if state.protections else {},
     }
 
 

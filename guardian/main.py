@@ -26,7 +26,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from guardian import logs
+from guardian import logs, protections
 from guardian.auth import Auth
 from guardian.dbquery import QueryRunner
 from guardian.ledger import UsageLedger
@@ -175,8 +175,19 @@ class Guardian:
         server = GuardianServer(
             state, sandbox_uid=sandbox_uid, max_frame_size=config.hub.max_frame_size
         )
-        await server.listen(self.layout.admin_socket, Surface.ADMIN, 0o600)
+        try:
+            admin_address = await protections.listen_admin(
+                server, self.layout, single_uid=sandbox_uid == os.getuid()
+            )
+        except OSError as exc:
+            logger.error("cannot start: cannot bind the admin socket: %s", exc)
+            return EX_UNAVAILABLE
         await server.listen(self.layout.guardian_socket, Surface.SANDBOX, 0o660)
+        state.protections = lambda: protections.report(
+            sandbox_uid=sandbox_uid,
+            admin_address=admin_address,
+            sandbox_pids=server.sandbox_pids(),
+        )
         state.reload = lambda: self._reload(state, server)
         state.refresh_secrets = lambda: self._refresh_secrets(state, server)
         poller = asyncio.create_task(self._poll_store(state, server), name="secret-store-poll")
@@ -187,6 +198,13 @@ class Guardian:
             ", ".join(snapshot.llm_providers) or "none",
             ", ".join(snapshot.search_providers) or "none",
             sandbox_uid,
+        )
+        logger.info(
+            "protections: %s, guardian dumpable %s, kernel Landlock ABI %d, admin socket %s",
+            "two uids" if sandbox_uid != os.getuid() else "ONE uid",
+            "yes" if protections.dumpable() else "no",
+            protections.kernel_landlock_abi(),
+            admin_address,
         )
         while not self._stop.is_set():
             reload_wait = asyncio.create_task(self._reload_requested.wait())
@@ -274,6 +292,9 @@ class Guardian:
 
 def main() -> int:
     import uvloop
+
+    # Before anything reads a secret: our environ and memory hold them.
+    protections.make_undumpable()
 
     guardian = Guardian(dict(os.environ))
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:

@@ -13,6 +13,7 @@ import contextlib
 import dataclasses
 import logging
 import os
+import socket
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -90,12 +91,33 @@ class GuardianServer:
         self._servers.append(server)
         logger.info("listening on %s (%s, mode %o)", path, surface.value, mode)
 
+    async def listen_abstract(self, name: str, surface: Surface) -> None:
+        """Listen on an abstract-namespace name (single-uid mode's admin socket)."""
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.bind(name)
+        except OSError:
+            sock.close()
+            raise
+        sock.listen(512)
+        sock.setblocking(False)
+        loop = asyncio.get_running_loop()
+        server = await loop.create_unix_server(
+            lambda: _ServerChannel(self, surface, self.max_frame_size), sock=sock
+        )
+        self._servers.append(server)
+        logger.info("listening on abstract socket @%s (%s)", name[1:], surface.value)
+
     async def close(self) -> None:
         for server in self._servers:
             server.close()
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def sandbox_pids(self) -> list[int]:
+        """The pids of the sandboxes connected past their hello."""
+        return [conn.ctx.peer_pid for conn in self._sandbox_connections]
 
     def broadcast(self, method: str, params: dict[str, Any]) -> None:
         """Send a notification to every sandbox connection past its hello."""

@@ -106,6 +106,8 @@ class GuardianState:
     store: SecretStore | None = None
     auth: Auth | None = None
     storage: Storage | None = None
+    #: Which protections are in force (`guardian.protections.report`), for `status`.
+    protections: Callable[[], dict[str, Any]] | None = None
 
     def swap(self, snapshot: Snapshot) -> None:
         self.redactor.update(snapshot.secrets.values_to_redact())

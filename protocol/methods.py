@@ -83,6 +83,7 @@ STATUS = MethodSpec(
         "search_providers": _NAMES,
         "tools": _NAMES,
         "database": Field(type=str),
+        "protections": Field(type=dict, max_len=None),
     },
     surfaces=_ADMIN,
 )

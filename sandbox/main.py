@@ -14,6 +14,7 @@ from pathlib import Path
 from hypercorn.asyncio import serve
 from hypercorn.config import Config
 
+from protocol.protections import EXPOSED
 from protocol.pyfun import PyfunError
 from sandbox import selfsandbox
 from sandbox.app import build_app
@@ -47,6 +48,14 @@ def listening_socket(host: str, port: int, environ: Mapping[str, str]) -> socket
     return sock
 
 
+def _two_uids(run_dir: Path) -> bool:
+    """The guardian owns the socket directory: another owner means another uid."""
+    try:
+        return os.stat(run_dir).st_uid != os.getuid()
+    except OSError:
+        return False
+
+
 async def run() -> int:
     try:
         settings = load_settings(os.environ)
@@ -63,8 +72,13 @@ async def run() -> int:
     except OSError as exc:
         logger.error("cannot listen on %s:%d: %s", settings.host, settings.port, exc.strerror)
         return EX_UNAVAILABLE
-    applied = selfsandbox.apply([settings.layout.sandbox_dir, Path("/dev/null")])
+    config_path = Path(os.environ.get("HUB_CONFIG", ".pyfun"))
+    applied = selfsandbox.apply(selfsandbox.sandbox_policy(settings.layout, config_path))
+    protections = applied.protections(two_uids=_two_uids(settings.layout.run_dir))
     logger.info("self-sandboxing: %s", applied.describe())
+    logger.info("protections in force: %s", protections.describe())
+    if protections.exposed:
+        logger.error("%s", EXPOSED)
 
     listen_hosts = [str(sock.getsockname()[0])]
     link = GuardianLink(
@@ -73,6 +87,7 @@ async def run() -> int:
         listen_hosts=listen_hosts,
     )
     app = build_app(settings, link, listen_hosts)
+    app.state.protections = protections
 
     config = Config()
     config.bind = [f"fd://{sock.fileno()}"]

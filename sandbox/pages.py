@@ -12,6 +12,7 @@ from protocol import __version__
 from protocol.errors import RPCError
 from sandbox.guardian_link import GuardianLink
 from sandbox.mcp_tools import SealGateTools
+from sandbox.protections_page import protections_html
 
 STARTED = time.monotonic()
 
@@ -143,6 +144,7 @@ td,th{{padding:.2rem 1rem .2rem 0;text-align:left}}</style>
 <h2>Search providers</h2><ul id=search-providers>{_items(active.search_providers)}</ul>
 <h2>Tools</h2><ul id=tools>{_items(sorted(tools.registered))}</ul>
 <h2>Models</h2>{_model_table(tools)}
+{protections_html(getattr(request.app.state, "protections", None))}
 <h2>Last hour</h2>
 <table id=last-hour><tr><td>Sealed calls</td><td>{calls}</td></tr>
 <tr><td>Errors</td><td>{errors}</td></tr></table>

@@ -59,6 +59,18 @@ def children_of(pid: int) -> list[int]:
     return [int(p) for p in text.split()]
 
 
+def uid_of(pid: int, field: str = "Uid") -> int:
+    """A process's real uid (/proc/<pid> itself belongs to root when it is not dumpable)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1])
+    raise AssertionError(f"no {field} line for pid {pid}")
+
+
+def gid_of(pid: int) -> int:
+    return uid_of(pid, "Gid")
+
+
 def cmdline(pid: int) -> str:
     try:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
@@ -95,6 +107,8 @@ class Stack:
                 "HUB_RUNTIME_DIR": str(self.runtime),
                 "HUB_ENV_FILE": str(self.dir / ".env"),
                 "HUB_PORT": str(self.port),
+                # A lock directory per stack: stacks of parallel test runs never collide.
+                "HUB_LOCK_DIR": str(self.dir / "locks"),
                 **({"HUB_SINGLE_UID": "1"} if single_uid else {}),
                 **(env or {}),
             }

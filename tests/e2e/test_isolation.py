@@ -15,7 +15,7 @@ import pytest
 from protocol.channel import open_unix_channel
 from protocol.errors import ConnectionLost
 from supervisor import ensure_user
-from tests.helpers import FAKE_SECRET, ROOT, Stack, two_uid_possible
+from tests.helpers import FAKE_SECRET, ROOT, Stack, two_uid_possible, uid_of
 
 REASON = two_uid_possible()
 needs_two_uids = pytest.mark.skipif(REASON is not None, reason=REASON or "")
@@ -58,7 +58,7 @@ def test_two_uids_and_the_sandbox_cannot_read_guardian_files(
     stack = stack_factory(before_start=lambda s: _secret_env_file(s.dir))
     env_file = stack.dir / ".env"
     guardian, sandbox = stack.pid_of("guardian"), stack.pid_of("sandbox")
-    g_uid, s_uid = os.stat(f"/proc/{guardian}").st_uid, os.stat(f"/proc/{sandbox}").st_uid
+    g_uid, s_uid = uid_of(guardian), uid_of(sandbox)
     assert g_uid != s_uid and 0 not in (g_uid, s_uid)
     assert pwd.getpwuid(g_uid).pw_name == "hub-guardian"
     assert pwd.getpwuid(s_uid).pw_name == "hub-sandbox"
@@ -179,7 +179,7 @@ def test_run_as_a_normal_user_both_share_its_uid_and_it_says_so() -> None:
         logs = stack.logs()
         assert f"the guardian and the sandbox share uid {other.uid}" in logs
         for name in ("guardian", "sandbox"):
-            assert os.stat(f"/proc/{stack.pid_of(name)}").st_uid == other.uid
+            assert uid_of(stack.pid_of(name)) == other.uid
         assert stack.stop() == 0
     finally:
         stack.cleanup()

@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from tests.e2e.mcp_client import mcp_session
-from tests.helpers import ROOT, Stack, run_ctl
+from tests.helpers import ROOT, Stack, gid_of, run_ctl, uid_of
 
 
 def ctl(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
@@ -28,8 +28,8 @@ def write_env_file(stack: Stack, text: str) -> None:
     path = stack.dir / ".env"
     path.write_text(text)
     path.chmod(0o600)
-    guardian_uid = os.stat(f"/proc/{stack.pid_of('guardian')}").st_uid
-    guardian_gid = os.stat(f"/proc/{stack.pid_of('guardian')}").st_gid
+    guardian_uid = uid_of(stack.pid_of("guardian"))
+    guardian_gid = gid_of(stack.pid_of("guardian"))
     os.chown(path, guardian_uid, guardian_gid)
 
 

@@ -12,6 +12,7 @@ import pytest
 
 from guardian.dispatch import PERMITS, Phase
 from protocol import PROTOCOL_VERSION
+from protocol.adminaddr import open_admin_channel
 from protocol.channel import SocketChannel, open_unix_channel
 from protocol.client import RPCClient
 from protocol.errors import ConnectionLost, InvalidParams
@@ -71,8 +72,10 @@ async def connect(
     channels: list[SocketChannel] = []
 
     async def open_channel(admin: bool = False) -> SocketChannel:
-        path = guardian.admin_path if admin else guardian.socket_path
-        channel = await open_unix_channel(str(path))
+        if admin:
+            channel = await open_admin_channel(guardian.admin_path)
+        else:
+            channel = await open_unix_channel(str(guardian.socket_path))
         channels.append(channel)
         return channel
 
@@ -173,7 +176,7 @@ async def test_many_calls_multiplexed_on_one_connection(guardian: GuardianProces
 
 async def test_admin_socket_serves_status(guardian: GuardianProcess) -> None:
     async def connect() -> SocketChannel:
-        return await open_unix_channel(str(guardian.admin_path))
+        return await open_admin_channel(guardian.admin_path)
 
     client = RPCClient(connect, client_name="ctl")
     client.start()
@@ -182,7 +185,11 @@ async def test_admin_socket_serves_status(guardian: GuardianProcess) -> None:
     assert status["config_path"] == str(guardian.config)
     assert status["sandbox_connections"] == 0
     await client.close()
-    assert oct(guardian.admin_path.stat().st_mode & 0o777) == "0o600"
+    # One uid (the guardian's own is the sandbox's): the admin socket is an abstract name
+    # (see tests/security/test_single_uid_isolation.py), and no file stands for it.
+    assert not guardian.admin_path.exists()
+    assert status["protections"]["uids"] == "one"
+    assert status["protections"]["guardian_dumpable"] is False
     assert oct(guardian.socket_path.stat().st_mode & 0o777) == "0o660"
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import socket
 import subprocess
 import sys
@@ -18,9 +20,9 @@ from tests.helpers import ROOT, Stack, base_env, free_port
 PROBE = """
 import json, socket, sys
 from pathlib import Path
-from sandbox.selfsandbox import apply
+from sandbox.selfsandbox import Policy, apply
 state, port = Path(sys.argv[1]), int(sys.argv[2])
-applied = apply([state])
+applied = apply(Policy(readable=(Path("/usr"), Path("/etc/hostname")), writable=(state,)))
 result = {"describe": applied.describe()}
 try:
     socket.create_connection(("127.0.0.1", port), timeout=2).close()
@@ -34,6 +36,11 @@ for name, path in (("inside", state / "x"), ("outside", state.parent / "outside.
     except OSError as exc:
         result[name] = exc.errno
 result["read"] = len(Path("/etc/hostname").read_text()) >= 0
+try:
+    Path("/etc/passwd").read_text()
+    result["read_elsewhere"] = "allowed"
+except OSError as exc:
+    result["read_elsewhere"] = exc.errno
 print(json.dumps(result))
 """
 
@@ -60,12 +67,11 @@ def test_landlock_blocks_outbound_connects_and_writes_outside_the_state_dir(
         ).stdout
     finally:
         listener.close()
-    import json
-
     result = json.loads(out)
     assert result["connect"] == 13, result  # EACCES: no outbound TCP at all
     assert result["inside"] == "allowed" and result["outside"] == 13
     assert result["read"] is True
+    assert result["read_elsewhere"] == 13  # reads only beneath the policy's paths
     assert "TCP connect/bind blocked" in result["describe"]
 
 
@@ -123,3 +129,65 @@ def test_an_inherited_listening_socket_is_served(scratch: Callable[[str], Path])
         process.terminate()
         output = process.communicate(timeout=10)[0].decode()
     assert "serving the inherited socket" in output
+
+
+LOWER_ABI_PROBE = """
+import json, socket, sys
+from pathlib import Path
+from sandbox.selfsandbox import Policy, apply
+state, port, abstract, abi = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
+applied = apply(Policy(readable=(Path("/usr"),), writable=(state,)), max_abi=abi)
+result = {"describe": applied.describe(), "abi": applied.landlock_abi}
+for name, family, address in (
+    ("tcp", socket.AF_INET, ("127.0.0.1", port)),
+    ("abstract", socket.AF_UNIX, "\\0" + abstract),
+):
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.settimeout(2)
+        try:
+            sock.connect(address)
+            result[name] = "allowed"
+        except OSError as exc:
+            result[name] = exc.errno
+print(json.dumps(result))
+"""
+
+
+@pytest.mark.parametrize("abi", [0, 3, 5, 6])
+def test_a_lower_landlock_abi_applies_less_and_says_so(
+    abi: int, scratch: Callable[[str], Path]
+) -> None:
+    if landlock_abi() < max(abi, 6):
+        pytest.skip(f"kernel Landlock ABI {landlock_abi()} cannot show ABI {abi} against 6")
+    workdir = scratch("sealgate-abi-")
+    state = workdir / "state"
+    state.mkdir()
+    name = f"sealgate-test-abi-{os.getpid()}-{abi}"
+    with socket.socket() as listener, socket.socket(socket.AF_UNIX) as abstract:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        abstract.bind("\0" + name)
+        abstract.listen()
+        port = str(listener.getsockname()[1])
+        out = subprocess.run(
+            [sys.executable, "-c", LOWER_ABI_PROBE, str(state), port, name, str(abi)],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        ).stdout
+    result = json.loads(out)
+    assert result["abi"] == abi
+    if abi == 0:
+        assert "landlock unavailable" in result["describe"]
+    if abi < 4:
+        assert result["tcp"] == "allowed"
+    else:
+        assert result["tcp"] == 13
+    if abi < 6:
+        assert result["abstract"] == "allowed"
+        if abi:
+            assert "NOT scoped" in result["describe"]
+    else:
+        assert result["abstract"] == 1  # EPERM: scoped

@@ -1,0 +1,91 @@
+"""The guardian's own hardening, its admin socket placement, and the protections report.
+
+- `make_undumpable`: `PR_SET_DUMPABLE 0`, first thing at start. Secrets arriving as
+  environment variables sit in our environ and memory; a non-dumpable process's
+  /proc/<pid>/environ, /mem, /maps... belong to root and no same-uid process may ptrace it.
+- `listen_admin`: with two uids the admin socket is a file the sandbox's uid cannot reach;
+  with one uid it is an abstract name that a Landlock-scoped sandbox cannot connect to
+  (`protocol.adminaddr`).
+- `report`: what `sealgate-ctl status` prints under "protections".
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from guardian.server import GuardianServer
+from protocol.adminaddr import abstract_name
+from protocol.methods import Surface
+from protocol.protections import seen_from_proc
+from protocol.runtime import RuntimeLayout
+
+PR_GET_DUMPABLE = 3
+PR_SET_DUMPABLE = 4
+SYS_LANDLOCK_CREATE_RULESET = 444
+
+logger = logging.getLogger("sealgate.guardian")
+
+
+def _libc() -> ctypes.CDLL:
+    return ctypes.CDLL(None, use_errno=True)
+
+
+def make_undumpable() -> bool:
+    """True when this process is now not dumpable."""
+    return _libc().prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) == 0 and not dumpable()
+
+
+def dumpable() -> bool:
+    return _libc().prctl(PR_GET_DUMPABLE, 0, 0, 0, 0) != 0
+
+
+def kernel_landlock_abi() -> int:
+    version = _libc().syscall(SYS_LANDLOCK_CREATE_RULESET, None, ctypes.c_size_t(0), 1)
+    return version if version > 0 else 0
+
+
+async def listen_admin(server: GuardianServer, layout: RuntimeLayout, *, single_uid: bool) -> str:
+    """Bind the admin socket where the sandbox cannot reach it; return where it is."""
+    path = layout.admin_socket
+    if not single_uid:
+        await server.listen(path, Surface.ADMIN, 0o600)
+        return str(path)
+    # A file from an earlier two-uid run would be reachable by a same-uid sandbox.
+    if path.is_socket():
+        path.unlink()
+    name = abstract_name(path)
+    await server.listen_abstract(name, Surface.ADMIN)
+    abi = kernel_landlock_abi()
+    if abi < 6:
+        logger.error(
+            "single uid and Landlock ABI %d < 6: the sandbox CAN connect to the admin socket"
+            " (@%s); run as root for two uids or on a kernel with Landlock ABI 6 or newer",
+            abi,
+            name[1:],
+        )
+    return "@" + name[1:]
+
+
+def report(*, sandbox_uid: int, admin_address: str, sandbox_pids: Iterable[int]) -> dict[str, Any]:
+    """Protections as the guardian sees them, with the kernel's view of each sandbox."""
+    sandboxes = []
+    for pid in sorted(set(sandbox_pids)):
+        try:
+            seen = seen_from_proc(Path(f"/proc/{pid}/status").read_text())
+        except OSError:
+            continue
+        sandboxes.append({"pid": pid, **seen})
+    return {
+        "uids": "two" if sandbox_uid != os.getuid() else "one",
+        "guardian_uid": os.getuid(),
+        "sandbox_uid": sandbox_uid,
+        "guardian_dumpable": dumpable(),
+        "kernel_landlock_abi": kernel_landlock_abi(),
+        "admin_socket": admin_address,
+        "sandboxes": sandboxes,
+    }
