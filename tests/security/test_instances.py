@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import subprocess
 from collections.abc import Callable
+from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.helpers import Stack, make_workdir, two_uid_possible
+from tests.helpers import Stack, two_uid_possible
 
 REASON = two_uid_possible()
 pytestmark = pytest.mark.skipif(REASON is not None, reason=REASON or "")
@@ -32,9 +33,9 @@ def _refused(stack: Stack) -> str:
 
 
 def test_a_second_instance_with_the_same_users_is_refused(
-    stack_factory: Callable[..., Stack],
+    stack_factory: Callable[..., Stack], scratch: Callable[[str], Path]
 ) -> None:
-    locks = {"HUB_LOCK_DIR": str(make_workdir("sealgate-locks-"))}
+    locks = {"HUB_LOCK_DIR": str(scratch("sealgate-locks-"))}
     first = stack_factory(env=locks, single_uid=False)
     second = stack_factory(env=locks, single_uid=False, wait=False)
     logs = _refused(second)
