@@ -37,7 +37,7 @@ def provider_active(provider: ProviderConfig, secrets: Secrets) -> bool:
 def db_query_configured(config: PyfunConfig, secrets: Secrets) -> bool:
     """db_query needs a database to read and at least one allowlisted table."""
     has_database = "DB_QUERY_URL" in secrets or "DATABASE_URL" in secrets
-    return has_database and bool(config.db_query.get("tables", "").strip())
+    return has_database and bool(config.db_query.tables)
 
 
 @dataclass(frozen=True, slots=True)
