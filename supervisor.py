@@ -266,6 +266,13 @@ def _set_parent_death_signal() -> None:
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
 
 
+def login_env(identity: Identity, home: Path) -> dict[str, str]:
+    """HOME, USER and LOGNAME of the user a child runs as, as `runuser` sets them: a guardian
+    started from a root shell must not look for its files (asyncpg's ~/.postgresql) in /root.
+    HOME is the child's own state directory."""
+    return {"HOME": str(home), "USER": identity.name, "LOGNAME": identity.name}
+
+
 class Supervisor:
     def __init__(self, environ: Mapping[str, str]) -> None:
         self.environ = dict(environ)
@@ -279,6 +286,7 @@ class Supervisor:
         self.guardian_id = Identity.current()
         self.sandbox_id = Identity.current()
         self.exit_code = EX_OK
+        self.hello_timeout_s = GUARDIAN_HELLO_TIMEOUT_S
 
     # set-up -------------------------------------------------------------------------------
     def check_config(self) -> None:
@@ -291,6 +299,8 @@ class Supervisor:
         config = with_env_overrides(parse(text, str(self.config_path)), self.environ)
         for warning in config.warnings:
             logger.warning("%s", warning)
+        # the guardian may spend db_connect_wait_s reaching its database before it answers
+        self.hello_timeout_s = GUARDIAN_HELLO_TIMEOUT_S + config.hub.db_connect_wait_s
 
     def choose_identities(self) -> None:
         single = self.environ.get("HUB_SINGLE_UID", "").strip().lower() in ("1", "true", "yes")
@@ -348,12 +358,13 @@ class Supervisor:
         guardian_env.update(common)
         guardian_env["HUB_ENV_FILE"] = str(self.env_file)
         guardian_env["HUB_SANDBOX_UID"] = str(self.sandbox_id.uid)
+        guardian_env.update(login_env(self.guardian_id, self.layout.guardian_dir))
         # The sandbox's environment: an explicit list of names, never a prefix.
         sandbox_env = {name: self.environ[name] for name in ALLOWED_ENV if name in self.environ}
         sandbox_env.pop("LISTEN_FDS", None)
         sandbox_env.pop("LISTEN_PID", None)
         sandbox_env.update(common)
-        sandbox_env["HOME"] = str(self.layout.sandbox_dir)
+        sandbox_env.update(login_env(self.sandbox_id, self.layout.sandbox_dir))
         sandbox_env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
         self.children = [
             Child(
@@ -388,7 +399,7 @@ class Supervisor:
         )
 
     def wait_for_guardian(self, guardian: Child) -> bool:
-        deadline = time.monotonic() + GUARDIAN_HELLO_TIMEOUT_S
+        deadline = time.monotonic() + self.hello_timeout_s
         while time.monotonic() < deadline:
             if guardian.process is None or guardian.process.poll() is not None:
                 return False
@@ -397,7 +408,7 @@ class Supervisor:
                 return True
             if self._wait_signal(0.05):
                 return False
-        logger.error("guardian did not answer hello within %.0f s", GUARDIAN_HELLO_TIMEOUT_S)
+        logger.error("guardian did not answer hello within %.0f s", self.hello_timeout_s)
         return False
 
     def reap(self, child: Child) -> None:

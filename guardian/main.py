@@ -11,7 +11,8 @@ guardian is the process meant to hold secrets):
     CREDENTIALS_DIRECTORY   systemd credentials (LoadCredential=)
 
 Exit status 78 (EX_CONFIG) means "cannot boot with this configuration": the supervisor stops
-instead of restarting in a loop.
+instead of restarting in a loop. A database that does not answer is tried again for `[HUB]
+db_connect_wait_s` first; a malformed DATABASE_URL or refused credentials end the boot at once.
 """
 
 from __future__ import annotations
@@ -46,8 +47,7 @@ from protocol.pyfun import PyfunConfig, PyfunError, parse
 from protocol.runtime import DEFAULT_RUNTIME_DIR, RuntimeLayout
 
 EX_CONFIG = 78
-EX_UNAVAILABLE = 69
-STORE_POLL_S = 2.0  # sysexits.h: a service we need (the database) is unavailable
+STORE_POLL_S = 2.0
 
 logger = logging.getLogger("sealgate.guardian")
 
@@ -139,11 +139,13 @@ class Guardian:
         os.chmod(self.layout.guardian_dir, 0o700)
         try:
             storage = await open_storage(
-                snapshot.secrets.get("DATABASE_URL"), self.layout.guardian_db
+                snapshot.secrets.get("DATABASE_URL"),
+                self.layout.guardian_db,
+                connect_wait_s=config.hub.db_connect_wait_s,
             )
         except StorageError as exc:
-            logger.error("cannot start: %s", exc)
-            return EX_UNAVAILABLE
+            logger.error("cannot start: database: %s", exc)
+            return EX_CONFIG
         key, origin = find_master_key(self.environ, config.hub.master_key_file)
         store = SecretStore(storage, key, "" if key else origin)
         await store.start()

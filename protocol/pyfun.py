@@ -103,6 +103,7 @@ class HubConfig:
     body_timeout_s: float = 30.0
     idle_timeout_s: float = 75.0
     max_streams_per_principal: int = 64
+    db_connect_wait_s: float = 30.0  # how long the guardian retries an unreachable database
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -621,6 +622,7 @@ def _hub(reader: _Reader) -> HubConfig:
             "max_streams_per_principal", 64, low=1, high=100_000
         )
         or 64,
+        db_connect_wait_s=_number(reader, "db_connect_wait_s", 30.0, 0, 3600),
     )
 
 

@@ -21,6 +21,8 @@ ALLOWED_ENV = (
     "LC_ALL",
     "TZ",
     "HOME",
+    "USER",
+    "LOGNAME",
     "PYTHONPATH",
     "HUB_CONFIG",
     "HUB_RUNTIME_DIR",

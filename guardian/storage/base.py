@@ -63,6 +63,11 @@ class StorageError(Exception):
     """The database could not do what was asked (unreachable, or a constraint failed)."""
 
 
+class StorageUnreachable(StorageError):
+    """The server did not answer (refused, timed out, starting up): trying later may help,
+    unlike a malformed URL or refused credentials."""
+
+
 class Transaction(abc.ABC):
     """Statements on one connection inside BEGIN ... COMMIT (ROLLBACK if the block raises)."""
 

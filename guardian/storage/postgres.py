@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 import asyncpg
 
-from guardian.storage.base import Row, Storage, StorageError, Transaction
+from guardian.storage.base import Row, Storage, StorageError, StorageUnreachable, Transaction
 from guardian.storage.dsn import clean
 from guardian.storage.schema import POSTGRES_TYPES
 
@@ -37,6 +37,14 @@ _CONNECTION_LOST = (
     ConnectionError,
     OSError,
     TimeoutError,
+)
+#: Failures to connect that trying again later may cure (the server is down or busy).
+_CONNECT_TRANSIENT = (
+    OSError,
+    TimeoutError,
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.TooManyConnectionsError,
+    asyncpg.exceptions.ConnectionDoesNotExistError,
 )
 
 
@@ -103,12 +111,18 @@ class PostgresStorage(Storage):
     types = POSTGRES_TYPES
 
     def __init__(self, dsn: str, *, min_size: int = 1, max_size: int = 10) -> None:
-        self.clean = clean(dsn)
+        """Raises `StorageError` for a malformed URL (the message holds no credential)."""
+        try:
+            self.clean = clean(dsn)
+        except ValueError as exc:
+            raise StorageError(str(exc)) from None
         self._min_size = min_size
         self._max_size = max_size
         self._pool: asyncpg.Pool | None = None
 
-    async def open(self) -> None:
+    async def open(self, connect_timeout: float = 10.0) -> None:
+        """Connect; `StorageUnreachable` when the server did not answer, `StorageError` when
+        it refused (credentials, database name) or the URL cannot work."""
         if self.clean.removed:
             logger.info(
                 "DATABASE_URL: removed %s (set per transaction instead)",
@@ -124,9 +138,13 @@ class PostgresStorage(Storage):
                 init=_keepalive,
                 command_timeout=30,
                 server_settings={"application_name": "sealgate-guardian"},
+                timeout=connect_timeout,
             )
-        except (*_CONNECTION_LOST, asyncpg.PostgresError) as exc:
-            raise StorageError(f"cannot connect to {self.clean.redacted()}: {exc}") from exc
+        except _CONNECT_TRANSIENT as exc:
+            reason = str(exc) or type(exc).__name__
+            raise StorageUnreachable(f"cannot reach {self.clean.redacted()}: {reason}") from exc
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, ValueError) as exc:
+            raise StorageError(f"{self.clean.redacted()} refused: {exc}") from exc
 
     def _require_pool(self) -> asyncpg.Pool:
         if self._pool is None:

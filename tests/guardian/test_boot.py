@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
+import time
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 
 import pytest
 
-from tests.helpers import EXAMPLE_CONFIG, PYTHON, ROOT, GuardianProcess
+from guardian.storage import open_storage
+from tests.helpers import EXAMPLE_CONFIG, PYTHON, ROOT, GuardianProcess, free_port
+from tests.pg import PostgresServer
 
 EX_CONFIG = 78
 
@@ -77,3 +82,71 @@ def test_config_check_reports_a_bad_limit_value(tmp_path: object) -> None:
     assert result.returncode != 0
     assert f"{path}:2: tool_cache_ttl_sec must be a number" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def _with_connect_wait(seconds: str) -> str:
+    return EXAMPLE_CONFIG.read_text().replace(
+        "[HUB_END]", f'db_connect_wait_s = "{seconds}"\n[HUB_END]', 1
+    )
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://app:hunter2-pass@127.0.0.1:notaport/app",
+        "mysql://app:hunter2-pass@127.0.0.1/app",
+        "postgresql://app:hunter2-pass@127.0.0.1:5432/app?sslmode=bogus",
+    ],
+)
+def test_a_malformed_database_url_exits_78_at_once(
+    unstarted: list[GuardianProcess], url: str
+) -> None:
+    started = time.monotonic()
+    result = boot(unstarted, _with_connect_wait("20"), {"DATABASE_URL": url})
+    assert time.monotonic() - started < 10
+    assert_one_clear_line(result, "database")
+    assert "hunter2-pass" not in result.stdout + result.stderr
+
+
+def test_a_refused_login_exits_78_at_once(
+    unstarted: list[GuardianProcess], postgres: PostgresServer
+) -> None:
+    started = time.monotonic()
+    dsn = postgres.dsn("postgres", user="no_such_role")
+    result = boot(unstarted, _with_connect_wait("20"), {"DATABASE_URL": dsn})
+    assert time.monotonic() - started < 10
+    assert_one_clear_line(result, "no_such_role")
+
+
+def test_an_unreachable_database_is_retried_for_db_connect_wait_s_then_78(
+    unstarted: list[GuardianProcess],
+) -> None:
+    url = f"postgresql://app@127.0.0.1:{free_port()}/app"  # nothing listens there
+    started = time.monotonic()
+    result = boot(unstarted, _with_connect_wait("3"), {"DATABASE_URL": url})
+    elapsed = time.monotonic() - started
+    assert 3 <= elapsed < 20
+    assert_one_clear_line(result, "db_connect_wait_s")
+    tries = [
+        line for line in (result.stdout + result.stderr).splitlines() if "database try" in line
+    ]
+    assert len(tries) >= 2, result.stdout + result.stderr
+
+
+async def test_a_database_coming_up_within_the_wait_is_used(
+    pg_database: str, postgres: PostgresServer, tmp_path: Path
+) -> None:
+    """The guardian started beside its database: refused at first, then connected."""
+    postgres.stop()
+    try:
+        opening = asyncio.create_task(
+            open_storage(pg_database, tmp_path / "unused.db", connect_wait_s=30)
+        )
+        await asyncio.sleep(1.5)
+        assert not opening.done()
+        await asyncio.to_thread(postgres.start)
+        store = await asyncio.wait_for(opening, 30)
+        await store.close()
+    finally:
+        if not postgres.running():
+            postgres.start()

@@ -1,0 +1,64 @@
+"""Whole-stack boot: a failure that another try cannot cure stops the supervisor at once
+with exit 78; each child gets the HOME, USER and LOGNAME of its own user."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import Stack, two_uid_possible
+
+REASON = two_uid_possible()
+needs_two_uids = pytest.mark.skipif(REASON is not None, reason=REASON or "")
+
+
+def _environ(pid: int) -> dict[str, str]:
+    raw = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    return dict(item.decode().split("=", 1) for item in raw if b"=" in item)
+
+
+def test_a_port_in_use_stops_the_stack_with_78_at_once(
+    stack_factory: Callable[..., Stack],
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        started = time.monotonic()
+        stack = stack_factory(env={"HUB_PORT": str(port)}, wait=False)
+        assert stack.process is not None
+        assert stack.process.wait(timeout=60) == 78, stack.logs()
+        assert time.monotonic() - started < 15
+        logs = stack.logs()
+        assert f"cannot listen on 127.0.0.1:{port}" in logs
+        assert "restarting in" not in logs and "Traceback" not in logs
+
+
+def test_each_child_gets_home_user_and_logname_of_its_own_user(
+    stack_factory: Callable[..., Stack],
+) -> None:
+    stack = stack_factory(env={"HOME": "/root", "USER": "root", "LOGNAME": "root"})
+    guardian, sandbox = _environ(stack.pid_of("guardian")), _environ(stack.pid_of("sandbox"))
+    assert guardian["HOME"] == str(stack.runtime.resolve() / "guardian")
+    assert sandbox["HOME"] == str(stack.runtime.resolve() / "sandbox")
+    for environ, name in ((guardian, "guardian"), (sandbox, "sandbox")):
+        owner = Path(f"/proc/{stack.pid_of(name)}").stat().st_uid
+        import pwd
+
+        user = pwd.getpwuid(owner).pw_name
+        assert environ["USER"] == environ["LOGNAME"] == user
+
+
+@needs_two_uids
+def test_a_root_shell_home_does_not_break_postgresql(
+    stack_factory: Callable[..., Stack], pg_database: str
+) -> None:
+    """Started from a root shell (HOME=/root, 0700), asyncpg looked for its client files
+    in /root, got EACCES, and the guardian exited in a loop."""
+    stack = stack_factory(env={"HOME": "/root", "DATABASE_URL": pg_database})
+    assert "database postgresql:" in stack.logs()
+    assert stack.stop() == 0
