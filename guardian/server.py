@@ -72,6 +72,7 @@ class GuardianServer:
         self.sandbox_uid = sandbox_uid
         self.max_frame_size = max_frame_size
         self._servers: list[asyncio.AbstractServer] = []
+        self._sockets: list[tuple[Path, int]] = []  # (path, inode) of the sockets we made
         self._tasks: set[asyncio.Task[None]] = set()
         self._sandbox_connections: set[_Connection] = set()
 
@@ -88,14 +89,19 @@ class GuardianServer:
         )
         os.chmod(path, mode)
         self._servers.append(server)
+        self._sockets.append((path, path.lstat().st_ino))
         logger.info("listening on %s (%s, mode %o)", path, surface.value, mode)
 
     async def close(self) -> None:
+        """Stop listening, end every connection, and remove the sockets we created."""
         for server in self._servers:
             server.close()
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        for path, inode in self._sockets:
+            _remove_own_socket(path, inode)
+        self._sockets.clear()
 
     def broadcast(self, method: str, params: dict[str, Any]) -> None:
         """Send a notification to every sandbox connection past its hello."""
@@ -247,6 +253,15 @@ class GuardianServer:
             wire["message"] = self.state.redactor.redact(wire["message"])
         with contextlib.suppress(ConnectionLost):
             conn.channel.send(response(msgid, wire, result))
+
+
+def _remove_own_socket(path: Path, inode: int) -> None:
+    """Unlink the socket we bound, unless something else has replaced it since."""
+    try:
+        if path.lstat().st_ino == inode:
+            path.unlink()
+    except FileNotFoundError:
+        pass
 
 
 def _remove_stale_socket(path: Path) -> None:

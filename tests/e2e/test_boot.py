@@ -3,14 +3,16 @@ with exit 78; each child gets the HOME, USER and LOGNAME of its own user."""
 
 from __future__ import annotations
 
+import signal
 import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 import pytest
 
-from tests.helpers import Stack, two_uid_possible
+from tests.helpers import GuardianProcess, Stack, two_uid_possible
 
 REASON = two_uid_possible()
 needs_two_uids = pytest.mark.skipif(REASON is not None, reason=REASON or "")
@@ -62,3 +64,29 @@ def test_a_root_shell_home_does_not_break_postgresql(
     stack = stack_factory(env={"HOME": "/root", "DATABASE_URL": pg_database})
     assert "database postgresql:" in stack.logs()
     assert stack.stop() == 0
+
+
+def test_a_clean_stop_removes_its_sockets_and_warns_of_nothing(
+    stack_factory: Callable[..., Stack],
+) -> None:
+    for _ in range(2):
+        stack = stack_factory()
+        assert httpx.get(f"{stack.url}/healthz", timeout=5).status_code == 200
+        admin, sandbox_socket = (
+            stack.runtime / "guardian/admin.sock",
+            stack.runtime / "run/guardian.sock",
+        )
+        assert admin.exists() and sandbox_socket.exists()
+        time.sleep(0.5)  # the sandbox's link is up
+        assert stack.stop() == 0
+        stopping = stack.logs().split("received SIGTERM", 1)[1]
+        assert " WARNING " not in stopping and " ERROR " not in stopping, stopping
+        assert not admin.exists() and not sandbox_socket.exists()
+
+
+def test_a_guardian_stopped_alone_removes_its_sockets(guardian: GuardianProcess) -> None:
+    assert guardian.process is not None
+    guardian.process.send_signal(signal.SIGTERM)
+    assert guardian.process.wait(timeout=15) == 0
+    assert not guardian.socket_path.exists() and not guardian.admin_path.exists()
+    assert " WARNING " not in guardian.logs().split("guardian stopping", 1)[1]
