@@ -135,6 +135,15 @@ def status(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
         "search_providers": list(snapshot.search_providers),
         "tools": list(snapshot.tools),
         "database": state.database,
+        "background": background(state),
+    }
+
+
+def background(state: GuardianState) -> dict[str, Any]:
+    """Supervised tasks and the queue they drain: a failing task or a full ledger shows."""
+    return {
+        "tasks": state.tasks.stats() if state.tasks else {},
+        "usage_ledger": state.ledger.stats() if state.ledger else {},
     }
 
 

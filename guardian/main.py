@@ -41,6 +41,7 @@ from guardian.server import GuardianServer
 from guardian.state import GuardianState, Snapshot
 from guardian.storage import open_storage
 from guardian.storage.base import StorageError
+from guardian.tasks import TaskSet
 from protocol import __version__
 from protocol.methods import Surface
 from protocol.pyfun import PyfunConfig, PyfunError, parse
@@ -164,8 +165,10 @@ class Guardian:
             store=store,
         )
         outbound = Outbound(transport)
+        tasks = TaskSet()
         ledger = UsageLedger(storage)
-        ledger.start()
+        tasks.start("usage-ledger", ledger.run)
+        state.tasks, state.ledger = tasks, ledger
         limits = Limits(storage)
         await limits.start()
         state.auth = Auth(state, storage, self.environ, limits)
@@ -181,7 +184,7 @@ class Guardian:
         await server.listen(self.layout.guardian_socket, Surface.SANDBOX, 0o660)
         state.reload = lambda: self._reload(state, server)
         state.refresh_secrets = lambda: self._refresh_secrets(state, server)
-        poller = asyncio.create_task(self._poll_store(state, server), name="secret-store-poll")
+        tasks.start("secret-store-poll", lambda: self._poll_store(state, server))
         self._install_signals()
         logger.info(
             "guardian %s ready: llm providers [%s], search providers [%s], sandbox uid %d",
@@ -196,6 +199,7 @@ class Guardian:
             await asyncio.wait({reload_wait, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
             reload_wait.cancel()
             stop_wait.cancel()
+            await asyncio.gather(reload_wait, stop_wait, return_exceptions=True)
             if self._reload_requested.is_set() and not self._stop.is_set():
                 self._reload_requested.clear()
                 try:
@@ -203,7 +207,7 @@ class Guardian:
                 except PyfunError as exc:
                     logger.error("reload refused, the old configuration stays: %s", exc)
         logger.info("guardian stopping")
-        poller.cancel()
+        await tasks.close()
         await server.close()
         await store.flush_usage()
         await ledger.close()

@@ -161,10 +161,14 @@ class GuardianServer:
         finally:
             channel.close()
             self._sandbox_connections.discard(conn)
-            for task in conn.tasks.values():
-                task.cancel()
             if surface is Surface.SANDBOX:
                 self.state.sandbox_connections -= 1
+            # calls of a connection that ended: cancelled (billing what they consumed) and
+            # awaited, so none outlives its connection unobserved
+            cancelled = list(conn.tasks.values())
+            for task in cancelled:
+                task.cancel()
+            await asyncio.gather(*cancelled, return_exceptions=True)
 
     def _dispatch(self, conn: _Connection, request: Request) -> None:
         method = request.method

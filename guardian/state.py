@@ -19,9 +19,11 @@ from protocol.pyfun import ProviderConfig, PyfunConfig
 if TYPE_CHECKING:
     from guardian.auth import Auth
     from guardian.dbquery import QueryRunner
+    from guardian.ledger import UsageLedger
     from guardian.router import Router
     from guardian.secretstore import SecretStore
     from guardian.storage import Storage
+    from guardian.tasks import TaskSet
 
 #: Tools the sandbox serves whatever providers are active.
 BUILTIN_TOOLS = ("health_check", "list_active_tools", "get_model_info")
@@ -76,6 +78,8 @@ class GuardianState:
     sandbox_connections: int = 0
     router: Router | None = None
     queries: QueryRunner | None = None
+    tasks: TaskSet | None = None
+    ledger: UsageLedger | None = None
     #: Re-read .pyfun and secrets and swap them in; raises PyfunError and keeps the old.
     reload: Callable[[], dict[str, Any]] | None = None
     #: Rebuild the snapshot after the secret store changed.

@@ -81,6 +81,9 @@ STATUS = MethodSpec(
         "search_providers": _NAMES,
         "tools": _NAMES,
         "database": Field(type=str),
+        # {"tasks": {name: {running, restarts, last_error}}, "usage_ledger": {pending,
+        # capacity, dropped}}
+        "background": Field(type=dict),
     },
     surfaces=_ADMIN,
 )
