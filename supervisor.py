@@ -37,11 +37,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from protocol import PROTOCOL_VERSION, __version__
+from protocol.environment import SANDBOX_ENV_ALLOWLIST
 from protocol.errors import ProtocolError
 from protocol.framing import FrameDecoder, encode
+from protocol.messages import Response, request
+from protocol.messages import parse as parse_message
 from protocol.pyfun import PyfunError, parse, with_env_overrides
 from protocol.runtime import DEFAULT_RUNTIME_DIR, RuntimeLayout
-from sandbox.settings import ALLOWED_ENV
 
 EX_OK = 0
 EX_FAILED = 1
@@ -241,18 +243,18 @@ def guardian_answers(path: Path, timeout: float = 2.0) -> bool:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
             sock.settimeout(timeout)
             sock.connect(str(path))
-            sock.sendall(
-                encode(
-                    [0, 1, "hello", {"protocol_version": PROTOCOL_VERSION, "client": "supervisor"}]
-                )
-            )
+            hello = {"protocol_version": PROTOCOL_VERSION, "client": "supervisor"}
+            sock.sendall(encode(request(1, "hello", hello)))
             decoder = FrameDecoder()
             while True:
                 data = sock.recv(65536)
                 if not data:
                     return False
-                for message in decoder.feed(data):
-                    return isinstance(message, list) and message[:3] == [1, 1, None]
+                for raw in decoder.feed(data):
+                    answer = parse_message(raw)
+                    return (
+                        isinstance(answer, Response) and answer.msgid == 1 and answer.error is None
+                    )
     except (OSError, ProtocolError):
         return False
 
@@ -360,7 +362,9 @@ class Supervisor:
         guardian_env["HUB_SANDBOX_UID"] = str(self.sandbox_id.uid)
         guardian_env.update(login_env(self.guardian_id, self.layout.guardian_dir))
         # The sandbox's environment: an explicit list of names, never a prefix.
-        sandbox_env = {name: self.environ[name] for name in ALLOWED_ENV if name in self.environ}
+        sandbox_env = {
+            name: self.environ[name] for name in SANDBOX_ENV_ALLOWLIST if name in self.environ
+        }
         sandbox_env.pop("LISTEN_FDS", None)
         sandbox_env.pop("LISTEN_PID", None)
         sandbox_env.update(common)

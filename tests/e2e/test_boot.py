@@ -90,3 +90,12 @@ def test_a_guardian_stopped_alone_removes_its_sockets(guardian: GuardianProcess)
     assert guardian.process.wait(timeout=15) == 0
     assert not guardian.socket_path.exists() and not guardian.admin_path.exists()
     assert " WARNING " not in guardian.logs().split("guardian stopping", 1)[1]
+
+
+def test_the_supervisor_hello_probe_speaks_the_protocol(
+    guardian: GuardianProcess, tmp_path: Path
+) -> None:
+    from supervisor import guardian_answers
+
+    assert guardian_answers(guardian.admin_path)
+    assert not guardian_answers(tmp_path / "nothing.sock")
