@@ -33,7 +33,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from protocol import PROTOCOL_VERSION, __version__
@@ -101,7 +101,6 @@ class Child:
     failed_starts: int = 0
     started_at: float = 0.0
     restart_at: float = 0.0
-    history: list[int] = field(default_factory=list)
 
     @property
     def pid(self) -> int | None:

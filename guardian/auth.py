@@ -24,7 +24,7 @@ from passlib.hash import pbkdf2_sha256
 from guardian.limits import Limits
 from guardian.state import GuardianState
 from guardian.storage import Storage
-from protocol.errors import Forbidden, InvalidParams, NotFound, Unauthenticated
+from protocol.errors import InvalidParams, NotFound, Unauthenticated
 from protocol.pyfun import HubLimitsConfig, RoleConfig, is_loopback_host, with_env_overrides
 
 logger = logging.getLogger("sealgate.guardian.auth")
@@ -369,8 +369,3 @@ class Auth:
         if len(password) < MIN_PASSWORD:
             raise InvalidParams(f"a password needs at least {MIN_PASSWORD} characters")
         return await asyncio.to_thread(pbkdf2_sha256.hash, password)
-
-
-def require_admin(principal: Principal) -> None:
-    if not principal.is_admin:
-        raise Forbidden(f"{principal.name} is not an admin")

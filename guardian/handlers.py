@@ -38,13 +38,11 @@ Emit = Callable[[Any], Awaitable[None]]
 
 @dataclass(slots=True)
 class CallContext:
-    """Who is calling (the connection's surface and the peer's kernel-reported identity) and,
-    for a streaming call, how to send a chunk."""
+    """Which socket the call came in on (the peer's uid was checked at connect) and, for a
+    streaming call, how to send a chunk."""
 
     state: GuardianState
     surface: Surface
-    peer_pid: int
-    peer_uid: int
     emit: Emit | None = None
 
 

@@ -126,7 +126,7 @@ class GuardianServer:
             )
             channel.close()
             return
-        ctx = CallContext(state=self.state, surface=surface, peer_pid=pid, peer_uid=uid)
+        ctx = CallContext(state=self.state, surface=surface)
         conn = _Connection(channel=channel, ctx=ctx, permits=dict(PERMITS[surface]))
         if surface is Surface.SANDBOX:
             self.state.sandbox_connections += 1

@@ -19,6 +19,7 @@ from typing import Any
 
 import aiosqlite
 
+from protocol import __version__
 from protocol.errors import InvalidParams, Timeout
 from protocol.readonly_sql import Policy, check
 
@@ -57,6 +58,9 @@ class HubState:
             await self._db.execute(statement)
         await self._db.execute("DELETE FROM tool_cache WHERE expires_at < ?", (time.time(),))
         await self._db.commit()
+        # facts about this sandbox, readable with db_query target "hub"
+        await self.set("started_at", str(time.time()))
+        await self.set("version", __version__)
 
     async def close(self) -> None:
         if self._db is not None:
