@@ -116,6 +116,19 @@ def health(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
         "uptime_s": ctx.state.uptime_s,
         "python": platform.python_version(),
         "pid": os.getpid(),
+        "queues": queue_figures(ctx.state),
+    }
+
+
+def queue_figures(state: GuardianState) -> dict[str, int]:
+    """Counts only (no names, no error text): safe to show the sandbox and its /metrics."""
+    ledger = state.ledger.stats() if state.ledger else {}
+    tasks = state.tasks.stats() if state.tasks else {}
+    return {
+        "usage_ledger_pending": int(ledger.get("pending", 0)),
+        "usage_ledger_capacity": int(ledger.get("capacity", 0)),
+        "usage_ledger_dropped": int(ledger.get("dropped", 0)),
+        "task_restarts": sum(int(t["restarts"]) for t in tasks.values()),
     }
 
 

@@ -62,6 +62,9 @@ HEALTH = MethodSpec(
         "uptime_s": Field(type=float),
         "python": Field(type=str),
         "pid": Field(type=int),
+        # numbers only (the sandbox exports them on /metrics): {"usage_ledger_pending",
+        # "usage_ledger_capacity", "usage_ledger_dropped", "task_restarts"}
+        "queues": Field(type=dict),
     },
     surfaces=_BOTH,
 )
