@@ -21,6 +21,7 @@ from typing import Any
 from guardian.dispatch import NOTIFICATIONS, PERMITS, Permit, Phase
 from guardian.handlers import CallContext, Emit
 from guardian.state import GuardianState
+from guardian.storage.base import StorageError
 from protocol.channel import SocketChannel
 from protocol.errors import (
     ConnectionLost,
@@ -28,6 +29,7 @@ from protocol.errors import (
     InvalidParams,
     ProtocolError,
     RPCError,
+    Unavailable,
 )
 from protocol.messages import Notification, Request, parse, response, stream_chunk
 from protocol.methods import Surface
@@ -221,6 +223,11 @@ class GuardianServer:
             return
         except RPCError as exc:
             self._answer(conn, request.msgid, exc, None)
+        except StorageError as exc:
+            # the database is away or refused: a typed answer, no traceback, no SQL detail
+            logger.warning("%s: the database failed: %s", request.method, exc)
+            unavailable = Unavailable("the guardian's database is unavailable; try again later")
+            self._answer(conn, request.msgid, unavailable, None)
         except Exception:
             logger.exception("handler %s failed", request.method)
             self._answer(conn, request.msgid, Internal("the guardian hit an internal error"), None)

@@ -48,6 +48,23 @@ _CONNECT_TRANSIENT = (
 )
 
 
+class _OneLine(logging.Filter):
+    """asyncpg's pool logs a traceback each time it cannot refill itself while the server is
+    away; the outage is already logged by us, so keep its one-line reason only."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.exc_info[1] is not None:
+            exc = record.exc_info[1]
+            record.msg = f"{record.getMessage()} ({type(exc).__name__}: {exc})"
+            record.args = None
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
+logging.getLogger("asyncpg.pool").addFilter(_OneLine())
+
+
 def _placeholders(sql: str) -> str:
     """`?` -> `$1, $2, ...` (our SQL never has a literal question mark)."""
     out: list[str] = []

@@ -150,3 +150,33 @@ async def test_a_database_coming_up_within_the_wait_is_used(
     finally:
         if not postgres.running():
             postgres.start()
+
+
+async def test_a_database_lost_while_running_is_a_typed_error_then_recovers(
+    postgres: PostgresServer, pg_database: str
+) -> None:
+    from protocol.channel import SocketChannel, open_unix_channel
+    from protocol.client import RPCClient
+    from protocol.errors import Unavailable
+
+    guardian = GuardianProcess(env={"DATABASE_URL": pg_database}).start()
+
+    async def connect() -> SocketChannel:
+        return await open_unix_channel(str(guardian.admin_path))
+
+    admin = RPCClient(connect, client_name="ctl", call_timeout=60)
+    admin.start()
+    try:
+        assert await admin.wait_connected(5)
+        assert await admin.call("users.list", {}) == {"users": []}
+        await asyncio.to_thread(postgres.stop)
+        try:
+            with pytest.raises(Unavailable, match="database is unavailable"):
+                await admin.call("users.list", {})
+        finally:
+            await asyncio.to_thread(postgres.start)
+        assert await admin.call("users.list", {}) == {"users": []}
+        assert "Traceback" not in guardian.logs(), guardian.logs()
+    finally:
+        await admin.close()
+        guardian.stop()
