@@ -393,6 +393,9 @@ class Supervisor:
             cwd="/",
             umask=0o077,
             preexec_fn=_set_parent_death_signal,
+            # a process group of its own: Ctrl-C at a terminal reaches the supervisor alone,
+            # which stops the children in order (they die with it all the same)
+            process_group=0,
             **kwargs,  # type: ignore[arg-type]
         )
         child.state = State.RUNNING

@@ -3,8 +3,10 @@ with exit 78; each child gets the HOME, USER and LOGNAME of its own user."""
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -12,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.helpers import GuardianProcess, Stack, two_uid_possible
+from tests.helpers import PYTHON, ROOT, GuardianProcess, Stack, two_uid_possible
 
 REASON = two_uid_possible()
 needs_two_uids = pytest.mark.skipif(REASON is not None, reason=REASON or "")
@@ -99,3 +101,30 @@ def test_the_supervisor_hello_probe_speaks_the_protocol(
 
     assert guardian_answers(guardian.admin_path)
     assert not guardian_answers(tmp_path / "nothing.sock")
+
+
+def test_ctrl_c_at_a_terminal_stops_the_children_in_order() -> None:
+    """SIGINT to the whole foreground process group, as a terminal sends it: the children
+    stop when the supervisor tells them, sandbox first, so nothing looks like a lost link."""
+    stack = Stack()
+    try:
+        log = stack.log_path.open("ab")
+        stack.process = subprocess.Popen(
+            [PYTHON, str(ROOT / "supervisor.py")],
+            env=stack.env,
+            cwd=stack.dir,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group, as a shell's job
+        )
+        log.close()
+        stack.wait_healthy()
+        time.sleep(0.5)
+        os.killpg(stack.process.pid, signal.SIGINT)
+        assert stack.process.wait(timeout=30) == 0
+        stopping = stack.logs().split("received SIGINT", 1)[1]
+        assert "guardian stopping" in stopping and "stopping guardian" in stopping, stack.logs()
+        assert stopping.index("stopping guardian") < stopping.index("guardian stopping")
+        assert " WARNING " not in stopping and " ERROR " not in stopping
+    finally:
+        stack.cleanup()
