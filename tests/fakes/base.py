@@ -29,6 +29,9 @@ class Behaviour:
     stream_hold: bool = False  # stream: send the first chunk, then hold until the client leaves
     stream_abort_after: int | None = None  # stream: drop the connection after N events
     error_message: str = "fake error"
+    #: 200 with exactly these bytes and headers (a hostile or broken upstream)
+    raw_body: bytes | None = None
+    raw_headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -163,6 +166,9 @@ class FakeServer:
                     headers=headers,
                 ),
             )
+        if behaviour.raw_body is not None:
+            raw = web.Response(body=behaviour.raw_body, headers=behaviour.raw_headers)
+            return behaviour, recorded, raw
         if behaviour.malformed:
             garbled = web.Response(text='{"unexpected": tru', content_type="application/json")
             return behaviour, recorded, garbled
