@@ -54,12 +54,14 @@ async def test_backoff_grows_between_restarts() -> None:
     logging.getLogger("sealgate.guardian.tasks").disabled = True
     try:
         tasks.start("bad", always_fails)
-        await asyncio.sleep(0.5)
+        await asyncio.sleep(0.8)
     finally:
         await tasks.close()
         logging.getLogger("sealgate.guardian.tasks").disabled = False
     gaps = [b - a for a, b in itertools.pairwise(starts)]
-    assert len(gaps) >= 2 and gaps[1] > gaps[0] * 1.5
+    assert len(gaps) >= 3
+    for attempt, gap in enumerate(gaps[:3]):  # at least 0.05, 0.1, 0.2 s (never shorter)
+        assert gap >= 0.05 * 2**attempt * 0.95
 
 
 async def test_close_cancels_and_awaits_every_task() -> None:
