@@ -35,17 +35,19 @@ import subprocess
 import sys
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from protocol import PROTOCOL_VERSION, __version__
 from protocol.adminaddr import connect_admin
+from protocol.environment import SANDBOX_ENV_ALLOWLIST
 from protocol.errors import ProtocolError
 from protocol.framing import FrameDecoder, encode
+from protocol.messages import Response, request
+from protocol.messages import parse as parse_message
 from protocol.pyfun import PyfunError, parse, with_env_overrides
 from protocol.runtime import DEFAULT_RUNTIME_DIR, RuntimeLayout
 from protocol.sandboxpaths import exposing
-from sandbox.settings import ALLOWED_ENV
 
 EX_OK = 0
 EX_FAILED = 1
@@ -103,7 +105,6 @@ class Child:
     failed_starts: int = 0
     started_at: float = 0.0
     restart_at: float = 0.0
-    history: list[int] = field(default_factory=list)
 
     @property
     def pid(self) -> int | None:
@@ -289,7 +290,7 @@ PR_SET_DUMPABLE = 4
 #: Variables whose values are no secret and may stay readable in /proc/<pid>/environ.
 KEEP_IN_ENVIRON = frozenset(
     {
-        *ALLOWED_ENV,
+        *SANDBOX_ENV_ALLOWLIST,
         "HUB_ENV_FILE",
         "HUB_SINGLE_UID",
         "HUB_GUARDIAN_USER",
@@ -391,18 +392,18 @@ def guardian_answers(path: Path, timeout: float = 2.0) -> bool:
     """True when the admin socket (its file, or its abstract name) answers `hello`."""
     try:
         with connect_admin(path, timeout) as sock:
-            sock.sendall(
-                encode(
-                    [0, 1, "hello", {"protocol_version": PROTOCOL_VERSION, "client": "supervisor"}]
-                )
-            )
+            hello = {"protocol_version": PROTOCOL_VERSION, "client": "supervisor"}
+            sock.sendall(encode(request(1, "hello", hello)))
             decoder = FrameDecoder()
             while True:
                 data = sock.recv(65536)
                 if not data:
                     return False
-                for message in decoder.feed(data):
-                    return isinstance(message, list) and message[:3] == [1, 1, None]
+                for raw in decoder.feed(data):
+                    answer = parse_message(raw)
+                    return (
+                        isinstance(answer, Response) and answer.msgid == 1 and answer.error is None
+                    )
     except (OSError, ProtocolError):
         return False
 
@@ -414,6 +415,13 @@ def _set_parent_death_signal() -> None:
     """Runs in the child before exec: die with the supervisor rather than linger."""
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+
+
+def login_env(identity: Identity, home: Path) -> dict[str, str]:
+    """HOME, USER and LOGNAME of the user a child runs as, as `runuser` sets them: a guardian
+    started from a root shell must not look for its files (asyncpg's ~/.postgresql) in /root.
+    HOME is the child's own state directory."""
+    return {"HOME": str(home), "USER": identity.name, "LOGNAME": identity.name}
 
 
 class Supervisor:
@@ -430,6 +438,7 @@ class Supervisor:
         self.sandbox_id = Identity.current()
         self.exit_code = EX_OK
         self.instance_lock = InstanceLock(Path(environ.get("HUB_LOCK_DIR", DEFAULT_LOCK_DIR)))
+        self.hello_timeout_s = GUARDIAN_HELLO_TIMEOUT_S
 
     # set-up -------------------------------------------------------------------------------
     def check_config(self) -> None:
@@ -442,6 +451,8 @@ class Supervisor:
         config = with_env_overrides(parse(text, str(self.config_path)), self.environ)
         for warning in config.warnings:
             logger.warning("%s", warning)
+        # the guardian may spend db_connect_wait_s reaching its database before it answers
+        self.hello_timeout_s = GUARDIAN_HELLO_TIMEOUT_S + config.hub.db_connect_wait_s
 
     def choose_identities(self) -> None:
         single = self.environ.get("HUB_SINGLE_UID", "").strip().lower() in ("1", "true", "yes")
@@ -511,12 +522,15 @@ class Supervisor:
         guardian_env.update(common)
         guardian_env["HUB_ENV_FILE"] = str(self.env_file)
         guardian_env["HUB_SANDBOX_UID"] = str(self.sandbox_id.uid)
+        guardian_env.update(login_env(self.guardian_id, self.layout.guardian_dir))
         # The sandbox's environment: an explicit list of names, never a prefix.
-        sandbox_env = {name: self.environ[name] for name in ALLOWED_ENV if name in self.environ}
+        sandbox_env = {
+            name: self.environ[name] for name in SANDBOX_ENV_ALLOWLIST if name in self.environ
+        }
         sandbox_env.pop("LISTEN_FDS", None)
         sandbox_env.pop("LISTEN_PID", None)
         sandbox_env.update(common)
-        sandbox_env["HOME"] = str(self.layout.sandbox_dir)
+        sandbox_env.update(login_env(self.sandbox_id, self.layout.sandbox_dir))
         sandbox_env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
         self.children = [
             Child(
@@ -542,6 +556,9 @@ class Supervisor:
             cwd="/",
             umask=0o077,
             preexec_fn=_set_parent_death_signal,
+            # a process group of its own: Ctrl-C at a terminal reaches the supervisor alone,
+            # which stops the children in order (they die with it all the same)
+            process_group=0,
             **kwargs,  # type: ignore[arg-type]
         )
         child.state = State.RUNNING
@@ -551,7 +568,7 @@ class Supervisor:
         )
 
     def wait_for_guardian(self, guardian: Child) -> bool:
-        deadline = time.monotonic() + GUARDIAN_HELLO_TIMEOUT_S
+        deadline = time.monotonic() + self.hello_timeout_s
         while time.monotonic() < deadline:
             if guardian.process is None or guardian.process.poll() is not None:
                 return False
@@ -560,7 +577,7 @@ class Supervisor:
                 return True
             if self._wait_signal(0.05):
                 return False
-        logger.error("guardian did not answer hello within %.0f s", GUARDIAN_HELLO_TIMEOUT_S)
+        logger.error("guardian did not answer hello within %.0f s", self.hello_timeout_s)
         return False
 
     def reap(self, child: Child) -> None:
@@ -593,17 +610,17 @@ class Supervisor:
         child.restart_at = time.monotonic() + delay
 
     def stop_all(self) -> None:
+        """The sandbox first, and wholly, before the guardian: it stops taking requests and
+        closes its link itself, so neither side takes a planned stop for a lost connection."""
         alive = [c for c in self.children if c.process is not None and c.process.poll() is None]
-        for child in reversed(alive):  # the sandbox first: it stops taking requests
-            logger.info("stopping %s (pid %d)", child.name, child.pid)
-            child.process.send_signal(signal.SIGTERM)  # type: ignore[union-attr]
-        deadline = time.monotonic() + STOP_GRACE_S
-        for child in alive:
+        for child in reversed(alive):
             process = child.process
             if process is None:
                 continue
+            logger.info("stopping %s (pid %d)", child.name, child.pid)
+            process.send_signal(signal.SIGTERM)
             try:
-                process.wait(timeout=max(0.0, deadline - time.monotonic()))
+                process.wait(timeout=STOP_GRACE_S)
             except subprocess.TimeoutExpired:
                 logger.warning(
                     "%s did not stop within %.0f s; killing it", child.name, STOP_GRACE_S

@@ -24,8 +24,8 @@ from passlib.hash import pbkdf2_sha256
 from guardian.limits import Limits
 from guardian.state import GuardianState
 from guardian.storage import Storage
-from protocol.errors import Forbidden, InvalidParams, NotFound, Unauthenticated
-from protocol.pyfun import RoleConfig, is_loopback_host, with_env_overrides
+from protocol.errors import InvalidParams, NotFound, Unauthenticated
+from protocol.pyfun import HubLimitsConfig, RoleConfig, is_loopback_host, with_env_overrides
 
 logger = logging.getLogger("sealgate.guardian.auth")
 
@@ -84,19 +84,14 @@ class AuthLimits:
     session_max_s: float = 7 * 24 * 3600
 
     @classmethod
-    def from_config(cls, values: Mapping[str, str]) -> AuthLimits:
-        def number(key: str, default: float) -> float:
-            try:
-                return float(values.get(key, default))
-            except ValueError:
-                return default
-
+    def from_config(cls, limits: HubLimitsConfig) -> AuthLimits:
+        """Typed and checked when the configuration loaded; only units change here."""
         return cls(
-            max_failed_logins=int(number("max_failed_logins", 5)),
-            login_attempts_per_min=int(number("login_attempts_per_min", 20)),
-            lockout_s=number("lockout_minutes", 15) * 60,
-            session_idle_s=number("session_idle_minutes", 12 * 60) * 60,
-            session_max_s=number("session_max_hours", 7 * 24) * 3600,
+            max_failed_logins=limits.max_failed_logins,
+            login_attempts_per_min=limits.login_attempts_per_min,
+            lockout_s=limits.lockout_minutes * 60,
+            session_idle_s=limits.session_idle_minutes * 60,
+            session_max_s=limits.session_max_hours * 3600,
         )
 
 
@@ -424,8 +419,3 @@ class Auth:
         if len(password) < MIN_PASSWORD:
             raise InvalidParams(f"a password needs at least {MIN_PASSWORD} characters")
         return await asyncio.to_thread(pbkdf2_sha256.hash, password)
-
-
-def require_admin(principal: Principal) -> None:
-    if not principal.is_admin:
-        raise Forbidden(f"{principal.name} is not an admin")

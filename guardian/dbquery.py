@@ -12,20 +12,25 @@ import datetime
 import decimal
 import logging
 import uuid
-from collections.abc import Mapping
 from typing import Any
 
 import asyncpg
 
 from guardian.storage.dsn import clean
 from protocol.errors import InvalidParams, Timeout, Unavailable
+from protocol.pyfun import (
+    DEFAULT_QUERY_MAX_ROWS,
+    DEFAULT_QUERY_TIMEOUT_MS,
+    HARD_QUERY_MAX_ROWS,
+    DbQueryConfig,
+)
 from protocol.readonly_sql import Policy, check
 
 logger = logging.getLogger("sealgate.guardian.dbquery")
 
-DEFAULT_MAX_ROWS = 100
-HARD_MAX_ROWS = 10_000
-DEFAULT_TIMEOUT_MS = 5000
+DEFAULT_MAX_ROWS = DEFAULT_QUERY_MAX_ROWS
+HARD_MAX_ROWS = HARD_QUERY_MAX_ROWS
+DEFAULT_TIMEOUT_MS = DEFAULT_QUERY_TIMEOUT_MS
 
 
 def json_safe(value: Any) -> Any:
@@ -51,12 +56,10 @@ def json_safe(value: Any) -> Any:
 class QuerySettings:
     """From `[DB_QUERY]`: tables, extra functions, max_rows, statement_timeout_ms."""
 
-    def __init__(self, values: Mapping[str, str]) -> None:
-        tables = [t for t in values.get("tables", "").split(",") if t.strip()]
-        functions = [f for f in values.get("functions", "").split(",") if f.strip()]
-        self.policy = Policy.of(tables, functions)
-        self.max_rows = min(int(values.get("max_rows", DEFAULT_MAX_ROWS)), HARD_MAX_ROWS)
-        self.timeout_ms = int(values.get("statement_timeout_ms", DEFAULT_TIMEOUT_MS))
+    def __init__(self, config: DbQueryConfig) -> None:
+        self.policy = Policy.of(config.tables, config.functions)
+        self.max_rows = min(config.max_rows, HARD_MAX_ROWS)
+        self.timeout_ms = config.statement_timeout_ms
 
 
 class QueryRunner:

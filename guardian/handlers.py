@@ -39,13 +39,11 @@ Emit = Callable[[Any], Awaitable[None]]
 
 @dataclass(slots=True)
 class CallContext:
-    """Who is calling (the connection's surface and the peer's kernel-reported identity) and,
-    for a streaming call, how to send a chunk."""
+    """Which socket the call came in on (the peer's uid was checked at connect) and, for a
+    streaming call, how to send a chunk."""
 
     state: GuardianState
     surface: Surface
-    peer_pid: int
-    peer_uid: int
     emit: Emit | None = None
     #: The sandbox said in `hello` that it listens on loopback only (never assumed).
     listens_on_loopback: bool = False
@@ -125,6 +123,19 @@ def health(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
         "uptime_s": ctx.state.uptime_s,
         "python": platform.python_version(),
         "pid": os.getpid(),
+        "queues": queue_figures(ctx.state),
+    }
+
+
+def queue_figures(state: GuardianState) -> dict[str, int]:
+    """Counts only (no names, no error text): safe to show the sandbox and its /metrics."""
+    ledger = state.ledger.stats() if state.ledger else {}
+    tasks = state.tasks.stats() if state.tasks else {}
+    return {
+        "usage_ledger_pending": int(ledger.get("pending", 0)),
+        "usage_ledger_capacity": int(ledger.get("capacity", 0)),
+        "usage_ledger_dropped": int(ledger.get("dropped", 0)),
+        "task_restarts": sum(int(t["restarts"]) for t in tasks.values()),
     }
 
 
@@ -143,6 +154,15 @@ def status(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
         "tools": list(snapshot.tools),
         "database": state.database,
         "protections": state.protections() if state.protections else {},
+        "background": background(state),
+    }
+
+
+def background(state: GuardianState) -> dict[str, Any]:
+    """Supervised tasks and the queue they drain: a failing task or a full ledger shows."""
+    return {
+        "tasks": state.tasks.stats() if state.tasks else {},
+        "usage_ledger": state.ledger.stats() if state.ledger else {},
     }
 
 

@@ -2,7 +2,9 @@
 
 Rows wait in memory at most `FLUSH_INTERVAL_S` or `FLUSH_ROWS` rows, then go to the guardian
 database in one transaction; `close()` flushes what is left (the guardian calls it on
-SIGTERM). No prompt text is stored.
+SIGTERM). No prompt text is stored. The queue is bounded (`MAX_PENDING_ROWS`): while the
+database is away rows wait and are retried (their idempotency keys make a retry safe); past
+the bound new rows are dropped and counted, which `status` and `/metrics` show.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import asyncio
 import contextlib
 import json
 import logging
+from typing import Any
 
 from guardian.storage import Storage
 from guardian.storage.base import StorageError, UsageRow
@@ -27,21 +30,35 @@ def fallback_json(path: list[dict[str, str]]) -> str:
 
 
 class UsageLedger:
-    def __init__(self, storage: Storage) -> None:
+    def __init__(self, storage: Storage, capacity: int = MAX_PENDING_ROWS) -> None:
         self.storage = storage
+        self.capacity = capacity
+        self.dropped = 0
         self._rows: list[UsageRow] = []
         self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
 
-    def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="usage-ledger")
+    @property
+    def pending(self) -> int:
+        return len(self._rows)
+
+    def stats(self) -> dict[str, Any]:
+        return {"pending": self.pending, "capacity": self.capacity, "dropped": self.dropped}
 
     def record(self, row: UsageRow) -> None:
+        if len(self._rows) >= self.capacity:
+            if self.dropped == 0:
+                logger.error(
+                    "usage ledger full (%d rows waiting for the database): dropping new rows",
+                    self.capacity,
+                )
+            self.dropped += 1
+            return
         self._rows.append(row)
         if len(self._rows) >= FLUSH_ROWS:
             self._wake.set()
 
-    async def _run(self) -> None:
+    async def run(self) -> None:
+        """The writer loop (run it supervised: see guardian.tasks)."""
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), FLUSH_INTERVAL_S)
@@ -56,11 +73,12 @@ class UsageLedger:
             await self.storage.add_usage(rows)
         except StorageError as exc:
             logger.error("could not write %d usage rows (will retry): %s", len(rows), exc)
-            self._rows[:0] = rows[-MAX_PENDING_ROWS:]
+            room = self.capacity - len(self._rows)
+            self._rows[:0] = rows[:room]
+            self.dropped += max(0, len(rows) - room)
+        except BaseException:
+            self._rows[:0] = rows  # a bug or a cancel: keep the rows for the next flush
+            raise
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
         await self.flush()

@@ -11,7 +11,8 @@ guardian is the process meant to hold secrets):
     CREDENTIALS_DIRECTORY   systemd credentials (LoadCredential=)
 
 Exit status 78 (EX_CONFIG) means "cannot boot with this configuration": the supervisor stops
-instead of restarting in a loop.
+instead of restarting in a loop. A database that does not answer is tried again for `[HUB]
+db_connect_wait_s` first; a malformed DATABASE_URL or refused credentials end the boot at once.
 """
 
 from __future__ import annotations
@@ -40,14 +41,14 @@ from guardian.server import GuardianServer
 from guardian.state import GuardianState, Snapshot
 from guardian.storage import open_storage
 from guardian.storage.base import StorageError
+from guardian.tasks import TaskSet
 from protocol import __version__
 from protocol.methods import Surface
 from protocol.pyfun import PyfunConfig, PyfunError, parse
 from protocol.runtime import DEFAULT_RUNTIME_DIR, RuntimeLayout
 
 EX_CONFIG = 78
-EX_UNAVAILABLE = 69
-STORE_POLL_S = 2.0  # sysexits.h: a service we need (the database) is unavailable
+STORE_POLL_S = 2.0
 
 logger = logging.getLogger("sealgate.guardian")
 
@@ -139,11 +140,13 @@ class Guardian:
         os.chmod(self.layout.guardian_dir, 0o700)
         try:
             storage = await open_storage(
-                snapshot.secrets.get("DATABASE_URL"), self.layout.guardian_db
+                snapshot.secrets.get("DATABASE_URL"),
+                self.layout.guardian_db,
+                connect_wait_s=config.hub.db_connect_wait_s,
             )
         except StorageError as exc:
-            logger.error("cannot start: %s", exc)
-            return EX_UNAVAILABLE
+            logger.error("cannot start: database: %s", exc)
+            return EX_CONFIG
         key, origin = find_master_key(self.environ, config.hub.master_key_file)
         store = SecretStore(storage, key, "" if key else origin)
         await store.start()
@@ -162,8 +165,10 @@ class Guardian:
             store=store,
         )
         outbound = Outbound(transport)
+        tasks = TaskSet()
         ledger = UsageLedger(storage)
-        ledger.start()
+        tasks.start("usage-ledger", ledger.run)
+        state.tasks, state.ledger = tasks, ledger
         limits = Limits(storage)
         await limits.start()
         state.auth = Auth(state, storage, self.environ, limits)
@@ -181,7 +186,7 @@ class Guardian:
             )
         except OSError as exc:
             logger.error("cannot start: cannot bind the admin socket: %s", exc)
-            return EX_UNAVAILABLE
+            return EX_CONFIG
         await server.listen(self.layout.guardian_socket, Surface.SANDBOX, 0o660)
         state.protections = lambda: protections.report(
             sandbox_uid=sandbox_uid,
@@ -190,7 +195,7 @@ class Guardian:
         )
         state.reload = lambda: self._reload(state, server)
         state.refresh_secrets = lambda: self._refresh_secrets(state, server)
-        poller = asyncio.create_task(self._poll_store(state, server), name="secret-store-poll")
+        tasks.start("secret-store-poll", lambda: self._poll_store(state, server))
         self._install_signals()
         logger.info(
             "guardian %s ready: llm providers [%s], search providers [%s], sandbox uid %d",
@@ -212,6 +217,7 @@ class Guardian:
             await asyncio.wait({reload_wait, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
             reload_wait.cancel()
             stop_wait.cancel()
+            await asyncio.gather(reload_wait, stop_wait, return_exceptions=True)
             if self._reload_requested.is_set() and not self._stop.is_set():
                 self._reload_requested.clear()
                 try:
@@ -219,7 +225,7 @@ class Guardian:
                 except PyfunError as exc:
                     logger.error("reload refused, the old configuration stays: %s", exc)
         logger.info("guardian stopping")
-        poller.cancel()
+        await tasks.close()
         await server.close()
         await store.flush_usage()
         await ledger.close()

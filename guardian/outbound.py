@@ -21,6 +21,7 @@ import aiohttp
 import httpx
 from httpx_aiohttp import AiohttpTransport
 
+from guardian.providers.decoding import ACCEPT_ENCODING, Decoder
 from guardian.providers.types import HttpCall, ProviderFailure
 
 DEFAULT_MAX_RESPONSE_BYTES = 16 * 1024 * 1024
@@ -111,16 +112,22 @@ class Outbound:
         """Send `call` on the provider's pooled client; the body is left to the caller."""
         client = self._client(provider)
         request = client.build_request(
-            call.method, call.url, headers=call.headers, json=call.json, params=call.params
+            call.method,
+            call.url,
+            # only what Decoder decodes, whatever httpx would advertise by default
+            headers={"accept-encoding": ACCEPT_ENCODING, **call.headers},
+            json=call.json,
+            params=call.params,
         )
         return await client.send(request, stream=True)
 
     async def _read_capped(self, response: httpx.Response, max_bytes: int) -> bytes:
+        """The whole body, decoded, at most `max_bytes` of it after decoding."""
+        decoder = Decoder(response.headers.get("content-encoding", ""), max_bytes)
         body = bytearray()
         async for chunk in response.aiter_raw():
-            body += chunk
-            if len(body) > max_bytes:
-                raise ProviderFailure("malformed", f"reply larger than {max_bytes} bytes")
+            body += decoder.feed(chunk)
+        body += decoder.flush()
         return bytes(body)
 
     async def json(self, provider: str, call: HttpCall, *, timeout: float, max_bytes: int) -> Any:
@@ -167,7 +174,7 @@ class Outbound:
     async def _chunks(
         self, response: httpx.Response, timeout: float, max_bytes: int
     ) -> AsyncIterator[bytes]:
-        total = 0
+        decoder = Decoder(response.headers.get("content-encoding", ""), max_bytes)
         iterator = response.aiter_raw().__aiter__()
         while True:
             with translated(timeout):
@@ -175,8 +182,10 @@ class Outbound:
                     try:
                         chunk = await anext(iterator)
                     except StopAsyncIteration:
+                        tail = decoder.flush()
+                        if tail:
+                            yield tail
                         return
-            total += len(chunk)
-            if total > max_bytes:
-                raise ProviderFailure("malformed", f"stream larger than {max_bytes} bytes")
-            yield chunk
+            decoded = decoder.feed(chunk)
+            if decoded:
+                yield decoded

@@ -22,6 +22,7 @@ from typing import Any
 from guardian.dispatch import NOTIFICATIONS, PERMITS, Permit, Phase
 from guardian.handlers import CallContext, Emit
 from guardian.state import GuardianState
+from guardian.storage.base import StorageError
 from protocol.channel import SocketChannel
 from protocol.errors import (
     ConnectionLost,
@@ -29,6 +30,7 @@ from protocol.errors import (
     InvalidParams,
     ProtocolError,
     RPCError,
+    Unavailable,
 )
 from protocol.messages import Notification, Request, parse, response, stream_chunk
 from protocol.methods import Surface
@@ -73,6 +75,7 @@ class GuardianServer:
         self.sandbox_uid = sandbox_uid
         self.max_frame_size = max_frame_size
         self._servers: list[asyncio.AbstractServer] = []
+        self._sockets: list[tuple[Path, int]] = []  # (path, inode) of the sockets we made
         self._tasks: set[asyncio.Task[None]] = set()
         self._sandbox_connections: set[_Connection] = set()
 
@@ -89,6 +92,7 @@ class GuardianServer:
         )
         os.chmod(path, mode)
         self._servers.append(server)
+        self._sockets.append((path, path.lstat().st_ino))
         logger.info("listening on %s (%s, mode %o)", path, surface.value, mode)
 
     async def listen_abstract(self, name: str, surface: Surface) -> None:
@@ -109,11 +113,15 @@ class GuardianServer:
         logger.info("listening on abstract socket @%s (%s)", name[1:], surface.value)
 
     async def close(self) -> None:
+        """Stop listening, end every connection, and remove the sockets we created."""
         for server in self._servers:
             server.close()
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        for path, inode in self._sockets:
+            _remove_own_socket(path, inode)
+        self._sockets.clear()
 
     def sandbox_pids(self) -> list[int]:
         """The pids of the sandboxes connected past their hello."""
@@ -142,7 +150,7 @@ class GuardianServer:
             )
             channel.close()
             return
-        ctx = CallContext(state=self.state, surface=surface, peer_pid=pid, peer_uid=uid)
+        ctx = CallContext(state=self.state, surface=surface)
         conn = _Connection(channel=channel, ctx=ctx, permits=dict(PERMITS[surface]))
         if surface is Surface.SANDBOX:
             self.state.sandbox_connections += 1
@@ -177,10 +185,14 @@ class GuardianServer:
         finally:
             channel.close()
             self._sandbox_connections.discard(conn)
-            for task in conn.tasks.values():
-                task.cancel()
             if surface is Surface.SANDBOX:
                 self.state.sandbox_connections -= 1
+            # calls of a connection that ended: cancelled (billing what they consumed) and
+            # awaited, so none outlives its connection unobserved
+            cancelled = list(conn.tasks.values())
+            for task in cancelled:
+                task.cancel()
+            await asyncio.gather(*cancelled, return_exceptions=True)
 
     def _dispatch(self, conn: _Connection, request: Request) -> None:
         method = request.method
@@ -233,6 +245,11 @@ class GuardianServer:
             return
         except RPCError as exc:
             self._answer(conn, request.msgid, exc, None)
+        except StorageError as exc:
+            # the database is away or refused: a typed answer, no traceback, no SQL detail
+            logger.warning("%s: the database failed: %s", request.method, exc)
+            unavailable = Unavailable("the guardian's database is unavailable; try again later")
+            self._answer(conn, request.msgid, unavailable, None)
         except Exception:
             logger.exception("handler %s failed", request.method)
             self._answer(conn, request.msgid, Internal("the guardian hit an internal error"), None)
@@ -269,6 +286,15 @@ class GuardianServer:
             wire["message"] = self.state.redactor.redact(wire["message"])
         with contextlib.suppress(ConnectionLost):
             conn.channel.send(response(msgid, wire, result))
+
+
+def _remove_own_socket(path: Path, inode: int) -> None:
+    """Unlink the socket we bound, unless something else has replaced it since."""
+    try:
+        if path.lstat().st_ino == inode:
+            path.unlink()
+    except FileNotFoundError:
+        pass
 
 
 def _remove_stale_socket(path: Path) -> None:

@@ -19,9 +19,11 @@ from protocol.pyfun import ProviderConfig, PyfunConfig, ToolConfig
 if TYPE_CHECKING:
     from guardian.auth import Auth
     from guardian.dbquery import QueryRunner
+    from guardian.ledger import UsageLedger
     from guardian.router import Router
     from guardian.secretstore import SecretStore
     from guardian.storage import Storage
+    from guardian.tasks import TaskSet
 
 #: Tools the sandbox serves whatever providers are active.
 BUILTIN_TOOLS = ("health_check", "list_active_tools", "get_model_info")
@@ -37,7 +39,7 @@ def provider_active(provider: ProviderConfig, secrets: Secrets) -> bool:
 def db_query_configured(config: PyfunConfig, secrets: Secrets) -> bool:
     """db_query needs a database to read and at least one allowlisted table."""
     has_database = "DB_QUERY_URL" in secrets or "DATABASE_URL" in secrets
-    return has_database and bool(config.db_query.get("tables", "").strip())
+    return has_database and bool(config.db_query.tables)
 
 
 def chain_of(providers: Mapping[str, ProviderConfig], start: str) -> tuple[str, ...]:
@@ -99,6 +101,8 @@ class GuardianState:
     sandbox_connections: int = 0
     router: Router | None = None
     queries: QueryRunner | None = None
+    tasks: TaskSet | None = None
+    ledger: UsageLedger | None = None
     #: Re-read .pyfun and secrets and swap them in; raises PyfunError and keeps the old.
     reload: Callable[[], dict[str, Any]] | None = None
     #: Rebuild the snapshot after the secret store changed.

@@ -205,9 +205,6 @@ class RPCClient:
         channel.send(request_message(msgid, method, params))
         return stream
 
-    def notify(self, method: str, params: dict[str, Any]) -> None:
-        self._usable_channel().send(notification_message(method, params))
-
     # internals ---------------------------------------------------------------------------
     def _usable_channel(self) -> Channel:
         if self.state is ClientState.CLOSED:

@@ -64,6 +64,9 @@ HEALTH = MethodSpec(
         "uptime_s": Field(type=float),
         "python": Field(type=str),
         "pid": Field(type=int),
+        # numbers only (the sandbox exports them on /metrics): {"usage_ledger_pending",
+        # "usage_ledger_capacity", "usage_ledger_dropped", "task_restarts"}
+        "queues": Field(type=dict),
     },
     surfaces=_BOTH,
 )
@@ -84,6 +87,9 @@ STATUS = MethodSpec(
         "tools": _NAMES,
         "database": Field(type=str),
         "protections": Field(type=dict, max_len=None),
+        # {"tasks": {name: {running, restarts, last_error}}, "usage_ledger": {pending,
+        # capacity, dropped}}
+        "background": Field(type=dict),
     },
     surfaces=_ADMIN,
 )

@@ -34,6 +34,12 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 7860
 DEFAULT_TIMEOUT_SEC = 60.0
 DEFAULT_MAX_FRAME_SIZE = 8 * 1024 * 1024
+DEFAULT_QUERY_MAX_ROWS = 100
+HARD_QUERY_MAX_ROWS = 10_000
+DEFAULT_QUERY_TIMEOUT_MS = 5000
+#: Schemas `[DB_QUERY] tables` may never name (the guardian's own, PostgreSQL's catalogs);
+#: the same set as `protocol.readonly_sql.NEVER_SCHEMAS`, which a test keeps in step.
+RESERVED_QUERY_SCHEMAS = frozenset({"sealgate", "pg_catalog", "information_schema", "pg_toast"})
 
 API_KINDS = frozenset({"anthropic", "gemini", "openai"})
 SEARCH_KINDS = frozenset({"brave", "tavily"})
@@ -61,6 +67,9 @@ _SECTION_NAME = re.compile(r"^[A-Z][A-Z0-9_]*$")
 _BLOCK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:/-]*$")
 _KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _LINE = re.compile(r"^(?P<key>[^=\s]+)\s*=\s*(?P<rest>.*)$")
+_SQL_NAME = re.compile(r"^[a-z_][a-z0-9_$]*(\.[a-z_][a-z0-9_$]*)?$")
+#: Sections whose keys the original hub wrote in upper case: matched case-insensitively.
+_ANY_CASE_SECTIONS = frozenset({"HUB_LIMITS", "DB_SYNC", "DB_QUERY"})
 
 
 class PyfunError(SealGateError):
@@ -94,6 +103,35 @@ class HubConfig:
     body_timeout_s: float = 30.0
     idle_timeout_s: float = 75.0
     max_streams_per_principal: int = 64
+    db_connect_wait_s: float = 30.0  # how long the guardian retries an unreachable database
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HubLimitsConfig:
+    """`[HUB_LIMITS]`: logins and sessions (the guardian enforces them)."""
+
+    max_failed_logins: int = 5
+    login_attempts_per_min: int = 20  # per client IP, whatever the user name
+    lockout_minutes: float = 15.0
+    session_idle_minutes: float = 12 * 60.0
+    session_max_hours: float = 7 * 24.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DbSyncConfig:
+    """`[DB_SYNC]`: the sandbox's hub state."""
+
+    tool_cache_ttl_sec: float = 3600.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DbQueryConfig:
+    """`[DB_QUERY]`: what `db_query` may read."""
+
+    tables: tuple[str, ...] = ()  # schema.table, lower-case (a bare name means public.)
+    functions: tuple[str, ...] = ()  # added to the built-in allowlist
+    max_rows: int = DEFAULT_QUERY_MAX_ROWS
+    statement_timeout_ms: int = DEFAULT_QUERY_TIMEOUT_MS
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -161,9 +199,9 @@ class PyfunConfig:
     models: Mapping[str, ModelConfig] = field(default_factory=dict)
     tools: Mapping[str, ToolConfig] = field(default_factory=dict)
     roles: Mapping[str, RoleConfig] = field(default_factory=dict)
-    hub_limits: Mapping[str, str] = field(default_factory=dict)
-    db_sync: Mapping[str, str] = field(default_factory=dict)
-    db_query: Mapping[str, str] = field(default_factory=dict)
+    hub_limits: HubLimitsConfig = field(default_factory=HubLimitsConfig)
+    db_sync: DbSyncConfig = field(default_factory=DbSyncConfig)
+    db_query: DbQueryConfig = field(default_factory=DbQueryConfig)
     warnings: tuple[str, ...] = ()
 
     def provider(self, name: str) -> ProviderConfig | None:
@@ -277,7 +315,7 @@ def _read_sections(text: str, source: str) -> tuple[list[_Section], list[str]]:
                     f"[{title}]: only {', '.join(sorted(BLOCK_KINDS))} blocks take a name",
                 )
             elif kind not in PLAIN_SECTIONS:
-                warnings.append(f"{source}:{number}: unknown section [{title}] ignored")
+                warnings.append(f"{source}:{number}: unknown section [{title}] (ignored)")
             if (kind, name) in seen:
                 raise PyfunError(
                     source,
@@ -303,6 +341,8 @@ def _read_sections(text: str, source: str) -> tuple[list[_Section], list[str]]:
             continue
         if current.kind == "HUB":
             key = _hub_key(key)
+        elif current.kind in _ANY_CASE_SECTIONS:
+            key = key.lower()
         elif key != key.lower():
             raise PyfunError(source, number, f"keys are lower-case: write {key.lower()!r}")
         if key in current.values:
@@ -413,7 +453,7 @@ class _Reader:
 
     def unused_warnings(self) -> list[str]:
         return [
-            f"{self.source}:{value.line}: unknown key {key!r} in [{self.section.kind}] ignored"
+            f"{self.source}:{value.line}: unknown key {key!r} in [{self.section.kind}] (ignored)"
             for key, value in self.section.values.items()
             if key not in self.used
         ]
@@ -582,7 +622,66 @@ def _hub(reader: _Reader) -> HubConfig:
             "max_streams_per_principal", 64, low=1, high=100_000
         )
         or 64,
+        db_connect_wait_s=_number(reader, "db_connect_wait_s", 30.0, 0, 3600),
     )
+
+
+def _hub_limits(reader: _Reader) -> HubLimitsConfig:
+    default = HubLimitsConfig()
+    return HubLimitsConfig(
+        max_failed_logins=reader.integer(
+            "max_failed_logins", default.max_failed_logins, low=1, high=1000
+        )
+        or default.max_failed_logins,
+        login_attempts_per_min=reader.integer(
+            "login_attempts_per_min", default.login_attempts_per_min, low=1, high=1_000_000
+        )
+        or default.login_attempts_per_min,
+        lockout_minutes=_number(reader, "lockout_minutes", default.lockout_minutes, 0, 525_600),
+        session_idle_minutes=_number(
+            reader, "session_idle_minutes", default.session_idle_minutes, 1, 525_600
+        ),
+        session_max_hours=_number(reader, "session_max_hours", default.session_max_hours, 1, 8760),
+    )
+
+
+def _db_sync(reader: _Reader) -> DbSyncConfig:
+    default = DbSyncConfig()
+    return DbSyncConfig(
+        tool_cache_ttl_sec=_number(
+            reader, "tool_cache_ttl_sec", default.tool_cache_ttl_sec, 0, 366 * 86_400
+        )
+    )
+
+
+def _db_query(reader: _Reader) -> DbQueryConfig:
+    tables = tuple(name.lower() for name in reader.names("tables"))
+    for table in tables:
+        if not _SQL_NAME.match(table):
+            raise reader.error("tables", f"tables: {table!r} is not a table or schema.table name")
+        if "." in table and table.split(".", 1)[0] in RESERVED_QUERY_SCHEMAS:
+            raise reader.error(
+                "tables", f"tables: {table!r} is in a schema that can never be allowlisted"
+            )
+    functions = tuple(name.lower() for name in reader.names("functions"))
+    for function in functions:
+        if not _SQL_NAME.match(function):
+            raise reader.error("functions", f"functions: {function!r} is not a function name")
+    return DbQueryConfig(
+        tables=tables,
+        functions=functions,
+        max_rows=reader.integer("max_rows", DEFAULT_QUERY_MAX_ROWS, low=1, high=HARD_QUERY_MAX_ROWS)
+        or DEFAULT_QUERY_MAX_ROWS,
+        statement_timeout_ms=reader.integer(
+            "statement_timeout_ms", DEFAULT_QUERY_TIMEOUT_MS, low=1, high=3_600_000
+        )
+        or DEFAULT_QUERY_TIMEOUT_MS,
+    )
+
+
+def _number(reader: _Reader, key: str, default: float, low: float, high: float) -> float:
+    value = reader.number(key, default, low=low, high=high)
+    return default if value is None else value
 
 
 def _cidrs(reader: _Reader, key: str) -> tuple[str, ...]:
@@ -624,7 +723,9 @@ def parse(text: str, source: str = ".pyfun") -> PyfunConfig:
     models: dict[str, ModelConfig] = {}
     tools: dict[str, ToolConfig] = {}
     roles: dict[str, RoleConfig] = {}
-    plain: dict[str, Mapping[str, str]] = {}
+    hub_limits = HubLimitsConfig()
+    db_sync = DbSyncConfig()
+    db_query = DbQueryConfig()
 
     for section in sections:
         reader = _Reader(section, source)
@@ -640,10 +741,12 @@ def parse(text: str, source: str = ".pyfun") -> PyfunConfig:
             tools[section.name] = _tool(reader)
         elif section.kind == "ROLE":
             roles[section.name] = _role(reader)
-        elif section.kind in PLAIN_SECTIONS:
-            # HUB_LIMITS, DB_SYNC and DB_QUERY are read by the part that owns them.
-            plain[section.kind] = {key: value.text for key, value in section.values.items()}
-            continue
+        elif section.kind == "HUB_LIMITS":
+            hub_limits = _hub_limits(reader)
+        elif section.kind == "DB_SYNC":
+            db_sync = _db_sync(reader)
+        elif section.kind == "DB_QUERY":
+            db_query = _db_query(reader)
         else:
             continue
         warnings.extend(reader.unused_warnings())
@@ -664,9 +767,9 @@ def parse(text: str, source: str = ".pyfun") -> PyfunConfig:
         models=models,
         tools=tools,
         roles=roles,
-        hub_limits=plain.get("HUB_LIMITS", {}),
-        db_sync=plain.get("DB_SYNC", {}),
-        db_query=plain.get("DB_QUERY", {}),
+        hub_limits=hub_limits,
+        db_sync=db_sync,
+        db_query=db_query,
         warnings=tuple(warnings),
     )
 

@@ -18,7 +18,7 @@ from sandbox import json_api, openai_api
 from sandbox.auth import AuthGate, VerifyCache, login, logout
 from sandbox.caller import Proxies
 from sandbox.guardian_link import ActiveNames, GuardianLink
-from sandbox.hubstate import DEFAULT_TTL_S, HubState
+from sandbox.hubstate import HubState
 from sandbox.mcp_tools import build_mcp
 from sandbox.metrics import Metrics, MetricsMiddleware, metrics_endpoint
 from sandbox.middleware import BodyLimit, MountRootSlash, OneResponse, StreamCap
@@ -35,8 +35,7 @@ def build_app(
 ) -> Starlette:
     """`listen_hosts`: the addresses the sandbox really listens on (its sockets' names)."""
     hub = settings.config.hub
-    ttl = float(settings.config.db_sync.get("tool_cache_ttl_sec", DEFAULT_TTL_S))
-    hub_state = HubState(settings.layout.hub_state_db, ttl)
+    hub_state = HubState(settings.layout.hub_state_db, settings.config.db_sync.tool_cache_ttl_sec)
     mcp, tools = build_mcp(settings.config, link, hub_state)
     # Host, Origin and content type are checked on every route but /healthz (RequestGuard);
     # the MCP SDK's own guard stays on both transports as a second line.

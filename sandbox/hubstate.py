@@ -19,12 +19,16 @@ from typing import Any
 
 import aiosqlite
 
+from protocol import __version__
 from protocol.errors import InvalidParams, Timeout
 from protocol.readonly_sql import Policy, check
 
 DEFAULT_TTL_S = 3600.0
 HUB_TABLES = ("hub_state", "tool_cache")
 QUERY_TIMEOUT_S = 5.0
+#: Expired cache entries are deleted at most this often, as new ones are written: the file
+#: holds what is within its TTL, not everything ever cached (no background task needed).
+PURGE_INTERVAL_S = 60.0
 MAX_ROWS = 1000
 
 SCHEMA = (
@@ -46,6 +50,7 @@ class HubState:
         self.path = path
         self.ttl_s = ttl_s
         self._db: aiosqlite.Connection | None = None
+        self._purged_at = time.time()
         self.policy = Policy.of(HUB_TABLES, default_schema="main")
 
     async def open(self) -> None:
@@ -57,6 +62,9 @@ class HubState:
             await self._db.execute(statement)
         await self._db.execute("DELETE FROM tool_cache WHERE expires_at < ?", (time.time(),))
         await self._db.commit()
+        # facts about this sandbox, readable with db_query target "hub"
+        await self.set("started_at", str(time.time()))
+        await self.set("version", __version__)
 
     async def close(self) -> None:
         if self._db is not None:
@@ -86,6 +94,9 @@ class HubState:
         if self._db is None:
             return
         now = time.time()
+        if now - self._purged_at >= PURGE_INTERVAL_S:
+            await self._db.execute("DELETE FROM tool_cache WHERE expires_at < ?", (now,))
+            self._purged_at = now
         await self._db.execute(
             "INSERT OR REPLACE INTO tool_cache (key, principal, tool, result, created_at,"
             " expires_at) VALUES (?, ?, ?, ?, ?, ?)",

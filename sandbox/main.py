@@ -22,7 +22,6 @@ from sandbox.guardian_link import GuardianLink
 from sandbox.settings import load_settings
 
 EX_CONFIG = 78
-EX_UNAVAILABLE = 69
 FORMAT = "%(asctime)s sandbox[%(process)d] %(levelname)s %(name)s: %(message)s"
 
 logger = logging.getLogger("sealgate.sandbox")
@@ -70,8 +69,12 @@ async def run() -> int:
     try:
         sock = listening_socket(settings.host, settings.port, os.environ)
     except OSError as exc:
-        logger.error("cannot listen on %s:%d: %s", settings.host, settings.port, exc.strerror)
-        return EX_UNAVAILABLE
+        # in use, not ours to bind, no such address: another try would fail the same way
+        reason = exc.strerror or type(exc).__name__
+        logger.error(
+            "cannot start: cannot listen on %s:%d: %s", settings.host, settings.port, reason
+        )
+        return EX_CONFIG
     config_path = Path(os.environ.get("HUB_CONFIG", ".pyfun"))
     applied = selfsandbox.apply(selfsandbox.sandbox_policy(settings.layout, config_path))
     protections = applied.protections(two_uids=_two_uids(settings.layout.run_dir))

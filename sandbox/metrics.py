@@ -17,6 +17,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from protocol.errors import SealGateError
+
 ROUTES = (
     "/mcp",
     "/sse",
@@ -83,7 +85,21 @@ class Metrics:
             ["route"],
             registry=self.registry,
         )
+        self.guardian = Gauge(
+            "sealgate_guardian_queue",
+            "The guardian's background queues and task restarts, as of this scrape",
+            ["figure"],
+            registry=self.registry,
+        )
         self.recent: collections.deque[tuple[float, bool]] = collections.deque(maxlen=100_000)
+
+    def guardian_figures(self, queues: Any) -> None:
+        """From the guardian's `health`: usage_ledger_pending/capacity/dropped, task_restarts."""
+        if not isinstance(queues, dict):
+            return
+        for figure, value in queues.items():
+            if isinstance(figure, str) and isinstance(value, int) and len(figure) <= 64:
+                self.guardian.labels(figure).set(value)
 
     def sealed_result(
         self, method: str, seconds: float, result: dict[str, Any] | None, error: bool
@@ -178,4 +194,10 @@ async def metrics_endpoint(request: Request) -> Response:
             {"error": {"code": "forbidden", "message": "/metrics needs an admin credential"}}, 403
         )
     metrics: Metrics = request.app.state.metrics
+    try:
+        health = await request.app.state.link.health(timeout=2.0)
+    except SealGateError:
+        pass  # the guardian is away: its figures keep their last values
+    else:
+        metrics.guardian_figures(health.get("queues"))
     return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)

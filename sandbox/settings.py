@@ -11,25 +11,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from protocol.environment import SANDBOX_ENV_ALLOWLIST
 from protocol.pyfun import PyfunConfig, PyfunError, parse, with_env_overrides
 from protocol.runtime import DEFAULT_RUNTIME_DIR, RuntimeLayout
 
-#: Every environment variable the sandbox may receive. Names only, never a prefix.
-ALLOWED_ENV = (
-    "PATH",
-    "LANG",
-    "LC_ALL",
-    "TZ",
-    "HOME",
-    "PYTHONPATH",
-    "HUB_CONFIG",
-    "HUB_RUNTIME_DIR",
-    "HUB_HOST",
-    "HUB_PORT",
-    "HUB_LOG_LEVEL",
-    "LISTEN_FDS",
-    "LISTEN_PID",
-)
+#: Every environment variable the sandbox may receive (the list lives in protocol/).
+ALLOWED_ENV = SANDBOX_ENV_ALLOWLIST
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

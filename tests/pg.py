@@ -80,6 +80,10 @@ class PostgresServer:
             str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop", check=False
         )
 
+    def running(self) -> bool:
+        status = self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "status", check=False)
+        return status.returncode == 0
+
     def restart(self) -> None:
         self.stop()
         time.sleep(0.2)

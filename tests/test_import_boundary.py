@@ -1,5 +1,6 @@
-"""sandbox never imports guardian, guardian never imports sandbox, protocol imports neither;
-the desktop client imports none of them."""
+"""sandbox never imports guardian, guardian never imports sandbox, protocol imports neither,
+supervisor.py (which runs as root) imports only protocol, and the desktop client imports none
+of them."""
 
 from __future__ import annotations
 
@@ -38,6 +39,19 @@ def test_package_imports_stay_inside_the_boundary(package: str) -> None:
     for path in files:
         bad = imported_packages(path) & (FORBIDDEN[package] | {"__import__"})
         assert not bad, f"{path.relative_to(ROOT)} imports {sorted(bad)}"
+
+
+def test_the_supervisor_runs_no_sandbox_or_guardian_code() -> None:
+    bad = imported_packages(ROOT / "supervisor.py") & {"guardian", "sandbox", "__import__"}
+    assert not bad, f"supervisor.py imports {sorted(bad)}"
+
+
+def test_the_sandbox_reads_the_allowlist_the_supervisor_builds_from() -> None:
+    from protocol.environment import SANDBOX_ENV_ALLOWLIST
+    from sandbox.settings import ALLOWED_ENV
+
+    assert ALLOWED_ENV is SANDBOX_ENV_ALLOWLIST
+    assert all(name.isupper() and not name.endswith("_") for name in SANDBOX_ENV_ALLOWLIST)
 
 
 def test_the_checker_catches_a_violation(tmp_path: Path) -> None:

@@ -53,7 +53,12 @@ def _is_local(host: str) -> bool:
 
 
 def clean(dsn: str) -> CleanDSN:
-    parts = urlsplit(dsn)
+    """Raises `ValueError` (naming no credential) for a URL that is not PostgreSQL's."""
+    try:
+        parts = urlsplit(dsn.strip())
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError:
+        raise ValueError("DATABASE_URL is not a valid URL (is the port a number?)") from None
     if parts.scheme not in ("postgres", "postgresql"):
         raise ValueError("DATABASE_URL must start with postgresql:// or postgres://")
     query = parse_qsl(parts.query, keep_blank_values=True)

@@ -43,6 +43,10 @@ def test_metrics_after_some_calls(w: World, stack_factory: Callable[..., Stack])
     assert 'sealgate_tokens_total{direction="output",model="claude-test"}' in text
     assert "sealgate_sealed_call_seconds_bucket" in text
     assert "sealgate_open_streams" in text and "sealgate_cost_usd_total" in text
+    # the guardian's bounded usage ledger and supervised tasks, as of this scrape
+    assert 'sealgate_guardian_queue{figure="usage_ledger_capacity"} 100000.0' in text
+    assert 'sealgate_guardian_queue{figure="usage_ledger_dropped"} 0.0' in text
+    assert 'sealgate_guardian_queue{figure="task_restarts"} 0.0' in text
 
 
 def test_oversized_and_slow_bodies(w: World) -> None:

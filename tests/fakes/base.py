@@ -3,7 +3,9 @@
 Each wire format subclasses `FakeServer`. Tests steer it through `behave()` (one-shot
 behaviours, first in first out) or `default` and read what arrived in `requests`. Every
 fake can answer 200, any error status (with Retry-After), hang past a timeout, send a
-malformed body, stream in chunks, and hold a stream open to see the client go away.
+malformed body, stream in chunks, and hold a stream open to see the client go away. With
+`compression` set ("gzip" or "deflate") every reply, plain or streamed, is compressed, as a
+provider or a proxy in front of one may do.
 """
 
 from __future__ import annotations
@@ -27,6 +29,9 @@ class Behaviour:
     stream_hold: bool = False  # stream: send the first chunk, then hold until the client leaves
     stream_abort_after: int | None = None  # stream: drop the connection after N events
     error_message: str = "fake error"
+    #: 200 with exactly these bytes and headers (a hostile or broken upstream)
+    raw_body: bytes | None = None
+    raw_headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -49,6 +54,8 @@ class FakeServer:
     disconnects: int = 0
     #: Pause between stream events, so a stream really arrives in pieces.
     event_delay_s: float = 0.005
+    #: "gzip" or "deflate": compress every reply (whatever the client asked for).
+    compression: str | None = None
 
     def __post_init__(self) -> None:
         self._queue: list[Behaviour] = []
@@ -73,7 +80,7 @@ class FakeServer:
 
         def run() -> None:
             asyncio.set_event_loop(self._loop)
-            app = web.Application()
+            app = web.Application(middlewares=[self._compress])
             self.routes(app)
             self._runner = web.AppRunner(app, access_log=None)
             self._loop.run_until_complete(self._runner.setup())
@@ -95,6 +102,16 @@ class FakeServer:
         if self._thread is not None:
             self._thread.join(10)
         self._loop.close()
+
+    def _compress_response(self, response: web.StreamResponse) -> None:
+        if self.compression and not response.prepared:
+            response.enable_compression(web.ContentCoding(self.compression), strategy=None)
+
+    @web.middleware
+    async def _compress(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        response = await handler(request)
+        self._compress_response(response)
+        return response
 
     # to be filled in per wire format -----------------------------------------------------------
     def routes(self, app: web.Application) -> None:
@@ -149,6 +166,9 @@ class FakeServer:
                     headers=headers,
                 ),
             )
+        if behaviour.raw_body is not None:
+            raw = web.Response(body=behaviour.raw_body, headers=behaviour.raw_headers)
+            return behaviour, recorded, raw
         if behaviour.malformed:
             garbled = web.Response(text='{"unexpected": tru', content_type="application/json")
             return behaviour, recorded, garbled
@@ -166,6 +186,7 @@ class FakeServer:
         self, request: web.Request, behaviour: Behaviour, events: list[bytes]
     ) -> web.StreamResponse:
         response = web.StreamResponse(headers={"content-type": "text/event-stream"})
+        self._compress_response(response)
         await response.prepare(request)
         try:
             for index, event in enumerate(events):

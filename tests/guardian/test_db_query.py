@@ -9,6 +9,7 @@ import pytest
 
 from guardian.dbquery import QueryRunner, QuerySettings
 from protocol.errors import Forbidden, InvalidParams, RPCError, Timeout
+from protocol.pyfun import DbQueryConfig
 from protocol.readonly_sql import Policy, check
 from tests.pg import PostgresServer
 
@@ -111,8 +112,10 @@ async def runner(postgres: PostgresServer, pg_database: str) -> AsyncIterator[Qu
     await query.close()
 
 
-def _settings(**extra: str) -> QuerySettings:
-    return QuerySettings({"tables": "products, orders", "max_rows": "100", **extra})
+def _settings(**extra: int) -> QuerySettings:
+    return QuerySettings(
+        DbQueryConfig(tables=("products", "orders"), max_rows=100, **extra)  # type: ignore[arg-type]
+    )
 
 
 async def test_rows_columns_and_the_row_cap(runner: QueryRunner) -> None:
@@ -126,7 +129,7 @@ async def test_rows_columns_and_the_row_cap(runner: QueryRunner) -> None:
 async def test_statement_timeout(runner: QueryRunner) -> None:
     slow = "SELECT count(*) FROM products a, products b, products c, products d"
     with pytest.raises(Timeout):
-        await runner.run(slow, _settings(statement_timeout_ms="200"), None)
+        await runner.run(slow, _settings(statement_timeout_ms=200), None)
 
 
 async def test_hostile_statements_leave_the_database_unchanged(

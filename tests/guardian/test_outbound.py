@@ -137,3 +137,100 @@ def test_keyring_rotates_and_sets_failing_keys_aside() -> None:
     assert [n for n, _ in ring.order(secrets)] == ["B", "A"]
     assert [n for n, _ in ring.order(secrets)] == ["B", "A"]
     assert ring.status()["A"].startswith("failing") and ring.status()["B"] == "ok"
+
+
+async def test_one_large_read_of_many_small_events_is_not_one_large_event() -> None:
+    many = b"".join(b"data: %d\n\n" % n for n in range(500))  # ~4.5 KiB in one read
+    got = [data async for _, data in events(_chunks(many), 1024)]
+    assert got == [str(n) for n in range(500)]
+
+
+async def test_sse_cap_counts_an_event_split_over_reads() -> None:
+    with pytest.raises(ValueError, match="larger than"):
+        async for _ in events(_chunks(*[b"data: " + b"x" * 100 + b"\n"] * 20 + [b"\n"]), 1024):
+            pass
+
+
+def _gzip(data: bytes) -> bytes:
+    import gzip
+
+    return gzip.compress(data)
+
+
+def _deflate(data: bytes, raw: bool = False) -> bytes:
+    import zlib
+
+    compressor = zlib.compressobj(wbits=-15 if raw else 15)
+    return compressor.compress(data) + compressor.flush()
+
+
+@pytest.mark.parametrize(
+    ("encoding", "encode"),
+    [
+        ("gzip", _gzip),
+        ("deflate", _deflate),
+        ("deflate", lambda d: _deflate(d, raw=True)),
+        ("identity", lambda d: d),
+        ("", lambda d: d),
+    ],
+)
+def test_decoder_decodes_in_pieces(encoding: str, encode: object) -> None:
+    from guardian.providers.decoding import Decoder
+
+    body = b'{"text": "' + b"hello " * 5000 + b'"}'
+    encoded = encode(body)  # type: ignore[operator]
+    decoder = Decoder(encoding, 1 << 20)
+    out = b"".join(decoder.feed(encoded[i : i + 7]) for i in range(0, len(encoded), 7))
+    assert out + decoder.flush() == body
+
+
+def test_decoder_caps_the_decoded_size_of_a_compression_bomb() -> None:
+    from guardian.providers.decoding import Decoder
+
+    bomb = _gzip(b"\0" * (50 << 20))  # 50 MiB of zeros in ~50 KiB
+    decoder = Decoder("gzip", 1 << 20)
+    with pytest.raises(ProviderFailure, match="larger than") as info:
+        decoder.feed(bomb)
+    assert info.value.kind == "malformed" and decoder.total <= (1 << 20) + 1
+
+
+@pytest.mark.parametrize(("encoding", "body"), [("br", b"x"), ("gzip", b"not gzip at all")])
+def test_decoder_refuses_what_it_cannot_decode(encoding: str, body: bytes) -> None:
+    from guardian.providers.decoding import Decoder
+
+    with pytest.raises(ProviderFailure) as info:
+        Decoder(encoding, 1024).feed(body)
+    assert info.value.kind == "malformed"
+
+
+@pytest.mark.parametrize("transport", ["aiohttp", "httpx"])
+async def test_outbound_decodes_gzip_on_both_transports(transport: str) -> None:
+    from guardian.outbound import Outbound
+    from guardian.providers.types import HttpCall
+    from tests.fakes.providers import FakeOpenAI
+
+    fake = FakeOpenAI(name="openai", compression="gzip").start()
+    outbound = Outbound(transport)
+    try:
+        call = HttpCall(
+            method="POST",
+            url=f"{fake.base}/v1/chat/completions",
+            headers={"authorization": "Bearer k", "content-type": "application/json"},
+            json={"model": "m", "messages": [{"role": "user", "content": "hi"}]},
+        )
+        body = await outbound.json("openai", call, timeout=5, max_bytes=1 << 20)
+        assert body["choices"][0]["message"]["content"] == fake.reply_text
+        with pytest.raises(ProviderFailure, match="larger than"):
+            await outbound.json("openai", call, timeout=5, max_bytes=50)
+        streamed = HttpCall(
+            method="POST",
+            url=call.url,
+            headers=call.headers,
+            json={**(call.json or {}), "stream": True},
+        )
+        async with outbound.stream("openai", streamed, timeout=5, max_bytes=1 << 20) as chunks:
+            text = b"".join([chunk async for chunk in chunks])
+        assert b"data: [DONE]" in text and b"Hello" in text
+    finally:
+        await outbound.aclose()
+        fake.stop()

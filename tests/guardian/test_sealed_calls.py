@@ -228,3 +228,24 @@ async def test_usage_ledger_rows_are_written_in_batches(
     db.close()
     assert len(rows) >= 5
     assert rows[-1] == ("llm_complete", "openai", "gpt-test", 10, 6, "ok")
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate"])
+@pytest.mark.parametrize("provider", ["anthropic", "gemini", "openai"])
+async def test_compressed_replies_plain_and_streamed(
+    client: RPCClient, fakes: dict[str, Any], provider: str, encoding: str
+) -> None:
+    """A provider (or a proxy before it) that compresses its answers still works."""
+    fakes[provider].compression = encoding
+    try:
+        result = await client.call("llm.complete", _params(provider=provider))
+        assert result["text"] == fakes[provider].reply_text and result["provider"] == provider
+        chunks = []
+        async with client.stream("llm.stream", _params(provider=provider)) as stream:
+            async for chunk in stream:
+                chunks.append(chunk["text"])
+        assert "".join(chunks) == fakes[provider].reply_text == stream.result["text"]
+        assert stream.result["provider"] == provider
+        assert all("gzip" in r.headers.get("accept-encoding", "") for r in fakes[provider].requests)
+    finally:
+        fakes[provider].compression = None

@@ -2,7 +2,15 @@ from __future__ import annotations
 
 import pytest
 
-from protocol.pyfun import PyfunError, parse, with_env_overrides
+from protocol.pyfun import (
+    RESERVED_QUERY_SCHEMAS,
+    DbQueryConfig,
+    DbSyncConfig,
+    HubLimitsConfig,
+    PyfunError,
+    parse,
+    with_env_overrides,
+)
 from tests.helpers import EXAMPLE_CONFIG
 
 
@@ -116,3 +124,79 @@ def test_malformed_input_names_file_and_line(text: str, line: int, fragment: str
         parse(text, "bad.pyfun")
     assert str(info.value).startswith(f"bad.pyfun:{line}: ")
     assert fragment in str(info.value)
+
+
+def test_limits_sync_and_query_sections_are_typed_with_defaults() -> None:
+    empty = parse("")
+    assert empty.hub_limits == HubLimitsConfig()
+    assert (empty.hub_limits.max_failed_logins, empty.hub_limits.lockout_minutes) == (5, 15.0)
+    assert empty.db_sync.tool_cache_ttl_sec == 3600.0
+    assert empty.db_query == DbQueryConfig()
+    text = (
+        '[HUB_LIMITS]\nMAX_FAILED_LOGINS = "3"\nlogin_attempts_per_min = "7"\n'
+        'lockout_minutes = "2.5"\nsession_idle_minutes = "30"\nsession_max_hours = "24"\n'
+        '[HUB_LIMITS_END]\n[DB_SYNC]\nTOOL_CACHE_TTL_SEC = "60"\n[DB_SYNC_END]\n'
+        '[DB_QUERY]\ntables = "products, Shop.Orders"\nfunctions = "my_fn"\nmax_rows = "50"\n'
+        'statement_timeout_ms = "1000"\n[DB_QUERY_END]\n'
+    )
+    config = parse(text)
+    assert config.warnings == ()
+    assert config.hub_limits == HubLimitsConfig(
+        max_failed_logins=3,
+        login_attempts_per_min=7,
+        lockout_minutes=2.5,
+        session_idle_minutes=30,
+        session_max_hours=24,
+    )
+    assert config.db_sync == DbSyncConfig(tool_cache_ttl_sec=60)
+    assert config.db_query == DbQueryConfig(
+        tables=("products", "shop.orders"),
+        functions=("my_fn",),
+        max_rows=50,
+        statement_timeout_ms=1000,
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ('[HUB_LIMITS]\n\nmax_failed_logins = "five"\n[HUB_LIMITS_END]\n', "whole number"),
+        ('[HUB_LIMITS]\n\nmax_failed_logins = "0"\n[HUB_LIMITS_END]\n', "between 1 and"),
+        ('[HUB_LIMITS]\n\nlogin_attempts_per_min = "-1"\n[HUB_LIMITS_END]\n', "between 1 and"),
+        ('[HUB_LIMITS]\n\nlockout_minutes = "a while"\n[HUB_LIMITS_END]\n', "must be a number"),
+        ('[HUB_LIMITS]\n\nsession_idle_minutes = "nan"\n[HUB_LIMITS_END]\n', "between"),
+        ('[HUB_LIMITS]\n\nsession_max_hours = "inf"\n[HUB_LIMITS_END]\n', "between"),
+        ('[DB_SYNC]\n\ntool_cache_ttl_sec = "an hour"\n[DB_SYNC_END]\n', "must be a number"),
+        ('[DB_QUERY]\n\nmax_rows = "lots"\n[DB_QUERY_END]\n', "whole number"),
+        ('[DB_QUERY]\n\nmax_rows = "20000"\n[DB_QUERY_END]\n', "between 1 and 10000"),
+        ('[DB_QUERY]\n\nstatement_timeout_ms = "5s"\n[DB_QUERY_END]\n', "whole number"),
+        ('[DB_QUERY]\n\ntables = "a; drop"\n[DB_QUERY_END]\n', "not a table"),
+        ('[DB_QUERY]\n\ntables = "sealgate.users"\n[DB_QUERY_END]\n', "never be allowlisted"),
+        ('[DB_QUERY]\n\nfunctions = "f()"\n[DB_QUERY_END]\n', "not a function"),
+    ],
+)
+def test_bad_limits_sync_and_query_values_fail_with_file_and_line(text: str, fragment: str) -> None:
+    with pytest.raises(PyfunError) as info:
+        parse(text, "bad.pyfun")
+    assert str(info.value).startswith("bad.pyfun:3: ")
+    assert fragment in str(info.value)
+
+
+def test_unknown_keys_and_sections_warn_with_file_and_line() -> None:
+    text = (
+        '[HUB_LIMITS]\nmax_failed_login = "3"\n[HUB_LIMITS_END]\n'
+        '[DB_SYNC]\nttl = "3"\n[DB_SYNC_END]\n[DB_QUERY]\ntable = "x"\n[DB_QUERY_END]\n'
+        "[NOPE]\n[NOPE_END]\n"
+    )
+    assert set(parse(text, "w.pyfun").warnings) == {
+        "w.pyfun:2: unknown key 'max_failed_login' in [HUB_LIMITS] (ignored)",
+        "w.pyfun:5: unknown key 'ttl' in [DB_SYNC] (ignored)",
+        "w.pyfun:8: unknown key 'table' in [DB_QUERY] (ignored)",
+        "w.pyfun:10: unknown section [NOPE] (ignored)",
+    }
+
+
+def test_reserved_query_schemas_match_the_sql_checker() -> None:
+    from protocol.readonly_sql import NEVER_SCHEMAS
+
+    assert RESERVED_QUERY_SCHEMAS == NEVER_SCHEMAS

@@ -1,0 +1,28 @@
+"""The sandbox's environment allowlist: a fact both sides share, as data.
+
+The supervisor builds the sandbox's environment from exactly these names (never a prefix)
+and the sandbox reads nothing else, so a secret that reached the supervisor's environment
+never reaches the internet-facing process. Kept in `protocol/` so the supervisor, which
+runs as root, needs no sandbox code to know it.
+"""
+
+from __future__ import annotations
+
+#: Every environment variable the sandbox may receive. Names only, never a prefix.
+SANDBOX_ENV_ALLOWLIST: tuple[str, ...] = (
+    "PATH",
+    "LANG",
+    "LC_ALL",
+    "TZ",
+    "HOME",
+    "USER",
+    "LOGNAME",
+    "PYTHONPATH",
+    "HUB_CONFIG",
+    "HUB_RUNTIME_DIR",
+    "HUB_HOST",
+    "HUB_PORT",
+    "HUB_LOG_LEVEL",
+    "LISTEN_FDS",
+    "LISTEN_PID",
+)

@@ -1,0 +1,39 @@
+"""The sandbox's own hub state records facts about the sandbox that db_query can read."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from protocol import __version__
+from sandbox import hubstate
+from sandbox.hubstate import HubState
+
+
+async def test_hub_state_holds_this_sandboxs_version_and_start(tmp_path: Path) -> None:
+    state = HubState(tmp_path / "hub_state.db")
+    await state.open()
+    try:
+        answer = await state.query("SELECT key, value FROM hub_state ORDER BY key", None)
+    finally:
+        await state.close()
+    facts = dict(answer["rows"])
+    assert facts["version"] == __version__ and float(facts["started_at"]) > 0
+
+
+async def test_expired_cache_entries_are_purged_as_new_ones_arrive(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(hubstate, "PURGE_INTERVAL_S", 0.0)
+    state = HubState(tmp_path / "hub_state.db", ttl_s=0.01)
+    await state.open()
+    try:
+        for n in range(5):
+            await state.remember(f"k{n}", "p", "t", {"n": n})
+            await asyncio.sleep(0.02)
+        answer = await state.query("SELECT key FROM tool_cache", None)
+    finally:
+        await state.close()
+    assert answer["rows"] == [["k4"]]  # the four expired before it were deleted
