@@ -60,6 +60,8 @@ T = TypeVar("T")
 DEFAULT_MAX_TOKENS = 1024
 MAX_BUDGET_S = 600.0
 MAX_STREAM_EVENT_BYTES = 1024 * 1024
+#: Provider error text kept per failure, after redaction.
+MAX_ERROR_TEXT = 240
 Emit = Callable[[Any], Awaitable[None]]
 
 
@@ -289,9 +291,7 @@ class Router:
                     is_last=index == len(attempts) - 1,
                 )
             except ProviderFailure as failure:
-                path.append(
-                    {"provider": attempt.provider.name, "error": self._redact(failure.describe())}
-                )
+                path.append({"provider": attempt.provider.name, "error": self._describe(failure)})
                 last = (attempt, failure)
                 if (emitter is not None and emitter.sent) or not failure.falls_back:
                     break
@@ -555,7 +555,7 @@ class Router:
                 snapshot, provider, started + provider.timeout_sec, send
             )
         except ProviderFailure as failure:
-            path.append({"provider": provider.name, "error": self._redact(failure.describe())})
+            path.append({"provider": provider.name, "error": self._describe(failure)})
             raise self._final_error(path, (attempt, failure), None) from None
         latency_ms = round((time.monotonic() - started) * 1000, 3)
         cost = cost_usd(snapshot.config.models.get(attempt.model), tokens, 0)
@@ -606,7 +606,7 @@ class Router:
             try:
                 result = await self._search_one(snapshot, provider, request, deadline)
             except ProviderFailure as failure:
-                path.append({"provider": provider.name, "error": self._redact(failure.describe())})
+                path.append({"provider": provider.name, "error": self._describe(failure)})
                 last = (Attempt(provider, ""), failure)
                 if not failure.falls_back:
                     break
@@ -692,8 +692,9 @@ class Router:
             return tool.timeout_sec
         return min(sum(p.timeout_sec for p in chain), MAX_BUDGET_S)
 
-    def _redact(self, text: str) -> str:
-        return self.state.redactor.redact(text)
+    def _describe(self, failure: ProviderFailure) -> str:
+        """A failure as callers, logs and the ledger see it: redacted whole, then cut."""
+        return self.state.redactor.redact_and_cut(failure.describe(), MAX_ERROR_TEXT)
 
     def _final_error(
         self,
@@ -711,12 +712,12 @@ class Router:
         if emitter is not None and emitter.sent:
             return ProviderError(
                 f"the stream from {attempt.provider.name} broke after {emitter.sent} chunks:"
-                f" {self._redact(failure.describe())}",
+                f" {self._describe(failure)}",
                 data,
             )
         if not failure.falls_back:
             return ProviderError(
-                f"{attempt.provider.name} refused the request ({self._redact(failure.describe())});"
+                f"{attempt.provider.name} refused the request ({self._describe(failure)});"
                 " not retried elsewhere, since the request itself was refused",
                 data,
             )
