@@ -63,6 +63,15 @@ MAX_STREAM_EVENT_BYTES = 1024 * 1024
 #: Provider error text kept per failure, after redaction.
 MAX_ERROR_TEXT = 240
 Emit = Callable[[Any], Awaitable[None]]
+#: What each built-in tool may call; a built-in not listed makes no provider call at all.
+BUILTIN_KINDS = {
+    "llm_complete": "llm",
+    "web_search": "search",
+    "health_check": "",
+    "list_active_tools": "",
+    "get_model_info": "",
+    "db_query": "",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,11 +165,18 @@ class Router:
 
     # planning ------------------------------------------------------------------------------
     def _tool(self, snapshot: Snapshot, name: str, kind: str) -> ToolConfig | None:
+        """The tool a call is made for, which must be one that makes calls of this kind: a
+        role's tool list names what each tool may do, so a sandbox cannot relabel a
+        completion as `get_model_info` to pass a role allowed only that."""
         if name not in snapshot.tools:
             raise NotFound(f"tool {name!r} is not active")
         tool = snapshot.config.tools.get(name)
-        if tool is not None and tool.provider_type != kind:
-            raise InvalidParams(f"tool {name!r} is not a {kind} tool")
+        if name in BUILTIN_KINDS:
+            tool_kind = BUILTIN_KINDS[name]
+        else:
+            tool_kind = tool.provider_type if tool is not None else ""
+        if tool_kind != kind:
+            raise Forbidden(f"tool {name!r} makes no {kind} calls")
         return tool
 
     def _chain(
