@@ -18,7 +18,7 @@ from protocol.pyfun import ProviderConfig, PyfunConfig
 
 if TYPE_CHECKING:
     from guardian.auth import Auth
-    from guardian.dbquery import QueryRunner
+    from guardian.dbquery import QueryRunners
     from guardian.router import Router
     from guardian.secretstore import SecretStore
     from guardian.storage import Storage
@@ -75,7 +75,7 @@ class GuardianState:
     started: float = field(default_factory=time.monotonic)
     sandbox_connections: int = 0
     router: Router | None = None
-    queries: QueryRunner | None = None
+    queries: QueryRunners | None = None
     #: Re-read .pyfun and secrets and swap them in; raises PyfunError and keeps the old.
     reload: Callable[[], dict[str, Any]] | None = None
     #: Rebuild the snapshot after the secret store changed.
