@@ -18,6 +18,7 @@ import contextlib
 import dataclasses
 import logging
 import os
+import select
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,6 +48,9 @@ MAX_UNSENT_BYTES = 1024 * 1024
 #: Calls one connection may have running before the guardian stops reading it; a batch that
 #: was already read may take it to twice this, and calls past that are refused.
 MAX_IN_FLIGHT = 1024
+#: How often a connection that is not being read is checked for a hang-up.
+HANGUP_POLL_S = 0.25
+_HANGUP = select.POLLRDHUP | select.POLLHUP | select.POLLERR
 security_log = logging.getLogger("sealgate.security")
 
 
@@ -81,9 +85,11 @@ class _ServerChannel(SocketChannel):
         self._server._spawn(self._server._serve(self, self._surface))
 
     def hold(self, reason: str) -> None:
-        if not self._holds and self._transport is not None and not self.closed:
-            self._transport.pause_reading()
+        first = not self._holds
         self._holds.add(reason)
+        if first and self._transport is not None and not self.closed:
+            self._transport.pause_reading()
+            self._watch_hangup()
 
     def release(self, reason: str) -> None:
         if reason not in self._holds:
@@ -91,6 +97,21 @@ class _ServerChannel(SocketChannel):
         self._holds.discard(reason)
         if not self._holds and self._transport is not None and not self.closed:
             self._transport.resume_reading()
+
+    def _watch_hangup(self) -> None:
+        """While reading is paused the event loop cannot see the peer hang up, and its calls
+        would run on for nobody: poll for it (POLLRDHUP is set even with requests still
+        unread), and end the connection as if it had been read."""
+        if not self._holds or self.closed or self._transport is None:
+            return
+        sock = self._transport.get_extra_info("socket")
+        poller = select.poll()
+        poller.register(sock.fileno(), _HANGUP)
+        if poller.poll(0):
+            self.close()
+            self.connection_lost(None)
+            return
+        asyncio.get_running_loop().call_later(HANGUP_POLL_S, self._watch_hangup)
 
     def pause_writing(self) -> None:
         super().pause_writing()
