@@ -100,19 +100,25 @@ class HubState:
         cap = min(max_rows or 100, MAX_ROWS)
         return await asyncio.to_thread(self._query, sql, cap)
 
-    def _authorize(
-        self, action: int, arg1: str | None, arg2: str | None, db: str | None, _: str | None
-    ) -> int:
+    def _authorizer(self, denied: list[int]) -> Any:
         """SQLite's own check of what a statement does, as SQLite (not PostgreSQL's grammar,
         which the first check uses) understands it: read the hub tables, call allowlisted
-        functions, nothing else (no sqlite_master, no PRAGMA, no ATTACH)."""
-        if action in (sqlite3.SQLITE_SELECT, sqlite3.SQLITE_RECURSIVE):
-            return sqlite3.SQLITE_OK
-        if action == sqlite3.SQLITE_READ and db == "main" and arg1 in HUB_TABLES:
-            return sqlite3.SQLITE_OK
-        if action == sqlite3.SQLITE_FUNCTION and (arg2 or "").lower() in self.policy.functions:
-            return sqlite3.SQLITE_OK
-        return sqlite3.SQLITE_DENY
+        functions, nothing else (no sqlite_master, no PRAGMA, no ATTACH). Denials are noted
+        in `denied`, since SQLite words them in several ways."""
+
+        def authorize(
+            action: int, arg1: str | None, arg2: str | None, db: str | None, _: str | None
+        ) -> int:
+            if action in (sqlite3.SQLITE_SELECT, sqlite3.SQLITE_RECURSIVE):
+                return sqlite3.SQLITE_OK
+            if action == sqlite3.SQLITE_READ and db == "main" and arg1 in HUB_TABLES:
+                return sqlite3.SQLITE_OK
+            if action == sqlite3.SQLITE_FUNCTION and (arg2 or "").lower() in self.policy.functions:
+                return sqlite3.SQLITE_OK
+            denied.append(action)
+            return sqlite3.SQLITE_DENY
+
+        return authorize
 
     def _query(self, sql: str, cap: int) -> dict[str, Any]:
         deadline = time.monotonic() + QUERY_TIMEOUT_S
@@ -120,14 +126,15 @@ class HubState:
         try:
             connection.execute("PRAGMA query_only = ON")
             connection.set_progress_handler(lambda: int(time.monotonic() > deadline), 10_000)
-            connection.set_authorizer(self._authorize)
+            denied: list[int] = []
+            connection.set_authorizer(self._authorizer(denied))
             try:
                 cursor = connection.execute(sql)
                 rows = cursor.fetchmany(cap + 1)
             except sqlite3.DatabaseError as exc:
                 if time.monotonic() > deadline:
                     raise Timeout(f"the query ran longer than {QUERY_TIMEOUT_S:g} s") from None
-                if "not authorized" in str(exc):
+                if denied:
                     raise Forbidden(
                         "the hub database refused the query: only hub_state and tool_cache"
                         " may be read, with allowlisted functions"
