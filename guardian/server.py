@@ -42,6 +42,7 @@ from protocol.methods import Surface
 from protocol.schema import validate
 
 logger = logging.getLogger("sealgate.guardian")
+security_log = logging.getLogger("sealgate.security")
 
 #: Replies a connection may have queued and unsent before the guardian stops reading it.
 MAX_UNSENT_BYTES = 1024 * 1024
@@ -51,7 +52,6 @@ MAX_IN_FLIGHT = 1024
 #: How often a connection that is not being read is checked for a hang-up.
 HANGUP_POLL_S = 0.25
 _HANGUP = select.POLLRDHUP | select.POLLHUP | select.POLLERR
-security_log = logging.getLogger("sealgate.security")
 
 
 class SecurityViolation(ProtocolError):

@@ -111,7 +111,8 @@ class HubState:
         ) -> int:
             if action in (sqlite3.SQLITE_SELECT, sqlite3.SQLITE_RECURSIVE):
                 return sqlite3.SQLITE_OK
-            if action == sqlite3.SQLITE_READ and db == "main" and arg1 in HUB_TABLES:
+            # `count(*)` reads a table with no database named; ATTACH is denied anyway.
+            if action == sqlite3.SQLITE_READ and db in ("main", None) and arg1 in HUB_TABLES:
                 return sqlite3.SQLITE_OK
             if action == sqlite3.SQLITE_FUNCTION and (arg2 or "").lower() in self.policy.functions:
                 return sqlite3.SQLITE_OK

@@ -153,8 +153,13 @@ def test_the_hub_target_is_judged_by_sqlite(stack: Stack) -> None:
         status, body = query(stack, sql, target="hub")
         assert status == 403, (sql, body)
         assert "CREATE TABLE" not in json.dumps(body)
-    status, body = query(stack, "SELECT count(*), max(upper(key)) FROM hub_state", target="hub")
-    assert status == 200, body
+    for sql in (
+        "SELECT count(*) FROM tool_cache",
+        "SELECT count(*), max(upper(key)) FROM hub_state",
+        "WITH k AS (SELECT key FROM hub_state) SELECT count(*) FROM k",
+    ):
+        status, body = query(stack, sql, target="hub")
+        assert status == 200, (sql, body)
 
 
 def test_a_reload_follows_a_changed_db_query_url(stack: Stack, postgres: PostgresServer) -> None:
