@@ -2,7 +2,8 @@
 
 The sandbox passes every credential exactly as it received it (a bearer token or a session
 id) with the client's IP and User-Agent; only this module decides whose it is. Passwords are
-PBKDF2-SHA256 (libpass); tokens and session ids have 256 bits of entropy and are stored only
+PBKDF2-SHA256 (libpass) at `DEFAULT_PBKDF2_ROUNDS`, rehashed at the next good login when a
+stored hash has fewer rounds; tokens and session ids have 256 bits of entropy and are stored only
 as SHA-256 hashes. Positive resolutions are cached for `CACHE_S` seconds by a hash of the
 credential, so a revocation takes effect within that time (at once for operator changes,
 which clear the cache).
@@ -38,7 +39,36 @@ BUILTIN_ROLES: Mapping[str, RoleConfig] = {
     "admin": RoleConfig(name="admin"),
     "user": RoleConfig(name="user"),
 }
-_DUMMY_HASH = pbkdf2_sha256.hash("not a password of anyone")
+#: OWASP's figure for PBKDF2-HMAC-SHA256; `SEALGATE_PBKDF2_ROUNDS` lowers it for tests only.
+DEFAULT_PBKDF2_ROUNDS = 600_000
+MIN_PBKDF2_ROUNDS = 1000
+ROUNDS_SETTING = "SEALGATE_PBKDF2_ROUNDS"
+#: One answer for an unknown user, a wrong password and a locked account, so a login never
+#: tells which user names exist.
+LOGIN_REFUSED = (
+    "invalid user name or password, or the account is locked; try again later or ask an operator"
+)
+
+
+def pbkdf2_rounds(environ: Mapping[str, str]) -> int:
+    """The PBKDF2 cost from the environment; anything unusable keeps the default."""
+    raw = environ.get(ROUNDS_SETTING, "")
+    if not raw:
+        return DEFAULT_PBKDF2_ROUNDS
+    try:
+        rounds = int(raw)
+    except ValueError:
+        rounds = 0
+    if rounds < MIN_PBKDF2_ROUNDS:
+        logger.warning(
+            "%s=%r is not a number of rounds >= %d; using %d",
+            ROUNDS_SETTING,
+            raw[:32],
+            MIN_PBKDF2_ROUNDS,
+            DEFAULT_PBKDF2_ROUNDS,
+        )
+        return DEFAULT_PBKDF2_ROUNDS
+    return rounds
 
 
 def credential_hash(credential: str) -> str:
@@ -118,6 +148,10 @@ class Auth:
         self._bind_for: object = None
         self._bind = ""
         self._cache: dict[str, tuple[float, Principal]] = {}
+        self.rounds = pbkdf2_rounds(environ)
+        self._hasher = pbkdf2_sha256.using(rounds=self.rounds)
+        #: Verified when there is no hash to check, so an unknown user costs the same work.
+        self._dummy_hash = ""
 
     # configuration -------------------------------------------------------------------------
     @property
@@ -178,6 +212,7 @@ class Auth:
         return self._bind
 
     async def start(self) -> None:
+        await self._dummy()
         self._users = await self.storage.count_users()
         token = self.state.snapshot.secrets.get("SEALGATE_BOOTSTRAP_TOKEN") or ""
         if token and self._users == 0:
@@ -308,20 +343,28 @@ class Auth:
         return until is not None and until > time.time()
 
     # login and logout ----------------------------------------------------------------------
+    async def _dummy(self) -> str:
+        if not self._dummy_hash:
+            self._dummy_hash = await asyncio.to_thread(self._hasher.hash, secrets.token_hex(16))
+        return self._dummy_hash
+
     async def login(self, username: str, password: str, ip: str, user_agent: str) -> dict[str, Any]:
+        """Every refusal gives the same answer after the same work (one verification at the
+        configured cost), whether the user is unknown, locked, or the password wrong."""
         if self.limits_store is not None:  # guessing across many user names, from one address
             await self.limits_store.hit(
                 f"login:{ip}", self.limits.login_attempts_per_min, f"login attempts from {ip}"
             )
         user = await self.storage.get_user(username)
-        stored = user["password_hash"] if user and user["password_hash"] else _DUMMY_HASH
-        ok = await asyncio.to_thread(pbkdf2_sha256.verify, password, stored)
-        if user is None or not user["password_hash"]:
+        known = user is not None and bool(user["password_hash"])
+        stored = user["password_hash"] if known and user else await self._dummy()
+        ok = await asyncio.to_thread(self._verify, password, stored)
+        if user is None or not known:
             await self.storage.add_audit(username[:64], "login", "refused", ip, "unknown user")
-            raise Unauthenticated("invalid user name or password")
+            raise Unauthenticated(LOGIN_REFUSED)
         if self._locked(user):
             await self.storage.add_audit(username, "login", "refused", ip, "account locked")
-            raise Unauthenticated("this account is locked; try again later or ask an operator")
+            raise Unauthenticated(LOGIN_REFUSED)
         if not ok:
             failures = await self.storage.add_failed_login(username)
             detail = f"bad password ({failures} in a row)"
@@ -330,8 +373,13 @@ class Auth:
                 detail += "; account locked"
                 self.forget()
             await self.storage.add_audit(username, "login", "refused", ip, detail)
-            raise Unauthenticated("invalid user name or password")
+            raise Unauthenticated(LOGIN_REFUSED)
         await self.storage.reset_failed_logins(username)
+        if self._weaker(stored):
+            await self.storage.set_password(
+                username, await asyncio.to_thread(self._hasher.hash, password)
+            )
+            await self.storage.add_audit(username, "login", "rehashed", ip, f"{self.rounds} rounds")
         session = secrets.token_urlsafe(32)
         expires = time.time() + self.limits.session_max_s
         await self.storage.create_session(
@@ -339,6 +387,20 @@ class Auth:
         )
         await self.storage.add_audit(username, "login", "ok", ip)
         return {"session": session, "principal": username, "expires_at": expires}
+
+    @staticmethod
+    def _verify(password: str, stored: str) -> bool:
+        """A stored value that is not a PBKDF2 hash never matches (and never raises)."""
+        try:
+            return bool(pbkdf2_sha256.verify(password, stored))
+        except (ValueError, TypeError):
+            return False
+
+    def _weaker(self, stored: str) -> bool:
+        try:
+            return bool(pbkdf2_sha256.from_string(stored).rounds < self.rounds)
+        except (ValueError, TypeError):
+            return False
 
     async def logout(self, credential: str, ip: str) -> bool:
         key = credential_hash(credential)
@@ -414,8 +476,7 @@ class Auth:
                 f"unknown role {role!r}; roles: {', '.join(sorted(self.role_names()))}"
             )
 
-    @staticmethod
-    async def _hash(password: str) -> str:
+    async def _hash(self, password: str) -> str:
         if len(password) < MIN_PASSWORD:
             raise InvalidParams(f"a password needs at least {MIN_PASSWORD} characters")
-        return await asyncio.to_thread(pbkdf2_sha256.hash, password)
+        return await asyncio.to_thread(self._hasher.hash, password)

@@ -204,7 +204,8 @@ async def models_info(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any
 
 async def db_query(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
     snapshot = ctx.state.snapshot
-    runner = ctx.state.queries
+    runners = ctx.state.queries
+    runner = runners.for_secrets(snapshot.secrets) if runners is not None else None
     if runner is None or "db_query" not in snapshot.tools:
         raise NotFound(
             "db_query is not configured: set DB_QUERY_URL or DATABASE_URL and [DB_QUERY] tables"

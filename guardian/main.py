@@ -29,7 +29,7 @@ from typing import Any
 
 from guardian import logs, protections
 from guardian.auth import Auth
-from guardian.dbquery import QueryRunner
+from guardian.dbquery import QueryRunners
 from guardian.ledger import UsageLedger
 from guardian.limits import Limits
 from guardian.outbound import TRANSPORTS, Outbound
@@ -174,9 +174,7 @@ class Guardian:
         state.auth = Auth(state, storage, self.environ, limits)
         await state.auth.start()
         state.router = Router(state, outbound, ledger, limits, key_used=store.mark_used)
-        query_url = snapshot.secrets.get("DB_QUERY_URL") or snapshot.secrets.get("DATABASE_URL")
-        if query_url:
-            state.queries = QueryRunner(query_url)
+        state.queries = QueryRunners()  # follows DB_QUERY_URL across reloads
         server = GuardianServer(
             state, sandbox_uid=sandbox_uid, max_frame_size=config.hub.max_frame_size
         )

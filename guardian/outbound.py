@@ -57,16 +57,17 @@ def retry_after_seconds(value: str | None) -> float | None:
 
 
 def _error_text(body: bytes) -> str:
-    """A short description of an error reply, for the fallback path and logs (redacted later)."""
+    """The whole error text of a reply, uncut: a cut made before redaction could leave part
+    of a secret the provider echoed. The router redacts it, then shortens it."""
     try:
         parsed = json.loads(body)
     except ValueError:
-        return body[:200].decode("utf-8", errors="replace").strip()
+        return body.decode("utf-8", errors="replace").strip()
     error = parsed.get("error") if isinstance(parsed, dict) else None
     message = error.get("message") if isinstance(error, dict) else error
     if isinstance(message, str):
-        return message[:200]
-    return body[:200].decode("utf-8", errors="replace").strip()
+        return message
+    return body.decode("utf-8", errors="replace").strip()
 
 
 def _status_failure(status: int, headers: httpx.Headers, body: bytes) -> ProviderFailure:

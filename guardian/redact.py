@@ -33,6 +33,12 @@ class Redactor:
             return text
         return self._pattern.sub(REPLACEMENT, text)
 
+    def redact_and_cut(self, text: str, limit: int) -> str:
+        """Redact the whole text, then shorten it: cut first, and a secret on the cut would
+        keep all but its last characters."""
+        redacted = self.redact(text)
+        return redacted if len(redacted) <= limit else redacted[: limit - 3] + "..."
+
     def __repr__(self) -> str:
         return "Redactor(<secrets hidden>)"
 

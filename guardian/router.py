@@ -60,7 +60,18 @@ T = TypeVar("T")
 DEFAULT_MAX_TOKENS = 1024
 MAX_BUDGET_S = 600.0
 MAX_STREAM_EVENT_BYTES = 1024 * 1024
+#: Provider error text kept per failure, after redaction.
+MAX_ERROR_TEXT = 240
 Emit = Callable[[Any], Awaitable[None]]
+#: What each built-in tool may call; a built-in not listed makes no provider call at all.
+BUILTIN_KINDS = {
+    "llm_complete": "llm",
+    "web_search": "search",
+    "health_check": "",
+    "list_active_tools": "",
+    "get_model_info": "",
+    "db_query": "",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,11 +165,18 @@ class Router:
 
     # planning ------------------------------------------------------------------------------
     def _tool(self, snapshot: Snapshot, name: str, kind: str) -> ToolConfig | None:
+        """The tool a call is made for, which must be one that makes calls of this kind: a
+        role's tool list names what each tool may do, so a sandbox cannot relabel a
+        completion as `get_model_info` to pass a role allowed only that."""
         if name not in snapshot.tools:
             raise NotFound(f"tool {name!r} is not active")
         tool = snapshot.config.tools.get(name)
-        if tool is not None and tool.provider_type != kind:
-            raise InvalidParams(f"tool {name!r} is not a {kind} tool")
+        if name in BUILTIN_KINDS:
+            tool_kind = BUILTIN_KINDS[name]
+        else:
+            tool_kind = tool.provider_type if tool is not None else ""
+        if tool_kind != kind:
+            raise Forbidden(f"tool {name!r} makes no {kind} calls")
         return tool
 
     def _chain(
@@ -296,9 +314,7 @@ class Router:
                     is_last=index == len(attempts) - 1,
                 )
             except ProviderFailure as failure:
-                path.append(
-                    {"provider": attempt.provider.name, "error": self._redact(failure.describe())}
-                )
+                path.append({"provider": attempt.provider.name, "error": self._describe(failure)})
                 last = (attempt, failure)
                 if (emitter is not None and emitter.sent) or not failure.falls_back:
                     break
@@ -567,7 +583,7 @@ class Router:
                 snapshot, provider, started + provider.timeout_sec, send
             )
         except ProviderFailure as failure:
-            path.append({"provider": provider.name, "error": self._redact(failure.describe())})
+            path.append({"provider": provider.name, "error": self._describe(failure)})
             raise self._final_error(path, (attempt, failure), None) from None
         latency_ms = round((time.monotonic() - started) * 1000, 3)
         cost = cost_usd(snapshot.config.models.get(attempt.model), tokens, 0)
@@ -618,7 +634,7 @@ class Router:
             try:
                 result = await self._search_one(snapshot, provider, request, deadline)
             except ProviderFailure as failure:
-                path.append({"provider": provider.name, "error": self._redact(failure.describe())})
+                path.append({"provider": provider.name, "error": self._describe(failure)})
                 last = (Attempt(provider, ""), failure)
                 if not failure.falls_back:
                     break
@@ -704,8 +720,9 @@ class Router:
             return tool.timeout_sec
         return min(sum(p.timeout_sec for p in chain), MAX_BUDGET_S)
 
-    def _redact(self, text: str) -> str:
-        return self.state.redactor.redact(text)
+    def _describe(self, failure: ProviderFailure) -> str:
+        """A failure as callers, logs and the ledger see it: redacted whole, then cut."""
+        return self.state.redactor.redact_and_cut(failure.describe(), MAX_ERROR_TEXT)
 
     def _final_error(
         self,
@@ -723,12 +740,12 @@ class Router:
         if emitter is not None and emitter.sent:
             return ProviderError(
                 f"the stream from {attempt.provider.name} broke after {emitter.sent} chunks:"
-                f" {self._redact(failure.describe())}",
+                f" {self._describe(failure)}",
                 data,
             )
         if not failure.falls_back:
             return ProviderError(
-                f"{attempt.provider.name} refused the request ({self._redact(failure.describe())});"
+                f"{attempt.provider.name} refused the request ({self._describe(failure)});"
                 " not retried elsewhere, since the request itself was refused",
                 data,
             )

@@ -4,6 +4,11 @@ One task per connection reads batches of frames. Inline handlers answer on the s
 others run in tasks of their own, so calls on one connection are multiplexed. Anything a
 sound peer never sends (a malformed or oversized frame, a method outside the permit table, a
 call out of phase) closes that connection only and is logged on `sealgate.security`.
+
+Backpressure, per connection: reading stops while the peer has more than `MAX_UNSENT_BYTES`
+of replies it has not taken, or `MAX_IN_FLIGHT` calls are running, so a peer that sends and
+never reads holds only its own connection. A reply over the frame limit fails its own call
+with a typed error; it never goes out, since the peer would have to drop the connection.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import contextlib
 import dataclasses
 import logging
 import os
+import select
 import socket
 import stat
 from dataclasses import dataclass, field
@@ -32,12 +38,22 @@ from protocol.errors import (
     RPCError,
     Unavailable,
 )
+from protocol.framing import HEADER, encode
 from protocol.messages import Notification, Request, parse, response, stream_chunk
 from protocol.methods import Surface
 from protocol.schema import validate
 
 logger = logging.getLogger("sealgate.guardian")
 security_log = logging.getLogger("sealgate.security")
+
+#: Replies a connection may have queued and unsent before the guardian stops reading it.
+MAX_UNSENT_BYTES = 1024 * 1024
+#: Calls one connection may have running before the guardian stops reading it; a batch that
+#: was already read may take it to twice this, and calls past that are refused.
+MAX_IN_FLIGHT = 1024
+#: How often a connection that is not being read is checked for a hang-up.
+HANGUP_POLL_S = 0.25
+_HANGUP = select.POLLRDHUP | select.POLLHUP | select.POLLERR
 
 
 class SecurityViolation(ProtocolError):
@@ -55,16 +71,57 @@ class _Connection:
 
 
 class _ServerChannel(SocketChannel):
-    """A socket channel that hands itself to the server once connected."""
+    """A socket channel that hands itself to the server once connected, and stops reading
+    while any reason to hold the peer back stands (unsent replies, calls in flight)."""
 
     def __init__(self, server: GuardianServer, surface: Surface, max_frame_size: int) -> None:
         super().__init__(max_frame_size)
         self._server = server
         self._surface = surface
+        self._holds: set[str] = set()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
+        if self._transport is not None:
+            self._transport.set_write_buffer_limits(high=MAX_UNSENT_BYTES)
         self._server._spawn(self._server._serve(self, self._surface))
+
+    def hold(self, reason: str) -> None:
+        first = not self._holds
+        self._holds.add(reason)
+        if first and self._transport is not None and not self.closed:
+            self._transport.pause_reading()
+            self._watch_hangup()
+
+    def release(self, reason: str) -> None:
+        if reason not in self._holds:
+            return
+        self._holds.discard(reason)
+        if not self._holds and self._transport is not None and not self.closed:
+            self._transport.resume_reading()
+
+    def _watch_hangup(self) -> None:
+        """While reading is paused the event loop cannot see the peer hang up, and its calls
+        would run on for nobody: poll for it (POLLRDHUP is set even with requests still
+        unread), and end the connection as if it had been read."""
+        if not self._holds or self.closed or self._transport is None:
+            return
+        sock = self._transport.get_extra_info("socket")
+        poller = select.poll()
+        poller.register(sock.fileno(), _HANGUP)
+        if poller.poll(0):
+            self.close()
+            self.connection_lost(None)
+            return
+        asyncio.get_running_loop().call_later(HANGUP_POLL_S, self._watch_hangup)
+
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        self.hold("unsent replies")
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        self.release("unsent replies")
 
 
 class GuardianServer:
@@ -230,8 +287,18 @@ class GuardianServer:
                 if conn.ctx.surface is Surface.SANDBOX:
                     self._sandbox_connections.add(conn)
             return
+        if len(conn.tasks) >= 2 * MAX_IN_FLIGHT:
+            self._answer(
+                conn,
+                request.msgid,
+                Unavailable(f"more than {2 * MAX_IN_FLIGHT} calls in flight on this connection"),
+                None,
+            )
+            return
         task = asyncio.get_running_loop().create_task(self._run(conn, request, permit))
         conn.tasks[request.msgid] = task
+        if len(conn.tasks) >= MAX_IN_FLIGHT:
+            self._hold(conn, "calls in flight")
 
     async def _run(self, conn: _Connection, request: Request, permit: Permit) -> None:
         if permit.task is None:
@@ -257,12 +324,30 @@ class GuardianServer:
             self._answer(conn, request.msgid, None, result)
         finally:
             conn.tasks.pop(request.msgid, None)
+            if len(conn.tasks) < MAX_IN_FLIGHT:
+                self._release(conn, "calls in flight")
+
+    @staticmethod
+    def _hold(conn: _Connection, reason: str) -> None:
+        if isinstance(conn.channel, _ServerChannel):
+            conn.channel.hold(reason)
+
+    @staticmethod
+    def _release(conn: _Connection, reason: str) -> None:
+        if isinstance(conn.channel, _ServerChannel):
+            conn.channel.release(reason)
 
     def _emitter(self, conn: _Connection, msgid: int) -> Emit:
         channel = conn.channel
 
         async def emit(chunk: Any) -> None:
-            channel.send(stream_chunk(msgid, chunk))
+            frame = encode(stream_chunk(msgid, chunk))
+            if len(frame) - HEADER.size > self.max_frame_size:
+                raise Internal(
+                    f"a stream chunk of {len(frame)} bytes is over the RPC frame limit"
+                    f" ({self.max_frame_size} bytes)"
+                )
+            channel.send_raw(frame)
             await channel.drain()  # a slow sandbox slows the provider read, not our memory
 
         return emit
@@ -284,8 +369,21 @@ class GuardianServer:
         if error is not None:
             wire = error.to_wire()
             wire["message"] = self.state.redactor.redact(wire["message"])
+        frame = encode(response(msgid, wire, result))
+        if len(frame) - HEADER.size > self.max_frame_size:
+            # The peer would drop the connection, and every other call on it: fail this one.
+            logger.warning(
+                "the answer to call %d is %d bytes, over the frame limit; sent an error instead",
+                msgid,
+                len(frame),
+            )
+            too_large = Internal(
+                f"the answer is {len(frame)} bytes, over the RPC frame limit"
+                f" ({self.max_frame_size} bytes); ask for less"
+            )
+            frame = encode(response(msgid, too_large.to_wire(), None))
         with contextlib.suppress(ConnectionLost):
-            conn.channel.send(response(msgid, wire, result))
+            conn.channel.send_raw(frame)
 
 
 def _remove_own_socket(path: Path, inode: int) -> None:

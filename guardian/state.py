@@ -18,7 +18,7 @@ from protocol.pyfun import ProviderConfig, PyfunConfig, ToolConfig
 
 if TYPE_CHECKING:
     from guardian.auth import Auth
-    from guardian.dbquery import QueryRunner
+    from guardian.dbquery import QueryRunners
     from guardian.ledger import UsageLedger
     from guardian.router import Router
     from guardian.secretstore import SecretStore
@@ -100,7 +100,7 @@ class GuardianState:
     started: float = field(default_factory=time.monotonic)
     sandbox_connections: int = 0
     router: Router | None = None
-    queries: QueryRunner | None = None
+    queries: QueryRunners | None = None
     tasks: TaskSet | None = None
     ledger: UsageLedger | None = None
     #: Re-read .pyfun and secrets and swap them in; raises PyfunError and keeps the old.

@@ -169,8 +169,9 @@ class SocketChannel(_Receiving, asyncio.Protocol):
         transport.write(encode(message))
 
     def send_raw(self, data: bytes) -> None:
-        """Write bytes as they are; for tests that play a hostile peer."""
-        if self._transport is None:
+        """Write bytes as they are: a frame already encoded (and measured), or, in tests
+        that play a hostile peer, anything."""
+        if self._transport is None or self._transport.is_closing():
             raise ConnectionLost("the connection is closed")
         self._transport.write(data)
 

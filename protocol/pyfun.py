@@ -37,6 +37,9 @@ DEFAULT_MAX_FRAME_SIZE = 8 * 1024 * 1024
 DEFAULT_QUERY_MAX_ROWS = 100
 HARD_QUERY_MAX_ROWS = 10_000
 DEFAULT_QUERY_TIMEOUT_MS = 5000
+#: Bytes of rows in one db_query answer, well under the RPC frame.
+DEFAULT_QUERY_MAX_RESULT_BYTES = 1024 * 1024
+HARD_QUERY_MAX_RESULT_BYTES = 4 * 1024 * 1024
 #: Schemas `[DB_QUERY] tables` may never name (the guardian's own, PostgreSQL's catalogs);
 #: the same set as `protocol.readonly_sql.NEVER_SCHEMAS`, which a test keeps in step.
 RESERVED_QUERY_SCHEMAS = frozenset({"sealgate", "pg_catalog", "information_schema", "pg_toast"})
@@ -132,6 +135,7 @@ class DbQueryConfig:
     functions: tuple[str, ...] = ()  # added to the built-in allowlist
     max_rows: int = DEFAULT_QUERY_MAX_ROWS
     statement_timeout_ms: int = DEFAULT_QUERY_TIMEOUT_MS
+    max_result_bytes: int = DEFAULT_QUERY_MAX_RESULT_BYTES
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -676,6 +680,13 @@ def _db_query(reader: _Reader) -> DbQueryConfig:
             "statement_timeout_ms", DEFAULT_QUERY_TIMEOUT_MS, low=1, high=3_600_000
         )
         or DEFAULT_QUERY_TIMEOUT_MS,
+        max_result_bytes=reader.integer(
+            "max_result_bytes",
+            DEFAULT_QUERY_MAX_RESULT_BYTES,
+            low=1024,
+            high=HARD_QUERY_MAX_RESULT_BYTES,
+        )
+        or DEFAULT_QUERY_MAX_RESULT_BYTES,
     )
 
 

@@ -163,7 +163,7 @@ class Policy:
             name = table.strip().lower()
             if name:
                 qualified.add(name if "." in name else f"{default_schema}.{name}")
-        if any(name.split(".", 1)[0] in NEVER_SCHEMAS for name in qualified):
+        if any(_system_schema(name.split(".", 1)[0]) for name in qualified):
             raise ValueError("tables in sealgate or the system schemas cannot be allowlisted")
         functions = DEFAULT_FUNCTIONS | {f.strip().lower() for f in extra_functions if f.strip()}
         return cls(frozenset(qualified), frozenset(functions), default_schema)
@@ -191,12 +191,38 @@ def _walk(node: ast.Node) -> Iterator[ast.Node]:
         stack.extend(_children(current))
 
 
-def _cte_names(node: ast.Node) -> set[str]:
-    return {n.ctename.lower() for n in _walk(node) if isinstance(n, ast.CommonTableExpr)}
+def _check_relations(node: ast.Node, policy: Policy, scope: frozenset[str]) -> None:
+    """Check every table reference with the CTE names in scope where it stands, resolved as
+    PostgreSQL resolves them: a WITH's names are visible in its own statement's body (and
+    subqueries in it), to later siblings, and to themselves only when RECURSIVE; never to a
+    sibling FROM item outside that statement. Names are compared exactly as the parser left
+    them (unquoted names are already folded), so `"Customers"` never hides `customers`."""
+    if isinstance(node, ast.RangeVar):
+        _check_relation(node, policy, scope)
+        return
+    if isinstance(node, ast.SelectStmt) and node.withClause is not None:
+        ctes = [c for c in node.withClause.ctes or () if isinstance(c, ast.CommonTableExpr)]
+        names = [c.ctename or "" for c in ctes]
+        visible = set(scope)
+        if node.withClause.recursive:
+            visible.update(names)
+        for cte, name in zip(ctes, names, strict=True):
+            if cte.ctequery is not None:
+                _check_relations(cte.ctequery, policy, frozenset(visible))
+            visible.add(name)
+        inner = frozenset(visible)
+        for slot in node.__slots__:
+            if slot != "withClause":
+                for child in _nodes_in(getattr(node, slot, None)):
+                    _check_relations(child, policy, inner)
+        return
+    for child in _children(node):
+        _check_relations(child, policy, scope)
 
 
-def check(sql: str, policy: Policy) -> None:
-    """Raise `InvalidParams` (unparsable) or `Forbidden` (not read-only or not allowed)."""
+def check(sql: str, policy: Policy) -> str:
+    """Raise `InvalidParams` (unparsable) or `Forbidden` (not read-only or not allowed);
+    return the one statement's own text (no trailing `;` or comment after it)."""
     if "\x00" in sql:
         raise InvalidParams("the query contains a NUL character")
     try:
@@ -208,27 +234,36 @@ def check(sql: str, policy: Policy) -> None:
     statement = statements[0].stmt
     if not isinstance(statement, ast.SelectStmt):
         raise Forbidden(f"only SELECT is allowed, not {type(statement).__name__}")
-    ctes = _cte_names(statement)
     for node in _walk(statement):
         if isinstance(node, _WRITES):
             raise Forbidden("data-modifying statements are not allowed, not even in a WITH")
         if isinstance(node, _REFUSED_NODES):
             raise Forbidden(f"{type(node).__name__} is not allowed in a read-only query")
-        if isinstance(node, ast.RangeVar):
-            _check_relation(node, policy, ctes)
-        elif isinstance(node, ast.FuncCall):
+        if isinstance(node, ast.FuncCall):
             _check_function(node, policy)
+    _check_relations(statement, policy, frozenset())
+    start, length = statements[0].stmt_location or 0, statements[0].stmt_len or 0
+    return sql[start : start + length] if length else sql[start:]
 
 
-def _check_relation(node: ast.RangeVar, policy: Policy, ctes: set[str]) -> None:
-    relation = (node.relname or "").lower()
-    schema = (node.schemaname or "").lower()
+def _system_schema(schema: str) -> bool:
+    lowered = schema.lower()
+    return lowered in NEVER_SCHEMAS or lowered.startswith("pg_")
+
+
+def _check_relation(node: ast.RangeVar, policy: Policy, ctes: frozenset[str]) -> None:
+    relation = node.relname or ""
+    schema = node.schemaname or ""
     if node.catalogname:
         raise Forbidden("cross-database references are not allowed")
     if not schema and relation in ctes:
         return
+    if not schema and relation.lower().startswith(("pg_", "sqlite_")):
+        # Unqualified, PostgreSQL looks in pg_catalog before the search path (and SQLite
+        # keeps its schema table under these names): a system relation, never allowed.
+        raise Forbidden(f"table {relation} is a system relation and never allowed")
     qualified = f"{schema or policy.default_schema}.{relation}"
-    if (schema or policy.default_schema) in NEVER_SCHEMAS or qualified not in policy.tables:
+    if _system_schema(schema or policy.default_schema) or qualified not in policy.tables:
         raise Forbidden(f"table {qualified} is not on the allowlist")
 
 

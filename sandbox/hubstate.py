@@ -20,7 +20,7 @@ from typing import Any
 import aiosqlite
 
 from protocol import __version__
-from protocol.errors import InvalidParams, Timeout
+from protocol.errors import Forbidden, InvalidParams, Timeout
 from protocol.readonly_sql import Policy, check
 
 DEFAULT_TTL_S = 3600.0
@@ -105,10 +105,32 @@ class HubState:
         await self._db.commit()
 
     async def query(self, sql: str, max_rows: int | None) -> dict[str, Any]:
-        """A read-only SELECT over this file, under the same rule as the guardian's db.query."""
+        """A read-only SELECT over this file: the guardian's db.query rule first, then
+        SQLite's authorizer, since the two grammars differ (nested comments, for one)."""
         check(sql, self.policy)
         cap = min(max_rows or 100, MAX_ROWS)
         return await asyncio.to_thread(self._query, sql, cap)
+
+    def _authorizer(self, denied: list[int]) -> Any:
+        """SQLite's own check of what a statement does, as SQLite (not PostgreSQL's grammar,
+        which the first check uses) understands it: read the hub tables, call allowlisted
+        functions, nothing else (no sqlite_master, no PRAGMA, no ATTACH). Denials are noted
+        in `denied`, since SQLite words them in several ways."""
+
+        def authorize(
+            action: int, arg1: str | None, arg2: str | None, db: str | None, _: str | None
+        ) -> int:
+            if action in (sqlite3.SQLITE_SELECT, sqlite3.SQLITE_RECURSIVE):
+                return sqlite3.SQLITE_OK
+            # `count(*)` reads a table with no database named; ATTACH is denied anyway.
+            if action == sqlite3.SQLITE_READ and db in ("main", None) and arg1 in HUB_TABLES:
+                return sqlite3.SQLITE_OK
+            if action == sqlite3.SQLITE_FUNCTION and (arg2 or "").lower() in self.policy.functions:
+                return sqlite3.SQLITE_OK
+            denied.append(action)
+            return sqlite3.SQLITE_DENY
+
+        return authorize
 
     def _query(self, sql: str, cap: int) -> dict[str, Any]:
         deadline = time.monotonic() + QUERY_TIMEOUT_S
@@ -116,12 +138,19 @@ class HubState:
         try:
             connection.execute("PRAGMA query_only = ON")
             connection.set_progress_handler(lambda: int(time.monotonic() > deadline), 10_000)
+            denied: list[int] = []
+            connection.set_authorizer(self._authorizer(denied))
             try:
                 cursor = connection.execute(sql)
                 rows = cursor.fetchmany(cap + 1)
-            except sqlite3.OperationalError as exc:
+            except sqlite3.DatabaseError as exc:
                 if time.monotonic() > deadline:
                     raise Timeout(f"the query ran longer than {QUERY_TIMEOUT_S:g} s") from None
+                if denied:
+                    raise Forbidden(
+                        "the hub database refused the query: only hub_state and tool_cache"
+                        " may be read, with allowlisted functions"
+                    ) from None
                 raise InvalidParams(f"the hub database refused the query: {exc}") from None
             columns = [d[0] for d in cursor.description or ()]
         finally:

@@ -23,6 +23,9 @@ FAKE_SECRET = "fake-ant-secret-value-0123456789abcdef"
 #: The variables a test process passes on to the stack; everything else is left out so a
 #: developer's own keys never reach a test.
 PASS_ENV = ("PATH", "LANG", "LC_ALL", "TZ")
+#: Settings every test stack gets unless a test overrides them: PBKDF2 at its documented
+#: test-only cost, so logins stay fast (the default, 600,000 rounds, has a test of its own).
+TEST_SETTINGS = {"SEALGATE_PBKDF2_ROUNDS": "1000"}
 
 
 def free_port() -> int:
@@ -47,6 +50,7 @@ def make_workdir(prefix: str) -> Path:
 
 def base_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     env = {name: os.environ[name] for name in PASS_ENV if name in os.environ}
+    env.update(TEST_SETTINGS)
     env.update(extra or {})
     return env
 

@@ -65,6 +65,31 @@ HOSTILE = [
     "MERGE INTO products USING orders ON true WHEN MATCHED THEN DELETE",
     "SELECT * FROM products, LATERAL pg_ls_dir('/') AS f",
     "SELECT * FROM generate_series(1, 1000000000)",
+    # A CTE's name is visible only in its own statement: elsewhere the table of that name is
+    # what PostgreSQL reads (issue 11, item 8), and unqualified system names resolve through
+    # pg_catalog first.
+    "SELECT * FROM secret_table, (WITH secret_table AS (SELECT 1) SELECT * FROM secret_table) x",
+    "SELECT * FROM pg_authid, (WITH pg_authid AS (SELECT 1) SELECT * FROM pg_authid) x",
+    "SELECT * FROM (WITH secret_table AS (SELECT 1) SELECT 1) a, secret_table",
+    "SELECT (SELECT count(*) FROM secret_table), (WITH secret_table AS (SELECT 1) SELECT 1)",
+    "SELECT * FROM products WHERE EXISTS (WITH s AS (SELECT 1) SELECT 1) AND id IN"
+    " (SELECT 1 FROM s)",
+    "(WITH secret_table AS (SELECT 1) SELECT * FROM secret_table) UNION SELECT * FROM secret_table",
+    "WITH secret_table AS (SELECT * FROM secret_table) SELECT * FROM secret_table",
+    "WITH a AS (SELECT * FROM b), b AS (SELECT 1) SELECT * FROM a, secret_table b2",
+    "WITH a AS (SELECT * FROM secret_table) SELECT * FROM a",
+    'WITH "Secret_table" AS (SELECT 1) SELECT * FROM secret_table',
+    'WITH "PG_AUTHID" AS (SELECT 1) SELECT * FROM pg_authid',
+    "SELECT * FROM pg_authid",
+    "SELECT * FROM pg_shadow",
+    "SELECT * FROM pg_stat_activity",
+    "SELECT * FROM pg_temp.products",
+    "SELECT * FROM pg_toast.pg_toast_1",
+    "SELECT * FROM information_schema.columns",
+    'SELECT * FROM "information_schema".tables',
+    "SELECT * FROM sqlite_master",
+    'SELECT * FROM "PRODUCTS"',
+    'SELECT * FROM "PUBLIC".products',
 ]
 
 
@@ -85,6 +110,12 @@ def test_hostile_statements_are_refused_by_the_parser_check(sql: str) -> None:
         "SELECT name FROM products UNION SELECT 'x'",
         "TABLE products",
         "VALUES (1), (2)",
+        "WITH a AS (SELECT 1 AS x), b AS (SELECT * FROM a) SELECT * FROM b",
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 5)"
+        " SELECT * FROM n",
+        "WITH p AS (SELECT * FROM products) SELECT * FROM p WHERE id IN (SELECT id FROM p)",
+        "SELECT * FROM (WITH c AS (SELECT id FROM products) SELECT * FROM c) x",
+        'SELECT * FROM "products"',
     ],
 )
 def test_plain_selects_pass(sql: str) -> None:

@@ -32,3 +32,13 @@ def test_filter_covers_args_and_tracebacks() -> None:
     output = stream.getvalue()
     assert SECRET not in output
     assert output.count("[REDACTED]") == 2
+
+
+def test_redact_and_cut_never_leaves_part_of_a_secret_on_the_cut() -> None:
+    redactor = Redactor([SECRET])
+    for pad in range(180, 200):
+        text = "x" * pad + SECRET + " and more"
+        cut = redactor.redact_and_cut(text, 200)
+        assert len(cut) <= 200
+        assert not any(SECRET[i : i + 6] in cut for i in range(len(SECRET) - 5)), pad
+    assert redactor.redact_and_cut("short", 200) == "short"
