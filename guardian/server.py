@@ -65,6 +65,7 @@ class _Connection:
     channel: SocketChannel
     ctx: CallContext
     permits: dict[str, Permit]
+    peer_pid: int
     phase: Phase = Phase.NEW
     used_once: set[str] = field(default_factory=set)
     tasks: dict[int, asyncio.Task[None]] = field(default_factory=dict)
@@ -182,7 +183,7 @@ class GuardianServer:
 
     def sandbox_pids(self) -> list[int]:
         """The pids of the sandboxes connected past their hello."""
-        return [conn.ctx.peer_pid for conn in self._sandbox_connections]
+        return [conn.peer_pid for conn in self._sandbox_connections]
 
     def broadcast(self, method: str, params: dict[str, Any]) -> None:
         """Send a notification to every sandbox connection past its hello."""
@@ -208,7 +209,7 @@ class GuardianServer:
             channel.close()
             return
         ctx = CallContext(state=self.state, surface=surface)
-        conn = _Connection(channel=channel, ctx=ctx, permits=dict(PERMITS[surface]))
+        conn = _Connection(channel=channel, ctx=ctx, permits=dict(PERMITS[surface]), peer_pid=pid)
         if surface is Surface.SANDBOX:
             self.state.sandbox_connections += 1
         ended: asyncio.Future[ProtocolError] = asyncio.get_running_loop().create_future()

@@ -69,13 +69,16 @@ class SQLiteStorage(Storage):
             os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY | os.O_EXCL, 0o600))
         os.chmod(self.path, 0o600)
         try:
-            # isolation_level=None: autocommit; transactions are explicit BEGIN ... COMMIT
-            self._db = await aiosqlite.connect(self.path, isolation_level=None)
+            # isolation_level=None: autocommit; transactions are explicit BEGIN ... COMMIT.
+            # timeout: the busy timeout, set before the first statement, so a guardian
+            # starting beside another one that is migrating waits instead of failing.
+            self._db = await aiosqlite.connect(self.path, isolation_level=None, timeout=5.0)
             self._db.row_factory = sqlite3.Row
+            await self._db.execute("PRAGMA busy_timeout=5000")
             await self._db.execute("PRAGMA journal_mode=WAL")
             await self._db.execute("PRAGMA synchronous=NORMAL")
-            await self._db.execute("PRAGMA busy_timeout=5000")
         except sqlite3.Error as exc:
+            await self.close()  # its worker thread would otherwise keep the process alive
             raise StorageError(f"sqlite: cannot open {self.path}: {exc}") from exc
 
     def _conn(self) -> aiosqlite.Connection:

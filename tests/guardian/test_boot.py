@@ -155,14 +155,15 @@ async def test_a_database_coming_up_within_the_wait_is_used(
 async def test_a_database_lost_while_running_is_a_typed_error_then_recovers(
     postgres: PostgresServer, pg_database: str
 ) -> None:
-    from protocol.channel import SocketChannel, open_unix_channel
+    from protocol.adminaddr import open_admin_channel
+    from protocol.channel import SocketChannel
     from protocol.client import RPCClient
     from protocol.errors import Unavailable
 
     guardian = GuardianProcess(env={"DATABASE_URL": pg_database}).start()
 
     async def connect() -> SocketChannel:
-        return await open_unix_channel(str(guardian.admin_path))
+        return await open_admin_channel(guardian.admin_path)
 
     admin = RPCClient(connect, client_name="ctl", call_timeout=60)
     admin.start()

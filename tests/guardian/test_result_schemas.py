@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from protocol.channel import SocketChannel, open_unix_channel
+from protocol.adminaddr import open_admin_channel
+from protocol.channel import SocketChannel
 from protocol.client import RPCClient
 from protocol.methods import METHODS
 from protocol.schema import validate
@@ -75,7 +76,7 @@ tables = "products"
 @pytest.fixture
 async def admin(guardian_full: GuardianProcess) -> AsyncIterator[RPCClient]:
     async def connect() -> SocketChannel:
-        return await open_unix_channel(str(guardian_full.admin_path))
+        return await open_admin_channel(guardian_full.admin_path)
 
     rpc = RPCClient(connect, client_name="ctl", call_timeout=60)
     rpc.start()

@@ -64,7 +64,7 @@ async def sandbox_client(stack: Any) -> Any:
     async def connect() -> Any:
         return await open_unix_channel(path)
 
-    rpc = RPCClient(connect, client_name="sandbox")
+    rpc = RPCClient(connect, client_name="sandbox", hello_params={"listen": ["127.0.0.1"]})
     rpc.start()
     assert await rpc.wait_connected(10)
     return rpc

@@ -47,6 +47,9 @@ def make_database(postgres: PostgresServer, label: str) -> str:
     return dsn
 
 
+ADMIN = "sg_db-query-security-bootstrap-0123"
+
+
 @pytest.fixture
 def stack(stack_factory: Callable[..., Stack], fake: FakeOpenAI, postgres: PostgresServer) -> Stack:
     config = (
@@ -55,13 +58,14 @@ def stack(stack_factory: Callable[..., Stack], fake: FakeOpenAI, postgres: Postg
     )
     return stack_factory(
         single_uid=True,
-        env={"DATABASE_URL": make_database(postgres, "first-")},
+        env={"DATABASE_URL": make_database(postgres, "first-"), "SEALGATE_BOOTSTRAP_TOKEN": ADMIN},
         config_text=config,
     )
 
 
 def query(stack: Stack, sql: str, **extra: Any) -> tuple[int, Any]:
-    return call_api(stack.url, "db_query", {"sql": sql, **extra})
+    # db_query needs a signed-in user, even where the gateway could be open.
+    return call_api(stack.url, "db_query", {"sql": sql, **extra}, token=ADMIN)
 
 
 @pytest.mark.parametrize(
@@ -112,7 +116,13 @@ def test_a_huge_result_fails_only_its_own_call(stack: Stack, fake: FakeOpenAI) -
     def stream() -> None:
         body = {"model": "m", "stream": True, "messages": [{"role": "user", "content": "hi"}]}
         text = ""
-        with httpx.stream("POST", f"{stack.url}/v1/chat/completions", json=body, timeout=60) as r:
+        with httpx.stream(
+            "POST",
+            f"{stack.url}/v1/chat/completions",
+            json=body,
+            headers={"authorization": f"Bearer {ADMIN}"},
+            timeout=60,
+        ) as r:
             for line in r.iter_lines():
                 started.set()
                 text += line + "\n"

@@ -60,7 +60,9 @@ default_model = "gpt-test"
     async def connect() -> SocketChannel:
         return await open_unix_channel(str(guardian.socket_path))
 
-    client = RPCClient(connect, client_name="sandbox", call_timeout=60)
+    client = RPCClient(
+        connect, client_name="sandbox", hello_params={"listen": ["127.0.0.1"]}, call_timeout=60
+    )
     client.start()
     assert await client.wait_connected(5)
     yield guardian, client

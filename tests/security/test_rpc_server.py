@@ -54,7 +54,7 @@ async def rpc(guardian: GuardianProcess) -> AsyncIterator[RPCClient]:
     async def connect() -> SocketChannel:
         return await open_unix_channel(str(guardian.socket_path))
 
-    client = RPCClient(connect, client_name="sandbox")
+    client = RPCClient(connect, client_name="sandbox", hello_params={"listen": ["127.0.0.1"]})
     client.start()
     assert await client.wait_connected(10)
     yield client
@@ -73,7 +73,14 @@ def raw_peer(guardian: GuardianProcess) -> socket.socket:
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.connect(str(guardian.socket_path))
     sock.sendall(
-        encode([0, 1, "hello", {"protocol_version": PROTOCOL_VERSION, "client": "sandbox"}])
+        encode(
+            [
+                0,
+                1,
+                "hello",
+                {"protocol_version": PROTOCOL_VERSION, "client": "sandbox", "listen": ["::1"]},
+            ]
+        )
     )
     decoder, replies = FrameDecoder(8 * 1024 * 1024), []
     while not replies:
