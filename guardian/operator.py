@@ -3,7 +3,6 @@ audit, usage and reload. Only the guardian's own uid or root reach them."""
 
 from __future__ import annotations
 
-import datetime
 from pathlib import Path
 from typing import Any
 
@@ -121,42 +120,17 @@ def providers(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
 
 async def audit_tail(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
     rows = await storage_of(ctx).audit_since(
-        float(params.get("since") or 0), params.get("after_id") or 0, params.get("limit") or 1000
+        float(params.get("since") or 0),
+        params.get("after_id") or 0,
+        params.get("limit") or 1000,
+        user=params.get("user") or None,
+        tool=params.get("tool") or None,
     )
-    user, tool = params.get("user"), params.get("tool")
-    rows = [
-        r for r in rows if (not user or r["principal"] == user) and (not tool or r["tool"] == tool)
-    ]
     return {"entries": rows}
 
 
-def _group_key(row: dict[str, Any], by: str) -> str:
-    if by == "day":
-        return datetime.datetime.fromtimestamp(row["ts"], datetime.UTC).strftime("%Y-%m-%d")
-    return str(row[{"user": "principal"}.get(by, by)] or "-")
-
-
 async def usage_report(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
-    groups: dict[str, dict[str, Any]] = {}
-    for row in await storage_of(ctx).usage_since(float(params["since"])):
-        key = _group_key(row, params["by"])
-        group = groups.setdefault(
-            key,
-            {
-                "key": key,
-                "calls": 0,
-                "errors": 0,
-                "input_tokens": 0,
-                "output_tokens": 0,
-                "cost_usd": 0.0,
-            },
-        )
-        group["calls"] += 1
-        group["errors"] += row["outcome"] != "ok"
-        group["input_tokens"] += row["input_tokens"]
-        group["output_tokens"] += row["output_tokens"]
-        group["cost_usd"] = round(group["cost_usd"] + (row["cost_usd"] or 0.0), 8)
-    return {"rows": sorted(groups.values(), key=lambda g: g["key"])}
+    return {"rows": await storage_of(ctx).usage_report(float(params["since"]), params["by"])}
 
 
 def config_check(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:

@@ -1,20 +1,46 @@
-"""What the guardian stores, written once against four primitives each backend provides.
+"""What the guardian stores, written once against a few primitives each backend provides.
 
 SQL here uses `?` placeholders and `{s}` for the table prefix; a backend rewrites both for
 its driver. Every value is passed as a parameter, never formatted into the text.
+
+Writes that belong together go through `transaction()`: every statement on one connection,
+committed together or not at all. A write whose connection is lost mid-statement is never
+retried blindly (it may have committed): only reads and statements marked idempotent are; the
+usage ledger writes with idempotency keys so a retried batch cannot count twice.
 """
 
 from __future__ import annotations
 
 import abc
 import time
+import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
 from typing import Any
 
 from guardian.storage.schema import MIGRATIONS
 
 Row = dict[str, Any]
+# usage.report groupings -> the column grouped on ("day" is computed by the backend)
+USAGE_GROUPS = {
+    "user": "principal",
+    "model": "model",
+    "provider": "provider",
+    "tool": "tool",
+    "day": "ts",
+}
+_USAGE_REPORT = (
+    "SELECT {key} AS key, COUNT(*) AS calls,"
+    " SUM(CASE WHEN outcome = 'ok' THEN 0 ELSE 1 END) AS errors,"
+    " SUM(input_tokens) AS input_tokens, SUM(output_tokens) AS output_tokens,"
+    " SUM(COALESCE(cost_usd, 0)) AS cost_usd"
+    " FROM {s}usage WHERE ts >= ? GROUP BY {key} ORDER BY {key}"
+)
+
+
+def new_usage_key() -> str:
+    return uuid.uuid4().hex
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -30,19 +56,18 @@ class UsageRow:
     latency_ms: float
     outcome: str  # "ok" or an error code
     fallback_path: str  # JSON list of {"provider", "error"}
+    key: str = field(default_factory=new_usage_key)  # idempotency key: a retry cannot count twice
 
 
 class StorageError(Exception):
     """The database could not do what was asked (unreachable, or a constraint failed)."""
 
 
-class Storage(abc.ABC):
-    """The guardian's tables. Subclasses provide the connection and the dialect."""
+class Transaction(abc.ABC):
+    """Statements on one connection inside BEGIN ... COMMIT (ROLLBACK if the block raises)."""
 
-    kind = "abstract"  # "sqlite" or "postgresql"
     types: dict[str, str] = {}
 
-    # the four primitives -------------------------------------------------------------------
     @abc.abstractmethod
     async def execute(self, sql: str, *args: Any) -> int:
         """Run one statement; return the number of rows it changed."""
@@ -53,7 +78,42 @@ class Storage(abc.ABC):
 
     @abc.abstractmethod
     async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        """Run one statement per row."""
+
+    async def fetchrow(self, sql: str, *args: Any) -> Row | None:
+        rows = await self.fetch(sql, *args)
+        return rows[0] if rows else None
+
+    def q(self, sql: str) -> str:
+        return sql.format(**self.types)
+
+
+class Storage(abc.ABC):
+    """The guardian's tables. Subclasses provide the connection and the dialect."""
+
+    kind = "abstract"  # "sqlite" or "postgresql"
+    types: dict[str, str] = {}
+
+    # the primitives ----------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def execute(self, sql: str, *args: Any, idempotent: bool = False) -> int:
+        """Run one statement on its own; return the number of rows it changed. Retried after a
+        lost connection only when `idempotent` (running it twice changes nothing more)."""
+
+    @abc.abstractmethod
+    async def fetch(self, sql: str, *args: Any, idempotent: bool = False) -> list[Row]:
+        """Run one query; return its rows as dicts. A SELECT is always idempotent."""
+
+    @abc.abstractmethod
+    async def executemany(
+        self, sql: str, rows: Sequence[Sequence[Any]], *, idempotent: bool = False
+    ) -> None:
         """Run one statement per row, in one transaction."""
+
+    @abc.abstractmethod
+    def transaction(self) -> AbstractAsyncContextManager[Transaction]:
+        """`async with storage.transaction() as tx:` statements committed together; never
+        retried (the caller knows whether its work may run twice)."""
 
     @abc.abstractmethod
     async def close(self) -> None: ...
@@ -62,8 +122,17 @@ class Storage(abc.ABC):
     def describe(self) -> str:
         """Where the data lives, with no credential in it."""
 
-    async def fetchrow(self, sql: str, *args: Any) -> Row | None:
-        rows = await self.fetch(sql, *args)
+    @abc.abstractmethod
+    async def _lock_migrations(self, tx: Transaction) -> None:
+        """Hold a lock, until `tx` ends, that any other guardian migrating this database
+        would also need."""
+
+    @abc.abstractmethod
+    def day_of(self, column: str) -> str:
+        """An SQL expression: the UTC day (`YYYY-MM-DD`) of an epoch-seconds column."""
+
+    async def fetchrow(self, sql: str, *args: Any, idempotent: bool = False) -> Row | None:
+        rows = await self.fetch(sql, *args, idempotent=idempotent)
         return rows[0] if rows else None
 
     def q(self, sql: str) -> str:
@@ -72,25 +141,34 @@ class Storage(abc.ABC):
 
     # migrations ------------------------------------------------------------------------------
     async def migrate(self) -> int:
-        await self.execute(
-            self.q(
-                "CREATE TABLE IF NOT EXISTS {s}schema_version (version INTEGER NOT NULL,"
-                " applied_at {real} NOT NULL)"
+        """Bring the schema up to date in one transaction under a lock, so guardians starting
+        together on one database apply each migration once."""
+        async with self.transaction() as tx:
+            await self._lock_migrations(tx)
+            await tx.execute(
+                tx.q(
+                    "CREATE TABLE IF NOT EXISTS {s}schema_version (version INTEGER NOT NULL,"
+                    " applied_at {real} NOT NULL)"
+                )
             )
-        )
-        row = await self.fetchrow(self.q("SELECT MAX(version) AS v FROM {s}schema_version"))
-        current = int(row["v"]) if row and row["v"] is not None else 0
-        for version, statements in enumerate(MIGRATIONS, start=1):
-            if version <= current:
-                continue
-            for statement in statements:
-                await self.execute(self.q(statement))
-            await self.execute(
-                self.q("INSERT INTO {s}schema_version (version, applied_at) VALUES (?, ?)"),
-                version,
-                time.time(),
-            )
-            current = version
+            row = await tx.fetchrow(tx.q("SELECT MAX(version) AS v FROM {s}schema_version"))
+            current = int(row["v"]) if row and row["v"] is not None else 0
+            if current > len(MIGRATIONS):
+                raise StorageError(
+                    f"the database is at schema version {current}, newer than this guardian"
+                    f" knows ({len(MIGRATIONS)}); upgrade SealGate"
+                )
+            for version, statements in enumerate(MIGRATIONS, start=1):
+                if version <= current:
+                    continue
+                for statement in statements:
+                    await tx.execute(tx.q(statement))
+                await tx.execute(
+                    tx.q("INSERT INTO {s}schema_version (version, applied_at) VALUES (?, ?)"),
+                    version,
+                    time.time(),
+                )
+                current = version
         return current
 
     # users -------------------------------------------------------------------------------------
@@ -172,12 +250,16 @@ class Storage(abc.ABC):
         return int(row["failed_logins"]) if row else 0
 
     async def reset_failed_logins(self, name: str) -> None:
-        await self.execute(self.q("UPDATE {s}users SET failed_logins = 0 WHERE name = ?"), name)
+        await self.execute(
+            self.q("UPDATE {s}users SET failed_logins = 0 WHERE name = ?"), name, idempotent=True
+        )
 
     async def delete_user(self, name: str) -> bool:
-        await self.execute(self.q("DELETE FROM {s}api_tokens WHERE user_name = ?"), name)
-        await self.execute(self.q("DELETE FROM {s}sessions WHERE user_name = ?"), name)
-        return await self.execute(self.q("DELETE FROM {s}users WHERE name = ?"), name) == 1
+        """The user, their tokens and their sessions, all or nothing."""
+        async with self.transaction() as tx:
+            await tx.execute(tx.q("DELETE FROM {s}api_tokens WHERE user_name = ?"), name)
+            await tx.execute(tx.q("DELETE FROM {s}sessions WHERE user_name = ?"), name)
+            return await tx.execute(tx.q("DELETE FROM {s}users WHERE name = ?"), name) == 1
 
     # tokens ------------------------------------------------------------------------------------
     async def create_token(
@@ -203,17 +285,21 @@ class Storage(abc.ABC):
 
     async def touch_token(self, token_id: str) -> None:
         await self.execute(
-            self.q("UPDATE {s}api_tokens SET last_used_at = ? WHERE id = ?"), time.time(), token_id
+            self.q("UPDATE {s}api_tokens SET last_used_at = ? WHERE id = ?"),
+            time.time(),
+            token_id,
+            idempotent=True,
         )
 
     async def list_tokens(self, user: str | None = None) -> list[Row]:
-        rows = await self.fetch(
+        return await self.fetch(
             self.q(
-                "SELECT id, user_name, label, created_at, expires_at, revoked_at,"
-                " last_used_at FROM {s}api_tokens ORDER BY created_at"
-            )
+                "SELECT id, user_name, label, created_at, expires_at, revoked_at, last_used_at"
+                " FROM {s}api_tokens WHERE (? = '' OR user_name = ?) ORDER BY created_at"
+            ),
+            user or "",
+            user or "",
         )
-        return [row for row in rows if user is None or row["user_name"] == user]
 
     async def revoke_token(self, token_id: str | None, token_hash: str | None) -> bool:
         return (
@@ -256,6 +342,7 @@ class Storage(abc.ABC):
             self.q("UPDATE {s}sessions SET last_seen_at = ? WHERE id_hash = ?"),
             time.time(),
             id_hash,
+            idempotent=True,
         )
 
     async def delete_session(self, id_hash: str) -> bool:
@@ -300,24 +387,40 @@ class Storage(abc.ABC):
             tool,
         )
 
-    async def audit_since(self, since: float, after_id: int = 0, limit: int = 1000) -> list[Row]:
+    async def audit_since(
+        self,
+        since: float,
+        after_id: int = 0,
+        limit: int = 1000,
+        *,
+        user: str | None = None,
+        tool: str | None = None,
+    ) -> list[Row]:
+        """Entries matching every filter, oldest first; the limit counts matching rows."""
         return await self.fetch(
             self.q(
                 "SELECT id, ts, principal, action, tool, outcome, ip, detail FROM {s}audit"
-                " WHERE ts >= ? AND id > ? ORDER BY id LIMIT ?"
+                " WHERE ts >= ? AND id > ? AND (? = '' OR principal = ?) AND (? = '' OR tool = ?)"
+                " ORDER BY id LIMIT ?"
             ),
             since,
             after_id,
+            user or "",
+            user or "",
+            tool or "",
+            tool or "",
             limit,
         )
 
     # usage -------------------------------------------------------------------------------------
     async def add_usage(self, rows: Sequence[UsageRow]) -> None:
+        """Idempotent: a row whose key is already stored is skipped, so a batch retried after
+        a lost connection (which may have committed) never counts twice."""
         await self.executemany(
             self.q(
                 "INSERT INTO {s}usage (ts, principal, tool, provider, model, input_tokens,"
-                " output_tokens, cost_usd, latency_ms, outcome, fallback_path)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " output_tokens, cost_usd, latency_ms, outcome, fallback_path, key)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING"
             ),
             [
                 (
@@ -332,9 +435,11 @@ class Storage(abc.ABC):
                     r.latency_ms,
                     r.outcome,
                     r.fallback_path,
+                    r.key,
                 )
                 for r in rows
             ],
+            idempotent=True,
         )
 
     async def spend_since(self, since: float) -> dict[str, float]:
@@ -347,14 +452,25 @@ class Storage(abc.ABC):
         )
         return {row["principal"]: float(row["spent"] or 0.0) for row in rows}
 
-    async def usage_since(self, since: float) -> list[Row]:
-        return await self.fetch(
-            self.q(
-                "SELECT ts, principal, tool, provider, model, input_tokens, output_tokens,"
-                " cost_usd, latency_ms, outcome FROM {s}usage WHERE ts >= ? ORDER BY id"
-            ),
-            since,
-        )
+    async def usage_report(self, since: float, by: str) -> list[Row]:
+        """Calls, errors, tokens and cost since a time, grouped in SQL by one of
+        `USAGE_GROUPS`; rows sorted by their key."""
+        column = USAGE_GROUPS.get(by)
+        if column is None:
+            raise ValueError(f"usage can be grouped by {', '.join(USAGE_GROUPS)}, not {by!r}")
+        key = self.day_of("ts") if by == "day" else column
+        rows = await self.fetch(_USAGE_REPORT.format(key=key, **self.types), since)
+        return [
+            {
+                "key": str(row["key"] or "-"),
+                "calls": int(row["calls"]),
+                "errors": int(row["errors"]),
+                "input_tokens": int(row["input_tokens"]),
+                "output_tokens": int(row["output_tokens"]),
+                "cost_usd": round(float(row["cost_usd"]), 8),
+            }
+            for row in rows
+        ]
 
     # the secret store: ciphertexts only ---------------------------------------------------------
     async def get_secret_versions(self, name: str) -> list[Row]:
@@ -427,6 +543,7 @@ class Storage(abc.ABC):
             when,
             name,
             version,
+            idempotent=True,
         )
 
     # shared counters (rate limits and budgets across replicas) -------------------------------
@@ -452,4 +569,6 @@ class Storage(abc.ABC):
         return float(row["value"]) if row else 0.0
 
     async def prune_counters(self, older_than: float) -> None:
-        await self.execute(self.q("DELETE FROM {s}counters WHERE window_start < ?"), older_than)
+        await self.execute(
+            self.q("DELETE FROM {s}counters WHERE window_start < ?"), older_than, idempotent=True
+        )

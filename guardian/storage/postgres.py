@@ -1,26 +1,32 @@
 """PostgreSQL through an asyncpg pool; every table in schema `sealgate`.
 
 When the server terminates connections (a restart, a failover, an idle reaper), the failed
-operation's connection is dropped, the pool's other connections are expired, and the
-operation is tried once more on a fresh connection.
+operation's connection is dropped and the pool's other connections are expired. The operation
+is tried once more on a fresh connection only when that cannot do it twice: it is a read or is
+marked idempotent, or the connection was lost before it was sent. A transaction is never
+retried: the caller knows whether its work may run again.
 """
 
 from __future__ import annotations
 
 import logging
 import socket
-from collections.abc import Awaitable, Callable, Sequence
+import zlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 import asyncpg
 
-from guardian.storage.base import Row, Storage, StorageError
+from guardian.storage.base import Row, Storage, StorageError, Transaction
 from guardian.storage.dsn import clean
 from guardian.storage.schema import POSTGRES_TYPES
 
 logger = logging.getLogger("sealgate.guardian.storage")
 
 T = TypeVar("T")
+# pg_advisory_xact_lock key held while migrating: every SealGate guardian uses the same one
+MIGRATION_LOCK = zlib.crc32(b"sealgate.migrations")
 _CONNECTION_LOST = (
     asyncpg.exceptions.ConnectionDoesNotExistError,
     asyncpg.exceptions.AdminShutdownError,
@@ -58,6 +64,40 @@ async def _keepalive(connection: asyncpg.Connection) -> None:
                 sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, option), value)
 
 
+def _status_count(status: object) -> int:
+    tail = status.rsplit(" ", 1)[-1] if isinstance(status, str) else ""
+    return int(tail) if tail.isdigit() else 0
+
+
+def _is_read(sql: str) -> bool:
+    return sql.lstrip().upper().startswith("SELECT")
+
+
+class _PostgresTransaction(Transaction):
+    types = POSTGRES_TYPES
+
+    def __init__(self, connection: asyncpg.Connection) -> None:
+        self._connection = connection
+
+    async def _run(self, operation: Awaitable[T]) -> T:
+        try:
+            return await operation
+        except _CONNECTION_LOST as exc:
+            raise StorageError(f"postgresql: connection lost ({type(exc).__name__})") from exc
+        except asyncpg.PostgresError as exc:
+            raise StorageError(f"postgresql: {exc}") from exc
+
+    async def execute(self, sql: str, *args: Any) -> int:
+        return _status_count(await self._run(self._connection.execute(_placeholders(sql), *args)))
+
+    async def fetch(self, sql: str, *args: Any) -> list[Row]:
+        records = await self._run(self._connection.fetch(_placeholders(sql), *args))
+        return [dict(record) for record in records]
+
+    async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        await self._run(self._connection.executemany(_placeholders(sql), rows))
+
+
 class PostgresStorage(Storage):
     kind = "postgresql"
     types = POSTGRES_TYPES
@@ -87,45 +127,103 @@ class PostgresStorage(Storage):
             )
         except (*_CONNECTION_LOST, asyncpg.PostgresError) as exc:
             raise StorageError(f"cannot connect to {self.clean.redacted()}: {exc}") from exc
-        await self.execute("CREATE SCHEMA IF NOT EXISTS sealgate")
 
     def _require_pool(self) -> asyncpg.Pool:
         if self._pool is None:
             raise RuntimeError("The PostgreSQL storage is not open; call open() first.")
         return self._pool
 
-    async def _with_retry(self, operation: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+    async def _with_retry(
+        self, operation: Callable[[asyncpg.Connection], Awaitable[T]], *, idempotent: bool
+    ) -> T:
+        """Run on a pooled connection. After a lost connection, try once more only if nothing
+        was sent yet or the operation is idempotent: a write that may have committed is never
+        repeated blindly."""
         pool = self._require_pool()
         for attempt in (1, 2):
+            sent = False
             try:
                 async with pool.acquire() as connection:
+                    if connection.is_closed():
+                        raise asyncpg.InterfaceError("connection is closed")
+                    sent = True
                     return await operation(connection)
             except _CONNECTION_LOST as exc:
-                if attempt == 2:
-                    raise StorageError(
-                        f"postgresql: connection lost ({type(exc).__name__})"
-                    ) from exc
-                logger.warning("postgresql connection lost (%s); reconnecting", type(exc).__name__)
                 await pool.expire_connections()
+                lost = f"postgresql: connection lost ({type(exc).__name__})"
+                if attempt == 2:
+                    raise StorageError(lost) from exc
+                if sent and not idempotent:
+                    raise StorageError(f"{lost}; the write may or may not have happened") from exc
+                logger.warning("%s; reconnecting", lost)
             except asyncpg.PostgresError as exc:
                 raise StorageError(f"postgresql: {exc}") from exc
         raise AssertionError("unreachable")
 
-    async def execute(self, sql: str, *args: Any) -> int:
-        status = await self._with_retry(lambda c: c.execute(_placeholders(sql), *args))
-        tail = status.rsplit(" ", 1)[-1] if isinstance(status, str) else ""
-        return int(tail) if tail.isdigit() else 0
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Transaction]:
+        pool = self._require_pool()
+        try:
+            connection = await pool.acquire()
+        except _CONNECTION_LOST as exc:
+            raise StorageError(f"postgresql: cannot connect ({type(exc).__name__})") from exc
+        try:
+            tx = connection.transaction()
+            try:
+                await tx.start()
+            except (*_CONNECTION_LOST, asyncpg.PostgresError) as exc:
+                raise StorageError(f"postgresql: cannot begin ({type(exc).__name__})") from exc
+            try:
+                yield _PostgresTransaction(connection)
+            except BaseException:
+                if not connection.is_closed():
+                    try:
+                        await tx.rollback()
+                    except (*_CONNECTION_LOST, asyncpg.PostgresError):
+                        logger.warning("postgresql: rollback failed; dropping the connection")
+                        connection.terminate()
+                raise
+            try:
+                await tx.commit()
+            except _CONNECTION_LOST as exc:
+                raise StorageError(
+                    f"postgresql: connection lost at commit ({type(exc).__name__});"
+                    " the transaction may or may not have committed"
+                ) from exc
+            except asyncpg.PostgresError as exc:
+                raise StorageError(f"postgresql: {exc}") from exc
+        finally:
+            await pool.release(connection)
 
-    async def fetch(self, sql: str, *args: Any) -> list[Row]:
-        records = await self._with_retry(lambda c: c.fetch(_placeholders(sql), *args))
+    async def execute(self, sql: str, *args: Any, idempotent: bool = False) -> int:
+        status = await self._with_retry(
+            lambda c: c.execute(_placeholders(sql), *args), idempotent=idempotent
+        )
+        return _status_count(status)
+
+    async def fetch(self, sql: str, *args: Any, idempotent: bool = False) -> list[Row]:
+        records = await self._with_retry(
+            lambda c: c.fetch(_placeholders(sql), *args), idempotent=idempotent or _is_read(sql)
+        )
         return [dict(record) for record in records]
 
-    async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+    async def executemany(
+        self, sql: str, rows: Sequence[Sequence[Any]], *, idempotent: bool = False
+    ) -> None:
         async def run(connection: asyncpg.Connection) -> None:
             async with connection.transaction():
                 await connection.executemany(_placeholders(sql), rows)
 
-        await self._with_retry(run)
+        await self._with_retry(run, idempotent=idempotent)
+
+    async def _lock_migrations(self, tx: Transaction) -> None:
+        """A transaction-scoped advisory lock; the schema is created under it too (two
+        concurrent CREATE SCHEMA IF NOT EXISTS can collide)."""
+        await tx.execute("SELECT pg_advisory_xact_lock(?)", MIGRATION_LOCK)
+        await tx.execute("CREATE SCHEMA IF NOT EXISTS sealgate")
+
+    def day_of(self, column: str) -> str:
+        return f"to_char(to_timestamp({column}) AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
 
     async def close(self) -> None:
         if self._pool is not None:

@@ -42,6 +42,11 @@ MIGRATIONS: list[list[str]] = [
         " updated_at {real} NOT NULL, deleted_at {real}, last_used_at {real},"
         " PRIMARY KEY (name, version))",
     ],
+    [
+        # idempotency key of a usage row: a batch written twice counts once
+        "ALTER TABLE {s}usage ADD COLUMN key TEXT",
+        "CREATE UNIQUE INDEX IF NOT EXISTS usage_key ON {s}usage (key)",
+    ],
 ]
 
 SQLITE_TYPES = {"s": "", "id": "INTEGER PRIMARY KEY", "real": "REAL"}

@@ -123,3 +123,226 @@ async def test_pool_survives_terminated_connections_and_a_restart(
         assert await store.count_users() == 1
     finally:
         await store.close()
+
+
+def _usage(principal: str, ts: float, cost: float | None = 0.5, **kw: object) -> UsageRow:
+    fields: dict[str, object] = {
+        "ts": ts,
+        "principal": principal,
+        "tool": "chat",
+        "provider": "x",
+        "model": "m",
+        "input_tokens": 1,
+        "output_tokens": 2,
+        "cost_usd": cost,
+        "latency_ms": 1.0,
+        "outcome": "ok",
+        "fallback_path": "[]",
+    }
+    fields.update(kw)
+    return UsageRow(**fields)  # type: ignore[arg-type]
+
+
+async def test_guardians_starting_together_migrate_once(
+    postgres: PostgresServer, tmp_path: Path
+) -> None:
+    """Four guardians on one empty database: each migration is applied exactly once."""
+    for round_ in range(3):
+        dsn = postgres.create_database(f"race_{round_}_{time.time_ns()}")
+        stores = await asyncio.gather(
+            *(open_storage(dsn, tmp_path / "unused.db") for _ in range(4))
+        )
+        try:
+            rows = await stores[0].fetch("SELECT version FROM sealgate.schema_version")
+            assert sorted(r["version"] for r in rows) == list(range(1, len(MIGRATIONS) + 1))
+        finally:
+            for store in stores:
+                await store.close()
+
+
+async def test_sqlite_guardians_starting_together_migrate_once(tmp_path: Path) -> None:
+    path = tmp_path / "guardian.db"
+    stores = await asyncio.gather(*(open_storage(None, path) for _ in range(4)))
+    try:
+        rows = await stores[0].fetch("SELECT version FROM schema_version")
+        assert sorted(r["version"] for r in rows) == list(range(1, len(MIGRATIONS) + 1))
+    finally:
+        for store in stores:
+            await store.close()
+
+
+async def test_transaction_commits_together_or_not_at_all(storage: Storage) -> None:
+    async with storage.transaction() as tx:
+        await tx.execute(
+            tx.q("INSERT INTO {s}users (name, role, created_at) VALUES (?, ?, ?)"), "a", "user", 1.0
+        )
+        await tx.execute(
+            tx.q("INSERT INTO {s}users (name, role, created_at) VALUES (?, ?, ?)"), "b", "user", 1.0
+        )
+        assert (await tx.fetchrow(tx.q("SELECT COUNT(*) AS n FROM {s}users")))["n"] == 2
+    assert await storage.count_users() == 2
+
+    class Boom(Exception):
+        pass
+
+    with pytest.raises(Boom):
+        async with storage.transaction() as tx:
+            await tx.execute(tx.q("DELETE FROM {s}users WHERE name = ?"), "a")
+            raise Boom
+    assert await storage.count_users() == 2  # the delete was rolled back
+
+    from guardian.storage.base import StorageError
+
+    with pytest.raises(StorageError):
+        async with storage.transaction() as tx:
+            await tx.execute(tx.q("DELETE FROM {s}users WHERE name = ?"), "a")
+            await tx.execute(  # duplicate primary key: the whole transaction fails
+                tx.q("INSERT INTO {s}users (name, role, created_at) VALUES (?, ?, ?)"),
+                "b",
+                "user",
+                1.0,
+            )
+    assert await storage.count_users() == 2
+
+
+async def test_other_writes_never_land_inside_a_transaction(storage: Storage) -> None:
+    """A statement from another task while a transaction is open is not committed or rolled
+    back with it."""
+    entered = asyncio.Event()
+
+    async def other() -> None:
+        await entered.wait()
+        assert await storage.create_user("other", None, "user")
+
+    async def failing_transaction() -> None:
+        async with storage.transaction() as tx:
+            await tx.execute(
+                tx.q("INSERT INTO {s}users (name, role, created_at) VALUES (?, ?, ?)"),
+                "inside",
+                "user",
+                1.0,
+            )
+            entered.set()
+            await asyncio.sleep(0.2)
+            raise LookupError("roll back")
+
+    results = await asyncio.gather(failing_transaction(), other(), return_exceptions=True)
+    assert isinstance(results[0], LookupError) and results[1] is None
+    assert await storage.get_user("inside") is None
+    assert await storage.get_user("other") is not None
+
+
+async def test_delete_user_is_one_transaction(storage: Storage) -> None:
+    await storage.create_user("dora", None, "user")
+    await storage.create_token("t1", "dora", "d" * 64, "", None)
+    await storage.create_session("x" * 64, "dora", "127.0.0.1", "ua", time.time() + 60)
+    assert await storage.delete_user("dora")
+    assert await storage.find_token("d" * 64) is None
+    assert await storage.get_session("x" * 64) is None
+
+
+async def test_a_usage_batch_written_twice_counts_once(storage: Storage) -> None:
+    """The ledger retries a batch whose write may have committed: idempotency keys."""
+    now = time.time()
+    batch = [_usage("p", now) for _ in range(3)]
+    await storage.add_usage(batch)
+    await storage.add_usage(batch)
+    assert await storage.spend_since(now - 1) == {"p": 1.5}
+
+
+async def test_audit_filters_run_before_the_limit(storage: Storage) -> None:
+    for _ in range(30):
+        await storage.add_audit("alice", "login", "ok", tool="chat")
+    await storage.add_audit("bob", "login", "ok", tool="search")
+    (bob,) = await storage.audit_since(0, limit=10, user="bob")
+    assert bob["principal"] == "bob"
+    (search,) = await storage.audit_since(0, limit=10, tool="search")
+    assert search["principal"] == "bob"
+    assert len(await storage.audit_since(0, limit=10, user="alice", tool="chat")) == 10
+    assert await storage.audit_since(0, limit=10, user="alice", tool="search") == []
+
+
+async def test_token_listing_filters_in_sql(storage: Storage) -> None:
+    for user in ("u1", "u2"):
+        await storage.create_user(user, None, "user")
+        await storage.create_token(f"tok-{user}", user, user * 32, "", None)
+    assert [t["id"] for t in await storage.list_tokens("u2")] == ["tok-u2"]
+    assert len(await storage.list_tokens()) == 2
+
+
+async def test_usage_report_aggregates_in_sql(storage: Storage) -> None:
+    day = 1_700_000_000.0  # 2023-11-14 UTC
+    await storage.add_usage(
+        [
+            _usage("ann", day, 0.25),
+            _usage("ann", day + 86_400, None, outcome="timeout", model="m2"),
+            _usage("ben", day, 1.0, input_tokens=10),
+            _usage("old", 5.0, 9.0),
+        ]
+    )
+    by_user = await storage.usage_report(day - 1, "user")
+    assert by_user == [
+        {
+            "key": "ann",
+            "calls": 2,
+            "errors": 1,
+            "input_tokens": 2,
+            "output_tokens": 4,
+            "cost_usd": 0.25,
+        },
+        {
+            "key": "ben",
+            "calls": 1,
+            "errors": 0,
+            "input_tokens": 10,
+            "output_tokens": 2,
+            "cost_usd": 1.0,
+        },
+    ]
+    by_day = await storage.usage_report(day - 1, "day")
+    assert [(r["key"], r["calls"]) for r in by_day] == [("2023-11-14", 2), ("2023-11-15", 1)]
+    by_model = await storage.usage_report(0, "model")
+    assert [(r["key"], r["calls"]) for r in by_model] == [("m", 3), ("m2", 1)]
+    with pytest.raises(ValueError, match="grouped by"):
+        await storage.usage_report(0, "password")
+
+
+async def test_sqlite_refuses_storage_calls_inside_its_own_transaction(tmp_path: Path) -> None:
+    store = await open_storage(None, tmp_path / "guardian.db")
+    try:
+        with pytest.raises(RuntimeError, match=r"inside storage\.transaction"):
+            async with store.transaction():
+                await store.count_users()  # would deadlock on the held connection
+    finally:
+        await store.close()
+
+
+async def test_lost_connection_retries_only_what_cannot_run_twice(
+    pg_database: str, tmp_path: Path
+) -> None:
+    """A write whose connection drops mid-statement may have committed: not retried."""
+    import asyncpg
+
+    from guardian.storage.base import StorageError
+    from guardian.storage.postgres import PostgresStorage
+
+    store = await open_storage(pg_database, tmp_path / "unused.db")
+    assert isinstance(store, PostgresStorage)
+    calls = 0
+
+    async def drops_once(connection: asyncpg.Connection) -> int:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise asyncpg.exceptions.ConnectionDoesNotExistError("closed mid-operation")
+        return 1
+
+    try:
+        with pytest.raises(StorageError, match="may or may not"):
+            await store._with_retry(drops_once, idempotent=False)
+        assert calls == 1
+        calls = 0
+        assert await store._with_retry(drops_once, idempotent=True) == 1
+        assert calls == 2
+    finally:
+        await store.close()
