@@ -298,16 +298,24 @@ class Auth:
                 f"login:{ip}", self.limits.login_attempts_per_min, f"login attempts from {ip}"
             )
         user = await self.storage.get_user(username)
+        # The attempt is counted before the password is checked, atomically: parallel
+        # guesses each get their own number, and any past the limit are refused.
+        attempt = None
+        if user is not None and user["password_hash"]:
+            attempt = await self.storage.count_login_attempt(username, time.time())
         stored = user["password_hash"] if user and user["password_hash"] else _DUMMY_HASH
         ok = await asyncio.to_thread(pbkdf2_sha256.verify, password, stored)
         if user is None or not user["password_hash"]:
             await self.storage.add_audit(username[:64], "login", "refused", ip, "unknown user")
             raise Unauthenticated("invalid user name or password")
-        if self._locked(user):
+        if attempt is None or self._locked(user) or attempt > self.limits.max_failed_logins:
+            if attempt is not None and not self._locked(user):
+                await self.storage.set_lock(username, time.time() + self.limits.lockout_s, False)
+                self.forget()
             await self.storage.add_audit(username, "login", "refused", ip, "account locked")
             raise Unauthenticated("this account is locked; try again later or ask an operator")
         if not ok:
-            failures = await self.storage.add_failed_login(username)
+            failures = attempt
             detail = f"bad password ({failures} in a row)"
             if failures >= self.limits.max_failed_logins:
                 await self.storage.set_lock(username, time.time() + self.limits.lockout_s, False)

@@ -239,6 +239,20 @@ class Storage(abc.ABC):
             == 1
         )
 
+    async def count_login_attempt(self, name: str, now: float) -> int | None:
+        """Count one login attempt against the user before its password is checked, in one
+        atomic statement, so parallel guesses cannot all see the old count. None when the
+        user does not exist or is locked (nothing is counted then)."""
+        row = await self.fetchrow(
+            self.q(
+                "UPDATE {s}users SET failed_logins = failed_logins + 1 WHERE name = ?"
+                " AND (locked_until IS NULL OR locked_until <= ?) RETURNING failed_logins"
+            ),
+            name,
+            now,
+        )
+        return int(row["failed_logins"]) if row else None
+
     async def add_failed_login(self, name: str) -> int:
         row = await self.fetchrow(
             self.q(
