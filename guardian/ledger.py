@@ -2,7 +2,8 @@
 
 Rows wait in memory at most `FLUSH_INTERVAL_S` or `FLUSH_ROWS` rows, then go to the guardian
 database in one transaction; `close()` flushes what is left (the guardian calls it on
-SIGTERM). No prompt text is stored.
+SIGTERM). No prompt text is stored. A row travels with the budget reservation it settles and
+the audit entry of its ending, written in the same transaction (`Storage.write_ledger`).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import json
 import logging
 
 from guardian.storage import Storage
-from guardian.storage.base import StorageError, UsageRow
+from guardian.storage.base import AuditEntry, LedgerEntry, Reservation, StorageError, UsageRow
 
 logger = logging.getLogger("sealgate.guardian.ledger")
 
@@ -29,16 +30,25 @@ def fallback_json(path: list[dict[str, str]]) -> str:
 class UsageLedger:
     def __init__(self, storage: Storage) -> None:
         self.storage = storage
-        self._rows: list[UsageRow] = []
+        self._rows: list[LedgerEntry] = []
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="usage-ledger")
 
-    def record(self, row: UsageRow) -> None:
-        self._rows.append(row)
-        if len(self._rows) >= FLUSH_ROWS:
+    def record(
+        self,
+        row: UsageRow,
+        *,
+        reservation: Reservation | None = None,
+        audit: AuditEntry | None = None,
+    ) -> None:
+        """Queue one call's ending; never yields to the event loop (a cancelled call's
+        handler records its ending here)."""
+        self._rows.append(LedgerEntry(usage=row, reservation=reservation, audit=audit))
+        # a shared budget counter holds the reserved maximum until this row is written
+        if len(self._rows) >= FLUSH_ROWS or (reservation is not None and reservation.shared):
             self._wake.set()
 
     async def _run(self) -> None:
@@ -53,7 +63,7 @@ class UsageLedger:
             return
         rows, self._rows = self._rows, []
         try:
-            await self.storage.add_usage(rows)
+            await self.storage.write_ledger(rows)
         except StorageError as exc:
             logger.error("could not write %d usage rows (will retry): %s", len(rows), exc)
             self._rows[:0] = rows[-MAX_PENDING_ROWS:]

@@ -30,7 +30,7 @@ from guardian import logs
 from guardian.auth import Auth
 from guardian.dbquery import QueryRunner
 from guardian.ledger import UsageLedger
-from guardian.limits import Limits
+from guardian.limits import Limits, replica_name
 from guardian.outbound import TRANSPORTS, Outbound
 from guardian.redact import Redactor
 from guardian.router import Router
@@ -164,7 +164,7 @@ class Guardian:
         outbound = Outbound(transport)
         ledger = UsageLedger(storage)
         ledger.start()
-        limits = Limits(storage)
+        limits = Limits(storage, replica_name(self.layout.root))
         await limits.start()
         state.auth = Auth(state, storage, self.environ, limits)
         await state.auth.start()

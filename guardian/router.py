@@ -21,9 +21,11 @@ from typing import Any, TypeVar
 
 from guardian import policy
 from guardian.auth import Principal
+from guardian.costs import cost_usd, input_token_bound, max_cost_usd
 from guardian.keys import KeyRing
 from guardian.ledger import UsageLedger, fallback_json
 from guardian.limits import Limits
+from guardian.metering import CallMeter, cancel_reason
 from guardian.outbound import DEFAULT_MAX_RESPONSE_BYTES, Outbound
 from guardian.providers.adapters import (
     LLMAdapter,
@@ -40,7 +42,7 @@ from guardian.providers.types import (
     SearchRequest,
 )
 from guardian.state import GuardianState, Snapshot
-from guardian.storage.base import UsageRow
+from guardian.storage.base import Reservation, UsageRow
 from protocol.errors import (
     Forbidden,
     InvalidParams,
@@ -115,13 +117,6 @@ def _split_model(model: str, providers: dict[str, ProviderConfig] | Any) -> tupl
     if slash and prefix in providers and rest:
         return prefix, rest
     return "", model
-
-
-def cost_usd(model: ModelConfig | None, input_tokens: int, output_tokens: int) -> float | None:
-    if model is None or model.cost_input_per_1m is None or model.cost_output_per_1m is None:
-        return None
-    cost = input_tokens * model.cost_input_per_1m + output_tokens * model.cost_output_per_1m
-    return round(cost / 1_000_000, 8)
 
 
 class Router:
@@ -252,8 +247,105 @@ class Router:
         temperature = params.get("temperature")
         if temperature is None and tool is not None:
             temperature = tool.temperature
+        # what the input tokens are bounded from: everything of the request that is sent
+        payload = {
+            "messages": messages,
+            "system": system,
+            **{
+                key: params[key]
+                for key in ("tools", "tool_choice", "response_format")
+                if params.get(key) is not None
+            },
+        }
+        meter = CallMeter(
+            ledger=self.ledger,
+            limits=self.limits,
+            principal=principal.name,
+            tool=tool_name,
+            action="llm.stream" if emit is not None else "llm.complete",
+            ip=str((params.get("caller") or {}).get("ip", "")),
+        )
+        meter.reservation = await self._reserve(
+            principal, tool_name, tool, params, payload, attempts
+        )
+        # From here on, every way the call ends writes exactly one ledger row (CallMeter).
+        try:
+            answer = await self._complete_chain(
+                snapshot,
+                tool,
+                params,
+                attempts,
+                payload,
+                temperature,
+                started,
+                path,
+                meter,
+                _Emitter(emit) if emit is not None else None,
+            )
+        except asyncio.CancelledError as exc:
+            reason = cancel_reason(exc)
+            meter.fail(reason, path, f"the call ended early: {reason.replace('_', ' ')}")
+            raise
+        except RateLimited as exc:  # every model was rationed: nothing was sent
+            meter.fail(exc.code.value, path, audited=False)
+            raise
+        except RPCError as exc:
+            meter.fail(exc.code.value, path, exc.message[:300])
+            raise
+        except BaseException:
+            meter.fail("internal", path, "the guardian hit an internal error")
+            raise
+        if self.limits is not None and meter.reservation is None and answer["cost_usd"]:
+            await self.limits.add_spend(principal.name, answer["cost_usd"])
+        return answer
+
+    async def _reserve(
+        self,
+        principal: Principal,
+        tool_name: str,
+        tool: ToolConfig | None,
+        params: dict[str, Any],
+        payload: dict[str, Any],
+        attempts: list[Attempt],
+    ) -> Reservation | None:
+        """Hold the most any attempt of this call can cost against the principal's budget,
+        in storage, before anything leaves; None for a principal without a budget."""
+        budget = principal.role.monthly_budget_usd
+        if budget is None or self.limits is None:
+            return None
+        models = self.state.snapshot.config.models
+        worst, worst_attempt = 0.0, attempts[0]
+        for attempt in attempts:
+            model = models.get(attempt.model)
+            amount = max_cost_usd(
+                model, input_token_bound(payload, model), self._max_tokens(params, tool, model)
+            )
+            if amount is not None and amount >= worst:
+                worst, worst_attempt = amount, attempt
+        return await self.limits.reserve(
+            principal.name,
+            budget,
+            worst,
+            tool=tool_name,
+            provider=worst_attempt.provider.name,
+            model=worst_attempt.model,
+        )
+
+    async def _complete_chain(
+        self,
+        snapshot: Snapshot,
+        tool: ToolConfig | None,
+        params: dict[str, Any],
+        attempts: list[Attempt],
+        payload: dict[str, Any],
+        temperature: Any,
+        started: float,
+        path: list[dict[str, str]],
+        meter: CallMeter,
+        emitter: _Emitter | None,
+    ) -> dict[str, Any]:
+        """Walk the chain; return the answer (its ending recorded) or raise the error."""
         deadline = started + self._budget(tool, [a.provider for a in attempts])
-        emitter = _Emitter(emit) if emit is not None else None
         last: tuple[Attempt, ProviderFailure] | None = None
         rate_refusal: RateLimited | None = None
         for index, attempt in enumerate(attempts):
@@ -271,13 +363,20 @@ class Router:
                     continue
             request = ChatRequest(
                 model=attempt.model,
-                messages=messages,
-                system=system,
+                messages=payload["messages"],
+                system=payload["system"],
                 max_tokens=self._max_tokens(params, tool, model_config),
                 temperature=float(temperature) if temperature is not None else None,
                 tools=params.get("tools"),
                 tool_choice=params.get("tool_choice"),
                 response_format=params.get("response_format"),
+            )
+            meter.begin(
+                attempt.provider.name,
+                attempt.model,
+                model_config,
+                input_token_bound(payload, model_config),
+                request.max_tokens,
             )
             try:
                 result = await self._chat_with_retry(
@@ -286,6 +385,7 @@ class Router:
                     request,
                     deadline,
                     emitter,
+                    meter,
                     is_last=index == len(attempts) - 1,
                 )
             except ProviderFailure as failure:
@@ -297,7 +397,8 @@ class Router:
                     break
                 continue
             latency_ms = round((time.monotonic() - started) * 1000, 3)
-            answer = {
+            meter.succeed(result.input_tokens, result.output_tokens, path)
+            return {
                 "text": result.text,
                 "provider": attempt.provider.name,
                 "model": result.model or attempt.model,
@@ -306,31 +407,14 @@ class Router:
                     "input_tokens": result.input_tokens,
                     "output_tokens": result.output_tokens,
                 },
-                "cost_usd": cost_usd(model_config, result.input_tokens, result.output_tokens),
+                "cost_usd": meter.cost,
                 "latency_ms": latency_ms,
                 "finish_reason": result.finish_reason,
                 "tool_calls": result.tool_calls,
             }
-            self._record(
-                principal,
-                tool_name,
-                answer["provider"],
-                answer["model"],
-                result.input_tokens,
-                result.output_tokens,
-                answer["cost_usd"],
-                latency_ms,
-                "ok",
-                path,
-            )
-            if self.limits is not None and answer["cost_usd"]:
-                await self.limits.add_spend(principal.name, answer["cost_usd"])
-            return answer
         if last is None and rate_refusal is not None:
             raise rate_refusal
-        error = self._final_error(path, last, emitter)
-        self._record_failure(principal, tool_name, last, started, error, path)
-        raise error
+        raise self._final_error(path, last, emitter)
 
     def _filter(
         self,
@@ -391,12 +475,13 @@ class Router:
         request: ChatRequest,
         deadline: float,
         emitter: _Emitter | None,
+        meter: CallMeter,
         *,
         is_last: bool,
     ) -> ChatResult:
         """One provider; the last in the chain may wait out a Retry-After that fits the budget."""
         try:
-            return await self._chat(snapshot, attempt, request, deadline, emitter)
+            return await self._chat(snapshot, attempt, request, deadline, emitter, meter)
         except ProviderFailure as failure:
             wait = failure.retry_after
             remaining = deadline - time.monotonic()
@@ -405,7 +490,7 @@ class Router:
             if wait + 1.0 > remaining:
                 raise
             await asyncio.sleep(wait)
-            return await self._chat(snapshot, attempt, request, deadline, emitter)
+            return await self._chat(snapshot, attempt, request, deadline, emitter, meter)
 
     async def _chat(
         self,
@@ -414,6 +499,7 @@ class Router:
         request: ChatRequest,
         deadline: float,
         emitter: _Emitter | None,
+        meter: CallMeter,
     ) -> ChatResult:
         provider = attempt.provider
         if not attempt.model:
@@ -422,12 +508,20 @@ class Router:
 
         async def send(key: str | None, timeout: float) -> ChatResult:
             call = adapter.chat(key, request, stream=emitter is not None)
-            if emitter is None:
-                body = await self.outbound.json(
-                    provider.name, call, timeout=timeout, max_bytes=DEFAULT_MAX_RESPONSE_BYTES
-                )
-                return adapter.parse_chat(body)
-            return await self._stream(provider, adapter, call, timeout, emitter)
+            meter.sending()
+            try:
+                if emitter is None:
+                    body = await self.outbound.json(
+                        provider.name, call, timeout=timeout, max_bytes=DEFAULT_MAX_RESPONSE_BYTES
+                    )
+                    meter.answered()
+                    return adapter.parse_chat(body)
+                return await self._stream(provider, adapter, call, timeout, emitter, meter)
+            except ProviderFailure as failure:
+                # refused with a status, or never reached: nothing was consumed
+                if meter.in_flight and failure.kind in ("status", "connection"):
+                    meter.answered()
+                raise
 
         # Once text has reached the caller, another key would repeat it: no retry then.
         return await self._with_keys(
@@ -483,6 +577,7 @@ class Router:
         call: Any,
         timeout: float,
         emitter: _Emitter,
+        meter: CallMeter,
     ) -> ChatResult:
         result = ChatResult(text="", model="")
         parts: list[str] = []
@@ -498,9 +593,12 @@ class Router:
                         parsed = json.loads(data)
                     except ValueError:
                         raise ProviderFailure("malformed", "stream event is not JSON") from None
+                    if not meter.answering:
+                        meter.streaming()
                     delta = adapter.parse_event(event, parsed)
                     if delta is None:
                         continue
+                    meter.usage(delta.input_tokens, delta.output_tokens)
                     if delta.model:
                         result.model = delta.model
                     if delta.input_tokens is not None:
@@ -513,6 +611,9 @@ class Router:
                         merge_tool_calls(calls, delta.tool_calls)
                     if delta.text or delta.tool_calls:
                         parts.append(delta.text)
+                        meter.text(
+                            delta.text + (json.dumps(delta.tool_calls) if delta.tool_calls else "")
+                        )
                         await emitter(delta.text, delta.tool_calls)
             except ValueError as exc:
                 raise ProviderFailure("malformed", str(exc)) from None

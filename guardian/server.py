@@ -20,6 +20,7 @@ from typing import Any
 
 from guardian.dispatch import NOTIFICATIONS, PERMITS, Permit, Phase
 from guardian.handlers import CallContext, Emit
+from guardian.metering import LINK_LOST, SHUTDOWN
 from guardian.state import GuardianState
 from protocol.channel import SocketChannel
 from protocol.errors import (
@@ -74,6 +75,7 @@ class GuardianServer:
         self._servers: list[asyncio.AbstractServer] = []
         self._tasks: set[asyncio.Task[None]] = set()
         self._sandbox_connections: set[_Connection] = set()
+        self._closing = False
 
     def allowed_uids(self, surface: Surface) -> frozenset[int]:
         if surface is Surface.SANDBOX:
@@ -91,6 +93,9 @@ class GuardianServer:
         logger.info("listening on %s (%s, mode %o)", path, surface.value, mode)
 
     async def close(self) -> None:
+        """Stop serving; calls in progress are cancelled as `shutdown` and have recorded
+        their endings (in the usage ledger) when this returns."""
+        self._closing = True
         for server in self._servers:
             server.close()
         for task in list(self._tasks):
@@ -155,8 +160,13 @@ class GuardianServer:
         finally:
             channel.close()
             self._sandbox_connections.discard(conn)
-            for task in conn.tasks.values():
-                task.cancel()
+            # Each call records its own ending (the ledger row) when cancelled: wait for them.
+            reason = SHUTDOWN if self._closing else LINK_LOST
+            running = list(conn.tasks.values())
+            for task in running:
+                task.cancel(reason)
+            if running:
+                await asyncio.gather(*running, return_exceptions=True)
             if surface is Surface.SANDBOX:
                 self.state.sandbox_connections -= 1
 
