@@ -67,6 +67,11 @@ class UsageLedger:
         except StorageError as exc:
             logger.error("could not write %d usage rows (will retry): %s", len(rows), exc)
             self._rows[:0] = rows[-MAX_PENDING_ROWS:]
+        except asyncio.CancelledError:
+            # stopped mid-write (shutdown): the transaction rolled back, and a row committed
+            # after all is skipped by its key, so `close()` writes them all again
+            self._rows[:0] = rows
+            raise
 
     async def close(self) -> None:
         if self._task is not None:

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import Stack, run_ctl
+from tests.helpers import GuardianProcess, Stack, run_ctl
 from tests.pg import PostgresServer
 
 BACKENDS = ["sqlite", "postgresql"]
@@ -30,10 +30,10 @@ class Backend:
     def env(self) -> dict[str, str]:
         return {"DATABASE_URL": self.dsn} if self.dsn else {}
 
-    def rows(self, stack: Stack, sql: str) -> list[dict[str, Any]]:
+    def rows(self, where: Stack | GuardianProcess, sql: str) -> list[dict[str, Any]]:
         """Rows of a query whose tables are written `{s}usage`, `{s}audit`, ..."""
         if self.postgres is None:
-            path = stack.runtime / "guardian" / "guardian.db"
+            path = where.runtime / "guardian" / "guardian.db"
             with contextlib.closing(sqlite3.connect(path)) as db:
                 db.row_factory = sqlite3.Row
                 return [dict(row) for row in db.execute(sql.format(s=""))]
@@ -52,16 +52,16 @@ def make_backend(request: pytest.FixtureRequest) -> Backend:
     return Backend("sqlite")
 
 
-def ctl(stack: Stack, *args: str, stdin: str = "") -> str:
-    done = run_ctl(stack.runtime / "guardian" / "admin.sock", *args, stdin=stdin)
+def ctl(where: Stack | GuardianProcess, *args: str, stdin: str = "") -> str:
+    done = run_ctl(where.runtime / "guardian" / "admin.sock", *args, stdin=stdin)
     if done.returncode != 0:
         raise AssertionError(f"ctl {' '.join(args)} failed: {done.stderr}")
     return done.stdout.strip()
 
 
-def user_with_token(stack: Stack, name: str, role: str, password: str) -> str:
-    ctl(stack, "users", "add", name, "--role", role, stdin=f"{password}\n")
-    return ctl(stack, "tokens", "issue", "--user", name)
+def user_with_token(where: Stack | GuardianProcess, name: str, role: str) -> str:
+    ctl(where, "users", "add", name, "--role", role, stdin="a long enough password\n")
+    return ctl(where, "tokens", "issue", "--user", name)
 
 
 StackFactory = Callable[..., Stack]
