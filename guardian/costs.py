@@ -22,15 +22,8 @@ from protocol.pyfun import ModelConfig
 BYTES_PER_TOKEN = 1
 #: Per-request framing a provider adds around the messages (role markers, BOS, ...).
 FRAMING_TOKENS = 16
-
-
-def priced(model: ModelConfig | None) -> bool:
-    """Whether a model has both prices, so its calls can be reserved and billed."""
-    return (
-        model is not None
-        and model.cost_input_per_1m is not None
-        and model.cost_output_per_1m is not None
-    )
+#: max_tokens when neither the request nor the tool sets one
+DEFAULT_MAX_TOKENS = 1024
 
 
 def cost_usd(model: ModelConfig | None, input_tokens: int, output_tokens: int) -> float | None:
@@ -53,6 +46,17 @@ def input_token_bound(payload: Any, model: ModelConfig | None = None) -> int:
     if model is not None and model.context_window:
         bound = min(bound, int(model.context_window))
     return bound
+
+
+def output_token_bound(
+    requested: int | None, tool_default: int | None, model: ModelConfig | None
+) -> int:
+    """The call's max_tokens: the request's, else the tool's, else the default, capped by the
+    model's `max_output_tokens`. The provider is sent this, so it bounds the output."""
+    wanted = int(requested or tool_default or DEFAULT_MAX_TOKENS)
+    if model is not None and model.max_output_tokens is not None:
+        wanted = min(wanted, int(model.max_output_tokens))
+    return wanted
 
 
 def text_token_bound(text: str) -> int:

@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 
 from guardian import policy
 from guardian.auth import Principal
-from guardian.costs import cost_usd, input_token_bound, max_cost_usd
+from guardian.costs import cost_usd, input_token_bound, max_cost_usd, output_token_bound
 from guardian.keys import KeyRing
 from guardian.ledger import UsageLedger, fallback_json
 from guardian.limits import Limits
@@ -59,7 +59,6 @@ logger = logging.getLogger("sealgate.guardian.router")
 
 T = TypeVar("T")
 
-DEFAULT_MAX_TOKENS = 1024
 MAX_BUDGET_S = 600.0
 MAX_STREAM_EVENT_BYTES = 1024 * 1024
 Emit = Callable[[Any], Awaitable[None]]
@@ -461,12 +460,9 @@ class Router:
     def _max_tokens(
         self, params: dict[str, Any], tool: ToolConfig | None, model: ModelConfig | None
     ) -> int:
-        wanted = (
-            params.get("max_tokens") or (tool.max_tokens if tool else None) or DEFAULT_MAX_TOKENS
+        return output_token_bound(
+            params.get("max_tokens"), tool.max_tokens if tool else None, model
         )
-        if model is not None and model.max_output_tokens is not None:
-            wanted = min(wanted, model.max_output_tokens)
-        return int(wanted)
 
     async def _chat_with_retry(
         self,
