@@ -21,9 +21,9 @@ from typing import Any, TypeVar
 
 from guardian import policy
 from guardian.auth import Principal
-from guardian.costs import cost_usd, input_token_bound, max_cost_usd, output_token_bound
+from guardian.costs import input_token_bound, max_cost_usd, output_token_bound
 from guardian.keys import KeyRing
-from guardian.ledger import UsageLedger, fallback_json
+from guardian.ledger import UsageLedger
 from guardian.limits import Limits
 from guardian.metering import CallMeter, cancel_reason
 from guardian.outbound import DEFAULT_MAX_RESPONSE_BYTES, Outbound
@@ -42,7 +42,7 @@ from guardian.providers.types import (
     SearchRequest,
 )
 from guardian.state import GuardianState, Snapshot
-from guardian.storage.base import Reservation, UsageRow
+from guardian.storage.base import Reservation
 from protocol.errors import (
     Forbidden,
     InvalidParams,
@@ -268,8 +268,10 @@ class Router:
             principal, tool_name, tool, params, payload, attempts
         )
         # From here on, every way the call ends writes exactly one ledger row (CallMeter).
-        try:
-            answer = await self._complete_chain(
+        answer = await self._ending(
+            meter,
+            path,
+            self._complete_chain(
                 snapshot,
                 tool,
                 params,
@@ -280,20 +282,8 @@ class Router:
                 path,
                 meter,
                 _Emitter(emit) if emit is not None else None,
-            )
-        except asyncio.CancelledError as exc:
-            reason = cancel_reason(exc)
-            meter.fail(reason, path, f"the call ended early: {reason.replace('_', ' ')}")
-            raise
-        except RateLimited as exc:  # every model was rationed: nothing was sent
-            meter.fail(exc.code.value, path, audited=False)
-            raise
-        except RPCError as exc:
-            meter.fail(exc.code.value, path, exc.message[:300])
-            raise
-        except BaseException:
-            meter.fail("internal", path, "the guardian hit an internal error")
-            raise
+            ),
+        )
         if self.limits is not None and meter.reservation is None and answer["cost_usd"]:
             await self.limits.add_spend(principal.name, answer["cost_usd"])
         return answer
@@ -309,16 +299,27 @@ class Router:
     ) -> Reservation | None:
         """Hold the most any attempt of this call can cost against the principal's budget,
         in storage, before anything leaves; None for a principal without a budget."""
+        models = self.state.snapshot.config.models
+        priced = []
+        for attempt in attempts:
+            model = models.get(attempt.model)
+            bound = input_token_bound(payload, model)
+            priced.append(
+                (max_cost_usd(model, bound, self._max_tokens(params, tool, model)), attempt)
+            )
+        return await self._hold(principal, tool_name, priced)
+
+    async def _hold(
+        self,
+        principal: Principal,
+        tool_name: str,
+        priced: list[tuple[float | None, Attempt]],
+    ) -> Reservation | None:
         budget = principal.role.monthly_budget_usd
         if budget is None or self.limits is None:
             return None
-        models = self.state.snapshot.config.models
-        worst, worst_attempt = 0.0, attempts[0]
-        for attempt in attempts:
-            model = models.get(attempt.model)
-            amount = max_cost_usd(
-                model, input_token_bound(payload, model), self._max_tokens(params, tool, model)
-            )
+        worst, worst_attempt = 0.0, priced[0][1]
+        for amount, attempt in priced:
             if amount is not None and amount >= worst:
                 worst, worst_attempt = amount, attempt
         return await self.limits.reserve(
@@ -329,6 +330,24 @@ class Router:
             provider=worst_attempt.provider.name,
             model=worst_attempt.model,
         )
+
+    async def _ending(self, meter: CallMeter, path: list[dict[str, str]], work: Awaitable[T]) -> T:
+        """Run a call's work; however it ends, its meter writes the one ledger row."""
+        try:
+            return await work
+        except asyncio.CancelledError as exc:
+            reason = cancel_reason(exc)
+            meter.fail(reason, path, f"the call ended early: {reason.replace('_', ' ')}")
+            raise
+        except RateLimited as exc:  # every model was rationed: nothing was sent
+            meter.fail(exc.code.value, path, audited=False)
+            raise
+        except RPCError as exc:
+            meter.fail(exc.code.value, path, exc.message[:300])
+            raise
+        except BaseException:
+            meter.fail("internal", path, "the guardian hit an internal error")
+            raise
 
     async def _complete_chain(
         self,
@@ -639,41 +658,55 @@ class Router:
         )
         attempt = attempts[0]
         provider = attempt.provider
+        model = snapshot.config.models.get(attempt.model)
+        bound = input_token_bound(texts, model)
+        meter = CallMeter(
+            ledger=self.ledger,
+            limits=self.limits,
+            principal=principal.name,
+            tool="embeddings",
+            action="llm.embed",
+            ip=str((params.get("caller") or {}).get("ip", "")),
+        )
+        meter.reservation = await self._hold(
+            principal, "embeddings", [(max_cost_usd(model, bound, 0), attempt)]
+        )
+        meter.begin(provider.name, attempt.model, model, bound, 0)
 
         async def send(key: str | None, timeout: float) -> tuple[list[list[float]], int]:
             call = embed_call(provider, key, attempt.model, texts)
-            body = await self.outbound.json(
-                provider.name, call, timeout=timeout, max_bytes=DEFAULT_MAX_RESPONSE_BYTES
-            )
+            meter.sending()
+            try:
+                body = await self.outbound.json(
+                    provider.name, call, timeout=timeout, max_bytes=DEFAULT_MAX_RESPONSE_BYTES
+                )
+            except ProviderFailure as failure:
+                if failure.kind in ("status", "connection"):
+                    meter.answered()
+                raise
+            meter.answered()
             return parse_embeddings(provider, body)
 
-        try:
-            vectors, tokens = await self._with_keys(
-                snapshot, provider, started + provider.timeout_sec, send
-            )
-        except ProviderFailure as failure:
-            path.append({"provider": provider.name, "error": self._redact(failure.describe())})
-            raise self._final_error(path, (attempt, failure), None) from None
-        latency_ms = round((time.monotonic() - started) * 1000, 3)
-        cost = cost_usd(snapshot.config.models.get(attempt.model), tokens, 0)
-        self._record(
-            principal,
-            "embeddings",
-            provider.name,
-            attempt.model,
-            tokens,
-            0,
-            cost,
-            latency_ms,
-            "ok",
-            path,
-        )
-        return {
-            "data": vectors,
-            "model": attempt.model,
-            "provider": provider.name,
-            "usage": {"input_tokens": tokens},
-        }
+        async def work() -> dict[str, Any]:
+            try:
+                vectors, tokens = await self._with_keys(
+                    snapshot, provider, started + provider.timeout_sec, send
+                )
+            except ProviderFailure as failure:
+                path.append({"provider": provider.name, "error": self._redact(failure.describe())})
+                raise self._final_error(path, (attempt, failure), None) from None
+            meter.succeed(tokens, 0, path)
+            return {
+                "data": vectors,
+                "model": attempt.model,
+                "provider": provider.name,
+                "usage": {"input_tokens": tokens},
+            }
+
+        answer = await self._ending(meter, path, work())
+        if self.limits is not None and meter.reservation is None and meter.cost:
+            await self.limits.add_spend(principal.name, meter.cost)
+        return answer
 
     # search --------------------------------------------------------------------------------
     async def search(self, params: dict[str, Any], principal: Principal) -> dict[str, Any]:
@@ -698,32 +731,42 @@ class Router:
             raise Forbidden(f"role {role.name!r} may use no search provider here")
         deadline = started + self._budget(tool, chain)
         request = SearchRequest(query=params["query"], max_results=params.get("max_results") or 5)
-        last: tuple[Attempt, ProviderFailure] | None = None
-        for provider in chain:
-            try:
-                result = await self._search_one(snapshot, provider, request, deadline)
-            except ProviderFailure as failure:
-                path.append({"provider": provider.name, "error": self._redact(failure.describe())})
-                last = (Attempt(provider, ""), failure)
-                if not failure.falls_back:
-                    break
-                continue
-            latency_ms = round((time.monotonic() - started) * 1000, 3)
-            answer: dict[str, Any] = {
-                "results": result.results[: request.max_results],
-                "provider": provider.name,
-                "fallback_path": path,
-                "latency_ms": latency_ms,
-            }
-            if result.answer:
-                answer["answer"] = result.answer
-            self._record(
-                principal, tool_name, provider.name, "", 0, 0, None, latency_ms, "ok", path
-            )
-            return answer
-        error = self._final_error(path, last, None)
-        self._record_failure(principal, tool_name, last, started, error, path)
-        raise error
+        meter = CallMeter(
+            ledger=self.ledger,
+            limits=self.limits,
+            principal=principal.name,
+            tool=tool_name,
+            action="search.web",
+            ip=str((params.get("caller") or {}).get("ip", "")),
+        )
+
+        async def work() -> dict[str, Any]:
+            last: tuple[Attempt, ProviderFailure] | None = None
+            for provider in chain:
+                meter.begin(provider.name, "", None, 0, 0)  # searches have no token cost
+                try:
+                    result = await self._search_one(snapshot, provider, request, deadline)
+                except ProviderFailure as failure:
+                    path.append(
+                        {"provider": provider.name, "error": self._redact(failure.describe())}
+                    )
+                    last = (Attempt(provider, ""), failure)
+                    if not failure.falls_back:
+                        break
+                    continue
+                answer: dict[str, Any] = {
+                    "results": result.results[: request.max_results],
+                    "provider": provider.name,
+                    "fallback_path": path,
+                    "latency_ms": round((time.monotonic() - started) * 1000, 3),
+                }
+                if result.answer:
+                    answer["answer"] = result.answer
+                meter.succeed(0, 0, path)
+                return answer
+            raise self._final_error(path, last, None)
+
+        return await self._ending(meter, path, work())
 
     async def _search_one(
         self, snapshot: Snapshot, provider: ProviderConfig, request: SearchRequest, deadline: float
@@ -821,49 +864,3 @@ class Router:
         if tried_failures and all(step["error"].startswith("timed out") for step in tried_failures):
             return Timeout(f"every provider timed out ({tried})", data)
         return ProviderError(f"every provider failed ({tried})", data)
-
-    def _record_failure(
-        self,
-        principal: Principal,
-        tool: str,
-        last: tuple[Attempt, ProviderFailure] | None,
-        started: float,
-        error: RPCError,
-        path: list[dict[str, str]],
-    ) -> None:
-        provider, model = (last[0].provider.name, last[0].model) if last else ("", "")
-        latency_ms = round((time.monotonic() - started) * 1000, 3)
-        self._record(
-            principal, tool, provider, model, 0, 0, None, latency_ms, error.code.value, path
-        )
-
-    def _record(
-        self,
-        principal: Principal,
-        tool: str,
-        provider: str,
-        model: str,
-        input_tokens: int,
-        output_tokens: int,
-        cost: float | None,
-        latency_ms: float,
-        outcome: str,
-        path: list[dict[str, str]],
-    ) -> None:
-        if self.ledger is None:
-            return
-        self.ledger.record(
-            UsageRow(
-                ts=time.time(),
-                principal=principal.name,
-                tool=tool,
-                provider=provider,
-                model=model,
-                input_tokens=input_tokens,
-                output_tokens=output_tokens,
-                cost_usd=cost,
-                latency_ms=latency_ms,
-                outcome=outcome,
-                fallback_path=fallback_json(path),
-            )
-        )
