@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from tests.fakes.base import Behaviour
-from tests.fakes.providers import FakeAnthropic
+from tests.fakes.providers import FakeAnthropic, FakeOpenAI
 from tests.helpers import Stack
 from tests.security.stackdb import BACKENDS, Backend, make_backend, user_with_token
 
@@ -127,3 +127,44 @@ def test_a_call_whose_maximum_does_not_fit_is_refused_with_the_figures(
     message = answer.json()["error"]["message"]
     assert "may cost up to" in message and "max_tokens" in message
     assert len(fake.requests) == before  # refused before anything left
+
+
+async def test_embeddings_count_against_the_budget_too(
+    stack_factory: Callable[..., Stack],
+) -> None:
+    """Embeddings used to add no spend at all: a budget never stopped them."""
+    fake = FakeOpenAI(name="emb").start()
+    fake.default = Behaviour(hang_s=0.3)
+    try:
+        text = f"""
+[LLM_PROVIDER.emb]
+api = "openai"
+base_url = "{fake.base}/v1"
+allow_insecure = "true"
+requires_key = "false"
+default_model = "dear-embed"
+[LLM_PROVIDER.emb_END]
+[MODEL.dear-embed]
+provider = "emb"
+cost_input_per_1m = "100000"
+cost_output_per_1m = "0"
+[MODEL.dear-embed_END]
+[ROLE.capped]
+monthly_budget_usd = "{BUDGET}"
+[ROLE.capped_END]
+"""
+        stack = stack_factory(config_text=text)
+        token = user_with_token(stack, "embedder", "capped")
+        headers = {"Authorization": f"Bearer {token}"}
+        body = {"model": "dear-embed", "input": "hi"}
+        async with httpx.AsyncClient(timeout=60, headers=headers) as client:
+            answers = await asyncio.gather(
+                *(client.post(f"{stack.url}/v1/embeddings", json=body) for _ in range(CALLS))
+            )
+        await asyncio.sleep(0.5)
+        assert {a.status_code for a in answers} == {200, 429}
+        rows = Backend("sqlite").rows(stack, "SELECT outcome, cost_usd FROM {s}usage")
+        assert sum(r["outcome"] == "ok" for r in rows) == sum(a.status_code == 200 for a in answers)
+        assert sum(r["cost_usd"] or 0.0 for r in rows) <= BUDGET  # 0.3 USD a call (3 tokens)
+    finally:
+        fake.stop()
