@@ -11,9 +11,10 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
+import httpx
 import pytest
 
 from protocol.channel import SocketChannel, open_unix_channel
@@ -21,7 +22,7 @@ from protocol.client import RPCClient
 from protocol.errors import ProviderError, Timeout
 from tests.fakes.base import Behaviour
 from tests.fakes.providers import FakeAnthropic
-from tests.helpers import GuardianProcess
+from tests.helpers import GuardianProcess, Stack
 from tests.security.stackdb import BACKENDS, Backend, make_backend, user_with_token
 
 WORDS = 40
@@ -272,3 +273,35 @@ async def test_a_crash_mid_call_is_billed_in_full_at_the_next_start(
     settled = backend.rows(guardian, "SELECT * FROM {s}audit WHERE action = 'budget.settle'")
     assert len(settled) == 1 and "never ended" in settled[0]["detail"]
     assert "billed 1 call(s) left unsettled" in guardian.logs()
+
+
+async def test_an_http_client_that_walks_away_at_39_of_40_is_billed(
+    stack_factory: Callable[..., Stack], fake: FakeAnthropic
+) -> None:
+    """The whole stack: the client drops the HTTP stream, the sandbox cancels the call."""
+    stack = stack_factory(config_text=config(fake))
+    token = user_with_token(stack, "payer", "metered")
+    body = {"model": "claude-test", "stream": True, "messages": [{"role": "user", "content": "go"}]}
+    headers = {"Authorization": f"Bearer {token}"}
+    seen = 0
+    async with (
+        httpx.AsyncClient(base_url=stack.url, timeout=30, headers=headers) as client,
+        client.stream("POST", "/v1/chat/completions", json=body) as answer,
+    ):
+        assert answer.status_code == 200
+        async for line in answer.aiter_lines():
+            if line.startswith("data: {") and '"content":"w' in line.replace(" ", ""):
+                seen += 1
+                if seen == WORDS - 1:
+                    break
+    assert seen == WORDS - 1
+    backend = Backend("sqlite")
+    deadline = time.monotonic() + 10
+    while not (rows := backend.rows(stack, "SELECT * FROM {s}usage")):
+        assert time.monotonic() < deadline, stack.logs()
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(0.3)
+    rows = backend.rows(stack, "SELECT * FROM {s}usage")
+    assert len(rows) == 1 and rows[0]["outcome"] == "cancelled", rows
+    assert rows[0]["output_tokens"] >= WORDS - 1 and rows[0]["cost_usd"] > 0
+    assert backend.rows(stack, "SELECT * FROM {s}reservations") == []
