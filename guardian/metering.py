@@ -8,8 +8,9 @@ the next start from the reservation left in storage (`guardian.limits`). What wa
 - a reply that arrived whole: the tokens the provider reported;
 - a stream that stopped early (abandoned, cut, timed out): the input tokens reported, else
   their bound, and the output tokens reported, else bounded from the text that arrived;
-- a request at a provider that never answered (timeout, cancel, link loss, shutdown): the
-  attempt's maximum, conservatively, since the provider may have finished it;
+- a request at a provider that never answered usably (timeout, malformed reply, cancel,
+  link loss, shutdown): the attempt's maximum, conservatively, since the provider may have
+  finished it;
 - a provider's error status, or a connection that never reached it: nothing.
 
 Such an ending is billed and recorded under its own outcome, never as a success.
