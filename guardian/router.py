@@ -25,7 +25,7 @@ from guardian.costs import input_token_bound, max_cost_usd, output_token_bound
 from guardian.keys import KeyRing
 from guardian.ledger import UsageLedger
 from guardian.limits import Limits
-from guardian.metering import CallMeter, cancel_reason
+from guardian.metering import LINK_LOST, CallMeter, cancel_reason
 from guardian.outbound import DEFAULT_MAX_RESPONSE_BYTES, Outbound
 from guardian.providers.adapters import (
     LLMAdapter,
@@ -44,6 +44,7 @@ from guardian.providers.types import (
 from guardian.state import GuardianState, Snapshot
 from guardian.storage.base import Reservation
 from protocol.errors import (
+    ConnectionLost,
     Forbidden,
     InvalidParams,
     NotFound,
@@ -338,6 +339,9 @@ class Router:
         except asyncio.CancelledError as exc:
             reason = cancel_reason(exc)
             meter.fail(reason, path, f"the call ended early: {reason.replace('_', ' ')}")
+            raise
+        except ConnectionLost:  # a chunk could not be passed on: the sandbox's link is gone
+            meter.fail(LINK_LOST, path, "the call ended early: link lost")
             raise
         except RateLimited as exc:  # every model was rationed: nothing was sent
             meter.fail(exc.code.value, path, audited=False)

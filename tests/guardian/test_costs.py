@@ -20,9 +20,10 @@ from guardian.costs import (
 )
 from guardian.ledger import UsageLedger
 from guardian.limits import Limits
-from guardian.metering import LINK_LOST, CallMeter, cancel_reason
+from guardian.metering import LINK_LOST, SHUTDOWN, CallMeter, cancel_reason
+from guardian.router import Router
 from guardian.storage.base import Reservation
-from protocol.errors import BudgetExceeded
+from protocol.errors import BudgetExceeded, ConnectionLost, ProviderError
 from protocol.pyfun import ModelConfig
 
 PRICED = ModelConfig(id="m", cost_input_per_1m=3.0, cost_output_per_1m=15.0, max_output_tokens=512)
@@ -147,3 +148,28 @@ async def test_memory_reservations_hold_the_budget_under_concurrency() -> None:
         await limits.reserve("p", 1.0, 0.01, tool="t", provider="x", model="m")
     assert refused.value.data["reserve_usd"] == 0.01
     limits.settle(again, 0.0)
+
+
+@pytest.mark.parametrize(
+    ("raised", "outcome"),
+    [
+        (ConnectionLost("gone"), LINK_LOST),
+        (asyncio.CancelledError(SHUTDOWN), SHUTDOWN),
+        (asyncio.CancelledError(), "cancelled"),
+        (ProviderError("refused"), "provider_error"),
+        (RuntimeError("a bug"), "internal"),
+    ],
+)
+async def test_each_way_a_call_ends_writes_one_row(raised: BaseException, outcome: str) -> None:
+    m, rows = meter()
+    m.sending()
+
+    async def work() -> None:
+        raise raised
+
+    router = Router.__new__(Router)  # _ending needs nothing of the router's state
+    with pytest.raises(type(raised)):
+        await router._ending(m, [], work())
+    (entry,) = rows
+    assert entry.usage.outcome == outcome
+    assert entry.audit is not None and entry.audit.outcome == outcome
