@@ -346,8 +346,8 @@ class Router:
         except RateLimited as exc:  # every model was rationed: nothing was sent
             meter.fail(exc.code.value, path, audited=False)
             raise
-        except RPCError as exc:
-            meter.fail(exc.code.value, path, exc.message[:300])
+        except RPCError as exc:  # redacted whole, then cut: no part of a secret is stored
+            meter.fail(exc.code.value, path, self._redact(exc.message)[:300])
             raise
         except BaseException:
             meter.fail("internal", path, "the guardian hit an internal error")
