@@ -190,4 +190,4 @@ async def test_an_ending_audits_provider_text_redacted() -> None:
     with pytest.raises(ProviderError):
         await router._ending(m, [], work())
     (entry,) = rows
-    assert entry.audit is not None and secret[:8] not in entry.audit.detail
+    assert entry.audit is not None and "sk-fake" not in entry.audit.detail
