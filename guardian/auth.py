@@ -357,16 +357,22 @@ class Auth:
             )
         user = await self.storage.get_user(username)
         known = user is not None and bool(user["password_hash"])
+        # The attempt is counted before the password is checked, atomically: parallel
+        # guesses each get their own number, and any past the limit are refused.
+        attempt = await self.storage.count_login_attempt(username, time.time()) if known else None
         stored = user["password_hash"] if known and user else await self._dummy()
         ok = await asyncio.to_thread(self._verify, password, stored)
         if user is None or not known:
             await self.storage.add_audit(username[:64], "login", "refused", ip, "unknown user")
             raise Unauthenticated(LOGIN_REFUSED)
-        if self._locked(user):
+        if attempt is None or self._locked(user) or attempt > self.limits.max_failed_logins:
+            if attempt is not None and not self._locked(user):
+                await self.storage.set_lock(username, time.time() + self.limits.lockout_s, False)
+                self.forget()
             await self.storage.add_audit(username, "login", "refused", ip, "account locked")
             raise Unauthenticated(LOGIN_REFUSED)
         if not ok:
-            failures = await self.storage.add_failed_login(username)
+            failures = attempt
             detail = f"bad password ({failures} in a row)"
             if failures >= self.limits.max_failed_logins:
                 await self.storage.set_lock(username, time.time() + self.limits.lockout_s, False)

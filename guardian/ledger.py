@@ -2,9 +2,13 @@
 
 Rows wait in memory at most `FLUSH_INTERVAL_S` or `FLUSH_ROWS` rows, then go to the guardian
 database in one transaction; `close()` flushes what is left (the guardian calls it on
-SIGTERM). No prompt text is stored. The queue is bounded (`MAX_PENDING_ROWS`): while the
-database is away rows wait and are retried (their idempotency keys make a retry safe); past
-the bound new rows are dropped and counted, which `status` and `/metrics` show.
+SIGTERM). No prompt text is stored. A row travels with the budget reservation it settles and
+the audit entry of its ending, written in the same transaction (`Storage.write_ledger`).
+
+The queue is bounded (`MAX_PENDING_ROWS`): while the database is away rows wait and are
+retried (their idempotency keys make a retry safe); past the bound new rows are dropped and
+counted, which `status` and `/metrics` show. A dropped row's reservation stays in storage and
+is billed in full at the next start: money fails closed.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import logging
 from typing import Any
 
 from guardian.storage import Storage
-from guardian.storage.base import StorageError, UsageRow
+from guardian.storage.base import AuditEntry, LedgerEntry, Reservation, StorageError, UsageRow
 
 logger = logging.getLogger("sealgate.guardian.ledger")
 
@@ -34,7 +38,7 @@ class UsageLedger:
         self.storage = storage
         self.capacity = capacity
         self.dropped = 0
-        self._rows: list[UsageRow] = []
+        self._rows: list[LedgerEntry] = []
         self._wake = asyncio.Event()
 
     @property
@@ -44,7 +48,15 @@ class UsageLedger:
     def stats(self) -> dict[str, Any]:
         return {"pending": self.pending, "capacity": self.capacity, "dropped": self.dropped}
 
-    def record(self, row: UsageRow) -> None:
+    def record(
+        self,
+        row: UsageRow,
+        *,
+        reservation: Reservation | None = None,
+        audit: AuditEntry | None = None,
+    ) -> None:
+        """Queue one call's ending; never yields to the event loop (a cancelled call's
+        handler records its ending here)."""
         if len(self._rows) >= self.capacity:
             if self.dropped == 0:
                 logger.error(
@@ -53,8 +65,9 @@ class UsageLedger:
                 )
             self.dropped += 1
             return
-        self._rows.append(row)
-        if len(self._rows) >= FLUSH_ROWS:
+        self._rows.append(LedgerEntry(usage=row, reservation=reservation, audit=audit))
+        # a shared budget counter holds the reserved maximum until this row is written
+        if len(self._rows) >= FLUSH_ROWS or (reservation is not None and reservation.shared):
             self._wake.set()
 
     async def run(self) -> None:
@@ -70,14 +83,16 @@ class UsageLedger:
             return
         rows, self._rows = self._rows, []
         try:
-            await self.storage.add_usage(rows)
+            await self.storage.write_ledger(rows)
         except StorageError as exc:
             logger.error("could not write %d usage rows (will retry): %s", len(rows), exc)
             room = self.capacity - len(self._rows)
             self._rows[:0] = rows[:room]
             self.dropped += max(0, len(rows) - room)
         except BaseException:
-            self._rows[:0] = rows  # a bug or a cancel: keep the rows for the next flush
+            # a bug, or stopped mid-write (shutdown): the transaction rolled back, and a row
+            # committed after all is skipped by its key, so the next flush writes them all
+            self._rows[:0] = rows
             raise
 
     async def close(self) -> None:

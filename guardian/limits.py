@@ -3,20 +3,36 @@
 Counters live in memory with SQLite (one guardian: exact, and fast), and in PostgreSQL when
 the guardian database is PostgreSQL, so that N replicas share one limit rather than N. A
 budget's spend is reconciled from the usage ledger at start.
+
+Budgets are held by reservation: a call's maximum cost is added to its principal's spend, and
+written to storage, before the call leaves; the call is refused if that would pass the budget.
+When the call ends, the spend moves from the reserved amount to the real cost. So however
+many calls run at once, on one guardian or many, spend passes a budget only by what a call
+cost beyond its reserved maximum. Reservations left by a guardian that stopped mid-call are
+billed at their full amount at the next start, and audited.
 """
 
 from __future__ import annotations
 
 import calendar
 import datetime
+import logging
 import math
+import socket
 import time
+import uuid
 from typing import Protocol
 
 from guardian.storage import Storage
-from protocol.errors import BudgetExceeded, RateLimited
+from guardian.storage.base import Reservation, StorageError
+from protocol.errors import BudgetExceeded, RateLimited, Unavailable
+
+logger = logging.getLogger("sealgate.guardian.limits")
 
 WINDOW_S = 60.0
+#: A reservation older than this belongs to a call that can no longer be running (no call's
+#: time budget is this long): any guardian may settle it.
+STALE_RESERVATION_S = 3600.0
 
 
 def month_start(now: float | None = None) -> float:
@@ -47,6 +63,13 @@ class MemoryCounters:
     async def read(self, key: str, window: float) -> float:
         return self._values.get((key, window), 0.0)
 
+    def peek(self, key: str, window: float) -> float:
+        return self._values.get((key, window), 0.0)
+
+    def bump(self, key: str, window: float, amount: float) -> None:
+        """Add without yielding to the event loop: a check then a bump is atomic."""
+        self._values[(key, window)] = self._values.get((key, window), 0.0) + amount
+
 
 class StorageCounters:
     def __init__(self, storage: Storage) -> None:
@@ -59,13 +82,30 @@ class StorageCounters:
         return await self.storage.read_counter(key, window)
 
 
+def replica_name(runtime_dir: object) -> str:
+    """Who owns a reservation: this host and runtime directory, the same after a restart."""
+    return f"{socket.gethostname()}:{runtime_dir}"
+
+
 class Limits:
-    def __init__(self, storage: Storage) -> None:
+    def __init__(self, storage: Storage, owner: str = "") -> None:
         self.storage = storage
+        self.owner = owner or replica_name("-")
         self.shared = storage.kind == "postgresql"
-        self.counters: Counters = StorageCounters(storage) if self.shared else MemoryCounters()
+        self.memory = None if self.shared else MemoryCounters()
+        self.counters: Counters = self.memory or StorageCounters(storage)
 
     async def start(self) -> None:
+        settled = await self.storage.settle_leftover_reservations(
+            self.owner, time.time() - STALE_RESERVATION_S
+        )
+        if settled:
+            logger.warning(
+                "billed %d call(s) left unsettled by a stopped guardian at their reserved"
+                " maximum (%.6f USD); see the audit log",
+                len(settled),
+                sum(float(r["amount"]) for r in settled),
+            )
         if self.shared:
             await self.storage.prune_counters(month_start() - 86400)
             return
@@ -95,3 +135,55 @@ class Limits:
     async def add_spend(self, principal: str, cost: float) -> None:
         if cost > 0:
             await self.counters.add(f"spend:{principal}", month_start(), cost)
+
+    async def reserve(
+        self, principal: str, budget: float, amount: float, *, tool: str, provider: str, model: str
+    ) -> Reservation:
+        """Hold `amount` against the budget, in storage, or raise `BudgetExceeded`."""
+        held = Reservation(
+            id=uuid.uuid4().hex,
+            principal=principal,
+            window_start=month_start(),
+            amount=amount,
+            created_at=time.time(),
+            owner=self.owner,
+            shared=self.shared,
+            tool=tool,
+            provider=provider,
+            model=model,
+        )
+        key = f"spend:{principal}"
+        if self.memory is None:
+            try:
+                seen = await self.storage.reserve(held, budget)
+            except StorageError as exc:
+                raise Unavailable(f"the budget cannot be checked now: {exc}") from None
+            if seen is not None:
+                raise _over(budget, seen, amount)
+            return held
+        spent = self.memory.peek(key, held.window_start)
+        if spent + amount > budget:
+            raise _over(budget, spent, amount)
+        self.memory.bump(key, held.window_start, amount)
+        try:
+            await self.storage.reserve(held, None)
+        except StorageError as exc:
+            self.memory.bump(key, held.window_start, -amount)
+            raise Unavailable(f"the budget cannot be checked now: {exc}") from None
+        return held
+
+    def settle(self, held: Reservation, cost: float) -> None:
+        """The call ended: in memory, spend moves from the reserved amount to the real cost
+        now; shared counters move in the transaction that writes the call's usage row."""
+        if self.memory is not None and not held.shared:
+            self.memory.bump(f"spend:{held.principal}", held.window_start, cost - held.amount)
+
+
+def _over(budget: float, spent: float, amount: float) -> BudgetExceeded:
+    left = max(0.0, budget - spent)
+    return BudgetExceeded(
+        f"this call may cost up to {amount:.6f} USD and {left:.6f} USD of the monthly budget"
+        f" of {budget:g} USD is left (calls in progress hold their maximum until they end);"
+        " a lower max_tokens or a shorter request reserves less",
+        {"budget_usd": budget, "spent_usd": round(spent, 6), "reserve_usd": round(amount, 6)},
+    )

@@ -31,7 +31,7 @@ from guardian import logs, protections
 from guardian.auth import Auth
 from guardian.dbquery import QueryRunners
 from guardian.ledger import UsageLedger
-from guardian.limits import Limits
+from guardian.limits import Limits, replica_name
 from guardian.outbound import TRANSPORTS, Outbound
 from guardian.redact import Redactor
 from guardian.router import Router
@@ -169,7 +169,7 @@ class Guardian:
         ledger = UsageLedger(storage)
         tasks.start("usage-ledger", ledger.run)
         state.tasks, state.ledger = tasks, ledger
-        limits = Limits(storage)
+        limits = Limits(storage, replica_name(self.layout.root))
         await limits.start()
         state.auth = Auth(state, storage, self.environ, limits)
         await state.auth.start()

@@ -21,9 +21,11 @@ from typing import Any, TypeVar
 
 from guardian import policy
 from guardian.auth import Principal
+from guardian.costs import input_token_bound, max_cost_usd, output_token_bound
 from guardian.keys import KeyRing
-from guardian.ledger import UsageLedger, fallback_json
+from guardian.ledger import UsageLedger
 from guardian.limits import Limits
+from guardian.metering import LINK_LOST, CallMeter, cancel_reason
 from guardian.outbound import DEFAULT_MAX_RESPONSE_BYTES, Outbound
 from guardian.providers.adapters import (
     LLMAdapter,
@@ -40,8 +42,9 @@ from guardian.providers.types import (
     SearchRequest,
 )
 from guardian.state import GuardianState, Snapshot
-from guardian.storage.base import UsageRow
+from guardian.storage.base import Reservation
 from protocol.errors import (
+    ConnectionLost,
     Forbidden,
     InvalidParams,
     NotFound,
@@ -57,7 +60,6 @@ logger = logging.getLogger("sealgate.guardian.router")
 
 T = TypeVar("T")
 
-DEFAULT_MAX_TOKENS = 1024
 MAX_BUDGET_S = 600.0
 MAX_STREAM_EVENT_BYTES = 1024 * 1024
 #: Provider error text kept per failure, after redaction.
@@ -126,13 +128,6 @@ def _split_model(model: str, providers: dict[str, ProviderConfig] | Any) -> tupl
     if slash and prefix in providers and rest:
         return prefix, rest
     return "", model
-
-
-def cost_usd(model: ModelConfig | None, input_tokens: int, output_tokens: int) -> float | None:
-    if model is None or model.cost_input_per_1m is None or model.cost_output_per_1m is None:
-        return None
-    cost = input_tokens * model.cost_input_per_1m + output_tokens * model.cost_output_per_1m
-    return round(cost / 1_000_000, 8)
 
 
 class Router:
@@ -277,8 +272,127 @@ class Router:
         temperature = params.get("temperature")
         if temperature is None and tool is not None:
             temperature = tool.temperature
+        # what the input tokens are bounded from: everything of the request that is sent
+        payload = {
+            "messages": messages,
+            "system": system,
+            **{
+                key: params[key]
+                for key in ("tools", "tool_choice", "response_format")
+                if params.get(key) is not None
+            },
+        }
+        meter = CallMeter(
+            ledger=self.ledger,
+            limits=self.limits,
+            principal=principal.name,
+            tool=tool_name,
+            action="llm.stream" if emit is not None else "llm.complete",
+            ip=str((params.get("caller") or {}).get("ip", "")),
+        )
+        meter.reservation = await self._reserve(
+            principal, tool_name, tool, params, payload, attempts
+        )
+        # From here on, every way the call ends writes exactly one ledger row (CallMeter).
+        answer = await self._ending(
+            meter,
+            path,
+            self._complete_chain(
+                snapshot,
+                tool,
+                params,
+                attempts,
+                payload,
+                temperature,
+                started,
+                path,
+                meter,
+                _Emitter(emit) if emit is not None else None,
+            ),
+        )
+        if self.limits is not None and meter.reservation is None and answer["cost_usd"]:
+            await self.limits.add_spend(principal.name, answer["cost_usd"])
+        return answer
+
+    async def _reserve(
+        self,
+        principal: Principal,
+        tool_name: str,
+        tool: ToolConfig | None,
+        params: dict[str, Any],
+        payload: dict[str, Any],
+        attempts: list[Attempt],
+    ) -> Reservation | None:
+        """Hold the most any attempt of this call can cost against the principal's budget,
+        in storage, before anything leaves; None for a principal without a budget."""
+        models = self.state.snapshot.config.models
+        priced = []
+        for attempt in attempts:
+            model = models.get(attempt.model)
+            bound = input_token_bound(payload, model)
+            priced.append(
+                (max_cost_usd(model, bound, self._max_tokens(params, tool, model)), attempt)
+            )
+        return await self._hold(principal, tool_name, priced)
+
+    async def _hold(
+        self,
+        principal: Principal,
+        tool_name: str,
+        priced: list[tuple[float | None, Attempt]],
+    ) -> Reservation | None:
+        budget = principal.role.monthly_budget_usd
+        if budget is None or self.limits is None:
+            return None
+        worst, worst_attempt = 0.0, priced[0][1]
+        for amount, attempt in priced:
+            if amount is not None and amount >= worst:
+                worst, worst_attempt = amount, attempt
+        return await self.limits.reserve(
+            principal.name,
+            budget,
+            worst,
+            tool=tool_name,
+            provider=worst_attempt.provider.name,
+            model=worst_attempt.model,
+        )
+
+    async def _ending(self, meter: CallMeter, path: list[dict[str, str]], work: Awaitable[T]) -> T:
+        """Run a call's work; however it ends, its meter writes the one ledger row."""
+        try:
+            return await work
+        except asyncio.CancelledError as exc:
+            reason = cancel_reason(exc)
+            meter.fail(reason, path, f"the call ended early: {reason.replace('_', ' ')}")
+            raise
+        except ConnectionLost:  # a chunk could not be passed on: the sandbox's link is gone
+            meter.fail(LINK_LOST, path, "the call ended early: link lost")
+            raise
+        except RateLimited as exc:  # every model was rationed: nothing was sent
+            meter.fail(exc.code.value, path, audited=False)
+            raise
+        except RPCError as exc:  # redacted whole, then cut: no part of a secret is stored
+            meter.fail(exc.code.value, path, self.state.redactor.redact_and_cut(exc.message, 300))
+            raise
+        except BaseException:
+            meter.fail("internal", path, "the guardian hit an internal error")
+            raise
+
+    async def _complete_chain(
+        self,
+        snapshot: Snapshot,
+        tool: ToolConfig | None,
+        params: dict[str, Any],
+        attempts: list[Attempt],
+        payload: dict[str, Any],
+        temperature: Any,
+        started: float,
+        path: list[dict[str, str]],
+        meter: CallMeter,
+        emitter: _Emitter | None,
+    ) -> dict[str, Any]:
+        """Walk the chain; return the answer (its ending recorded) or raise the error."""
         deadline = started + self._budget(tool, [a.provider for a in attempts])
-        emitter = _Emitter(emit) if emit is not None else None
         last: tuple[Attempt, ProviderFailure] | None = None
         rate_refusal: RateLimited | None = None
         for index, attempt in enumerate(attempts):
@@ -296,13 +410,20 @@ class Router:
                     continue
             request = ChatRequest(
                 model=attempt.model,
-                messages=messages,
-                system=system,
+                messages=payload["messages"],
+                system=payload["system"],
                 max_tokens=self._max_tokens(params, tool, model_config),
                 temperature=float(temperature) if temperature is not None else None,
                 tools=params.get("tools"),
                 tool_choice=params.get("tool_choice"),
                 response_format=params.get("response_format"),
+            )
+            meter.begin(
+                attempt.provider.name,
+                attempt.model,
+                model_config,
+                input_token_bound(payload, model_config),
+                request.max_tokens,
             )
             try:
                 result = await self._chat_with_retry(
@@ -311,6 +432,7 @@ class Router:
                     request,
                     deadline,
                     emitter,
+                    meter,
                     is_last=index == len(attempts) - 1,
                 )
             except ProviderFailure as failure:
@@ -320,7 +442,8 @@ class Router:
                     break
                 continue
             latency_ms = round((time.monotonic() - started) * 1000, 3)
-            answer = {
+            meter.succeed(result.input_tokens, result.output_tokens, path)
+            return {
                 "text": result.text,
                 "provider": attempt.provider.name,
                 "model": result.model or attempt.model,
@@ -329,31 +452,14 @@ class Router:
                     "input_tokens": result.input_tokens,
                     "output_tokens": result.output_tokens,
                 },
-                "cost_usd": cost_usd(model_config, result.input_tokens, result.output_tokens),
+                "cost_usd": meter.cost,
                 "latency_ms": latency_ms,
                 "finish_reason": result.finish_reason,
                 "tool_calls": result.tool_calls,
             }
-            self._record(
-                principal,
-                tool_name,
-                answer["provider"],
-                answer["model"],
-                result.input_tokens,
-                result.output_tokens,
-                answer["cost_usd"],
-                latency_ms,
-                "ok",
-                path,
-            )
-            if self.limits is not None and answer["cost_usd"]:
-                await self.limits.add_spend(principal.name, answer["cost_usd"])
-            return answer
         if last is None and rate_refusal is not None:
             raise rate_refusal
-        error = self._final_error(path, last, emitter)
-        self._record_failure(principal, tool_name, last, started, error, path)
-        raise error
+        raise self._final_error(path, last, emitter)
 
     def _filter(
         self,
@@ -405,12 +511,9 @@ class Router:
     def _max_tokens(
         self, params: dict[str, Any], tool: ToolConfig | None, model: ModelConfig | None
     ) -> int:
-        wanted = (
-            params.get("max_tokens") or (tool.max_tokens if tool else None) or DEFAULT_MAX_TOKENS
+        return output_token_bound(
+            params.get("max_tokens"), tool.max_tokens if tool else None, model
         )
-        if model is not None and model.max_output_tokens is not None:
-            wanted = min(wanted, model.max_output_tokens)
-        return int(wanted)
 
     async def _chat_with_retry(
         self,
@@ -419,12 +522,13 @@ class Router:
         request: ChatRequest,
         deadline: float,
         emitter: _Emitter | None,
+        meter: CallMeter,
         *,
         is_last: bool,
     ) -> ChatResult:
         """One provider; the last in the chain may wait out a Retry-After that fits the budget."""
         try:
-            return await self._chat(snapshot, attempt, request, deadline, emitter)
+            return await self._chat(snapshot, attempt, request, deadline, emitter, meter)
         except ProviderFailure as failure:
             wait = failure.retry_after
             remaining = deadline - time.monotonic()
@@ -433,7 +537,7 @@ class Router:
             if wait + 1.0 > remaining:
                 raise
             await asyncio.sleep(wait)
-            return await self._chat(snapshot, attempt, request, deadline, emitter)
+            return await self._chat(snapshot, attempt, request, deadline, emitter, meter)
 
     async def _chat(
         self,
@@ -442,6 +546,7 @@ class Router:
         request: ChatRequest,
         deadline: float,
         emitter: _Emitter | None,
+        meter: CallMeter,
     ) -> ChatResult:
         provider = attempt.provider
         if not attempt.model:
@@ -450,12 +555,20 @@ class Router:
 
         async def send(key: str | None, timeout: float) -> ChatResult:
             call = adapter.chat(key, request, stream=emitter is not None)
-            if emitter is None:
-                body = await self.outbound.json(
-                    provider.name, call, timeout=timeout, max_bytes=DEFAULT_MAX_RESPONSE_BYTES
-                )
-                return adapter.parse_chat(body)
-            return await self._stream(provider, adapter, call, timeout, emitter)
+            meter.sending()
+            try:
+                if emitter is None:
+                    body = await self.outbound.json(
+                        provider.name, call, timeout=timeout, max_bytes=DEFAULT_MAX_RESPONSE_BYTES
+                    )
+                    meter.answered()
+                    return adapter.parse_chat(body)
+                return await self._stream(provider, adapter, call, timeout, emitter, meter)
+            except ProviderFailure as failure:
+                # refused with a status, or never reached: nothing was consumed
+                if meter.in_flight and failure.kind in ("status", "connection"):
+                    meter.answered()
+                raise
 
         # Once text has reached the caller, another key would repeat it: no retry then.
         return await self._with_keys(
@@ -511,6 +624,7 @@ class Router:
         call: Any,
         timeout: float,
         emitter: _Emitter,
+        meter: CallMeter,
     ) -> ChatResult:
         result = ChatResult(text="", model="")
         parts: list[str] = []
@@ -526,9 +640,12 @@ class Router:
                         parsed = json.loads(data)
                     except ValueError:
                         raise ProviderFailure("malformed", "stream event is not JSON") from None
+                    if not meter.answering:
+                        meter.streaming()
                     delta = adapter.parse_event(event, parsed)
                     if delta is None:
                         continue
+                    meter.usage(delta.input_tokens, delta.output_tokens)
                     if delta.model:
                         result.model = delta.model
                     if delta.input_tokens is not None:
@@ -541,6 +658,9 @@ class Router:
                         merge_tool_calls(calls, delta.tool_calls)
                     if delta.text or delta.tool_calls:
                         parts.append(delta.text)
+                        meter.text(
+                            delta.text + (json.dumps(delta.tool_calls) if delta.tool_calls else "")
+                        )
                         await emitter(delta.text, delta.tool_calls)
             except ValueError as exc:
                 raise ProviderFailure("malformed", str(exc)) from None
@@ -570,41 +690,55 @@ class Router:
         )
         attempt = attempts[0]
         provider = attempt.provider
+        model = snapshot.config.models.get(attempt.model)
+        bound = input_token_bound(texts, model)
+        meter = CallMeter(
+            ledger=self.ledger,
+            limits=self.limits,
+            principal=principal.name,
+            tool="embeddings",
+            action="llm.embed",
+            ip=str((params.get("caller") or {}).get("ip", "")),
+        )
+        meter.reservation = await self._hold(
+            principal, "embeddings", [(max_cost_usd(model, bound, 0), attempt)]
+        )
+        meter.begin(provider.name, attempt.model, model, bound, 0)
 
         async def send(key: str | None, timeout: float) -> tuple[list[list[float]], int]:
             call = embed_call(provider, key, attempt.model, texts)
-            body = await self.outbound.json(
-                provider.name, call, timeout=timeout, max_bytes=DEFAULT_MAX_RESPONSE_BYTES
-            )
+            meter.sending()
+            try:
+                body = await self.outbound.json(
+                    provider.name, call, timeout=timeout, max_bytes=DEFAULT_MAX_RESPONSE_BYTES
+                )
+            except ProviderFailure as failure:
+                if failure.kind in ("status", "connection"):
+                    meter.answered()
+                raise
+            meter.answered()
             return parse_embeddings(provider, body)
 
-        try:
-            vectors, tokens = await self._with_keys(
-                snapshot, provider, started + provider.timeout_sec, send
-            )
-        except ProviderFailure as failure:
-            path.append({"provider": provider.name, "error": self._describe(failure)})
-            raise self._final_error(path, (attempt, failure), None) from None
-        latency_ms = round((time.monotonic() - started) * 1000, 3)
-        cost = cost_usd(snapshot.config.models.get(attempt.model), tokens, 0)
-        self._record(
-            principal,
-            "embeddings",
-            provider.name,
-            attempt.model,
-            tokens,
-            0,
-            cost,
-            latency_ms,
-            "ok",
-            path,
-        )
-        return {
-            "data": vectors,
-            "model": attempt.model,
-            "provider": provider.name,
-            "usage": {"input_tokens": tokens},
-        }
+        async def work() -> dict[str, Any]:
+            try:
+                vectors, tokens = await self._with_keys(
+                    snapshot, provider, started + provider.timeout_sec, send
+                )
+            except ProviderFailure as failure:
+                path.append({"provider": provider.name, "error": self._describe(failure)})
+                raise self._final_error(path, (attempt, failure), None) from None
+            meter.succeed(tokens, 0, path)
+            return {
+                "data": vectors,
+                "model": attempt.model,
+                "provider": provider.name,
+                "usage": {"input_tokens": tokens},
+            }
+
+        answer = await self._ending(meter, path, work())
+        if self.limits is not None and meter.reservation is None and meter.cost:
+            await self.limits.add_spend(principal.name, meter.cost)
+        return answer
 
     # search --------------------------------------------------------------------------------
     async def search(self, params: dict[str, Any], principal: Principal) -> dict[str, Any]:
@@ -629,32 +763,40 @@ class Router:
             raise Forbidden(f"role {role.name!r} may use no search provider here")
         deadline = started + self._budget(tool, chain)
         request = SearchRequest(query=params["query"], max_results=params.get("max_results") or 5)
-        last: tuple[Attempt, ProviderFailure] | None = None
-        for provider in chain:
-            try:
-                result = await self._search_one(snapshot, provider, request, deadline)
-            except ProviderFailure as failure:
-                path.append({"provider": provider.name, "error": self._describe(failure)})
-                last = (Attempt(provider, ""), failure)
-                if not failure.falls_back:
-                    break
-                continue
-            latency_ms = round((time.monotonic() - started) * 1000, 3)
-            answer: dict[str, Any] = {
-                "results": result.results[: request.max_results],
-                "provider": provider.name,
-                "fallback_path": path,
-                "latency_ms": latency_ms,
-            }
-            if result.answer:
-                answer["answer"] = result.answer
-            self._record(
-                principal, tool_name, provider.name, "", 0, 0, None, latency_ms, "ok", path
-            )
-            return answer
-        error = self._final_error(path, last, None)
-        self._record_failure(principal, tool_name, last, started, error, path)
-        raise error
+        meter = CallMeter(
+            ledger=self.ledger,
+            limits=self.limits,
+            principal=principal.name,
+            tool=tool_name,
+            action="search.web",
+            ip=str((params.get("caller") or {}).get("ip", "")),
+        )
+
+        async def work() -> dict[str, Any]:
+            last: tuple[Attempt, ProviderFailure] | None = None
+            for provider in chain:
+                meter.begin(provider.name, "", None, 0, 0)  # searches have no token cost
+                try:
+                    result = await self._search_one(snapshot, provider, request, deadline)
+                except ProviderFailure as failure:
+                    path.append({"provider": provider.name, "error": self._describe(failure)})
+                    last = (Attempt(provider, ""), failure)
+                    if not failure.falls_back:
+                        break
+                    continue
+                answer: dict[str, Any] = {
+                    "results": result.results[: request.max_results],
+                    "provider": provider.name,
+                    "fallback_path": path,
+                    "latency_ms": round((time.monotonic() - started) * 1000, 3),
+                }
+                if result.answer:
+                    answer["answer"] = result.answer
+                meter.succeed(0, 0, path)
+                return answer
+            raise self._final_error(path, last, None)
+
+        return await self._ending(meter, path, work())
 
     async def _search_one(
         self, snapshot: Snapshot, provider: ProviderConfig, request: SearchRequest, deadline: float
@@ -753,49 +895,3 @@ class Router:
         if tried_failures and all(step["error"].startswith("timed out") for step in tried_failures):
             return Timeout(f"every provider timed out ({tried})", data)
         return ProviderError(f"every provider failed ({tried})", data)
-
-    def _record_failure(
-        self,
-        principal: Principal,
-        tool: str,
-        last: tuple[Attempt, ProviderFailure] | None,
-        started: float,
-        error: RPCError,
-        path: list[dict[str, str]],
-    ) -> None:
-        provider, model = (last[0].provider.name, last[0].model) if last else ("", "")
-        latency_ms = round((time.monotonic() - started) * 1000, 3)
-        self._record(
-            principal, tool, provider, model, 0, 0, None, latency_ms, error.code.value, path
-        )
-
-    def _record(
-        self,
-        principal: Principal,
-        tool: str,
-        provider: str,
-        model: str,
-        input_tokens: int,
-        output_tokens: int,
-        cost: float | None,
-        latency_ms: float,
-        outcome: str,
-        path: list[dict[str, str]],
-    ) -> None:
-        if self.ledger is None:
-            return
-        self.ledger.record(
-            UsageRow(
-                ts=time.time(),
-                principal=principal.name,
-                tool=tool,
-                provider=provider,
-                model=model,
-                input_tokens=input_tokens,
-                output_tokens=output_tokens,
-                cost_usd=cost,
-                latency_ms=latency_ms,
-                outcome=outcome,
-                fallback_path=fallback_json(path),
-            )
-        )

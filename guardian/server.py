@@ -27,6 +27,7 @@ from typing import Any
 
 from guardian.dispatch import NOTIFICATIONS, PERMITS, Permit, Phase
 from guardian.handlers import CallContext, Emit
+from guardian.metering import LINK_LOST, SHUTDOWN
 from guardian.state import GuardianState
 from guardian.storage.base import StorageError
 from protocol.channel import SocketChannel
@@ -136,6 +137,7 @@ class GuardianServer:
         self._sockets: list[tuple[Path, int]] = []  # (path, inode) of the sockets we made
         self._tasks: set[asyncio.Task[None]] = set()
         self._sandbox_connections: set[_Connection] = set()
+        self._closing = False
 
     def allowed_uids(self, surface: Surface) -> frozenset[int]:
         if surface is Surface.SANDBOX:
@@ -171,7 +173,10 @@ class GuardianServer:
         logger.info("listening on abstract socket @%s (%s)", name[1:], surface.value)
 
     async def close(self) -> None:
-        """Stop listening, end every connection, and remove the sockets we created."""
+        """Stop listening, end every connection, and remove the sockets we created; calls
+        in progress are cancelled as `shutdown` and have recorded their endings (in the
+        usage ledger) when this returns."""
+        self._closing = True
         for server in self._servers:
             server.close()
         for task in list(self._tasks):
@@ -245,12 +250,15 @@ class GuardianServer:
             self._sandbox_connections.discard(conn)
             if surface is Surface.SANDBOX:
                 self.state.sandbox_connections -= 1
-            # calls of a connection that ended: cancelled (billing what they consumed) and
-            # awaited, so none outlives its connection unobserved
-            cancelled = list(conn.tasks.values())
-            for task in cancelled:
-                task.cancel()
-            await asyncio.gather(*cancelled, return_exceptions=True)
+            # Calls of a connection that ended are cancelled with the reason, and each records
+            # its own ending (the ledger row, billing what was consumed): wait for them, so
+            # none outlives its connection unobserved.
+            reason = SHUTDOWN if self._closing else LINK_LOST
+            running = list(conn.tasks.values())
+            for task in running:
+                task.cancel(reason)
+            if running:
+                await asyncio.gather(*running, return_exceptions=True)
 
     def _dispatch(self, conn: _Connection, request: Request) -> None:
         method = request.method

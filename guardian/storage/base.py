@@ -59,6 +59,73 @@ class UsageRow:
     key: str = field(default_factory=new_usage_key)  # idempotency key: a retry cannot count twice
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Reservation:
+    """A call's maximum cost, held against its principal's budget until the call ends."""
+
+    id: str
+    principal: str
+    window_start: float  # the budget month it counts in
+    amount: float
+    created_at: float
+    owner: str  # the guardian that made it (host and runtime directory)
+    shared: bool  # counted in the database's counters (PostgreSQL), else in memory
+    tool: str
+    provider: str
+    model: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AuditEntry:
+    principal: str
+    action: str
+    outcome: str
+    ip: str = ""
+    detail: str = ""
+    tool: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LedgerEntry:
+    """One ending of one call: its usage row, the reservation it settles, its audit entry."""
+
+    usage: UsageRow
+    reservation: Reservation | None = None
+    audit: AuditEntry | None = None
+
+
+_INSERT_USAGE = (
+    "INSERT INTO {s}usage (ts, principal, tool, provider, model, input_tokens,"
+    " output_tokens, cost_usd, latency_ms, outcome, fallback_path, key)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING"
+)
+_INSERT_AUDIT = (
+    "INSERT INTO {s}audit (ts, principal, action, outcome, ip, detail, tool)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+def _usage_values(r: UsageRow) -> tuple[Any, ...]:
+    return (
+        r.ts,
+        r.principal,
+        r.tool,
+        r.provider,
+        r.model,
+        r.input_tokens,
+        r.output_tokens,
+        r.cost_usd,
+        r.latency_ms,
+        r.outcome,
+        r.fallback_path,
+        r.key,
+    )
+
+
+def _audit_values(a: AuditEntry, ts: float) -> tuple[Any, ...]:
+    return (ts, a.principal, a.action, a.outcome, a.ip, a.detail[:2000], a.tool)
+
+
 class StorageError(Exception):
     """The database could not do what was asked (unreachable, or a constraint failed)."""
 
@@ -244,6 +311,20 @@ class Storage(abc.ABC):
             == 1
         )
 
+    async def count_login_attempt(self, name: str, now: float) -> int | None:
+        """Count one login attempt against the user before its password is checked, in one
+        atomic statement, so parallel guesses cannot all see the old count. None when the
+        user does not exist or is locked (nothing is counted then)."""
+        row = await self.fetchrow(
+            self.q(
+                "UPDATE {s}users SET failed_logins = failed_logins + 1 WHERE name = ?"
+                " AND (locked_until IS NULL OR locked_until <= ?) RETURNING failed_logins"
+            ),
+            name,
+            now,
+        )
+        return int(row["failed_logins"]) if row else None
+
     async def add_failed_login(self, name: str) -> int:
         row = await self.fetchrow(
             self.q(
@@ -378,19 +459,10 @@ class Storage(abc.ABC):
         detail: str = "",
         tool: str = "",
     ) -> None:
-        await self.execute(
-            self.q(
-                "INSERT INTO {s}audit (ts, principal, action, outcome, ip, detail, tool)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)"
-            ),
-            time.time(),
-            principal,
-            action,
-            outcome,
-            ip,
-            detail[:2000],
-            tool,
+        entry = AuditEntry(
+            principal=principal, action=action, outcome=outcome, ip=ip, detail=detail, tool=tool
         )
+        await self.execute(self.q(_INSERT_AUDIT), *_audit_values(entry, time.time()))
 
     async def audit_since(
         self,
@@ -422,30 +494,136 @@ class Storage(abc.ABC):
         """Idempotent: a row whose key is already stored is skipped, so a batch retried after
         a lost connection (which may have committed) never counts twice."""
         await self.executemany(
-            self.q(
-                "INSERT INTO {s}usage (ts, principal, tool, provider, model, input_tokens,"
-                " output_tokens, cost_usd, latency_ms, outcome, fallback_path, key)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING"
-            ),
-            [
-                (
-                    r.ts,
-                    r.principal,
-                    r.tool,
-                    r.provider,
-                    r.model,
-                    r.input_tokens,
-                    r.output_tokens,
-                    r.cost_usd,
-                    r.latency_ms,
-                    r.outcome,
-                    r.fallback_path,
-                    r.key,
-                )
-                for r in rows
-            ],
-            idempotent=True,
+            self.q(_INSERT_USAGE), [_usage_values(r) for r in rows], idempotent=True
         )
+
+    async def write_ledger(self, entries: Sequence[LedgerEntry]) -> None:
+        """Each ending in one transaction: its usage row; the reservation it settles, deleted
+        (and, when counted in the shared counters, the counter moved from the reserved amount
+        to the real cost); its audit entry. A row whose key is already stored (a batch retried
+        after a commit that was not confirmed) changes nothing, so nothing counts twice."""
+        async with self.transaction() as tx:
+            for entry in entries:
+                row = entry.usage
+                if not await tx.execute(tx.q(_INSERT_USAGE), *_usage_values(row)):
+                    continue
+                held = entry.reservation
+                if held is not None:
+                    gone = await tx.execute(
+                        tx.q("DELETE FROM {s}reservations WHERE id = ?"), held.id
+                    )
+                    if gone and held.shared:
+                        await tx.execute(
+                            tx.q(
+                                "UPDATE {s}counters SET value = value + ?"
+                                " WHERE key = ? AND window_start = ?"
+                            ),
+                            (row.cost_usd or 0.0) - held.amount,
+                            f"spend:{held.principal}",
+                            held.window_start,
+                        )
+                if entry.audit is not None:
+                    await tx.execute(tx.q(_INSERT_AUDIT), *_audit_values(entry.audit, row.ts))
+
+    # reservations ------------------------------------------------------------------------------
+    async def reserve(self, held: Reservation, budget: float | None) -> float | None:
+        """Write a reservation. With `budget` (shared counters), first add its amount to the
+        principal's spend counter, only if that stays within the budget, in the same
+        transaction: concurrent reservations on any number of guardians serialize on the
+        counter's row. Returns the spend seen when refused (nothing is written), else None."""
+        async with self.transaction() as tx:
+            if budget is not None:
+                key = f"spend:{held.principal}"
+                await tx.execute(
+                    tx.q(
+                        "INSERT INTO {s}counters (key, window_start, value) VALUES (?, ?, 0)"
+                        " ON CONFLICT (key, window_start) DO NOTHING"
+                    ),
+                    key,
+                    held.window_start,
+                )
+                counted = await tx.fetchrow(
+                    tx.q(
+                        "UPDATE {s}counters SET value = value + ? WHERE key = ?"
+                        " AND window_start = ? AND value + ? <= ? RETURNING value"
+                    ),
+                    held.amount,
+                    key,
+                    held.window_start,
+                    held.amount,
+                    budget,
+                )
+                if counted is None:
+                    seen = await tx.fetchrow(
+                        tx.q("SELECT value FROM {s}counters WHERE key = ? AND window_start = ?"),
+                        key,
+                        held.window_start,
+                    )
+                    return float(seen["value"]) if seen else 0.0
+            await tx.execute(
+                tx.q(
+                    "INSERT INTO {s}reservations (id, principal, window_start, amount,"
+                    " created_at, owner, shared, tool, provider, model)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                ),
+                held.id,
+                held.principal,
+                held.window_start,
+                held.amount,
+                held.created_at,
+                held.owner,
+                1 if held.shared else 0,
+                held.tool,
+                held.provider,
+                held.model,
+            )
+        return None
+
+    async def settle_leftover_reservations(self, owner: str, stale_before: float) -> list[Row]:
+        """Reservations of calls that never ended (their guardian stopped first): ours from a
+        previous run, and anyone's older than any call can last. Each is billed at its full
+        amount, conservatively (the shared counter already holds it), and audited."""
+        leftovers = await self.fetch(
+            self.q("SELECT * FROM {s}reservations WHERE owner = ? OR created_at < ?"),
+            owner,
+            stale_before,
+        )
+        settled = []
+        for held in leftovers:
+            async with self.transaction() as tx:
+                if not await tx.execute(
+                    tx.q("DELETE FROM {s}reservations WHERE id = ?"), held["id"]
+                ):
+                    continue  # another guardian settled it first
+                now = time.time()
+                usage = UsageRow(
+                    ts=now,
+                    principal=held["principal"],
+                    tool=held["tool"],
+                    provider=held["provider"],
+                    model=held["model"],
+                    input_tokens=0,
+                    output_tokens=0,
+                    cost_usd=float(held["amount"]),
+                    latency_ms=0.0,
+                    outcome="unsettled",
+                    fallback_path="[]",
+                    key=f"reservation:{held['id']}",
+                )
+                await tx.execute(tx.q(_INSERT_USAGE), *_usage_values(usage))
+                audit = AuditEntry(
+                    principal=held["principal"],
+                    action="budget.settle",
+                    outcome="unsettled",
+                    detail=(
+                        f"a call reserved {float(held['amount']):.6f} USD and never ended (its"
+                        " guardian stopped); billed the reserved maximum"
+                    ),
+                    tool=held["tool"],
+                )
+                await tx.execute(tx.q(_INSERT_AUDIT), *_audit_values(audit, now))
+            settled.append(held)
+        return settled
 
     async def spend_since(self, since: float) -> dict[str, float]:
         rows = await self.fetch(

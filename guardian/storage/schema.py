@@ -47,6 +47,14 @@ MIGRATIONS: list[list[str]] = [
         "ALTER TABLE {s}usage ADD COLUMN key TEXT",
         "CREATE UNIQUE INDEX IF NOT EXISTS usage_key ON {s}usage (key)",
     ],
+    [
+        # a call's maximum cost, written before the call leaves; deleted in the transaction
+        # that writes its usage row, so one left behind is a call that never ended
+        "CREATE TABLE IF NOT EXISTS {s}reservations (id TEXT PRIMARY KEY,"
+        " principal TEXT NOT NULL, window_start {real} NOT NULL, amount {real} NOT NULL,"
+        " created_at {real} NOT NULL, owner TEXT NOT NULL, shared INTEGER NOT NULL,"
+        " tool TEXT NOT NULL, provider TEXT NOT NULL, model TEXT NOT NULL)",
+    ],
 ]
 
 SQLITE_TYPES = {"s": "", "id": "INTEGER PRIMARY KEY", "real": "REAL"}

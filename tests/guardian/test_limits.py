@@ -3,6 +3,7 @@ one PostgreSQL."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -44,7 +45,7 @@ tools = "llm_complete"
 requests_per_min = "4"
 [ROLE.limited_END]
 [ROLE.budgeted]
-monthly_budget_usd = "0.03"
+monthly_budget_usd = "0.2"
 [ROLE.budgeted_END]
 [ROLE.searchless]
 tools = "llm_complete, summarize"
@@ -125,13 +126,24 @@ async def test_rate_limit_is_shared_exactly_by_two_replicas(
 async def test_budget_is_shared_exactly_by_two_replicas(
     pair: tuple[GuardianProcess, GuardianProcess], clients: list[RPCClient]
 ) -> None:
+    """Each call reserves its maximum (here about 0.08 USD) and costs 0.016 USD: calls go
+    through, on either replica, while the spend plus one reservation fits the budget."""
     token = token_for(pair[1], "budget-user", "budgeted")
-    first = await clients[0].call("llm.complete", params(token))
+    first = await clients[0].call("llm.complete", params(token, max_tokens=6))
     assert first["cost_usd"] == pytest.approx(0.016)
-    await clients[1].call("llm.complete", params(token))  # 0.032 spent of 0.03
+    done = 1
+    with pytest.raises(BudgetExceeded, match="monthly budget") as refused:
+        while done < 20:
+            await asyncio.sleep(0.3)  # the ledger settles the shared counter (a batch behind)
+            await clients[done % 2].call("llm.complete", params(token, max_tokens=6))
+            done += 1
+    data = refused.value.data
+    assert data["spent_usd"] == pytest.approx(0.016 * done)
+    assert data["spent_usd"] + data["reserve_usd"] > data["budget_usd"] == 0.2
+    assert data["spent_usd"] - 0.016 + data["reserve_usd"] <= 0.2  # the last one did fit
     for client in clients:
         with pytest.raises(BudgetExceeded, match="monthly budget"):
-            await client.call("llm.complete", params(token))
+            await client.call("llm.complete", params(token, max_tokens=6))
 
 
 async def test_a_budgeted_principal_may_only_use_costed_models(

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from guardian.storage import Storage, open_storage
-from guardian.storage.base import UsageRow
+from guardian.storage.base import AuditEntry, LedgerEntry, Reservation, UsageRow
 from guardian.storage.dsn import clean
 from guardian.storage.schema import MIGRATIONS
 from tests.pg import PostgresServer
@@ -346,3 +347,54 @@ async def test_lost_connection_retries_only_what_cannot_run_twice(
         assert calls == 2
     finally:
         await store.close()
+
+
+def _held(amount: float, *, shared: bool, owner: str = "me", created: float = 0.0) -> Reservation:
+    return Reservation(
+        id=uuid.uuid4().hex,
+        principal="p",
+        window_start=1000.0,
+        amount=amount,
+        created_at=created or time.time(),
+        owner=owner,
+        shared=shared,
+        tool="chat",
+        provider="x",
+        model="m",
+    )
+
+
+async def test_reservations_hold_the_shared_counter_and_settle_once(storage: Storage) -> None:
+    """Reserve within the budget only; a ledger batch written twice settles once."""
+    first, second = _held(0.6, shared=True), _held(0.6, shared=True)
+    assert await storage.reserve(first, 1.0) is None
+    assert await storage.reserve(second, 1.0) == pytest.approx(0.6)  # refused: 1.2 > 1.0
+    assert await storage.read_counter("spend:p", 1000.0) == pytest.approx(0.6)
+    audit = AuditEntry(principal="p", action="llm.stream", outcome="cancelled", detail="cut")
+    entry = LedgerEntry(
+        usage=_usage("p", time.time(), 0.25, outcome="cancelled"), reservation=first, audit=audit
+    )
+    await storage.write_ledger([entry])
+    await storage.write_ledger([entry])  # a retry after an unconfirmed commit
+    assert await storage.read_counter("spend:p", 1000.0) == pytest.approx(0.25)
+    assert await storage.fetch(storage.q("SELECT * FROM {s}reservations")) == []
+    assert len(await storage.audit_since(0, user="p")) == 1
+    assert await storage.spend_since(0) == {"p": 0.25}
+
+
+async def test_leftover_reservations_are_billed_in_full_and_audited(storage: Storage) -> None:
+    mine, old, live = (
+        _held(0.4, shared=False),
+        _held(0.3, shared=False, owner="gone", created=time.time() - 7200),
+        _held(0.2, shared=False, owner="alive"),
+    )
+    for held in (mine, old, live):
+        assert await storage.reserve(held, None) is None
+    settled = await storage.settle_leftover_reservations("me", time.time() - 3600)
+    assert sorted(r["id"] for r in settled) == sorted([mine.id, old.id])
+    assert await storage.spend_since(0) == {"p": pytest.approx(0.7)}
+    (left,) = await storage.fetch(storage.q("SELECT id FROM {s}reservations"))
+    assert left["id"] == live.id
+    audits = await storage.audit_since(0, user="p")
+    assert [a["action"] for a in audits] == ["budget.settle", "budget.settle"]
+    assert await storage.settle_leftover_reservations("me", time.time() - 3600) == []

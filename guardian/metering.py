@@ -1,0 +1,199 @@
+"""How a sealed call ends: exactly one usage row with what was consumed, its budget reservation
+settled, and every ending but a plain success audited.
+
+A call can end in success, a provider error, a timeout, a cancel from the sandbox (its client
+went away), the loss of the sandbox's link, or the guardian's shutdown; a crash is settled at
+the next start from the reservation left in storage (`guardian.limits`). What was consumed:
+
+- a reply that arrived whole: the tokens the provider reported;
+- a stream that stopped early (abandoned, cut, timed out): the input tokens reported, else
+  their bound, and the output tokens reported, else bounded from the text that arrived;
+- a request at a provider that never answered usably (timeout, malformed reply, cancel,
+  link loss, shutdown): the attempt's maximum, conservatively, since the provider may have
+  finished it;
+- a provider's error status, or a connection that never reached it: nothing.
+
+Such an ending is billed and recorded under its own outcome, never as a success.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from guardian.costs import cost_usd, text_token_bound
+from guardian.ledger import UsageLedger, fallback_json
+from guardian.limits import Limits
+from guardian.storage.base import AuditEntry, Reservation, UsageRow
+from protocol.pyfun import ModelConfig
+
+#: Why a call's task was cancelled, passed as the cancel message (`Task.cancel(msg)`).
+CANCELLED = "cancelled"
+LINK_LOST = "link_lost"
+SHUTDOWN = "shutdown"
+_REASONS = {CANCELLED, LINK_LOST, SHUTDOWN}
+
+
+def cancel_reason(exc: asyncio.CancelledError) -> str:
+    """The outcome of a cancelled call: the reason its canceller gave, else `cancelled`."""
+    reason = exc.args[0] if exc.args else None
+    return reason if isinstance(reason, str) and reason in _REASONS else CANCELLED
+
+
+class CallMeter:
+    """What one call has consumed so far, attempt by attempt, and its single ending."""
+
+    def __init__(
+        self,
+        *,
+        ledger: UsageLedger | None,
+        limits: Limits | None,
+        principal: str,
+        tool: str,
+        action: str,
+        ip: str = "",
+    ) -> None:
+        self.ledger = ledger
+        self.limits = limits
+        self.principal = principal
+        self.tool = tool
+        self.action = action
+        self.ip = ip
+        self.started = time.monotonic()
+        self.reservation: Reservation | None = None
+        self.ended = False
+        self.cost: float | None = None  # what the call was billed, once it ended
+        # the current attempt
+        self.provider = ""
+        self.model = ""
+        self.model_config: ModelConfig | None = None
+        self.input_bound = 0
+        self.max_tokens = 0
+        self.in_flight = False  # the request is at the provider, no answer has begun
+        self.answering = False  # a streamed answer has begun and has not finished
+        self.input_tokens: int | None = None
+        self.output_tokens: int | None = None
+        self.text_tokens = 0
+        # earlier attempts in the chain that were sent and never answered
+        self.carried_input = 0
+        self.carried_output = 0
+        self.carried_cost = 0.0
+
+    # the attempt in progress -----------------------------------------------------------------
+    def begin(
+        self,
+        provider: str,
+        model: str,
+        model_config: ModelConfig | None,
+        input_bound: int,
+        max_tokens: int,
+    ) -> None:
+        """A new attempt (the next provider in the chain, or a retry)."""
+        self._carry()
+        self.provider, self.model, self.model_config = provider, model, model_config
+        self.input_bound, self.max_tokens = input_bound, max_tokens
+        self.in_flight = self.answering = False
+        self.input_tokens = self.output_tokens = None
+        self.text_tokens = 0
+
+    def sending(self) -> None:
+        self.in_flight, self.answering = True, False
+
+    def answered(self) -> None:
+        """The provider answered (a whole reply, or an error status): nothing is pending."""
+        self.in_flight = self.answering = False
+
+    def streaming(self) -> None:
+        """The first event of a streamed answer arrived."""
+        self.in_flight, self.answering = False, True
+
+    def usage(self, input_tokens: int | None, output_tokens: int | None) -> None:
+        if input_tokens is not None:
+            self.input_tokens = input_tokens
+        if output_tokens is not None:
+            self.output_tokens = output_tokens
+
+    def text(self, text: str) -> None:
+        self.text_tokens += text_token_bound(text)
+
+    def _pending(self) -> tuple[int, int]:
+        """The tokens the current attempt has consumed if it ended now."""
+        if self.in_flight:
+            return self.input_bound, self.max_tokens
+        if self.answering:
+            used_in = self.input_tokens if self.input_tokens else self.input_bound
+            return used_in, max(self.output_tokens or 0, self.text_tokens)
+        return 0, 0
+
+    def _carry(self) -> None:
+        used_in, used_out = self._pending()
+        if used_in or used_out:
+            self.carried_input += used_in
+            self.carried_output += used_out
+            self.carried_cost += cost_usd(self.model_config, used_in, used_out) or 0.0
+        self.in_flight = self.answering = False
+
+    # endings ---------------------------------------------------------------------------------
+    def succeed(self, input_tokens: int, output_tokens: int, path: list[dict[str, str]]) -> None:
+        self.in_flight = self.answering = False
+        self._end("ok", path, input_tokens, output_tokens)
+
+    def fail(
+        self, outcome: str, path: list[dict[str, str]], detail: str = "", *, audited: bool = True
+    ) -> None:
+        """An error ending, billed for whatever the attempts consumed. `audited=False` when
+        the refusal is audited elsewhere already."""
+        used_in, used_out = self._pending()
+        self.in_flight = self.answering = False
+        self._end(outcome, path, used_in, used_out, (detail or outcome) if audited else "")
+
+    def _end(
+        self,
+        outcome: str,
+        path: list[dict[str, str]],
+        input_tokens: int,
+        output_tokens: int,
+        audit_detail: str = "",
+    ) -> None:
+        """The one ending: never twice, and never yields to the event loop, so a cancelled
+        call's handler can run it."""
+        if self.ended:
+            return
+        self.ended = True
+        cost = cost_usd(self.model_config, input_tokens, output_tokens)
+        if self.carried_cost:
+            cost = round((cost or 0.0) + self.carried_cost, 8)
+        input_tokens += self.carried_input
+        output_tokens += self.carried_output
+        self.cost = cost
+        if self.limits is not None and self.reservation is not None:
+            self.limits.settle(self.reservation, cost or 0.0)
+        if self.ledger is None:
+            return
+        row = UsageRow(
+            ts=time.time(),
+            principal=self.principal,
+            tool=self.tool,
+            provider=self.provider,
+            model=self.model,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            cost_usd=cost,
+            latency_ms=round((time.monotonic() - self.started) * 1000, 3),
+            outcome=outcome,
+            fallback_path=fallback_json(path),
+        )
+        audit = None
+        if outcome != "ok" and audit_detail:
+            audit = AuditEntry(
+                principal=self.principal,
+                action=self.action,
+                outcome=outcome,
+                ip=self.ip,
+                detail=(
+                    f"{audit_detail}; billed {input_tokens} input and {output_tokens} output"
+                    f" tokens, {cost or 0.0:.6f} USD"
+                ),
+                tool=self.tool,
+            )
+        self.ledger.record(row, reservation=self.reservation, audit=audit)
