@@ -13,7 +13,7 @@ import pytest
 
 from guardian.ledger import UsageLedger
 from guardian.storage import open_storage
-from guardian.storage.base import StorageError, UsageRow
+from guardian.storage.base import LedgerEntry, StorageError, UsageRow
 from guardian.tasks import TaskSet
 
 
@@ -100,7 +100,7 @@ def _row() -> UsageRow:
 class _DownStorage:
     """A database that is away."""
 
-    async def add_usage(self, rows: Sequence[UsageRow]) -> None:
+    async def write_ledger(self, entries: Sequence[LedgerEntry]) -> None:
         raise StorageError("postgresql: connection lost")
 
 
