@@ -10,7 +10,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import httpx
@@ -82,6 +82,27 @@ def cmdline(pid: int) -> str:
         return ""
 
 
+def wait_for_healthz(
+    url: str,
+    process: subprocess.Popen[bytes] | None,
+    logs: Callable[[], str],
+    what: str,
+    timeout: float = 30.0,
+) -> None:
+    """Until `url`/healthz answers 200 (the guardian is linked); fail if `process` exits."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise AssertionError(f"{what} exited early:\n{logs()}")
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1.0).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.05)
+    raise AssertionError(f"{what} not healthy within {timeout} s:\n{logs()}")
+
+
 class Stack:
     """The real supervisor with its guardian and sandbox, in a directory of its own."""
 
@@ -138,17 +159,7 @@ class Stack:
         return self
 
     def wait_healthy(self, timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process is not None and self.process.poll() is not None:
-                raise AssertionError(f"supervisor exited early:\n{self.logs()}")
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=1.0).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        raise AssertionError(f"stack not healthy within {timeout} s:\n{self.logs()}")
+        wait_for_healthz(self.url, self.process, self.logs, "supervisor", timeout)
 
     def pid_of(self, name: str) -> int:
         """The pid of the supervisor's `guardian` or `sandbox` child."""

@@ -9,12 +9,9 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Mapping
 
-import httpx
-
-from tests.helpers import ROOT, GuardianProcess, base_env, free_port
+from tests.helpers import ROOT, GuardianProcess, base_env, free_port, wait_for_healthz
 
 
 class SandboxProcess:
@@ -78,17 +75,7 @@ class SandboxProcess:
 
     def wait_linked(self, timeout: float = 30.0) -> None:
         """Until /healthz says the guardian answers."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process is not None and self.process.poll() is not None:
-                raise AssertionError(f"sandbox exited:\n{self.logs()}")
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.05)
-        raise AssertionError(f"sandbox not linked within {timeout} s:\n{self.logs()}")
+        wait_for_healthz(self.url, self.process, self.logs, "sandbox", timeout)
 
     def logs(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
