@@ -547,9 +547,7 @@ class Supervisor:
 
     # process control ----------------------------------------------------------------------
     def spawn(self, child: Child) -> None:
-        kwargs: dict[str, object] = {}
-        if child.drop_privileges:
-            kwargs = {"user": child.identity.uid, "group": child.identity.gid, "extra_groups": []}
+        drop = child.drop_privileges
         child.process = subprocess.Popen(
             child.argv,
             env=child.env,
@@ -559,7 +557,9 @@ class Supervisor:
             # a process group of its own: Ctrl-C at a terminal reaches the supervisor alone,
             # which stops the children in order (they die with it all the same)
             process_group=0,
-            **kwargs,  # type: ignore[arg-type]
+            user=child.identity.uid if drop else None,
+            group=child.identity.gid if drop else None,
+            extra_groups=[] if drop else None,
         )
         child.state = State.RUNNING
         child.started_at = time.monotonic()

@@ -423,7 +423,7 @@ class _Parser(argparse.ArgumentParser):
         kwargs.setdefault("parents", [_common()])
         super().__init__(**kwargs)
 
-    def error(self, message: str) -> Any:  # type: ignore[override]
+    def error(self, message: str) -> Any:
         raise UsageError(f"{message} (see {self.prog} --help)")
 
 

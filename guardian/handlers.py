@@ -75,7 +75,12 @@ async def principal_of(ctx: CallContext, params: dict[str, Any]) -> Principal:
     return await auth_of(ctx).resolve(params["caller"], ctx.listens_on_loopback)
 
 
-async def _audited(ctx: CallContext, params: dict[str, Any], action: str, run: Any) -> Any:
+SealedRun = Callable[[Principal], Awaitable[dict[str, Any]]]
+
+
+async def _audited(
+    ctx: CallContext, params: dict[str, Any], action: str, run: SealedRun
+) -> dict[str, Any]:
     """Run a sealed call for its principal; refusals go to the audit log."""
     caller = params.get("caller") or {}
     ip, tool = caller.get("ip", ""), params.get("tool", "")

@@ -37,11 +37,11 @@ def _libc() -> ctypes.CDLL:
 
 def make_undumpable() -> bool:
     """True when this process is now not dumpable."""
-    return _libc().prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) == 0 and not dumpable()
+    return bool(_libc().prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) == 0) and not dumpable()
 
 
 def dumpable() -> bool:
-    return _libc().prctl(PR_GET_DUMPABLE, 0, 0, 0, 0) != 0
+    return bool(_libc().prctl(PR_GET_DUMPABLE, 0, 0, 0, 0) != 0)
 
 
 def kernel_landlock_abi() -> int:

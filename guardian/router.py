@@ -115,7 +115,8 @@ def merge_tool_calls(calls: dict[int, dict[str, Any]], deltas: list[dict[str, An
         )
         if delta.get("id"):
             call["id"] = delta["id"]
-        function = delta.get("function") if isinstance(delta.get("function"), dict) else {}
+        given = delta.get("function")
+        function: dict[str, Any] = given if isinstance(given, dict) else {}
         if function.get("name"):
             call["function"]["name"] = function["name"]
         if isinstance(function.get("arguments"), str):
@@ -495,7 +496,7 @@ class Router:
         if prompt is not None:
             return [{"role": "user", "content": prompt}]
         conversation = []
-        for index, message in enumerate(messages):
+        for index, message in enumerate(messages or []):
             role = message.get("role")
             if role == "developer":  # what current OpenAI SDKs send for system instructions
                 message = {**message, "role": "system"}
@@ -828,20 +829,20 @@ class Router:
                 if model_id:
                     owners.setdefault(model_id, provider.name)
         models = []
-        for model_id, provider in owners.items():
+        for model_id, owner in owners.items():
             if wanted and model_id != wanted:
                 continue
             if principal is not None and not (
                 policy.allows(principal.role.models, model_id)
-                and policy.allows(principal.role.providers, provider)
+                and policy.allows(principal.role.providers, owner)
             ):
                 continue
             entry = config.models.get(model_id)
             models.append(
                 {
                     "id": model_id,
-                    "provider": provider,
-                    "provider_active": provider in snapshot.llm_providers,
+                    "provider": owner,
+                    "provider_active": owner in snapshot.llm_providers,
                     "max_output_tokens": entry.max_output_tokens if entry else None,
                     "requests_per_min": entry.requests_per_min if entry else None,
                     "cost_input_per_1m": entry.cost_input_per_1m if entry else None,

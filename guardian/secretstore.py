@@ -18,7 +18,7 @@ import binascii
 import logging
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -208,7 +208,7 @@ class SecretStore:
         await self.reload()
         return len(resealed)
 
-    def listing(self, rows: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    def listing(self, rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
         """Names, versions and dates; never a value."""
         out = []
         for row in rows:

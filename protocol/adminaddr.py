@@ -19,7 +19,8 @@ import socket
 import struct
 from pathlib import Path
 
-from protocol.channel import DEFAULT_MAX_FRAME_SIZE, SocketChannel
+from protocol.channel import SocketChannel
+from protocol.framing import DEFAULT_MAX_FRAME_SIZE
 
 _PEERCRED = struct.Struct("3i")
 

@@ -23,7 +23,7 @@ _packer_default = msgpack.Packer(use_bin_type=True)
 
 def encode(message: Any) -> bytes:
     """One frame: the length header and the packed message."""
-    body = _packer_default.pack(message)
+    body: bytes = _packer_default.pack(message)
     return HEADER.pack(len(body)) + body
 
 

@@ -178,8 +178,14 @@ def _nodes_in(value: object) -> Iterator[ast.Node]:
             yield from _nodes_in(item)
 
 
+def _slots(node: ast.Node) -> Iterable[str]:
+    """The attribute names of a pglast node (its generated classes list them as slots)."""
+    slots: Iterable[str] = getattr(node, "__slots__", ())
+    return slots
+
+
 def _children(node: ast.Node) -> Iterator[ast.Node]:
-    for name in node.__slots__:
+    for name in _slots(node):
         yield from _nodes_in(getattr(node, name, None))
 
 
@@ -211,7 +217,7 @@ def _check_relations(node: ast.Node, policy: Policy, scope: frozenset[str]) -> N
                 _check_relations(cte.ctequery, policy, frozenset(visible))
             visible.add(name)
         inner = frozenset(visible)
-        for slot in node.__slots__:
+        for slot in _slots(node):
             if slot != "withClause":
                 for child in _nodes_in(getattr(node, slot, None)):
                     _check_relations(child, policy, inner)

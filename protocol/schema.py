@@ -8,6 +8,7 @@ microseconds, not the tens a general JSON-Schema validator takes.
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -27,7 +28,8 @@ class Field:
     min: float | None = None
     max: float | None = None
     choices: frozenset[Any] | None = None
-    items: type | tuple[type, ...] | None = None
+    # `builtins.type`: inside this class body, a bare `type` names the field above
+    items: builtins.type | tuple[builtins.type, ...] | None = None
     #: For a map: the schema its contents must fit.
     fields: Mapping[str, Field] | None = None
 

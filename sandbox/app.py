@@ -47,11 +47,6 @@ def build_app(
     loopback_only = all(is_loopback_host(h) for h in [*listen_hosts, settings.host])
     allowed_hosts = list(hub.allowed_hosts) or (None if loopback_only else ["*"])
     allowed_origins = [*hub.allowed_origins, *hub.cors_origins] or None
-    guard = {
-        "host_origin_protection": True,
-        "allowed_hosts": allowed_hosts,
-        "allowed_origins": allowed_origins,
-    }
 
     def on_active_change(active: ActiveNames) -> None:
         """The guardian (re)connected or reloaded: re-read our view of .pyfun (tool
@@ -63,8 +58,20 @@ def build_app(
         tools.sync_tools(active)
 
     link.on_active_change(on_active_change)
-    mcp_http = mcp.http_app(path="/", **guard)
-    mcp_sse = create_sse_app(mcp, message_path="/messages/", sse_path="/", **guard)
+    mcp_http = mcp.http_app(
+        path="/",
+        host_origin_protection=True,
+        allowed_hosts=allowed_hosts,
+        allowed_origins=allowed_origins,
+    )
+    mcp_sse = create_sse_app(
+        mcp,
+        message_path="/messages/",
+        sse_path="/",
+        host_origin_protection=True,
+        allowed_hosts=allowed_hosts,
+        allowed_origins=allowed_origins,
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -268,7 +268,8 @@ class AnthropicAdapter:
         content = _get(body, "content")
         if not isinstance(content, list):
             raise malformed("Anthropic reply without a content list")
-        texts, calls = [], []
+        texts: list[str] = []
+        calls: list[dict[str, Any]] = []
         for block in content:
             if not isinstance(block, dict):
                 continue
