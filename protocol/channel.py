@@ -26,6 +26,9 @@ class Channel(Protocol):
     def send(self, message: Any) -> None:
         """Queue one message; raises `ConnectionLost` when the channel is closed."""
 
+    def send_raw(self, data: bytes) -> None:
+        """Queue one already encoded frame; raises `ConnectionLost` when closed."""
+
     async def receive(self) -> list[Any]:
         """Wait for one or more decoded messages; raises a `ProtocolError` at the end."""
 

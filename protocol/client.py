@@ -21,12 +21,14 @@ from protocol.channel import Channel
 from protocol.errors import (
     ConnectionLost,
     Internal,
+    InvalidParams,
     ProtocolError,
     RPCError,
     Timeout,
     Unavailable,
     error_from_wire,
 )
+from protocol.framing import DEFAULT_MAX_FRAME_SIZE, HEADER, encode
 from protocol.messages import MAX_MSGID, Notification, Response, StreamChunk, parse
 from protocol.messages import notification as notification_message
 from protocol.messages import request as request_message
@@ -117,6 +119,7 @@ class RPCClient:
         *,
         client_name: str,
         hello_params: Mapping[str, Any] | None = None,
+        max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
         call_timeout: float = DEFAULT_CALL_TIMEOUT,
         backoff_initial: float = DEFAULT_BACKOFF_INITIAL,
         backoff_max: float = DEFAULT_BACKOFF_MAX,
@@ -127,6 +130,7 @@ class RPCClient:
         self._client_name = client_name
         #: Extra facts this client states in every `hello` (the sandbox: where it listens).
         self._hello_params = dict(hello_params or {})
+        self.max_frame_size = max_frame_size
         self.call_timeout = call_timeout
         self._backoff_initial = backoff_initial
         self._backoff_max = backoff_max
@@ -183,7 +187,7 @@ class RPCClient:
         limit = self.call_timeout if timeout is None else timeout
         timer = loop.call_later(limit, _expire, future, method, limit)
         try:
-            channel.send(request_message(msgid, method, params))
+            channel.send_raw(self._frame(msgid, method, params))
             return await future
         finally:
             timer.cancel()
@@ -200,12 +204,24 @@ class RPCClient:
         """
         channel = self._usable_channel()
         msgid = self._next_id()
+        frame = self._frame(msgid, method, params)
         stream = RPCStream(self, msgid, method, self.call_timeout if timeout is None else timeout)
         self._streams[msgid] = stream
-        channel.send(request_message(msgid, method, params))
+        channel.send_raw(frame)
         return stream
 
     # internals ---------------------------------------------------------------------------
+    def _frame(self, msgid: int, method: str, params: dict[str, Any]) -> bytes:
+        """The encoded request; one the guardian would refuse as too large fails this call
+        alone (the guardian would close the connection, and every other call on it)."""
+        frame = encode(request_message(msgid, method, params))
+        if len(frame) - HEADER.size > self.max_frame_size:
+            raise InvalidParams(
+                f"the request is {len(frame)} bytes, over the RPC frame limit"
+                f" ({self.max_frame_size} bytes); send less"
+            )
+        return frame
+
     def _usable_channel(self) -> Channel:
         if self.state is ClientState.CLOSED:
             raise RuntimeError("This RPC client has been closed; create a new one.")

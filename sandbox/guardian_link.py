@@ -93,6 +93,7 @@ class GuardianLink:
         self._client = RPCClient(
             connect,
             client_name="sandbox",
+            max_frame_size=max_frame_size,
             hello_params={"listen": [h[:64] for h in listen_hosts][:16]},
             call_timeout=DEFAULT_CALL_TIMEOUT,
             on_connect=self._connected,

@@ -149,3 +149,22 @@ async def test_closed_client_is_a_programming_error() -> None:
     await client.close()
     with pytest.raises(RuntimeError, match="closed"):
         await client.call("echo", {})
+
+
+async def test_a_request_over_the_frame_limit_fails_only_itself() -> None:
+    # The guardian closes a connection that sends an oversized frame, and with it every call
+    # in flight on it; the client refuses to send one, so only the oversized call fails.
+    guardian = ScriptedGuardian()
+    client = await started(guardian, max_frame_size=64 * 1024)
+    slow = asyncio.create_task(client.call("slow", {}, timeout=5))
+    await asyncio.sleep(0.01)
+    with pytest.raises(InvalidParams, match="over the RPC frame limit"):
+        await client.call("echo", {"text": "x" * 100_000})
+    with pytest.raises(InvalidParams, match="over the RPC frame limit"):
+        client.stream("stream", {"text": "x" * 100_000})
+    assert await client.call("echo", {"small": 1}) == {"small": 1}
+    assert len(guardian.channels) == 1 and not slow.done()  # the connection stayed up
+    assert "echo" in [r.method for r in guardian.requests]
+    assert all(len(str(r.params)) < 1000 for r in guardian.requests)
+    slow.cancel()
+    await client.close()
