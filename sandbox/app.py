@@ -118,6 +118,7 @@ def build_app(
                 allow_methods=["GET", "POST", "DELETE"],
                 allow_headers=[
                     "authorization",
+                    "x-api-key",
                     "content-type",
                     "mcp-session-id",
                     "mcp-protocol-version",

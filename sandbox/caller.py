@@ -55,7 +55,14 @@ def client_address(scope: Scope, proxies: Proxies) -> tuple[str, str]:
 
 
 def credential_of(headers: Headers) -> str | None:
-    """A bearer token, else the session cookie, exactly as sent."""
+    """`X-API-Key`, else a bearer token, else the session cookie, exactly as sent.
+
+    `X-API-Key` comes first: on a private Hugging Face Space the `Authorization` header
+    carries the person's Hugging Face token (the Space's own gate), never ours.
+    """
+    api_key = headers.get("x-api-key", "").strip()
+    if api_key:
+        return api_key
     authorization = headers.get("authorization", "")
     scheme, _, value = authorization.partition(" ")
     if scheme.lower() == "bearer" and value.strip():

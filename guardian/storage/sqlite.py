@@ -75,7 +75,16 @@ class SQLiteStorage(Storage):
             self._db = await aiosqlite.connect(self.path, isolation_level=None, timeout=5.0)
             self._db.row_factory = sqlite3.Row
             await self._db.execute("PRAGMA busy_timeout=5000")
-            await self._db.execute("PRAGMA journal_mode=WAL")
+            # Switching to WAL needs the file to itself and does not wait on the busy
+            # timeout while another guardian migrates it: try again for a few seconds.
+            for _ in range(50):
+                try:
+                    await self._db.execute("PRAGMA journal_mode=WAL")
+                    break
+                except sqlite3.OperationalError as exc:
+                    if "locked" not in str(exc):
+                        raise
+                    await asyncio.sleep(0.1)
             await self._db.execute("PRAGMA synchronous=NORMAL")
         except sqlite3.Error as exc:
             await self.close()  # its worker thread would otherwise keep the process alive

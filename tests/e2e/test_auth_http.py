@@ -206,3 +206,20 @@ def test_openai_sdk_with_a_wrong_and_a_right_key(stack: Stack) -> None:
         wrong.models.list()
     right = openai.OpenAI(base_url=f"{stack.url}/v1", api_key=BOOTSTRAP, max_retries=0)
     assert right.models.list().data is not None
+
+
+def test_x_api_key_carries_our_credential_behind_a_gate_that_uses_authorization(
+    stack: Stack,
+) -> None:
+    gate = {"authorization": "Bearer hf_the_space_gate_token"}
+    refused = httpx.get(f"{stack.url}/v1/models", headers=gate, timeout=10)
+    assert refused.status_code == 401
+    ours = httpx.get(f"{stack.url}/v1/models", headers={**gate, "x-api-key": BOOTSTRAP}, timeout=10)
+    assert ours.status_code == 200, ours.text
+    api = httpx.post(
+        f"{stack.url}/api",
+        json={"tool": "health_check", "params": {}},
+        headers={**gate, "x-api-key": BOOTSTRAP},
+        timeout=10,
+    )
+    assert api.status_code == 200, api.text

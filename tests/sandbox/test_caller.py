@@ -34,3 +34,11 @@ def test_credentials_bearer_first_then_cookie() -> None:
         scope("127.0.0.1", {"user-agent": "ua", "authorization": "bearer t"}), Proxies()
     )
     assert (caller.ip, caller.user_agent, caller.credential) == ("127.0.0.1", "ua", "t")
+
+
+def test_x_api_key_wins_over_a_bearer_meant_for_a_proxy() -> None:
+    # A private Space's gate takes the Hugging Face token in Authorization; ours travels in
+    # X-API-Key and must be the one forwarded to the guardian.
+    both = Headers({"authorization": "Bearer hf_space_gate", "x-api-key": "sg_ours"})
+    assert credential_of(both) == "sg_ours"
+    assert credential_of(Headers({"x-api-key": "  "})) is None
