@@ -13,7 +13,7 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import Mount, Route
 
-from protocol.pyfun import PyfunError, is_loopback_host
+from protocol.pyfun import PyfunError
 from sandbox import json_api, openai_api
 from sandbox.auth import AuthGate, VerifyCache, login, logout
 from sandbox.caller import Proxies
@@ -24,7 +24,7 @@ from sandbox.metrics import Metrics, MetricsMiddleware, metrics_endpoint
 from sandbox.middleware import BodyLimit, MountRootSlash, OneResponse, StreamCap
 from sandbox.openai_errors import OpenAIErrors
 from sandbox.pages import healthz, status_page
-from sandbox.request_guard import HostPolicy, RequestGuard
+from sandbox.request_guard import LOOPBACK_NAMES, HostPolicy, RequestGuard
 from sandbox.settings import SandboxSettings, load_settings
 
 logger = logging.getLogger("sealgate.sandbox")
@@ -39,14 +39,15 @@ def build_app(
     mcp, tools = build_mcp(settings.config, link, hub_state)
     # Host, Origin and content type are checked on every route but /healthz (RequestGuard);
     # the MCP SDK's own guard stays on both transports as a second line.
+    origins = [*hub.allowed_origins, *hub.cors_origins]
     policy = HostPolicy.build(
         listen_hosts=[*listen_hosts, settings.host],
         allowed_hosts=hub.allowed_hosts,
-        allowed_origins=[*hub.allowed_origins, *hub.cors_origins],
+        allowed_origins=origins,
     )
-    loopback_only = all(is_loopback_host(h) for h in [*listen_hosts, settings.host])
-    allowed_hosts = list(hub.allowed_hosts) or (None if loopback_only else ["*"])
-    allowed_origins = [*hub.allowed_origins, *hub.cors_origins] or None
+    # The SDK's guard takes None for "loopback names only", as RequestGuard decided above.
+    allowed_hosts = list(hub.allowed_hosts) or (None if policy.hosts == LOOPBACK_NAMES else ["*"])
+    allowed_origins = origins or None
 
     def on_active_change(active: ActiveNames) -> None:
         """The guardian (re)connected or reloaded: re-read our view of .pyfun (tool

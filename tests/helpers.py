@@ -28,6 +28,11 @@ PASS_ENV = ("PATH", "LANG", "LC_ALL", "TZ")
 TEST_SETTINGS = {"SEALGATE_PBKDF2_ROUNDS": "1000"}
 
 
+#: What a real sandbox listening on loopback says in `hello` (the guardian then allows open
+#: mode); for tests that play the sandbox on its socket.
+LOOPBACK_SANDBOX_HELLO = {"listen": ["127.0.0.1"]}
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

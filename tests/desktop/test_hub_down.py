@@ -2,37 +2,21 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import httpx
 import pytest
 from PySide6.QtCore import Qt
 
 from desktop.window import MainWindow
 from tests.desktop.test_app import connect
-from tests.helpers import GuardianProcess
-from tests.security.split import SandboxProcess
+from tests.security.split import SandboxProcess, orphaned_sandbox
 
 
 @pytest.fixture
 def orphaned() -> Iterator[SandboxProcess]:
-    guardian = GuardianProcess().start()
-    sandbox = SandboxProcess(guardian).start()
-    try:
-        sandbox.wait_linked()
-        assert guardian.process is not None
-        guardian.process.kill()
-        guardian.process.wait()
-        deadline = time.monotonic() + 10
-        while httpx.get(f"{sandbox.url}/healthz", timeout=5).status_code != 503:
-            assert time.monotonic() < deadline
-            time.sleep(0.02)
+    with orphaned_sandbox() as sandbox:
         yield sandbox
-    finally:
-        sandbox.stop()
-        guardian.stop()
 
 
 def test_a_hub_without_its_guardian_shows_hub_unreachable(

@@ -13,7 +13,7 @@ from protocol.channel import SocketChannel, open_unix_channel
 from protocol.client import RPCClient
 from protocol.errors import BudgetExceeded, Forbidden, RateLimited
 from tests.fakes.providers import FakeOpenAI
-from tests.helpers import GuardianProcess, run_ctl
+from tests.helpers import LOOPBACK_SANDBOX_HELLO, GuardianProcess, run_ctl
 from tests.pg import PostgresServer
 
 
@@ -87,7 +87,7 @@ async def clients(
         async def connect(path: str = str(guardian.socket_path)) -> SocketChannel:
             return await open_unix_channel(path)
 
-        client = RPCClient(connect, client_name="sandbox", hello_params={"listen": ["127.0.0.1"]})
+        client = RPCClient(connect, client_name="sandbox", hello_params=LOOPBACK_SANDBOX_HELLO)
         client.start()
         assert await client.wait_connected(5)
         made.append(client)

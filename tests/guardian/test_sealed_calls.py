@@ -16,7 +16,7 @@ from protocol.client import RPCClient
 from protocol.errors import InvalidParams, NotFound, ProviderError, Timeout
 from tests.fakes.base import Behaviour
 from tests.fakes.providers import FakeAnthropic, FakeGemini, FakeOpenAI
-from tests.helpers import GuardianProcess
+from tests.helpers import LOOPBACK_SANDBOX_HELLO, GuardianProcess
 
 CALLER = {"ip": "127.0.0.1", "user_agent": "pytest"}
 
@@ -91,7 +91,7 @@ async def client(
     async def connect() -> SocketChannel:
         return await open_unix_channel(str(guardian_with_fakes.socket_path))
 
-    rpc = RPCClient(connect, client_name="sandbox", hello_params={"listen": ["127.0.0.1"]})
+    rpc = RPCClient(connect, client_name="sandbox", hello_params=LOOPBACK_SANDBOX_HELLO)
     rpc.start()
     assert await rpc.wait_connected(5)
     yield rpc

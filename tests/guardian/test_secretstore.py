@@ -25,7 +25,7 @@ from guardian.storage import Storage, open_storage
 from protocol.channel import open_unix_channel
 from protocol.client import RPCClient
 from tests.fakes.providers import FakeOpenAI
-from tests.helpers import GuardianProcess, run_ctl
+from tests.helpers import LOOPBACK_SANDBOX_HELLO, GuardianProcess, run_ctl
 
 KEY = os.urandom(32)
 OTHER_KEY = os.urandom(32)
@@ -124,7 +124,7 @@ async def _client(guardian: GuardianProcess) -> RPCClient:
     client = RPCClient(
         lambda: open_unix_channel(str(guardian.socket_path)),
         client_name="sandbox",
-        hello_params={"listen": ["127.0.0.1"]},
+        hello_params=LOOPBACK_SANDBOX_HELLO,
     )
     client.start()
     assert await client.wait_connected(5)

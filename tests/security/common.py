@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 
 from tests.fakes.providers import FakeOpenAI
+from tests.helpers import LOOPBACK_SANDBOX_HELLO
 
 #: A provider key shaped like a real one (24+ characters, no scanner mistakes it).
 PROVIDER_KEY = "fake-sec-key-0123456789abcdefghij"
@@ -64,7 +65,7 @@ async def sandbox_client(stack: Any) -> Any:
     async def connect() -> Any:
         return await open_unix_channel(path)
 
-    rpc = RPCClient(connect, client_name="sandbox", hello_params={"listen": ["127.0.0.1"]})
+    rpc = RPCClient(connect, client_name="sandbox", hello_params=LOOPBACK_SANDBOX_HELLO)
     rpc.start()
     assert await rpc.wait_connected(10)
     return rpc

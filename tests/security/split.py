@@ -6,10 +6,14 @@ guardian down, and the sandbox can be handed a listening socket (socket activati
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import subprocess
 import sys
-from collections.abc import Mapping
+import time
+from collections.abc import Iterator, Mapping
+
+import httpx
 
 from tests.helpers import ROOT, GuardianProcess, base_env, free_port, wait_for_healthz
 
@@ -88,3 +92,24 @@ class SandboxProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+
+
+@contextlib.contextmanager
+def orphaned_sandbox() -> Iterator[SandboxProcess]:
+    """A linked sandbox whose guardian was then killed and is never restarted; yielded once
+    the sandbox has noticed (its /healthz answers 503)."""
+    guardian = GuardianProcess().start()
+    sandbox = SandboxProcess(guardian).start()
+    try:
+        sandbox.wait_linked()
+        assert guardian.process is not None
+        guardian.process.kill()
+        guardian.process.wait()
+        deadline = time.monotonic() + 10
+        while httpx.get(f"{sandbox.url}/healthz", timeout=5).status_code != 503:
+            assert time.monotonic() < deadline, sandbox.logs()
+            time.sleep(0.02)
+        yield sandbox
+    finally:
+        sandbox.stop()
+        guardian.stop()

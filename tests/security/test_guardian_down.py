@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from tests.helpers import GuardianProcess
-from tests.security.split import SandboxProcess
+from tests.security.split import SandboxProcess, orphaned_sandbox
 
 ROUTES = [
     ("GET", "/", None),
@@ -29,17 +29,8 @@ ROUTES = [
 @pytest.fixture
 def orphaned() -> Iterator[SandboxProcess]:
     """A linked sandbox whose guardian was then killed and is never restarted."""
-    guardian = GuardianProcess().start()
-    sandbox = SandboxProcess(guardian).start()
-    try:
-        sandbox.wait_linked()
-        assert guardian.process is not None
-        guardian.process.kill()
-        guardian.process.wait()
+    with orphaned_sandbox() as sandbox:
         yield sandbox
-    finally:
-        sandbox.stop()
-        guardian.stop()
 
 
 def test_every_route_but_healthz_answers_503_at_once(orphaned: SandboxProcess) -> None:

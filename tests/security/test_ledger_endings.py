@@ -22,7 +22,7 @@ from protocol.client import RPCClient
 from protocol.errors import ProviderError, Timeout
 from tests.fakes.base import Behaviour
 from tests.fakes.providers import FakeAnthropic
-from tests.helpers import GuardianProcess, Stack
+from tests.helpers import LOOPBACK_SANDBOX_HELLO, GuardianProcess, Stack
 from tests.security.stackdb import BACKENDS, Backend, make_backend, user_with_token
 
 WORDS = 40
@@ -92,7 +92,7 @@ async def connect(guardian: GuardianProcess) -> RPCClient:
     async def channel() -> SocketChannel:
         return await open_unix_channel(str(guardian.socket_path))
 
-    client = RPCClient(channel, client_name="sandbox", hello_params={"listen": ["127.0.0.1"]})
+    client = RPCClient(channel, client_name="sandbox", hello_params=LOOPBACK_SANDBOX_HELLO)
     client.start()
     assert await client.wait_connected(5)
     return client

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from tests.e2e.world import World
-from tests.helpers import GuardianProcess
+from tests.helpers import LOOPBACK_SANDBOX_HELLO, GuardianProcess
 from tests.security.split import SandboxProcess
 
 
@@ -69,7 +69,7 @@ async def test_open_mode_never_runs_db_query(pg_database: str) -> None:
     client = RPCClient(
         lambda: open_unix_channel(str(guardian.socket_path)),
         client_name="sandbox",
-        hello_params={"listen": ["127.0.0.1"]},
+        hello_params=LOOPBACK_SANDBOX_HELLO,
     )
     try:
         client.start()

@@ -17,7 +17,7 @@ from protocol.client import RPCClient
 from protocol.errors import ProviderError
 from tests.fakes.base import Behaviour
 from tests.fakes.providers import FakeOpenAI
-from tests.helpers import GuardianProcess
+from tests.helpers import LOOPBACK_SANDBOX_HELLO, GuardianProcess
 
 CALLER = {"ip": "127.0.0.1", "user_agent": "pytest"}
 BOMB_BYTES = 1 << 30  # what the bomb unpacks to: 1 GiB
@@ -61,7 +61,7 @@ default_model = "gpt-test"
         return await open_unix_channel(str(guardian.socket_path))
 
     client = RPCClient(
-        connect, client_name="sandbox", hello_params={"listen": ["127.0.0.1"]}, call_timeout=60
+        connect, client_name="sandbox", hello_params=LOOPBACK_SANDBOX_HELLO, call_timeout=60
     )
     client.start()
     assert await client.wait_connected(5)

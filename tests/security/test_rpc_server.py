@@ -22,7 +22,7 @@ from protocol.errors import Internal
 from protocol.framing import FrameDecoder, encode
 from tests.fakes.base import Behaviour
 from tests.fakes.providers import FakeOpenAI
-from tests.helpers import GuardianProcess
+from tests.helpers import LOOPBACK_SANDBOX_HELLO, GuardianProcess
 from tests.security.common import caller, provider_block
 
 #: Enough [MODEL.*] blocks that one `models.info` answer is ~15 KB for an ~80-byte request.
@@ -54,7 +54,7 @@ async def rpc(guardian: GuardianProcess) -> AsyncIterator[RPCClient]:
     async def connect() -> SocketChannel:
         return await open_unix_channel(str(guardian.socket_path))
 
-    client = RPCClient(connect, client_name="sandbox", hello_params={"listen": ["127.0.0.1"]})
+    client = RPCClient(connect, client_name="sandbox", hello_params=LOOPBACK_SANDBOX_HELLO)
     client.start()
     assert await client.wait_connected(10)
     yield client
