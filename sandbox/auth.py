@@ -8,6 +8,7 @@ the guardian resolves the credential again on every sealed call regardless.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import time
 from typing import Any
@@ -128,12 +129,14 @@ class AuthGate:
         state["principal"] = principal
         # The MCP SDK binds each session (Streamable HTTP and legacy SSE) to the user that
         # opened it and answers 404 to anyone else; this is the identity it compares.
-        scope["user"] = session_owner(principal)
+        scope["user"] = session_owner(str(principal.get("principal", "")))
         await self.app(scope, receive, send)
 
 
-def session_owner(principal: dict[str, Any]) -> AuthenticatedUser:
-    name = str(principal.get("principal", ""))
+@functools.lru_cache(maxsize=4096)
+def session_owner(name: str) -> AuthenticatedUser:
+    """The identity the SDK compares, built once per principal (it is only read), not per
+    request."""
     return AuthenticatedUser(AccessToken(token="", client_id="sealgate", scopes=[], subject=name))
 
 
