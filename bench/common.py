@@ -94,17 +94,29 @@ def print_rows(rows: list[Row], floor: dict[int, Row] | None = None) -> None:
 class FakeProcess:
     """bench/fake_provider.py in a process of its own, so it does not share our GIL."""
 
+    script = "fake_provider.py"
+
+    def __init__(self, *args: str) -> None:
+        self.args = args
+
     def __enter__(self) -> FakeProcess:
         self.process = subprocess.Popen(
-            [sys.executable, str(ROOT / "bench" / "fake_provider.py")],
+            [sys.executable, str(ROOT / "bench" / self.script), *self.args],
             stdout=subprocess.PIPE,
             text=True,
         )
         assert self.process.stdout is not None
         self.port = int(self.process.stdout.readline())
-        self.base = f"http://127.0.0.1:{self.port}/v1"
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.base = f"{self.url}/v1"
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.process.terminate()
         self.process.wait(10)
+
+
+class LimitProcess(FakeProcess):
+    """bench/limit_servers.py: the bare hypercorn app, or one fastmcp process relaying."""
+
+    script = "limit_servers.py"

@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import aiohttp
 import httpx
 import uvloop
 
@@ -60,21 +61,30 @@ async def transports(base: str, calls: int) -> list[Row]:
         None, ChatRequest(model="m", messages=[{"role": "user", "content": "hi"}]), stream=False
     )
     rows = []
-    for name in ("httpx", "aiohttp"):
-        outbound = Outbound(name)
+    outbound = Outbound()
 
-        async def one(outbound: Outbound = outbound) -> object:
-            return await outbound.json("fake", call, timeout=10, max_bytes=1 << 20)
+    async def shipped() -> object:
+        return await outbound.json("fake", call, timeout=10, max_bytes=1 << 20)
 
-        await measure("warm-up", one, 4, 50)
-        for concurrency in (1, 32):
-            rows.append(await measure(f"outbound transport: {name}", one, concurrency, calls))
-        await outbound.aclose()
+    await measure("warm-up", shipped, 4, 50)
+    for concurrency in (1, 32):
+        rows.append(
+            await measure("guardian Outbound (aiohttp, shipped)", shipped, concurrency, calls)
+        )
+    await outbound.aclose()
     # For scale, the clients ECOSYSTEM.md lists that guardian/outbound.py does not ship.
-    import aiohttp
     import httpx2
 
     url = f"{base}/chat/completions"
+    async with httpx.AsyncClient(timeout=10) as client:
+
+        async def with_httpx() -> object:
+            return (await client.post(url, json=call.json)).content
+
+        for concurrency in (1, 32):
+            rows.append(
+                await measure("httpx 0.28 default (not shipped)", with_httpx, concurrency, calls)
+            )
     async with httpx2.AsyncClient(timeout=10) as client2:
 
         async def with_httpx2() -> object:
@@ -82,28 +92,16 @@ async def transports(base: str, calls: int) -> list[Row]:
 
         for concurrency in (1, 32):
             rows.append(await measure("httpx2 (not shipped)", with_httpx2, concurrency, calls))
-    async with aiohttp.ClientSession() as session:
-
-        async def with_aiohttp() -> object:
-            async with session.post(url, json=call.json) as response:
-                return await response.read()
-
-        for concurrency in (1, 32):
-            rows.append(
-                await measure("aiohttp directly (not shipped)", with_aiohttp, concurrency, calls)
-            )
     return rows
 
 
 async def direct(base: str, calls: int) -> dict[int, Row]:
     floor = {}
-    async with httpx.AsyncClient(
-        transport=__import__("httpx_aiohttp").AiohttpTransport(), timeout=10
-    ) as client:
+    async with aiohttp.ClientSession() as session:
 
         async def one() -> object:
-            response = await client.post(f"{base}/chat/completions", json=BODY)
-            return response.content
+            async with session.post(f"{base}/chat/completions", json=BODY) as response:
+                return await response.read()
 
         await measure("warm-up", one, 4, 50)
         for concurrency in (1, 32):

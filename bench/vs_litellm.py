@@ -31,7 +31,7 @@ import uvloop
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import FakeProcess, Row, machine_line, percentile
+from bench.common import FakeProcess, LimitProcess, Row, machine_line, percentile
 from tests.e2e.mcp_client import mcp_session
 from tests.helpers import Stack, free_port
 
@@ -141,7 +141,9 @@ async def load(
     return row
 
 
-async def first_chunk(url: str, concurrency: int, calls: int) -> Row:
+async def first_chunk(
+    url: str, concurrency: int, calls: int, label: str = "SealGate streaming (time to first chunk)"
+) -> Row:
     """Time to the first content chunk of a streaming completion."""
     latencies: list[float] = []
     async with httpx.AsyncClient(timeout=30) as client:
@@ -160,7 +162,7 @@ async def first_chunk(url: str, concurrency: int, calls: int) -> Row:
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         elapsed = time.perf_counter() - started
     return Row(
-        "SealGate streaming (time to first chunk)",
+        label,
         concurrency,
         percentile(latencies, 0.5) * 1e3,
         percentile(latencies, 0.99) * 1e3,
@@ -168,7 +170,9 @@ async def first_chunk(url: str, concurrency: int, calls: int) -> Row:
     )
 
 
-async def mcp_rows(url: str, concurrency: int, calls: int) -> Row:
+async def mcp_rows(
+    url: str, concurrency: int, calls: int, label: str = "MCP llm_complete (Streamable HTTP)"
+) -> Row:
     latencies: list[float] = []
 
     async def worker() -> None:
@@ -183,7 +187,7 @@ async def mcp_rows(url: str, concurrency: int, calls: int) -> Row:
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     elapsed = time.perf_counter() - started
     return Row(
-        "MCP llm_complete (Streamable HTTP)",
+        label,
         concurrency,
         percentile(latencies, 0.5) * 1e3,
         percentile(latencies, 0.99) * 1e3,
@@ -314,6 +318,35 @@ def start_litellm(base: str) -> tuple[subprocess.Popen[bytes] | None, str, str]:
     return None, "", "did not start within 120 s"
 
 
+def ratios(
+    floor: dict[int, Row],
+    server: dict[int, Row],
+    sealgate: dict[int, Row],
+    lite: dict[int, Row],
+    one_process: dict[int, Row],
+    mcp: dict[int, Row],
+) -> None:
+    """The figures the performance targets are stated in, from this run's rows."""
+
+    def share(a: Row, b: Row) -> str:
+        return f"{a.per_s / b.per_s:.2f}" if b.per_s else "n/a"
+
+    print("\n  Against the targets (this run):")
+    print(f"    /v1 req/s at 16 / bare hypercorn's: {share(sealgate[16], server[16])} (>= 0.50)")
+    if lite:
+        print(f"    /v1 req/s at 16 / LiteLLM's: {share(sealgate[16], lite[16])}x (>= 15)")
+    print(
+        f"    /v1 added p50 at 1: {sealgate[1].p50_ms - floor[1].p50_ms:+.2f} ms (<= 0.6);"
+        f" p99/p50 at 16: SealGate {sealgate[16].p99_ms / sealgate[16].p50_ms:.1f},"
+        f" floor {floor[16].p99_ms / floor[16].p50_ms:.1f}"
+    )
+    print(
+        f"    MCP added p50 at 1 over one fastmcp process:"
+        f" {mcp[1].p50_ms - one_process[1].p50_ms:+.2f} ms (<= 0.5);"
+        f" calls/s at 16 / its: {share(mcp[16], one_process[16])} (>= 0.90)"
+    )
+
+
 def show(rows: list[Row], floor: dict[int, Row]) -> None:
     print(f"  {'what':<42} {'c':>3} {'p50 ms':>8} {'p99 ms':>8} {'added p50':>10} {'req/s':>9}")
     for row in rows:
@@ -331,7 +364,11 @@ async def run(seconds: int, streams: int) -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(soft, 8 * streams)), hard))
     print("SealGate vs LiteLLM, one fake OpenAI-compatible provider on loopback")
     print(machine_line() + f"; load generator: {'wrk' if shutil.which('wrk') else 'python'}")
-    with FakeProcess() as fake:
+    with (
+        FakeProcess() as fake,
+        LimitProcess("bare") as bare,
+        LimitProcess("fastmcp", "--upstream", fake.base) as relay,
+    ):
         stack = Stack(config_text=stack_config(fake.base), single_uid=True)
         stack.start()
         litellm, litellm_url, litellm_note = start_litellm(fake.base)
@@ -344,6 +381,13 @@ async def run(seconds: int, streams: int) -> None:
                 for c in (1, 16)
             }
             rows = list(floor.values())
+            server = {
+                c: await load(
+                    "bare hypercorn app (server limit)", f"{bare.base}/chat/completions", c, seconds
+                )
+                for c in (1, 16)
+            }
+            rows += server.values()
             sealgate = {
                 c: await load(
                     "SealGate /v1/chat/completions", f"{stack.url}/v1/chat/completions", c, seconds
@@ -364,17 +408,18 @@ async def run(seconds: int, streams: int) -> None:
                     for c in (1, 16)
                 }
                 rows += lite.values()
+            floor_chunk = "fake provider streaming (floor, time to first chunk)"
             for c in (1, 16):
+                rows.append(await first_chunk(f"{fake.base}/chat/completions", c, 400, floor_chunk))
                 rows.append(await first_chunk(f"{stack.url}/v1/chat/completions", c, 400))
-            for c in (1, 16):
-                rows.append(await mcp_rows(stack.url, c, 400))
+            one_process = {
+                c: await mcp_rows(relay.url, c, 400, "one fastmcp process relaying (MCP limit)")
+                for c in (1, 16)
+            }
+            mcp = {c: await mcp_rows(stack.url, c, 400) for c in (1, 16)}
+            rows += [*one_process.values(), *mcp.values()]
             show(rows, floor)
-            if lite:
-                ratio = sealgate[16].per_s / lite[16].per_s if lite[16].per_s else float("nan")
-                print(
-                    f"\n  SealGate / LiteLLM throughput at concurrency 16: {ratio:.1f}x;"
-                    f" SealGate p99/p50 at 16: {sealgate[16].p99_ms / sealgate[16].p50_ms:.1f}"
-                )
+            ratios(floor, server, sealgate, lite, one_process, mcp)
             sse_rss, http_rss, opened = await hold_streams(stack, streams)
             print(f"  sandbox RSS with {streams} legacy /sse streams open: {sse_rss:.0f} MB")
             print(f"  sandbox RSS with {opened} Streamable HTTP streams open: {http_rss:.0f} MB")

@@ -74,7 +74,8 @@ class UsageLedger:
         """The writer loop (run it supervised: see guardian.tasks)."""
         while True:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), FLUSH_INTERVAL_S)
+                async with asyncio.timeout(FLUSH_INTERVAL_S):
+                    await self._wake.wait()
             self._wake.clear()
             await self.flush()
 

@@ -18,6 +18,7 @@ db_connect_wait_s` first; a malformed DATABASE_URL or refused credentials end th
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import pwd
@@ -33,7 +34,7 @@ from guardian.keys import KeyRotation
 from guardian.ledger import UsageLedger
 from guardian.limits import Limits, replica_name
 from guardian.liveconfig import LiveConfig, build_snapshot, read_config
-from guardian.outbound import TRANSPORTS, Outbound
+from guardian.outbound import Outbound
 from guardian.redact import Redactor
 from guardian.router import Router
 from guardian.sandboxes import SandboxLinks
@@ -99,10 +100,6 @@ class Guardian:
         for warning in config.warnings:
             logger.warning("%s", warning)
 
-        transport = self.environ.get("SEALGATE_HTTP_TRANSPORT", "aiohttp")
-        if transport not in TRANSPORTS:
-            logger.error("cannot start: SEALGATE_HTTP_TRANSPORT must be one of %s", TRANSPORTS)
-            return EX_CONFIG
         try:
             sandbox_uid = sandbox_uid_from(self.environ)
         except (KeyError, ValueError) as exc:
@@ -132,7 +129,7 @@ class Guardian:
                 "secret store on (master key from %s): %d secret(s)", origin, len(store.values)
             )
             snapshot = build_snapshot(config, self.environ, store_values(store))
-        services = await self._services(snapshot, redactor, storage, store, sandbox_uid, transport)
+        services = await self._services(snapshot, redactor, storage, store, sandbox_uid)
         server = GuardianServer(
             services, sandbox_uid=sandbox_uid, max_frame_size=config.hub.max_frame_size
         )
@@ -147,6 +144,7 @@ class Guardian:
         await server.listen(self.layout.guardian_socket, Surface.SANDBOX, 0o660)
         services.tasks.start("secret-store-poll", lambda: self._poll_store(services))
         self._install_signals()
+        gc.freeze()  # start-up's long-lived objects stay out of every collection
         logger.info(
             "guardian %s ready: llm providers [%s], search providers [%s], sandbox uid %d",
             __version__,
@@ -186,7 +184,6 @@ class Guardian:
         storage: Storage,
         store: SecretStore,
         sandbox_uid: int,
-        transport: str,
     ) -> Services:
         """Everything the handlers use, whole, before any socket is bound."""
         sandboxes = SandboxLinks()
@@ -205,9 +202,7 @@ class Guardian:
         await limits.start()
         auth = Auth(live, storage, self.environ, limits)
         await auth.start()
-        router = Router(
-            live, Outbound(transport), ledger, limits, KeyRotation(key_used=store.mark_used)
-        )
+        router = Router(live, Outbound(), ledger, limits, KeyRotation(key_used=store.mark_used))
         admin_address = protections.admin_address(
             self.layout, single_uid=sandbox_uid == os.getuid()
         )

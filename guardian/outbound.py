@@ -1,10 +1,11 @@
 """Outbound HTTP to providers: one pooled client per provider, deadlines, a size cap, and the
-one place where foreign exceptions (httpx, aiohttp, asyncio timeouts) become ours.
+one place where foreign exceptions (aiohttp, asyncio timeouts) become ours.
 
-The HTTP API is httpx's. Its default transport is slow under concurrency (see
-bench/RESULTS.md), so the client runs on `httpx-aiohttp`'s transport unless
-`SEALGATE_HTTP_TRANSPORT=httpx` asks for the default one (the benchmark compares both).
+One HTTP stack, aiohttp, used directly: measured side by side in `make bench` (see
+bench/RESULTS.md), httpx's default transport collapses under concurrency and httpx over the
+`httpx-aiohttp` transport runs two stacks per call for no gain over aiohttp itself.
 Environment proxies are ignored: where a sealed call goes is decided by `.pyfun` alone.
+Bodies are read raw and decoded here (`Decoder`), so a cap holds on the decoded size.
 """
 
 from __future__ import annotations
@@ -14,32 +15,31 @@ import contextlib
 import email.utils
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import aiohttp
-import httpx
-from httpx_aiohttp import AiohttpTransport
 
 from guardian.providers.decoding import ACCEPT_ENCODING, Decoder
 from guardian.providers.types import HttpCall, ProviderFailure
 
 DEFAULT_MAX_RESPONSE_BYTES = 16 * 1024 * 1024
-TRANSPORTS = ("aiohttp", "httpx")
-_LIMITS = httpx.Limits(max_connections=200, max_keepalive_connections=50, keepalive_expiry=30)
+#: Connections per provider, and how long an idle one is kept.
+MAX_CONNECTIONS = 200
+KEEPALIVE_S = 30.0
 #: Foreign exceptions that mean "the connection failed"; timeouts are caught separately.
-_CONNECTION_ERRORS = (httpx.TransportError, aiohttp.ClientError, OSError)
+_CONNECTION_ERRORS = (aiohttp.ClientError, OSError)
 
 
-def make_client(transport: str) -> httpx.AsyncClient:
-    if transport not in TRANSPORTS:
-        raise RuntimeError(f"unknown HTTP transport {transport!r}; use one of {TRANSPORTS}.")
-    options: dict[str, Any] = {"timeout": None, "follow_redirects": False, "trust_env": False}
-    if transport == "aiohttp":
-        return httpx.AsyncClient(
-            transport=AiohttpTransport(limits=_LIMITS, trust_env=False), **options
-        )
-    return httpx.AsyncClient(limits=_LIMITS, **options)
+def make_session() -> aiohttp.ClientSession:
+    connector = aiohttp.TCPConnector(limit=MAX_CONNECTIONS, keepalive_timeout=KEEPALIVE_S)
+    return aiohttp.ClientSession(
+        connector=connector,
+        trust_env=False,
+        auto_decompress=False,  # decoded by Decoder, under the size cap
+        timeout=aiohttp.ClientTimeout(total=None),  # every call brings its own deadline
+        skip_auto_headers=("User-Agent",),
+    )
 
 
 def retry_after_seconds(value: str | None) -> float | None:
@@ -70,7 +70,7 @@ def _error_text(body: bytes) -> str:
     return body.decode("utf-8", errors="replace").strip()
 
 
-def _status_failure(status: int, headers: httpx.Headers, body: bytes) -> ProviderFailure:
+def _status_failure(status: int, headers: Mapping[str, str], body: bytes) -> ProviderFailure:
     text = _error_text(body)
     return ProviderFailure(
         "status",
@@ -85,7 +85,7 @@ def translated(timeout: float) -> Any:
     """Turn every foreign failure of an outbound call into a `ProviderFailure`."""
     try:
         yield
-    except (TimeoutError, httpx.TimeoutException):
+    except TimeoutError:
         raise ProviderFailure("timeout", f"timed out after {timeout:g} s") from None
     except _CONNECTION_ERRORS as exc:
         raise ProviderFailure("connection", f"connection failed ({type(exc).__name__})") from None
@@ -94,39 +94,39 @@ def translated(timeout: float) -> Any:
 class Outbound:
     """The pooled HTTP clients, one per provider name."""
 
-    def __init__(self, transport: str = "aiohttp") -> None:
-        self.transport = transport
-        self._clients: dict[str, httpx.AsyncClient] = {}
+    def __init__(self) -> None:
+        self._sessions: dict[str, aiohttp.ClientSession] = {}
 
-    def _client(self, provider: str) -> httpx.AsyncClient:
-        client = self._clients.get(provider)
-        if client is None:
-            client = self._clients[provider] = make_client(self.transport)
-        return client
+    def _session(self, provider: str) -> aiohttp.ClientSession:
+        session = self._sessions.get(provider)
+        if session is None:
+            session = self._sessions[provider] = make_session()
+        return session
 
     async def aclose(self) -> None:
-        clients, self._clients = self._clients, {}
-        for client in clients.values():
-            await client.aclose()
+        sessions, self._sessions = self._sessions, {}
+        for session in sessions.values():
+            await session.close()
 
-    async def _send(self, provider: str, call: HttpCall) -> httpx.Response:
+    async def _send(self, provider: str, call: HttpCall) -> aiohttp.ClientResponse:
         """Send `call` on the provider's pooled client; the body is left to the caller."""
-        client = self._client(provider)
-        request = client.build_request(
+        body = json.dumps(call.json).encode() if call.json is not None else None
+        return await self._session(provider).request(
             call.method,
             call.url,
-            # only what Decoder decodes, whatever httpx would advertise by default
+            # only what Decoder decodes, whatever aiohttp would advertise by default
             headers={"accept-encoding": ACCEPT_ENCODING, **call.headers},
-            json=call.json,
+            data=body,
             params=call.params,
+            allow_redirects=False,
         )
-        return await client.send(request, stream=True)
 
-    async def _read_capped(self, response: httpx.Response, max_bytes: int) -> bytes:
+    @staticmethod
+    async def _read_capped(response: aiohttp.ClientResponse, max_bytes: int) -> bytes:
         """The whole body, decoded, at most `max_bytes` of it after decoding."""
         decoder = Decoder(response.headers.get("content-encoding", ""), max_bytes)
         body = bytearray()
-        async for chunk in response.aiter_raw():
+        async for chunk in response.content.iter_any():
             body += decoder.feed(chunk)
         body += decoder.flush()
         return bytes(body)
@@ -139,9 +139,9 @@ class Outbound:
                 try:
                     body = await self._read_capped(response, max_bytes)
                 finally:
-                    await response.aclose()
-        if response.status_code >= 400:
-            raise _status_failure(response.status_code, response.headers, body)
+                    response.release()
+        if response.status >= 400:
+            raise _status_failure(response.status, response.headers, body)
         try:
             return json.loads(body)
         except ValueError:
@@ -160,33 +160,39 @@ class Outbound:
         with translated(timeout):
             async with asyncio.timeout(timeout):
                 response = await self._send(provider, call)
+        finished = False
         try:
-            if response.status_code >= 400:
+            if response.status >= 400:
                 with translated(timeout):
-                    body = await self._read_capped(response, 64 * 1024)
-                raise _status_failure(response.status_code, response.headers, body)
+                    async with asyncio.timeout(timeout):
+                        body = await self._read_capped(response, 64 * 1024)
+                raise _status_failure(response.status, response.headers, body)
             if "text/event-stream" not in response.headers.get("content-type", ""):
                 raise ProviderFailure("malformed", "malformed reply: a stream that is not SSE")
             yield self._chunks(response, timeout, max_bytes)
+            finished = response.content.at_eof()
         finally:
-            with contextlib.suppress(*_CONNECTION_ERRORS, TimeoutError):
-                await response.aclose()
+            # A stream left before its end is cut, so the provider stops its work; one read
+            # to the end goes back to the pool.
+            if finished:
+                response.release()
+            else:
+                response.close()
 
+    @staticmethod
     async def _chunks(
-        self, response: httpx.Response, timeout: float, max_bytes: int
+        response: aiohttp.ClientResponse, timeout: float, max_bytes: int
     ) -> AsyncIterator[bytes]:
         decoder = Decoder(response.headers.get("content-encoding", ""), max_bytes)
-        iterator = response.aiter_raw().__aiter__()
         while True:
             with translated(timeout):
                 async with asyncio.timeout(timeout):
-                    try:
-                        chunk = await anext(iterator)
-                    except StopAsyncIteration:
-                        tail = decoder.flush()
-                        if tail:
-                            yield tail
-                        return
+                    chunk = await response.content.readany()
+            if not chunk:
+                tail = decoder.flush()
+                if tail:
+                    yield tail
+                return
             decoded = decoder.feed(chunk)
             if decoded:
                 yield decoded

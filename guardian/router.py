@@ -225,7 +225,8 @@ class Router:
                 continue
             meter.succeed(result.input_tokens, result.output_tokens, path)
             return {
-                "text": result.text,
+                # a stream's text went out in its chunks; it does not cross the socket twice
+                "text": result.text if emitter is None else "",
                 "provider": attempt.provider.name,
                 "model": result.model or attempt.model,
                 "fallback_path": path,

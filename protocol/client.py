@@ -74,7 +74,9 @@ class RPCStream:
         if self.finished:
             raise StopAsyncIteration
         try:
-            item = await asyncio.wait_for(self.queue.get(), self.timeout)
+            # asyncio.timeout, not wait_for: no task per chunk on Python 3.11
+            async with asyncio.timeout(self.timeout):
+                item = await self.queue.get()
         except TimeoutError:
             await self.aclose()
             raise Timeout(f"'{self.method}' sent nothing for {self.timeout:g} s") from None
@@ -296,7 +298,8 @@ class RPCClient:
                     },
                 )
             )
-            result = await asyncio.wait_for(future, self.call_timeout)
+            async with asyncio.timeout(self.call_timeout):
+                result = await future
         except TimeoutError:
             raise Timeout("hello was not answered") from None
         finally:

@@ -147,7 +147,8 @@ LLM_COMPLETE = MethodSpec(
 
 LLM_STREAM = MethodSpec(
     name="llm.stream",
-    doc="Like llm.complete, streamed: chunks {'text': delta} as they arrive, then the result.",
+    doc="Like llm.complete, streamed: chunks {'text': delta} as they arrive, then the result"
+    " (its text empty: the chunks carried it).",
     params=_LLM_PARAMS,
     result=LLM_RESULT,
     surfaces=_BOTH,

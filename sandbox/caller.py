@@ -75,8 +75,16 @@ def credential_of(headers: Headers) -> str | None:
 
 
 def caller_of(scope: Scope, proxies: Proxies) -> Caller:
+    """Who sent this request, worked out once per request and kept in `scope["state"]` (the
+    auth gate, the routes and the MCP tools all ask)."""
+    state = scope.setdefault("state", {})
+    known = state.get("caller")
+    if isinstance(known, Caller):
+        return known
     headers = Headers(scope=scope)
     ip, _ = client_address(scope, proxies)
-    return Caller(
+    caller = Caller(
         ip=ip, user_agent=headers.get("user-agent", ""), credential=credential_of(headers)
     )
+    state["caller"] = caller
+    return caller

@@ -26,7 +26,10 @@ def error(status: int, code: str, message: str) -> JSONResponse:
 
 
 class _NoProgress:
-    """Stands in for an MCP Context: the JSON API has nobody to report progress to."""
+    """Stands in for an MCP Context: the JSON API has nobody to report progress to (so no
+    call is streamed from the guardian for it)."""
+
+    request_context = None
 
     async def report_progress(
         self, progress: float, total: float | None = None, message: str | None = None

@@ -61,6 +61,13 @@ def current_principal() -> dict[str, Any] | None:
     return principal if isinstance(principal, dict) else None
 
 
+def wants_progress(ctx: Context) -> bool:
+    """Whether the MCP client sent a progress token with this call."""
+    context = ctx.request_context
+    meta = context.meta if context is not None else None
+    return meta is not None and meta.get("progressToken") is not None
+
+
 def current_caller(proxies: Proxies) -> Caller:
     """The HTTP client behind the current MCP request, credential included, as received."""
     try:
@@ -362,7 +369,9 @@ class SealGateTools:
         return run
 
     async def _complete(self, ctx: Context, tool: str, prompt: str, **options: Any) -> ToolResult:
-        """Stream from the guardian, report MCP progress as text arrives, answer with the whole.
+        """Answer with the whole completion. A client that asked for progress (sent a
+        progress token) gets the call streamed from the guardian and MCP progress as text
+        arrives; any other gets one `llm.complete`, which costs less on both sides.
 
         Progress goes out for the first chunk and then at most every `PROGRESS_INTERVAL_S`:
         one notification per token would cost more than the call itself.
@@ -374,7 +383,24 @@ class SealGateTools:
             cached = await self.hub.cached(key)
             if cached is not None:
                 return result({**cached, "cached": True}, cached.get("text", ""))
+        if wants_progress(ctx):
+            data = await self._streamed(ctx, tool, prompt, options)
+        else:
+            try:
+                data = await self.link.llm_complete(
+                    current_caller(self.proxies), tool, prompt, **options
+                )
+            except RPCError as exc:
+                raise tool_error(exc) from None
+        if key is not None and principal is not None and self.hub is not None:
+            await self.hub.remember(key, principal["principal"], tool, data)
+        return result(data, data.get("text", ""))
+
+    async def _streamed(
+        self, ctx: Context, tool: str, prompt: str, options: dict[str, Any]
+    ) -> dict[str, Any]:
         received = 0
+        parts: list[str] = []
         reported = -PROGRESS_INTERVAL_S
         started = time.perf_counter()
         try:
@@ -382,7 +408,9 @@ class SealGateTools:
                 current_caller(self.proxies), tool, prompt, **options
             ) as stream:
                 async for chunk in stream:
-                    received += len(chunk.get("text", "")) if isinstance(chunk, dict) else 0
+                    text = chunk.get("text", "") if isinstance(chunk, dict) else ""
+                    parts.append(text if isinstance(text, str) else "")
+                    received += len(parts[-1])
                     now = time.monotonic()
                     if now - reported >= PROGRESS_INTERVAL_S:
                         reported = now
@@ -394,9 +422,7 @@ class SealGateTools:
         self.link.observe_stream(time.perf_counter() - started, data, False)
         if not isinstance(data, dict):
             raise ToolError("internal: the guardian sent no result")
-        if key is not None and principal is not None and self.hub is not None:
-            await self.hub.remember(key, principal["principal"], tool, data)
-        return result(data, data.get("text", ""))
+        return {**data, "text": "".join(parts)}  # the result's text stays empty
 
 
 def build_mcp(

@@ -9,6 +9,7 @@ retried: the caller knows whether its work may run again.
 
 from __future__ import annotations
 
+import functools
 import logging
 import socket
 import zlib
@@ -65,17 +66,12 @@ class _OneLine(logging.Filter):
 logging.getLogger("asyncpg.pool").addFilter(_OneLine())
 
 
+@functools.lru_cache(maxsize=512)
 def _placeholders(sql: str) -> str:
-    """`?` -> `$1, $2, ...` (our SQL never has a literal question mark)."""
-    out: list[str] = []
-    number = 0
-    for char in sql:
-        if char == "?":
-            number += 1
-            out.append(f"${number}")
-        else:
-            out.append(char)
-    return "".join(out)
+    """`?` -> `$1, $2, ...` (our SQL never has a literal question mark); our statements are a
+    fixed set, so each is rewritten once."""
+    parts = sql.split("?")
+    return parts[0] + "".join(f"${number}{part}" for number, part in enumerate(parts[1:], 1))
 
 
 async def _keepalive(connection: asyncpg.Connection) -> None:

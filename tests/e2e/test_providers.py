@@ -18,21 +18,24 @@ from tests.fakes.base import Behaviour
     ("provider", "path", "key_header", "key_name"),
     [
         ("anthropic", "/v1/messages", "x-api-key", "ANTHROPIC_API_KEY"),
-        (
-            "gemini",
-            "/v1beta/models/gemini-test:streamGenerateContent",
-            "x-goog-api-key",
-            "GEMINI_API_KEY",
-        ),
+        ("gemini", "/v1beta/models/gemini-test", "x-goog-api-key", "GEMINI_API_KEY"),
         ("openrouter", "/v1/chat/completions", "authorization", "OPENROUTER_API_KEY"),
         ("huggingface", "/v1/chat/completions", "authorization", "HF_TOKEN"),
     ],
 )
+@pytest.mark.parametrize("streamed", [False, True], ids=["plain", "streamed"])
 async def test_each_provider_end_to_end(
-    w: World, provider: str, path: str, key_header: str, key_name: str
+    w: World, provider: str, path: str, key_header: str, key_name: str, streamed: bool
 ) -> None:
+    async def on_progress(value: float, total: float | None, message: str | None) -> None:
+        pass
+
+    getattr(w, provider).requests.clear()
     result = await call(
-        w, "llm_complete", {"prompt": "Say hi", "provider": provider, "system": "Be terse."}
+        w,
+        "llm_complete",
+        {"prompt": "Say hi", "provider": provider, "system": "Be terse."},
+        progress_callback=on_progress if streamed else None,  # progress asked: streamed
     )
     assert not result.is_error, result.content
     data = result.structured_content
@@ -40,9 +43,12 @@ async def test_each_provider_end_to_end(
     assert data["text"] == getattr(w, provider).reply_text
     assert data["usage"]["input_tokens"] > 0 and data["latency_ms"] > 0
     (request,) = getattr(w, provider).requests
+    if provider == "gemini":
+        path += ":streamGenerateContent" if streamed else ":generateContent"
     assert request.path == path
-    key = KEYS[key_name]
-    assert key in request.headers[key_header]  # the key travels in a header ...
+    # one of the provider's keys (they rotate) travels in a header ...
+    own_keys = [value for name, value in KEYS.items() if name.startswith(key_name)]
+    (key,) = [k for k in own_keys if k in request.headers[key_header]]
     assert key not in request.path and key not in json.dumps(request.query)  # ... never the URL
     body = json.dumps(request.body)
     assert "Say hi" in body and "Be terse." in body  # prompt and system prompt sent
@@ -51,7 +57,7 @@ async def test_each_provider_end_to_end(
         assert request.headers["anthropic-version"] == "2023-06-01"
         assert data["cost_usd"] == pytest.approx((12 * 3 + 7 * 15) / 1e6)
     if provider == "gemini":
-        assert request.query == {"alt": "sse"}
+        assert request.query == ({"alt": "sse"} if streamed else {})
         assert request.body["systemInstruction"]["parts"][0]["text"] == "Be terse."
     if provider == "openrouter":
         assert request.headers["http-referer"] == "https://sealgate.test"
@@ -81,7 +87,7 @@ async def test_fallback_walks_the_whole_chain_without_forwarding_a_pinned_model(
     assert "HTTP 429" in data["fallback_path"][1]["error"]
     assert "timed out" in data["fallback_path"][2]["error"]
     assert w.anthropic.requests[0].body["model"] == "claude-pinned"
-    assert w.gemini.requests[0].path.endswith("/gemini-test:streamGenerateContent")
+    assert w.gemini.requests[0].path.endswith("/gemini-test:generateContent")
     assert w.openrouter.requests[0].body["model"] == "meta/llama:free"
     assert w.huggingface.requests[0].body["model"] == "hf/model"
 
@@ -145,16 +151,39 @@ async def test_streaming_arrives_in_several_chunks_with_progress(w: World) -> No
     assert not result.is_error
     assert len(progress) >= 3 and progress == sorted(progress)
     assert 0 < progress[-1] <= len(w.anthropic.reply_text)
+    assert w.anthropic.requests[-1].body.get("stream") is True
 
 
-async def test_a_cancelled_call_stops_the_provider_request(w: World) -> None:
-    w.openrouter.behave(Behaviour(stream_hold=True))
-    task = asyncio.create_task(call(w, "llm_complete", {"prompt": "hi", "provider": "openrouter"}))
+async def test_without_a_progress_token_the_call_is_not_streamed(w: World) -> None:
+    """Streaming costs chunks on both sockets; a client that asked for no progress gets
+    the same answer from one plain call."""
+    result = await call(w, "llm_complete", {"prompt": "hi", "provider": "anthropic"})
+    assert not result.is_error
+    assert result.structured_content["text"] == w.anthropic.reply_text
+    assert "stream" not in w.anthropic.requests[-1].body
+
+
+@pytest.mark.parametrize("streamed", [False, True], ids=["plain", "streamed"])
+async def test_a_cancelled_call_stops_the_provider_request(w: World, streamed: bool) -> None:
+    async def on_progress(value: float, total: float | None, message: str | None) -> None:
+        pass
+
+    # streamed: the first chunks flow, then the fake holds the stream; plain: it never answers
+    w.openrouter.behave(Behaviour(stream_hold=True) if streamed else Behaviour(hang_s=20))
+    w.openrouter.requests.clear()
+    task = asyncio.create_task(
+        call(
+            w,
+            "llm_complete",
+            {"prompt": "hi", "provider": "openrouter"},
+            progress_callback=on_progress if streamed else None,
+        )
+    )
     deadline = time.monotonic() + 10
     while not w.openrouter.requests:
         assert time.monotonic() < deadline
         await asyncio.sleep(0.05)
-    await asyncio.sleep(0.3)  # the first chunks are flowing; the fake now holds the stream
+    await asyncio.sleep(0.3)
     before = w.openrouter.disconnects
     task.cancel()
     with pytest.raises(asyncio.CancelledError):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -153,8 +154,8 @@ class FakeServer:
                 recorded,
                 web.json_response(self.error_body(401, f"invalid api key {key}"), status=401),
             )
-        if behaviour.hang_s:
-            await asyncio.sleep(behaviour.hang_s)
+        if behaviour.hang_s and not await self._hang(request, behaviour.hang_s):
+            return behaviour, recorded, web.Response(status=499)  # nobody is listening
         if behaviour.status != 200:
             headers = {"retry-after": behaviour.retry_after} if behaviour.retry_after else None
             return (
@@ -173,6 +174,16 @@ class FakeServer:
             garbled = web.Response(text='{"unexpected": tru', content_type="application/json")
             return behaviour, recorded, garbled
         return behaviour, recorded, None
+
+    async def _hang(self, request: web.Request, seconds: float) -> bool:
+        """Sleep before answering; False (a disconnect counted) if the client went away."""
+        until = time.monotonic() + seconds
+        while time.monotonic() < until:
+            await asyncio.sleep(min(0.05, max(0.0, until - time.monotonic())))
+            if request.transport is None or request.transport.is_closing():
+                self.disconnects += 1
+                return False
+        return True
 
     def text_for(self, behaviour: Behaviour) -> str:
         return behaviour.text if behaviour.text is not None else self.reply_text

@@ -121,7 +121,8 @@ async def test_stream_frames_arrive_as_the_provider_sends_them(client: RPCClient
         async for chunk in stream:
             chunks.append(chunk["text"])
     assert len(chunks) >= 5
-    assert "".join(chunks) == stream.result["text"]
+    assert "".join(chunks).strip()
+    assert stream.result["text"] == ""  # the text crossed the socket once, in the chunks
     assert stream.result["usage"] == {"input_tokens": 10, "output_tokens": 6}
 
 
@@ -244,7 +245,7 @@ async def test_compressed_replies_plain_and_streamed(
         async with client.stream("llm.stream", _params(provider=provider)) as stream:
             async for chunk in stream:
                 chunks.append(chunk["text"])
-        assert "".join(chunks) == fakes[provider].reply_text == stream.result["text"]
+        assert "".join(chunks) == fakes[provider].reply_text and stream.result["text"] == ""
         assert stream.result["provider"] == provider
         assert all("gzip" in r.headers.get("accept-encoding", "") for r in fakes[provider].requests)
     finally:
