@@ -31,7 +31,9 @@ COPY guardian/ guardian/
 COPY sandbox/ sandbox/
 COPY supervisor.py .pyfun ./
 COPY docker/entrypoint.sh docker/
-RUN printf '#!/bin/sh\nPYTHONPATH=/opt/sealgate exec python -m guardian.ctl "$@"\n' \
+# The operator CLI finds the admin socket where the entrypoint puts the runtime directory.
+# hadolint ignore=SC2016
+RUN printf '#!/bin/sh\nexport HUB_RUNTIME_DIR="${HUB_RUNTIME_DIR:-/var/lib/sealgate}"\nPYTHONPATH=/opt/sealgate exec python -m guardian.ctl "$@"\n' \
         > /usr/local/bin/sealgate-ctl \
     && chmod 0755 /usr/local/bin/sealgate-ctl
 

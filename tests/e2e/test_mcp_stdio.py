@@ -6,6 +6,7 @@ listing and calling tools, in open mode (no header) and with auth on (the token 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -185,3 +186,76 @@ def test_bridge_bad_url_is_a_usage_error(scratch: Callable[[str], Path]) -> None
     )
     assert done.returncode == 2 and "--url must be an http(s) URL" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+# -- the README's client configurations, as written ---------------------------------------
+
+README_HOST = "https://sealgate.example.com"
+
+
+def readme_servers() -> list[dict[str, Any]]:
+    """Every server entry of the README's JSON client configurations."""
+    from tests.test_readme import ALL
+
+    entries = []
+    for block in ALL:
+        if block.lang == "json":
+            config = json.loads(block.body)
+            entries += list((config.get("mcpServers") or config.get("servers") or {}).values())
+    return entries
+
+
+def _substituted(value: str, stack: Stack) -> str:
+    return (
+        value.replace(README_HOST, stack.url)
+        .replace("sg_...", TOKEN)
+        .replace("/path/to/sealgate/sealgate-ctl", BRIDGE)
+    )
+
+
+def test_the_readme_documents_every_client() -> None:
+    servers = readme_servers()
+    assert any(s.get("command") == "npx" for s in servers)
+    assert any(s.get("command", "").endswith("sealgate-ctl") for s in servers)
+    assert any("url" in s and "type" not in s for s in servers)  # Cursor
+    assert any(s.get("type") == "http" for s in servers)  # VS Code
+
+
+def test_the_readme_stdio_configs_work(
+    auth_stack: Stack, node_tools: tuple[str, str], scratch: Callable[[str], Path]
+) -> None:
+    node, script = node_tools
+    for server in (s for s in readme_servers() if "command" in s):
+        work = scratch("sealgate-readme-client-")
+        args = [_substituted(a, auth_stack) for a in server["args"]]
+        env = {k: _substituted(v, auth_stack) for k, v in server["env"].items()}
+        command = _substituted(server["command"], auth_stack)
+        if command == "npx":  # what `npx -y mcp-remote` runs, from the test's npm cache
+            assert args[:2] == ["-y", "mcp-remote"]
+            command, args = node, [script, *args[2:], "--transport", "http-only"]
+            env.update(remote_env(work))
+        else:
+            env.update(bridge_env(work))
+        check(drive(command, args, env, work / "stderr.log"))
+
+
+def test_the_readme_http_configs_work(auth_stack: Stack) -> None:
+    """Cursor's and VS Code's entries: their url and headers, sent by the official client."""
+    import httpx2
+    from mcp.client.streamable_http import streamable_http_client
+
+    async def run(url: str, headers: dict[str, str]) -> Any:
+        async with httpx2.AsyncClient(headers=headers, timeout=30) as http:
+            transport = streamable_http_client(url, http_client=http)
+            async with Client(transport, mode="auto") as client:
+                return await client.call_tool("llm_complete", {"prompt": "Hi"})
+
+    servers = [s for s in readme_servers() if "url" in s]
+    assert len(servers) == 2
+    for server in servers:
+        headers = {
+            k: _substituted(v, auth_stack).replace("${input:sealgate-token}", TOKEN)
+            for k, v in server["headers"].items()
+        }
+        answer = asyncio.run(run(_substituted(server["url"], auth_stack), headers))
+        assert not answer.is_error and answer.content[0].text == ANSWER
