@@ -1,4 +1,6 @@
-# SealGate: the supervisor runs the guardian and the sandbox as two users in one container.
+# SealGate: the supervisor runs the guardian and the sandbox as two users in one container
+# (started as root), or both as the container's user with the single-uid protections
+# (started as uid 1000, as Hugging Face Spaces run every image).
 FROM python:3.11-slim-bookworm
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -28,7 +30,10 @@ COPY protocol/ protocol/
 COPY guardian/ guardian/
 COPY sandbox/ sandbox/
 COPY supervisor.py .pyfun ./
-RUN printf '#!/bin/sh\nPYTHONPATH=/opt/sealgate exec python -m guardian.ctl "$@"\n' \
+COPY docker/entrypoint.sh docker/
+# The operator CLI finds the admin socket where the entrypoint puts the runtime directory.
+# hadolint ignore=SC2016
+RUN printf '#!/bin/sh\nexport HUB_RUNTIME_DIR="${HUB_RUNTIME_DIR:-/var/lib/sealgate}"\nPYTHONPATH=/opt/sealgate exec python -m guardian.ctl "$@"\n' \
         > /usr/local/bin/sealgate-ctl \
     && chmod 0755 /usr/local/bin/sealgate-ctl
 
@@ -36,7 +41,9 @@ RUN printf '#!/bin/sh\nPYTHONPATH=/opt/sealgate exec python -m guardian.ctl "$@"
 # (2750) inside it with the right owners. Owned by uid 1000 (Hugging Face Spaces runs the
 # container as uid 1000) and never world-writable: a sandbox user able to rename entries in
 # it could plant links for a root supervisor to follow. Run as root, the supervisor uses it
-# as it is; run as another uid, point HUB_RUNTIME_DIR at a directory that uid owns.
+# as it is; run as another uid, point HUB_RUNTIME_DIR at a directory that uid owns. The
+# entrypoint (docker/entrypoint.sh) puts the databases on a Space's persistent /data when
+# it is writable and HUB_RUNTIME_DIR is not set; the sockets stay here.
 RUN mkdir -p /var/lib/sealgate && chown 1000:1000 /var/lib/sealgate \
     && chmod 0755 /var/lib/sealgate
 
@@ -45,7 +52,8 @@ RUN mkdir -p /var/lib/sealgate && chown 1000:1000 /var/lib/sealgate \
 ENV HUB_HOST=0.0.0.0 \
     HUB_PORT=7860 \
     HUB_CONFIG=/opt/sealgate/.pyfun \
-    HUB_RUNTIME_DIR=/var/lib/sealgate \
+    SEALGATE_LOCAL_DIR=/var/lib/sealgate \
+    SEALGATE_PERSISTENT_DIR=/data \
     HUB_ENV_FILE=/run/secrets/sealgate.env \
     CREDENTIALS_DIRECTORY=/run/secrets
 
@@ -54,4 +62,4 @@ EXPOSE 7860
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
     CMD ["python", "-c", "import sys, urllib.request; sys.exit(urllib.request.urlopen('http://127.0.0.1:7860/healthz', timeout=4).status != 200)"]
 
-ENTRYPOINT ["tini", "--", "python", "supervisor.py"]
+ENTRYPOINT ["tini", "--", "/opt/sealgate/docker/entrypoint.sh"]

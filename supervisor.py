@@ -46,7 +46,7 @@ from protocol.framing import FrameDecoder, encode
 from protocol.messages import Response, request
 from protocol.messages import parse as parse_message
 from protocol.pyfun import PyfunError, parse, with_env_overrides
-from protocol.runtime import DEFAULT_RUNTIME_DIR, RuntimeLayout
+from protocol.runtime import RuntimeLayout
 from protocol.sandboxpaths import exposing
 
 EX_OK = 0
@@ -224,18 +224,39 @@ def prepare_runtime(layout: RuntimeLayout, guardian: Identity, sandbox: Identity
     Never through a symbolic link: the sandbox's user owns `sandbox/`, and a root supervisor
     that followed a link planted in its place would chown the link's target (say /etc) to
     that user. Each directory is opened with O_NOFOLLOW|O_DIRECTORY and fixed with
-    fchown/fchmod on the descriptor; a link is refused with a message.
+    fchown/fchmod on the descriptor; a link is refused with a message. With `HUB_DATA_DIR`
+    the databases' two directories are made under it the same way.
     """
-    layout.root.mkdir(mode=0o755, parents=True, exist_ok=True)
-    root_fd = _open_dir(layout.root, None, str(layout.root))
-    try:
-        _check_root(root_fd, layout.root, sandbox)
-        plan = [
+    _prepare_dirs(
+        layout.root,
+        [
             (layout.guardian_dir, guardian.uid, guardian.gid, 0o700),
             (layout.sandbox_dir, sandbox.uid, sandbox.gid, 0o700),
             # setgid, so guardian.sock created inside belongs to the sandbox's group
             (layout.run_dir, guardian.uid, sandbox.gid, 0o2750),
-        ]
+        ],
+        sandbox,
+    )
+    if layout.data_root is not None:
+        _prepare_dirs(
+            layout.data_root,
+            [
+                (layout.guardian_data_dir, guardian.uid, guardian.gid, 0o700),
+                (layout.sandbox_data_dir, sandbox.uid, sandbox.gid, 0o700),
+            ],
+            sandbox,
+        )
+    if os.geteuid() == 0:
+        for directory in dict.fromkeys((layout.guardian_dir, layout.guardian_data_dir)):
+            for path in directory.iterdir():
+                os.chown(path, guardian.uid, guardian.gid, follow_symlinks=False)
+
+
+def _prepare_dirs(root: Path, plan: list[tuple[Path, int, int, int]], sandbox: Identity) -> None:
+    root.mkdir(mode=0o755, parents=True, exist_ok=True)
+    root_fd = _open_dir(root, None, str(root))
+    try:
+        _check_root(root_fd, root, sandbox)
         for directory, uid, gid, mode in plan:
             try:
                 os.mkdir(directory.name, mode=0o700, dir_fd=root_fd)
@@ -250,9 +271,6 @@ def prepare_runtime(layout: RuntimeLayout, guardian: Identity, sandbox: Identity
                 os.close(fd)
     finally:
         os.close(root_fd)
-    if os.geteuid() == 0:
-        for path in layout.guardian_dir.iterdir():
-            os.chown(path, guardian.uid, guardian.gid, follow_symlinks=False)
 
 
 def _open_dir(path: Path, dir_fd: int | None, name: str) -> int:
@@ -429,9 +447,7 @@ class Supervisor:
         self.environ = dict(environ)
         self.config_path = Path(environ.get("HUB_CONFIG", ".pyfun")).resolve()
         self.env_file = Path(environ.get("HUB_ENV_FILE", ".env")).resolve()
-        self.layout = RuntimeLayout(
-            Path(environ.get("HUB_RUNTIME_DIR", DEFAULT_RUNTIME_DIR)).resolve()
-        )
+        self.layout = RuntimeLayout.from_environ(environ)
         self.signals: list[int] = []
         self.children: list[Child] = []
         self.guardian_id = Identity.current()
@@ -518,6 +534,8 @@ class Supervisor:
             "HUB_RUNTIME_DIR": str(self.layout.root),
             "PYTHONPATH": str(PROJECT_ROOT),
         }
+        if self.layout.data_root is not None:
+            common["HUB_DATA_DIR"] = str(self.layout.data_root)
         guardian_env = dict(self.environ)
         guardian_env.update(common)
         guardian_env["HUB_ENV_FILE"] = str(self.env_file)

@@ -162,7 +162,11 @@ class HubClient:
             self._request("POST", "/auth/logout", {})
 
     def tool(self, name: str, params: dict[str, Any]) -> dict[str, Any]:
-        return self._request("POST", "/api", {"tool": name, "params": params})["result"]
+        """The tool's whole map: an LLM or search tool answers its text as `result` (as the
+        original hub did) and the map (text, provider, usage, ...) as `meta`."""
+        reply = self._request("POST", "/api", {"tool": name, "params": params})
+        meta = reply.get("meta")
+        return meta if isinstance(meta, dict) else reply["result"]
 
     def info(self) -> HubInfo:
         """Health, tools, providers and models: everything the Connect tab shows."""

@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from guardian import mcp_stdio
 from protocol.adminaddr import open_admin_channel
 from protocol.client import RPCClient
 from protocol.errors import RPCError
@@ -510,6 +511,12 @@ def parser() -> argparse.ArgumentParser:
     sessions_cmd = sub.add_parser("sessions", help="manage login sessions").add_subparsers(
         dest="action", required=True
     )
+    bridge = sub.add_parser(
+        "mcp-stdio",
+        help="serve MCP on stdin/stdout, relayed to a gateway's URL (no admin socket needed)",
+    )
+    mcp_stdio.add_arguments(bridge)
+
     sessions_cmd.add_parser("list", help="list sessions")
     revoke = sessions_cmd.add_parser("revoke", help="end sessions")
     revoke.add_argument("--user")
@@ -541,11 +548,13 @@ def _main(argv: list[str], as_json: bool) -> int:
         args = parser().parse_args(argv)
         args.json = getattr(args, "json", False)
         args.socket = getattr(args, "socket", None)
+        if args.command == "mcp-stdio":  # a client tool: never opens the admin socket
+            return mcp_stdio.run(args)
         return asyncio.run(run(args))
-    except UsageError as exc:
+    except (UsageError, mcp_stdio.BridgeError) as exc:
         report_error(as_json, "usage", str(exc))
         return EXIT_USAGE
-    except Unreachable as exc:
+    except (Unreachable, mcp_stdio.BridgeUnreachable) as exc:
         report_error(as_json, "unreachable", str(exc))
         return EXIT_UNREACHABLE
     except RPCError as exc:

@@ -48,7 +48,7 @@ from guardian.tasks import TaskSet
 from protocol import __version__
 from protocol.methods import Surface
 from protocol.pyfun import PyfunError
-from protocol.runtime import DEFAULT_RUNTIME_DIR, RuntimeLayout
+from protocol.runtime import RuntimeLayout
 
 EX_CONFIG = 78
 STORE_POLL_S = 2.0
@@ -79,9 +79,7 @@ class Guardian:
     def __init__(self, environ: Mapping[str, str]) -> None:
         self.environ = environ
         self.config_path = Path(environ.get("HUB_CONFIG", ".pyfun")).resolve()
-        self.layout = RuntimeLayout(
-            Path(environ.get("HUB_RUNTIME_DIR", DEFAULT_RUNTIME_DIR)).resolve()
-        )
+        self.layout = RuntimeLayout.from_environ(environ)  # HUB_RUNTIME_DIR, HUB_DATA_DIR
         self._stop = asyncio.Event()
         self._reload_requested = asyncio.Event()
 

@@ -20,9 +20,12 @@ SANDBOX_ENV_ALLOWLIST: tuple[str, ...] = (
     "PYTHONPATH",
     "HUB_CONFIG",
     "HUB_RUNTIME_DIR",
+    "HUB_DATA_DIR",
     "HUB_HOST",
     "HUB_PORT",
     "HUB_LOG_LEVEL",
+    # A Hugging Face Space's public host name (not a secret): an allowed Host and Origin.
+    "SPACE_HOST",
     "LISTEN_FDS",
     "LISTEN_PID",
 )

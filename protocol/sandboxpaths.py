@@ -53,7 +53,7 @@ def readable(layout: RuntimeLayout, config_path: Path) -> tuple[Path, ...]:
 
 
 def writable(layout: RuntimeLayout) -> tuple[Path, ...]:
-    return (layout.sandbox_dir, Path("/dev/null"))
+    return tuple(dict.fromkeys((layout.sandbox_dir, layout.sandbox_data_dir, Path("/dev/null"))))
 
 
 def exposing(secret: Path, layout: RuntimeLayout, config_path: Path) -> Path | None:

@@ -40,13 +40,20 @@ def build_app(
     # Host, Origin and content type are checked on every route but /healthz (RequestGuard);
     # the MCP SDK's own guard stays on both transports as a second line.
     origins = [*hub.allowed_origins, *hub.cors_origins]
+    if settings.space_host:  # a Hugging Face Space: its own https origin
+        origins.append(f"https://{settings.space_host}")
     policy = HostPolicy.build(
         listen_hosts=[*listen_hosts, settings.host],
         allowed_hosts=hub.allowed_hosts,
         allowed_origins=origins,
+        space_host=settings.space_host,
     )
     # The SDK's guard takes None for "loopback names only", as RequestGuard decided above.
-    allowed_hosts = list(hub.allowed_hosts) or (None if policy.hosts == LOOPBACK_NAMES else ["*"])
+    allowed_hosts = (
+        None
+        if policy.hosts == LOOPBACK_NAMES
+        else (sorted(policy.hosts) if policy.hosts is not None else ["*"])
+    )
     allowed_origins = origins or None
 
     def on_active_change(active: ActiveNames) -> None:
@@ -83,7 +90,8 @@ def build_app(
         await link.close()
         await hub_state.close()
 
-    proxies = Proxies.parse(hub.trusted_proxies)
+    proxies = Proxies.parse(hub.trusted_proxies, space_host=settings.space_host)
+    tools.proxies = proxies
     verify_cache = VerifyCache()
     routes = [
         Route("/", status_page, methods=["GET"]),

@@ -1,8 +1,11 @@
 """Who is calling: the credential as received, the client's address and User-Agent.
 
 `X-Forwarded-For` and `X-Forwarded-Proto` are believed only from `[HUB] trusted_proxies`;
-otherwise the socket peer is the client. The sandbox never decides whose a credential is:
-it forwards it, and the guardian resolves it.
+otherwise the socket peer is the client. On a Hugging Face Space (`SPACE_HOST` set) with no
+`trusted_proxies`, the Space's proxy is the only way in and its addresses are not published:
+there the last `X-Forwarded-For` hop (the one the Space's proxy appended) is the client.
+The sandbox never decides whose a credential is: it forwards it, and the guardian resolves
+it.
 """
 
 from __future__ import annotations
@@ -24,10 +27,13 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 @dataclass(frozen=True, slots=True)
 class Proxies:
     networks: tuple[Network, ...] = ()
+    #: Behind exactly one proxy we cannot name (a Space's): believe its last hop only.
+    one_unnamed_hop: bool = False
 
     @classmethod
-    def parse(cls, cidrs: Iterable[str]) -> Proxies:
-        return cls(tuple(ipaddress.ip_network(c, strict=False) for c in cidrs))
+    def parse(cls, cidrs: Iterable[str], *, space_host: str | None = None) -> Proxies:
+        networks = tuple(ipaddress.ip_network(c, strict=False) for c in cidrs)
+        return cls(networks, one_unnamed_hop=bool(space_host) and not networks)
 
     def trusts(self, address: str) -> bool:
         try:
@@ -41,6 +47,8 @@ def client_address(scope: Scope, proxies: Proxies) -> tuple[str, str]:
     """(client IP, scheme) for a request, honouring forwarded headers from trusted proxies."""
     peer = scope["client"][0] if scope.get("client") else ""
     scheme = scope.get("scheme", "http")
+    if proxies.one_unnamed_hop:
+        return _last_hop(Headers(scope=scope), peer, scheme)
     if not proxies.networks or not proxies.trusts(peer):
         return peer, scheme
     headers = Headers(scope=scope)
@@ -51,6 +59,19 @@ def client_address(scope: Scope, proxies: Proxies) -> tuple[str, str]:
         if not proxies.trusts(hop):
             break
     proto = headers.get("x-forwarded-proto", "").split(",")[0].strip().lower()
+    return client, proto if proto in ("http", "https") else scheme
+
+
+def _last_hop(headers: Headers, peer: str, scheme: str) -> tuple[str, str]:
+    """The address the one proxy in front appended (the last entry), if it is an address."""
+    hops = [h.strip() for h in headers.get("x-forwarded-for", "").split(",") if h.strip()]
+    client = peer
+    if hops:
+        try:
+            client = str(ipaddress.ip_address(hops[-1]))
+        except ValueError:
+            client = peer
+    proto = headers.get("x-forwarded-proto", "").split(",")[-1].strip().lower()
     return client, proto if proto in ("http", "https") else scheme
 
 

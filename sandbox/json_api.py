@@ -1,5 +1,7 @@
 """`POST /api`: the original hub's JSON API. `{"tool": "<name>", "params": {...}}` ->
-`{"result": ...}` or `{"error": {"code", "message"}}` with a fitting status.
+`{"result": "<answer text>", "meta": {...}}` for LLM and search tools (as the original
+answered, SealGate's details beside it), `{"result": {...}}` for the built-in tools, or
+`{"error": {"code", "message"}}` with a fitting status.
 
 Every registered MCP tool is callable this way, through the same function the MCP server
 runs, so both surfaces answer alike.
@@ -17,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from sandbox.errors import HTTP_STATUS, http_status
+from sandbox.hub_compat import api_answer, drop_empty
 from sandbox.mcp_tools import SealGateTools
 from sandbox.tool_args import check_types, names_problem
 
@@ -51,6 +54,7 @@ async def api(request: Request) -> Response:
     params = body.get("params") or {}
     if not isinstance(params, dict):
         return error(400, "invalid_params", "params must be an object")
+    params = drop_empty(params)  # the original's clients send "" for "the default"
     function = tools.functions.get(body["tool"])
     if function is None:
         return error(404, "not_found", f"no active tool {body['tool']!r}; see list_active_tools")
@@ -69,4 +73,8 @@ async def api(request: Request) -> Response:
             if code not in HTTP_STATUS:
                 code, message = "internal", str(exc)
             return error(http_status(code), code, message)
-    return JSONResponse({"result": result.structured_content})
+    data = result.structured_content or {}
+    text = None
+    if body["tool"] in tools.text_tools:
+        text = "".join(getattr(block, "text", "") for block in result.content)
+    return JSONResponse(api_answer(data, text))

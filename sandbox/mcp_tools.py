@@ -29,6 +29,7 @@ from protocol.errors import RPCError
 from protocol.pyfun import PyfunConfig, ToolConfig
 from sandbox.caller import Proxies, caller_of
 from sandbox.guardian_link import ActiveNames, Caller, GuardianLink
+from sandbox.hub_compat import ALIAS_NAMES, drop_empty, first_given, original_listing
 from sandbox.hubstate import HubState, cache_key
 from sandbox.tool_args import names_problem, problem_of
 
@@ -49,6 +50,14 @@ def result(data: dict[str, Any], text: str | None = None) -> ToolResult:
 def tool_error(exc: RPCError) -> ToolError:
     """An MCP tool error whose message names the cause (and every provider tried)."""
     return ToolError(f"{exc.code.value}: {exc.message}")
+
+
+def _canonical_params(function: ToolFunction) -> list[str]:
+    """A tool's own parameter names, without the original hub's aliases (`prompt` is one
+    only for a tool that takes `query`)."""
+    names = [p for p in inspect.signature(function).parameters if p != "ctx"]
+    aliases = ALIAS_NAMES | ({"prompt"} if "query" in names else set())
+    return [p for p in names if p not in aliases]
 
 
 def current_principal() -> dict[str, Any] | None:
@@ -145,6 +154,12 @@ class ArgumentWording(Middleware):
     ) -> Any:
         name = str(getattr(context.message, "name", ""))
         arguments = getattr(context.message, "arguments", None) or {}
+        if isinstance(arguments, dict) and "" in arguments.values():
+            # The original hub's clients send "" for "the default" (hub_compat).
+            arguments = drop_empty(arguments)
+            context = context.copy(
+                message=context.message.model_copy(update={"arguments": arguments})
+            )
         function = self.tools.functions.get(name)
         if function is not None and isinstance(arguments, dict):
             problem = names_problem(name, function, arguments)
@@ -171,6 +186,8 @@ class SealGateTools:
         self.registered: set[str] = set()
         #: The function behind each registered tool, for the JSON API.
         self.functions: dict[str, ToolFunction] = {}
+        #: Tools whose answer is text (LLM and search): `/api` answers that text as `result`.
+        self.text_tools: frozenset[str] = frozenset()
         self.sessions = SessionRegistry()
         self._tasks: set[asyncio.Task[int]] = set()
 
@@ -230,6 +247,12 @@ class SealGateTools:
             self.registered.discard(name)
             logger.info("tool %s removed (its providers are no longer active)", name)
         self.functions = {name: function for name, (function, _) in wanted.items()}
+        self.text_tools = frozenset(
+            name
+            for name in wanted
+            if name in ("llm_complete", "web_search")
+            or (name in self.config.tools and self.config.tools[name].provider_type != "db")
+        )
         for name, (function, description) in wanted.items():
             if name not in self.registered:
                 self.mcp.add_tool(Tool.from_function(function, name=name, description=description))
@@ -252,7 +275,7 @@ class SealGateTools:
 
     async def list_active_tools(self) -> ToolResult:
         active = self.link.active
-        data = {
+        data: dict[str, Any] = {
             "tools": sorted(self.registered),
             "llm_providers": list(active.llm_providers),
             "search_providers": list(active.search_providers),
@@ -267,17 +290,31 @@ class SealGateTools:
                 for model in sorted(self.config.models.values(), key=lambda m: m.id)
             ],
             "guardian_connected": self.link.connected,
-            # What each tool takes, so a client (the desktop app) can build its form.
+            # What each tool takes, so a client (the desktop app) can build its form; the
+            # original hub's names for the same parameters are accepted but not listed.
             "tool_params": {
-                name: [p for p in inspect.signature(function).parameters if p != "ctx"]
+                name: _canonical_params(function)
                 for name, function in sorted(self.functions.items())
             },
         }
+        data.update(
+            original_listing(
+                tools=data["tools"],
+                llm_providers=data["llm_providers"],
+                search_providers=data["search_providers"],
+                usable_models=[m["id"] for m in data["models"] if m["active"]],
+            )
+        )
         return result(data)
 
-    async def get_model_info(self, model: str | None = None) -> ToolResult:
+    async def get_model_info(
+        self, model: str | None = None, model_name: str | None = None
+    ) -> ToolResult:
+        """`model_name` is the original hub's name for `model`."""
         try:
-            data = await self.link.models_info(current_caller(self.proxies), model)
+            data = await self.link.models_info(
+                current_caller(self.proxies), first_given(model, model_name)
+            )
         except RPCError as exc:
             raise tool_error(exc) from None
         return result(data)
@@ -291,14 +328,16 @@ class SealGateTools:
         system: str | None = None,
         max_tokens: int | None = None,
         temperature: float | None = None,
+        provider_name: str | None = None,
     ) -> ToolResult:
+        """`provider_name` is the original hub's name for `provider`."""
         return await self._complete(
             ctx,
             "llm_complete",
             prompt,
-            system=system,
-            provider=provider,
-            model=model,
+            system=system or None,
+            provider=first_given(provider, provider_name),
+            model=model or None,
             max_tokens=max_tokens,
             temperature=temperature,
         )
@@ -334,13 +373,14 @@ class SealGateTools:
             model: str | None = None,
             max_tokens: int | None = None,
             temperature: float | None = None,
+            provider_name: str | None = None,
         ) -> ToolResult:
             return await self._complete(
                 ctx,
                 config.name,
                 prompt,
-                provider=provider,
-                model=model,
+                provider=first_given(provider, provider_name),
+                model=model or None,
                 max_tokens=max_tokens,
                 temperature=temperature,
             )
@@ -349,15 +389,24 @@ class SealGateTools:
 
     def _search_tool(self, name: str) -> ToolFunction:
         async def run(
-            query: str, max_results: int | None = None, provider: str | None = None
+            query: str | None = None,
+            max_results: int | None = None,
+            provider: str | None = None,
+            prompt: str | None = None,
+            provider_name: str | None = None,
         ) -> ToolResult:
+            """`prompt` and `provider_name` are the original hub's names (one form for
+            every tool); one of `query` and `prompt` is needed."""
+            text = first_given(query, prompt)
+            if text is None:
+                raise ToolError(f"invalid_params: missing parameter(s) for {name}: query")
             try:
                 data = await self.link.search_web(
                     current_caller(self.proxies),
                     name,
-                    query,
+                    text,
                     max_results=max_results,
-                    provider=provider,
+                    provider=first_given(provider, provider_name),
                 )
             except RPCError as exc:
                 raise tool_error(exc) from None

@@ -1,4 +1,5 @@
-"""`GET /` (a small status page) and `GET /healthz` (for load balancers and Docker)."""
+"""`GET /` (a small status page, or the original hub's JSON health answer for programs) and
+`GET /healthz` (for load balancers and Docker)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from protocol import __version__
 from protocol.errors import RPCError
 from sandbox.guardian_link import GuardianLink
+from sandbox.hub_compat import wants_json_status
 from sandbox.mcp_tools import SealGateTools
 from sandbox.protections_page import protections_html
 
@@ -103,7 +105,32 @@ document.getElementById("login").addEventListener("submit", async (event) => {{
 </script></body></html>"""
 
 
+def json_status(request: Request) -> Response:
+    """The original hub's answer to its clients' `GET /`; a refused credential is a 401."""
+    if request.scope.get("state", {}).get("login_required"):
+        return JSONResponse(
+            {
+                "error": {
+                    "code": "unauthenticated",
+                    "message": "the credential was not accepted: send a valid token in"
+                    " Authorization: Bearer or X-API-Key",
+                }
+            },
+            status_code=401,
+            headers={"www-authenticate": 'Bearer realm="sealgate"'},
+        )
+    return JSONResponse(
+        {
+            "status": "running",
+            "service": request.app.state.hub_name,
+            "uptime_seconds": int(time.monotonic() - STARTED),
+        }
+    )
+
+
 async def status_page(request: Request) -> Response:
+    if wants_json_status(request.headers):
+        return json_status(request)
     if request.scope.get("state", {}).get("login_required"):
         name = html.escape(request.app.state.hub_name)
         return HTMLResponse(

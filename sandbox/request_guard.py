@@ -7,6 +7,8 @@ A web page must not be able to drive the gateway, least of all an open one on lo
 - Cross-site requests: a browser always sends `Origin` on a cross-origin POST. A present Origin
   must be the gateway's own (the Host the request names, http or https) or listed in
   `allowed_origins` / `cors_origins`; anything else (including `null`) gets 403.
+- On a Hugging Face Space (`SPACE_HOST` set) the Space's own name is a served Host and
+  `https://$SPACE_HOST` an allowed Origin without further configuration.
 - "Simple" cross-site POSTs (`text/plain`, forms, an untyped Blob) need no CORS preflight, so
   every request body must be declared JSON (415 otherwise).
 """
@@ -67,9 +69,11 @@ class HostPolicy:
         listen_hosts: Iterable[str],
         allowed_hosts: Iterable[str],
         allowed_origins: Iterable[str],
+        space_host: str | None = None,
     ) -> HostPolicy:
         """`listen_hosts` are the addresses the sandbox really listens on: loopback names
-        only are served when every one of them is loopback and no `allowed_hosts` is set."""
+        only are served when every one of them is loopback and no `allowed_hosts` is set.
+        `space_host` (a Space's `SPACE_HOST`) is added to whatever names are served."""
         configured = frozenset(h.strip().lower() for h in allowed_hosts if h.strip())
         hosts: frozenset[str] | None
         if "*" in configured:
@@ -80,7 +84,12 @@ class HostPolicy:
             hosts = LOOPBACK_NAMES
         else:
             hosts = None
+        space = (space_host or "").strip().lower()
+        if space and hosts is not None:
+            hosts = hosts | {space}
         origins = [o for o in allowed_origins if o.strip()]
+        if space:
+            origins.append(f"https://{space}")
         return cls(
             hosts=hosts,
             origins=frozenset(normalize_origin(o) for o in origins if o.strip() != "*"),

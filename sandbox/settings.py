@@ -13,7 +13,7 @@ from pathlib import Path
 
 from protocol.environment import SANDBOX_ENV_ALLOWLIST
 from protocol.pyfun import PyfunConfig, PyfunError, parse, with_env_overrides
-from protocol.runtime import DEFAULT_RUNTIME_DIR, RuntimeLayout
+from protocol.runtime import RuntimeLayout
 
 #: Every environment variable the sandbox may receive (the list lives in protocol/).
 ALLOWED_ENV = SANDBOX_ENV_ALLOWLIST
@@ -24,6 +24,8 @@ class SandboxSettings:
     config: PyfunConfig
     layout: RuntimeLayout
     log_level: str
+    #: A Hugging Face Space's host name (`SPACE_HOST`): served as Host and https Origin.
+    space_host: str | None = None
 
     @property
     def host(self) -> str:
@@ -44,6 +46,7 @@ def load_settings(environ: Mapping[str, str]) -> SandboxSettings:
     config = with_env_overrides(parse(text, str(path)), environ)
     return SandboxSettings(
         config=config,
-        layout=RuntimeLayout(Path(environ.get("HUB_RUNTIME_DIR", DEFAULT_RUNTIME_DIR)).resolve()),
+        layout=RuntimeLayout.from_environ(environ),
         log_level=environ.get("HUB_LOG_LEVEL", config.hub.log_level),
+        space_host=environ.get("SPACE_HOST", "").strip().lower() or None,
     )

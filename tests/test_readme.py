@@ -10,6 +10,7 @@ is the README's own "try it without keys" setup: `bench/fake_provider.py` and
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -28,7 +29,15 @@ README = ROOT / "README.md"
 MASTER_KEY = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="  # 32 bytes, base64
 PASSWORD = "a long passphrase"
 #: Why a block may be left out; anything else must run.
-NOT_RUN_REASONS = ("docker", "sudo", "systemd", "starts the gateway", "writes the checkout's")
+NOT_RUN_REASONS = (
+    "docker",
+    "sudo",
+    "systemd",
+    "starts the gateway",
+    "writes the checkout's",
+    "needs an MCP client app",
+    "needs a Hugging Face Space",
+)
 
 
 @dataclass(frozen=True)
@@ -122,7 +131,9 @@ def test_the_readme_has_blocks_of_every_kind_this_test_runs() -> None:
     assert any(b.lang == "python" and "sse_client" in b.body for b in RUNNABLE)
     assert any(b.lang == "sh" and "curl" in b.body for b in RUNNABLE)
     assert any(b.lang == "sh" and "./sealgate-ctl" in b.body for b in RUNNABLE)
-    assert all(b.lang in ("sh", "python", "ini", "text") for b in ALL), [str(b) for b in ALL]
+    assert all(b.lang in ("sh", "python", "ini", "text", "json") for b in ALL), [
+        str(b) for b in ALL
+    ]
 
 
 def test_blocks_left_out_say_why_and_only_for_what_cannot_run_here() -> None:
@@ -159,6 +170,12 @@ def run_block(readme: Readme, block: Block, cwd: Path) -> None:
 @pytest.mark.parametrize("block", RUNNABLE, ids=str)
 def test_a_readme_block_runs_as_written(readme: Readme, block: Block) -> None:
     run_block(readme, block, readme.workdir)
+
+
+@pytest.mark.parametrize("block", [b for b in ALL if b.lang == "json"], ids=str)
+def test_a_readme_json_block_parses(block: Block) -> None:
+    """Client configurations; tests/e2e/test_mcp_stdio.py also connects with them."""
+    assert isinstance(json.loads(block.body), dict), str(block)
 
 
 @pytest.mark.parametrize("block", [b for b in ALL if b.lang == "ini"], ids=str)

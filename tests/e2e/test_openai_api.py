@@ -210,9 +210,11 @@ def test_json_api(w: World) -> None:
     assert "web_search" in tools["tools"] and "brave" in tools["search_providers"]
     assert {"id": "claude-test", "provider": "anthropic", "active": True} in tools["models"]
     done = api({"tool": "summarize", "params": {"prompt": "A long text"}})
-    assert done.status_code == 200 and done.json()["result"]["provider"] == "anthropic"
+    assert done.status_code == 200 and done.json()["meta"]["provider"] == "anthropic"
+    assert done.json()["result"] == done.json()["meta"]["text"] != ""
     found = api({"tool": "web_search", "params": {"query": "x", "max_results": 2}}).json()
-    assert len(found["result"]["results"]) == 2
+    assert len(found["meta"]["results"]) == 2
+    assert found["meta"]["results"][0]["url"] in found["result"]
     assert api({"tool": "nope"}).status_code == 404
     unknown = api({"tool": "llm_complete", "params": {"prompt": "x", "colour": "red"}})
     assert unknown.status_code == 400 and "colour" in unknown.json()["error"]["message"]

