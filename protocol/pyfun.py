@@ -1162,9 +1162,19 @@ def parse(text: str, source: str = ".pyfun") -> PyfunConfig:
         db_sync=db_sync,
         db_query=db_query,
         debug=debug,
-        warnings=tuple(warnings),
-        translations=tuple(translations),
+        warnings=_by_line(warnings, source),
+        translations=_by_line(translations, source),
     )
+
+
+def _by_line(notes: list[str], source: str) -> tuple[str, ...]:
+    """`file:line: ...` notes in the order of their lines (stable for equal lines)."""
+
+    def line(note: str) -> int:
+        number = note[len(source) + 1 :].split(":", 1)[0] if note.startswith(f"{source}:") else ""
+        return int(number) if number.isdigit() else 0
+
+    return tuple(sorted(notes, key=line))
 
 
 def with_env_overrides(config: PyfunConfig, environ: Mapping[str, str]) -> PyfunConfig:
