@@ -12,6 +12,7 @@ itself was refused. A stream falls back only before its first chunk has been pas
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import time
@@ -21,19 +22,24 @@ from typing import Any, TypeVar
 
 from guardian import policy
 from guardian.auth import Principal
+from guardian.call_budget import call_budget
+from guardian.call_log import log_request, log_response
 from guardian.costs import input_token_bound, max_cost_usd, output_token_bound
 from guardian.keys import KeyRing
 from guardian.ledger import UsageLedger
 from guardian.limits import Limits
 from guardian.metering import LINK_LOST, CallMeter, cancel_reason
+from guardian.model_info import model_entry
+from guardian.model_rates import admit_model
 from guardian.outbound import DEFAULT_MAX_RESPONSE_BYTES, Outbound
+from guardian.provider_slots import ProviderSlots
 from guardian.providers.adapters import (
     LLMAdapter,
     embed_call,
     llm_adapter,
     parse_embeddings,
 )
-from guardian.providers.search import search_adapter
+from guardian.providers.search import result_count, search_adapter
 from guardian.providers.sse import events
 from guardian.providers.types import (
     ChatRequest,
@@ -41,6 +47,7 @@ from guardian.providers.types import (
     ProviderFailure,
     SearchRequest,
 )
+from guardian.retries import with_retries
 from guardian.state import GuardianState, Snapshot
 from guardian.storage.base import Reservation
 from protocol.errors import (
@@ -60,7 +67,6 @@ logger = logging.getLogger("sealgate.guardian.router")
 
 T = TypeVar("T")
 
-MAX_BUDGET_S = 600.0
 MAX_STREAM_EVENT_BYTES = 1024 * 1024
 #: Provider error text kept per failure, after redaction.
 MAX_ERROR_TEXT = 240
@@ -146,6 +152,7 @@ class Router:
         self.limits = limits
         self.key_used = key_used
         self._keyrings: dict[str, KeyRing] = {}
+        self.slots = ProviderSlots()  # [HUB_LIMITS] max_parallel_requests
 
     async def admit(self, principal: Principal, tool: str) -> None:
         await policy.admit(self.limits, principal, tool)
@@ -393,18 +400,15 @@ class Router:
         emitter: _Emitter | None,
     ) -> dict[str, Any]:
         """Walk the chain; return the answer (its ending recorded) or raise the error."""
-        deadline = started + self._budget(tool, [a.provider for a in attempts])
+        limits = snapshot.config.hub_limits
+        deadline = started + call_budget(tool, [a.provider for a in attempts], limits, "llm")
         last: tuple[Attempt, ProviderFailure] | None = None
         rate_refusal: RateLimited | None = None
         for index, attempt in enumerate(attempts):
             model_config = snapshot.config.models.get(attempt.model)
-            if model_config is not None and model_config.requests_per_min and self.limits:
+            if model_config is not None and self.limits:
                 try:
-                    await self.limits.hit(
-                        f"model:{attempt.model}",
-                        model_config.requests_per_min,
-                        f"model {attempt.model}",
-                    )
+                    await admit_model(self.limits, attempt.model, model_config)
                 except RateLimited as refusal:
                     path.append({"provider": attempt.provider.name, "error": refusal.message})
                     rate_refusal = refusal
@@ -426,6 +430,15 @@ class Router:
                 input_token_bound(payload, model_config),
                 request.max_tokens,
             )
+            debug, sent_at = snapshot.config.debug, time.monotonic()
+            log_request(
+                debug,
+                tool=meter.tool,
+                provider=attempt.provider.name,
+                model=attempt.model,
+                input_bound=input_token_bound(payload, model_config),
+                stream=emitter is not None,
+            )
             try:
                 result = await self._chat_with_retry(
                     snapshot,
@@ -437,12 +450,30 @@ class Router:
                     is_last=index == len(attempts) - 1,
                 )
             except ProviderFailure as failure:
+                log_response(
+                    debug,
+                    tool=meter.tool,
+                    provider=attempt.provider.name,
+                    model=attempt.model,
+                    outcome=f"failed:{failure.kind}:{failure.status or '-'}",
+                    elapsed_ms=(time.monotonic() - sent_at) * 1000,
+                )
                 path.append({"provider": attempt.provider.name, "error": self._describe(failure)})
                 last = (attempt, failure)
                 if (emitter is not None and emitter.sent) or not failure.falls_back:
                     break
                 continue
             latency_ms = round((time.monotonic() - started) * 1000, 3)
+            log_response(
+                debug,
+                tool=meter.tool,
+                provider=attempt.provider.name,
+                model=result.model or attempt.model,
+                outcome="ok",
+                input_tokens=result.input_tokens,
+                output_tokens=result.output_tokens,
+                elapsed_ms=(time.monotonic() - sent_at) * 1000,
+            )
             meter.succeed(result.input_tokens, result.output_tokens, path)
             return {
                 "text": result.text,
@@ -527,18 +558,15 @@ class Router:
         *,
         is_last: bool,
     ) -> ChatResult:
-        """One provider; the last in the chain may wait out a Retry-After that fits the budget."""
-        try:
-            return await self._chat(snapshot, attempt, request, deadline, emitter, meter)
-        except ProviderFailure as failure:
-            wait = failure.retry_after
-            remaining = deadline - time.monotonic()
-            if not is_last or wait is None or not failure.falls_back or (emitter and emitter.sent):
-                raise
-            if wait + 1.0 > remaining:
-                raise
-            await asyncio.sleep(wait)
-            return await self._chat(snapshot, attempt, request, deadline, emitter, meter)
+        """One provider, asked again on a retryable failure (`guardian.retries`)."""
+        return await with_retries(
+            lambda: self._chat(snapshot, attempt, request, deadline, emitter, meter),
+            name=attempt.provider.name,
+            limits=snapshot.config.hub_limits,
+            deadline=deadline,
+            is_last=is_last,
+            streamed=lambda: bool(emitter and emitter.sent),
+        )
 
     async def _chat(
         self,
@@ -598,7 +626,10 @@ class Router:
             if remaining <= 0:
                 raise ProviderFailure("timeout", "the call's time budget ran out")
             try:
-                result = await send(key, min(provider.timeout_sec, remaining))
+                cap = snapshot.config.hub_limits.max_parallel_requests
+                async with self.slots.hold(provider.name, cap, remaining):
+                    left = max(deadline - time.monotonic(), 0.001)  # some went on a slot
+                    result = await send(key, min(provider.timeout_sec, left))
             except ProviderFailure as exc:
                 if name is None or not exc.blames_key or not may_retry():
                     raise
@@ -762,8 +793,8 @@ class Router:
         chain = [p for p in chain if policy.allows(role.providers, p.name)]
         if not chain:
             raise Forbidden(f"role {role.name!r} may use no search provider here")
-        deadline = started + self._budget(tool, chain)
-        request = SearchRequest(query=params["query"], max_results=params.get("max_results") or 5)
+        limits = snapshot.config.hub_limits
+        deadline = started + call_budget(tool, chain, limits, "search")
         meter = CallMeter(
             ledger=self.ledger,
             limits=self.limits,
@@ -775,10 +806,20 @@ class Router:
 
         async def work() -> dict[str, Any]:
             last: tuple[Attempt, ProviderFailure] | None = None
-            for provider in chain:
+            for index, provider in enumerate(chain):
                 meter.begin(provider.name, "", None, 0, 0)  # searches have no token cost
+                request = SearchRequest(
+                    query=params["query"],
+                    max_results=result_count(params.get("max_results"), provider),
+                )
                 try:
-                    result = await self._search_one(snapshot, provider, request, deadline)
+                    result = await with_retries(
+                        functools.partial(self._search_one, snapshot, provider, request, deadline),
+                        name=provider.name,
+                        limits=limits,
+                        deadline=deadline,
+                        is_last=index == len(chain) - 1,
+                    )
                 except ProviderFailure as failure:
                     path.append({"provider": provider.name, "error": self._describe(failure)})
                     last = (Attempt(provider, ""), failure)
@@ -837,32 +878,13 @@ class Router:
                 and policy.allows(principal.role.providers, owner)
             ):
                 continue
-            entry = config.models.get(model_id)
-            models.append(
-                {
-                    "id": model_id,
-                    "provider": owner,
-                    "provider_active": owner in snapshot.llm_providers,
-                    "max_output_tokens": entry.max_output_tokens if entry else None,
-                    "requests_per_min": entry.requests_per_min if entry else None,
-                    "cost_input_per_1m": entry.cost_input_per_1m if entry else None,
-                    "cost_output_per_1m": entry.cost_output_per_1m if entry else None,
-                    "context_window": entry.context_window if entry else None,
-                    "capabilities": list(entry.capabilities) if entry else [],
-                }
-            )
+            active = owner in snapshot.llm_providers
+            models.append(model_entry(model_id, owner, active, config.models.get(model_id)))
         if wanted and not models:
             raise NotFound(f"model {wanted!r} is not configured")
         return {"models": models}
 
     # helpers -------------------------------------------------------------------------------
-    @staticmethod
-    def _budget(tool: ToolConfig | None, chain: list[ProviderConfig]) -> float:
-        """The whole call's time: the tool's timeout_sec, else each provider's own, summed."""
-        if tool is not None:
-            return tool.timeout_sec
-        return min(sum(p.timeout_sec for p in chain), MAX_BUDGET_S)
-
     def _describe(self, failure: ProviderFailure) -> str:
         """A failure as callers, logs and the ledger see it: redacted whole, then cut."""
         return self.state.redactor.redact_and_cut(failure.describe(), MAX_ERROR_TEXT)

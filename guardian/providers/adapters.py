@@ -254,7 +254,7 @@ class AnthropicAdapter:
         if stream:
             body["stream"] = True
             self._tool_blocks = {}
-        auth = {"anthropic-version": ANTHROPIC_VERSION}
+        auth = {"anthropic-version": self.provider.api_version_header or ANTHROPIC_VERSION}
         if key:
             auth["x-api-key"] = key
         return HttpCall(
