@@ -1077,7 +1077,8 @@ def _attribution(
     if name_set and "\n" not in hub.name and "\r" not in hub.name:
         wanted.append(("X-Title", hub.name))
     for name, provider in providers.items():
-        if (urlsplit(provider.base_url).hostname or "").lower() != "openrouter.ai":
+        host = (urlsplit(provider.base_url).hostname or "").lower()
+        if name != "openrouter" and host != "openrouter.ai":
             continue
         present = {header.lower() for header, _ in provider.headers}
         extra = tuple(pair for pair in wanted if pair[0].lower() not in present)

@@ -38,7 +38,7 @@ def test_the_original_file_loads_and_every_mapped_value_is_read() -> None:
     assert config.debug.log_requests and config.debug.log_responses
 
     anthropic = config.llm_providers["anthropic"]
-    assert anthropic.api_version_header == "2023-06-01"
+    assert anthropic.api_version_header == "2023-01-01"
     assert anthropic.models == ("claude-haiku-4-5", "claude-sonnet-4-5")  # trailing comma
     assert anthropic.timeout_sec == 45.0  # REQUEST_TIMEOUT_SEC as the provider default
     openrouter = config.llm_providers["openrouter"]
@@ -122,7 +122,7 @@ def test_translations_list_every_original_spelling() -> None:
         ("HUB_TRANSPORT", "both served"),
         ("MAX_CACHE_ENTRIES", "read as max_cache_entries"),
         ("DEBUG_LEVEL", 'log_level = "info"'),
-        ("api_version_header", "anthropic-version: 2023-06-01"),
+        ("api_version_header", "anthropic-version: 2023-01-01"),
         ('cost_input_per_1k  = "0.001"', "cost_input_per_1m = 1"),
         ('context_tokens     = "200000"', "read as context_window"),
         ('readonly      = "true"', "read-only by construction"),
