@@ -14,6 +14,11 @@ from protocol.pyfun import DebugConfig
 logger = logging.getLogger("sealgate.guardian.calls")
 
 
+def _field(text: str) -> str:
+    """A value as one log token: a caller-named model may hold spaces or line breaks."""
+    return text if text and text.isprintable() and " " not in text else repr(text)
+
+
 def log_request(
     debug: DebugConfig, *, tool: str, provider: str, model: str, input_bound: int, stream: bool
 ) -> None:
@@ -22,7 +27,7 @@ def log_request(
             "request tool=%s provider=%s model=%s input_tokens_max=%d stream=%s",
             tool,
             provider,
-            model or "-",
+            _field(model) if model else "-",
             input_bound,
             stream,
         )
@@ -45,7 +50,7 @@ def log_response(
             " output_tokens=%d elapsed_ms=%.0f",
             tool,
             provider,
-            model or "-",
+            _field(model) if model else "-",
             outcome,
             input_tokens,
             output_tokens,

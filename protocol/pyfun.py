@@ -549,9 +549,13 @@ class _Reader:
         try:
             number = Decimal(value.text.strip())
         except InvalidOperation:
-            raise PyfunError(self.source, value.line, f"{key} must be a number") from None
+            raise PyfunError(
+                self.source, value.line, f"{self.spelled(key)} must be a number"
+            ) from None
         if not number.is_finite() or number < 0 or number > Decimal("1e12"):
-            raise PyfunError(self.source, value.line, f"{key} must be between 0 and 1e12")
+            raise PyfunError(
+                self.source, value.line, f"{self.spelled(key)} must be between 0 and 1e12"
+            )
         return number
 
     def error(self, key: str, problem: str) -> PyfunError:
@@ -581,7 +585,7 @@ class _Reader:
             return True
         if text in ("false", "no", "0", "off"):
             return False
-        raise PyfunError(self.source, value.line, f'{key} must be "true" or "false"')
+        raise PyfunError(self.source, value.line, f'{self.spelled(key)} must be "true" or "false"')
 
     def integer(
         self, key: str, default: int | None, *, low: int = 0, high: int = 2**53
@@ -592,9 +596,13 @@ class _Reader:
         try:
             number = int(value.text.strip().replace("_", ""))
         except ValueError:
-            raise PyfunError(self.source, value.line, f"{key} must be a whole number") from None
+            raise PyfunError(
+                self.source, value.line, f"{self.spelled(key)} must be a whole number"
+            ) from None
         if not low <= number <= high:
-            raise PyfunError(self.source, value.line, f"{key} must be between {low} and {high}")
+            raise PyfunError(
+                self.source, value.line, f"{self.spelled(key)} must be between {low} and {high}"
+            )
         return number
 
     def number(
@@ -606,9 +614,13 @@ class _Reader:
         try:
             number = float(value.text.strip())
         except ValueError:
-            raise PyfunError(self.source, value.line, f"{key} must be a number") from None
+            raise PyfunError(
+                self.source, value.line, f"{self.spelled(key)} must be a number"
+            ) from None
         if not low <= number <= high or number != number:
-            raise PyfunError(self.source, value.line, f"{key} must be between {low:g} and {high:g}")
+            raise PyfunError(
+                self.source, value.line, f"{self.spelled(key)} must be between {low:g} and {high:g}"
+            )
         return number
 
     def choice(self, key: str, choices: frozenset[str], default: str) -> str:
@@ -618,7 +630,9 @@ class _Reader:
         text = value.text.strip().lower()
         if text not in choices:
             allowed = ", ".join(sorted(choices))
-            raise PyfunError(self.source, value.line, f"{key} must be one of: {allowed}")
+            raise PyfunError(
+                self.source, value.line, f"{self.spelled(key)} must be one of: {allowed}"
+            )
         return text
 
     def unused_warnings(self) -> list[str]:

@@ -277,3 +277,13 @@ def test_call_log_writes_metadata_only_and_only_when_asked(
     lines = [r.getMessage() for r in caplog.records]
     assert lines[0].startswith("request tool=t provider=p model=m")
     assert "output_tokens=4" in lines[1]
+
+
+def test_call_log_keeps_a_caller_named_model_on_one_line(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="sealgate.guardian.calls")
+    on = DebugConfig(log_requests=True)
+    log_request(on, tool="t", provider="p", model="m\nFAKE line", input_bound=1, stream=False)
+    (record,) = caplog.records
+    assert "\n" not in record.getMessage() and "'m\\nFAKE line'" in record.getMessage()

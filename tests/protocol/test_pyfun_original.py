@@ -267,3 +267,8 @@ def test_identifier_line_and_file_end_are_accepted_and_upper_case_keys_anywhere(
     config = parse(text)
     assert config.tools["t"].provider_type == "search"
     assert config.warnings == ()
+
+
+def test_errors_name_the_key_as_written() -> None:
+    with pytest.raises(PyfunError, match="RETRY_COUNT must be a whole number"):
+        parse('[HUB_LIMITS]\nRETRY_COUNT = "many"\n[HUB_LIMITS_END]\n')
