@@ -23,7 +23,7 @@ from typing import Any
 from passlib.hash import pbkdf2_sha256
 
 from guardian.limits import Limits
-from guardian.state import GuardianState
+from guardian.liveconfig import LiveConfig
 from guardian.storage import Storage
 from protocol.errors import InvalidParams, NotFound, Unauthenticated
 from protocol.pyfun import HubLimitsConfig, RoleConfig, is_loopback_host, with_env_overrides
@@ -134,15 +134,15 @@ def check_name(name: str) -> str:
 class Auth:
     def __init__(
         self,
-        state: GuardianState,
+        live: LiveConfig,
         storage: Storage,
         environ: Mapping[str, str],
-        limits: Limits | None = None,
+        limits: Limits,
     ) -> None:
-        self.state = state
+        self.live = live
         self.storage = storage
         self.environ = environ
-        self.limits_store = limits
+        self.counters = limits
         self._users = 0
         self._counted_at = 0.0
         self._bind_for: object = None
@@ -156,10 +156,10 @@ class Auth:
     # configuration -------------------------------------------------------------------------
     @property
     def limits(self) -> AuthLimits:
-        return AuthLimits.from_config(self.state.snapshot.config.hub_limits)
+        return AuthLimits.from_config(self.live.snapshot.config.hub_limits)
 
     def role(self, name: str) -> RoleConfig:
-        roles = self.state.snapshot.config.roles
+        roles = self.live.snapshot.config.roles
         return (
             roles.get(name)
             or BUILTIN_ROLES.get(name)
@@ -167,11 +167,11 @@ class Auth:
         )
 
     def role_names(self) -> set[str]:
-        return set(BUILTIN_ROLES) | set(self.state.snapshot.config.roles)
+        return set(BUILTIN_ROLES) | set(self.live.snapshot.config.roles)
 
     @property
     def enabled(self) -> bool:
-        return self._users > 0 or self.state.snapshot.config.hub.auth == "required"
+        return self._users > 0 or self.live.snapshot.config.hub.auth == "required"
 
     async def refresh(self) -> bool:
         """Whether auth is on, re-counting users at most every `CACHE_S` seconds: another
@@ -205,7 +205,7 @@ class Auth:
 
     def _bind_host(self) -> str:
         """Where the sandbox listens (HUB_HOST wins over [HUB]); computed once per config."""
-        config = self.state.snapshot.config
+        config = self.live.snapshot.config
         if self._bind_for is not config:
             self._bind_for = config
             self._bind = with_env_overrides(config, self.environ).hub.host
@@ -214,7 +214,7 @@ class Auth:
     async def start(self) -> None:
         await self._dummy()
         self._users = await self.storage.count_users()
-        token = self.state.snapshot.secrets.get("SEALGATE_BOOTSTRAP_TOKEN") or ""
+        token = self.live.snapshot.secrets.get("SEALGATE_BOOTSTRAP_TOKEN") or ""
         if token and self._users == 0:
             await self.bootstrap(token)
         if not self.enabled and not is_loopback_host(self._bind_host()):
@@ -351,10 +351,10 @@ class Auth:
     async def login(self, username: str, password: str, ip: str, user_agent: str) -> dict[str, Any]:
         """Every refusal gives the same answer after the same work (one verification at the
         configured cost), whether the user is unknown, locked, or the password wrong."""
-        if self.limits_store is not None:  # guessing across many user names, from one address
-            await self.limits_store.hit(
-                f"login:{ip}", self.limits.login_attempts_per_min, f"login attempts from {ip}"
-            )
+        # guessing across many user names, from one address
+        await self.counters.hit(
+            f"login:{ip}", self.limits.login_attempts_per_min, f"login attempts from {ip}"
+        )
         user = await self.storage.get_user(username)
         known = user is not None and bool(user["password_hash"])
         # The attempt is counted before the password is checked, atomically: parallel

@@ -13,11 +13,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from guardian.auth import OPEN_MODE_DB_QUERY, OPERATOR, Auth, Principal
+from guardian import catalog
+from guardian.auth import OPEN_MODE_DB_QUERY, OPERATOR, Principal
 from guardian.dbquery import QuerySettings
-from guardian.router import Router
-from guardian.state import GuardianState
-from guardian.storage import Storage
+from guardian.services import Services
 from protocol import PROTOCOL_VERSION, __version__
 from protocol.errors import (
     BudgetExceeded,
@@ -42,29 +41,11 @@ class CallContext:
     """Which socket the call came in on (the peer's uid was checked at connect) and, for a
     streaming call, how to send a chunk."""
 
-    state: GuardianState
+    services: Services
     surface: Surface
     emit: Emit | None = None
     #: The sandbox said in `hello` that it listens on loopback only (never assumed).
     listens_on_loopback: bool = False
-
-
-def router_of(ctx: CallContext) -> Router:
-    if ctx.state.router is None:
-        raise Internal("the guardian is not ready for provider calls")
-    return ctx.state.router
-
-
-def auth_of(ctx: CallContext) -> Auth:
-    if ctx.state.auth is None:
-        raise Internal("the guardian is not ready for authentication")
-    return ctx.state.auth
-
-
-def storage_of(ctx: CallContext) -> Storage:
-    if ctx.state.storage is None:
-        raise Internal("the guardian has no database")
-    return ctx.state.storage
 
 
 async def principal_of(ctx: CallContext, params: dict[str, Any]) -> Principal:
@@ -72,7 +53,7 @@ async def principal_of(ctx: CallContext, params: dict[str, Any]) -> Principal:
     that only the guardian resolves."""
     if ctx.surface is Surface.ADMIN:
         return OPERATOR
-    return await auth_of(ctx).resolve(params["caller"], ctx.listens_on_loopback)
+    return await ctx.services.auth.resolve(params["caller"], ctx.listens_on_loopback)
 
 
 SealedRun = Callable[[Principal], Awaitable[dict[str, Any]]]
@@ -87,12 +68,12 @@ async def _audited(
     try:
         principal = await principal_of(ctx, params)
     except Unauthenticated as exc:
-        await storage_of(ctx).add_audit("-", action, exc.code.value, ip, exc.message, tool)
+        await ctx.services.storage.add_audit("-", action, exc.code.value, ip, exc.message, tool)
         raise
     try:
         return await run(principal)
     except AUDITED as exc:
-        await storage_of(ctx).add_audit(
+        await ctx.services.storage.add_audit(
             principal.name, action, exc.code.value, ip, exc.message, tool
         )
         raise
@@ -109,8 +90,8 @@ def hello(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
     if ctx.surface is Surface.SANDBOX:
         listen = [str(h) for h in params.get("listen") or []]
         ctx.listens_on_loopback = bool(listen) and all(is_loopback_host(h) for h in listen)
-        auth_of(ctx).sandbox_listens_on(listen)
-    snapshot = ctx.state.snapshot
+        ctx.services.auth.sandbox_listens_on(listen)
+    snapshot = ctx.services.live.snapshot
     return {
         "protocol_version": PROTOCOL_VERSION,
         "guardian_version": __version__,
@@ -125,17 +106,17 @@ def health(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
         "status": "ok",
         "version": __version__,
         "protocol_version": PROTOCOL_VERSION,
-        "uptime_s": ctx.state.uptime_s,
+        "uptime_s": ctx.services.uptime_s,
         "python": platform.python_version(),
         "pid": os.getpid(),
-        "queues": queue_figures(ctx.state),
+        "queues": queue_figures(ctx.services),
     }
 
 
-def queue_figures(state: GuardianState) -> dict[str, int]:
+def queue_figures(services: Services) -> dict[str, int]:
     """Counts only (no names, no error text): safe to show the sandbox and its /metrics."""
-    ledger = state.ledger.stats() if state.ledger else {}
-    tasks = state.tasks.stats() if state.tasks else {}
+    ledger = services.ledger.stats()
+    tasks = services.tasks.stats()
     return {
         "usage_ledger_pending": int(ledger.get("pending", 0)),
         "usage_ledger_capacity": int(ledger.get("capacity", 0)),
@@ -145,34 +126,31 @@ def queue_figures(state: GuardianState) -> dict[str, int]:
 
 
 def status(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
-    state = ctx.state
-    snapshot = state.snapshot
+    services = ctx.services
+    snapshot = services.live.snapshot
     return {
         "version": __version__,
-        "uptime_s": state.uptime_s,
+        "uptime_s": services.uptime_s,
         "pid": os.getpid(),
-        "config_path": str(state.config_path),
+        "config_path": str(services.live.path),
         "config_sha256": snapshot.config.sha256,
-        "sandbox_connections": state.sandbox_connections,
+        "sandbox_connections": services.sandboxes.connected,
         "llm_providers": list(snapshot.llm_providers),
         "search_providers": list(snapshot.search_providers),
         "tools": list(snapshot.tools),
-        "database": state.database,
-        "protections": state.protections() if state.protections else {},
-        "background": background(state),
+        "database": services.storage.describe(),
+        "protections": services.protections(),
+        "background": background(services),
     }
 
 
-def background(state: GuardianState) -> dict[str, Any]:
+def background(services: Services) -> dict[str, Any]:
     """Supervised tasks and the queue they drain: a failing task or a full ledger shows."""
-    return {
-        "tasks": state.tasks.stats() if state.tasks else {},
-        "usage_ledger": state.ledger.stats() if state.ledger else {},
-    }
+    return {"tasks": services.tasks.stats(), "usage_ledger": services.ledger.stats()}
 
 
 async def llm_complete(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
-    router = router_of(ctx)
+    router = ctx.services.router
     return await _audited(
         ctx, params, "llm.complete", lambda principal: router.complete(params, principal)
     )
@@ -182,21 +160,21 @@ async def llm_stream(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]
     emit = ctx.emit
     if emit is None:
         raise Internal("llm.stream was dispatched without a stream")
-    router = router_of(ctx)
+    router = ctx.services.router
     return await _audited(
         ctx, params, "llm.stream", lambda principal: router.complete(params, principal, emit)
     )
 
 
 async def llm_embed(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
-    router = router_of(ctx)
+    router = ctx.services.router
     return await _audited(
         ctx, params, "llm.embed", lambda principal: router.embed(params, principal)
     )
 
 
 async def search_web(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
-    router = router_of(ctx)
+    router = ctx.services.router
     return await _audited(
         ctx, params, "search.web", lambda principal: router.search(params, principal)
     )
@@ -204,13 +182,12 @@ async def search_web(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]
 
 async def models_info(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
     principal = await principal_of(ctx, params)
-    return router_of(ctx).models_info(params, principal)
+    return catalog.models_info(ctx.services.live.snapshot, params, principal.role)
 
 
 async def db_query(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
-    snapshot = ctx.state.snapshot
-    runners = ctx.state.queries
-    runner = runners.for_secrets(snapshot.secrets) if runners is not None else None
+    snapshot = ctx.services.live.snapshot
+    runner = ctx.services.queries.for_secrets(snapshot.secrets)
     if runner is None or "db_query" not in snapshot.tools:
         raise NotFound(
             "db_query is not configured: set DB_QUERY_URL or DATABASE_URL and [DB_QUERY] tables"
@@ -223,7 +200,7 @@ async def db_query(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
     async def run(principal: Principal) -> dict[str, Any]:
         if principal.kind == "anonymous":
             raise Unauthenticated(OPEN_MODE_DB_QUERY)
-        await router_of(ctx).admit(principal, "db_query")
+        await ctx.services.router.admit(principal, "db_query")
         return await runner.run(params["sql"], settings, params.get("max_rows"))
 
     return await _audited(ctx, params, "db.query", run)
@@ -232,18 +209,18 @@ async def db_query(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
 # authentication --------------------------------------------------------------------------
 async def auth_login(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
     caller = params["caller"]
-    return await auth_of(ctx).login(
+    return await ctx.services.auth.login(
         params["username"], params["password"], caller["ip"], caller["user_agent"]
     )
 
 
 async def auth_verify(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
     principal = await principal_of(ctx, params)
-    return {**principal.to_wire(), "auth_enabled": await auth_of(ctx).refresh()}
+    return {**principal.to_wire(), "auth_enabled": await ctx.services.auth.refresh()}
 
 
 async def auth_logout(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
     credential = params["caller"].get("credential")
     if not credential:
         raise InvalidParams("there is no session to end")
-    return {"ok": await auth_of(ctx).logout(credential, params["caller"]["ip"])}
+    return {"ok": await ctx.services.auth.logout(credential, params["caller"]["ip"])}

@@ -1,12 +1,26 @@
 """Several keys per provider: calls are spread over them, and a key the provider refuses
-(401, 403, 429) is set aside for a while before the chain falls back to another provider."""
+(401, 403, 429) is set aside for a while before the chain falls back to another provider.
+
+`KeyRing` is the pure bookkeeping of one provider's keys (tested in-process, with a clock
+passed in); `KeyRotation` runs one provider call over them."""
 
 from __future__ import annotations
 
+import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
+from guardian.providers.types import ProviderFailure
 from guardian.secrets import Secrets
+from protocol.pyfun import ProviderConfig
+
+logger = logging.getLogger("sealgate.guardian.router")
+
+T = TypeVar("T")
+#: One try with one key: `send(key, timeout_s)`.
+Send = Callable[[str | None, float], Awaitable[T]]
 
 FAILING_FOR_S = 60.0
 
@@ -23,7 +37,7 @@ class KeyRing:
         self._next = 0
         self._health: dict[str, KeyHealth] = {name: KeyHealth() for name in names}
 
-    def order(self, secrets: Secrets) -> list[tuple[str, str]]:
+    def order(self, secrets: Secrets, now: float | None = None) -> list[tuple[str, str]]:
         """(name, value) of present keys: healthy ones first, rotating, then failing ones."""
         present = [(name, value) for name in self.names if (value := secrets.get(name))]
         if not present:
@@ -31,22 +45,82 @@ class KeyRing:
         start = self._next % len(present)
         self._next += 1
         rotated = present[start:] + present[:start]
-        now = time.monotonic()
+        now = time.monotonic() if now is None else now
         healthy = [kv for kv in rotated if self._health[kv[0]].failing_until <= now]
         failing = [kv for kv in rotated if self._health[kv[0]].failing_until > now]
         return healthy + failing
 
-    def mark_failing(self, name: str, reason: str) -> None:
-        self._health[name] = KeyHealth(time.monotonic() + FAILING_FOR_S, reason)
+    def mark_failing(self, name: str, reason: str, now: float | None = None) -> None:
+        now = time.monotonic() if now is None else now
+        self._health[name] = KeyHealth(now + FAILING_FOR_S, reason)
 
     def mark_ok(self, name: str) -> None:
         health = self._health[name]
         if health.failing_until:
             self._health[name] = KeyHealth()
 
-    def status(self) -> dict[str, str]:
-        now = time.monotonic()
+    def status(self, now: float | None = None) -> dict[str, str]:
+        now = time.monotonic() if now is None else now
         return {
             name: f"failing ({health.reason})" if health.failing_until > now else "ok"
             for name, health in self._health.items()
         }
+
+
+class KeyRotation:
+    """The key rings of every provider, and one provider call run over its keys."""
+
+    def __init__(self, key_used: Callable[[str], None] = lambda name: None) -> None:
+        self._rings: dict[str, KeyRing] = {}
+        #: Told each key that worked (the secret store keeps a last-used date).
+        self._key_used = key_used
+
+    def ring(self, provider: ProviderConfig) -> KeyRing:
+        ring = self._rings.get(provider.name)
+        if ring is None or ring.names != provider.env_keys:
+            ring = self._rings[provider.name] = KeyRing(provider.env_keys)
+        return ring
+
+    def status(self) -> dict[str, dict[str, str]]:
+        return {name: ring.status() for name, ring in self._rings.items()}
+
+    async def call(
+        self,
+        secrets: Secrets,
+        provider: ProviderConfig,
+        deadline: float,
+        send: Send[T],
+        may_retry: Callable[[], bool] = lambda: True,
+    ) -> T:
+        """Call `send(key, timeout)` with the provider's keys in rotation. A key the provider
+        refuses (401, 403, 429) is set aside for a while and the next key is tried before
+        the chain falls back; any other failure goes straight to the caller."""
+        keys: list[tuple[str | None, str | None]] = [(None, None)]
+        if provider.requires_key:
+            keys = list(self.ring(provider).order(secrets))
+            if not keys:
+                raise ProviderFailure("config", "no key is configured")
+        failure: ProviderFailure | None = None
+        for name, key in keys:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise ProviderFailure("timeout", "the call's time budget ran out")
+            try:
+                result = await send(key, min(provider.timeout_sec, remaining))
+            except ProviderFailure as exc:
+                if name is None or not exc.blames_key or not may_retry():
+                    raise
+                self.ring(provider).mark_failing(name, f"HTTP {exc.status}")
+                logger.warning(
+                    "%s: key %s refused (HTTP %s); trying the next key",
+                    provider.name,
+                    name,
+                    exc.status,
+                )
+                failure = exc
+                continue
+            if name is not None:
+                self.ring(provider).mark_ok(name)
+                self._key_used(name)
+            return result
+        raise failure or ProviderFailure("config", "no key is configured")

@@ -25,26 +25,28 @@ import signal
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 from guardian import logs, protections
 from guardian.auth import Auth
 from guardian.dbquery import QueryRunners
+from guardian.keys import KeyRotation
 from guardian.ledger import UsageLedger
 from guardian.limits import Limits, replica_name
+from guardian.liveconfig import LiveConfig, build_snapshot, read_config
 from guardian.outbound import TRANSPORTS, Outbound
 from guardian.redact import Redactor
 from guardian.router import Router
-from guardian.secrets import load_secrets
+from guardian.sandboxes import SandboxLinks
 from guardian.secretstore import SecretStore, find_master_key
 from guardian.server import GuardianServer
-from guardian.state import GuardianState, Snapshot
-from guardian.storage import open_storage
+from guardian.services import Services
+from guardian.snapshot import Snapshot
+from guardian.storage import Storage, open_storage
 from guardian.storage.base import StorageError
 from guardian.tasks import TaskSet
 from protocol import __version__
 from protocol.methods import Surface
-from protocol.pyfun import PyfunConfig, PyfunError, parse
+from protocol.pyfun import PyfunError
 from protocol.runtime import DEFAULT_RUNTIME_DIR, RuntimeLayout
 
 EX_CONFIG = 78
@@ -53,33 +55,8 @@ STORE_POLL_S = 2.0
 logger = logging.getLogger("sealgate.guardian")
 
 
-def read_config(path: Path) -> PyfunConfig:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise PyfunError(str(path), 0, "configuration file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise PyfunError(str(path), 0, f"cannot read the configuration: {exc}") from None
-    return parse(text, str(path))
-
-
-def build_snapshot(
-    config: PyfunConfig, environ: Mapping[str, str], store: Mapping[str, str] | None = None
-) -> Snapshot:
-    wanted = {
-        key
-        for p in (*config.llm_providers.values(), *config.search_providers.values())
-        for key in p.env_keys
-    }
-    credentials = environ.get("CREDENTIALS_DIRECTORY")
-    secrets = load_secrets(
-        wanted=wanted,
-        environ=environ,
-        env_file=Path(environ.get("HUB_ENV_FILE", ".env")),
-        credentials_dir=Path(credentials) if credentials else None,
-        store=store,
-    )
-    return Snapshot.build(config, secrets)
+def store_values(store: SecretStore) -> dict[str, str]:
+    return {name: s.value for name, s in store.values.items()}
 
 
 def sandbox_uid_from(environ: Mapping[str, str]) -> int:
@@ -154,46 +131,21 @@ class Guardian:
             logger.info(
                 "secret store on (master key from %s): %d secret(s)", origin, len(store.values)
             )
-            snapshot = build_snapshot(config, self.environ, self._store_values(store))
-            redactor.update(snapshot.secrets.values_to_redact())
-        state = GuardianState(
-            config_path=self.config_path,
-            snapshot=snapshot,
-            redactor=redactor,
-            database=storage.describe(),
-            storage=storage,
-            store=store,
-        )
-        outbound = Outbound(transport)
-        tasks = TaskSet()
-        ledger = UsageLedger(storage)
-        tasks.start("usage-ledger", ledger.run)
-        state.tasks, state.ledger = tasks, ledger
-        limits = Limits(storage, replica_name(self.layout.root))
-        await limits.start()
-        state.auth = Auth(state, storage, self.environ, limits)
-        await state.auth.start()
-        state.router = Router(state, outbound, ledger, limits, key_used=store.mark_used)
-        state.queries = QueryRunners()  # follows DB_QUERY_URL across reloads
+            snapshot = build_snapshot(config, self.environ, store_values(store))
+        services = await self._services(snapshot, redactor, storage, store, sandbox_uid, transport)
         server = GuardianServer(
-            state, sandbox_uid=sandbox_uid, max_frame_size=config.hub.max_frame_size
+            services, sandbox_uid=sandbox_uid, max_frame_size=config.hub.max_frame_size
         )
         try:
-            admin_address = await protections.listen_admin(
+            await protections.listen_admin(
                 server, self.layout, single_uid=sandbox_uid == os.getuid()
             )
         except OSError as exc:
             logger.error("cannot start: cannot bind the admin socket: %s", exc)
+            await self._close(services)
             return EX_CONFIG
         await server.listen(self.layout.guardian_socket, Surface.SANDBOX, 0o660)
-        state.protections = lambda: protections.report(
-            sandbox_uid=sandbox_uid,
-            admin_address=admin_address,
-            sandbox_pids=server.sandbox_pids(),
-        )
-        state.reload = lambda: self._reload(state, server)
-        state.refresh_secrets = lambda: self._refresh_secrets(state, server)
-        tasks.start("secret-store-poll", lambda: self._poll_store(state, server))
+        services.tasks.start("secret-store-poll", lambda: self._poll_store(services))
         self._install_signals()
         logger.info(
             "guardian %s ready: llm providers [%s], search providers [%s], sandbox uid %d",
@@ -207,7 +159,7 @@ class Guardian:
             "two uids" if sandbox_uid != os.getuid() else "ONE uid",
             "yes" if protections.dumpable() else "no",
             protections.kernel_landlock_abi(),
-            admin_address,
+            protections.admin_address(self.layout, single_uid=sandbox_uid == os.getuid()),
         )
         while not self._stop.is_set():
             reload_wait = asyncio.create_task(self._reload_requested.wait())
@@ -219,73 +171,87 @@ class Guardian:
             if self._reload_requested.is_set() and not self._stop.is_set():
                 self._reload_requested.clear()
                 try:
-                    self._reload(state, server)
+                    services.live.reload()
                 except PyfunError as exc:
                     logger.error("reload refused, the old configuration stays: %s", exc)
         logger.info("guardian stopping")
-        await tasks.close()
         await server.close()
-        await store.flush_usage()
-        await ledger.close()
-        await outbound.aclose()
-        if state.queries is not None:
-            await state.queries.close()
-        await storage.close()
+        await self._close(services)
         return 0
 
+    async def _services(
+        self,
+        snapshot: Snapshot,
+        redactor: Redactor,
+        storage: Storage,
+        store: SecretStore,
+        sandbox_uid: int,
+        transport: str,
+    ) -> Services:
+        """Everything the handlers use, whole, before any socket is bound."""
+        sandboxes = SandboxLinks()
+        live = LiveConfig(
+            path=self.config_path,
+            environ=self.environ,
+            snapshot=snapshot,
+            redactor=redactor,
+            store_values=lambda: store_values(store),
+            announce=sandboxes.announce,
+        )
+        tasks = TaskSet()
+        ledger = UsageLedger(storage)
+        tasks.start("usage-ledger", ledger.run)
+        limits = Limits(storage, replica_name(self.layout.root))
+        await limits.start()
+        auth = Auth(live, storage, self.environ, limits)
+        await auth.start()
+        router = Router(
+            live, Outbound(transport), ledger, limits, KeyRotation(key_used=store.mark_used)
+        )
+        admin_address = protections.admin_address(
+            self.layout, single_uid=sandbox_uid == os.getuid()
+        )
+        return Services(
+            live=live,
+            storage=storage,
+            store=store,
+            auth=auth,
+            router=router,
+            queries=QueryRunners(),  # follows DB_QUERY_URL across reloads
+            tasks=tasks,
+            ledger=ledger,
+            sandboxes=sandboxes,
+            protections=lambda: protections.report(
+                sandbox_uid=sandbox_uid,
+                admin_address=admin_address,
+                sandbox_pids=sandboxes.pids(),
+            ),
+        )
+
     @staticmethod
-    def _store_values(store: SecretStore | None) -> dict[str, str]:
-        return {name: s.value for name, s in store.values.items()} if store else {}
+    async def _close(services: Services) -> None:
+        """After the server (whose calls have recorded their endings): stop the background
+        tasks, write what is still queued, then close the connections."""
+        await services.tasks.close()
+        await services.store.flush_usage()
+        await services.ledger.close()
+        await services.router.outbound.aclose()
+        await services.queries.close()
+        await services.storage.close()
 
-    def _refresh_secrets(self, state: GuardianState, server: GuardianServer) -> None:
-        """The secret store changed: the same configuration with the new secrets."""
-        before = state.snapshot
-        snapshot = build_snapshot(before.config, self.environ, self._store_values(state.store))
-        state.swap(snapshot)
-        if (snapshot.tools, snapshot.llm_providers, snapshot.search_providers) != (
-            before.tools,
-            before.llm_providers,
-            before.search_providers,
-        ):
-            server.broadcast(
-                "config.changed",
-                {
-                    "tools": list(snapshot.tools),
-                    "llm_providers": list(snapshot.llm_providers),
-                    "search_providers": list(snapshot.search_providers),
-                },
-            )
-
-    async def _poll_store(self, state: GuardianState, server: GuardianServer) -> None:
+    async def _poll_store(self, services: Services) -> None:
         """Pick up secret changes made by other replicas sharing the database."""
-        store = state.store
-        while store is not None and store.enabled:
+        store = services.store
+        while store.enabled:
             await asyncio.sleep(STORE_POLL_S)
             try:
                 await store.flush_usage()
                 if await store.changed():
                     await store.reload()
-                    self._refresh_secrets(state, server)
+                    services.live.refresh_secrets()
                     logger.info("secret store changed elsewhere: secrets reloaded")
             except StorageError as exc:
                 logger.warning("secret store poll failed: %s", exc)
-
-    def _reload(self, state: GuardianState, server: GuardianServer) -> dict[str, Any]:
-        """Re-read configuration and secrets and swap them in whole; on any error raise
-        `PyfunError` and keep the old ones."""
-        config = read_config(self.config_path)
-        snapshot = build_snapshot(config, self.environ, self._store_values(state.store))
-        state.swap(snapshot)
-        for warning in config.warnings:
-            logger.warning("%s", warning)
-        logger.info("configuration reloaded (sha256 %s)", config.sha256[:12])
-        names = {
-            "tools": list(snapshot.tools),
-            "llm_providers": list(snapshot.llm_providers),
-            "search_providers": list(snapshot.search_providers),
-        }
-        server.broadcast("config.changed", names)
-        return {"ok": True, "sha256": config.sha256, **names}
 
     def _install_signals(self) -> None:
         loop = asyncio.get_running_loop()

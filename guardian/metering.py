@@ -20,12 +20,18 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable
+from typing import TypeVar
 
 from guardian.costs import cost_usd, text_token_bound
 from guardian.ledger import UsageLedger, fallback_json
 from guardian.limits import Limits
+from guardian.redact import Redactor
 from guardian.storage.base import AuditEntry, Reservation, UsageRow
+from protocol.errors import ConnectionLost, RateLimited, RPCError
 from protocol.pyfun import ModelConfig
+
+T = TypeVar("T")
 
 #: Why a call's task was cancelled, passed as the cancel message (`Task.cancel(msg)`).
 CANCELLED = "cancelled"
@@ -197,3 +203,27 @@ class CallMeter:
                 tool=self.tool,
             )
         self.ledger.record(row, reservation=self.reservation, audit=audit)
+
+
+async def metered(
+    meter: CallMeter, path: list[dict[str, str]], work: Awaitable[T], redactor: Redactor
+) -> T:
+    """Run a call's work; however it ends, its meter writes the one ledger row."""
+    try:
+        return await work
+    except asyncio.CancelledError as exc:
+        reason = cancel_reason(exc)
+        meter.fail(reason, path, f"the call ended early: {reason.replace('_', ' ')}")
+        raise
+    except ConnectionLost:  # a chunk could not be passed on: the sandbox's link is gone
+        meter.fail(LINK_LOST, path, "the call ended early: link lost")
+        raise
+    except RateLimited as exc:  # every model was rationed: nothing was sent
+        meter.fail(exc.code.value, path, audited=False)
+        raise
+    except RPCError as exc:  # redacted whole, then cut: no part of a secret is stored
+        meter.fail(exc.code.value, path, redactor.redact_and_cut(exc.message, 300))
+        raise
+    except BaseException:
+        meter.fail("internal", path, "the guardian hit an internal error")
+        raise

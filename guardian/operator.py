@@ -6,10 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from guardian.handlers import CallContext, auth_of, router_of, storage_of
+from guardian.handlers import CallContext
 from guardian.secretstore import SecretStore, SecretStoreError, parse_master_key
-from guardian.state import Snapshot
-from protocol.errors import Forbidden, Internal, InvalidParams, NotFound
+from guardian.snapshot import Snapshot
+from protocol.errors import Forbidden, InvalidParams, NotFound
 from protocol.pyfun import PyfunError, parse
 
 
@@ -20,66 +20,66 @@ def _rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 async def users_add(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
-    switched_on = await auth_of(ctx).add_user(
+    switched_on = await ctx.services.auth.add_user(
         params["name"], params.get("password"), params.get("role") or "user"
     )
     return {"ok": True, "auth_switched_on": switched_on}
 
 
 async def users_list(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
-    return {"users": _rows(await storage_of(ctx).list_users())}
+    return {"users": _rows(await ctx.services.storage.list_users())}
 
 
 async def users_lock(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
-    await auth_of(ctx).lock(params["name"], True)
+    await ctx.services.auth.lock(params["name"], True)
     return {"ok": True}
 
 
 async def users_unlock(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
-    await auth_of(ctx).lock(params["name"], False)
+    await ctx.services.auth.lock(params["name"], False)
     return {"ok": True}
 
 
 async def users_delete(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
-    await auth_of(ctx).delete_user(params["name"])
+    await ctx.services.auth.delete_user(params["name"])
     return {"ok": True}
 
 
 async def users_passwd(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
-    await auth_of(ctx).set_password(params["name"], params["password"])
+    await ctx.services.auth.set_password(params["name"], params["password"])
     return {"ok": True}
 
 
 async def users_role(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
-    await auth_of(ctx).set_role(params["name"], params["role"])
+    await ctx.services.auth.set_role(params["name"], params["role"])
     return {"ok": True}
 
 
 async def tokens_issue(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
     expires = params.get("expires_s")
-    return await auth_of(ctx).issue_token(
+    return await ctx.services.auth.issue_token(
         params["user"], float(expires) if expires else None, params.get("label") or ""
     )
 
 
 async def tokens_list(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
-    return {"tokens": _rows(await storage_of(ctx).list_tokens(params.get("user")))}
+    return {"tokens": _rows(await ctx.services.storage.list_tokens(params.get("user")))}
 
 
 async def tokens_revoke(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
-    await auth_of(ctx).revoke_token(params["token"])
+    await ctx.services.auth.revoke_token(params["token"])
     return {"ok": True}
 
 
 async def sessions_list(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
-    return {"sessions": _rows(await storage_of(ctx).list_sessions())}
+    return {"sessions": _rows(await ctx.services.storage.list_sessions())}
 
 
 def providers(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
     """Every provider with why it is (in)active and where its keys came from; no values."""
-    snapshot = ctx.state.snapshot
+    snapshot = ctx.services.live.snapshot
     secrets = snapshot.secrets
-    key_status = router_of(ctx).key_status()
+    key_status = ctx.services.router.key_status()
     listing = []
     for provider in (
         *snapshot.config.llm_providers.values(),
@@ -119,7 +119,7 @@ def providers(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
 
 
 async def audit_tail(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
-    rows = await storage_of(ctx).audit_since(
+    rows = await ctx.services.storage.audit_since(
         float(params.get("since") or 0),
         params.get("after_id") or 0,
         params.get("limit") or 1000,
@@ -130,7 +130,7 @@ async def audit_tail(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]
 
 
 async def usage_report(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
-    return {"rows": await storage_of(ctx).usage_report(float(params["since"]), params["by"])}
+    return {"rows": await ctx.services.storage.usage_report(float(params["since"]), params["by"])}
 
 
 def config_check(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
@@ -139,7 +139,7 @@ def config_check(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
         config = parse(params["text"], params["source"])
     except PyfunError as exc:
         raise InvalidParams(str(exc)) from None
-    snapshot = Snapshot.build(config, ctx.state.snapshot.secrets)
+    snapshot = Snapshot.build(config, ctx.services.live.snapshot.secrets)
     return {
         "ok": True,
         "sha256": config.sha256,
@@ -152,18 +152,14 @@ def config_check(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
 
 
 def config_reload(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
-    if ctx.state.reload is None:
-        raise Internal("this guardian cannot reload")
     try:
-        return ctx.state.reload()
+        return ctx.services.live.reload()
     except PyfunError as exc:
         raise InvalidParams(f"reload refused, the old configuration stays: {exc}") from None
 
 
 def _store(ctx: CallContext) -> SecretStore:
-    if ctx.state.store is None:
-        raise Internal("this guardian has no secret store")
-    return ctx.state.store
+    return ctx.services.store
 
 
 async def _store_action(ctx: CallContext, action: str, name: str, run: Any) -> Any:
@@ -171,11 +167,10 @@ async def _store_action(ctx: CallContext, action: str, name: str, run: Any) -> A
     try:
         result = await run()
     except SecretStoreError as exc:
-        await storage_of(ctx).add_audit("operator", action, "refused", "", f"{name}: {exc}")
+        await ctx.services.storage.add_audit("operator", action, "refused", "", f"{name}: {exc}")
         raise Forbidden(str(exc)) from None
-    await storage_of(ctx).add_audit("operator", action, "ok", "", name)
-    if ctx.state.refresh_secrets is not None:
-        ctx.state.refresh_secrets()
+    await ctx.services.storage.add_audit("operator", action, "ok", "", name)
+    ctx.services.live.refresh_secrets()
     return result
 
 
@@ -191,7 +186,7 @@ async def secrets_set(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any
 
 async def secrets_list(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
     store = _store(ctx)
-    rows = await storage_of(ctx).all_secret_versions() if store.enabled else []
+    rows = await ctx.services.storage.all_secret_versions() if store.enabled else []
     latest = {}
     for row in store.listing(rows):
         latest[row["name"]] = {**row, "versions": row["version"]}
@@ -204,7 +199,7 @@ async def secrets_list(ctx: CallContext, params: dict[str, Any]) -> dict[str, An
 
 async def secrets_history(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
     store = _store(ctx)
-    rows = await storage_of(ctx).get_secret_versions(params["name"])
+    rows = await ctx.services.storage.get_secret_versions(params["name"])
     if not rows:
         raise NotFound(f"no secret named {params['name']}")
     return {"versions": store.listing(rows)}
@@ -231,6 +226,6 @@ async def sessions_revoke(ctx: CallContext, params: dict[str, Any]) -> dict[str,
     user, session_id = params.get("user"), params.get("id")
     if bool(user) == bool(session_id):
         raise InvalidParams("name either a user or a session id")
-    revoked = await storage_of(ctx).revoke_sessions(user, session_id)
-    auth_of(ctx).forget()
+    revoked = await ctx.services.storage.revoke_sessions(user, session_id)
+    ctx.services.auth.forget()
     return {"revoked": revoked}

@@ -13,16 +13,6 @@ def allows(names: tuple[str, ...], value: str) -> bool:
     return "*" in names or value in names
 
 
-def known_models(config: PyfunConfig) -> set[str]:
-    """Every model id the configuration names: [MODEL.*], defaults and provider lists."""
-    known = set(config.models)
-    for provider in config.llm_providers.values():
-        known.update(provider.models)
-        if provider.default_model:
-            known.add(provider.default_model)
-    return known
-
-
 async def admit(limits: Limits | None, principal: Principal, tool: str) -> None:
     """The checks made before any provider is chosen: tool, principal rate, budget."""
     role = principal.role

@@ -49,12 +49,19 @@ def kernel_landlock_abi() -> int:
     return version if version > 0 else 0
 
 
-async def listen_admin(server: GuardianServer, layout: RuntimeLayout, *, single_uid: bool) -> str:
-    """Bind the admin socket where the sandbox cannot reach it; return where it is."""
+def admin_address(layout: RuntimeLayout, *, single_uid: bool) -> str:
+    """Where `listen_admin` binds the admin socket, as `status` shows it."""
+    if not single_uid:
+        return str(layout.admin_socket)
+    return "@" + abstract_name(layout.admin_socket)[1:]
+
+
+async def listen_admin(server: GuardianServer, layout: RuntimeLayout, *, single_uid: bool) -> None:
+    """Bind the admin socket where the sandbox cannot reach it."""
     path = layout.admin_socket
     if not single_uid:
         await server.listen(path, Surface.ADMIN, 0o600)
-        return str(path)
+        return
     # A file from an earlier two-uid run would be reachable by a same-uid sandbox.
     if path.is_socket():
         path.unlink()
@@ -68,7 +75,6 @@ async def listen_admin(server: GuardianServer, layout: RuntimeLayout, *, single_
             abi,
             name[1:],
         )
-    return "@" + name[1:]
 
 
 def report(*, sandbox_uid: int, admin_address: str, sandbox_pids: Iterable[int]) -> dict[str, Any]:

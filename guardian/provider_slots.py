@@ -10,9 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TypeVar
 
 from guardian.providers.types import ProviderFailure
+
+T = TypeVar("T")
 
 
 class ProviderSlots:
@@ -45,3 +49,18 @@ class ProviderSlots:
             yield
         finally:
             semaphore.release()
+
+    def slotted(
+        self, provider: str, cap: int | None, send: Callable[[str | None, float], Awaitable[T]]
+    ) -> Callable[[str | None, float], Awaitable[T]]:
+        """`send(key, timeout)` run in a slot of `provider`; the wait for the slot comes out
+        of the attempt's own timeout."""
+        if cap is None:
+            return send
+
+        async def in_slot(key: str | None, timeout: float) -> T:
+            started = time.monotonic()
+            async with self.hold(provider, cap, timeout):
+                return await send(key, max(timeout - (time.monotonic() - started), 0.001))
+
+        return in_slot

@@ -28,7 +28,7 @@ from typing import Any
 from guardian.dispatch import NOTIFICATIONS, PERMITS, Permit, Phase
 from guardian.handlers import CallContext, Emit
 from guardian.metering import LINK_LOST, SHUTDOWN
-from guardian.state import GuardianState
+from guardian.services import Services
 from guardian.storage.base import StorageError
 from protocol.channel import SocketChannel
 from protocol.errors import (
@@ -70,6 +70,10 @@ class _Connection:
     phase: Phase = Phase.NEW
     used_once: set[str] = field(default_factory=set)
     tasks: dict[int, asyncio.Task[None]] = field(default_factory=dict)
+
+    def notify(self, method: str, params: dict[str, Any]) -> None:
+        """A notification (raises `ConnectionLost` if the peer is gone)."""
+        self.channel.send([2, method, params])
 
 
 class _ServerChannel(SocketChannel):
@@ -129,14 +133,14 @@ class _ServerChannel(SocketChannel):
 class GuardianServer:
     """Serves `guardian.sock` (the sandbox) and `admin.sock` (operators)."""
 
-    def __init__(self, state: GuardianState, *, sandbox_uid: int, max_frame_size: int) -> None:
-        self.state = state
+    def __init__(self, services: Services, *, sandbox_uid: int, max_frame_size: int) -> None:
+        self.services = services
+        self.sandboxes = services.sandboxes
         self.sandbox_uid = sandbox_uid
         self.max_frame_size = max_frame_size
         self._servers: list[asyncio.AbstractServer] = []
         self._sockets: list[tuple[Path, int]] = []  # (path, inode) of the sockets we made
         self._tasks: set[asyncio.Task[None]] = set()
-        self._sandbox_connections: set[_Connection] = set()
         self._closing = False
 
     def allowed_uids(self, surface: Surface) -> frozenset[int]:
@@ -186,16 +190,6 @@ class GuardianServer:
             _remove_own_socket(path, inode)
         self._sockets.clear()
 
-    def sandbox_pids(self) -> list[int]:
-        """The pids of the sandboxes connected past their hello."""
-        return [conn.peer_pid for conn in self._sandbox_connections]
-
-    def broadcast(self, method: str, params: dict[str, Any]) -> None:
-        """Send a notification to every sandbox connection past its hello."""
-        for conn in list(self._sandbox_connections):
-            with contextlib.suppress(ConnectionLost):
-                conn.channel.send([2, method, params])
-
     # connection handling -----------------------------------------------------------------
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -213,10 +207,10 @@ class GuardianServer:
             )
             channel.close()
             return
-        ctx = CallContext(state=self.state, surface=surface)
+        ctx = CallContext(services=self.services, surface=surface)
         conn = _Connection(channel=channel, ctx=ctx, permits=dict(PERMITS[surface]), peer_pid=pid)
         if surface is Surface.SANDBOX:
-            self.state.sandbox_connections += 1
+            self.sandboxes.connected += 1
         ended: asyncio.Future[ProtocolError] = asyncio.get_running_loop().create_future()
 
         def on_messages(batch: list[Any]) -> None:
@@ -247,9 +241,9 @@ class GuardianServer:
                 )
         finally:
             channel.close()
-            self._sandbox_connections.discard(conn)
+            self.sandboxes.gone(conn)
             if surface is Surface.SANDBOX:
-                self.state.sandbox_connections -= 1
+                self.sandboxes.connected -= 1
             # Calls of a connection that ended are cancelled with the reason, and each records
             # its own ending (the ledger row, billing what was consumed): wait for them, so
             # none outlives its connection unobserved.
@@ -294,7 +288,7 @@ class GuardianServer:
             if method == "hello":
                 conn.phase = Phase.READY
                 if conn.ctx.surface is Surface.SANDBOX:
-                    self._sandbox_connections.add(conn)
+                    self.sandboxes.ready(conn)
             return
         if len(conn.tasks) >= 2 * MAX_IN_FLIGHT:
             self._answer(
@@ -377,7 +371,7 @@ class GuardianServer:
         wire = None
         if error is not None:
             wire = error.to_wire()
-            wire["message"] = self.state.redactor.redact(wire["message"])
+            wire["message"] = self.services.live.redactor.redact(wire["message"])
         frame = encode(response(msgid, wire, result))
         if len(frame) - HEADER.size > self.max_frame_size:
             # The peer would drop the connection, and every other call on it: fail this one.

@@ -5,16 +5,19 @@ lingua franca of agent frameworks. The OpenAI adapter passes them through; the A
 Gemini adapters translate them there and back, tool calls and streaming included. What a
 provider cannot honour is refused with `InvalidParams` naming the parameter, never dropped.
 
-An adapter is built per call from one provider's configuration. `chat()` returns the whole
-HTTP call (URL from the configured `base_url`, the key in a header, never in the URL);
-`parse_chat()` and `parse_event()` read the reply, raising `ProviderFailure("malformed")` for
-anything that does not have the documented shape.
+An adapter holds one provider's configuration and nothing else: it keeps no per-call state
+(a stream's running state is the `StreamState` the caller passes), so an adapter may serve
+any number of calls at once. `chat()` returns the whole HTTP call (URL from
+the configured `base_url`, the key in a header, never in the URL); `parse_chat()` and
+`parse_event()` read the reply, raising `ProviderFailure("malformed")` for anything that does
+not have the documented shape.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import quote
 
@@ -25,6 +28,7 @@ from guardian.providers.types import (
     HttpCall,
     ProviderFailure,
     StreamDelta,
+    StreamState,
     malformed,
 )
 from protocol.errors import InvalidParams
@@ -49,7 +53,7 @@ class LLMAdapter(Protocol):
 
     def parse_chat(self, body: Any) -> ChatResult: ...
 
-    def parse_event(self, event: str, data: Any) -> StreamDelta | None: ...
+    def parse_event(self, event: str, data: Any, stream: StreamState) -> StreamDelta | None: ...
 
 
 def _headers(provider: ProviderConfig, auth: dict[str, str]) -> dict[str, str]:
@@ -158,10 +162,9 @@ def _openai_tool_call(index: int, call_id: str, name: str, arguments: str) -> di
     }
 
 
+@dataclass(frozen=True, slots=True)
 class AnthropicAdapter:
-    def __init__(self, provider: ProviderConfig) -> None:
-        self.provider = provider
-        self._tool_blocks: dict[int, int] = {}
+    provider: ProviderConfig
 
     def _messages(self, request: ChatRequest) -> tuple[str, list[dict[str, Any]]]:
         system = [request.system] if request.system else []
@@ -253,7 +256,6 @@ class AnthropicAdapter:
             )
         if stream:
             body["stream"] = True
-            self._tool_blocks = {}
         auth = {"anthropic-version": self.provider.api_version_header or ANTHROPIC_VERSION}
         if key:
             auth["x-api-key"] = key
@@ -294,11 +296,11 @@ class AnthropicAdapter:
             tool_calls=calls,
         )
 
-    def parse_event(self, event: str, data: Any) -> StreamDelta | None:
+    def parse_event(self, event: str, data: Any, stream: StreamState) -> StreamDelta | None:
         kind = _get(data, "type") or event
         if kind == "content_block_start" and _get(data, "content_block", "type") == "tool_use":
-            index = len(self._tool_blocks)
-            self._tool_blocks[_int(_get(data, "index"))] = index
+            index = len(stream.tool_blocks)
+            stream.tool_blocks[_int(_get(data, "index"))] = index
             block = _get(data, "content_block")
             return StreamDelta(
                 tool_calls=[
@@ -310,7 +312,7 @@ class AnthropicAdapter:
         if kind == "content_block_delta":
             delta = _get(data, "delta")
             if _get(delta, "type") == "input_json_delta":
-                index = self._tool_blocks.get(_int(_get(data, "index")), 0)
+                index = stream.tool_blocks.get(_int(_get(data, "index")), 0)
                 return StreamDelta(
                     tool_calls=[
                         {
@@ -338,10 +340,9 @@ class AnthropicAdapter:
         return None
 
 
+@dataclass(frozen=True, slots=True)
 class GeminiAdapter:
-    def __init__(self, provider: ProviderConfig) -> None:
-        self.provider = provider
-        self._calls = 0
+    provider: ProviderConfig
 
     def _contents(self, request: ChatRequest) -> tuple[str, list[dict[str, Any]]]:
         system = [request.system] if request.system else []
@@ -433,7 +434,6 @@ class GeminiAdapter:
             raise InvalidParams(
                 f"response_format type {kind!r} is not supported by provider {self.provider.name}"
             )
-        self._calls = 0
         operation = "streamGenerateContent" if stream else "generateContent"
         return HttpCall(
             method="POST",
@@ -443,7 +443,7 @@ class GeminiAdapter:
             params={"alt": "sse"} if stream else None,
         )
 
-    def _delta(self, body: Any) -> StreamDelta:
+    def _delta(self, body: Any, stream: StreamState) -> StreamDelta:
         candidate = _get(body, "candidates", 0)
         parts = _get(candidate, "content", "parts")
         texts, calls = [], []
@@ -456,13 +456,13 @@ class GeminiAdapter:
             if isinstance(call, dict):
                 calls.append(
                     _openai_tool_call(
-                        self._calls,
-                        f"call_{self._calls}",
+                        stream.tool_calls,
+                        f"call_{stream.tool_calls}",
                         str(call.get("name", "")),
                         json.dumps(call.get("args") or {}),
                     )
                 )
-                self._calls += 1
+                stream.tool_calls += 1
         usage = _get(body, "usageMetadata")
         finish = str(_get(candidate, "finishReason") or "")
         if calls and finish in ("", "STOP"):
@@ -479,7 +479,7 @@ class GeminiAdapter:
     def parse_chat(self, body: Any) -> ChatResult:
         if not isinstance(_get(body, "candidates"), list):
             raise malformed("Gemini reply without candidates")
-        delta = self._delta(body)
+        delta = self._delta(body, StreamState())
         return ChatResult(
             text=delta.text,
             model=delta.model,
@@ -489,19 +489,19 @@ class GeminiAdapter:
             tool_calls=delta.tool_calls,
         )
 
-    def parse_event(self, event: str, data: Any) -> StreamDelta | None:
+    def parse_event(self, event: str, data: Any, stream: StreamState) -> StreamDelta | None:
         if _get(data, "error") is not None:
             raise ProviderFailure(
                 "status", f"stream error: {_get(data, 'error', 'message')}", status=500
             )
-        return self._delta(data)
+        return self._delta(data, stream)
 
 
+@dataclass(frozen=True, slots=True)
 class OpenAIAdapter:
     """OpenAI's chat completions: OpenAI, OpenRouter, Hugging Face, Mistral, local servers."""
 
-    def __init__(self, provider: ProviderConfig) -> None:
-        self.provider = provider
+    provider: ProviderConfig
 
     def chat(self, key: str | None, request: ChatRequest, *, stream: bool) -> HttpCall:
         messages: list[dict[str, Any]] = []
@@ -546,7 +546,7 @@ class OpenAIAdapter:
             else [],
         )
 
-    def parse_event(self, event: str, data: Any) -> StreamDelta | None:
+    def parse_event(self, event: str, data: Any, stream: StreamState) -> StreamDelta | None:
         if _get(data, "error") is not None:
             raise ProviderFailure(
                 "status", f"stream error: {_get(data, 'error', 'message')}", status=500
@@ -610,6 +610,7 @@ def parse_embeddings(provider: ProviderConfig, body: Any) -> tuple[list[list[flo
 
 
 def llm_adapter(provider: ProviderConfig) -> LLMAdapter:
+    """The adapter for a provider's wire format (a frozen view of its configuration)."""
     if provider.api == "anthropic":
         return AnthropicAdapter(provider)
     if provider.api == "gemini":

@@ -48,6 +48,17 @@ class StreamDelta:
     tool_calls: list[dict[str, Any]] = field(default_factory=list)
 
 
+@dataclass(slots=True)
+class StreamState:
+    """What one stream's events need remembered between them: adapters keep no per-call
+    state, so one adapter serves any number of calls at once."""
+
+    #: Anthropic: content block index -> the tool call index it became.
+    tool_blocks: dict[int, int] = field(default_factory=dict)
+    #: Gemini: function calls numbered so far (its events carry no index).
+    tool_calls: int = 0
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SearchRequest:
     query: str

@@ -287,3 +287,21 @@ def test_call_log_keeps_a_caller_named_model_on_one_line(
     log_request(on, tool="t", provider="p", model="m\nFAKE line", input_bound=1, stream=False)
     (record,) = caplog.records
     assert "\n" not in record.getMessage() and "'m\\nFAKE line'" in record.getMessage()
+
+
+async def test_slotted_send_waits_for_a_slot_within_its_timeout() -> None:
+    slots = ProviderSlots()
+    timeouts: list[float] = []
+
+    async def send(key: str | None, timeout: float) -> str:
+        timeouts.append(timeout)
+        await asyncio.sleep(0.1)
+        return key or ""
+
+    wrapped = slots.slotted("a", 1, send)
+    assert slots.slotted("a", None, send) is send
+    first, second = await asyncio.gather(wrapped("k1", 5.0), wrapped("k2", 5.0))
+    assert (first, second) == ("k1", "k2")
+    assert timeouts[0] > timeouts[1] >= 5.0 - 0.2  # the second waited ~0.1 s for its slot
+    with pytest.raises(ProviderFailure):
+        await asyncio.gather(wrapped("k3", 5.0), wrapped("k4", 0.05))

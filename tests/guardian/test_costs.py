@@ -4,7 +4,6 @@ reservations under concurrency."""
 from __future__ import annotations
 
 import asyncio
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -21,9 +20,8 @@ from guardian.costs import (
 )
 from guardian.ledger import UsageLedger
 from guardian.limits import Limits
-from guardian.metering import LINK_LOST, SHUTDOWN, CallMeter, cancel_reason
+from guardian.metering import LINK_LOST, SHUTDOWN, CallMeter, cancel_reason, metered
 from guardian.redact import Redactor
-from guardian.router import Router
 from guardian.storage.base import Reservation
 from protocol.errors import BudgetExceeded, ConnectionLost, ProviderError
 from protocol.pyfun import ModelConfig
@@ -169,10 +167,8 @@ async def test_each_way_a_call_ends_writes_one_row(raised: BaseException, outcom
     async def work() -> None:
         raise raised
 
-    router = Router.__new__(Router)  # _ending needs only the redactor of the router's state
-    router.state = SimpleNamespace(redactor=Redactor())  # type: ignore[assignment]
     with pytest.raises(type(raised)):
-        await router._ending(m, [], work())
+        await metered(m, [], work(), Redactor())
     (entry,) = rows
     assert entry.usage.outcome == outcome
     assert entry.audit is not None and entry.audit.outcome == outcome
@@ -185,9 +181,7 @@ async def test_an_ending_audits_provider_text_redacted() -> None:
     async def work() -> None:
         raise ProviderError(f"{'x' * 280} refused key {secret}")
 
-    router = Router.__new__(Router)
-    router.state = SimpleNamespace(redactor=Redactor([secret]))  # type: ignore[assignment]
     with pytest.raises(ProviderError):
-        await router._ending(m, [], work())
+        await metered(m, [], work(), Redactor([secret]))
     (entry,) = rows
     assert entry.audit is not None and "sk-fake" not in entry.audit.detail

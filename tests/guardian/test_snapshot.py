@@ -4,7 +4,7 @@ own fallback chain is active (issue 15, item 13)."""
 from __future__ import annotations
 
 from guardian.secrets import Secret, Secrets
-from guardian.state import Snapshot
+from guardian.snapshot import Snapshot
 from protocol.pyfun import parse
 from tests.helpers import EXAMPLE_CONFIG
 

@@ -1,4 +1,4 @@
-"""The guardian's view of the world: configuration, secrets and what is active.
+"""What is active under one configuration and one set of secrets.
 
 A `Snapshot` is immutable and swapped whole on reload, so a call in flight keeps the
 configuration it started with and never sees half of a new one.
@@ -6,24 +6,11 @@ configuration it started with and never sees half of a new one.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from dataclasses import dataclass
 
-from guardian.redact import Redactor
 from guardian.secrets import Secrets
 from protocol.pyfun import ProviderConfig, PyfunConfig, ToolConfig
-
-if TYPE_CHECKING:
-    from guardian.auth import Auth
-    from guardian.dbquery import QueryRunners
-    from guardian.ledger import UsageLedger
-    from guardian.router import Router
-    from guardian.secretstore import SecretStore
-    from guardian.storage import Storage
-    from guardian.tasks import TaskSet
 
 #: Tools the sandbox serves whatever providers are active.
 BUILTIN_TOOLS = ("health_check", "list_active_tools", "get_model_info")
@@ -64,6 +51,16 @@ def tool_usable(tool: ToolConfig, config: PyfunConfig, active: tuple[str, ...]) 
     return any(name in active for name in chain_of(providers, tool.default_provider))
 
 
+def known_models(config: PyfunConfig) -> frozenset[str]:
+    """Every model id the configuration names: [MODEL.*], defaults and provider lists."""
+    known = set(config.models)
+    for provider in config.llm_providers.values():
+        known.update(provider.models)
+        if provider.default_model:
+            known.add(provider.default_model)
+    return frozenset(known)
+
+
 @dataclass(frozen=True, slots=True)
 class Snapshot:
     config: PyfunConfig
@@ -71,6 +68,8 @@ class Snapshot:
     llm_providers: tuple[str, ...]
     search_providers: tuple[str, ...]
     tools: tuple[str, ...]
+    #: Worked out once per configuration, not per call.
+    known_models: frozenset[str]
 
     @classmethod
     def build(cls, config: PyfunConfig, secrets: Secrets) -> Snapshot:
@@ -89,35 +88,4 @@ class Snapshot:
             usable = {"llm": llm, "search": search}.get(tool.provider_type, ())
             if name not in tools and tool_usable(tool, config, usable):
                 tools.append(name)
-        return cls(config, secrets, llm, search, tuple(tools))
-
-
-@dataclass(slots=True)
-class GuardianState:
-    config_path: Path
-    snapshot: Snapshot
-    redactor: Redactor
-    database: str
-    started: float = field(default_factory=time.monotonic)
-    sandbox_connections: int = 0
-    router: Router | None = None
-    queries: QueryRunners | None = None
-    tasks: TaskSet | None = None
-    ledger: UsageLedger | None = None
-    #: Re-read .pyfun and secrets and swap them in; raises PyfunError and keeps the old.
-    reload: Callable[[], dict[str, Any]] | None = None
-    #: Rebuild the snapshot after the secret store changed.
-    refresh_secrets: Callable[[], None] | None = None
-    store: SecretStore | None = None
-    auth: Auth | None = None
-    storage: Storage | None = None
-    #: Which protections are in force (`guardian.protections.report`), for `status`.
-    protections: Callable[[], dict[str, Any]] | None = None
-
-    def swap(self, snapshot: Snapshot) -> None:
-        self.redactor.update(snapshot.secrets.values_to_redact())
-        self.snapshot = snapshot
-
-    @property
-    def uptime_s(self) -> float:
-        return round(time.monotonic() - self.started, 3)
+        return cls(config, secrets, llm, search, tuple(tools), known_models(config))

@@ -1,0 +1,310 @@
+"""Where a sealed call may go: pure functions over a configuration snapshot.
+
+Where a call goes is decided here from guardian configuration only (ARCHITECTURE.md 4.3):
+the sandbox names a tool, and may name a provider or a model; the guardian checks both. The
+chain starts at the named provider (or the model's, or the tool's default) and follows
+`fallback_to`, skipping inactive providers. A pinned model is only ever sent to the first
+provider; the others use their own default model. The chain moves on after a timeout, a
+connection error, 401, 403, 408, 429 or 5xx, and stops at once on any other 4xx: the request
+itself was refused. A stream falls back only before its first chunk has been passed on.
+
+Nothing here does I/O or keeps state, so every rule is tested in-process
+(`tests/guardian/test_planning.py`); `guardian.router` runs the plans.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from guardian import policy
+from guardian.costs import output_token_bound
+from guardian.providers.types import ProviderFailure
+from guardian.snapshot import Snapshot
+from protocol.errors import (
+    Forbidden,
+    InvalidParams,
+    NotFound,
+    ProviderError,
+    RPCError,
+    Timeout,
+    Unavailable,
+)
+from protocol.pyfun import ModelConfig, ProviderConfig, RoleConfig, ToolConfig
+
+#: The longest a call without a tool's own timeout may take over its whole chain.
+MAX_BUDGET_S = 600.0
+#: What each built-in tool may call; a built-in not listed makes no provider call at all.
+BUILTIN_KINDS = {
+    "llm_complete": "llm",
+    "web_search": "search",
+    "health_check": "",
+    "list_active_tools": "",
+    "get_model_info": "",
+    "db_query": "",
+}
+#: One step of a call's fallback path as callers see it: {"provider", "error"}.
+Step = dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    provider: ProviderConfig
+    model: str
+
+
+def tool_for(snapshot: Snapshot, name: str, kind: str) -> ToolConfig | None:
+    """The tool a call is made for, which must be one that makes calls of this kind: a role's
+    tool list names what each tool may do, so a sandbox cannot relabel a completion as
+    `get_model_info` to pass a role allowed only that."""
+    if name not in snapshot.tools:
+        raise NotFound(f"tool {name!r} is not active")
+    tool = snapshot.config.tools.get(name)
+    if name in BUILTIN_KINDS:
+        tool_kind = BUILTIN_KINDS[name]
+    else:
+        tool_kind = tool.provider_type if tool is not None else ""
+    if tool_kind != kind:
+        raise Forbidden(f"tool {name!r} makes no {kind} calls")
+    return tool
+
+
+def split_model(model: str, providers: Mapping[str, ProviderConfig]) -> tuple[str, str]:
+    """`provider/model` names a provider only when the prefix is one (OpenRouter ids have /)."""
+    prefix, slash, rest = model.partition("/")
+    if slash and prefix in providers and rest:
+        return prefix, rest
+    return "", model
+
+
+def provider_chain(
+    providers: Mapping[str, ProviderConfig],
+    active: tuple[str, ...],
+    start: str,
+    path: list[Step],
+) -> list[ProviderConfig]:
+    """`start` and its `fallback_to` successors that are active; the others are noted on
+    the path as skipped."""
+    if start not in providers:
+        raise NotFound(f"provider {start!r} is not configured")
+    chain: list[ProviderConfig] = []
+    seen: set[str] = set()  # loops are refused when .pyfun is parsed; this keeps it total
+    current: ProviderConfig | None = providers[start]
+    while current is not None and current.name not in seen:
+        seen.add(current.name)
+        if current.name in active:
+            chain.append(current)
+        else:
+            path.append({"provider": current.name, "error": "skipped: not active (no key)"})
+        current = providers.get(current.fallback_to) if current.fallback_to else None
+    if not chain:
+        raise Unavailable(f"provider {start!r} is not active and has no active fallback")
+    return chain
+
+
+def first_llm_provider(
+    snapshot: Snapshot, tool: ToolConfig | None, provider: str, model: str
+) -> tuple[str, str]:
+    """(provider, model) a call starts at: the named provider, the model's owner, the tool's
+    default, else the first active LLM provider. `model` loses a provider prefix."""
+    config = snapshot.config
+    if model:
+        prefix, model = split_model(model, config.llm_providers)
+        if prefix and provider and prefix != provider:
+            raise InvalidParams(f"model names provider {prefix!r} but provider is {provider!r}")
+        if not prefix and model not in snapshot.known_models:
+            raise NotFound(
+                f"model {model!r} is not configured; add a [MODEL.{model}] block, or name its"
+                " provider as 'provider/model'"
+            )
+        provider = provider or prefix
+        if not provider and model in config.models:
+            provider = config.models[model].provider
+        if not provider:  # a provider's default or listed model
+            provider = next(
+                (
+                    p.name
+                    for p in config.llm_providers.values()
+                    if model == p.default_model or model in p.models
+                ),
+                "",
+            )
+    if not provider:
+        default = tool.default_provider if tool else ""
+        provider = default or (snapshot.llm_providers[0] if snapshot.llm_providers else "")
+    if not provider:
+        raise Unavailable("no LLM provider is active: no key is configured")
+    return provider, model
+
+
+def plan_llm(
+    snapshot: Snapshot, tool: ToolConfig | None, params: Mapping[str, Any], path: list[Step]
+) -> list[Attempt]:
+    """Every attempt a completion may make, in order, before any role filter."""
+    provider, model = first_llm_provider(
+        snapshot, tool, params.get("provider") or "", params.get("model") or ""
+    )
+    try:
+        chain = provider_chain(
+            snapshot.config.llm_providers, snapshot.llm_providers, provider, path
+        )
+    except Unavailable as exc:
+        if not model:
+            raise
+        # A model nobody can serve now is the caller's "no such model" (OpenAI: 404
+        # model_not_found), not a server failure to retry.
+        raise NotFound(f"model {model!r} is not available: {exc}") from None
+    attempts = []
+    for index, candidate in enumerate(chain):
+        pinned = model if index == 0 and candidate.name == provider else ""
+        attempts.append(Attempt(candidate, pinned or candidate.default_model))
+    return attempts
+
+
+def allowed_attempts(
+    role: RoleConfig,
+    attempts: list[Attempt],
+    pinned_first: bool,
+    snapshot: Snapshot,
+    path: list[Step],
+) -> list[Attempt]:
+    """Drop the attempts the role does not allow; refuse if the caller named the first."""
+    kept = []
+    for index, attempt in enumerate(attempts):
+        pinned = index == 0 and pinned_first
+        reason = policy.refusal(role, attempt.provider, attempt.model, pinned, snapshot.config)
+        if reason:
+            path.append({"provider": attempt.provider.name, "error": f"skipped: {reason}"})
+        else:
+            kept.append(attempt)
+    if not kept:
+        raise Forbidden(f"role {role.name!r} may use none of the providers this call could go to")
+    return kept
+
+
+def plan_search(
+    snapshot: Snapshot,
+    tool: ToolConfig | None,
+    named: str,
+    role: RoleConfig,
+    path: list[Step],
+) -> list[ProviderConfig]:
+    """The search providers a query may go to, in order, for this role."""
+    start = named or (tool.default_provider if tool else "")
+    start = start or (snapshot.search_providers[0] if snapshot.search_providers else "")
+    if not start:
+        raise Unavailable("no search provider is active: no key is configured")
+    chain = provider_chain(snapshot.config.search_providers, snapshot.search_providers, start, path)
+    if named and not policy.allows(role.providers, start):
+        raise Forbidden(f"provider {start!r} is not allowed for role {role.name!r}")
+    chain = [p for p in chain if policy.allows(role.providers, p.name)]
+    if not chain:
+        raise Forbidden(f"role {role.name!r} may use no search provider here")
+    return chain
+
+
+def messages_of(params: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The conversation: a prompt, or OpenAI-shaped messages (never both)."""
+    prompt, messages = params.get("prompt"), params.get("messages")
+    if (prompt is None) == (messages is None):
+        raise InvalidParams("send either 'prompt' or 'messages'")
+    if prompt is not None:
+        return [{"role": "user", "content": prompt}]
+    conversation = []
+    for index, message in enumerate(messages or []):
+        role = message.get("role")
+        if role == "developer":  # what current OpenAI SDKs send for system instructions
+            message = {**message, "role": "system"}
+        elif role not in ("system", "user", "assistant", "tool"):
+            raise InvalidParams(
+                f"messages[{index}]: role must be system, developer, user, assistant or tool"
+            )
+        conversation.append(message)
+    if not conversation:
+        raise InvalidParams("messages is empty")
+    return conversation
+
+
+def system_prompt(tool: ToolConfig | None, params: Mapping[str, Any]) -> str:
+    """A tool's own system prompt wins over the caller's."""
+    return (tool.system_prompt if tool and tool.system_prompt else "") or params.get("system") or ""
+
+
+def temperature_of(tool: ToolConfig | None, params: Mapping[str, Any]) -> float | None:
+    temperature = params.get("temperature")
+    if temperature is None and tool is not None:
+        temperature = tool.temperature
+    return float(temperature) if temperature is not None else None
+
+
+def max_tokens_for(
+    params: Mapping[str, Any], tool: ToolConfig | None, model: ModelConfig | None
+) -> int:
+    return output_token_bound(params.get("max_tokens"), tool.max_tokens if tool else None, model)
+
+
+def time_budget(tool: ToolConfig | None, chain: list[ProviderConfig]) -> float:
+    """The whole call's time: the tool's timeout_sec, else each provider's own, summed."""
+    if tool is not None:
+        return tool.timeout_sec
+    return min(sum(p.timeout_sec for p in chain), MAX_BUDGET_S)
+
+
+def worst_case(priced: list[tuple[float | None, Attempt]]) -> tuple[float, Attempt]:
+    """The attempt whose bound cost is highest (the last of equals): what a budget holds."""
+    worst, worst_attempt = 0.0, priced[0][1]
+    for amount, attempt in priced:
+        if amount is not None and amount >= worst:
+            worst, worst_attempt = amount, attempt
+    return worst, worst_attempt
+
+
+def may_move_on(failure: ProviderFailure, chunks_sent: int) -> bool:
+    """After this failure, may the call try the next provider of its chain?"""
+    return failure.falls_back and not chunks_sent
+
+
+def may_wait_retry_after(
+    failure: ProviderFailure, *, is_last: bool, chunks_sent: int, remaining_s: float
+) -> float | None:
+    """Seconds to wait before asking the last provider again, or None: only a retryable
+    failure with a Retry-After that fits the time left, and never once text went out."""
+    wait = failure.retry_after
+    if not is_last or wait is None or not failure.falls_back or chunks_sent:
+        return None
+    if wait + 1.0 > remaining_s:
+        return None
+    return wait
+
+
+def final_error(
+    path: list[Step],
+    last: tuple[Attempt, ProviderFailure] | None,
+    chunks_sent: int,
+    describe: str,
+) -> RPCError:
+    """The one error a caller gets when no attempt answered; `describe` is the last
+    failure, already redacted."""
+    tried = "; ".join(f"{step['provider']}: {step['error']}" for step in path)
+    data: dict[str, Any] = {"fallback_path": path}
+    if last is None:
+        return Unavailable(f"no provider could be tried ({tried})", data)
+    attempt, failure = last
+    data["provider"] = attempt.provider.name
+    data["status"] = failure.status
+    if chunks_sent:
+        return ProviderError(
+            f"the stream from {attempt.provider.name} broke after {chunks_sent} chunks: {describe}",
+            data,
+        )
+    if not failure.falls_back:
+        return ProviderError(
+            f"{attempt.provider.name} refused the request ({describe});"
+            " not retried elsewhere, since the request itself was refused",
+            data,
+        )
+    tried_failures = [step for step in path if not step["error"].startswith("skipped")]
+    if tried_failures and all(step["error"].startswith("timed out") for step in tried_failures):
+        return Timeout(f"every provider timed out ({tried})", data)
+    return ProviderError(f"every provider failed ({tried})", data)
