@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from guardian import policy
+from guardian.model_info import model_entry
 from guardian.snapshot import Snapshot
 from protocol.errors import NotFound
 from protocol.pyfun import RoleConfig
@@ -32,20 +33,8 @@ def models_info(snapshot: Snapshot, params: Mapping[str, Any], role: RoleConfig)
             continue
         if not (policy.allows(role.models, model_id) and policy.allows(role.providers, owner)):
             continue
-        entry = config.models.get(model_id)
-        models.append(
-            {
-                "id": model_id,
-                "provider": owner,
-                "provider_active": owner in snapshot.llm_providers,
-                "max_output_tokens": entry.max_output_tokens if entry else None,
-                "requests_per_min": entry.requests_per_min if entry else None,
-                "cost_input_per_1m": entry.cost_input_per_1m if entry else None,
-                "cost_output_per_1m": entry.cost_output_per_1m if entry else None,
-                "context_window": entry.context_window if entry else None,
-                "capabilities": list(entry.capabilities) if entry else [],
-            }
-        )
+        active = owner in snapshot.llm_providers
+        models.append(model_entry(model_id, owner, active, config.models.get(model_id)))
     if wanted and not models:
         raise NotFound(f"model {wanted!r} is not configured")
     return {"models": models}

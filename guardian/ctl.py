@@ -279,11 +279,13 @@ async def config_check(args: argparse.Namespace, path: Path) -> int:
     lines = [
         f"{args.file}: OK (sha256 {config.sha256[:12]})",
         *[f"warning: {w}" for w in config.warnings],
+        *[f"translated: {t}" for t in config.translations],
     ]
     summary: dict[str, Any] = {
         "ok": True,
         "sha256": config.sha256,
         "warnings": list(config.warnings),
+        "translations": list(config.translations),
     }
     try:
         checked = await call(path, "config.check", {"text": text, "source": args.file})

@@ -30,6 +30,8 @@ from protocol.errors import BudgetExceeded, RateLimited, Unavailable
 logger = logging.getLogger("sealgate.guardian.limits")
 
 WINDOW_S = 60.0
+#: The window of per-day limits: a UTC day.
+DAY_S = 86_400.0
 #: A reservation older than this belongs to a call that can no longer be running (no call's
 #: time budget is this long): any guardian may settle it.
 STALE_RESERVATION_S = 3600.0
@@ -54,9 +56,13 @@ class MemoryCounters:
         value = self._values.get((key, window), 0.0) + amount
         self._values[(key, window)] = value
         if len(self._values) > 100_000:
-            cutoff = time.time() - 2 * WINDOW_S
+            now = time.time()
             self._values = {
-                k: v for k, v in self._values.items() if k[1] >= cutoff or k[0].startswith("spend:")
+                k: v
+                for k, v in self._values.items()
+                if k[1] >= now - 2 * WINDOW_S
+                or k[0].startswith("spend:")
+                or (k[0].startswith("day:") and k[1] >= now - 2 * DAY_S)
             }
         return value
 
@@ -122,6 +128,17 @@ class Limits:
             retry = max(1, math.ceil(window + WINDOW_S - now))
             raise RateLimited(
                 f"{what}: more than {limit} requests per minute", {"retry_after_s": retry}
+            )
+
+    async def hit_daily(self, key: str, limit: int, what: str) -> None:
+        """Count one request against `limit` per UTC day; raise `RateLimited` past it."""
+        now = time.time()
+        window = math.floor(now / DAY_S) * DAY_S
+        count = await self.counters.add(f"day:{key}", window, 1)
+        if count > limit:
+            retry = max(1, math.ceil(window + DAY_S - now))
+            raise RateLimited(
+                f"{what}: more than {limit} requests per day", {"retry_after_s": retry}
             )
 
     async def check_budget(self, principal: str, budget: float) -> None:

@@ -144,6 +144,7 @@ def config_check(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
         "ok": True,
         "sha256": config.sha256,
         "warnings": list(config.warnings),
+        "translations": list(config.translations),
         "tools": list(snapshot.tools),
         "llm_providers": list(snapshot.llm_providers),
         "search_providers": list(snapshot.search_providers),

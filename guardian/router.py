@@ -9,23 +9,27 @@ hold, the outbound requests, and the one ledger row every call writes however it
 
 from __future__ import annotations
 
-import asyncio
+import functools
 import time
 from collections.abc import Awaitable
 from typing import Any, TypeVar
 
 from guardian import planning, policy
 from guardian.auth import Principal
+from guardian.call_budget import call_budget
+from guardian.call_log import log_request, log_response
 from guardian.costs import input_token_bound, max_cost_usd
 from guardian.keys import KeyRotation
 from guardian.ledger import UsageLedger
 from guardian.limits import Limits
 from guardian.liveconfig import LiveConfig
 from guardian.metering import CallMeter, metered
+from guardian.model_rates import admit_model
 from guardian.outbound import DEFAULT_MAX_RESPONSE_BYTES, Outbound
 from guardian.planning import Attempt, Step
+from guardian.provider_slots import ProviderSlots
 from guardian.providers.adapters import embed_call, llm_adapter, parse_embeddings
-from guardian.providers.search import search_adapter
+from guardian.providers.search import result_count, search_adapter
 from guardian.providers.types import (
     ChatRequest,
     ChatResult,
@@ -33,6 +37,7 @@ from guardian.providers.types import (
     SearchRequest,
     SearchResult,
 )
+from guardian.retries import with_retries
 from guardian.snapshot import Snapshot
 from guardian.storage.base import Reservation
 from guardian.streaming import Emit, Emitter, chunks_sent, read_stream
@@ -59,6 +64,7 @@ class Router:
         self.ledger = ledger
         self.limits = limits
         self.keys = keys
+        self.slots = ProviderSlots()  # [HUB_LIMITS] max_parallel_requests
 
     async def admit(self, principal: Principal, tool: str) -> None:
         await policy.admit(self.limits, principal, tool)
@@ -173,19 +179,16 @@ class Router:
         emitter: Emitter | None,
     ) -> dict[str, Any]:
         """Walk the chain; return the answer (its ending recorded) or raise the error."""
-        deadline = started + planning.time_budget(tool, [a.provider for a in attempts])
+        limits = snapshot.config.hub_limits
+        deadline = started + call_budget(tool, [a.provider for a in attempts], limits, "llm")
         temperature = planning.temperature_of(tool, params)
         last: tuple[Attempt, ProviderFailure] | None = None
         rate_refusal: RateLimited | None = None
         for index, attempt in enumerate(attempts):
             model_config = snapshot.config.models.get(attempt.model)
-            if model_config is not None and model_config.requests_per_min:
+            if model_config is not None:
                 try:
-                    await self.limits.hit(
-                        f"model:{attempt.model}",
-                        model_config.requests_per_min,
-                        f"model {attempt.model}",
-                    )
+                    await admit_model(self.limits, attempt.model, model_config)
                 except RateLimited as refusal:
                     path.append({"provider": attempt.provider.name, "error": refusal.message})
                     rate_refusal = refusal
@@ -207,6 +210,15 @@ class Router:
                 input_token_bound(payload, model_config),
                 request.max_tokens,
             )
+            debug, sent_at = snapshot.config.debug, time.monotonic()
+            log_request(
+                debug,
+                tool=meter.tool,
+                provider=attempt.provider.name,
+                model=attempt.model,
+                input_bound=input_token_bound(payload, model_config),
+                stream=emitter is not None,
+            )
             try:
                 result = await self._chat_with_retry(
                     snapshot,
@@ -218,11 +230,29 @@ class Router:
                     is_last=index == len(attempts) - 1,
                 )
             except ProviderFailure as failure:
+                log_response(
+                    debug,
+                    tool=meter.tool,
+                    provider=attempt.provider.name,
+                    model=attempt.model,
+                    outcome=f"failed:{failure.kind}:{failure.status or '-'}",
+                    elapsed_ms=(time.monotonic() - sent_at) * 1000,
+                )
                 path.append({"provider": attempt.provider.name, "error": self._describe(failure)})
                 last = (attempt, failure)
                 if not planning.may_move_on(failure, chunks_sent(emitter)):
                     break
                 continue
+            log_response(
+                debug,
+                tool=meter.tool,
+                provider=attempt.provider.name,
+                model=result.model or attempt.model,
+                outcome="ok",
+                input_tokens=result.input_tokens,
+                output_tokens=result.output_tokens,
+                elapsed_ms=(time.monotonic() - sent_at) * 1000,
+            )
             meter.succeed(result.input_tokens, result.output_tokens, path)
             return {
                 # a stream's text went out in its chunks; it does not cross the socket twice
@@ -254,20 +284,15 @@ class Router:
         *,
         is_last: bool,
     ) -> ChatResult:
-        """One provider; the last in the chain may wait out a Retry-After that fits the budget."""
-        try:
-            return await self._chat(snapshot, attempt, request, deadline, emitter, meter)
-        except ProviderFailure as failure:
-            wait = planning.may_wait_retry_after(
-                failure,
-                is_last=is_last,
-                chunks_sent=chunks_sent(emitter),
-                remaining_s=deadline - time.monotonic(),
-            )
-            if wait is None:
-                raise
-            await asyncio.sleep(wait)
-            return await self._chat(snapshot, attempt, request, deadline, emitter, meter)
+        """One provider, asked again on a retryable failure (`guardian.retries`)."""
+        return await with_retries(
+            lambda: self._chat(snapshot, attempt, request, deadline, emitter, meter),
+            name=attempt.provider.name,
+            limits=snapshot.config.hub_limits,
+            deadline=deadline,
+            is_last=is_last,
+            streamed=lambda: bool(chunks_sent(emitter)),
+        )
 
     async def _chat(
         self,
@@ -304,8 +329,13 @@ class Router:
                 raise
 
         # Once text has reached the caller, another key would repeat it: no retry then.
+        cap = snapshot.config.hub_limits.max_parallel_requests
         return await self.keys.call(
-            snapshot.secrets, provider, deadline, send, may_retry=lambda: not chunks_sent(emitter)
+            snapshot.secrets,
+            provider,
+            deadline,
+            self.slots.slotted(provider.name, cap, send),
+            may_retry=lambda: not chunks_sent(emitter),
         )
 
     # embeddings ----------------------------------------------------------------------------
@@ -378,16 +408,26 @@ class Router:
         chain = planning.plan_search(
             snapshot, tool, params.get("provider") or "", principal.role, path
         )
-        deadline = started + planning.time_budget(tool, chain)
-        request = SearchRequest(query=params["query"], max_results=params.get("max_results") or 5)
+        limits = snapshot.config.hub_limits
+        deadline = started + call_budget(tool, chain, limits, "search")
         meter = self._meter(principal, tool_name, "search.web", params)
 
         async def work() -> dict[str, Any]:
             last: tuple[Attempt, ProviderFailure] | None = None
-            for provider in chain:
+            for index, provider in enumerate(chain):
                 meter.begin(provider.name, "", None, 0, 0)  # searches have no token cost
+                request = SearchRequest(
+                    query=params["query"],
+                    max_results=result_count(params.get("max_results"), provider),
+                )
                 try:
-                    result = await self._search_one(snapshot, provider, request, deadline)
+                    result = await with_retries(
+                        functools.partial(self._search_one, snapshot, provider, request, deadline),
+                        name=provider.name,
+                        limits=limits,
+                        deadline=deadline,
+                        is_last=index == len(chain) - 1,
+                    )
                 except ProviderFailure as failure:
                     path.append({"provider": provider.name, "error": self._describe(failure)})
                     last = (Attempt(provider, ""), failure)
@@ -422,7 +462,10 @@ class Router:
             )
             return adapter.parse(body)
 
-        return await self.keys.call(snapshot.secrets, provider, deadline, send)
+        cap = snapshot.config.hub_limits.max_parallel_requests
+        return await self.keys.call(
+            snapshot.secrets, provider, deadline, self.slots.slotted(provider.name, cap, send)
+        )
 
     # helpers -------------------------------------------------------------------------------
     def _describe(self, failure: ProviderFailure) -> str:

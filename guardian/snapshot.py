@@ -76,7 +76,8 @@ class Snapshot:
         llm = tuple(n for n, p in config.llm_providers.items() if provider_active(p, secrets))
         search = tuple(n for n, p in config.search_providers.items() if provider_active(p, secrets))
         tools = list(BUILTIN_TOOLS)
-        if llm:
+        configured_llm = config.tools.get("llm_complete")  # a block may switch it off
+        if llm and (configured_llm is None or configured_llm.active):
             tools.append("llm_complete")
         configured_search = config.tools.get("web_search")
         if search and (configured_search is None or tool_usable(configured_search, config, search)):

@@ -388,6 +388,7 @@ ADMIN_METHODS = (
             "ok": Field(type=bool),
             "sha256": Field(type=str),
             "warnings": Field(type=list, max_len=None),
+            "translations": Field(type=list, max_len=None),
             "tools": _NAMES,
             "llm_providers": _NAMES,
             "search_providers": _NAMES,

@@ -35,7 +35,11 @@ def build_app(
 ) -> Starlette:
     """`listen_hosts`: the addresses the sandbox really listens on (its sockets' names)."""
     hub = settings.config.hub
-    hub_state = HubState(settings.layout.hub_state_db, settings.config.db_sync.tool_cache_ttl_sec)
+    hub_state = HubState(
+        settings.layout.hub_state_db,
+        settings.config.db_sync.tool_cache_ttl_sec,
+        settings.config.db_sync.max_cache_entries,
+    )
     mcp, tools = build_mcp(settings.config, link, hub_state)
     # Host, Origin and content type are checked on every route but /healthz (RequestGuard);
     # the MCP SDK's own guard stays on both transports as a second line.

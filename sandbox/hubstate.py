@@ -46,9 +46,11 @@ def cache_key(principal: str, tool: str, arguments: dict[str, Any]) -> str:
 
 
 class HubState:
-    def __init__(self, path: Path, ttl_s: float = DEFAULT_TTL_S) -> None:
+    def __init__(self, path: Path, ttl_s: float = DEFAULT_TTL_S, max_entries: int = 0) -> None:
         self.path = path
         self.ttl_s = ttl_s
+        #: `[DB_SYNC] max_cache_entries` (the original's MAX_CACHE_ENTRIES); 0: no cap.
+        self.max_entries = max_entries
         self._db: aiosqlite.Connection | None = None
         self._purged_at = time.time()
         self.policy = Policy.of(HUB_TABLES, default_schema="main")
@@ -102,6 +104,12 @@ class HubState:
             " expires_at) VALUES (?, ?, ?, ?, ?, ?)",
             (key, principal, tool, json.dumps(result), now, now + self.ttl_s),
         )
+        if self.max_entries:  # the oldest answers go first
+            await self._db.execute(
+                "DELETE FROM tool_cache WHERE key IN (SELECT key FROM tool_cache"
+                " ORDER BY created_at DESC LIMIT -1 OFFSET ?)",
+                (self.max_entries,),
+            )
         await self._db.commit()
 
     async def query(self, sql: str, max_rows: int | None) -> dict[str, Any]:

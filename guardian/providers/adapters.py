@@ -256,7 +256,7 @@ class AnthropicAdapter:
             )
         if stream:
             body["stream"] = True
-        auth = {"anthropic-version": ANTHROPIC_VERSION}
+        auth = {"anthropic-version": self.provider.api_version_header or ANTHROPIC_VERSION}
         if key:
             auth["x-api-key"] = key
         return HttpCall(

@@ -8,6 +8,17 @@ from guardian.providers.types import HttpCall, SearchRequest, SearchResult, malf
 from protocol.pyfun import ProviderConfig
 
 MAX_SNIPPET = 2000
+#: Results when neither the caller nor the provider's `default_results` names a number.
+DEFAULT_RESULTS = 5
+
+
+def result_count(requested: int | None, provider: ProviderConfig) -> int:
+    """How many results to ask `provider` for: the caller's number, else the provider's
+    `default_results`, else 5; never more than its `max_results`."""
+    count = requested or provider.default_results or DEFAULT_RESULTS
+    if provider.max_results is not None:
+        count = min(count, provider.max_results)
+    return count
 
 
 class SearchAdapter(Protocol):
@@ -76,7 +87,7 @@ class TavilyAdapter:
             json={
                 "query": request.query,
                 "max_results": request.max_results,
-                "include_answer": True,
+                "include_answer": self.provider.include_answer,
             },
         )
 

@@ -46,3 +46,14 @@ def test_a_tool_without_a_default_provider_uses_any_active_one() -> None:
         '[TOOL.free]\nprovider_type = "llm"\ndescription = "any provider"\n[TOOL.free_END]\n'
     )
     assert "free" in snapshot(extra).tools
+
+
+def test_a_tool_block_switched_off_is_not_served() -> None:
+    text = (
+        '[LLM_PROVIDER.local]\nbase_url = "http://127.0.0.1:9/v1"\nallow_insecure = "true"\n'
+        'requires_key = "false"\n[LLM_PROVIDER.local_END]\n'
+        '[TOOL.llm_complete]\nactive = "false"\n[TOOL.llm_complete_END]\n'
+    )
+    assert "llm_complete" not in Snapshot.build(parse(text), Secrets({})).tools
+    on = text.replace('active = "false"', 'active = "true"')
+    assert "llm_complete" in Snapshot.build(parse(on), Secrets({})).tools

@@ -86,7 +86,6 @@ def test_env_overrides_host_and_port() -> None:
         ("[HUB]\njust words\n[HUB_END]\n", 2, 'expected key = "value"'),
         ('[HUB]\nport = "http"\n[HUB_END]\n', 2, "whole number"),
         ('[HUB]\nport = "70000"\n[HUB_END]\n', 2, "between 0 and 65535"),
-        ('[TOOL.t]\nPROVIDER_TYPE = "llm"\n[TOOL.t_END]\n', 2, "lower-case"),
         (
             '[LLM_PROVIDER.x]\nbase_url = "http://example.com/v1"\nenv_key = "K"\n'
             "[LLM_PROVIDER.x_END]\n",

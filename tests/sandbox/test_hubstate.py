@@ -37,3 +37,16 @@ async def test_expired_cache_entries_are_purged_as_new_ones_arrive(
     finally:
         await state.close()
     assert answer["rows"] == [["k4"]]  # the four expired before it were deleted
+
+
+async def test_max_cache_entries_keeps_the_newest_answers(tmp_path: Path) -> None:
+    state = HubState(tmp_path / "hub_state.db", max_entries=2)
+    await state.open()
+    try:
+        for n in range(5):
+            await state.remember(f"k{n}", "p", "t", {"n": n})
+            await asyncio.sleep(0.002)  # distinct created_at
+        answer = await state.query("SELECT key FROM tool_cache ORDER BY key", None)
+    finally:
+        await state.close()
+    assert answer["rows"] == [["k3"], ["k4"]]
