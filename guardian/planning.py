@@ -33,8 +33,6 @@ from protocol.errors import (
 )
 from protocol.pyfun import ModelConfig, ProviderConfig, RoleConfig, ToolConfig
 
-#: The longest a call without a tool's own timeout may take over its whole chain.
-MAX_BUDGET_S = 600.0
 #: What each built-in tool may call; a built-in not listed makes no provider call at all.
 BUILTIN_KINDS = {
     "llm_complete": "llm",
@@ -244,13 +242,6 @@ def max_tokens_for(
     return output_token_bound(params.get("max_tokens"), tool.max_tokens if tool else None, model)
 
 
-def time_budget(tool: ToolConfig | None, chain: list[ProviderConfig]) -> float:
-    """The whole call's time: the tool's timeout_sec, else each provider's own, summed."""
-    if tool is not None:
-        return tool.timeout_sec
-    return min(sum(p.timeout_sec for p in chain), MAX_BUDGET_S)
-
-
 def worst_case(priced: list[tuple[float | None, Attempt]]) -> tuple[float, Attempt]:
     """The attempt whose bound cost is highest (the last of equals): what a budget holds."""
     worst, worst_attempt = 0.0, priced[0][1]
@@ -263,19 +254,6 @@ def worst_case(priced: list[tuple[float | None, Attempt]]) -> tuple[float, Attem
 def may_move_on(failure: ProviderFailure, chunks_sent: int) -> bool:
     """After this failure, may the call try the next provider of its chain?"""
     return failure.falls_back and not chunks_sent
-
-
-def may_wait_retry_after(
-    failure: ProviderFailure, *, is_last: bool, chunks_sent: int, remaining_s: float
-) -> float | None:
-    """Seconds to wait before asking the last provider again, or None: only a retryable
-    failure with a Retry-After that fits the time left, and never once text went out."""
-    wait = failure.retry_after
-    if not is_last or wait is None or not failure.falls_back or chunks_sent:
-        return None
-    if wait + 1.0 > remaining_s:
-        return None
-    return wait
 
 
 def final_error(

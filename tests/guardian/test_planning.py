@@ -125,7 +125,6 @@ def test_a_tool_starts_at_its_default_provider() -> None:
     tool = CONFIG.tools["chained"]
     attempts = planning.plan_llm(snapshot(), tool, {}, [])
     assert [a.provider.name for a in attempts] == ["p2", "p3"]
-    assert planning.time_budget(tool, [a.provider for a in attempts]) == 42
     assert planning.system_prompt(tool, {"system": "caller's"}) == "be brief"
     assert planning.max_tokens_for({}, tool, None) == 300
 
@@ -148,12 +147,6 @@ def test_a_model_nobody_can_serve_now_is_not_found_not_unavailable() -> None:
         planning.plan_llm(snapshot(active=("p0",)), None, {"model": "p3-default"}, [])
     with pytest.raises(Unavailable):
         planning.plan_llm(snapshot(active=()), None, {}, [])
-
-
-def test_the_budget_without_a_tool_is_the_chain_summed_and_capped() -> None:
-    chain = list(CONFIG.llm_providers.values())
-    assert planning.time_budget(None, chain) == 10 + 11 + 12 + 13
-    assert planning.time_budget(None, chain * 20) == planning.MAX_BUDGET_S
 
 
 # roles -------------------------------------------------------------------------------------
@@ -228,22 +221,6 @@ def test_a_call_moves_on_only_after_a_retryable_failure_and_before_any_text(
     refused = kind == "status" and status is not None and 400 <= status < 500
     refused = refused and status not in (401, 403, 408, 429)
     assert planning.may_move_on(failure, sent) is (not refused and sent == 0)
-
-
-@pytest.mark.parametrize("is_last", [False, True])
-@pytest.mark.parametrize("retry_after", [None, 0.0, 2.0, 30.0])
-@pytest.mark.parametrize("sent", [0, 1])
-@pytest.mark.parametrize("status", [429, 503, 400])
-def test_only_the_last_provider_waits_out_a_retry_after_that_fits(
-    is_last: bool, retry_after: float | None, sent: int, status: int
-) -> None:
-    failure = ProviderFailure("status", "busy", status=status, retry_after=retry_after)
-    wait = planning.may_wait_retry_after(failure, is_last=is_last, chunks_sent=sent, remaining_s=10)
-    fits = retry_after is not None and retry_after + 1.0 <= 10
-    expected = is_last and fits and not sent and status != 400
-    assert (wait is not None) is expected
-    if expected:
-        assert wait == retry_after
 
 
 def test_the_final_error_says_what_happened() -> None:
