@@ -437,9 +437,7 @@ async def oauth(args: argparse.Namespace, path: Path) -> None:
             raise UsageError("oauth grants revoke needs --user NAME and a CLIENT_ID")
         params["revoke_client"] = args.client
     result = await call(path, "oauth.grants", params)
-    text = table(
-        result["grants"], ["user_name", "client_id", "scope", "updated_at", "live_tokens"]
-    )
+    text = table(result["grants"], ["user_name", "client_id", "scope", "updated_at", "live_tokens"])
     if args.action == "revoke":
         text = f"consent of {args.user} for {args.client} revoked with its tokens"
     emit(args, result, text)

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from guardian import handlers, operator
-from guardian.oauth import handlers as oauth
 from guardian.handlers import CallContext
+from guardian.oauth import handlers as oauth
 from protocol.methods import (
     AUTH_LOGIN,
     AUTH_LOGOUT,

@@ -483,8 +483,10 @@ OAUTH_LOGIN = MethodSpec(
     result={
         "redirect_to": Field(type=str, required=False, max_len=8192),
         "ticket": Field(type=str, required=False, max_len=128),
-        **{k: Field(type=v.type, required=False, max_len=v.max_len, items=v.items)
-           for k, v in _CONSENT_VIEW.items()},
+        **{
+            k: Field(type=v.type, required=False, max_len=v.max_len, items=v.items)
+            for k, v in _CONSENT_VIEW.items()
+        },
     },
     surfaces=_SANDBOX_ONLY,
 )

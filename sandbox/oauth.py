@@ -150,7 +150,9 @@ class BearerChallenge:
                 except RPCError:
                     value = 'Bearer realm="sealgate"'
                 headers = [
-                    (k, v) for k, v in message.get("headers", []) if k.lower() != b"www-authenticate"
+                    (k, v)
+                    for k, v in message.get("headers", [])
+                    if k.lower() != b"www-authenticate"
                 ]
                 headers.append((b"www-authenticate", value.encode("latin-1", "replace")))
                 message = {**message, "headers": headers}
@@ -362,7 +364,9 @@ def _redirect_of(exc: RPCError) -> str | None:
 async def authorize_page(request: Request) -> Response:
     """GET: check the request with the guardian, then show the sign-in form."""
     try:
-        view = await _link(request).oauth_authorize(_caller(request), _authorization_request(request))
+        view = await _link(request).oauth_authorize(
+            _caller(request), _authorization_request(request)
+        )
     except RPCError as exc:
         target = _redirect_of(exc)
         if target is not None:

@@ -127,9 +127,12 @@ async def _get(url: str, allow_loopback: bool) -> dict[str, Any]:
     )
     body = bytearray()
     try:
-        async with pool, pool.stream(
-            "GET", url, headers=[(b"accept", b"application/json"), (b"user-agent", b"SealGate")]
-        ) as response:
+        async with (
+            pool,
+            pool.stream(
+                "GET", url, headers=[(b"accept", b"application/json"), (b"user-agent", b"SealGate")]
+            ) as response,
+        ):
             if response.status != 200:
                 raise MetadataFetchError(f"the document answered HTTP {response.status}")
             async for chunk in response.aiter_stream():
@@ -140,7 +143,7 @@ async def _get(url: str, allow_loopback: bool) -> dict[str, Any]:
         raise MetadataFetchError("the document could not be fetched in time") from exc
     except httpcore.ConnectError as exc:
         raise MetadataFetchError("the document's host could not be reached") from exc
-    except httpcore.NetworkError | httpcore.ProtocolError as exc:
+    except (httpcore.NetworkError, httpcore.ProtocolError) as exc:
         raise MetadataFetchError("the document could not be fetched") from exc
     except httpcore.UnsupportedProtocol as exc:
         raise MetadataFetchError("the document's URL is not usable") from exc

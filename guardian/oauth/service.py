@@ -147,7 +147,9 @@ class OAuthService:
             document = await cimd.fetch(client_id, self.environ)
         except cimd.MetadataFetchError as exc:
             await self._audit("-", "oauth.client_metadata", "refused", "", f"{client_id}: {exc}")
-            raise oauth_error("invalid_client", f"client metadata document refused: {exc}") from None
+            raise oauth_error(
+                "invalid_client", f"client metadata document refused: {exc}"
+            ) from None
         if document.get("client_id") != client_id:
             raise oauth_error(
                 "invalid_client", "the client metadata document names another client_id"
@@ -156,7 +158,8 @@ class OAuthService:
             "token_endpoint_auth_method", "none"
         ) not in ("none", None):
             raise oauth_error(
-                "invalid_client", "a metadata-document client is public: token_endpoint_auth_method none"
+                "invalid_client",
+                "a metadata-document client is public: token_endpoint_auth_method none",
             )
         uris = self._check_metadata(document)
         name = str(document.get("client_name") or urlsplit(client_id).netloc)[:100]
@@ -223,7 +226,9 @@ class OAuthService:
 
         if request["response_type"] != "code":
             raise back("unsupported_response_type", "only response_type=code is supported")
-        if not pkce.challenge_ok(request.get("code_challenge"), request.get("code_challenge_method")):
+        if not pkce.challenge_ok(
+            request.get("code_challenge"), request.get("code_challenge_method")
+        ):
             raise back("invalid_request", "PKCE is required: code_challenge with method S256")
         try:
             wanted = scopes.parse(request.get("scope"))
@@ -246,7 +251,9 @@ class OAuthService:
     ) -> InvalidParams:
         """An error sent back to a redirect URI already checked against the client's."""
         params = {"error": code, "error_description": message, "state": state}
-        return oauth_error(code, message, with_query(redirect_uri, {**params, "iss": self.resource}))
+        return oauth_error(
+            code, message, with_query(redirect_uri, {**params, "iss": self.resource})
+        )
 
     def _back(self, pending: Pending, code: str, message: str) -> InvalidParams:
         return self._redirect_error(pending.redirect_uri, pending.state, code, message)
@@ -321,7 +328,9 @@ class OAuthService:
     async def token(self, form: Mapping[str, Any], ip: str) -> dict[str, Any]:
         grant_type = form["grant_type"]
         if grant_type not in ("authorization_code", "refresh_token"):
-            raise oauth_error("unsupported_grant_type", "grant_type must be authorization_code or refresh_token")
+            raise oauth_error(
+                "unsupported_grant_type", "grant_type must be authorization_code or refresh_token"
+            )
         client_id = form.get("client_id")
         if not client_id:
             raise oauth_error("invalid_client", "client_id is required (public clients)")
@@ -351,9 +360,13 @@ class OAuthService:
         if row["expires_at"] <= time.time():
             raise oauth_error("invalid_grant", "this authorization code expired")
         if form.get("redirect_uri") != row["redirect_uri"]:
-            raise oauth_error("invalid_grant", "redirect_uri differs from the authorization request")
+            raise oauth_error(
+                "invalid_grant", "redirect_uri differs from the authorization request"
+            )
         if not pkce.verifier_matches(form.get("code_verifier"), row["challenge"]):
-            await self._audit(row["user_name"], "oauth.code", "refused", ip, "PKCE verifier mismatch")
+            await self._audit(
+                row["user_name"], "oauth.code", "refused", ip, "PKCE verifier mismatch"
+            )
             raise oauth_error("invalid_grant", "code_verifier does not match the code_challenge")
         if not same_resource(form.get("resource"), row["resource"]):
             raise oauth_error("invalid_target", f"this code is for {row['resource']} only")
@@ -454,9 +467,7 @@ class OAuthService:
         if user is None or self.auth.locked(user):
             return None
         granted = tuple(row["scope"].split())
-        role = scopes.narrow(
-            self.auth.role(user["role"]), granted, self.auth.state.snapshot.config
-        )
+        role = scopes.narrow(self.auth.role(user["role"]), granted, self.auth.state.snapshot.config)
         return Principal(user["name"], role, "user", scopes=granted)
 
     # operators -------------------------------------------------------------------------------
@@ -479,7 +490,9 @@ class OAuthService:
             if not revoked:
                 raise NotFound(f"{user!r} gave no consent to {revoke_client!r}")
             self.auth.forget()
-            await self._audit("operator", "oauth.grants.revoke", "ok", "", f"{user}: {revoke_client}")
+            await self._audit(
+                "operator", "oauth.grants.revoke", "ok", "", f"{user}: {revoke_client}"
+            )
         return {"grants": await self.store.list_grants(user), "revoked": revoked}
 
     async def _audit(self, principal: str, action: str, outcome: str, ip: str, detail: str) -> None:
@@ -496,4 +509,3 @@ _KEPT = ("client_name", "client_uri", "logo_uri", "scope", "software_id", "softw
 def _kept(metadata: Mapping[str, Any]) -> dict[str, Any]:
     """The descriptive fields worth storing (bounded strings only)."""
     return {k: metadata[k][:512] for k in _KEPT if isinstance(metadata.get(k), str)}
-

@@ -24,7 +24,12 @@ class OAuthStore:
 
     # clients ---------------------------------------------------------------------------------
     async def put_client(
-        self, client_id: str, kind: str, name: str, redirect_uris: list[str], metadata: dict[str, Any]
+        self,
+        client_id: str,
+        kind: str,
+        name: str,
+        redirect_uris: list[str],
+        metadata: dict[str, Any],
     ) -> None:
         """Insert, or refresh a metadata-document client (a revoked one stays revoked)."""
         now = time.time()
@@ -184,7 +189,9 @@ class OAuthStore:
         return old, False
 
     # tokens ----------------------------------------------------------------------------------
-    async def put_token(self, token_hash: str, kind: str, values: dict[str, Any], ttl_s: float) -> None:
+    async def put_token(
+        self, token_hash: str, kind: str, values: dict[str, Any], ttl_s: float
+    ) -> None:
         now = time.time()
         await self.storage.execute(
             self._q(

@@ -147,7 +147,7 @@ def metadata_server() -> Iterator[tuple[str, dict[str, Any]]]:
     documents: dict[str, Any] = {}
 
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+        def do_GET(self) -> None:
             document = documents.get(self.path)
             body = json.dumps(document).encode()
             self.send_response(200 if document is not None else 404)
@@ -156,7 +156,7 @@ def metadata_server() -> Iterator[tuple[str, dict[str, Any]]]:
             self.end_headers()
             self.wfile.write(body)
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        def log_message(self, format: str, *args: Any) -> None:
             return
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)

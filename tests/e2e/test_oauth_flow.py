@@ -99,7 +99,9 @@ async def test_registered_client_signs_in_calls_a_tool_refreshes_and_is_revoked(
     revoked = httpx.post(f"{stack.url}/oauth/revoke", data={"token": second.access_token})
     assert revoked.status_code == 200
     refused = httpx.get(f"{stack.url}/v1/models", headers=bearer)
-    assert refused.status_code == 401 and "resource_metadata=" in refused.headers["www-authenticate"]
+    assert (
+        refused.status_code == 401 and "resource_metadata=" in refused.headers["www-authenticate"]
+    )
     # the refresh token of that authorization went with it
     again = httpx.post(
         f"{stack.url}/oauth/token",
@@ -137,7 +139,9 @@ async def test_metadata_document_client_and_remembered_consent(stack: Stack) -> 
 
     clients = json.loads(ctl(stack, "oauth", "clients", "list", "--json"))["clients"]
     assert any(c["client_id"] == client_id and c["kind"] == "cimd" for c in clients)
-    grants = json.loads(ctl(stack, "oauth", "grants", "list", "--user", "alice", "--json"))["grants"]
+    grants = json.loads(ctl(stack, "oauth", "grants", "list", "--user", "alice", "--json"))[
+        "grants"
+    ]
     assert [g["client_id"] for g in grants] == [client_id]
     # an operator takes the consent back: its tokens stop working, the next sign-in asks again
     assert kept.tokens is not None
