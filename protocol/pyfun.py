@@ -640,7 +640,9 @@ def _public_url(reader: _Reader) -> str:
         return ""
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
-        raise reader.error("public_url", "must be an http(s) URL such as https://hub.example.org")
+        raise reader.error(
+            "public_url", "public_url must be an http(s) URL such as https://hub.example.org"
+        )
     return value.rstrip("/")
 
 
