@@ -371,8 +371,14 @@ async def authorize_page(request: Request) -> Response:
         target = _redirect_of(exc)
         if target is not None:
             return RedirectResponse(target, status_code=303, headers=_NO_STORE)
-        return _error_page(exc.message, 503 if isinstance(exc, Unavailable) else 400)
+        return _error_page(exc.message, _page_status(exc))
     return _login_page(view)
+
+
+def _page_status(exc: RPCError) -> int:
+    if isinstance(exc, Unavailable):
+        return 503
+    return 429 if exc.code.value == "rate_limited" else 400
 
 
 async def authorize_submit(request: Request) -> Response:

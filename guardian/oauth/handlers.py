@@ -21,7 +21,7 @@ def server_info(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
 
 
 async def authorize(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
-    pending = await service_of(ctx).check(params["request"])
+    pending = await service_of(ctx).check(params["request"], params["caller"]["ip"])
     return pending.view()
 
 

@@ -48,6 +48,8 @@ TICKET_TTL_S = 600
 CIMD_REFRESH_S = 300
 MAX_TICKETS = 10_000
 REGISTRATIONS_PER_MIN = 20
+#: Metadata-document fetches a client address may cause (each is an outbound request).
+FETCHES_PER_MIN = 30
 
 
 def oauth_error(code: str, message: str, redirect_to: str | None = None) -> InvalidParams:
@@ -124,9 +126,10 @@ class OAuthService:
             client_id.startswith("http://") and cimd.loopback_allowed(self.environ)
         )
 
-    async def client(self, client_id: str, refetch: bool) -> Row:
+    async def client(self, client_id: str, refetch: bool, ip: str = "") -> Row:
         """The client record; a metadata-document client is fetched when unknown or stale
-        (`refetch`, on the authorization endpoint). Raises `invalid_client`."""
+        (`refetch`, on the authorization endpoint, for a caller at `ip`). Raises
+        `invalid_client`."""
         row = await self.store.get_client(client_id)
         stale = row is None or (
             row["kind"] == "cimd" and time.time() - (row["fetched_at"] or 0) > CIMD_REFRESH_S
@@ -134,6 +137,10 @@ class OAuthService:
         if self._is_document_id(client_id) and refetch and stale:
             if row is not None and row["revoked_at"] is not None:
                 raise oauth_error("invalid_client", "this client was revoked by an operator")
+            if self.auth.limits_store is not None:
+                await self.auth.limits_store.hit(
+                    f"oauth-fetch:{ip}", FETCHES_PER_MIN, f"client metadata fetches from {ip}"
+                )
             await self._fetch_document(client_id)
             row = await self.store.get_client(client_id)
         if row is None:
@@ -213,9 +220,9 @@ class OAuthService:
         }
 
     # the authorization endpoint --------------------------------------------------------------
-    async def check(self, request: Mapping[str, Any]) -> Pending:
+    async def check(self, request: Mapping[str, Any], ip: str) -> Pending:
         """Everything about an authorization request that does not need the person."""
-        client = await self.client(request["client_id"], refetch=True)
+        client = await self.client(request["client_id"], refetch=True, ip=ip)
         redirect_uri = request["redirect_uri"]
         if not redirects.matches(client["redirect_uris"], redirect_uri):
             raise oauth_error("invalid_request", "redirect_uri is not registered for this client")
@@ -261,7 +268,7 @@ class OAuthService:
     async def login(
         self, request: Mapping[str, Any], username: str, password: str, ip: str
     ) -> dict[str, Any]:
-        pending = await self.check(request)
+        pending = await self.check(request, ip)
         user = await self.auth.authenticate(username, password, ip)
         if "admin" in pending.scopes and user["role"] != "admin":
             await self._audit(

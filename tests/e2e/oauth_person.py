@@ -122,10 +122,14 @@ def provider_for(
 
 
 @contextlib.asynccontextmanager
-async def oauth_mcp(base_url: str, provider: OAuthClientProvider) -> AsyncIterator[Client]:
+async def oauth_mcp(
+    base_url: str, provider: OAuthClientProvider, mode: str = "legacy"
+) -> AsyncIterator[Client]:
+    """The official client on /mcp, authenticated by `provider`; `mode="auto"` speaks the
+    2026-07-28 revision (stateless), "legacy" the initialize handshake."""
     async with httpx2.AsyncClient(auth=provider, timeout=30) as http:
         transport = streamable_http_client(f"{base_url}/mcp", http_client=http)
-        async with Client(transport, mode="legacy") as client:
+        async with Client(transport, mode=mode) as client:  # type: ignore[arg-type]
             yield client
 
 

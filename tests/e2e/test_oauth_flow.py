@@ -125,7 +125,7 @@ async def test_metadata_document_client_and_remembered_consent(stack: Stack) -> 
         person = Person("alice", PASSWORD)
         storage = MemoryStorage()
         provider = provider_for(stack.url, person, storage, metadata_url=client_id)
-        async with oauth_mcp(stack.url, provider) as client:
+        async with oauth_mcp(stack.url, provider, mode="auto") as client:
             assert not (await client.call_tool("health_check", {})).is_error
         assert storage.client_info is not None and storage.client_info.client_id == client_id
         assert person.saw_consent and "Metadata document client" in person.pages[-1]
