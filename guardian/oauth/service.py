@@ -46,7 +46,6 @@ CODE_TTL_S = 120
 TICKET_TTL_S = 600
 #: A metadata-document client is fetched again when its record is older than this.
 CIMD_REFRESH_S = 300
-MAX_TICKETS = 10_000
 REGISTRATIONS_PER_MIN = 20
 #: Metadata-document fetches a client address may cause (each is an outbound request).
 FETCHES_PER_MIN = 30
@@ -93,19 +92,11 @@ class Pending:
         }
 
 
-@dataclass(frozen=True, slots=True)
-class Ticket:
-    pending: Pending
-    user: str
-    expires: float
-
-
 class OAuthService:
     def __init__(self, auth: Auth, storage: Storage, environ: Mapping[str, str]) -> None:
         self.auth = auth
         self.store = OAuthStore(storage)
         self.environ = environ
-        self._tickets: dict[str, Ticket] = {}
 
     # what the metadata documents say ---------------------------------------------------------
     @property
@@ -281,35 +272,33 @@ class OAuthService:
                 user["name"], "oauth.consent", "remembered", ip, _grant_detail(pending)
             )
             return {"redirect_to": await self._issue_code(pending, user["name"])}
-        if len(self._tickets) >= MAX_TICKETS:
-            self._drop_expired_tickets()
         ticket = secrets.token_urlsafe(32)
-        self._tickets[_hash(ticket)] = Ticket(pending, user["name"], time.time() + TICKET_TTL_S)
+        await self.store.put_ticket(_hash(ticket), user["name"], dict(request), TICKET_TTL_S)
         return {"ticket": ticket, **pending.view()}
 
-    def _drop_expired_tickets(self) -> None:
-        now = time.time()
-        for key in [k for k, t in self._tickets.items() if t.expires <= now]:
-            del self._tickets[key]
-        if len(self._tickets) >= MAX_TICKETS:
-            self._tickets.clear()
-
     async def consent(self, ticket: str, approve: bool, ip: str) -> dict[str, Any]:
-        entry = self._tickets.pop(_hash(ticket), None)
-        if entry is None or entry.expires <= time.time():
+        """The second step after a sign-in, on any replica: the stored request is checked
+        again in full (a client revoked or a document changed meanwhile is refused)."""
+        taken = await self.store.take_ticket(_hash(ticket))
+        if taken is None:
             raise oauth_error("invalid_request", "this sign-in expired or was used; start again")
-        pending = entry.pending
-        await self.client(pending.client_id, refetch=False)  # not revoked meanwhile
+        user, request = taken
+        pending = await self.check(request, ip)
+        row = await self.auth.storage.get_user(user)
+        if row is None or self.auth.locked(row):
+            raise oauth_error("access_denied", "the account is locked or gone")
+        if "admin" in pending.scopes and row["role"] != "admin":
+            raise self._back(pending, "invalid_scope", "the admin scope is only for administrators")
         if not approve:
-            await self._audit(entry.user, "oauth.consent", "denied", ip, _grant_detail(pending))
+            await self._audit(user, "oauth.consent", "denied", ip, _grant_detail(pending))
             raise self._back(pending, "access_denied", "the person declined")
-        old = await self.store.get_grant(entry.user, pending.client_id)
+        old = await self.store.get_grant(user, pending.client_id)
         union = set(pending.scopes) | set(old["scope"].split() if old else ())
         await self.store.put_grant(
-            entry.user, pending.client_id, scopes.render(s for s in scopes.SCOPES if s in union)
+            user, pending.client_id, scopes.render(s for s in scopes.SCOPES if s in union)
         )
-        await self._audit(entry.user, "oauth.consent", "ok", ip, _grant_detail(pending))
-        return {"redirect_to": await self._issue_code(pending, entry.user)}
+        await self._audit(user, "oauth.consent", "ok", ip, _grant_detail(pending))
+        return {"redirect_to": await self._issue_code(pending, user)}
 
     async def _issue_code(self, pending: Pending, user: str) -> str:
         code = CODE_PREFIX + secrets.token_urlsafe(32)

@@ -149,6 +149,36 @@ class OAuthStore:
             )
         return removed
 
+    # consent tickets -----------------------------------------------------------------------
+    async def put_ticket(
+        self, ticket_hash: str, user: str, request: dict[str, Any], ttl_s: float
+    ) -> None:
+        now = time.time()
+        await self.storage.execute(
+            self._q("DELETE FROM {s}oauth_tickets WHERE expires_at <= ?"), now, idempotent=True
+        )
+        await self.storage.execute(
+            self._q(
+                "INSERT INTO {s}oauth_tickets (ticket_hash, user_name, request, expires_at)"
+                " VALUES (?, ?, ?, ?)"
+            ),
+            ticket_hash,
+            user,
+            json.dumps(request),
+            now + ttl_s,
+        )
+
+    async def take_ticket(self, ticket_hash: str) -> tuple[str, dict[str, Any]] | None:
+        """(user, request) of a live ticket, which is spent by this call; else None."""
+        row = await self.storage.fetchrow(
+            self._q("DELETE FROM {s}oauth_tickets WHERE ticket_hash = ? RETURNING *"),
+            ticket_hash,
+        )
+        if row is None or row["expires_at"] <= time.time():
+            return None
+        request: dict[str, Any] = json.loads(row["request"])
+        return str(row["user_name"]), request
+
     # codes -----------------------------------------------------------------------------------
     async def put_code(self, code_hash: str, values: dict[str, Any], ttl_s: float) -> None:
         now = time.time()

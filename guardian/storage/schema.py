@@ -78,6 +78,9 @@ MIGRATIONS: list[list[str]] = [
         "CREATE TABLE IF NOT EXISTS {s}oauth_grants (user_name TEXT NOT NULL,"
         " client_id TEXT NOT NULL, scope TEXT NOT NULL, created_at {real} NOT NULL,"
         " updated_at {real} NOT NULL, PRIMARY KEY (user_name, client_id))",
+        # between the sign-in and the consent page: any replica may answer the second step
+        "CREATE TABLE IF NOT EXISTS {s}oauth_tickets (ticket_hash TEXT PRIMARY KEY,"
+        " user_name TEXT NOT NULL, request TEXT NOT NULL, expires_at {real} NOT NULL)",
     ],
 ]
 

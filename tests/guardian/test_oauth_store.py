@@ -75,3 +75,12 @@ async def test_consents_and_clients(storage: Storage) -> None:
     assert token is not None and token["revoked_at"] is not None
     assert await store.revoke_client("sgc_x") == 1
     assert await store.revoke_client("sgc_x") == 0
+
+
+async def test_a_consent_ticket_is_taken_once_and_not_after_it_expires(storage: Storage) -> None:
+    store = OAuthStore(storage)
+    await store.put_ticket("t1", "ada", {"client_id": "sgc_x"}, 60)
+    await store.put_ticket("t2", "ada", {"client_id": "sgc_x"}, -1)
+    results = await asyncio.gather(*(store.take_ticket("t1") for _ in range(4)))
+    assert [r for r in results if r is not None] == [("ada", {"client_id": "sgc_x"})]
+    assert await store.take_ticket("t2") is None
