@@ -165,7 +165,17 @@ class OAuthService:
 
     @staticmethod
     def _check_metadata(metadata: Mapping[str, Any]) -> list[str]:
-        """RFC 7591 metadata checked with Authlib's claims, then our redirect rules."""
+        """RFC 7591 metadata: the types first (Authlib's claims assume them), then Authlib's
+        claims, then our redirect rules."""
+        for key, value in metadata.items():
+            expected = _METADATA_TYPES.get(key)
+            if expected is None:
+                continue
+            typed = isinstance(value, expected)
+            if not typed or (expected is list and not all(isinstance(v, str) for v in value)):
+                raise oauth_error(
+                    "invalid_client_metadata", f"client metadata: {key!r} has the wrong type"
+                )
         options = ClientMetadataClaims.get_claims_options(
             {
                 "scopes_supported": list(scopes.SCOPES),
@@ -176,7 +186,7 @@ class OAuthService:
         claims = {k: v for k, v in metadata.items() if k != "token_endpoint_auth_method"}
         try:
             ClientMetadataClaims(claims, {}, options).validate()
-        except JoseError as exc:
+        except (JoseError, TypeError, ValueError, AttributeError) as exc:
             raise oauth_error("invalid_client_metadata", f"client metadata: {exc}") from None
         uris = metadata.get("redirect_uris")
         if not isinstance(uris, list) or not uris or len(uris) > 20:
@@ -498,6 +508,26 @@ class OAuthService:
 def _grant_detail(pending: Pending) -> str:
     return f"{pending.client_id} ({pending.client_name}): {scopes.render(pending.scopes)}"
 
+
+#: RFC 7591 section 2: what each field must be (lists are of strings).
+_METADATA_TYPES: dict[str, type] = {
+    "redirect_uris": list,
+    "grant_types": list,
+    "response_types": list,
+    "contacts": list,
+    "token_endpoint_auth_method": str,
+    "client_name": str,
+    "client_uri": str,
+    "logo_uri": str,
+    "scope": str,
+    "tos_uri": str,
+    "policy_uri": str,
+    "jwks_uri": str,
+    "jwks": dict,
+    "software_id": str,
+    "software_version": str,
+    "client_id": str,
+}
 
 _KEPT = ("client_name", "client_uri", "logo_uri", "scope", "software_id", "software_version")
 

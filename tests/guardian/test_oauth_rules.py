@@ -166,3 +166,29 @@ def test_public_url_must_be_an_http_url() -> None:
 
     with pytest.raises(PyfunError, match="public_url"):
         parse('[HUB]\npublic_url = "hub.example.org"\n[HUB_END]\n', "t.pyfun")
+
+
+@pytest.mark.parametrize(
+    "metadata",
+    [
+        {"redirect_uris": 5},
+        {"redirect_uris": []},
+        {"redirect_uris": [None]},
+        {"redirect_uris": ["https://a.example/cb"], "client_uri": 5},
+        {"redirect_uris": ["https://a.example/cb"], "scope": 5},
+        {"redirect_uris": ["https://a.example/cb"], "jwks": "x"},
+        {"redirect_uris": ["https://a.example/cb"], "jwks": {"keys": 5}},
+        {"redirect_uris": ["https://a.example/cb"], "response_types": [1]},
+        {"redirect_uris": ["https://a.example/cb"], "grant_types": ["implicit"]},
+        {"redirect_uris": ["https://a.example/cb"], "scope": "mcp root"},
+        {"redirect_uris": ["https://a.example/cb"], "client_uri": "not a url"},
+        {"redirect_uris": ["http://a.example/cb"]},
+    ],
+)
+def test_client_metadata_of_any_shape_gets_a_typed_refusal(metadata: dict[str, object]) -> None:
+    from guardian.oauth.service import OAuthService
+    from protocol.errors import InvalidParams
+
+    with pytest.raises(InvalidParams) as refused:
+        OAuthService._check_metadata(metadata)
+    assert refused.value.data["oauth_error"] in ("invalid_client_metadata", "invalid_redirect_uri")
