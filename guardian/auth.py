@@ -80,18 +80,26 @@ class Principal:
     name: str
     role: RoleConfig
     kind: str  # "user", "anonymous" (open mode) or "operator" (admin socket)
+    #: An OAuth access token's scopes (the role is narrowed to them); None for other
+    #: credentials, which carry the whole role.
+    scopes: tuple[str, ...] | None = None
 
     @property
     def is_admin(self) -> bool:
-        return self.kind in ("anonymous", "operator") or self.role.name == "admin"
+        if self.kind in ("anonymous", "operator"):
+            return True
+        return self.role.name == "admin" and (self.scopes is None or "admin" in self.scopes)
 
     def to_wire(self) -> dict[str, Any]:
-        return {
+        wire: dict[str, Any] = {
             "principal": self.name,
             "role": self.role.name,
             "kind": self.kind,
             "admin": self.is_admin,
         }
+        if self.scopes is not None:
+            wire["scopes"] = list(self.scopes)
+        return wire
 
 
 OPERATOR = Principal("operator", BUILTIN_ROLES["admin"], "operator")
@@ -152,6 +160,11 @@ class Auth:
         self._hasher = pbkdf2_sha256.using(rounds=self.rounds)
         #: Verified when there is no hash to check, so an unknown user costs the same work.
         self._dummy_hash = ""
+        # Imported here: the OAuth service builds principals with this module's classes.
+        from guardian.oauth.service import OAuthService
+
+        #: SealGate's own authorization server; its access tokens resolve in `resolve`.
+        self.oauth = OAuthService(self, storage, environ)
 
     # configuration -------------------------------------------------------------------------
     @property
@@ -290,7 +303,10 @@ class Auth:
         now = time.monotonic()
         if cached is not None and cached[0] > now:
             return cached[1]
-        principal = await self._resolve_token(key) or await self._resolve_session(key, caller)
+        if self.oauth.handles(credential):
+            principal = await self.oauth.resolve(credential)
+        else:
+            principal = await self._resolve_token(key) or await self._resolve_session(key, caller)
         if principal is None:
             raise Unauthenticated("invalid, expired or revoked credential")
         if len(self._cache) > 10_000:
@@ -305,7 +321,7 @@ class Auth:
         if token["expires_at"] is not None and token["expires_at"] <= time.time():
             return None
         user = await self.storage.get_user(token["user_name"])
-        if user is None or self._locked(user):
+        if user is None or self.locked(user):
             return None
         await self.storage.touch_token(token["id"])
         return Principal(user["name"], self.role(user["role"]), "user")
@@ -331,14 +347,14 @@ class Auth:
             await self.storage.delete_session(key)
             return None
         user = await self.storage.get_user(session["user_name"])
-        if user is None or self._locked(user):
+        if user is None or self.locked(user):
             return None
         if now - session["last_seen_at"] > 60:
             await self.storage.touch_session(key)
         return Principal(user["name"], self.role(user["role"]), "user")
 
     @staticmethod
-    def _locked(user: Mapping[str, Any]) -> bool:
+    def locked(user: Mapping[str, Any]) -> bool:
         until = user["locked_until"]
         return until is not None and until > time.time()
 
@@ -349,8 +365,21 @@ class Auth:
         return self._dummy_hash
 
     async def login(self, username: str, password: str, ip: str, user_agent: str) -> dict[str, Any]:
-        """Every refusal gives the same answer after the same work (one verification at the
-        configured cost), whether the user is unknown, locked, or the password wrong."""
+        """A new session for a good user name and password (see `authenticate`)."""
+        await self.authenticate(username, password, ip)
+        session = secrets.token_urlsafe(32)
+        expires = time.time() + self.limits.session_max_s
+        await self.storage.create_session(
+            credential_hash(session), username, ip, user_agent, expires
+        )
+        await self.storage.add_audit(username, "login", "ok", ip)
+        return {"session": session, "principal": username, "expires_at": expires}
+
+    async def authenticate(self, username: str, password: str, ip: str) -> dict[str, Any]:
+        """The user's row for a good user name and password; raises `Unauthenticated`. Every
+        refusal gives the same answer after the same work (one verification at the
+        configured cost), whether the user is unknown, locked, or the password wrong. The
+        OAuth sign-in page uses this too, so it shares the lockout and the rate limit."""
         # guessing across many user names, from one address
         await self.counters.hit(
             f"login:{ip}", self.limits.login_attempts_per_min, f"login attempts from {ip}"
@@ -365,8 +394,8 @@ class Auth:
         if user is None or not known:
             await self.storage.add_audit(username[:64], "login", "refused", ip, "unknown user")
             raise Unauthenticated(LOGIN_REFUSED)
-        if attempt is None or self._locked(user) or attempt > self.limits.max_failed_logins:
-            if attempt is not None and not self._locked(user):
+        if attempt is None or self.locked(user) or attempt > self.limits.max_failed_logins:
+            if attempt is not None and not self.locked(user):
                 await self.storage.set_lock(username, time.time() + self.limits.lockout_s, False)
                 self.forget()
             await self.storage.add_audit(username, "login", "refused", ip, "account locked")
@@ -386,13 +415,7 @@ class Auth:
                 username, await asyncio.to_thread(self._hasher.hash, password)
             )
             await self.storage.add_audit(username, "login", "rehashed", ip, f"{self.rounds} rounds")
-        session = secrets.token_urlsafe(32)
-        expires = time.time() + self.limits.session_max_s
-        await self.storage.create_session(
-            credential_hash(session), username, ip, user_agent, expires
-        )
-        await self.storage.add_audit(username, "login", "ok", ip)
-        return {"session": session, "principal": username, "expires_at": expires}
+        return dict(user)
 
     @staticmethod
     def _verify(password: str, stored: str) -> bool:

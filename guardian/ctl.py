@@ -222,6 +222,8 @@ async def run(args: argparse.Namespace) -> int:
         await tokens(args, path)
     elif command == "sessions":
         await sessions(args, path)
+    elif command == "oauth":
+        await oauth(args, path)
     return EXIT_OK
 
 
@@ -418,6 +420,32 @@ async def sessions(args: argparse.Namespace, path: Path) -> None:
     emit(args, result, f"{result['revoked']} session(s) ended")
 
 
+async def oauth(args: argparse.Namespace, path: Path) -> None:
+    """`oauth clients [list | revoke CLIENT_ID]`, `oauth grants [list | revoke --user U
+    CLIENT_ID]`: what remote MCP clients were allowed, and taking it back (with their tokens)."""
+    if args.kind == "clients":
+        revoke = args.client if args.action == "revoke" else None
+        result = await call(path, "oauth.clients", {"revoke": revoke} if revoke else {})
+        text = table(
+            result["clients"],
+            ["client_id", "kind", "name", "created_at", "revoked_at", "live_tokens"],
+        )
+        if revoke:
+            text = f"client {revoke} revoked with its tokens"
+        emit(args, result, text)
+        return
+    params: dict[str, Any] = {"user": args.user} if args.user else {}
+    if args.action == "revoke":
+        if not args.user or not args.client:
+            raise UsageError("oauth grants revoke needs --user NAME and a CLIENT_ID")
+        params["revoke_client"] = args.client
+    result = await call(path, "oauth.grants", params)
+    text = table(result["grants"], ["user_name", "client_id", "scope", "updated_at", "live_tokens"])
+    if args.action == "revoke":
+        text = f"consent of {args.user} for {args.client} revoked with its tokens"
+    emit(args, result, text)
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse that raises instead of printing and exiting, so usage errors can be JSON;
     `--json` and `--socket` are accepted before or after any subcommand."""
@@ -523,6 +551,19 @@ def parser() -> argparse.ArgumentParser:
     revoke = sessions_cmd.add_parser("revoke", help="end sessions")
     revoke.add_argument("--user")
     revoke.add_argument("--id")
+
+    oauth_cmd = sub.add_parser(
+        "oauth", help="OAuth clients and the consents users gave them"
+    ).add_subparsers(dest="kind", required=True)
+    for kind, what in (("clients", "OAuth clients"), ("grants", "consents users gave")):
+        actions = oauth_cmd.add_parser(kind, help=f"list or revoke {what}").add_subparsers(
+            dest="action", required=True
+        )
+        listed = actions.add_parser("list", help=f"list {what}")
+        listed.add_argument("--user", help="only this user's" if kind == "grants" else "ignored")
+        revoked = actions.add_parser("revoke", help="revoke, with every token issued under it")
+        revoked.add_argument("client", help="the client_id")
+        revoked.add_argument("--user", help="whose consent (grants only)")
     return top
 
 

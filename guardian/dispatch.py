@@ -16,6 +16,7 @@ from typing import Any
 
 from guardian import handlers, operator
 from guardian.handlers import CallContext
+from guardian.oauth import handlers as oauth
 from protocol.methods import (
     AUTH_LOGIN,
     AUTH_LOGOUT,
@@ -102,12 +103,28 @@ _OPERATOR: Mapping[str, Permit] = {
     "config.reload": Permit(
         spec=METHODS["config.reload"], phases=_READY, inline=operator.config_reload
     ),
+    "oauth.clients": _operator("oauth.clients", oauth.clients),
+    "oauth.grants": _operator("oauth.grants", oauth.grants),
+}
+
+#: SealGate's own OAuth authorization server: the sandbox socket only, once `hello` is done.
+_OAUTH: Mapping[str, Permit] = {
+    "oauth.server_info": Permit(
+        spec=METHODS["oauth.server_info"], phases=_READY, inline=oauth.server_info
+    ),
+    "oauth.authorize": Permit(spec=METHODS["oauth.authorize"], phases=_READY, task=oauth.authorize),
+    "oauth.login": Permit(spec=METHODS["oauth.login"], phases=_READY, task=oauth.login),
+    "oauth.consent": Permit(spec=METHODS["oauth.consent"], phases=_READY, task=oauth.consent),
+    "oauth.token": Permit(spec=METHODS["oauth.token"], phases=_READY, task=oauth.token),
+    "oauth.register": Permit(spec=METHODS["oauth.register"], phases=_READY, task=oauth.register),
+    "oauth.revoke": Permit(spec=METHODS["oauth.revoke"], phases=_READY, task=oauth.revoke),
 }
 
 SANDBOX_PERMITS: Mapping[str, Permit] = {
     "hello": Permit(spec=HELLO, phases=_NEW, once=True, inline=handlers.hello),
     "health": Permit(spec=HEALTH, phases=_READY, inline=handlers.health),
     **_SEALED,
+    **_OAUTH,
 }
 
 ADMIN_PERMITS: Mapping[str, Permit] = {

@@ -31,6 +31,7 @@ class MethodSpec:
 
 _BOTH = frozenset({Surface.SANDBOX, Surface.ADMIN})
 _ADMIN = frozenset({Surface.ADMIN})
+_SANDBOX_ONLY = frozenset({Surface.SANDBOX})
 
 _NAMES = Field(type=list, items=str, max_len=1024)
 
@@ -243,6 +244,8 @@ AUTH_VERIFY = MethodSpec(
         "kind": Field(type=str),
         "admin": Field(type=bool),
         "auth_enabled": Field(type=bool),
+        # an OAuth access token's scopes (absent for other credentials)
+        "scopes": Field(type=list, items=str, required=False, max_len=16),
     },
     surfaces=_BOTH,
 )
@@ -417,6 +420,177 @@ ADMIN_METHODS = (
     ),
 )
 
+# OAuth 2.1 ------------------------------------------------------------------------------
+# SealGate as its own authorization server: the sandbox serves the endpoints and pages, the
+# guardian decides and stores (clients, codes, consents, tokens). Every OAuth field the
+# sandbox forwards is user input, so each is bounded here and re-checked by the guardian. A
+# refusal the client must see in OAuth's shape carries `data["oauth_error"]` (RFC 6749 5.2).
+_URL = Field(type=str, max_len=2048)
+
+#: The authorization request as received on `/oauth/authorize` (query or form).
+AUTHORIZE_REQUEST = Field(
+    type=dict,
+    fields={
+        "response_type": Field(type=str, max_len=32),
+        "client_id": _URL,
+        "redirect_uri": _URL,
+        "scope": Field(type=str, required=False, max_len=512),
+        "state": Field(type=str, required=False, max_len=1024),
+        "code_challenge": Field(type=str, required=False, max_len=256),
+        "code_challenge_method": Field(type=str, required=False, max_len=16),
+        "resource": Field(type=str, required=False, max_len=2048),
+    },
+)
+
+_CONSENT_VIEW = {
+    "client_name": Field(type=str, max_len=256),
+    "client_id": _URL,
+    "redirect_host": Field(type=str, max_len=512),
+    "scopes": Field(type=list, items=str, max_len=16),
+    "resource": _URL,
+}
+
+OAUTH_SERVER_INFO = MethodSpec(
+    name="oauth.server_info",
+    doc="The resource identifier, issuer and scopes the metadata documents publish.",
+    params={},
+    result={
+        "resource": _URL,
+        "issuer": _URL,
+        "scopes_supported": Field(type=list, items=str, max_len=16),
+        "cimd_loopback_allowed": Field(type=bool),
+    },
+    surfaces=_SANDBOX_ONLY,
+)
+
+OAUTH_AUTHORIZE = MethodSpec(
+    name="oauth.authorize",
+    doc="Check an authorization request (client, redirect, PKCE, scope, resource) before"
+    " the sign-in page is shown; fetches a client metadata document when needed.",
+    params={"caller": CALLER, "request": AUTHORIZE_REQUEST},
+    result=_CONSENT_VIEW,
+    surfaces=_SANDBOX_ONLY,
+)
+
+OAUTH_LOGIN = MethodSpec(
+    name="oauth.login",
+    doc="Sign in on the authorization page. A consent already given for these scopes"
+    " answers with the redirect (code issued); otherwise with a consent ticket.",
+    params={
+        "caller": CALLER,
+        "request": AUTHORIZE_REQUEST,
+        "username": Field(type=str, max_len=64),
+        "password": Field(type=str, max_len=1024),
+    },
+    result={
+        "redirect_to": Field(type=str, required=False, max_len=8192),
+        "ticket": Field(type=str, required=False, max_len=128),
+        **{
+            k: Field(type=v.type, required=False, max_len=v.max_len, items=v.items)
+            for k, v in _CONSENT_VIEW.items()
+        },
+    },
+    surfaces=_SANDBOX_ONLY,
+)
+
+OAUTH_CONSENT = MethodSpec(
+    name="oauth.consent",
+    doc="The signed-in person allowed or denied; answers the redirect (code or error).",
+    params={
+        "caller": CALLER,
+        "ticket": Field(type=str, max_len=128),
+        "approve": Field(type=bool),
+    },
+    result={"redirect_to": Field(type=str, max_len=8192)},
+    surfaces=_SANDBOX_ONLY,
+)
+
+#: The token endpoint's form, as received (RFC 6749 section 4.1.3 and 6).
+TOKEN_FORM = Field(
+    type=dict,
+    fields={
+        "grant_type": Field(type=str, max_len=64),
+        "code": Field(type=str, required=False, max_len=256),
+        "redirect_uri": Field(type=str, required=False, max_len=2048),
+        "client_id": Field(type=str, required=False, max_len=2048),
+        "client_secret": Field(type=str, required=False, max_len=256),
+        "code_verifier": Field(type=str, required=False, max_len=256),
+        "refresh_token": Field(type=str, required=False, max_len=256),
+        "scope": Field(type=str, required=False, max_len=512),
+        "resource": Field(type=str, required=False, max_len=2048),
+    },
+)
+
+OAUTH_TOKEN = MethodSpec(
+    name="oauth.token",
+    doc="The token endpoint: an authorization code or a refresh token for tokens.",
+    params={"caller": CALLER, "form": TOKEN_FORM},
+    result={
+        "access_token": Field(type=str, max_len=256),
+        "token_type": Field(type=str, max_len=16),
+        "expires_in": Field(type=int),
+        "refresh_token": Field(type=str, max_len=256),
+        "scope": Field(type=str, max_len=512),
+    },
+    surfaces=_SANDBOX_ONLY,
+)
+
+OAUTH_REGISTER = MethodSpec(
+    name="oauth.register",
+    doc="Dynamic Client Registration (RFC 7591): a public client, PKCE required.",
+    params={"caller": CALLER, "metadata": Field(type=dict, max_len=64)},
+    result={"client": Field(type=dict, max_len=None)},
+    surfaces=_SANDBOX_ONLY,
+)
+
+OAUTH_REVOKE = MethodSpec(
+    name="oauth.revoke",
+    doc="Token revocation (RFC 7009): an access or refresh token, with its whole family.",
+    params={
+        "caller": CALLER,
+        "token": Field(type=str, max_len=512),
+        "token_type_hint": Field(type=str, required=False, max_len=32),
+        "client_id": Field(type=str, required=False, max_len=2048),
+    },
+    result=_OK,
+    surfaces=_SANDBOX_ONLY,
+)
+
+_TARGET = Field(type=str, required=False, max_len=2048)
+
+OAUTH_ADMIN_METHODS = (
+    MethodSpec(
+        name="oauth.clients",
+        doc="OAuth clients (registered and metadata-document ones); revoke one with its tokens.",
+        params={"revoke": _TARGET},
+        result={"clients": Field(type=list, max_len=None), "revoked": Field(type=int)},
+        surfaces=_ADMIN,
+    ),
+    MethodSpec(
+        name="oauth.grants",
+        doc="Consents given (user, client, scopes, live tokens); revoke one user's consent"
+        " for one client, with its tokens.",
+        params={
+            "user": Field(type=str, required=False, max_len=64),
+            "revoke_client": _TARGET,
+        },
+        result={"grants": Field(type=list, max_len=None), "revoked": Field(type=int)},
+        surfaces=_ADMIN,
+    ),
+)
+
+OAUTH_METHODS: tuple[MethodSpec, ...] = (
+    OAUTH_SERVER_INFO,
+    OAUTH_AUTHORIZE,
+    OAUTH_LOGIN,
+    OAUTH_CONSENT,
+    OAUTH_TOKEN,
+    OAUTH_REGISTER,
+    OAUTH_REVOKE,
+    *OAUTH_ADMIN_METHODS,
+)
+
+
 METHODS: dict[str, MethodSpec] = {
     spec.name: spec
     for spec in (
@@ -433,6 +607,7 @@ METHODS: dict[str, MethodSpec] = {
         AUTH_VERIFY,
         AUTH_LOGOUT,
         *ADMIN_METHODS,
+        *OAUTH_METHODS,
     )
 }
 

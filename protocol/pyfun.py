@@ -126,6 +126,8 @@ class HubConfig:
     #: The public address of this hub (the original's HUB_SPACE_URL); OpenRouter's
     #: HTTP-Referer attribution header.
     space_url: str = ""
+    #: The hub's public base URL (https://hub.example.org): the OAuth resource and issuer.
+    public_url: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -937,7 +939,21 @@ def _hub(reader: _Reader, log_level: str) -> HubConfig:
         or 64,
         db_connect_wait_s=_number(reader, "db_connect_wait_s", 30.0, 0, 3600),
         space_url=_space_url(reader),
+        public_url=_public_url(reader),
     )
+
+
+def _public_url(reader: _Reader) -> str:
+    """An absolute http(s) URL without query or fragment; stored without a trailing slash."""
+    value = reader.string("public_url").strip()
+    if not value:
+        return ""
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+        raise reader.error(
+            "public_url", "public_url must be an http(s) URL such as https://hub.example.org"
+        )
+    return value.rstrip("/")
 
 
 def _hub_limits(reader: _Reader) -> HubLimitsConfig:

@@ -22,6 +22,8 @@ from sandbox.hubstate import HubState
 from sandbox.mcp_tools import build_mcp
 from sandbox.metrics import Metrics, MetricsMiddleware, metrics_endpoint
 from sandbox.middleware import BodyLimit, MountRootSlash, OneResponse, StreamCap
+from sandbox.oauth import ROUTES as OAUTH_ROUTES
+from sandbox.oauth import BearerChallenge, OAuthCORS, ScopeCheck, ServerInfo
 from sandbox.openai_errors import OpenAIErrors
 from sandbox.pages import healthz, status_page
 from sandbox.request_guard import LOOPBACK_NAMES, HostPolicy, RequestGuard
@@ -109,21 +111,27 @@ def build_app(
         Route("/metrics", metrics_endpoint, methods=["GET"]),
         Mount("/mcp", app=mcp_http),
         Mount("/sse", app=OneResponse(mcp_sse)),
+        *OAUTH_ROUTES,
     ]
+    oauth_info = ServerInfo(link)
     metrics = Metrics()
     link.observer = metrics.sealed_result
     middleware = [
         Middleware(MetricsMiddleware, metrics=metrics),
+        # every 401 on /mcp, /sse, /v1 and /api says where OAuth discovery starts
+        Middleware(BearerChallenge, info=oauth_info),
         Middleware(OpenAIErrors),  # every refusal under /v1 in OpenAI's shape
         Middleware(RequestGuard, policy=policy),
+        Middleware(OAuthCORS),  # OAuth's cross-site endpoints: preflights and `*`
         Middleware(BodyLimit, max_bytes=hub.max_body_bytes, timeout_s=hub.body_timeout_s),
         Middleware(MountRootSlash, paths=("/mcp", "/sse")),
         Middleware(AuthGate, link=link, proxies=proxies, cache=verify_cache),
+        Middleware(ScopeCheck, info=oauth_info),  # an OAuth token's scope per surface
         Middleware(StreamCap, limit=hub.max_streams_per_principal),
     ]
     if hub.cors_origins:  # for the web client; none by default
         middleware.insert(
-            3,
+            5,
             Middleware(
                 CORSMiddleware,
                 allow_origins=list(hub.cors_origins),
@@ -146,4 +154,5 @@ def build_app(
     app.state.proxies = proxies
     app.state.verify_cache = verify_cache
     app.state.metrics = metrics
+    app.state.oauth_info = oauth_info
     return app

@@ -23,6 +23,7 @@ from protocol.errors import RPCError, Unauthenticated, Unavailable
 from sandbox.caller import SESSION_COOKIE, Proxies, caller_of, client_address
 from sandbox.errors import http_status
 from sandbox.guardian_link import Caller, GuardianLink
+from sandbox.oauth import PUBLIC_PATHS as OAUTH_PUBLIC_PATHS
 
 CACHE_S = 5.0
 #: Served even while the guardian is unreachable (it says why).
@@ -108,7 +109,7 @@ class AuthGate:
         if not self.link.connected:
             await unavailable(self.link)(scope, receive, send)
             return
-        if scope["path"] in PUBLIC_PATHS:
+        if scope["path"] in PUBLIC_PATHS or scope["path"] in OAUTH_PUBLIC_PATHS:
             await self.app(scope, receive, send)
             return
         caller = caller_of(scope, self.proxies)

@@ -198,6 +198,47 @@ class GuardianLink:
     async def auth_logout(self, caller: Caller) -> dict[str, Any]:
         return await self._client.call("auth.logout", {"caller": caller.to_wire()}, timeout=10)
 
+    # OAuth: SealGate's own authorization server (the guardian decides) ------------------
+    async def oauth_server_info(self) -> dict[str, Any]:
+        return await self._client.call("oauth.server_info", {}, timeout=10)
+
+    async def oauth_authorize(self, caller: Caller, request: dict[str, Any]) -> dict[str, Any]:
+        params = {"caller": caller.to_wire(), "request": request}
+        return await self._client.call("oauth.authorize", params, timeout=15)
+
+    async def oauth_login(
+        self, caller: Caller, request: dict[str, Any], username: str, password: str
+    ) -> dict[str, Any]:
+        params = {
+            "caller": caller.to_wire(),
+            "request": request,
+            "username": username,
+            "password": password,
+        }
+        return await self._client.call("oauth.login", params, timeout=30)
+
+    async def oauth_consent(self, caller: Caller, ticket: str, approve: bool) -> dict[str, Any]:
+        params = {"caller": caller.to_wire(), "ticket": ticket, "approve": approve}
+        return await self._client.call("oauth.consent", params, timeout=15)
+
+    async def oauth_token(self, caller: Caller, form: dict[str, str]) -> dict[str, Any]:
+        params = {"caller": caller.to_wire(), "form": form}
+        return await self._client.call("oauth.token", params, timeout=15)
+
+    async def oauth_register(self, caller: Caller, metadata: dict[str, Any]) -> dict[str, Any]:
+        params = {"caller": caller.to_wire(), "metadata": metadata}
+        return await self._client.call("oauth.register", params, timeout=15)
+
+    async def oauth_revoke(
+        self, caller: Caller, token: str, hint: str | None, client_id: str | None
+    ) -> dict[str, Any]:
+        params = {
+            "caller": caller.to_wire(),
+            "token": token,
+            **_optional(token_type_hint=hint, client_id=client_id),
+        }
+        return await self._client.call("oauth.revoke", params, timeout=15)
+
     async def models_info(self, caller: Caller, model: str | None = None) -> dict[str, Any]:
         return await self._client.call(
             "models.info", {"caller": caller.to_wire(), **_optional(model=model)}

@@ -10,7 +10,10 @@ A web page must not be able to drive the gateway, least of all an open one on lo
 - On a Hugging Face Space (`SPACE_HOST` set) the Space's own name is a served Host and
   `https://$SPACE_HOST` an allowed Origin without further configuration.
 - "Simple" cross-site POSTs (`text/plain`, forms, an untyped Blob) need no CORS preflight, so
-  every request body must be declared JSON (415 otherwise).
+  every request body must be declared JSON (415 otherwise), except OAuth's url-encoded forms
+  on their own endpoints (`sandbox/oauth.py`).
+- OAuth's metadata, token, registration and revocation endpoints skip the Origin rule: clients
+  reach them cross-site by design, and they hold no ambient credential.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from protocol.pyfun import is_loopback_host
 from sandbox.middleware import refuse
+from sandbox.oauth import CROSS_SITE_PATHS, FORM_PATHS
 
 #: Served without any of these checks: load balancers and Docker probe it by IP.
 EXEMPT_PATHS = frozenset({"/healthz"})
@@ -132,6 +136,14 @@ def is_json_type(content_type: str) -> bool:
     )
 
 
+def is_form_type(headers: dict[bytes, bytes]) -> bool:
+    """OAuth's url-encoded forms (RFC 6749, 7009); allowed on `FORM_PATHS` only. Those
+    that a browser's page reaches with its cookies (the sign-in and consent pages) still
+    need the gateway's own Origin."""
+    media = headers.get(b"content-type", b"").split(b";", 1)[0].strip().lower()
+    return media == b"application/x-www-form-urlencoded"
+
+
 def has_body(headers: dict[bytes, bytes]) -> bool:
     length = headers.get(b"content-length", b"").strip()
     if length:
@@ -158,7 +170,15 @@ class RequestGuard:
             await refuse(send, 421, f"this gateway does not serve {host!r}", "misdirected_request")
             return
         origin = headers.get(b"origin")
-        if origin is not None and not self.policy.origin_allowed(origin.decode("latin-1"), host):
+        # OAuth's metadata, token, registration and revocation endpoints are meant to be
+        # reached cross-site (a web client's page); they use no cookie and carry their own
+        # credential (a code with its verifier, a token), and answer with CORS.
+        cross_site = scope["path"] in CROSS_SITE_PATHS
+        if (
+            origin is not None
+            and not cross_site
+            and not self.policy.origin_allowed(origin.decode("latin-1"), host)
+        ):
             await refuse(
                 send,
                 403,
@@ -171,6 +191,7 @@ class RequestGuard:
             scope["method"] in _BODY_METHODS
             and has_body(headers)
             and not is_json_type(headers.get(b"content-type", b"").decode("latin-1"))
+            and not (scope["path"] in FORM_PATHS and is_form_type(headers))
         ):
             await refuse(
                 send,

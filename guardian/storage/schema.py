@@ -55,6 +55,33 @@ MIGRATIONS: list[list[str]] = [
         " created_at {real} NOT NULL, owner TEXT NOT NULL, shared INTEGER NOT NULL,"
         " tool TEXT NOT NULL, provider TEXT NOT NULL, model TEXT NOT NULL)",
     ],
+    [
+        # OAuth 2.1 (guardian/oauth): clients, codes, tokens and consents; every code and
+        # token stored as a SHA-256 hash. `family` ties an authorization to every token
+        # issued from it, so a replayed code or refresh token revokes them all.
+        "CREATE TABLE IF NOT EXISTS {s}oauth_clients (client_id TEXT PRIMARY KEY,"
+        " kind TEXT NOT NULL, name TEXT NOT NULL, redirect_uris TEXT NOT NULL,"
+        " metadata TEXT NOT NULL, created_at {real} NOT NULL, fetched_at {real},"
+        " revoked_at {real})",
+        "CREATE TABLE IF NOT EXISTS {s}oauth_codes (code_hash TEXT PRIMARY KEY,"
+        " family TEXT NOT NULL, client_id TEXT NOT NULL, user_name TEXT NOT NULL,"
+        " redirect_uri TEXT NOT NULL, scope TEXT NOT NULL, resource TEXT NOT NULL,"
+        " challenge TEXT NOT NULL, created_at {real} NOT NULL, expires_at {real} NOT NULL,"
+        " used_at {real})",
+        "CREATE TABLE IF NOT EXISTS {s}oauth_tokens (token_hash TEXT PRIMARY KEY,"
+        " kind TEXT NOT NULL, family TEXT NOT NULL, client_id TEXT NOT NULL,"
+        " user_name TEXT NOT NULL, scope TEXT NOT NULL, resource TEXT NOT NULL,"
+        " created_at {real} NOT NULL, expires_at {real} NOT NULL, used_at {real},"
+        " revoked_at {real})",
+        "CREATE INDEX IF NOT EXISTS oauth_tokens_family ON {s}oauth_tokens (family)",
+        "CREATE INDEX IF NOT EXISTS oauth_tokens_grant ON {s}oauth_tokens (user_name, client_id)",
+        "CREATE TABLE IF NOT EXISTS {s}oauth_grants (user_name TEXT NOT NULL,"
+        " client_id TEXT NOT NULL, scope TEXT NOT NULL, created_at {real} NOT NULL,"
+        " updated_at {real} NOT NULL, PRIMARY KEY (user_name, client_id))",
+        # between the sign-in and the consent page: any replica may answer the second step
+        "CREATE TABLE IF NOT EXISTS {s}oauth_tickets (ticket_hash TEXT PRIMARY KEY,"
+        " user_name TEXT NOT NULL, request TEXT NOT NULL, expires_at {real} NOT NULL)",
+    ],
 ]
 
 SQLITE_TYPES = {"s": "", "id": "INTEGER PRIMARY KEY", "real": "REAL"}

@@ -17,7 +17,7 @@ import pytest
 from protocol.adminaddr import open_admin_channel
 from protocol.channel import SocketChannel
 from protocol.client import RPCClient
-from protocol.methods import METHODS
+from protocol.methods import METHODS, Surface
 from protocol.schema import validate
 from tests.fakes.providers import FakeBrave, FakeOpenAI
 from tests.helpers import GuardianProcess
@@ -118,15 +118,23 @@ CALLS: list[tuple[str, dict[str, Any]]] = [
     ("config.check", {"text": "[HUB]\n[HUB_END]\n", "source": "x.pyfun"}),
     ("config.reload", {}),
     ("sessions.revoke", {"user": "ada"}),
+    ("oauth.clients", {}),
+    ("oauth.grants", {}),
 ]
 #: Run after the special cases below, which still need the user.
 LAST: list[tuple[str, dict[str, Any]]] = [("users.delete", {"name": "ada"})]
 #: Methods checked elsewhere in this module or needing a live session/connection phase.
 SPECIAL = {"hello", "llm.stream", "auth.verify", "auth.logout", "tokens.revoke", "secrets.rekey"}
+#: The sandbox socket's OAuth methods, checked against their schemas in test_oauth_rpc.py.
+SANDBOX_ONLY = {name for name, spec in METHODS.items() if Surface.ADMIN not in spec.surfaces}
 
 
 def test_every_method_is_checked_here() -> None:
-    assert {name for name, _ in CALLS + LAST} | SPECIAL == set(METHODS)
+    assert {name for name, _ in CALLS + LAST} | SPECIAL | SANDBOX_ONLY == set(METHODS)
+    assert SANDBOX_ONLY == {n for n in METHODS if n.startswith("oauth.")} - {
+        "oauth.clients",
+        "oauth.grants",
+    }
 
 
 async def test_every_answer_matches_its_declared_result_schema(

@@ -62,5 +62,13 @@ def test_sandbox_surface_is_exactly_the_contract_so_far() -> None:
         "auth.login",
         "auth.verify",
         "auth.logout",
+        # the OAuth methods of issue 18 (ARCHITECTURE.md section 7)
+        "oauth.server_info",
+        "oauth.authorize",
+        "oauth.login",
+        "oauth.consent",
+        "oauth.token",
+        "oauth.register",
+        "oauth.revoke",
     }
     assert set(methods_for(Surface.SANDBOX)) <= contract
