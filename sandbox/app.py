@@ -23,6 +23,7 @@ from sandbox.mcp_tools import build_mcp
 from sandbox.metrics import Metrics, MetricsMiddleware, metrics_endpoint
 from sandbox.middleware import BodyLimit, MountRootSlash, OneResponse, StreamCap
 from sandbox.openai_errors import OpenAIErrors
+from sandbox.openapi import openapi_json
 from sandbox.pages import healthz, status_page
 from sandbox.request_guard import LOOPBACK_NAMES, HostPolicy, RequestGuard
 from sandbox.settings import SandboxSettings, load_settings
@@ -88,6 +89,7 @@ def build_app(
     routes = [
         Route("/", status_page, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
+        Route("/openapi.json", openapi_json, methods=["GET"]),
         Route("/auth/login", login, methods=["POST"]),
         Route("/auth/logout", logout, methods=["POST"]),
         Route("/v1/chat/completions", openai_api.chat_completions, methods=["POST"]),

@@ -23,7 +23,7 @@ from protocol.pyfun import is_loopback_host
 from sandbox.middleware import refuse
 
 #: Served without any of these checks: load balancers and Docker probe it by IP.
-EXEMPT_PATHS = frozenset({"/healthz"})
+EXEMPT_PATHS = frozenset({"/healthz", "/openapi.json"})
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
