@@ -26,7 +26,7 @@ from guardian.keys import KeyRing
 from guardian.ledger import UsageLedger
 from guardian.limits import Limits
 from guardian.metering import LINK_LOST, CallMeter, cancel_reason
-from guardian.outbound import DEFAULT_MAX_RESPONSE_BYTES, Outbound
+from guardian.outbound import DEFAULT_MAX_RESPONSE_BYTES, Outbound, translated
 from guardian.providers.adapters import (
     LLMAdapter,
     embed_call,
@@ -553,6 +553,8 @@ class Router:
         if not attempt.model:
             raise ProviderFailure("config", "no model: set default_model for this provider")
         adapter = llm_adapter(provider)
+        started_at = time.monotonic()
+        loop_deadline = asyncio.get_running_loop().time() + (deadline - started_at)
 
         async def send(key: str | None, timeout: float) -> ChatResult:
             call = adapter.chat(key, request, stream=emitter is not None)
@@ -564,7 +566,11 @@ class Router:
                     )
                     meter.answered()
                     return adapter.parse_chat(body)
-                return await self._stream(provider, adapter, call, timeout, emitter, meter)
+                # The call's budget bounds a whole stream, or a provider that trickles (each
+                # event inside `timeout`) would hold the call forever.
+                with translated(deadline - started_at):
+                    async with asyncio.timeout_at(loop_deadline):
+                        return await self._stream(provider, adapter, call, timeout, emitter, meter)
             except ProviderFailure as failure:
                 # refused with a status, or never reached: nothing was consumed
                 if meter.in_flight and failure.kind in ("status", "connection"):
