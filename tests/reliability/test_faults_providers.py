@@ -114,7 +114,7 @@ async def stream_all(rpc: RPCClient) -> tuple[list[Any], Any, RPCError | None, f
 async def test_before_the_first_chunk_the_chain_falls_back(
     rpc: RPCClient, fakes: tuple[FakeOpenAI, FakeOpenAI], name: str, behaviour: Behaviour
 ) -> None:
-    primary, backup = fakes
+    primary, _backup = fakes
     primary.behave(behaviour)
     chunks, result, error, seconds = await stream_all(rpc)
     assert error is None, (name, error)
