@@ -6,7 +6,7 @@
 - 1,000 concurrent streams whose readers take a few bytes a second: the sandbox's and the
   guardian's memory stays bounded.
 
-Counts: `SEALGATE_FLOOD_CONNECTIONS`, `SEALGATE_FLOOD_STREAMS`.
+Counts: `SEALGATE_FLOOD_CONNECTIONS`, `SEALGATE_FLOOD_STREAMS`, `SEALGATE_FLOOD_HOLD_S`.
 """
 
 from __future__ import annotations
@@ -30,6 +30,8 @@ from tests.security.stackdb import user_with_token
 
 CONNECTIONS = int(os.environ.get("SEALGATE_FLOOD_CONNECTIONS", "10000"))
 STREAMS = int(os.environ.get("SEALGATE_FLOOD_STREAMS", "1000"))
+#: How long the slow readers hold their streams (10 s in `make test`, 60 s in `make soak`).
+HOLD_S = float(os.environ.get("SEALGATE_FLOOD_HOLD_S", "10"))
 #: docs/RELIABILITY.md's figures; printed at the end of each test.
 FIGURES: dict[str, object] = {}
 REFUSALS: list[str] = []
@@ -171,7 +173,7 @@ async def test_a_thousand_slow_reader_streams(
     base = {"sandbox": rss_mb(sandbox), "guardian": rss_mb(guardian)}
     stats = {"streaming": 0, "refused": 0, "bytes": 0}
     peak = dict(base)
-    hold_s = 20.0
+    hold_s = HOLD_S
 
     async def sample() -> None:
         while True:
