@@ -33,6 +33,7 @@ SD_LISTEN_FDS_START = 3
 #: The accept queue; the kernel caps it at net.core.somaxconn (4096 on most systems).
 LISTEN_BACKLOG = 4096
 
+
 def listening_socket(host: str, port: int, environ: Mapping[str, str]) -> socket.socket:
     """The socket to serve: inherited from systemd (LISTEN_FDS for this pid), else our own.
 
