@@ -59,7 +59,7 @@ test: $(VENV)/.dev
 # down 30 s, ten times the fuzz cases; prints the figures docs/RELIABILITY.md records.
 soak: $(VENV)/.dev
 	bash tests/setup_machine.sh
-	SEALGATE_SOAK_S=1800 SEALGATE_PG_OUTAGE_S=30 SEALGATE_FLOOD_HOLD_S=60 \
+	SEALGATE_SOAK_S=1800 SEALGATE_PG_OUTAGE_S=30 SEALGATE_FLOOD_STREAMS=1000 SEALGATE_FLOOD_HOLD_S=60 \
 	SEALGATE_FUZZ_EXAMPLES=3000 SEALGATE_FUZZ_CONNECTIONS=4000 SEALGATE_SCHEMATHESIS_EXAMPLES=250 \
 		$(PY) -m pytest tests/reliability tests/protocol/test_framing.py -q -s
 
