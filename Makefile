@@ -9,7 +9,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check
 
-.PHONY: run ctl test lint format bench lock clean desktop desktop-screenshot
+.PHONY: run ctl test soak lint format bench lock clean desktop desktop-screenshot
 
 $(PY):
 	@test -n "$(PYTHON)" || { echo "make: no Python >= 3.11 with venv found; install python3-venv" >&2; exit 1; }
@@ -54,6 +54,14 @@ test: $(VENV)/.dev
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy
 	$(PY) -m pytest
+
+# The reliability suite at full length (about 40 minutes): a 30-minute mixed soak, PostgreSQL
+# down 30 s, ten times the fuzz cases; prints the figures docs/RELIABILITY.md records.
+soak: $(VENV)/.dev
+	bash tests/setup_machine.sh
+	SEALGATE_SOAK_S=1800 SEALGATE_PG_OUTAGE_S=30 SEALGATE_FLOOD_STREAMS=1000 SEALGATE_FLOOD_HOLD_S=60 \
+	SEALGATE_FUZZ_EXAMPLES=3000 SEALGATE_FUZZ_CONNECTIONS=4000 SEALGATE_SCHEMATHESIS_EXAMPLES=250 \
+		$(PY) -m pytest tests/reliability tests/protocol/test_framing.py -q -s
 
 lint: $(VENV)/.dev
 	$(PY) -m ruff check .

@@ -9,6 +9,7 @@ hold, the outbound requests, and the one ledger row every call writes however it
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import time
 from collections.abc import Awaitable
@@ -25,7 +26,7 @@ from guardian.limits import Limits
 from guardian.liveconfig import LiveConfig
 from guardian.metering import CallMeter, metered
 from guardian.model_rates import admit_model
-from guardian.outbound import DEFAULT_MAX_RESPONSE_BYTES, Outbound
+from guardian.outbound import DEFAULT_MAX_RESPONSE_BYTES, Outbound, translated
 from guardian.planning import Attempt, Step
 from guardian.provider_slots import ProviderSlots
 from guardian.providers.adapters import embed_call, llm_adapter, parse_embeddings
@@ -307,6 +308,8 @@ class Router:
         if not attempt.model:
             raise ProviderFailure("config", "no model: set default_model for this provider")
         adapter = llm_adapter(provider)
+        started_at = time.monotonic()
+        loop_deadline = asyncio.get_running_loop().time() + (deadline - started_at)
 
         async def send(key: str | None, timeout: float) -> ChatResult:
             call = adapter.chat(key, request, stream=emitter is not None)
@@ -318,10 +321,19 @@ class Router:
                     )
                     meter.answered()
                     return adapter.parse_chat(body)
-                async with self.outbound.stream(
-                    provider.name, call, timeout=timeout, max_bytes=DEFAULT_MAX_RESPONSE_BYTES
-                ) as chunks:
-                    return await read_stream(chunks, adapter, emitter, meter)
+                # The call's budget bounds a whole stream, or a provider that trickles (each
+                # event inside `timeout`) would hold the call forever.
+                with translated(deadline - started_at):
+                    async with (
+                        asyncio.timeout_at(loop_deadline),
+                        self.outbound.stream(
+                            provider.name,
+                            call,
+                            timeout=timeout,
+                            max_bytes=DEFAULT_MAX_RESPONSE_BYTES,
+                        ) as chunks,
+                    ):
+                        return await read_stream(chunks, adapter, emitter, meter)
             except ProviderFailure as failure:
                 # refused with a status, or never reached: nothing was consumed
                 if meter.in_flight and failure.kind in ("status", "connection"):

@@ -216,7 +216,16 @@ class RPCClient:
     def _frame(self, msgid: int, method: str, params: dict[str, Any]) -> bytes:
         """The encoded request; one the guardian would refuse as too large fails this call
         alone (the guardian would close the connection, and every other call on it)."""
-        frame = encode(request_message(msgid, method, params))
+        try:
+            frame = encode(request_message(msgid, method, params))
+        except UnicodeEncodeError:
+            # JSON may carry a lone surrogate escape ("\ud8d2") that no UTF-8 can hold.
+            raise InvalidParams(
+                "the request holds text that is not valid Unicode (a lone surrogate)"
+            ) from None
+        except (OverflowError, ValueError, TypeError) as exc:
+            # an integer over 64 bits, or nesting past msgpack's depth limit
+            raise InvalidParams(f"the request cannot be sent: {type(exc).__name__}") from None
         if len(frame) - HEADER.size > self.max_frame_size:
             raise InvalidParams(
                 f"the request is {len(frame)} bytes, over the RPC frame limit"

@@ -25,6 +25,7 @@ from sandbox.middleware import BodyLimit, MountRootSlash, OneResponse, StreamCap
 from sandbox.oauth import ROUTES as OAUTH_ROUTES
 from sandbox.oauth import BearerChallenge, OAuthCORS, ScopeCheck, ServerInfo
 from sandbox.openai_errors import OpenAIErrors
+from sandbox.openapi import openapi_json
 from sandbox.pages import healthz, status_page
 from sandbox.request_guard import LOOPBACK_NAMES, HostPolicy, RequestGuard
 from sandbox.settings import SandboxSettings, load_settings
@@ -102,6 +103,7 @@ def build_app(
     routes = [
         Route("/", status_page, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
+        Route("/openapi.json", openapi_json, methods=["GET"]),
         Route("/auth/login", login, methods=["POST"]),
         Route("/auth/logout", logout, methods=["POST"]),
         Route("/v1/chat/completions", openai_api.chat_completions, methods=["POST"]),

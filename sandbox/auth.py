@@ -1,7 +1,7 @@
 """HTTP authentication in the sandbox: answer 401 early, log in and out.
 
-Every route except `/healthz`, `POST /auth/login` and the status page's login form needs a
-credential the guardian accepts. The gate asks the guardian (`auth.verify`) and keeps a
+Every route except `/healthz`, `/openapi.json`, `POST /auth/login` and the status page's login
+form needs a credential the guardian accepts. The gate asks the guardian (`auth.verify`) and keeps a
 positive answer for `CACHE_S` seconds, so a revoked token stops working within that time;
 the guardian resolves the credential again on every sealed call regardless.
 """
@@ -27,7 +27,7 @@ from sandbox.oauth import PUBLIC_PATHS as OAUTH_PUBLIC_PATHS
 
 CACHE_S = 5.0
 #: Served even while the guardian is unreachable (it says why).
-ALWAYS_SERVED = frozenset({"/healthz"})
+ALWAYS_SERVED = frozenset({"/healthz", "/openapi.json"})
 #: Served without a credential while the guardian answers.
 PUBLIC_PATHS = frozenset({"/auth/login"})
 #: Paths that serve a reduced page instead of a 401 (the status page shows a login form).
@@ -156,7 +156,7 @@ async def login(request: Request) -> Response:
     proxies: Proxies = request.app.state.proxies
     try:
         body = await request.json()
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nesting past what json parses
         body = None
     if (
         not isinstance(body, dict)

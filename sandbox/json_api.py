@@ -44,7 +44,7 @@ async def api(request: Request) -> Response:
     tools: SealGateTools = request.app.state.tools
     try:
         body = json.loads(await request.body())
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nesting past what json parses
         return error(400, "invalid_params", "the request body is not JSON")
     if not isinstance(body, dict) or not isinstance(body.get("tool"), str):
         return error(400, "invalid_params", 'send {"tool": "<name>", "params": {...}}')

@@ -17,7 +17,7 @@ from hypercorn.config import Config
 
 from protocol.protections import EXPOSED
 from protocol.pyfun import PyfunError
-from sandbox import selfsandbox
+from sandbox import hypercorn_patch, selfsandbox
 from sandbox.app import build_app
 from sandbox.guardian_link import GuardianLink
 from sandbox.settings import load_settings
@@ -29,6 +29,10 @@ logger = logging.getLogger("sealgate.sandbox")
 
 
 SD_LISTEN_FDS_START = 3
+
+
+#: The accept queue; the kernel caps it at net.core.somaxconn (4096 on most systems).
+LISTEN_BACKLOG = 4096
 
 
 def listening_socket(host: str, port: int, environ: Mapping[str, str]) -> socket.socket:
@@ -44,7 +48,7 @@ def listening_socket(host: str, port: int, environ: Mapping[str, str]) -> socket
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
-    sock.listen(1024)
+    sock.listen(LISTEN_BACKLOG)
     return sock
 
 
@@ -93,10 +97,14 @@ async def run() -> int:
     app = build_app(settings, link, listen_hosts)
     app.state.protections = protections
 
+    hypercorn_patch.apply()
     config = Config()
     config.bind = [f"fd://{sock.fileno()}"]
     config.graceful_timeout = 3.0
     config.keep_alive_timeout = settings.config.hub.idle_timeout_s
+    # hypercorn listens again with its own backlog (100 by default): past it, a burst of
+    # connects is silently stalled by the kernel (found by the 10,000-connection flood)
+    config.backlog = LISTEN_BACKLOG
     config.h11_max_incomplete_size = 32 * 1024  # request line and headers
     config.accesslog = None
     config.errorlog = logging.getLogger("hypercorn.error")

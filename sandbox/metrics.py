@@ -29,6 +29,7 @@ ROUTES = (
     "/auth/login",
     "/auth/logout",
     "/healthz",
+    "/openapi.json",
     "/metrics",
 )
 

@@ -82,7 +82,7 @@ def _bad_request(message: str, param: str | None = None) -> JSONResponse:
 async def _json_body(request: Request) -> dict[str, Any] | JSONResponse:
     try:
         body = json.loads(await request.body())
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nesting past what json parses
         return _bad_request("the request body is not JSON")
     if not isinstance(body, dict):
         return _bad_request("the request body must be a JSON object")
@@ -184,7 +184,12 @@ async def chat_completions(request: Request) -> Response:
     created = int(time.time())
     if body.get("stream"):
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-        stream = link.llm_stream_params(caller, "llm_complete", params)
+        try:
+            # Opening the stream refuses at once a request that cannot be sent (lone
+            # surrogates, integers past 64 bits) or a guardian link that just dropped.
+            stream = link.llm_stream_params(caller, "llm_complete", params)
+        except RPCError as exc:
+            return from_rpc_error(exc, model_call=True)
         try:
             first = await anext(stream)
         except StopAsyncIteration:

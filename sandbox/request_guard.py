@@ -29,7 +29,7 @@ from sandbox.middleware import refuse
 from sandbox.oauth import CROSS_SITE_PATHS, FORM_PATHS
 
 #: Served without any of these checks: load balancers and Docker probe it by IP.
-EXEMPT_PATHS = frozenset({"/healthz"})
+EXEMPT_PATHS = frozenset({"/healthz", "/openapi.json"})
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 

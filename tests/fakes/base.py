@@ -3,7 +3,8 @@
 Each wire format subclasses `FakeServer`. Tests steer it through `behave()` (one-shot
 behaviours, first in first out) or `default` and read what arrived in `requests`. Every
 fake can answer 200, any error status (with Retry-After), hang past a timeout, send a
-malformed body, stream in chunks, and hold a stream open to see the client go away. With
+malformed body, stream in chunks, trickle a stream, break one with a malformed event or a
+reset, and hold a stream open to see the client go away. With
 `compression` set ("gzip" or "deflate") every reply, plain or streamed, is compressed, as a
 provider or a proxy in front of one may do.
 """
@@ -29,6 +30,10 @@ class Behaviour:
     text: str | None = None  # reply text; the fake's own by default
     stream_hold: bool = False  # stream: send the first chunk, then hold until the client leaves
     stream_abort_after: int | None = None  # stream: drop the connection after N events
+    #: stream: after N events, one that is not valid SSE JSON (then the stream goes on)
+    stream_malformed_after: int | None = None
+    #: stream: the pause between events (a provider that trickles); the fake's own by default
+    trickle_s: float | None = None
     error_message: str = "fake error"
     #: 200 with exactly these bytes and headers (a hostile or broken upstream)
     raw_body: bytes | None = None
@@ -208,9 +213,12 @@ class FakeServer:
                     assert request.transport is not None
                     request.transport.abort()  # mid-stream, as a crashed upstream would
                     return response
+                if behaviour.stream_malformed_after == index:
+                    await response.write(b'data: {"choices": [{"delta": {"content": "x\n\n')
                 await response.write(event)
-                if self.event_delay_s:
-                    await asyncio.sleep(self.event_delay_s)
+                delay = self.event_delay_s if behaviour.trickle_s is None else behaviour.trickle_s
+                if delay:
+                    await asyncio.sleep(delay)
                 if behaviour.stream_hold and index >= 1:
                     while True:  # keep-alive comments until the client goes away
                         await asyncio.sleep(0.05)
