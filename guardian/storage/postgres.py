@@ -224,7 +224,12 @@ class PostgresStorage(Storage):
             except asyncpg.PostgresError as exc:
                 raise StorageError(f"postgresql: {exc}") from exc
         finally:
-            await pool.release(connection)
+            try:
+                await pool.release(connection)
+            except _CONNECTION_LOST:
+                # The pool could not reset it and terminated it; what happened above stands
+                # (an outage mid-transaction otherwise escaped here as asyncpg's own error).
+                logger.warning("postgresql: a connection could not be reset; it was dropped")
 
     async def execute(self, sql: str, *args: Any, idempotent: bool = False) -> int:
         status = await self._with_retry(
