@@ -52,7 +52,9 @@ def auth_stack(fake: FakeOpenAI) -> Iterator[Stack]:
     yield from _stack(fake, {"SEALGATE_BOOTSTRAP_TOKEN": TOKEN})
 
 
-def drive(command: str, args: list[str], env: dict[str, str], errlog: Path) -> dict[str, Any]:
+def drive(
+    command: str, args: list[str], env: dict[str, str], errlog: Path, timeout: float = 90
+) -> dict[str, Any]:
     """Start `command` as an MCP server on stdio, list its tools and call two of them."""
 
     async def run() -> dict[str, Any]:
@@ -65,7 +67,7 @@ def drive(command: str, args: list[str], env: dict[str, str], errlog: Path) -> d
         return {"tools": tools, "answer": answer, "health": health}
 
     try:
-        return asyncio.run(asyncio.wait_for(run(), timeout=90))
+        return asyncio.run(asyncio.wait_for(run(), timeout=timeout))
     except BaseException as exc:
         raise AssertionError(f"{command} {args}: {exc!r}\n{errlog.read_text()}") from exc
 
@@ -127,8 +129,16 @@ def test_mcp_remote_without_the_header_is_refused(
     node, script = node_tools
     work = scratch("sealgate-mcp-remote-")
     args = [script, f"{auth_stack.url}/mcp", "--transport", "http-only", "--auth-timeout", "5"]
-    with pytest.raises(AssertionError):
-        drive(node, args, remote_env(work), work / "stderr.log")
+    # Refused, mcp-remote starts OAuth sign-in (the 401 names the metadata) and waits for a
+    # browser that never comes; its --auth-timeout does not end the process, so the wait is
+    # bounded here.
+    with pytest.raises(AssertionError) as refused:
+        drive(node, args, remote_env(work), work / "stderr.log", timeout=20)
+    # ... and that sign-in is SealGate's own OAuth: discovered from the 401, the client
+    # registered (DCR), PKCE S256, the hub as the resource
+    log = str(refused.value)
+    assert f"{auth_stack.url}/oauth/authorize?" in log and "client_id=sgc_" in log
+    assert "code_challenge_method=S256" in log and "resource=http" in log
 
 
 def bridge_env(work: Path, **extra: str) -> dict[str, str]:

@@ -398,3 +398,36 @@ async def test_leftover_reservations_are_billed_in_full_and_audited(storage: Sto
     audits = await storage.audit_since(0, user="p")
     assert [a["action"] for a in audits] == ["budget.settle", "budget.settle"]
     assert await storage.settle_leftover_reservations("me", time.time() - 3600) == []
+
+
+async def test_a_connection_the_pool_cannot_reset_does_not_hide_the_storage_error(
+    pg_database: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In an outage, handing a broken connection back (the pool resets it) raised asyncpg's
+    own error from the transaction's `finally`, replacing the `StorageError` the ledger writer
+    handles: the writer then died with a traceback (found by the PostgreSQL outage soak)."""
+    import asyncpg
+
+    from guardian.storage.base import StorageError
+    from guardian.storage.postgres import PostgresStorage
+
+    store = await open_storage(pg_database, tmp_path / "unused.db")
+    assert isinstance(store, PostgresStorage)
+    release = asyncpg.pool.Pool.release
+
+    async def release_fails(
+        pool: asyncpg.pool.Pool, connection: asyncpg.Connection, **kwargs: object
+    ) -> None:
+        await release(pool, connection)  # the connection goes back; then the reset "fails"
+        raise asyncpg.exceptions.ConnectionDoesNotExistError("reset on a dead connection")
+
+    try:
+        monkeypatch.setattr(asyncpg.pool.Pool, "release", release_fails)
+        with pytest.raises(StorageError, match="no_such_table"):
+            async with store.transaction() as tx:
+                await tx.execute("SELECT * FROM no_such_table")
+        async with store.transaction() as tx:  # and a good transaction still commits
+            await tx.execute("SELECT 1")
+    finally:
+        monkeypatch.undo()
+        await store.close()
