@@ -15,6 +15,9 @@ from pathlib import Path
 
 import httpx
 
+from protocol.channel import SocketChannel, open_unix_channel
+from protocol.client import RPCClient
+
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 EXAMPLE_CONFIG = ROOT / ".pyfun"
@@ -31,6 +34,19 @@ TEST_SETTINGS = {"SEALGATE_PBKDF2_ROUNDS": "1000"}
 #: What a real sandbox listening on loopback says in `hello` (the guardian then allows open
 #: mode); for tests that play the sandbox on its socket.
 LOOPBACK_SANDBOX_HELLO = {"listen": ["127.0.0.1"]}
+
+
+async def rpc_as_sandbox(socket_path: Path | str, timeout: float = 10) -> RPCClient:
+    """An RPC client on a guardian.sock, connected past its hello as a sandbox listening on
+    loopback (the caller closes it)."""
+
+    async def connect() -> SocketChannel:
+        return await open_unix_channel(str(socket_path))
+
+    client = RPCClient(connect, client_name="sandbox", hello_params=LOOPBACK_SANDBOX_HELLO)
+    client.start()
+    assert await client.wait_connected(timeout)
+    return client
 
 
 def free_port() -> int:

@@ -13,10 +13,9 @@ from typing import Any
 
 import pytest
 
-from protocol.channel import SocketChannel, open_unix_channel
 from protocol.client import RPCClient
 from protocol.errors import InvalidParams, RateLimited, Unauthenticated
-from tests.helpers import LOOPBACK_SANDBOX_HELLO, ROOT, GuardianProcess, run_ctl
+from tests.helpers import ROOT, GuardianProcess, rpc_as_sandbox, run_ctl
 
 BOOTSTRAP = "bootstrap-token-for-tests-0123456789"
 UA = "pytest-agent"
@@ -35,12 +34,7 @@ def guardian() -> Iterator[GuardianProcess]:
 
 @pytest.fixture
 async def rpc(guardian: GuardianProcess) -> AsyncIterator[RPCClient]:
-    async def connect() -> SocketChannel:
-        return await open_unix_channel(str(guardian.socket_path))
-
-    client = RPCClient(connect, client_name="sandbox", hello_params=LOOPBACK_SANDBOX_HELLO)
-    client.start()
-    assert await client.wait_connected(5)
+    client = await rpc_as_sandbox(guardian.socket_path, 5)
     yield client
     await client.close()
 

@@ -18,7 +18,7 @@ from protocol.client import RPCClient
 from protocol.errors import ConnectionLost, InvalidParams
 from protocol.framing import encode
 from protocol.methods import METHODS
-from tests.helpers import LOOPBACK_SANDBOX_HELLO, GuardianProcess
+from tests.helpers import GuardianProcess, rpc_as_sandbox
 
 
 def test_every_permit_has_a_spec_a_handler_and_a_phase() -> None:
@@ -55,12 +55,7 @@ async def _closed(channel: SocketChannel) -> bool:
 
 
 async def _well_behaved(guardian: GuardianProcess) -> RPCClient:
-    async def connect() -> SocketChannel:
-        return await open_unix_channel(str(guardian.socket_path))
-
-    client = RPCClient(connect, client_name="sandbox", hello_params=LOOPBACK_SANDBOX_HELLO)
-    client.start()
-    assert await client.wait_connected(5)
+    client = await rpc_as_sandbox(guardian.socket_path, 5)
     return client
 
 

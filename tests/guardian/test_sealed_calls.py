@@ -11,12 +11,11 @@ from typing import Any
 
 import pytest
 
-from protocol.channel import SocketChannel, open_unix_channel
 from protocol.client import RPCClient
 from protocol.errors import InvalidParams, NotFound, ProviderError, Timeout
 from tests.fakes.base import Behaviour
 from tests.fakes.providers import FakeAnthropic, FakeGemini, FakeOpenAI
-from tests.helpers import LOOPBACK_SANDBOX_HELLO, GuardianProcess
+from tests.helpers import GuardianProcess, rpc_as_sandbox
 
 CALLER = {"ip": "127.0.0.1", "user_agent": "pytest"}
 
@@ -88,12 +87,7 @@ async def client(
         fake.requests.clear()
         fake._queue.clear()
 
-    async def connect() -> SocketChannel:
-        return await open_unix_channel(str(guardian_with_fakes.socket_path))
-
-    rpc = RPCClient(connect, client_name="sandbox", hello_params=LOOPBACK_SANDBOX_HELLO)
-    rpc.start()
-    assert await rpc.wait_connected(5)
+    rpc = await rpc_as_sandbox(guardian_with_fakes.socket_path, 5)
     yield rpc
     await rpc.close()
 

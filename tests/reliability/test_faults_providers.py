@@ -14,12 +14,11 @@ from typing import Any
 
 import pytest
 
-from protocol.channel import SocketChannel, open_unix_channel
 from protocol.client import RPCClient
 from protocol.errors import ProviderError, RPCError, Timeout
 from tests.fakes.base import Behaviour
 from tests.fakes.providers import FakeOpenAI
-from tests.helpers import LOOPBACK_SANDBOX_HELLO, GuardianProcess
+from tests.helpers import GuardianProcess, rpc_as_sandbox
 from tests.security.common import caller
 
 TIMEOUT_S = 1.5
@@ -74,12 +73,7 @@ async def rpc(
         fake._queue.clear()
         fake.requests.clear()
 
-    async def connect() -> SocketChannel:
-        return await open_unix_channel(str(guardian.socket_path))
-
-    client = RPCClient(connect, client_name="sandbox", hello_params=LOOPBACK_SANDBOX_HELLO)
-    client.start()
-    assert await client.wait_connected(10)
+    client = await rpc_as_sandbox(guardian.socket_path, 10)
     yield client
     await client.close()
 

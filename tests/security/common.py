@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 
 from tests.fakes.providers import FakeOpenAI
-from tests.helpers import LOOPBACK_SANDBOX_HELLO
+from tests.helpers import rpc_as_sandbox
 
 #: A provider key shaped like a real one (24+ characters, no scanner mistakes it).
 PROVIDER_KEY = "fake-sec-key-0123456789abcdefghij"
@@ -57,18 +57,7 @@ def issue_token(stack: Any, user: str, role: str = "user") -> str:
 async def sandbox_client(stack: Any) -> Any:
     """An RPC client on the stack's guardian.sock, as a compromised sandbox would hold one
     (the stack must run with one uid, so this test process is the sandbox's uid)."""
-    from protocol.channel import open_unix_channel
-    from protocol.client import RPCClient
-
-    path = str(stack.runtime / "run" / "guardian.sock")
-
-    async def connect() -> Any:
-        return await open_unix_channel(path)
-
-    rpc = RPCClient(connect, client_name="sandbox", hello_params=LOOPBACK_SANDBOX_HELLO)
-    rpc.start()
-    assert await rpc.wait_connected(10)
-    return rpc
+    return await rpc_as_sandbox(stack.runtime / "run" / "guardian.sock")
 
 
 def caller(token: str | None) -> dict[str, str]:

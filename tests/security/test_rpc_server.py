@@ -16,13 +16,12 @@ from typing import Any
 import pytest
 
 from protocol import PROTOCOL_VERSION
-from protocol.channel import SocketChannel, open_unix_channel
 from protocol.client import RPCClient
 from protocol.errors import Internal
 from protocol.framing import FrameDecoder, encode
 from tests.fakes.base import Behaviour
 from tests.fakes.providers import FakeOpenAI
-from tests.helpers import LOOPBACK_SANDBOX_HELLO, GuardianProcess
+from tests.helpers import GuardianProcess, rpc_as_sandbox
 from tests.security.common import caller, provider_block
 
 #: Enough [MODEL.*] blocks that one `models.info` answer is ~15 KB for an ~80-byte request.
@@ -51,12 +50,7 @@ def guardian(fake: FakeOpenAI) -> Iterator[GuardianProcess]:
 
 @pytest.fixture
 async def rpc(guardian: GuardianProcess) -> AsyncIterator[RPCClient]:
-    async def connect() -> SocketChannel:
-        return await open_unix_channel(str(guardian.socket_path))
-
-    client = RPCClient(connect, client_name="sandbox", hello_params=LOOPBACK_SANDBOX_HELLO)
-    client.start()
-    assert await client.wait_connected(10)
+    client = await rpc_as_sandbox(guardian.socket_path, 10)
     yield client
     await client.close()
 
