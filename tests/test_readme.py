@@ -393,3 +393,21 @@ def test_the_stdio_bridge_says_what_it_needs() -> None:
 def test_the_tests_section_says_make_test_downloads_from_npm() -> None:
     tests = section(README.read_text(), "Tests")
     assert "Node 22" in tests and "mcp-remote" in tests and "npm" in tests
+
+
+def slug(heading: str) -> str:
+    """GitHub's anchor for a heading: lower case, punctuation dropped, spaces to hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+@pytest.mark.parametrize("path", [README, *DOCS], ids=relative)
+def test_links_between_the_documents_reach_their_target(path: Path) -> None:
+    """Sections moved between files (issue 24): a link must still land on a heading."""
+    for target, anchor in re.findall(
+        r"\]\(((?:\.\./|docs/)?[\w.]*\.md|)(?:#([\w-]+))?\)", path.read_text()
+    ):
+        linked = (path.parent / target).resolve() if target else path
+        assert linked.exists(), f"{relative(path)} links {target}, which does not exist"
+        if anchor:
+            headings = re.findall(r"^#+ (.+)$", linked.read_text(), re.M)
+            assert anchor in {slug(h) for h in headings}, f"{relative(path)}: {target}#{anchor}"
