@@ -304,11 +304,19 @@ class GuardianServer:
             self._hold(conn, "calls in flight")
 
     async def _run(self, conn: _Connection, request: Request, permit: Permit) -> None:
-        if permit.task is None:
-            raise RuntimeError(f"permit for {request.method!r} has no handler")
         ctx = conn.ctx
         if permit.spec.streaming:
             ctx = dataclasses.replace(ctx, emit=self._emitter(conn, request.msgid))
+        # Every secret the call may take stays redacted until its answer is written, even if
+        # a reload drops it meanwhile.
+        with self.services.live.redactor.call():
+            await self._run_call(conn, request, permit, ctx)
+
+    async def _run_call(
+        self, conn: _Connection, request: Request, permit: Permit, ctx: CallContext
+    ) -> None:
+        if permit.task is None:
+            raise RuntimeError(f"permit for {request.method!r} has no handler")
         try:
             result = await permit.task(ctx, request.params)
         except asyncio.CancelledError:
