@@ -116,9 +116,7 @@ def fake() -> Iterator[FakeOpenAI]:
     server.stop()
 
 
-def keyed_stack(
-    stack_factory: Callable[..., Stack], fake: FakeOpenAI, extra: str = ""
-) -> Stack:
+def keyed_stack(stack_factory: Callable[..., Stack], fake: FakeOpenAI, extra: str = "") -> Stack:
     def env_file(stack: Stack) -> None:
         path = stack.dir / ".env"
         path.write_text(f"FAKE_PROVIDER_KEY={PROVIDER_KEY}\n")
