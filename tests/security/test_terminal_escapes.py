@@ -41,6 +41,15 @@ def test_printable_leaves_ordinary_text_alone() -> None:
     assert printable("one\r\ntwo", keep_newlines=True) == "one\\x0d\ntwo"
 
 
+def test_the_status_page_shows_names_escaped_then_html_escaped() -> None:
+    from sandbox.pages import _cell
+
+    shown = _cell(EVIL)
+    assert not any(c in shown for c in (*RAW, "\n"))
+    assert shown.startswith("eve\\x1b]52;c;ZXZpbA==\\x07")
+    assert _cell("<b>") == "&lt;b&gt;"
+
+
 def test_log_arguments_are_escaped_but_the_format_string_is_not() -> None:
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
