@@ -29,6 +29,7 @@ from guardian import mcp_stdio
 from protocol.adminaddr import open_admin_channel
 from protocol.client import RPCClient
 from protocol.errors import RPCError
+from protocol.printable import printable
 from protocol.protections import describe_report
 from protocol.pyfun import PyfunError, parse
 from protocol.runtime import DEFAULT_RUNTIME_DIR, RuntimeLayout
@@ -130,13 +131,15 @@ async def call(path: Path, method: str, params: dict[str, Any]) -> Any:
 
 
 def _cell(value: Any) -> str:
+    """One value for people: escaped, since names, labels and details come from outside
+    (`--json` keeps them exact)."""
     if value is None:
         return "-"
     if isinstance(value, float) and value > 1_000_000_000:  # an epoch time
         return datetime.datetime.fromtimestamp(value, datetime.UTC).strftime("%Y-%m-%d %H:%M")
     if isinstance(value, list):
-        return ", ".join(map(str, value)) or "-"
-    return str(value)
+        return ", ".join(printable(str(v)) for v in value) or "-"
+    return printable(str(value))
 
 
 def table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
@@ -148,7 +151,12 @@ def table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
 
 
 def emit(args: argparse.Namespace, data: Any, text: str) -> None:
-    print(json.dumps(data, indent=2, sort_keys=True, default=str) if args.json else text)
+    """`data` exact for scripts, or `text` for people, with no terminal sequence left in it
+    (line breaks are the table's own: values were escaped cell by cell)."""
+    if args.json:
+        print(json.dumps(data, indent=2, sort_keys=True, default=str))
+    else:
+        print(printable(text, keep_newlines=True))
 
 
 def report_error(as_json: bool, code: str, message: str) -> None:
@@ -156,7 +164,7 @@ def report_error(as_json: bool, code: str, message: str) -> None:
     if as_json:
         print(json.dumps({"error": {"code": code, "message": message}}, sort_keys=True))
     else:
-        print(f"sealgate-ctl: {message}", file=sys.stderr)
+        print(f"sealgate-ctl: {printable(message, keep_newlines=True)}", file=sys.stderr)
 
 
 # -- commands --------------------------------------------------------------------------------

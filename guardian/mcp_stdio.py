@@ -8,13 +8,16 @@ needs no guardian on this machine and imports nothing of the guardian; it lives 
 `tools/list_changed`) passes through without code of ours.
 
 The token comes from an environment variable (`SEALGATE_TOKEN` unless `--token-env` names
-another), never from the command line, where other local users could read it in `ps`.
+another), never from the command line, where other local users could read it in `ps`. It
+travels in clear only to this machine: plain `http://` is refused for any host but a loopback
+one unless `--allow-insecure-http` says the network in between is trusted.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import ipaddress
 import logging
 import os
 import sys
@@ -48,6 +51,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         " unset or empty: no credential (a gateway in open mode)",
     )
     parser.add_argument(
+        "--allow-insecure-http",
+        action="store_true",
+        help="allow a plain http:// URL to a host that is not this machine (the token then"
+        " crosses the network in clear: only on a network you trust end to end)",
+    )
+    parser.add_argument(
         "--x-api-key",
         action="store_true",
         help="send the token as X-API-Key (a private Space), and the Space gate's token from"
@@ -70,10 +79,28 @@ def headers_for(args: argparse.Namespace, environ: dict[str, str]) -> dict[str, 
     return headers
 
 
-def check_url(url: str) -> str:
+def is_loopback(host: str) -> bool:
+    """A host name that never leaves this machine: an address of the loopback network, or
+    `localhost` (RFC 6761). No name is looked up: DNS could answer anything."""
+    host = host.lower().rstrip(".")
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_url(url: str, *, allow_insecure_http: bool = False) -> str:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise BridgeError(f"--url must be an http(s) URL such as https://HOST/mcp, not {url!r}")
+    if parts.scheme == "http" and not allow_insecure_http and not is_loopback(parts.hostname or ""):
+        raise BridgeError(
+            f"--url {url!r} is plain http to another machine: the token would cross the network"
+            " in clear. Use https://, or add --allow-insecure-http if the network in between"
+            " is yours end to end"
+        )
     return url
 
 
@@ -84,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
     from fastmcp.client.transports import SSETransport, StreamableHttpTransport
     from fastmcp.server import create_proxy
 
-    url = check_url(args.url)
+    url = check_url(args.url, allow_insecure_http=args.allow_insecure_http)
     headers = headers_for(args, dict(os.environ))
     # stdout carries the protocol: every log line goes to stderr, warnings and worse only.
     logging.basicConfig(stream=sys.stderr, level=logging.WARNING)

@@ -9,7 +9,9 @@ provider's Retry-After when longer; a retry whose pause would not leave a second
 call's time budget is not made, so the chain can still move on. The last provider of a chain
 may always wait out one Retry-After that fits (SealGate's behaviour before these keys).
 
-`retry_wait` is the decision, pure; `with_retries` runs it around one provider's call.
+`retry_wait` is the decision, pure; `with_retries` runs it around one provider's call. The
+failure is logged as `describe` gives it (the router's: redacted whole, then cut), never cut
+here: a cut before the log filter redacts would leave the start of an echoed key whole.
 """
 
 from __future__ import annotations
@@ -69,6 +71,7 @@ async def with_retries(
     call: Callable[[], Awaitable[T]],
     *,
     name: str,
+    describe: Callable[[ProviderFailure], str],
     limits: HubLimitsConfig,
     deadline: float,
     is_last: bool,
@@ -95,7 +98,7 @@ async def with_retries(
             logger.info(
                 "%s: %s; asking again in %.1f s (retry %d)",
                 name,
-                failure.describe()[:120],
+                describe(failure),
                 wait,
                 retries,
             )

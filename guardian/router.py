@@ -289,6 +289,7 @@ class Router:
         return await with_retries(
             lambda: self._chat(snapshot, attempt, request, deadline, emitter, meter),
             name=attempt.provider.name,
+            describe=self._describe,
             limits=snapshot.config.hub_limits,
             deadline=deadline,
             is_last=is_last,
@@ -436,6 +437,7 @@ class Router:
                     result = await with_retries(
                         functools.partial(self._search_one, snapshot, provider, request, deadline),
                         name=provider.name,
+                        describe=self._describe,
                         limits=limits,
                         deadline=deadline,
                         is_last=index == len(chain) - 1,

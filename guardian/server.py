@@ -9,6 +9,8 @@ Backpressure, per connection: reading stops while the peer has more than `MAX_UN
 of replies it has not taken, or `MAX_IN_FLIGHT` calls are running, so a peer that sends and
 never reads holds only its own connection. A reply over the frame limit fails its own call
 with a typed error; it never goes out, since the peer would have to drop the connection.
+The sandbox's uid may hold at most `[HUB_LIMITS] max_sandbox_connections` connections at once;
+one more is closed as soon as it is accepted (a security event), before it costs anything.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import os
 import select
 import socket
 import stat
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -55,6 +58,8 @@ MAX_IN_FLIGHT = 1024
 #: How often a connection that is not being read is checked for a hang-up.
 HANGUP_POLL_S = 0.25
 _HANGUP = select.POLLRDHUP | select.POLLHUP | select.POLLERR
+#: In a flood of refused connections, one security log line per this many seconds.
+REFUSAL_LOG_EVERY_S = 10.0
 
 
 class SecurityViolation(ProtocolError):
@@ -142,6 +147,9 @@ class GuardianServer:
         self._sockets: list[tuple[Path, int]] = []  # (path, inode) of the sockets we made
         self._tasks: set[asyncio.Task[None]] = set()
         self._closing = False
+        #: Sandbox connections refused since the last security log line, and its time.
+        self._refused = 0
+        self._refusal_logged_at = -REFUSAL_LOG_EVERY_S
 
     def allowed_uids(self, surface: Surface) -> frozenset[int]:
         if surface is Surface.SANDBOX:
@@ -207,6 +215,9 @@ class GuardianServer:
             )
             channel.close()
             return
+        if surface is Surface.SANDBOX and not self._room_for_sandbox(uid, pid):
+            channel.close()
+            return
         ctx = CallContext(services=self.services, surface=surface)
         conn = _Connection(channel=channel, ctx=ctx, permits=dict(PERMITS[surface]), peer_pid=pid)
         if surface is Surface.SANDBOX:
@@ -253,6 +264,27 @@ class GuardianServer:
                 task.cancel(reason)
             if running:
                 await asyncio.gather(*running, return_exceptions=True)
+
+    def _room_for_sandbox(self, uid: int, pid: int) -> bool:
+        """Whether one more sandbox connection fits under `[HUB_LIMITS]`
+        `max_sandbox_connections`; a refusal is a security event (a sound sandbox holds one
+        connection per worker), logged at most once per `REFUSAL_LOG_EVERY_S` in a flood."""
+        cap = self.services.live.snapshot.config.hub_limits.max_sandbox_connections
+        if self.sandboxes.connected < cap:
+            return True
+        self._refused += 1
+        now = time.monotonic()
+        if now - self._refusal_logged_at >= REFUSAL_LOG_EVERY_S:
+            security_log.warning(
+                "refused %d sandbox connection(s), the latest from uid %d (pid %d): %d are"
+                " open, the most [HUB_LIMITS] max_sandbox_connections allows",
+                self._refused,
+                uid,
+                pid,
+                self.sandboxes.connected,
+            )
+            self._refused, self._refusal_logged_at = 0, now
+        return False
 
     def _dispatch(self, conn: _Connection, request: Request) -> None:
         method = request.method
@@ -304,11 +336,19 @@ class GuardianServer:
             self._hold(conn, "calls in flight")
 
     async def _run(self, conn: _Connection, request: Request, permit: Permit) -> None:
-        if permit.task is None:
-            raise RuntimeError(f"permit for {request.method!r} has no handler")
         ctx = conn.ctx
         if permit.spec.streaming:
             ctx = dataclasses.replace(ctx, emit=self._emitter(conn, request.msgid))
+        # Every secret the call may take stays redacted until its answer is written, even if
+        # a reload drops it meanwhile.
+        with self.services.live.redactor.call():
+            await self._run_call(conn, request, permit, ctx)
+
+    async def _run_call(
+        self, conn: _Connection, request: Request, permit: Permit, ctx: CallContext
+    ) -> None:
+        if permit.task is None:
+            raise RuntimeError(f"permit for {request.method!r} has no handler")
         try:
             result = await permit.task(ctx, request.params)
         except asyncio.CancelledError:

@@ -148,6 +148,10 @@ class HubLimitsConfig:
     retry_delay_sec: float = 1.0
     request_timeout_sec: float | None = None
     search_timeout_sec: float | None = None
+    #: Connections the sandbox's uid may hold open on guardian.sock at once: a sandbox holds
+    #: one per worker process, and one more while it reconnects; beyond this a connection
+    #: is refused and a security event logged (each costs the guardian memory).
+    max_sandbox_connections: int = 16
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -977,6 +981,10 @@ def _hub_limits(reader: _Reader) -> HubLimitsConfig:
         retry_delay_sec=_number(reader, "retry_delay_sec", default.retry_delay_sec, 0, 600),
         request_timeout_sec=reader.number("request_timeout_sec", None, low=0.1, high=3600),
         search_timeout_sec=reader.number("search_timeout_sec", None, low=0.1, high=3600),
+        max_sandbox_connections=reader.integer(
+            "max_sandbox_connections", default.max_sandbox_connections, low=1, high=10_000
+        )
+        or default.max_sandbox_connections,
     )
 
 

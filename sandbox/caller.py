@@ -4,6 +4,9 @@
 otherwise the socket peer is the client. On a Hugging Face Space (`SPACE_HOST` set) with no
 `trusted_proxies`, the Space's proxy is the only way in and its addresses are not published:
 there the last `X-Forwarded-For` hop (the one the Space's proxy appended) is the client.
+Each header is read whole: several field lines of one name are one comma-separated list
+(RFC 9110, 5.3), so a proxy that adds a line of its own, rather than appending to the
+client's, still has the last word.
 The sandbox never decides whose a credential is: it forwards it, and the guardian resolves
 it.
 """
@@ -43,6 +46,28 @@ class Proxies:
         return any(ip in network for network in self.networks)
 
 
+def forwarded_list(headers: Headers, name: str) -> list[str]:
+    """Every entry of every `name` field line, in order, as one list (RFC 9110, 5.3): a
+    client's own line comes before the lines the proxies added."""
+    return [
+        entry.strip()
+        for line in headers.getlist(name)
+        for entry in line.split(",")
+        if entry.strip()
+    ]
+
+
+def _proto(protos: list[str], position: int, scheme: str) -> str:
+    """The scheme the proxy that took the client's connection saw. Proxies that append put
+    it `position` entries from the right (the client's hop in `X-Forwarded-For`); a proxy
+    that sets one value overwrites what the client sent, so its last entry is ours."""
+    if not protos:
+        return scheme
+    proto = protos[-position] if 0 < position <= len(protos) else protos[-1]
+    proto = proto.lower()
+    return proto if proto in ("http", "https") else scheme
+
+
 def client_address(scope: Scope, proxies: Proxies) -> tuple[str, str]:
     """(client IP, scheme) for a request, honouring forwarded headers from trusted proxies."""
     peer = scope["client"][0] if scope.get("client") else ""
@@ -52,27 +77,26 @@ def client_address(scope: Scope, proxies: Proxies) -> tuple[str, str]:
     if not proxies.networks or not proxies.trusts(peer):
         return peer, scheme
     headers = Headers(scope=scope)
-    hops = [h.strip() for h in headers.get("x-forwarded-for", "").split(",") if h.strip()]
-    client = peer
+    hops = forwarded_list(headers, "x-forwarded-for")
+    client, position = peer, 0
     for hop in reversed(hops):  # the rightmost hop not ours is the client
         client = hop
+        position += 1
         if not proxies.trusts(hop):
             break
-    proto = headers.get("x-forwarded-proto", "").split(",")[0].strip().lower()
-    return client, proto if proto in ("http", "https") else scheme
+    return client, _proto(forwarded_list(headers, "x-forwarded-proto"), position, scheme)
 
 
 def _last_hop(headers: Headers, peer: str, scheme: str) -> tuple[str, str]:
     """The address the one proxy in front appended (the last entry), if it is an address."""
-    hops = [h.strip() for h in headers.get("x-forwarded-for", "").split(",") if h.strip()]
+    hops = forwarded_list(headers, "x-forwarded-for")
     client = peer
     if hops:
         try:
             client = str(ipaddress.ip_address(hops[-1]))
         except ValueError:
             client = peer
-    proto = headers.get("x-forwarded-proto", "").split(",")[-1].strip().lower()
-    return client, proto if proto in ("http", "https") else scheme
+    return client, _proto(forwarded_list(headers, "x-forwarded-proto"), 1, scheme)
 
 
 def credential_of(headers: Headers) -> str | None:

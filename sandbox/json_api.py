@@ -21,7 +21,7 @@ from starlette.responses import JSONResponse, Response
 from sandbox.errors import HTTP_STATUS, http_status
 from sandbox.hub_compat import api_answer, drop_empty
 from sandbox.mcp_tools import SealGateTools
-from sandbox.tool_args import check_types, names_problem
+from sandbox.tool_args import InvalidArguments, names_problem, validated
 
 
 def error(status: int, code: str, message: str) -> JSONResponse:
@@ -58,11 +58,13 @@ async def api(request: Request) -> Response:
     function = tools.functions.get(body["tool"])
     if function is None:
         return error(404, "not_found", f"no active tool {body['tool']!r}; see list_active_tools")
-    problem = names_problem(body["tool"], function, params) or check_types(
-        body["tool"], function, params
-    )
+    problem = names_problem(body["tool"], function, params)
     if problem is not None:
         return error(400, "invalid_params", problem)
+    try:
+        params = validated(body["tool"], function, params)  # the checked values are the used
+    except InvalidArguments as exc:
+        return error(400, "invalid_params", str(exc))
     signature = inspect.signature(function)
     extra: dict[str, Any] = {"ctx": _NoProgress()} if "ctx" in signature.parameters else {}
     with set_http_request(request):

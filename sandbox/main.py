@@ -15,6 +15,7 @@ from pathlib import Path
 from hypercorn.asyncio import serve
 from hypercorn.config import Config
 
+from protocol.logsafety import protect
 from protocol.protections import EXPOSED
 from protocol.pyfun import PyfunError
 from sandbox import hypercorn_patch, selfsandbox
@@ -68,7 +69,9 @@ async def run() -> int:
         logger.error("cannot start: %s", exc)
         return EX_CONFIG
     logging.basicConfig(format=FORMAT, level=settings.log_level.upper())
-    for noisy in ("httpx", "httpx2", "mcp", "fastmcp", "hypercorn.access"):
+    for handler in logging.getLogger().handlers:
+        protect(handler)  # no library below WARNING (aiosqlite's debug prints cached answers)
+    for noisy in ("httpx", "httpx2", "mcp", "fastmcp", "hypercorn.access", "aiosqlite"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
     try:

@@ -11,6 +11,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 
 from protocol import __version__
 from protocol.errors import RPCError
+from protocol.printable import printable
 from sandbox.guardian_link import GuardianLink
 from sandbox.hub_compat import wants_json_status
 from sandbox.mcp_tools import SealGateTools
@@ -33,8 +34,14 @@ async def healthz(request: Request) -> Response:
     )
 
 
+def _shown(text: str) -> str:
+    """Text for the page: control and invisible characters shown escaped, then HTML-escaped
+    (model names, provider names and the guardian's error text can come from outside)."""
+    return html.escape(printable(text))
+
+
 def _cell(value: object) -> str:
-    return "&ndash;" if value is None else html.escape(str(value))
+    return "&ndash;" if value is None else _shown(str(value))
 
 
 def _model_table(tools: SealGateTools) -> str:
@@ -48,8 +55,8 @@ def _model_table(tools: SealGateTools) -> str:
 
     rows = "".join(
         f"<tr class={'active' if m.provider in active else 'inactive'}>"
-        f"<td>{html.escape(m.id)}</td><td>{html.escape(m.provider)}</td>"
-        f"<td>{html.escape(status(m.provider))}</td>"
+        f"<td>{_shown(m.id)}</td><td>{_shown(m.provider)}</td>"
+        f"<td>{_shown(status(m.provider))}</td>"
         f"<td>{_cell(m.max_output_tokens)}</td><td>{_cell(m.requests_per_min)}</td>"
         f"<td>{_cell(m.cost_input_per_1m)}</td><td>{_cell(m.cost_output_per_1m)}</td></tr>"
         for m in models
@@ -78,7 +85,7 @@ def _auth_mode(request: Request) -> str:
 def _items(names: list[str] | tuple[str, ...]) -> str:
     if not names:
         return "<li><em>none</em></li>"
-    return "".join(f"<li>{html.escape(name)}</li>" for name in names)
+    return "".join(f"<li>{_shown(name)}</li>" for name in names)
 
 
 LOGIN_FORM = """<!doctype html>
@@ -161,7 +168,7 @@ td,th{{padding:.2rem 1rem .2rem 0;text-align:left}}</style>
 <h1>{html.escape(hub_name)}</h1>
 <p>SealGate {html.escape(__version__)} &middot; up {uptime} s</p>
 <table>
-<tr><td>Guardian link</td><td id=guardian-link>{html.escape(link_text)}</td></tr>
+<tr><td>Guardian link</td><td id=guardian-link>{_shown(link_text)}</td></tr>
 <tr><td>MCP (Streamable HTTP)</td><td><code>/mcp</code></td></tr>
 <tr><td>MCP (legacy SSE)</td><td><code>/sse</code></td></tr>
 </table>

@@ -56,8 +56,13 @@ def validation_problem(tool: str, errors: list[pydantic_core.ErrorDetails]) -> s
     return f"invalid parameter(s) for {tool}: {reasons}"
 
 
-def check_types(tool: str, function: Callable[..., Any], params: Mapping[str, Any]) -> str | None:
-    """Validate values against the function's annotations as fastmcp would; None when fine."""
+class InvalidArguments(ValueError):
+    """Arguments that do not fit a tool's signature; the message is `validation_problem`'s."""
+
+
+def validated(tool: str, function: Callable[..., Any], params: Mapping[str, Any]) -> dict[str, Any]:
+    """The arguments as the function's annotations make them, as fastmcp would pass them
+    (`"5"` for an `int` becomes 5): the values that were checked are the ones used."""
     parameters = _parameters(function)
     fields: dict[str, Any] = {
         n: (
@@ -68,10 +73,10 @@ def check_types(tool: str, function: Callable[..., Any], params: Mapping[str, An
     }
     model = pydantic.create_model(f"{tool}_arguments", **fields)
     try:
-        model.model_validate(dict(params))
+        checked = model.model_validate(dict(params))
     except pydantic.ValidationError as exc:
-        return validation_problem(tool, exc.errors())
-    return None
+        raise InvalidArguments(validation_problem(tool, exc.errors())) from None
+    return {name: getattr(checked, name) for name in params}
 
 
 def problem_of(exc: BaseException, tool: str) -> str | None:

@@ -98,6 +98,7 @@ async def test_with_retries_asks_again_then_succeeds() -> None:
     result = await with_retries(
         call,
         name="p",
+        describe=ProviderFailure.describe,
         limits=LIMITS,
         deadline=time.monotonic() + 60,
         is_last=False,
@@ -120,6 +121,7 @@ async def test_with_retries_gives_up_with_the_last_failure() -> None:
         await with_retries(
             call,
             name="p",
+            describe=ProviderFailure.describe,
             limits=LIMITS,
             deadline=time.monotonic() + 60,
             is_last=False,
@@ -139,6 +141,7 @@ async def test_with_retries_stops_once_a_chunk_was_streamed() -> None:
         await with_retries(
             call,
             name="p",
+            describe=ProviderFailure.describe,
             limits=LIMITS,
             deadline=time.monotonic() + 60,
             is_last=False,

@@ -39,3 +39,42 @@ def test_urls_must_be_http() -> None:
 def test_a_missing_url_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["mcp-stdio"]) == EXIT_USAGE
     assert "--url" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://gw.example/mcp",
+        "http://10.0.0.5:7860/mcp",
+        "http://[fe80::1]/sse",
+        "http://127.0.0.1.gw.example/mcp",
+        "http://localhost.gw.example/mcp",
+    ],
+)
+def test_plain_http_off_loopback_is_refused_unless_allowed(url: str) -> None:
+    with pytest.raises(BridgeError, match="in clear"):
+        check_url(url)
+    assert check_url(url, allow_insecure_http=True) == url
+    assert args("--allow-insecure-http").allow_insecure_http is True
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:7860/mcp",
+        "http://127.8.9.10/mcp",
+        "http://[::1]:7860/mcp",
+        "http://localhost:7860/sse",
+        "http://app.localhost/mcp",
+        "https://gw.example/mcp",
+    ],
+)
+def test_loopback_and_https_need_no_flag(url: str) -> None:
+    assert check_url(url) == url
+
+
+def test_the_refusal_comes_before_any_request(capsys: pytest.CaptureFixture[str]) -> None:
+    # Nothing listens at this address: a bridge that tried to connect would fail otherwise.
+    code = main(["mcp-stdio", "--url", "http://192.0.2.1:9/mcp"])
+    assert code == EXIT_USAGE
+    assert "in clear" in capsys.readouterr().err

@@ -186,3 +186,16 @@ def test_a_reload_follows_a_changed_db_query_url(stack: Stack, postgres: Postgre
     assert query(stack, "SELECT name FROM products WHERE id = 1")[1]["result"]["rows"] == [
         ["second-1"]
     ]
+
+
+def test_a_number_sent_as_a_string_is_used_as_the_number_it_was_checked_as(
+    stack: Stack,
+) -> None:
+    # pydantic accepted "5" for `max_rows: int`, then the unchecked string reached the tool
+    # (a 500); the checked value is the one used now.
+    status, body = query(stack, "SELECT id FROM products ORDER BY id", max_rows="5")
+    assert status == 200, body
+    assert body["result"]["rows"] == [[1], [2], [3], [4], [5]]
+    status, body = query(stack, "SELECT id FROM products", max_rows="five")
+    assert status == 400, body
+    assert body["error"]["code"] == "invalid_params" and "max_rows" in body["error"]["message"]
