@@ -145,8 +145,10 @@ def test_a_person_signs_in_and_allows_a_client_in_chromium(stack: Stack) -> None
         browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
         # The consent page (a refused post would show the guard's JSON instead).
         WebDriverWait(browser, WAIT_S).until(
-            lambda b: b.find_elements(By.CSS_SELECTOR, "button[value=yes]")
-            or "forbidden" in b.page_source
+            lambda b: (
+                b.find_elements(By.CSS_SELECTOR, "button[value=yes]")
+                or "forbidden" in b.page_source
+            )
         )
         assert "forbidden" not in browser.page_source, browser.page_source
         browser.find_element(By.CSS_SELECTOR, "button[value=yes]").click()
