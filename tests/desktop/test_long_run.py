@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from desktop.store import Message
 from desktop.window import MainWindow
 from tests.desktop.hub import DesktopHub
 from tests.desktop.test_app import choose, connected, last, send
@@ -53,3 +54,34 @@ def test_twenty_thousand_streamed_chunks_keep_trues_reference_count(
     assert streamed >= CHUNKS, streamed
     assert after >= before - 100, f"True lost {before - after} references over {streamed} chunks"
     print(f"{streamed} chunks in {elapsed:.1f} s")
+
+
+def test_a_long_chat_scrolled_to_the_end_shows_its_newest_messages(
+    qtbot: Any, make_window: Callable[[], MainWindow]
+) -> None:
+    """Shading code blocks by editing the document after `setMarkdown()` left the layout
+    stale: the newest messages were drawn as dots and the end could not be reached."""
+    window = make_window()
+    chat = window.chat_tab
+    window.tabs.setCurrentWidget(chat)
+    conversation = chat.new_chat()
+    for i in range(300):
+        conversation.messages.append(Message(role="user", text=f"question {i}"))
+        answer = f"Answer {i}:\n\n```python\nx = {i}\n```\n\nmore text "
+        conversation.messages.append(Message(role="assistant", text=answer * 2))
+    chat._render()
+    qtbot.wait(300)  # let the view settle, as a person would look a moment later
+    view, document = chat.transcript, chat.transcript.document()
+    bar = view.verticalScrollBar()
+    bar.setValue(bar.maximum())
+    qtbot.wait(50)
+    top = view.cursorForPosition(view.viewport().rect().topLeft()).block()
+    bottom = view.cursorForPosition(view.viewport().rect().bottomLeft()).block()
+    assert bottom == document.lastBlock(), bottom.text()
+    assert top.blockNumber() < bottom.blockNumber() - 10, "the view is past the end"
+    shown, block = [], top
+    while block.isValid() and block.blockNumber() <= bottom.blockNumber():
+        assert block.layout().lineCount() > 0, f"block {block.blockNumber()} is not laid out"
+        shown.append(block.text())
+        block = block.next()
+    assert "question 299" in shown and "x = 299" in shown, shown
