@@ -23,9 +23,10 @@ _TRUES: list[bool] = []
 def test_twenty_thousand_streamed_chunks_keep_trues_reference_count(
     qtbot: Any, make_window: Callable[[], MainWindow], desk_hub: DesktopHub
 ) -> None:
-    """PySide6 6.12 on Python 3.11 loses a reference to `True` per Python-side signal emit;
-    the app died with `bool_dealloc` after about 5,000 chunks. Extra references keep this
-    process alive on a build that still leaks, so the count can be compared."""
+    """PySide6 6.12 on Python 3.11 loses a reference to `True` per Python-side signal emit
+    (and one to `None` per call of a Qt method returning nothing); the app died with
+    `bool_dealloc` after about 5,000 chunks. Extra references keep this process alive on a
+    build that still leaks, so the counts can be compared."""
     words = [f"w{i}" for i in range(CHUNKS)]
     desk_hub.fake("local").behave(Behaviour(text=" ".join(words), trickle_s=0))
     window = connected(qtbot, make_window(), desk_hub)
@@ -43,16 +44,17 @@ def test_twenty_thousand_streamed_chunks_keep_trues_reference_count(
     chat.client.chat_stream = counting  # type: ignore[method-assign]
     choose(window, provider="local", model="llama-local")
     _TRUES.extend([True] * (CHUNKS * 4))
-    before = sys.getrefcount(True)
+    before, nones = sys.getrefcount(True), sys.getrefcount(None)
     started = time.monotonic()
     send(qtbot, window, "Stream a long answer")
     elapsed = time.monotonic() - started
-    after = sys.getrefcount(True)
+    after, nones_after = sys.getrefcount(True), sys.getrefcount(None)
     answer = last(window)
     assert answer.role == "assistant", answer.text
     assert answer.text == " ".join(words)
     assert streamed >= CHUNKS, streamed
     assert after >= before - 100, f"True lost {before - after} references over {streamed} chunks"
+    assert nones_after >= nones - 1000, f"None lost {nones - nones_after} references"
     print(f"{streamed} chunks in {elapsed:.1f} s")
 
 
