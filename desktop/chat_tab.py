@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QTimer
-from PySide6.QtGui import QColor, QKeySequence, QShortcut, QTextCursor, QTextDocument, QTextFormat
+from PySide6.QtGui import QColor, QFont, QKeySequence, QShortcut, QTextDocument
 from PySide6.QtWidgets import (
     QComboBox,
     QFileDialog,
@@ -35,18 +35,20 @@ from desktop.workers import Runner
 AUTO = ""  # the hub's choice
 DEFAULT_MODEL = "(default)"  # the tool's or provider's own model
 CODE_BACKGROUND = QColor("#f3f3f3")
+CODE_STYLE = f"pre {{ background-color: {CODE_BACKGROUND.name()}; }}"
 REDRAW_MS = 50
 
 
-def shade_code_blocks(document: QTextDocument) -> None:
-    """Qt's Markdown reader marks fenced code blocks but draws them like text: shade them."""
-    block = document.begin()
-    while block.isValid():
-        form = block.blockFormat()
-        if form.hasProperty(QTextFormat.Property.BlockCodeFence):
-            form.setBackground(CODE_BACKGROUND)
-            QTextCursor(block).setBlockFormat(form)
-        block = block.next()
+def transcript_html(markdown: str, font: QFont) -> str:
+    """Markdown as Qt's HTML, for a view whose default style sheet (`CODE_STYLE`) shades
+    fenced code, which Qt's Markdown reader marks but draws like text. Shading by editing
+    block formats after `setMarkdown()` left the view's layout stale (a long chat's newest
+    messages drawn as dots, no scrolling to the end) and cost a PySide call per code block;
+    the view now gets the whole content in one `setHtml()`."""
+    document = QTextDocument()
+    document.setDefaultFont(font)
+    document.setMarkdown(markdown)
+    return document.toHtml()
 
 
 class ChatTab(QWidget):
@@ -69,6 +71,11 @@ class ChatTab(QWidget):
         self.rename_button = QPushButton("Rename", objectName="renameChat")
         self.delete_button = QPushButton("Delete", objectName="deleteChat")
         self.transcript = QTextBrowser(objectName="transcript", openExternalLinks=True)
+        self.transcript.document().setDefaultStyleSheet(CODE_STYLE)
+        self.follow_end = True  # keep the newest message in view while the layout settles
+        bar = self.transcript.verticalScrollBar()
+        bar.rangeChanged.connect(self._keep_end_in_view)
+        bar.valueChanged.connect(self._scrolled)
         self.tool = QComboBox(objectName="toolSelect")
         self.provider = QComboBox(objectName="providerSelect")
         self.model = QComboBox(objectName="modelSelect", editable=True)
@@ -212,10 +219,20 @@ class ChatTab(QWidget):
 
     def _render(self) -> None:
         pending = self.pending if self.current is self.sending else None
-        self.transcript.setMarkdown(chat_markdown(self.current, pending))
-        shade_code_blocks(self.transcript.document())
+        markdown = chat_markdown(self.current, pending)
+        self.follow_end = True
+        self.transcript.setHtml(transcript_html(markdown, self.transcript.font()))
         bar = self.transcript.verticalScrollBar()
         bar.setValue(bar.maximum())
+
+    def _keep_end_in_view(self, _minimum: int, maximum: int) -> None:
+        """The view lays a long document out after `setHtml()` returns: its height, and so
+        the scroll range, settles later; stay at the end unless the reader scrolled away."""
+        if self.follow_end:
+            self.transcript.verticalScrollBar().setValue(maximum)
+
+    def _scrolled(self, value: int) -> None:
+        self.follow_end = value >= self.transcript.verticalScrollBar().maximum()
 
     # attachments -----------------------------------------------------------------------------
     def _pick_files(self) -> None:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject
 from PySide6.QtGui import QCloseEvent, QFont
 from PySide6.QtWidgets import QMainWindow, QPlainTextEdit, QTabWidget
 
@@ -14,16 +15,24 @@ from desktop.connect_tab import ConnectTab
 from desktop.credentials import CredentialVault
 from desktop.hub import HubClient, HubInfo
 from desktop.store import ChatStore, Settings
-from desktop.workers import Runner
+from desktop.workers import Mailbox, Runner
+
+#: How often request/response lines reach the Log tab.
+LOG_FLUSH_MS = 100
 
 
 class LogBridge(QObject):
-    """Request/response lines from any thread, delivered to the GUI thread."""
+    """Request/response lines from any thread, delivered to the GUI thread in batches (a
+    Python-side signal emit per line would leak a reference to `True`: see desktop.workers)."""
 
-    line = Signal(str, str)
+    def __init__(self, add: Callable[[str, str], None], parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.mailbox: Mailbox[tuple[str, str]] = Mailbox(
+            lambda line: add(*line), LOG_FLUSH_MS, self
+        )
 
     def __call__(self, direction: str, text: str) -> None:
-        self.line.emit(direction, text)
+        self.mailbox.put((direction, text))
 
 
 class LogTab(QPlainTextEdit):
@@ -47,10 +56,9 @@ class MainWindow(QMainWindow):
         super().__init__()
         self.setWindowTitle(f"SealGate Desktop {__version__}")
         self.resize(1100, 720)
-        self.runner = Runner(self)
-        self.log_bridge = LogBridge(self)
         self.log_tab = LogTab()
-        self.log_bridge.line.connect(self.log_tab.add)
+        self.log_bridge = LogBridge(self.log_tab.add, self)
+        self.runner = Runner(self, flush_first=(self.log_bridge.mailbox,))
         settings = settings or Settings()
         self.connect_tab = ConnectTab(
             settings, vault or CredentialVault(), self.runner, self.log_bridge

@@ -298,26 +298,43 @@ class _Layout:
     translations: list[str] = field(default_factory=list)
 
 
-def _parse_value(rest: str, source: str, number: int) -> str:
-    """The string inside the quotes of `rest`; what follows may only be a comment."""
+def _parse_value(rest: str, lines: list[str], index: int, source: str) -> tuple[str, int]:
+    """The string inside the quotes that open `rest` (what follows `=` on line `index`), and
+    the index of the line that closes it. A value may span lines: they are joined with
+    newlines, each continuation line without its indentation. After the closing quote only
+    a comment may follow."""
+    number = index + 1
     if not rest.startswith('"'):
         raise PyfunError(source, number, 'values must be quoted: key = "value"')
     chars: list[str] = []
-    index = 1
-    while index < len(rest):
-        char = rest[index]
-        if char == "\\" and index + 1 < len(rest) and rest[index + 1] in '"\\':
-            chars.append(rest[index + 1])
-            index += 2
-            continue
-        if char == '"':
-            tail = rest[index + 1 :].strip()
-            if tail and not tail.startswith("#"):
-                raise PyfunError(source, number, f"unexpected text after the value: {tail[:40]!r}")
-            return "".join(chars)
-        chars.append(char)
-        index += 1
-    raise PyfunError(source, number, "unterminated string: a closing quote is missing")
+    text, at, position = rest, index, 1
+    while True:
+        while position < len(text):
+            char = text[position]
+            if char == "\\" and position + 1 < len(text) and text[position + 1] in '"\\':
+                chars.append(text[position + 1])
+                position += 2
+                continue
+            if char == '"':
+                tail = text[position + 1 :].strip()
+                if tail and not tail.startswith("#"):
+                    opened = f" (opened at line {number})" if at > index else ""
+                    raise PyfunError(
+                        source, at + 1, f"unexpected text after the value{opened}: {tail[:40]!r}"
+                    )
+                return "".join(chars), at
+            chars.append(char)
+            position += 1
+        at += 1
+        if at >= len(lines):
+            raise PyfunError(
+                source,
+                number,
+                "unterminated string: a closing quote is missing (the value runs to the end"
+                " of the file)",
+            )
+        chars.append("\n")
+        text, position = lines[at].strip(), 0
 
 
 def _next_is_header(lines: list[str], index: int) -> bool:
@@ -338,8 +355,11 @@ def _read_sections(text: str, source: str) -> _Layout:
     skipping: tuple[str, int] | None = None  # an unused section of the original: its title
     skipped_kinds: set[str] = set()
     lines = text.splitlines()
+    inside_value_to = -1  # the last line of a value spanning lines: read with its key
 
     for index, raw in enumerate(lines):
+        if index <= inside_value_to:
+            continue
         number = index + 1
         line = raw.strip()
         if not line or line.startswith("#"):
@@ -459,7 +479,13 @@ def _read_sections(text: str, source: str) -> _Layout:
         key = match.group("key")
         if not _KEY.match(key):
             raise PyfunError(source, number, f"bad key {key!r}: use letters, digits and _")
-        value = _parse_value(match.group("rest").strip(), source, number)
+        value, inside_value_to = _parse_value(match.group("rest").strip(), lines, index, source)
+        if inside_value_to > index:
+            warnings.append(
+                f"{source}:{number}: {key} spans lines {number}-{inside_value_to + 1}; all are"
+                " read, joined with newlines (the original hub read only the first line,"
+                " with its opening quote)"
+            )
         if current is None:
             where = f"[{open_groups[-1][0]}]" if open_groups else "the top level"
             warnings.append(f"{source}:{number}: key {key!r} at {where} ignored (not in a section)")
@@ -569,8 +595,15 @@ class _Reader:
         return PyfunError(self.source, value.line if value else self.section.line, problem)
 
     def string(self, key: str, default: str = "") -> str:
+        """A one-line value (a name, a URL): one spanning lines is refused here; free text
+        (`raw`) and comma lists (`names`) may span lines."""
         value = self._get(key)
-        return value.text.strip() if value else default
+        if value is None:
+            return default
+        text = value.text.strip()
+        if "\n" in text:
+            raise PyfunError(self.source, value.line, f"{self.spelled(key)} must be one line")
+        return text
 
     def raw(self, key: str, default: str = "") -> str:
         value = self._get(key)
@@ -856,7 +889,7 @@ def _tool(reader: _Reader, limits: HubLimitsConfig) -> ToolConfig:
     return ToolConfig(
         name=reader.section.name,
         provider_type=provider_type,
-        description=reader.string("description"),
+        description=reader.raw("description").strip(),
         default_provider=reader.string("default_provider"),
         system_prompt=reader.raw("system_prompt"),
         timeout_sec=_number(reader, "timeout_sec", default_timeout, 0.1, 3600),

@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from sandbox.errors import HTTP_STATUS, http_status
-from sandbox.hub_compat import api_answer, drop_empty
+from sandbox.hub_compat import api_answer, drop_empty, drop_unused_generic
 from sandbox.mcp_tools import SealGateTools
 from sandbox.tool_args import InvalidArguments, names_problem, validated
 
@@ -58,6 +58,7 @@ async def api(request: Request) -> Response:
     function = tools.functions.get(body["tool"])
     if function is None:
         return error(404, "not_found", f"no active tool {body['tool']!r}; see list_active_tools")
+    params = drop_unused_generic(body["tool"], params, inspect.signature(function).parameters)
     problem = names_problem(body["tool"], function, params)
     if problem is not None:
         return error(400, "invalid_params", problem)

@@ -28,15 +28,19 @@ if ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
 fi
 
-# Headless Chromium for the status page and login form tests.
-if ! command -v chromium >/dev/null; then
+# Headless Chromium for the status page and login form tests, and Debian's chromedriver for
+# the OAuth sign-in driven through a real browser (tests/e2e/test_browser_sign_in.py).
+browser=()
+command -v chromium >/dev/null || browser+=(chromium)
+[[ -x /usr/bin/chromedriver ]] || browser+=(chromium-driver)
+if ((${#browser[@]})); then
     if [[ $(id -u) -ne 0 ]]; then
-        echo "setup_machine: chromium is missing; install Debian's chromium" >&2
+        echo "setup_machine: ${browser[*]} missing; install Debian's ${browser[*]}" >&2
         exit 1
     fi
-    echo "setup_machine: installing chromium"
+    echo "setup_machine: installing ${browser[*]}"
     apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${browser[@]}" >/dev/null
 fi
 
 # The libraries Qt needs to run the desktop client's tests offscreen, and Xvfb for its

@@ -131,6 +131,8 @@ def test_connect_with_a_password_keeps_the_session_never_the_password(
 def test_a_prompt_streams_into_the_chat_with_the_hubs_report(
     qtbot: Any, make_window: Callable[[], MainWindow], desk_hub: DesktopHub
 ) -> None:
+    # Chunks reach the GUI in batches (desktop.workers.DRAIN_MS): a trickle keeps them apart.
+    desk_hub.fake("anthropic").behave(Behaviour(trickle_s=0.1))
     window = connected(qtbot, make_window(), desk_hub)
     chat = window.chat_tab
     seen: list[str] = []

@@ -5,7 +5,9 @@ from __future__ import annotations
 import io
 import json
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import keyring
 import openpyxl
@@ -205,3 +207,30 @@ def test_history_sent_alternates_and_leaves_out_errors_and_tools() -> None:
         {"role": "user", "content": "q1"},
         {"role": "assistant", "content": "a1"},
     ]
+
+
+def test_the_runner_hands_over_chunks_in_batches_then_the_result(qtbot: Any) -> None:
+    """Chunks queued by a worker reach the GUI thread joined, in order, before the result;
+    a failure reaches its handler; no Python-side signal is emitted per chunk."""
+    from desktop.errors import HubError
+    from desktop.workers import Runner
+
+    runner = Runner()
+    chunks: list[str] = []
+    results: list[object] = []
+
+    def work(emit: Callable[[str], None]) -> int:
+        for i in range(1000):
+            emit(f"{i},")
+        return 7
+
+    def broken(emit: Callable[[str], None]) -> None:
+        emit("partial")
+        raise HubError("the hub went away")
+
+    runner.start(work, results.append, results.append, chunks.append)
+    runner.start(broken, results.append, results.append)
+    qtbot.waitUntil(lambda: not runner.busy, timeout=10_000)
+    assert "".join(chunks) == "".join(f"{i}," for i in range(1000))
+    assert len(chunks) < 1000  # coalesced
+    assert sorted(map(str, results)) == ["7", "the hub went away"]

@@ -127,6 +127,25 @@ def test_original_parameter_names(hub: World, client: OriginalClient) -> None:
     # db_query's `sql` is SealGate's own name too: tests/security/test_db_query.py sends it.
 
 
+def test_the_clients_generic_keys_reach_every_tool(hub: World, client: OriginalClient) -> None:
+    """The original's client sends the same four keys to every tool; a tool ignores those it
+    does not take (the original did), and still refuses any other unknown name."""
+    generic = {"prompt": "sealgate", "provider_name": "", "model": "claude-test", "max_tokens": 64}
+    found = client.call("web_search", generic)
+    assert found.status_code == 200, found.text
+    assert found.json()["meta"]["results"], found.text
+    for tool in ("health_check", "list_active_tools", "get_model_info"):
+        answer = client.call(tool, generic)
+        assert answer.status_code == 200, (tool, answer.text)
+    info = client.call("get_model_info", generic).json()["result"]
+    assert [m["id"] for m in info["models"]] == ["claude-test"]  # `model` is its own
+    refused = client.call("web_search", {**generic, "colour": "red"})
+    assert refused.status_code == 400
+    assert refused.json()["error"]["message"] == "unknown parameter(s) for web_search: colour"
+    log = hub.stack.log_path.read_text()
+    assert log.count("web_search does not take max_tokens, model") == 1, log[-2000:]
+
+
 def test_errors_keep_code_and_message(client: OriginalClient) -> None:
     missing = client.call("web_search", {"query": "", "prompt": ""})
     assert missing.status_code == 400

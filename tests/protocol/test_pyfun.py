@@ -199,3 +199,42 @@ def test_reserved_query_schemas_match_the_sql_checker() -> None:
     from protocol.readonly_sql import NEVER_SCHEMAS
 
     assert RESERVED_QUERY_SCHEMAS == NEVER_SCHEMAS
+
+
+def test_a_quoted_value_may_span_lines() -> None:
+    text = (
+        "[TOOL.t]\n"
+        'system_prompt  = "First line of a long prompt.\n'
+        '                  Second line, # not a comment, \\"quoted\\"\n'
+        '                  Last line, {with: braces}"   # a comment\n'
+        'description = "Two\n'
+        '   lines"\n'
+        "[TOOL.t_END]\n"
+    )
+    config = parse(text, "multi.pyfun")
+    tool = config.tools["t"]
+    assert tool.system_prompt == (
+        "First line of a long prompt.\n"
+        'Second line, # not a comment, "quoted"\n'
+        "Last line, {with: braces}"
+    )
+    assert tool.description == "Two\nlines"
+    spans = [w for w in config.warnings if "spans lines" in w]
+    assert spans[0].startswith("multi.pyfun:2: system_prompt spans lines 2-4")
+    assert spans[1].startswith("multi.pyfun:5: description spans lines 5-6")
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "fragment"),
+    [
+        ('[HUB]\nname = "two\nlines"\n[HUB_END]\n', 2, "name must be one line"),
+        ('[TOOL.t]\nsystem_prompt = "a\nb" trailing\n[TOOL.t_END]\n', 3, "opened at line 2"),
+        ('[TOOL.t]\nsystem_prompt = "never closed\n[TOOL.t_END]\n', 2, "end of the file"),
+    ],
+)
+def test_a_value_spanning_lines_fails_where_it_cannot_be(
+    text: str, line: int, fragment: str
+) -> None:
+    with pytest.raises(PyfunError) as caught:
+        parse(text, "multi.pyfun")
+    assert caught.value.line == line and fragment in str(caught.value), str(caught.value)

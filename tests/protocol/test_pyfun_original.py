@@ -68,6 +68,21 @@ def test_the_original_file_loads_and_every_mapped_value_is_read() -> None:
     assert tools["web_search"].timeout_sec == 15.0  # SEARCH_TIMEOUT_SEC
     assert tools["db_query"].provider_type == "db"
     assert not tools["translate"].active
+    assert tools["translate"].system_prompt == (
+        "Translate the text into the language the person asks for.\n"
+        "Keep names, numbers and code as they are.\n"
+        "Answer with the translation only, {with: braces}"
+    )
+
+
+def test_a_value_spanning_lines_is_read_whole_and_warned_about() -> None:
+    """The original kept the first line (with its opening quote) and dropped the rest
+    without a word; SealGate reads it all and says what the original would have done."""
+    source, warnings, _ = _load()
+    first = _line('system_prompt = "Translate the text')
+    (warning,) = [w for w in warnings if w.startswith(f"{source}:{first}: ")]
+    assert f"system_prompt spans lines {first}-{first + 2}" in warning
+    assert "the original hub read only the first line" in warning
 
 
 def test_each_ignored_key_and_section_is_warned_about_once_with_its_line() -> None:
