@@ -193,7 +193,7 @@ class Guardian:
             store_values=lambda: store_values(store),
             announce=sandboxes.announce,
         )
-        tasks = TaskSet()
+        tasks = TaskSet(redactor=redactor)
         ledger = UsageLedger(storage)
         tasks.start("usage-ledger", ledger.run)
         limits = Limits(storage, replica_name(self.layout.root))

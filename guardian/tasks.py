@@ -15,6 +15,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from guardian.redact import Redactor
+
 logger = logging.getLogger("sealgate.guardian.tasks")
 
 BACKOFF_INITIAL_S = 0.1
@@ -36,6 +38,8 @@ class TaskStats:
 class TaskSet:
     """Named, supervised loops; `close()` cancels and awaits every one."""
 
+    #: a task's error text reaches `status`: redacted whole, then cut
+    redactor: Redactor = field(default_factory=Redactor)
     backoff_initial_s: float = BACKOFF_INITIAL_S
     backoff_max_s: float = BACKOFF_MAX_S
     _tasks: dict[str, asyncio.Task[None]] = field(default_factory=dict)
@@ -64,7 +68,7 @@ class TaskSet:
             except Exception as exc:
                 stats.running = False
                 stats.restarts += 1
-                stats.last_error = f"{type(exc).__name__}: {exc}"[:200]
+                stats.last_error = self.redactor.redact_and_cut(f"{type(exc).__name__}: {exc}", 200)
                 if time.monotonic() - started >= HEALTHY_RUN_S:
                     delay = self.backoff_initial_s
                 logger.exception("background task %s failed; restarting in %.1f s", name, delay)

@@ -6,6 +6,7 @@ echoes the key, the real log, the answer, the ledger and the audit)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -20,6 +21,7 @@ import pytest
 from guardian.providers.types import ProviderFailure
 from guardian.redact import REPLACEMENT, Redactor
 from guardian.retries import with_retries
+from guardian.tasks import TaskSet
 from protocol.pyfun import HubLimitsConfig
 from tests.fakes.base import Behaviour
 from tests.fakes.providers import FakeOpenAI
@@ -185,3 +187,26 @@ def test_a_key_rotated_out_mid_call_is_still_redacted_everywhere(
     assert not leaked(json.dumps(answer["body"])), answer["body"]
     assert not leaked(stored_text(stack))
     assert not leaked(stack.logs())
+
+
+async def test_a_background_task_error_reaches_status_redacted_whole_before_its_cut() -> None:
+    """A supervised task's error text is shown by `status`: a key straddling its 200-character
+    cut must not leave its start there."""
+    failed = asyncio.Event()
+
+    async def leaks() -> None:
+        failed.set()
+        raise RuntimeError(f"{'x' * 180}{PROVIDER_KEY}")
+
+    tasks = TaskSet(redactor=Redactor([PROVIDER_KEY]), backoff_initial_s=30)
+    logging.getLogger("sealgate.guardian.tasks").disabled = True
+    try:
+        tasks.start("leaky", leaks)
+        await asyncio.wait_for(failed.wait(), 5)
+        await asyncio.sleep(0.05)
+        shown = tasks.stats()["leaky"]["last_error"]
+    finally:
+        await tasks.close()
+        logging.getLogger("sealgate.guardian.tasks").disabled = False
+    assert len(shown) <= 200
+    assert PROVIDER_KEY[:6] not in shown  # the old cut kept "fake-s"
