@@ -31,6 +31,7 @@ from guardian.providers.types import (
     StreamState,
     malformed,
 )
+from guardian.usage_figures import reported_count
 from protocol.errors import InvalidParams
 from protocol.pyfun import ProviderConfig
 
@@ -65,6 +66,12 @@ def _headers(provider: ProviderConfig, auth: dict[str, str]) -> dict[str, str]:
 
 def _int(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
+
+
+def _count(value: Any) -> int | None:
+    """A usage figure as reported: None when missing or not a whole number >= 0 (the router
+    then bills what it counts itself, see `guardian.usage_figures`)."""
+    return reported_count(value)
 
 
 def _get(body: Any, *path: str | int) -> Any:
@@ -290,8 +297,8 @@ class AnthropicAdapter:
         return ChatResult(
             text="".join(texts),
             model=str(_get(body, "model") or ""),
-            input_tokens=_int(_get(body, "usage", "input_tokens")),
-            output_tokens=_int(_get(body, "usage", "output_tokens")),
+            input_tokens=_count(_get(body, "usage", "input_tokens")),
+            output_tokens=_count(_get(body, "usage", "output_tokens")),
             finish_reason=_FINISH.get(stop, stop),
             tool_calls=calls,
         )
@@ -326,12 +333,12 @@ class AnthropicAdapter:
         if kind == "message_start":
             return StreamDelta(
                 model=str(_get(data, "message", "model") or ""),
-                input_tokens=_int(_get(data, "message", "usage", "input_tokens")),
+                input_tokens=_count(_get(data, "message", "usage", "input_tokens")),
             )
         if kind == "message_delta":
             stop = str(_get(data, "delta", "stop_reason") or "")
             return StreamDelta(
-                output_tokens=_int(_get(data, "usage", "output_tokens")),
+                output_tokens=_count(_get(data, "usage", "output_tokens")),
                 finish_reason=_FINISH.get(stop, stop),
             )
         if kind == "error":
@@ -470,8 +477,8 @@ class GeminiAdapter:
         return StreamDelta(
             text="".join(texts),
             model=str(_get(body, "modelVersion") or ""),
-            input_tokens=_int(_get(usage, "promptTokenCount")) if usage else None,
-            output_tokens=_int(_get(usage, "candidatesTokenCount")) if usage else None,
+            input_tokens=_count(_get(usage, "promptTokenCount")),
+            output_tokens=_count(_get(usage, "candidatesTokenCount")),
             finish_reason=_FINISH.get(finish, finish.lower()),
             tool_calls=calls,
         )
@@ -483,8 +490,8 @@ class GeminiAdapter:
         return ChatResult(
             text=delta.text,
             model=delta.model,
-            input_tokens=delta.input_tokens or 0,
-            output_tokens=delta.output_tokens or 0,
+            input_tokens=delta.input_tokens,
+            output_tokens=delta.output_tokens,
             finish_reason=delta.finish_reason or "stop",
             tool_calls=delta.tool_calls,
         )
@@ -538,8 +545,8 @@ class OpenAIAdapter:
         return ChatResult(
             text=text if isinstance(text, str) else "",
             model=str(_get(body, "model") or ""),
-            input_tokens=_int(_get(body, "usage", "prompt_tokens")),
-            output_tokens=_int(_get(body, "usage", "completion_tokens")),
+            input_tokens=_count(_get(body, "usage", "prompt_tokens")),
+            output_tokens=_count(_get(body, "usage", "completion_tokens")),
             finish_reason=str(choice.get("finish_reason") or "stop"),
             tool_calls=[{**c, "index": i} for i, c in enumerate(calls)]
             if isinstance(calls, list)
@@ -558,8 +565,8 @@ class OpenAIAdapter:
         return StreamDelta(
             text=text if isinstance(text, str) else "",
             model=str(_get(data, "model") or ""),
-            input_tokens=_int(_get(usage, "prompt_tokens")) if usage else None,
-            output_tokens=_int(_get(usage, "completion_tokens")) if usage else None,
+            input_tokens=_count(_get(usage, "prompt_tokens")),
+            output_tokens=_count(_get(usage, "completion_tokens")),
             finish_reason=str(_get(choice, "finish_reason") or ""),
             tool_calls=calls if isinstance(calls, list) else [],
         )
@@ -592,18 +599,20 @@ def embed_call(provider: ProviderConfig, key: str | None, model: str, texts: lis
     )
 
 
-def parse_embeddings(provider: ProviderConfig, body: Any) -> tuple[list[list[float]], int]:
-    """(vectors in input order, input tokens)."""
+def parse_embeddings(provider: ProviderConfig, body: Any) -> tuple[list[list[float]], int | None]:
+    """(vectors in input order, input tokens as reported: None when not reported, as
+    Gemini's batch API never does; the router then bills the request's bound)."""
+    tokens: int | None
     if provider.api == "gemini":
         items = _get(body, "embeddings")
         vectors = [_get(item, "values") for item in items] if isinstance(items, list) else None
-        tokens = 0
+        tokens = None
     else:
         items = _get(body, "data")
         if isinstance(items, list):
             items = sorted(items, key=lambda item: _int(_get(item, "index")))
         vectors = [_get(item, "embedding") for item in items] if isinstance(items, list) else None
-        tokens = _int(_get(body, "usage", "prompt_tokens"))
+        tokens = _count(_get(body, "usage", "prompt_tokens"))
     if vectors is None or not all(isinstance(v, list) for v in vectors):
         raise malformed("embeddings reply without vectors")
     return vectors, tokens

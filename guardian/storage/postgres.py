@@ -18,8 +18,16 @@ from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 import asyncpg
+import asyncpg.exceptions._base as asyncpg_base
 
-from guardian.storage.base import Row, Storage, StorageError, StorageUnreachable, Transaction
+from guardian.storage.base import (
+    Row,
+    Storage,
+    StorageError,
+    StorageRefused,
+    StorageUnreachable,
+    Transaction,
+)
 from guardian.storage.dsn import clean
 from guardian.storage.schema import POSTGRES_TYPES
 
@@ -38,6 +46,13 @@ _CONNECTION_LOST = (
     ConnectionError,
     OSError,
     TimeoutError,
+)
+#: Values the server (or asyncpg, encoding them: an int beyond 64 bits) will not store; the
+#: client-side one is an `InterfaceError`, so it is told apart before a lost connection.
+_REFUSED = (
+    asyncpg_base.DataError,
+    asyncpg.exceptions.DataError,
+    asyncpg.exceptions.IntegrityConstraintViolationError,
 )
 #: Failures to connect that trying again later may cure (the server is down or busy).
 _CONNECT_TRANSIENT = (
@@ -103,6 +118,8 @@ class _PostgresTransaction(Transaction):
     async def _run(self, operation: Awaitable[T]) -> T:
         try:
             return await operation
+        except _REFUSED as exc:
+            raise StorageRefused(f"postgresql refused the values: {exc}") from exc
         except _CONNECTION_LOST as exc:
             raise StorageError(f"postgresql: connection lost ({type(exc).__name__})") from exc
         except asyncpg.PostgresError as exc:
@@ -179,6 +196,8 @@ class PostgresStorage(Storage):
                         raise asyncpg.InterfaceError("connection is closed")
                     sent = True
                     return await operation(connection)
+            except _REFUSED as exc:
+                raise StorageRefused(f"postgresql refused the values: {exc}") from exc
             except _CONNECTION_LOST as exc:
                 await pool.expire_connections()
                 lost = f"postgresql: connection lost ({type(exc).__name__})"
