@@ -136,7 +136,7 @@ def _usage_values(r: UsageRow) -> tuple[Any, ...]:
     )
 
 
-def _reservation_values(held: Reservation) -> tuple[Any, ...]:
+def reservation_values(held: Reservation) -> tuple[Any, ...]:
     return (
         held.id,
         held.principal,
@@ -540,16 +540,19 @@ class Storage(abc.ABC):
         to the real cost); its audit entry. A row whose key is already stored (a batch retried
         after a commit that was not confirmed) changes nothing, so nothing counts twice."""
         async with self.transaction() as tx:
+            starts: list[tuple[str]] = []  # reservations that hold no budget: one statement
             for entry in entries:
                 row = entry.usage
                 if not await tx.execute(tx.q(_INSERT_USAGE), *_usage_values(row)):
                     continue
                 held = entry.reservation
-                if held is not None:
+                if held is not None and not (held.shared and held.counted):
+                    starts.append((held.id,))
+                elif held is not None:
                     gone = await tx.execute(
                         tx.q("DELETE FROM {s}reservations WHERE id = ?"), held.id
                     )
-                    if gone and held.shared and held.counted:
+                    if gone:
                         await tx.execute(
                             tx.q(
                                 "UPDATE {s}counters SET value = value + ?"
@@ -561,6 +564,8 @@ class Storage(abc.ABC):
                         )
                 if entry.audit is not None:
                     await tx.execute(tx.q(_INSERT_AUDIT), *_audit_values(entry.audit, row.ts))
+            if starts:
+                await tx.executemany(tx.q("DELETE FROM {s}reservations WHERE id = ?"), starts)
 
     # reservations ------------------------------------------------------------------------------
     async def reserve(self, held: Reservation, budget: float | None) -> float | None:
@@ -571,7 +576,7 @@ class Storage(abc.ABC):
         Without a budget it is one statement, committed on its own (a call's start is on the
         call's path: one round trip)."""
         if budget is None:
-            await self.execute(self.q(_INSERT_RESERVATION), *_reservation_values(held))
+            await self.write_start(held)
             return None
         async with self.transaction() as tx:
             key = f"spend:{held.principal}"
@@ -601,8 +606,16 @@ class Storage(abc.ABC):
                     held.window_start,
                 )
                 return float(seen["value"]) if seen else 0.0
-            await tx.execute(tx.q(_INSERT_RESERVATION), *_reservation_values(held))
+            await tx.execute(tx.q(_INSERT_RESERVATION), *reservation_values(held))
         return None
+
+    async def write_start(self, held: Reservation) -> None:
+        """A reservation that holds nothing against a budget (the call's start), in one
+        statement committed on its own. Written, not fsynced, is enough: it must survive the
+        guardian's death, not the database's. SQLite in WAL mode has written it to the WAL
+        file when this returns (a process kill keeps it; `synchronous=NORMAL` may lose it
+        on a power cut)."""
+        await self.execute(self.q(_INSERT_RESERVATION), *reservation_values(held))
 
     async def settle_leftover_reservations(self, owner: str, stale_before: float) -> list[Row]:
         """Calls that never ended (their guardian stopped first, a SIGKILL say): ours from a
