@@ -102,6 +102,7 @@ class Limits:
         self.shared = storage.kind == "postgresql"
         self.memory = None if self.shared else MemoryCounters()
         self.counters: Counters = self.memory or StorageCounters(storage)
+        self.unrecorded_starts = 0  # starts not written while the database could not write
 
     async def start(self) -> None:
         settled = await self.storage.settle_leftover_reservations(
@@ -190,7 +191,18 @@ class Limits:
             try:
                 await self.storage.reserve(held, None)
             except StorageError as exc:
-                raise Unavailable(f"the call's start cannot be recorded now: {exc}") from None
+                # Nothing is held against a budget, so the call still goes out (its ending
+                # waits in the ledger's queue, as every write does while the database is
+                # away); only a SIGKILL during the outage would lose it. Logged once.
+                if not self.unrecorded_starts:
+                    logger.warning("calls' starts cannot be recorded; calls go on: %s", exc)
+                self.unrecorded_starts += 1
+                return held
+            if self.unrecorded_starts:
+                logger.warning(
+                    "calls' starts are recorded again (%d were not)", self.unrecorded_starts
+                )
+                self.unrecorded_starts = 0
             return held
         if self.memory is None:
             try:
