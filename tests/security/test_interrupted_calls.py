@@ -20,15 +20,21 @@ import pytest
 
 from protocol.client import RPCClient
 from tests.fakes.base import Behaviour
-from tests.fakes.providers import FakeOpenAI
+from tests.fakes.providers import FakeBrave, FakeOpenAI
 from tests.helpers import GuardianProcess, rpc_as_sandbox
 from tests.security.stackdb import BACKENDS, Backend, make_backend, user_with_token
 
 PROMPT = "a call the guardian never finishes"
 
 
-def config(fake: FakeOpenAI) -> str:
+def config(fake: FakeOpenAI, search: FakeBrave) -> str:
     return f"""
+[SEARCH_PROVIDER.brave]
+base_url = "{search.base}/res/v1/web/search"
+allow_insecure = "true"
+requires_key = "false"
+timeout_sec = "30"
+[SEARCH_PROVIDER.brave_END]
 [LLM_PROVIDER.openai]
 base_url = "{fake.base}/v1"
 allow_insecure = "true"
@@ -60,16 +66,26 @@ def fake() -> Iterator[FakeOpenAI]:
     server.stop()
 
 
+@pytest.fixture(scope="module")
+def search() -> Iterator[FakeBrave]:
+    server = FakeBrave(name="brave")
+    server.start()
+    yield server
+    server.stop()
+
+
 @pytest.fixture(params=BACKENDS)
 def backend(request: pytest.FixtureRequest) -> Backend:
     return make_backend(request)
 
 
 @pytest.fixture
-def guardian(fake: FakeOpenAI, backend: Backend) -> Iterator[GuardianProcess]:
-    fake.default = Behaviour()
-    fake._queue.clear()
-    process = GuardianProcess(config_text=config(fake), env=backend.env).start()
+def guardian(fake: FakeOpenAI, search: FakeBrave, backend: Backend) -> Iterator[GuardianProcess]:
+    for server in (fake, search):
+        server.default = Behaviour()
+        server._queue.clear()
+        server.requests.clear()
+    process = GuardianProcess(config_text=config(fake, search), env=backend.env).start()
     yield process
     process.stop()
 
@@ -102,9 +118,15 @@ async def wait_for(guardian: GuardianProcess, backend: Backend, sql: str, count:
 
 
 async def test_calls_in_flight_of_a_principal_without_a_budget_survive_a_sigkill(
-    guardian: GuardianProcess, backend: Backend, rpc: RPCClient, token: str, fake: FakeOpenAI
+    guardian: GuardianProcess,
+    backend: Backend,
+    rpc: RPCClient,
+    token: str,
+    fake: FakeOpenAI,
+    search: FakeBrave,
 ) -> None:
     fake.default = Behaviour(hang_s=20)  # every call waits at the provider until the kill
+    search.default = Behaviour(hang_s=20)
     calls = [
         asyncio.ensure_future(
             rpc.call(
@@ -123,18 +145,21 @@ async def test_calls_in_flight_of_a_principal_without_a_budget_survive_a_sigkill
                 {"caller": caller(token), "model": "embed-test", "input": ["embed me"]},
             )
         ),
+        asyncio.ensure_future(
+            rpc.call("search.web", {"caller": caller(token), "tool": "web_search", "query": "q"})
+        ),
     ]
     # a stream is sent as it is made
     rpc.stream(
         "llm.stream",
         {"caller": caller(token), "tool": "llm_complete", "prompt": PROMPT, "max_tokens": 200},
     )
-    # all three are at the provider, each with its start recorded
+    # all four are at their provider, each with its start recorded
     deadline = time.monotonic() + 15
-    while len(fake.requests) < 3:
+    while len(fake.requests) < 3 or not search.requests:
         assert time.monotonic() < deadline, guardian.logs()[-3000:]
         await asyncio.sleep(0.02)
-    held = await wait_for(guardian, backend, "SELECT * FROM {s}reservations ORDER BY tool", 3)
+    held = await wait_for(guardian, backend, "SELECT * FROM {s}reservations ORDER BY tool", 4)
     assert {h["counted"] for h in held} == {0}  # no budget: nothing is held against one
     assert guardian.process is not None
     guardian.process.kill()
@@ -145,10 +170,17 @@ async def test_calls_in_flight_of_a_principal_without_a_budget_survive_a_sigkill
 
     guardian.start()  # the same replica starts again
     rows = await wait_for(
-        guardian, backend, "SELECT * FROM {s}usage ORDER BY tool, output_tokens", 3
+        guardian, backend, "SELECT * FROM {s}usage ORDER BY tool, output_tokens", 4
     )
-    assert len(rows) == 3, rows
-    embed, chat, streamed = rows
+    assert len(rows) == 4, rows
+    embed, chat, streamed, searched = rows
+    # a search has no token cost, but it is on the record, and audited
+    assert (searched["tool"], searched["outcome"], searched["cost_usd"]) == (
+        "web_search",
+        "interrupted",
+        0,
+    )
+    rows = [embed, chat, streamed]
     for row in rows:
         assert (row["principal"], row["outcome"], row["estimated"]) == ("free", "interrupted", 1)
         assert row["input_tokens"] > 0 and row["cost_usd"] > 0, row
@@ -158,7 +190,7 @@ async def test_calls_in_flight_of_a_principal_without_a_budget_survive_a_sigkill
     assert len(PROMPT.encode()) <= chat["input_tokens"] <= len(PROMPT.encode()) + 200
     assert chat["cost_usd"] == pytest.approx((chat["input_tokens"] * 3 + 100 * 15) / 1e6)
     audits = backend.rows(guardian, "SELECT * FROM {s}audit WHERE outcome = 'interrupted'")
-    assert len(audits) == 3 and all("never ended" in a["detail"] for a in audits)
+    assert len(audits) == 4 and all("never ended" in a["detail"] for a in audits)
     assert backend.rows(guardian, "SELECT * FROM {s}reservations") == []
     if backend.name == "postgresql":  # the shared spend counter has what was billed
         counter = backend.rows(guardian, "SELECT value FROM {s}counters WHERE key = 'spend:free'")
@@ -178,6 +210,7 @@ async def test_a_call_that_ends_leaves_no_start_behind(
     guardian.process.kill()
     guardian.process.wait(10)
     guardian.start()
-    again = await rpc_as_sandbox(guardian.socket_path)  # up, past its start
-    await again.close()
+    await asyncio.sleep(0.5)
+    assert await rpc.wait_connected(15)  # the new guardian is up, past its start
+    await rpc.call("health", {})
     assert len(backend.rows(guardian, "SELECT * FROM {s}usage")) == 1
