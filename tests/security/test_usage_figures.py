@@ -13,6 +13,7 @@ ledger against a real database for a row the database refuses.
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import time
 import uuid
@@ -29,7 +30,7 @@ from protocol.client import RPCClient
 from tests.fakes.base import Behaviour
 from tests.fakes.providers import FakeOpenAI
 from tests.helpers import GuardianProcess, rpc_as_sandbox
-from tests.security.stackdb import BACKENDS, Backend, make_backend, user_with_token
+from tests.security.stackdb import BACKENDS, Backend, ctl, make_backend, user_with_token
 
 TEXT = "Seven words of reply text, counted here."
 PROMPT = "how many tokens is this?"
@@ -172,6 +173,9 @@ async def test_an_absurd_usage_figure_is_clamped_and_blocks_nothing(
     audits = backend.rows(guardian, "SELECT * FROM {s}audit WHERE outcome = 'clamped'")
     assert len(audits) == 2 and "more tokens than the request allows" in audits[0]["detail"]
     assert backend.rows(guardian, "SELECT * FROM {s}reservations") == []
+    # bounded figures are stored: the operator's status shows no refused row
+    ledger = json.loads(ctl(guardian, "status", "--json"))["background"]["usage_ledger"]
+    assert (ledger["refused"], ledger["pending"], ledger["dropped"]) == (0, 0, 0)
     # and the guardian still stops when asked
     assert guardian.process is not None
     guardian.process.send_signal(signal.SIGTERM)
