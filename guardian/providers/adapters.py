@@ -10,7 +10,8 @@ An adapter holds one provider's configuration and nothing else: it keeps no per-
 any number of calls at once. `chat()` returns the whole HTTP call (URL from
 the configured `base_url`, the key in a header, never in the URL); `parse_chat()` and
 `parse_event()` read the reply, raising `ProviderFailure("malformed")` for anything that does
-not have the documented shape.
+not have the documented shape. Usage figures are passed on as reported, None when missing or
+not a whole number: the router bounds them or counts itself (`guardian.usage_figures`).
 """
 
 from __future__ import annotations
@@ -66,12 +67,6 @@ def _headers(provider: ProviderConfig, auth: dict[str, str]) -> dict[str, str]:
 
 def _int(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
-
-
-def _count(value: Any) -> int | None:
-    """A usage figure as reported: None when missing or not a whole number >= 0 (the router
-    then bills what it counts itself, see `guardian.usage_figures`)."""
-    return reported_count(value)
 
 
 def _get(body: Any, *path: str | int) -> Any:
@@ -297,8 +292,8 @@ class AnthropicAdapter:
         return ChatResult(
             text="".join(texts),
             model=str(_get(body, "model") or ""),
-            input_tokens=_count(_get(body, "usage", "input_tokens")),
-            output_tokens=_count(_get(body, "usage", "output_tokens")),
+            input_tokens=reported_count(_get(body, "usage", "input_tokens")),
+            output_tokens=reported_count(_get(body, "usage", "output_tokens")),
             finish_reason=_FINISH.get(stop, stop),
             tool_calls=calls,
         )
@@ -333,12 +328,12 @@ class AnthropicAdapter:
         if kind == "message_start":
             return StreamDelta(
                 model=str(_get(data, "message", "model") or ""),
-                input_tokens=_count(_get(data, "message", "usage", "input_tokens")),
+                input_tokens=reported_count(_get(data, "message", "usage", "input_tokens")),
             )
         if kind == "message_delta":
             stop = str(_get(data, "delta", "stop_reason") or "")
             return StreamDelta(
-                output_tokens=_count(_get(data, "usage", "output_tokens")),
+                output_tokens=reported_count(_get(data, "usage", "output_tokens")),
                 finish_reason=_FINISH.get(stop, stop),
             )
         if kind == "error":
@@ -477,8 +472,8 @@ class GeminiAdapter:
         return StreamDelta(
             text="".join(texts),
             model=str(_get(body, "modelVersion") or ""),
-            input_tokens=_count(_get(usage, "promptTokenCount")),
-            output_tokens=_count(_get(usage, "candidatesTokenCount")),
+            input_tokens=reported_count(_get(usage, "promptTokenCount")),
+            output_tokens=reported_count(_get(usage, "candidatesTokenCount")),
             finish_reason=_FINISH.get(finish, finish.lower()),
             tool_calls=calls,
         )
@@ -545,8 +540,8 @@ class OpenAIAdapter:
         return ChatResult(
             text=text if isinstance(text, str) else "",
             model=str(_get(body, "model") or ""),
-            input_tokens=_count(_get(body, "usage", "prompt_tokens")),
-            output_tokens=_count(_get(body, "usage", "completion_tokens")),
+            input_tokens=reported_count(_get(body, "usage", "prompt_tokens")),
+            output_tokens=reported_count(_get(body, "usage", "completion_tokens")),
             finish_reason=str(choice.get("finish_reason") or "stop"),
             tool_calls=[{**c, "index": i} for i, c in enumerate(calls)]
             if isinstance(calls, list)
@@ -565,8 +560,8 @@ class OpenAIAdapter:
         return StreamDelta(
             text=text if isinstance(text, str) else "",
             model=str(_get(data, "model") or ""),
-            input_tokens=_count(_get(usage, "prompt_tokens")),
-            output_tokens=_count(_get(usage, "completion_tokens")),
+            input_tokens=reported_count(_get(usage, "prompt_tokens")),
+            output_tokens=reported_count(_get(usage, "completion_tokens")),
             finish_reason=str(_get(choice, "finish_reason") or ""),
             tool_calls=calls if isinstance(calls, list) else [],
         )
@@ -612,7 +607,7 @@ def parse_embeddings(provider: ProviderConfig, body: Any) -> tuple[list[list[flo
         if isinstance(items, list):
             items = sorted(items, key=lambda item: _int(_get(item, "index")))
         vectors = [_get(item, "embedding") for item in items] if isinstance(items, list) else None
-        tokens = _count(_get(body, "usage", "prompt_tokens"))
+        tokens = reported_count(_get(body, "usage", "prompt_tokens"))
     if vectors is None or not all(isinstance(v, list) for v in vectors):
         raise malformed("embeddings reply without vectors")
     return vectors, tokens
