@@ -78,6 +78,7 @@ bench: $(VENV)/.dev
 		bench/.litellm-venv/bin/pip install --quiet 'litellm[proxy]==1.108.7'; } || \
 		echo "bench: LiteLLM could not be installed; its rows are skipped"
 	$(PY) bench/rpc.py
+	$(PY) bench/call_start.py
 	$(PY) bench/gateway.py
 	$(PY) bench/vs_litellm.py
 

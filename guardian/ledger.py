@@ -9,6 +9,11 @@ The queue is bounded (`MAX_PENDING_ROWS`): while the database is away rows wait 
 retried (their idempotency keys make a retry safe); past the bound new rows are dropped and
 counted, which `status` and `/metrics` show. A dropped row's reservation stays in storage and
 is billed in full at the next start: money fails closed.
+
+A row the database refuses (a value out of range, say: usage figures come from providers, and
+even bounded ones pass through here) is isolated: the batch is written again row by row, the
+refused row is left out, counted (`status` shows it), logged and audited, and every other row
+is written. Its reservation stays, so the call is billed its maximum at the next start.
 """
 
 from __future__ import annotations
@@ -17,10 +22,18 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from typing import Any
 
 from guardian.storage import Storage
-from guardian.storage.base import AuditEntry, LedgerEntry, Reservation, StorageError, UsageRow
+from guardian.storage.base import (
+    AuditEntry,
+    LedgerEntry,
+    Reservation,
+    StorageError,
+    StorageRefused,
+    UsageRow,
+)
 
 logger = logging.getLogger("sealgate.guardian.ledger")
 
@@ -38,6 +51,8 @@ class UsageLedger:
         self.storage = storage
         self.capacity = capacity
         self.dropped = 0
+        self.refused = 0  # rows the database would not store, isolated and audited
+        self.last_refused = ""  # when and what, for `status`
         self._rows: list[LedgerEntry] = []
         self._wake = asyncio.Event()
 
@@ -46,7 +61,15 @@ class UsageLedger:
         return len(self._rows)
 
     def stats(self) -> dict[str, Any]:
-        return {"pending": self.pending, "capacity": self.capacity, "dropped": self.dropped}
+        figures: dict[str, Any] = {
+            "pending": self.pending,
+            "capacity": self.capacity,
+            "dropped": self.dropped,
+            "refused": self.refused,
+        }
+        if self.last_refused:
+            figures["last_refused"] = self.last_refused
+        return figures
 
     def record(
         self,
@@ -67,7 +90,8 @@ class UsageLedger:
             return
         self._rows.append(LedgerEntry(usage=row, reservation=reservation, audit=audit))
         # a shared budget counter holds the reserved maximum until this row is written
-        if len(self._rows) >= FLUSH_ROWS or (reservation is not None and reservation.shared):
+        counted = reservation is not None and reservation.shared and reservation.counted
+        if len(self._rows) >= FLUSH_ROWS or counted:
             self._wake.set()
 
     async def run(self) -> None:
@@ -85,6 +109,8 @@ class UsageLedger:
         rows, self._rows = self._rows, []
         try:
             await self.storage.write_ledger(rows)
+        except StorageRefused:
+            await self._row_by_row(rows)
         except StorageError as exc:
             logger.error("could not write %d usage rows (will retry): %s", len(rows), exc)
             room = self.capacity - len(self._rows)
@@ -95,6 +121,44 @@ class UsageLedger:
             # committed after all is skipped by its key, so the next flush writes them all
             self._rows[:0] = rows
             raise
+
+    async def _row_by_row(self, rows: list[LedgerEntry]) -> None:
+        """A batch the database refused: each row on its own, so one bad row blocks none."""
+        for index, entry in enumerate(rows):
+            try:
+                await self.storage.write_ledger([entry])
+            except StorageRefused as exc:
+                await self._isolate(entry, exc)
+            except StorageError as exc:
+                logger.error("could not write %d usage rows (will retry): %s", len(rows), exc)
+                rest = rows[index:]
+                room = self.capacity - len(self._rows)
+                self._rows[:0] = rest[:room]
+                self.dropped += max(0, len(rest) - room)
+                return
+
+    async def _isolate(self, entry: LedgerEntry, exc: StorageRefused) -> None:
+        row = entry.usage
+        self.refused += 1
+        what = f"{row.tool} call of {row.principal!r} ({row.provider}/{row.model}, {row.outcome})"
+        self.last_refused = f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} {what}"
+        reason = str(exc)[:300]
+        logger.error("the database refused the usage row of a %s; left out: %s", what, reason)
+        detail = (
+            f"the usage row of this {row.tool} call ({row.provider}/{row.model}, outcome"
+            f" {row.outcome}) was refused by the database and left out ({reason});"
+            + (
+                " its reservation stays: the next start bills the call's maximum"
+                if entry.reservation is not None
+                else " the call is not billed"
+            )
+        )
+        try:
+            await self.storage.add_audit(
+                row.principal, "ledger.refused", "refused", detail=detail, tool=row.tool
+            )
+        except StorageError as audit_exc:
+            logger.error("could not audit the refused usage row: %s", audit_exc)
 
     async def close(self) -> None:
         await self.flush()

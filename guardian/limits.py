@@ -8,8 +8,10 @@ Budgets are held by reservation: a call's maximum cost is added to its principal
 written to storage, before the call leaves; the call is refused if that would pass the budget.
 When the call ends, the spend moves from the reserved amount to the real cost. So however
 many calls run at once, on one guardian or many, spend passes a budget only by what a call
-cost beyond its reserved maximum. Reservations left by a guardian that stopped mid-call are
-billed at their full amount at the next start, and audited.
+cost beyond its reserved maximum. Every call writes one, budgeted or not (a principal without
+a budget holds nothing: its reservation is only the call's start), so a call in flight
+survives a SIGKILL of the guardian: reservations left by a guardian that stopped mid-call are
+billed at their full amount at the next start, as outcome `interrupted`, and audited.
 """
 
 from __future__ import annotations
@@ -100,6 +102,7 @@ class Limits:
         self.shared = storage.kind == "postgresql"
         self.memory = None if self.shared else MemoryCounters()
         self.counters: Counters = self.memory or StorageCounters(storage)
+        self.unrecorded_starts = 0  # starts not written while the database could not write
 
     async def start(self) -> None:
         settled = await self.storage.settle_leftover_reservations(
@@ -107,8 +110,8 @@ class Limits:
         )
         if settled:
             logger.warning(
-                "billed %d call(s) left unsettled by a stopped guardian at their reserved"
-                " maximum (%.6f USD); see the audit log",
+                "billed %d call(s) interrupted by a stopped guardian at their maximum"
+                " (%.6f USD); see the audit log",
                 len(settled),
                 sum(float(r["amount"]) for r in settled),
             )
@@ -154,9 +157,20 @@ class Limits:
             await self.counters.add(f"spend:{principal}", month_start(), cost)
 
     async def reserve(
-        self, principal: str, budget: float, amount: float, *, tool: str, provider: str, model: str
+        self,
+        principal: str,
+        budget: float | None,
+        amount: float,
+        *,
+        tool: str,
+        provider: str,
+        model: str,
+        input_tokens: int = 0,
+        output_tokens: int = 0,
     ) -> Reservation:
-        """Hold `amount` against the budget, in storage, or raise `BudgetExceeded`."""
+        """Write the call's start with its maximum (`amount` USD, `input_tokens` and
+        `output_tokens`) before it leaves. With a budget, hold the amount against it, or
+        raise `BudgetExceeded`; without one (None), hold nothing."""
         held = Reservation(
             id=uuid.uuid4().hex,
             principal=principal,
@@ -168,8 +182,28 @@ class Limits:
             tool=tool,
             provider=provider,
             model=model,
+            counted=budget is not None,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
         )
         key = f"spend:{principal}"
+        if budget is None:
+            try:
+                await self.storage.reserve(held, None)
+            except StorageError as exc:
+                # Nothing is held against a budget, so the call still goes out (its ending
+                # waits in the ledger's queue, as every write does while the database is
+                # away); only a SIGKILL during the outage would lose it. Logged once.
+                if not self.unrecorded_starts:
+                    logger.warning("calls' starts cannot be recorded; calls go on: %s", exc)
+                self.unrecorded_starts += 1
+                return held
+            if self.unrecorded_starts:
+                logger.warning(
+                    "calls' starts are recorded again (%d were not)", self.unrecorded_starts
+                )
+                self.unrecorded_starts = 0
+            return held
         if self.memory is None:
             try:
                 seen = await self.storage.reserve(held, budget)
@@ -192,7 +226,7 @@ class Limits:
     def settle(self, held: Reservation, cost: float) -> None:
         """The call ended: in memory, spend moves from the reserved amount to the real cost
         now; shared counters move in the transaction that writes the call's usage row."""
-        if self.memory is not None and not held.shared:
+        if self.memory is not None and not held.shared and held.counted:
             self.memory.bump(f"spend:{held.principal}", held.window_start, cost - held.amount)
 
 

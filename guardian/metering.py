@@ -5,12 +5,15 @@ A call can end in success, a provider error, a timeout, a cancel from the sandbo
 went away), the loss of the sandbox's link, or the guardian's shutdown; a crash is settled at
 the next start from the reservation left in storage (`guardian.limits`). What was consumed:
 
-- a reply that arrived whole: the tokens the provider reported;
+- a reply that arrived whole: the tokens the provider reported, within what the request
+  allows, else SealGate's own count (`guardian.usage_figures`: such a row is `clamped` or
+  `estimated`);
 - a stream that stopped early (abandoned, cut, timed out): the input tokens reported, else
-  their bound, and the output tokens reported, else bounded from the text that arrived;
+  their bound, and the output tokens reported, else bounded from the text that arrived
+  (`estimated`);
 - a request at a provider that never answered usably (timeout, malformed reply, cancel,
   link loss, shutdown): the attempt's maximum, conservatively, since the provider may have
-  finished it;
+  finished it (`estimated`);
 - a provider's error status, or a connection that never reached it: nothing.
 
 Such an ending is billed and recorded under its own outcome, never as a success.
@@ -28,6 +31,7 @@ from guardian.ledger import UsageLedger, fallback_json
 from guardian.limits import Limits
 from guardian.redact import Redactor
 from guardian.storage.base import AuditEntry, Reservation, UsageRow
+from guardian.usage_figures import NOTHING, Billed, at_most, bill, cut_short
 from protocol.errors import ConnectionLost, RateLimited, RPCError
 from protocol.pyfun import ModelConfig
 
@@ -81,9 +85,9 @@ class CallMeter:
         self.output_tokens: int | None = None
         self.text_tokens = 0
         # earlier attempts in the chain that were sent and never answered
-        self.carried_input = 0
-        self.carried_output = 0
+        self.carried = NOTHING
         self.carried_cost = 0.0
+        self.billed = NOTHING  # what the call was billed, once it ended
 
     # the attempt in progress -----------------------------------------------------------------
     def begin(
@@ -122,43 +126,60 @@ class CallMeter:
     def text(self, text: str) -> None:
         self.text_tokens += text_token_bound(text)
 
-    def _pending(self) -> tuple[int, int]:
+    def _pending(self) -> Billed:
         """The tokens the current attempt has consumed if it ended now."""
         if self.in_flight:
-            return self.input_bound, self.max_tokens
+            return at_most(self.input_bound, self.max_tokens)
         if self.answering:
-            used_in = self.input_tokens if self.input_tokens else self.input_bound
-            return used_in, max(self.output_tokens or 0, self.text_tokens)
-        return 0, 0
+            return cut_short(
+                self.input_tokens or None,
+                self.output_tokens,
+                input_bound=self.input_bound,
+                max_tokens=self.max_tokens,
+                text_tokens=self.text_tokens,
+            )
+        return NOTHING
 
     def _carry(self) -> None:
-        used_in, used_out = self._pending()
-        if used_in or used_out:
-            self.carried_input += used_in
-            self.carried_output += used_out
-            self.carried_cost += cost_usd(self.model_config, used_in, used_out) or 0.0
+        pending = self._pending()
+        if pending.input_tokens or pending.output_tokens:
+            self.carried = self.carried.plus(pending)
+            self.carried_cost += (
+                cost_usd(self.model_config, pending.input_tokens, pending.output_tokens) or 0.0
+            )
         self.in_flight = self.answering = False
 
     # endings ---------------------------------------------------------------------------------
-    def succeed(self, input_tokens: int, output_tokens: int, path: list[dict[str, str]]) -> None:
+    def succeed(
+        self, input_tokens: int | None, output_tokens: int | None, path: list[dict[str, str]]
+    ) -> Billed:
+        """A whole reply, with the usage the provider reported (None: none, or not a
+        number): billed within the request's bounds (`guardian.usage_figures`)."""
         self.in_flight = self.answering = False
-        self._end("ok", path, input_tokens, output_tokens)
+        figures = bill(
+            input_tokens,
+            output_tokens,
+            input_bound=self.input_bound,
+            max_tokens=self.max_tokens,
+            text_tokens=self.text_tokens,
+        )
+        self._end("ok", path, figures)
+        return self.billed
 
     def fail(
         self, outcome: str, path: list[dict[str, str]], detail: str = "", *, audited: bool = True
     ) -> None:
         """An error ending, billed for whatever the attempts consumed. `audited=False` when
         the refusal is audited elsewhere already."""
-        used_in, used_out = self._pending()
+        pending = self._pending()
         self.in_flight = self.answering = False
-        self._end(outcome, path, used_in, used_out, (detail or outcome) if audited else "")
+        self._end(outcome, path, pending, (detail or outcome) if audited else "")
 
     def _end(
         self,
         outcome: str,
         path: list[dict[str, str]],
-        input_tokens: int,
-        output_tokens: int,
+        attempt: Billed,
         audit_detail: str = "",
     ) -> None:
         """The one ending: never twice, and never yields to the event loop, so a cancelled
@@ -166,11 +187,11 @@ class CallMeter:
         if self.ended:
             return
         self.ended = True
-        cost = cost_usd(self.model_config, input_tokens, output_tokens)
+        cost = cost_usd(self.model_config, attempt.input_tokens, attempt.output_tokens)
         if self.carried_cost:
             cost = round((cost or 0.0) + self.carried_cost, 8)
-        input_tokens += self.carried_input
-        output_tokens += self.carried_output
+        billed = self.billed = attempt.plus(self.carried)
+        input_tokens, output_tokens = billed.input_tokens, billed.output_tokens
         self.cost = cost
         if self.limits is not None and self.reservation is not None:
             self.limits.settle(self.reservation, cost or 0.0)
@@ -188,17 +209,23 @@ class CallMeter:
             latency_ms=round((time.monotonic() - self.started) * 1000, 3),
             outcome=outcome,
             fallback_path=fallback_json(path),
+            estimated=billed.estimated,
+            clamped=billed.clamped,
         )
         audit = None
-        if outcome != "ok" and audit_detail:
+        if billed.clamped and not audit_detail:
+            audit_detail = "the provider reported more tokens than the request allows"
+        if (outcome != "ok" or billed.clamped) and audit_detail:
             audit = AuditEntry(
                 principal=self.principal,
                 action=self.action,
-                outcome=outcome,
+                outcome="clamped" if outcome == "ok" else outcome,
                 ip=self.ip,
                 detail=(
                     f"{audit_detail}; billed {input_tokens} input and {output_tokens} output"
                     f" tokens, {cost or 0.0:.6f} USD"
+                    + (" (estimated)" if billed.estimated else "")
+                    + (" (clamped)" if billed.clamped else "")
                 ),
                 tool=self.tool,
             )

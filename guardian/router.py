@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 import time
 from collections.abc import Awaitable
 from typing import Any, TypeVar
@@ -42,6 +43,7 @@ from guardian.retries import with_retries
 from guardian.snapshot import Snapshot
 from guardian.storage.base import Reservation
 from guardian.streaming import Emit, Emitter, chunks_sent, read_stream
+from guardian.usage_figures import Billed
 from protocol.errors import InvalidParams, RateLimited, RPCError
 from protocol.pyfun import ProviderConfig, ToolConfig
 
@@ -49,6 +51,25 @@ T = TypeVar("T")
 
 #: Provider error text kept per failure, after redaction.
 MAX_ERROR_TEXT = 240
+
+
+def reply_text(result: ChatResult) -> str:
+    """What came back, as SealGate counts it when the provider reports no usage."""
+    calls = json.dumps(result.tool_calls) if result.tool_calls else ""
+    return result.text + calls
+
+
+def usage_of(billed: Billed) -> dict[str, Any]:
+    """The usage a caller sees: what was billed, flagged when SealGate counted or bounded it."""
+    usage: dict[str, Any] = {
+        "input_tokens": billed.input_tokens,
+        "output_tokens": billed.output_tokens,
+    }
+    if billed.estimated:
+        usage["estimated"] = True
+    if billed.clamped:
+        usage["clamped"] = True
+    return usage
 
 
 class Router:
@@ -117,12 +138,14 @@ class Router:
             principal, tool_name, "llm.stream" if emit is not None else "llm.complete", params
         )
         priced = []
+        tokens: dict[int, tuple[int, int]] = {}
         for attempt in attempts:
             model = snapshot.config.models.get(attempt.model)
             bound = input_token_bound(payload, model)
-            cost = max_cost_usd(model, bound, planning.max_tokens_for(params, tool, model))
-            priced.append((cost, attempt))
-        meter.reservation = await self._hold(principal, tool_name, priced)
+            most = planning.max_tokens_for(params, tool, model)
+            priced.append((max_cost_usd(model, bound, most), attempt))
+            tokens[id(attempt)] = (bound, most)
+        meter.reservation = await self._hold(principal, tool_name, priced, tokens)
         # From here on, every way the call ends writes exactly one ledger row (CallMeter).
         answer = await self._ending(
             meter,
@@ -139,8 +162,7 @@ class Router:
                 Emitter(emit) if emit is not None else None,
             ),
         )
-        if meter.reservation is None and answer["cost_usd"]:
-            await self.limits.add_spend(principal.name, answer["cost_usd"])
+        await self._spent_unbudgeted(meter)
         return answer
 
     async def _hold(
@@ -148,21 +170,30 @@ class Router:
         principal: Principal,
         tool_name: str,
         priced: list[tuple[float | None, Attempt]],
-    ) -> Reservation | None:
-        """Hold the most any attempt of this call can cost against the principal's budget,
-        in storage, before anything leaves; None for a principal without a budget."""
-        budget = principal.role.monthly_budget_usd
-        if budget is None:
-            return None
+        tokens: dict[int, tuple[int, int]] | None = None,
+    ) -> Reservation:
+        """Record the call's start, with the most any attempt of it can cost and consume, in
+        storage, before anything leaves, so that it survives a SIGKILL of the guardian; for
+        a principal with a budget, hold that cost against it."""
         worst, worst_attempt = planning.worst_case(priced)
+        input_tokens, output_tokens = (tokens or {}).get(id(worst_attempt), (0, 0))
         return await self.limits.reserve(
             principal.name,
-            budget,
+            principal.role.monthly_budget_usd,
             worst,
             tool=tool_name,
             provider=worst_attempt.provider.name,
             model=worst_attempt.model,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
         )
+
+    async def _spent_unbudgeted(self, meter: CallMeter) -> None:
+        """A call that held nothing against a budget adds its cost once it ended (a budget's
+        reservation is settled with the call's usage row instead)."""
+        held = meter.reservation
+        if (held is None or not held.counted) and meter.cost:
+            await self.limits.add_spend(meter.principal, meter.cost)
 
     async def _ending(self, meter: CallMeter, path: list[Step], work: Awaitable[T]) -> T:
         return await metered(meter, path, work, self.live.redactor)
@@ -244,27 +275,24 @@ class Router:
                 if not planning.may_move_on(failure, chunks_sent(emitter)):
                     break
                 continue
+            billed = meter.succeed(result.input_tokens, result.output_tokens, path)
             log_response(
                 debug,
                 tool=meter.tool,
                 provider=attempt.provider.name,
                 model=result.model or attempt.model,
                 outcome="ok",
-                input_tokens=result.input_tokens,
-                output_tokens=result.output_tokens,
+                input_tokens=billed.input_tokens,
+                output_tokens=billed.output_tokens,
                 elapsed_ms=(time.monotonic() - sent_at) * 1000,
             )
-            meter.succeed(result.input_tokens, result.output_tokens, path)
             return {
                 # a stream's text went out in its chunks; it does not cross the socket twice
                 "text": result.text if emitter is None else "",
                 "provider": attempt.provider.name,
                 "model": result.model or attempt.model,
                 "fallback_path": path,
-                "usage": {
-                    "input_tokens": result.input_tokens,
-                    "output_tokens": result.output_tokens,
-                },
+                "usage": usage_of(billed),
                 "cost_usd": meter.cost,
                 "latency_ms": round((time.monotonic() - started) * 1000, 3),
                 "finish_reason": result.finish_reason,
@@ -321,7 +349,9 @@ class Router:
                         provider.name, call, timeout=timeout, max_bytes=DEFAULT_MAX_RESPONSE_BYTES
                     )
                     meter.answered()
-                    return adapter.parse_chat(body)
+                    result = adapter.parse_chat(body)
+                    meter.text(reply_text(result))
+                    return result
                 # The call's budget bounds a whole stream, or a provider that trickles (each
                 # event inside `timeout`) would hold the call forever.
                 with translated(deadline - started_at):
@@ -371,11 +401,14 @@ class Router:
         bound = input_token_bound(texts, model)
         meter = self._meter(principal, "embeddings", "llm.embed", params)
         meter.reservation = await self._hold(
-            principal, "embeddings", [(max_cost_usd(model, bound, 0), attempt)]
+            principal,
+            "embeddings",
+            [(max_cost_usd(model, bound, 0), attempt)],
+            {id(attempt): (bound, 0)},
         )
         meter.begin(provider.name, attempt.model, model, bound, 0)
 
-        async def send(key: str | None, timeout: float) -> tuple[list[list[float]], int]:
+        async def send(key: str | None, timeout: float) -> tuple[list[list[float]], int | None]:
             call = embed_call(provider, key, attempt.model, texts)
             meter.sending()
             try:
@@ -397,17 +430,16 @@ class Router:
             except ProviderFailure as failure:
                 path.append({"provider": provider.name, "error": self._describe(failure)})
                 raise self._final_error(path, (attempt, failure), 0) from None
-            meter.succeed(tokens, 0, path)
+            billed = meter.succeed(tokens, 0, path)
             return {
                 "data": vectors,
                 "model": attempt.model,
                 "provider": provider.name,
-                "usage": {"input_tokens": tokens},
+                "usage": {k: v for k, v in usage_of(billed).items() if k != "output_tokens"},
             }
 
         answer = await self._ending(meter, path, work())
-        if meter.reservation is None and meter.cost:
-            await self.limits.add_spend(principal.name, meter.cost)
+        await self._spent_unbudgeted(meter)
         return answer
 
     # search --------------------------------------------------------------------------------
@@ -424,6 +456,10 @@ class Router:
         limits = snapshot.config.hub_limits
         deadline = started + call_budget(tool, chain, limits, "search")
         meter = self._meter(principal, tool_name, "search.web", params)
+        # a search has no token cost, but its start is recorded like any call's
+        meter.reservation = await self.limits.reserve(
+            principal.name, None, 0.0, tool=tool_name, provider=chain[0].name, model=""
+        )
 
         async def work() -> dict[str, Any]:
             last: tuple[Attempt, ProviderFailure] | None = None

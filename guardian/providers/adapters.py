@@ -10,7 +10,8 @@ An adapter holds one provider's configuration and nothing else: it keeps no per-
 any number of calls at once. `chat()` returns the whole HTTP call (URL from
 the configured `base_url`, the key in a header, never in the URL); `parse_chat()` and
 `parse_event()` read the reply, raising `ProviderFailure("malformed")` for anything that does
-not have the documented shape.
+not have the documented shape. Usage figures are passed on as reported, None when missing or
+not a whole number: the router bounds them or counts itself (`guardian.usage_figures`).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from guardian.providers.types import (
     StreamState,
     malformed,
 )
+from guardian.usage_figures import reported_count
 from protocol.errors import InvalidParams
 from protocol.pyfun import ProviderConfig
 
@@ -290,8 +292,8 @@ class AnthropicAdapter:
         return ChatResult(
             text="".join(texts),
             model=str(_get(body, "model") or ""),
-            input_tokens=_int(_get(body, "usage", "input_tokens")),
-            output_tokens=_int(_get(body, "usage", "output_tokens")),
+            input_tokens=reported_count(_get(body, "usage", "input_tokens")),
+            output_tokens=reported_count(_get(body, "usage", "output_tokens")),
             finish_reason=_FINISH.get(stop, stop),
             tool_calls=calls,
         )
@@ -326,12 +328,12 @@ class AnthropicAdapter:
         if kind == "message_start":
             return StreamDelta(
                 model=str(_get(data, "message", "model") or ""),
-                input_tokens=_int(_get(data, "message", "usage", "input_tokens")),
+                input_tokens=reported_count(_get(data, "message", "usage", "input_tokens")),
             )
         if kind == "message_delta":
             stop = str(_get(data, "delta", "stop_reason") or "")
             return StreamDelta(
-                output_tokens=_int(_get(data, "usage", "output_tokens")),
+                output_tokens=reported_count(_get(data, "usage", "output_tokens")),
                 finish_reason=_FINISH.get(stop, stop),
             )
         if kind == "error":
@@ -470,8 +472,8 @@ class GeminiAdapter:
         return StreamDelta(
             text="".join(texts),
             model=str(_get(body, "modelVersion") or ""),
-            input_tokens=_int(_get(usage, "promptTokenCount")) if usage else None,
-            output_tokens=_int(_get(usage, "candidatesTokenCount")) if usage else None,
+            input_tokens=reported_count(_get(usage, "promptTokenCount")),
+            output_tokens=reported_count(_get(usage, "candidatesTokenCount")),
             finish_reason=_FINISH.get(finish, finish.lower()),
             tool_calls=calls,
         )
@@ -483,8 +485,8 @@ class GeminiAdapter:
         return ChatResult(
             text=delta.text,
             model=delta.model,
-            input_tokens=delta.input_tokens or 0,
-            output_tokens=delta.output_tokens or 0,
+            input_tokens=delta.input_tokens,
+            output_tokens=delta.output_tokens,
             finish_reason=delta.finish_reason or "stop",
             tool_calls=delta.tool_calls,
         )
@@ -538,8 +540,8 @@ class OpenAIAdapter:
         return ChatResult(
             text=text if isinstance(text, str) else "",
             model=str(_get(body, "model") or ""),
-            input_tokens=_int(_get(body, "usage", "prompt_tokens")),
-            output_tokens=_int(_get(body, "usage", "completion_tokens")),
+            input_tokens=reported_count(_get(body, "usage", "prompt_tokens")),
+            output_tokens=reported_count(_get(body, "usage", "completion_tokens")),
             finish_reason=str(choice.get("finish_reason") or "stop"),
             tool_calls=[{**c, "index": i} for i, c in enumerate(calls)]
             if isinstance(calls, list)
@@ -558,8 +560,8 @@ class OpenAIAdapter:
         return StreamDelta(
             text=text if isinstance(text, str) else "",
             model=str(_get(data, "model") or ""),
-            input_tokens=_int(_get(usage, "prompt_tokens")) if usage else None,
-            output_tokens=_int(_get(usage, "completion_tokens")) if usage else None,
+            input_tokens=reported_count(_get(usage, "prompt_tokens")),
+            output_tokens=reported_count(_get(usage, "completion_tokens")),
             finish_reason=str(_get(choice, "finish_reason") or ""),
             tool_calls=calls if isinstance(calls, list) else [],
         )
@@ -592,18 +594,20 @@ def embed_call(provider: ProviderConfig, key: str | None, model: str, texts: lis
     )
 
 
-def parse_embeddings(provider: ProviderConfig, body: Any) -> tuple[list[list[float]], int]:
-    """(vectors in input order, input tokens)."""
+def parse_embeddings(provider: ProviderConfig, body: Any) -> tuple[list[list[float]], int | None]:
+    """(vectors in input order, input tokens as reported: None when not reported, as
+    Gemini's batch API never does; the router then bills the request's bound)."""
+    tokens: int | None
     if provider.api == "gemini":
         items = _get(body, "embeddings")
         vectors = [_get(item, "values") for item in items] if isinstance(items, list) else None
-        tokens = 0
+        tokens = None
     else:
         items = _get(body, "data")
         if isinstance(items, list):
             items = sorted(items, key=lambda item: _int(_get(item, "index")))
         vectors = [_get(item, "embedding") for item in items] if isinstance(items, list) else None
-        tokens = _int(_get(body, "usage", "prompt_tokens"))
+        tokens = reported_count(_get(body, "usage", "prompt_tokens"))
     if vectors is None or not all(isinstance(v, list) for v in vectors):
         raise malformed("embeddings reply without vectors")
     return vectors, tokens

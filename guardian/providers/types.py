@@ -30,8 +30,9 @@ class ChatRequest:
 class ChatResult:
     text: str
     model: str
-    input_tokens: int = 0
-    output_tokens: int = 0
+    #: as the provider reported them; None when it did not (or not as a whole number)
+    input_tokens: int | None = None
+    output_tokens: int | None = None
     finish_reason: str = "stop"
     tool_calls: list[dict[str, Any]] = field(default_factory=list)
 

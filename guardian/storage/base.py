@@ -57,11 +57,15 @@ class UsageRow:
     outcome: str  # "ok" or an error code
     fallback_path: str  # JSON list of {"provider", "error"}
     key: str = field(default_factory=new_usage_key)  # idempotency key: a retry cannot count twice
+    estimated: bool = False  # SealGate counted a figure itself (see guardian.usage_figures)
+    clamped: bool = False  # the provider reported more than the request allowed
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Reservation:
-    """A call's maximum cost, held against its principal's budget until the call ends."""
+    """A call's start and maximum cost, written before it leaves and deleted with its usage
+    row: one left behind is a call that never ended. `counted` when the amount is held
+    against the principal's budget (a principal without a budget holds nothing)."""
 
     id: str
     principal: str
@@ -73,6 +77,9 @@ class Reservation:
     tool: str
     provider: str
     model: str
+    counted: bool = True
+    input_tokens: int = 0  # the call's input bound, billed if it never ends
+    output_tokens: int = 0  # its max_tokens
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -96,8 +103,13 @@ class LedgerEntry:
 
 _INSERT_USAGE = (
     "INSERT INTO {s}usage (ts, principal, tool, provider, model, input_tokens,"
-    " output_tokens, cost_usd, latency_ms, outcome, fallback_path, key)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING"
+    " output_tokens, cost_usd, latency_ms, outcome, fallback_path, key, estimated, clamped)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING"
+)
+_INSERT_RESERVATION = (
+    "INSERT INTO {s}reservations (id, principal, window_start, amount, created_at, owner,"
+    " shared, tool, provider, model, counted, input_tokens, output_tokens)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _INSERT_AUDIT = (
     "INSERT INTO {s}audit (ts, principal, action, outcome, ip, detail, tool)"
@@ -119,6 +131,26 @@ def _usage_values(r: UsageRow) -> tuple[Any, ...]:
         r.outcome,
         r.fallback_path,
         r.key,
+        1 if r.estimated else 0,
+        1 if r.clamped else 0,
+    )
+
+
+def reservation_values(held: Reservation) -> tuple[Any, ...]:
+    return (
+        held.id,
+        held.principal,
+        held.window_start,
+        held.amount,
+        held.created_at,
+        held.owner,
+        1 if held.shared else 0,
+        held.tool,
+        held.provider,
+        held.model,
+        1 if held.counted else 0,
+        held.input_tokens,
+        held.output_tokens,
     )
 
 
@@ -128,6 +160,11 @@ def _audit_values(a: AuditEntry, ts: float) -> tuple[Any, ...]:
 
 class StorageError(Exception):
     """The database could not do what was asked (unreachable, or a constraint failed)."""
+
+
+class StorageRefused(StorageError):
+    """The database refused these values (out of range, a constraint): sending them again
+    cannot help, unlike a lost connection."""
 
 
 class StorageUnreachable(StorageError):
@@ -503,16 +540,19 @@ class Storage(abc.ABC):
         to the real cost); its audit entry. A row whose key is already stored (a batch retried
         after a commit that was not confirmed) changes nothing, so nothing counts twice."""
         async with self.transaction() as tx:
+            starts: list[tuple[str]] = []  # reservations that hold no budget: one statement
             for entry in entries:
                 row = entry.usage
                 if not await tx.execute(tx.q(_INSERT_USAGE), *_usage_values(row)):
                     continue
                 held = entry.reservation
-                if held is not None:
+                if held is not None and not (held.shared and held.counted):
+                    starts.append((held.id,))
+                elif held is not None:
                     gone = await tx.execute(
                         tx.q("DELETE FROM {s}reservations WHERE id = ?"), held.id
                     )
-                    if gone and held.shared:
+                    if gone:
                         await tx.execute(
                             tx.q(
                                 "UPDATE {s}counters SET value = value + ?"
@@ -524,65 +564,65 @@ class Storage(abc.ABC):
                         )
                 if entry.audit is not None:
                     await tx.execute(tx.q(_INSERT_AUDIT), *_audit_values(entry.audit, row.ts))
+            if starts:
+                await tx.executemany(tx.q("DELETE FROM {s}reservations WHERE id = ?"), starts)
 
     # reservations ------------------------------------------------------------------------------
     async def reserve(self, held: Reservation, budget: float | None) -> float | None:
         """Write a reservation. With `budget` (shared counters), first add its amount to the
         principal's spend counter, only if that stays within the budget, in the same
         transaction: concurrent reservations on any number of guardians serialize on the
-        counter's row. Returns the spend seen when refused (nothing is written), else None."""
+        counter's row. Returns the spend seen when refused (nothing is written), else None.
+        Without a budget it is one statement, committed on its own (a call's start is on the
+        call's path: one round trip)."""
+        if budget is None:
+            await self.write_start(held)
+            return None
         async with self.transaction() as tx:
-            if budget is not None:
-                key = f"spend:{held.principal}"
-                await tx.execute(
-                    tx.q(
-                        "INSERT INTO {s}counters (key, window_start, value) VALUES (?, ?, 0)"
-                        " ON CONFLICT (key, window_start) DO NOTHING"
-                    ),
-                    key,
-                    held.window_start,
-                )
-                counted = await tx.fetchrow(
-                    tx.q(
-                        "UPDATE {s}counters SET value = value + ? WHERE key = ?"
-                        " AND window_start = ? AND value + ? <= ? RETURNING value"
-                    ),
-                    held.amount,
-                    key,
-                    held.window_start,
-                    held.amount,
-                    budget,
-                )
-                if counted is None:
-                    seen = await tx.fetchrow(
-                        tx.q("SELECT value FROM {s}counters WHERE key = ? AND window_start = ?"),
-                        key,
-                        held.window_start,
-                    )
-                    return float(seen["value"]) if seen else 0.0
+            key = f"spend:{held.principal}"
             await tx.execute(
                 tx.q(
-                    "INSERT INTO {s}reservations (id, principal, window_start, amount,"
-                    " created_at, owner, shared, tool, provider, model)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                    "INSERT INTO {s}counters (key, window_start, value) VALUES (?, ?, 0)"
+                    " ON CONFLICT (key, window_start) DO NOTHING"
                 ),
-                held.id,
-                held.principal,
+                key,
+                held.window_start,
+            )
+            counted = await tx.fetchrow(
+                tx.q(
+                    "UPDATE {s}counters SET value = value + ? WHERE key = ?"
+                    " AND window_start = ? AND value + ? <= ? RETURNING value"
+                ),
+                held.amount,
+                key,
                 held.window_start,
                 held.amount,
-                held.created_at,
-                held.owner,
-                1 if held.shared else 0,
-                held.tool,
-                held.provider,
-                held.model,
+                budget,
             )
+            if counted is None:
+                seen = await tx.fetchrow(
+                    tx.q("SELECT value FROM {s}counters WHERE key = ? AND window_start = ?"),
+                    key,
+                    held.window_start,
+                )
+                return float(seen["value"]) if seen else 0.0
+            await tx.execute(tx.q(_INSERT_RESERVATION), *reservation_values(held))
         return None
 
+    async def write_start(self, held: Reservation) -> None:
+        """A reservation that holds nothing against a budget (the call's start), in one
+        statement committed on its own. Written, not fsynced, is enough: it must survive the
+        guardian's death, not the database's. SQLite in WAL mode has written it to the WAL
+        file when this returns (a process kill keeps it; `synchronous=NORMAL` may lose it
+        on a power cut)."""
+        await self.execute(self.q(_INSERT_RESERVATION), *reservation_values(held))
+
     async def settle_leftover_reservations(self, owner: str, stale_before: float) -> list[Row]:
-        """Reservations of calls that never ended (their guardian stopped first): ours from a
-        previous run, and anyone's older than any call can last. Each is billed at its full
-        amount, conservatively (the shared counter already holds it), and audited."""
+        """Calls that never ended (their guardian stopped first, a SIGKILL say): ours from a
+        previous run, and anyone's older than any call can last. Each becomes a usage row
+        with outcome `interrupted`, billed at the call's maximum (its input bound and
+        max_tokens, at the reserved amount), marked `estimated`, and audited. A budget's
+        shared counter already holds a counted amount; an uncounted one is added to it."""
         leftovers = await self.fetch(
             self.q("SELECT * FROM {s}reservations WHERE owner = ? OR created_at < ?"),
             owner,
@@ -596,28 +636,42 @@ class Storage(abc.ABC):
                 ):
                     continue  # another guardian settled it first
                 now = time.time()
+                amount = float(held["amount"])
                 usage = UsageRow(
                     ts=now,
                     principal=held["principal"],
                     tool=held["tool"],
                     provider=held["provider"],
                     model=held["model"],
-                    input_tokens=0,
-                    output_tokens=0,
-                    cost_usd=float(held["amount"]),
+                    input_tokens=int(held["input_tokens"]),
+                    output_tokens=int(held["output_tokens"]),
+                    cost_usd=amount,
                     latency_ms=0.0,
-                    outcome="unsettled",
+                    outcome="interrupted",
                     fallback_path="[]",
                     key=f"reservation:{held['id']}",
+                    estimated=True,
                 )
                 await tx.execute(tx.q(_INSERT_USAGE), *_usage_values(usage))
+                if held["shared"] and not held["counted"] and amount:
+                    await tx.execute(
+                        tx.q(
+                            "INSERT INTO {s}counters AS c (key, window_start, value)"
+                            " VALUES (?, ?, ?) ON CONFLICT (key, window_start) DO UPDATE"
+                            " SET value = c.value + excluded.value"
+                        ),
+                        f"spend:{held['principal']}",
+                        held["window_start"],
+                        amount,
+                    )
                 audit = AuditEntry(
                     principal=held["principal"],
                     action="budget.settle",
-                    outcome="unsettled",
+                    outcome="interrupted",
                     detail=(
-                        f"a call reserved {float(held['amount']):.6f} USD and never ended (its"
-                        " guardian stopped); billed the reserved maximum"
+                        "a call started and never ended (its guardian stopped first); billed"
+                        f" its maximum, {usage.input_tokens} input and {usage.output_tokens}"
+                        f" output tokens, {amount:.6f} USD (estimated)"
                     ),
                     tool=held["tool"],
                 )

@@ -82,6 +82,19 @@ MIGRATIONS: list[list[str]] = [
         "CREATE TABLE IF NOT EXISTS {s}oauth_tickets (ticket_hash TEXT PRIMARY KEY,"
         " user_name TEXT NOT NULL, request TEXT NOT NULL, expires_at {real} NOT NULL)",
     ],
+    [
+        # Usage from providers is untrusted: how a row's figures were obtained. `estimated`:
+        # SealGate counted a figure itself (the provider reported none, or not a number, or
+        # the call never ended); `clamped`: the provider reported more than the request
+        # allows, and the row holds the bound.
+        "ALTER TABLE {s}usage ADD COLUMN estimated INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE {s}usage ADD COLUMN clamped INTEGER NOT NULL DEFAULT 0",
+        # Every call's start is a reservation, budgeted or not: `counted` when its amount is
+        # held against a budget; the call's maximum tokens, billed if it never ends.
+        "ALTER TABLE {s}reservations ADD COLUMN counted INTEGER NOT NULL DEFAULT 1",
+        "ALTER TABLE {s}reservations ADD COLUMN input_tokens INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE {s}reservations ADD COLUMN output_tokens INTEGER NOT NULL DEFAULT 0",
+    ],
 ]
 
 SQLITE_TYPES = {"s": "", "id": "INTEGER PRIMARY KEY", "real": "REAL"}

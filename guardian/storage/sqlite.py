@@ -18,8 +18,12 @@ from typing import Any
 
 import aiosqlite
 
-from guardian.storage.base import Row, Storage, StorageError, Transaction
+from guardian.storage.base import Row, Storage, StorageError, StorageRefused, Transaction
 from guardian.storage.schema import SQLITE_TYPES
+
+#: What SQLite (or its binding) raises for values it will not store: an int beyond 64 bits,
+#: a constraint. Sending them again cannot help.
+_REFUSED = (OverflowError, sqlite3.IntegrityError, sqlite3.DataError)
 
 # set while the current task holds the connection for a transaction
 _in_transaction: contextvars.ContextVar[bool] = contextvars.ContextVar(
@@ -36,6 +40,8 @@ class _SQLiteTransaction(Transaction):
     async def execute(self, sql: str, *args: Any) -> int:
         try:
             cursor = await self._db.execute(sql, args)
+        except _REFUSED as exc:
+            raise StorageRefused(f"sqlite refused the values: {exc}") from exc
         except sqlite3.Error as exc:
             raise StorageError(f"sqlite: {exc}") from exc
         return cursor.rowcount
@@ -44,6 +50,8 @@ class _SQLiteTransaction(Transaction):
         try:
             cursor = await self._db.execute(sql, args)
             rows = await cursor.fetchall()
+        except _REFUSED as exc:
+            raise StorageRefused(f"sqlite refused the values: {exc}") from exc
         except sqlite3.Error as exc:
             raise StorageError(f"sqlite: {exc}") from exc
         return [dict(row) for row in rows]
@@ -51,6 +59,8 @@ class _SQLiteTransaction(Transaction):
     async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         try:
             await self._db.executemany(sql, rows)
+        except _REFUSED as exc:
+            raise StorageRefused(f"sqlite refused the values: {exc}") from exc
         except sqlite3.Error as exc:
             raise StorageError(f"sqlite: {exc}") from exc
 
@@ -130,6 +140,8 @@ class SQLiteStorage(Storage):
         async with self._lock:
             try:
                 cursor = await db.execute(sql, args)
+            except _REFUSED as exc:
+                raise StorageRefused(f"sqlite refused the values: {exc}") from exc
             except sqlite3.Error as exc:
                 raise StorageError(f"sqlite: {exc}") from exc
             return cursor.rowcount

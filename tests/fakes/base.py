@@ -20,6 +20,9 @@ from typing import Any
 
 from aiohttp import web
 
+#: `Behaviour.usage` left as is: the fake reports its own usage figures.
+OWN_USAGE = "the fake's own"
+
 
 @dataclass
 class Behaviour:
@@ -38,6 +41,9 @@ class Behaviour:
     #: 200 with exactly these bytes and headers (a hostile or broken upstream)
     raw_body: bytes | None = None
     raw_headers: dict[str, str] = field(default_factory=dict)
+    #: OpenAI: the reply's `usage` object, exactly (None: no usage at all); the fake's own by
+    #: default (a provider that lies about, or omits, what a call consumed)
+    usage: Any = OWN_USAGE
 
 
 @dataclass

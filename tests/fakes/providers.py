@@ -8,7 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.fakes.base import Behaviour, FakeServer
+from tests.fakes.base import OWN_USAGE, Behaviour, FakeServer
 
 TOOL_ARGS = {"city": "Paris"}
 
@@ -268,7 +268,7 @@ class FakeOpenAI(FakeServer):
         app.router.add_post("/v1/embeddings", self.embeddings)
 
     async def embeddings(self, request: web.Request) -> web.StreamResponse:
-        _behaviour, recorded, early = await self.preamble(request)
+        behaviour, recorded, early = await self.preamble(request)
         if early is not None:
             return early
         texts = recorded.body.get("input")
@@ -277,14 +277,9 @@ class FakeOpenAI(FakeServer):
             {"object": "embedding", "index": i, "embedding": fake_vector(t)}
             for i, t in enumerate(texts)
         ]
-        return web.json_response(
-            {
-                "object": "list",
-                "data": data,
-                "model": recorded.body["model"],
-                "usage": {"prompt_tokens": 3 * len(texts), "total_tokens": 3 * len(texts)},
-            }
-        )
+        reply = {"object": "list", "data": data, "model": recorded.body["model"]}
+        usage = {"prompt_tokens": 3 * len(texts), "total_tokens": 3 * len(texts)}
+        return web.json_response(_with_usage(reply, behaviour, usage))
 
     def key_of(self, request: web.Request) -> str | None:
         auth = request.headers.get("authorization", "")
@@ -312,24 +307,23 @@ class FakeOpenAI(FakeServer):
         tool = wants_tool_call(body)
         if tool:
             return await self._tool_call(request, behaviour, body, tool, model, created)
+        own_usage = {"prompt_tokens": 10, "completion_tokens": 6, "total_tokens": 16}
         if not body.get("stream"):
-            return web.json_response(
-                {
-                    "id": "chatcmpl-fake",
-                    "object": "chat.completion",
-                    "created": created,
-                    "model": model,
-                    "choices": [
-                        {
-                            "index": 0,
-                            "message": {"role": "assistant", "content": text},
-                            "finish_reason": "stop",
-                            "logprobs": None,
-                        }
-                    ],
-                    "usage": {"prompt_tokens": 10, "completion_tokens": 6, "total_tokens": 16},
-                }
-            )
+            reply = {
+                "id": "chatcmpl-fake",
+                "object": "chat.completion",
+                "created": created,
+                "model": model,
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": text},
+                        "finish_reason": "stop",
+                        "logprobs": None,
+                    }
+                ],
+            }
+            return web.json_response(_with_usage(reply, behaviour, own_usage))
         base = {
             "id": "chatcmpl-fake",
             "object": "chat.completion.chunk",
@@ -364,18 +358,17 @@ class FakeOpenAI(FakeServer):
         events.append(
             _event({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
         )
-        if (body.get("stream_options") or {}).get("include_usage"):
-            events.append(
-                _event(
-                    {
-                        **base,
-                        "choices": [],
-                        "usage": {"prompt_tokens": 10, "completion_tokens": 6, "total_tokens": 16},
-                    }
-                )
-            )
+        wants_usage = (body.get("stream_options") or {}).get("include_usage")
+        if wants_usage and behaviour.usage is not None:
+            events.append(_event(_with_usage({**base, "choices": []}, behaviour, own_usage)))
         events.append(b"data: [DONE]\n\n")
         return await self.sse(request, behaviour, events)
+
+
+def _with_usage(reply: dict[str, Any], behaviour: Behaviour, own: Any) -> dict[str, Any]:
+    """The reply with the usage the test set (none at all for None), else the fake's own."""
+    usage = own if behaviour.usage == OWN_USAGE else behaviour.usage
+    return reply if usage is None else {**reply, "usage": usage}
 
 
 async def _openai_tool_call(

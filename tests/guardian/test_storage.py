@@ -431,3 +431,22 @@ async def test_a_connection_the_pool_cannot_reset_does_not_hide_the_storage_erro
     finally:
         monkeypatch.undo()
         await store.close()
+
+
+async def test_a_call_start_is_written_unflushed_and_nothing_else_is(pg_database: str) -> None:
+    """PostgreSQL commits a call's start without waiting for its WAL flush; the setting is
+    that statement's alone, so the next write on the same connection is flushed again."""
+    from guardian.storage.postgres import PostgresStorage
+
+    store = PostgresStorage(pg_database, min_size=1, max_size=1)
+    await store.open()
+    try:
+        await store.migrate()
+        held = _held(0.0, shared=True)
+        assert await store.reserve(held, None) is None
+        (row,) = await store.fetch(store.q("SELECT * FROM {s}reservations"))
+        assert row["id"] == held.id and row["counted"] == 1
+        setting = await store.fetchrow("SELECT current_setting('synchronous_commit') AS v")
+        assert setting is not None and setting["v"] == "on"
+    finally:
+        await store.close()

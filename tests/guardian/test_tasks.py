@@ -112,7 +112,7 @@ async def test_the_ledger_queue_is_bounded_and_counts_what_it_drops(
         for _ in range(5):
             ledger.record(_row())
         await ledger.flush()  # fails: the rows wait for the next try
-    assert ledger.stats() == {"pending": 3, "capacity": 3, "dropped": 2}
+    assert ledger.stats() == {"pending": 3, "capacity": 3, "dropped": 2, "refused": 0}
     full = [r for r in caplog.records if "ledger full" in r.getMessage()]
     assert len(full) == 1
 

@@ -66,7 +66,7 @@ def test_guardian_sigkill_mid_stream(
     stack.wait_healthy(timeout=60)
     rows = wait_rows(stack, "SELECT * FROM {s}usage ORDER BY id", 2)
     assert rows[0] == before[0], "a row written before the kill changed or went away"
-    assert [r["outcome"] for r in rows] == ["ok", "unsettled"], rows
+    assert [r["outcome"] for r in rows] == ["ok", "interrupted"], rows
     assert rows[1]["cost_usd"] > 0
     settled = wait_rows(stack, "SELECT * FROM {s}audit WHERE action = 'budget.settle'", 1)
     assert "never ended" in settled[0]["detail"]

@@ -268,11 +268,12 @@ async def test_a_crash_mid_call_is_billed_in_full_at_the_next_start(
     assert backend.rows(guardian, "SELECT * FROM {s}usage") == []
     guardian.start()  # the same replica starts again
     row = the_ending(guardian, backend)
-    assert row["outcome"] == "unsettled"
+    assert (row["outcome"], row["estimated"], row["output_tokens"]) == ("interrupted", 1, 200)
+    assert row["input_tokens"] == held["input_tokens"] > 0
     assert row["cost_usd"] == pytest.approx(held["amount"])
     settled = backend.rows(guardian, "SELECT * FROM {s}audit WHERE action = 'budget.settle'")
     assert len(settled) == 1 and "never ended" in settled[0]["detail"]
-    assert "billed 1 call(s) left unsettled" in guardian.logs()
+    assert "billed 1 call(s) interrupted by a stopped guardian" in guardian.logs()
 
 
 async def test_an_http_client_that_walks_away_at_39_of_40_is_billed(
