@@ -18,13 +18,13 @@ import secrets
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 from urllib.parse import urlencode, urlsplit
 
 from authlib.oauth2.rfc7591 import ClientMetadataClaims
 from joserfc.errors import JoseError
 
-from guardian.oauth import cimd, pkce, redirects, scopes
+from guardian.oauth import cimd, pkce, redirects, registration, scopes
 from guardian.oauth.resource import resource_id, same_resource
 from guardian.oauth.store import OAuthStore
 from guardian.storage import Storage
@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from guardian.auth import Auth, Principal
 
 logger = logging.getLogger("sealgate.guardian.oauth")
+security_log = logging.getLogger("sealgate.security")
 
 ACCESS_PREFIX = "sga_"
 REFRESH_PREFIX = "sgr_"
@@ -164,8 +165,11 @@ class OAuthService:
 
     @staticmethod
     def _check_metadata(metadata: Mapping[str, Any]) -> list[str]:
-        """RFC 7591 metadata: the types first (Authlib's claims assume them), then Authlib's
-        claims, then our redirect rules."""
+        """RFC 7591 metadata: the shape and types first (Authlib's claims assume them), then
+        Authlib's claims, then our redirect rules."""
+        problem = registration.shape_problem(metadata)
+        if problem is not None:
+            raise oauth_error("invalid_client_metadata", f"client metadata: {problem}")
         for key, value in metadata.items():
             expected = _METADATA_TYPES.get(key)
             if expected is None:
@@ -185,7 +189,7 @@ class OAuthService:
         claims = {k: v for k, v in metadata.items() if k != "token_endpoint_auth_method"}
         try:
             ClientMetadataClaims(claims, {}, options).validate()
-        except (JoseError, TypeError, ValueError, AttributeError) as exc:
+        except (JoseError, TypeError, ValueError, AttributeError, KeyError) as exc:
             raise oauth_error("invalid_client_metadata", f"client metadata: {exc}") from None
         uris = metadata.get("redirect_uris")
         if not isinstance(uris, list) or not uris or len(uris) > 20:
@@ -202,6 +206,21 @@ class OAuthService:
             f"oauth-register:{ip}", REGISTRATIONS_PER_MIN, f"client registrations from {ip}"
         )
         uris = self._check_metadata(metadata)
+        await self.store.expire_unused(time.time() - registration.unused_ttl_s(self.environ))
+        cap = registration.max_clients(self.environ)
+        if await self.store.count_registered() >= cap:
+            security_log.warning(
+                "OAuth client registration refused from %s: %d registered clients is the cap (%s)",
+                ip,
+                cap,
+                registration.MAX_CLIENTS_SETTING,
+            )
+            await self._audit("-", "oauth.register", "refused", ip, f"cap of {cap} clients")
+            raise oauth_error(
+                "temporarily_unavailable",
+                f"this server holds its maximum of {cap} registered clients; unused ones"
+                " expire, or an operator may revoke some (sealgate-ctl oauth clients)",
+            )
         client_id = CLIENT_PREFIX + secrets.token_urlsafe(16)
         name = str(metadata.get("client_name") or "unnamed client")[:100]
         kept = _kept(metadata)
@@ -377,21 +396,16 @@ class OAuthService:
         return await self._issue_tokens(row, row["scope"].split(), ip, "oauth.token")
 
     async def _refresh(self, form: Mapping[str, Any], client: Row, ip: str) -> dict[str, Any]:
-        presented = form.get("refresh_token") or ""
-        row, spent = await self.store.spend_refresh(_hash(presented))
+        """Every check first, then the rotation: a refused refresh (a wider scope, another
+        resource, an expired token) leaves the refresh token as it was; only one that
+        succeeds spends it, atomically, so of two racing refreshes one is a replay."""
+        presented = _hash(form.get("refresh_token") or "")
+        row = await self.store.get_token(presented)
         if row is None or row["kind"] != "refresh":
             raise oauth_error("invalid_grant", "unknown refresh token")
-        if not spent:
-            if row["used_at"] is not None:
-                revoked = await self.store.revoke_family(row["family"])
-                self.auth.forget()
-                await self._audit(
-                    row["user_name"],
-                    "oauth.refresh",
-                    "refused",
-                    ip,
-                    f"refresh token reused ({row['client_id']}); {revoked} token(s) revoked",
-                )
+        if row["used_at"] is not None:
+            await self._replayed(row, ip)
+        if row["revoked_at"] is not None:
             raise oauth_error("invalid_grant", "this refresh token was used or revoked")
         if row["client_id"] != client["client_id"]:
             await self.store.revoke_family(row["family"])
@@ -399,18 +413,28 @@ class OAuthService:
             raise oauth_error("invalid_grant", "this refresh token was issued to another client")
         if row["expires_at"] <= time.time():
             raise oauth_error("invalid_grant", "this refresh token expired")
-        granted = row["scope"].split()
-        wanted = granted
-        if form.get("scope"):
-            try:
-                wanted = list(scopes.parse(form["scope"]))
-            except scopes.ScopeError as exc:
-                raise oauth_error("invalid_scope", str(exc)) from None
-            if not scopes.covers(granted, wanted):
-                raise oauth_error("invalid_scope", "a refresh cannot widen the granted scope")
+        wanted = refresh_scope(row["scope"], form.get("scope"))
         if not same_resource(form.get("resource"), row["resource"]):
             raise oauth_error("invalid_target", f"this grant is for {row['resource']} only")
-        return await self._issue_tokens(row, wanted, ip, "oauth.refresh")
+        spent_row, spent = await self.store.spend_refresh(presented)
+        if not spent or spent_row is None:
+            if spent_row is not None and spent_row["used_at"] is not None:
+                await self._replayed(spent_row, ip)
+            raise oauth_error("invalid_grant", "this refresh token was used or revoked")
+        return await self._issue_tokens(spent_row, wanted, ip, "oauth.refresh")
+
+    async def _replayed(self, row: Row, ip: str) -> NoReturn:
+        """A spent refresh token presented again: its whole family is revoked."""
+        revoked = await self.store.revoke_family(row["family"])
+        self.auth.forget()
+        await self._audit(
+            row["user_name"],
+            "oauth.refresh",
+            "refused",
+            ip,
+            f"refresh token reused ({row['client_id']}); {revoked} token(s) revoked",
+        )
+        raise oauth_error("invalid_grant", "this refresh token was used or revoked")
 
     async def _issue_tokens(
         self, grant: Row, granted: list[str], ip: str, action: str
@@ -501,6 +525,21 @@ class OAuthService:
 
     async def _audit(self, principal: str, action: str, outcome: str, ip: str, detail: str) -> None:
         await self.auth.storage.add_audit(principal, action, outcome, ip, detail)
+
+
+def refresh_scope(granted: str, asked: str | None) -> list[str]:
+    """The scopes a refresh may carry: the granted ones, or a subset asked for; never more
+    (RFC 6749 section 6). Raises `invalid_scope`."""
+    held = granted.split()
+    if not asked:
+        return held
+    try:
+        wanted = list(scopes.parse(asked))
+    except scopes.ScopeError as exc:
+        raise oauth_error("invalid_scope", str(exc)) from None
+    if not scopes.covers(held, wanted):
+        raise oauth_error("invalid_scope", "a refresh cannot widen the granted scope")
+    return wanted
 
 
 def _grant_detail(pending: Pending) -> str:

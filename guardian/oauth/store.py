@@ -92,6 +92,29 @@ class OAuthStore:
             await tx.execute(tx.q("DELETE FROM {s}oauth_grants WHERE client_id = ?"), client_id)
         return changed
 
+    async def count_registered(self) -> int:
+        """Registered (RFC 7591) clients not revoked: what the registration cap counts."""
+        row = await self.storage.fetchrow(
+            self._q(
+                "SELECT COUNT(*) AS n FROM {s}oauth_clients WHERE kind = 'registered'"
+                " AND revoked_at IS NULL"
+            )
+        )
+        return int(row["n"]) if row else 0
+
+    async def expire_unused(self, registered_before: float) -> int:
+        """Delete registered clients older than `registered_before` that never got an
+        authorization code (no sign-in ever completed for them)."""
+        return await self.storage.execute(
+            self._q(
+                "DELETE FROM {s}oauth_clients WHERE kind = 'registered' AND created_at < ?"
+                " AND NOT EXISTS (SELECT 1 FROM {s}oauth_codes c"
+                " WHERE c.client_id = {s}oauth_clients.client_id)"
+            ),
+            registered_before,
+            idempotent=True,
+        )
+
     # consents --------------------------------------------------------------------------------
     async def get_grant(self, user: str, client_id: str) -> Row | None:
         return await self.storage.fetchrow(

@@ -84,3 +84,18 @@ async def test_a_consent_ticket_is_taken_once_and_not_after_it_expires(storage: 
     results = await asyncio.gather(*(store.take_ticket("t1") for _ in range(4)))
     assert [r for r in results if r is not None] == [("ada", {"client_id": "sgc_x"})]
     assert await store.take_ticket("t2") is None
+
+
+async def test_unused_registrations_expire_and_used_ones_stay(storage: Storage) -> None:
+    store = OAuthStore(storage)
+    for client_id in ("sgc_unused", "sgc_used"):
+        await store.put_client(client_id, "registered", "c", ["http://127.0.0.1:9/cb"], {})
+    await store.put_client("https://app.example/c", "cimd", "d", ["https://app.example/cb"], {})
+    await store.put_code("h-used", {**GRANT, "client_id": "sgc_used"}, 60)
+    assert await store.count_registered() == 2
+    assert await store.expire_unused(0.0) == 0  # nothing registered before the epoch
+    assert await store.expire_unused(9e18) == 1
+    assert await store.get_client("sgc_unused") is None
+    assert await store.get_client("sgc_used") is not None
+    assert await store.get_client("https://app.example/c") is not None
+    assert await store.count_registered() == 1
