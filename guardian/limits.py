@@ -142,6 +142,7 @@ class Limits:
             )
 
     async def check_budget(self, principal: str, budget: float) -> None:
+        """`principal`: the budget key (`Principal.key`, the user's id for a user)."""
         spent = await self.counters.read(f"spend:{principal}", month_start())
         if spent >= budget:
             raise BudgetExceeded(
@@ -154,9 +155,18 @@ class Limits:
             await self.counters.add(f"spend:{principal}", month_start(), cost)
 
     async def reserve(
-        self, principal: str, budget: float, amount: float, *, tool: str, provider: str, model: str
+        self,
+        principal: str,
+        budget: float,
+        amount: float,
+        *,
+        tool: str,
+        provider: str,
+        model: str,
+        user_id: str = "",
     ) -> Reservation:
-        """Hold `amount` against the budget, in storage, or raise `BudgetExceeded`."""
+        """Hold `amount` against the budget of `user_id` (of `principal`, the name, for a
+        principal without an id), in storage, or raise `BudgetExceeded`."""
         held = Reservation(
             id=uuid.uuid4().hex,
             principal=principal,
@@ -168,8 +178,9 @@ class Limits:
             tool=tool,
             provider=provider,
             model=model,
+            user_id=user_id,
         )
-        key = f"spend:{principal}"
+        key = f"spend:{held.budget_key}"
         if self.memory is None:
             try:
                 seen = await self.storage.reserve(held, budget)
@@ -193,7 +204,7 @@ class Limits:
         """The call ended: in memory, spend moves from the reserved amount to the real cost
         now; shared counters move in the transaction that writes the call's usage row."""
         if self.memory is not None and not held.shared:
-            self.memory.bump(f"spend:{held.principal}", held.window_start, cost - held.amount)
+            self.memory.bump(f"spend:{held.budget_key}", held.window_start, cost - held.amount)
 
 
 def _over(budget: float, spent: float, amount: float) -> BudgetExceeded:

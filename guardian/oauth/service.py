@@ -293,14 +293,14 @@ class OAuthService:
                 user["name"], "oauth.consent", "refused", ip, f"admin scope for {pending.client_id}"
             )
             raise self._back(pending, "invalid_scope", "the admin scope is only for administrators")
-        granted = await self.store.get_grant(user["name"], pending.client_id)
+        granted = await self.store.get_grant(user["id"], pending.client_id)
         if granted is not None and scopes.covers(granted["scope"].split(), pending.scopes):
             await self._audit(
                 user["name"], "oauth.consent", "remembered", ip, _grant_detail(pending)
             )
-            return {"redirect_to": await self._issue_code(pending, user["name"])}
+            return {"redirect_to": await self._issue_code(pending, user)}
         ticket = secrets.token_urlsafe(32)
-        await self.store.put_ticket(_hash(ticket), user["name"], dict(request), TICKET_TTL_S)
+        await self.store.put_ticket(_hash(ticket), user, dict(request), TICKET_TTL_S)
         return {"ticket": ticket, **pending.view()}
 
     async def consent(self, ticket: str, approve: bool, ip: str) -> dict[str, Any]:
@@ -309,25 +309,26 @@ class OAuthService:
         taken = await self.store.take_ticket(_hash(ticket))
         if taken is None:
             raise oauth_error("invalid_request", "this sign-in expired or was used; start again")
-        user, request = taken
+        user_id, request = taken
         pending = await self.check(request, ip)
-        row = await self.auth.storage.get_user(user)
+        row = await self.auth.storage.get_user_by_id(user_id)
         if row is None or self.auth.locked(row):
             raise oauth_error("access_denied", "the account is locked or gone")
+        user = str(row["name"])
         if "admin" in pending.scopes and row["role"] != "admin":
             raise self._back(pending, "invalid_scope", "the admin scope is only for administrators")
         if not approve:
             await self._audit(user, "oauth.consent", "denied", ip, _grant_detail(pending))
             raise self._back(pending, "access_denied", "the person declined")
-        old = await self.store.get_grant(user, pending.client_id)
+        old = await self.store.get_grant(user_id, pending.client_id)
         union = set(pending.scopes) | set(old["scope"].split() if old else ())
         await self.store.put_grant(
-            user, pending.client_id, scopes.render(s for s in scopes.SCOPES if s in union)
+            user_id, user, pending.client_id, scopes.render(s for s in scopes.SCOPES if s in union)
         )
         await self._audit(user, "oauth.consent", "ok", ip, _grant_detail(pending))
-        return {"redirect_to": await self._issue_code(pending, user)}
+        return {"redirect_to": await self._issue_code(pending, row)}
 
-    async def _issue_code(self, pending: Pending, user: str) -> str:
+    async def _issue_code(self, pending: Pending, user: Row) -> str:
         code = CODE_PREFIX + secrets.token_urlsafe(32)
         family = secrets.token_hex(12)
         await self.store.put_code(
@@ -335,7 +336,8 @@ class OAuthService:
             {
                 "family": family,
                 "client_id": pending.client_id,
-                "user_name": user,
+                "user_name": user["name"],
+                "user_id": user["id"],
                 "redirect_uri": pending.redirect_uri,
                 "scope": scopes.render(pending.scopes),
                 "resource": pending.resource,
@@ -439,7 +441,7 @@ class OAuthService:
     async def _issue_tokens(
         self, grant: Row, granted: list[str], ip: str, action: str
     ) -> dict[str, Any]:
-        user = await self.auth.storage.get_user(grant["user_name"])
+        user = await self.auth.storage.get_user_by_id(grant["user_id"])
         if user is None or self.auth.locked(user):
             raise oauth_error("invalid_grant", "the account is locked or gone")
         access = ACCESS_PREFIX + secrets.token_urlsafe(32)
@@ -447,7 +449,8 @@ class OAuthService:
         values = {
             "family": grant["family"],
             "client_id": grant["client_id"],
-            "user_name": grant["user_name"],
+            "user_name": user["name"],
+            "user_id": user["id"],
             "scope": scopes.render(granted),
             "resource": grant["resource"],
         }
@@ -484,19 +487,20 @@ class OAuthService:
     async def resolve(self, credential: str) -> Principal | None:
         """The principal of an access token issued for this hub, or None. The audience check
         (RFC 8707): a token whose resource is not this hub's identifier is refused."""
-        from guardian.auth import Principal  # guardian.auth builds this service
 
         row = await self.store.get_token(_hash(credential))
         if row is None or row["kind"] != "access" or row["revoked_at"] is not None:
             return None
         if row["expires_at"] <= time.time() or row["resource"] != self.resource:
             return None
-        user = await self.auth.storage.get_user(row["user_name"])
+        user = await self.auth.storage.get_user_by_id(row["user_id"])
         if user is None or self.auth.locked(user):
             return None
         granted = tuple(row["scope"].split())
         role = scopes.narrow(self.auth.role(user["role"]), granted, self.auth.live.snapshot.config)
-        return Principal(user["name"], role, "user", scopes=granted)
+        return self.auth.principal_of(
+            user, credential=f"oauth:{row['family']}", role=role, scopes=granted
+        )
 
     # operators -------------------------------------------------------------------------------
     async def clients(self, revoke: str | None) -> dict[str, Any]:
@@ -514,7 +518,8 @@ class OAuthService:
         if revoke_client:
             if not user:
                 raise InvalidParams("name the user whose consent to revoke (--user)")
-            revoked = await self.store.revoke_grant(user, revoke_client)
+            row = await self.auth.storage.get_user(user)
+            revoked = await self.store.revoke_grant(row["id"], revoke_client) if row else 0
             if not revoked:
                 raise NotFound(f"{user!r} gave no consent to {revoke_client!r}")
             self.auth.forget()

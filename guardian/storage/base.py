@@ -43,6 +43,11 @@ def new_usage_key() -> str:
     return uuid.uuid4().hex
 
 
+def new_user_id() -> str:
+    """A user's stable id: never reused, so a new user of an old name inherits nothing."""
+    return "u_" + uuid.uuid4().hex
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class UsageRow:
     ts: float
@@ -57,6 +62,7 @@ class UsageRow:
     outcome: str  # "ok" or an error code
     fallback_path: str  # JSON list of {"provider", "error"}
     key: str = field(default_factory=new_usage_key)  # idempotency key: a retry cannot count twice
+    user_id: str = ""  # the user's id ('' for the operator and open mode); principal is the name
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -73,6 +79,11 @@ class Reservation:
     tool: str
     provider: str
     model: str
+    user_id: str = ""  # whose budget it counts against ('' for a principal without an id)
+
+    @property
+    def budget_key(self) -> str:
+        return self.user_id or self.principal
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -83,6 +94,7 @@ class AuditEntry:
     ip: str = ""
     detail: str = ""
     tool: str = ""
+    user_id: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -96,12 +108,12 @@ class LedgerEntry:
 
 _INSERT_USAGE = (
     "INSERT INTO {s}usage (ts, principal, tool, provider, model, input_tokens,"
-    " output_tokens, cost_usd, latency_ms, outcome, fallback_path, key)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING"
+    " output_tokens, cost_usd, latency_ms, outcome, fallback_path, key, user_id)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING"
 )
 _INSERT_AUDIT = (
-    "INSERT INTO {s}audit (ts, principal, action, outcome, ip, detail, tool)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?)"
+    "INSERT INTO {s}audit (ts, principal, action, outcome, ip, detail, tool, user_id)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
 
 
@@ -119,11 +131,12 @@ def _usage_values(r: UsageRow) -> tuple[Any, ...]:
         r.outcome,
         r.fallback_path,
         r.key,
+        r.user_id,
     )
 
 
 def _audit_values(a: AuditEntry, ts: float) -> tuple[Any, ...]:
-    return (ts, a.principal, a.action, a.outcome, a.ip, a.detail[:2000], a.tool)
+    return (ts, a.principal, a.action, a.outcome, a.ip, a.detail[:2000], a.tool, a.user_id)
 
 
 class StorageError(Exception):
@@ -244,26 +257,35 @@ class Storage(abc.ABC):
         return current
 
     # users -------------------------------------------------------------------------------------
-    async def create_user(self, name: str, password_hash: str | None, role: str) -> bool:
+    async def create_user(self, name: str, password_hash: str | None, role: str) -> str | None:
+        """The new user's id; None when the name is taken."""
+        user_id = new_user_id()
         changed = await self.execute(
             self.q(
-                "INSERT INTO {s}users (name, password_hash, role, created_at) VALUES (?, ?, ?, ?)"
-                " ON CONFLICT (name) DO NOTHING"
+                "INSERT INTO {s}users (id, name, password_hash, role, created_at)"
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (name) DO NOTHING"
             ),
+            user_id,
             name,
             password_hash,
             role,
             time.time(),
         )
-        return changed == 1
+        return user_id if changed == 1 else None
 
     async def get_user(self, name: str) -> Row | None:
         return await self.fetchrow(self.q("SELECT * FROM {s}users WHERE name = ?"), name)
 
+    async def get_user_by_id(self, user_id: str) -> Row | None:
+        """The user of a stored id; None for '' (a row that belonged to nobody now)."""
+        if not user_id:
+            return None
+        return await self.fetchrow(self.q("SELECT * FROM {s}users WHERE id = ?"), user_id)
+
     async def list_users(self) -> list[Row]:
         return await self.fetch(
             self.q(
-                "SELECT name, role, created_at, failed_logins, locked_until,"
+                "SELECT name, id, role, created_at, failed_logins, locked_until,"
                 " locked_by_operator FROM {s}users ORDER BY name"
             )
         )
@@ -341,20 +363,60 @@ class Storage(abc.ABC):
         )
 
     async def delete_user(self, name: str) -> bool:
-        """The user, their tokens and their sessions, all or nothing."""
+        """The user and everything that let anyone act as them, all or nothing: API tokens,
+        sessions, OAuth consents, codes, sign-in tickets and tokens (revoked, kept for the
+        record). Rows are found by the user's id and, for rows older than ids, by name."""
         async with self.transaction() as tx:
-            await tx.execute(tx.q("DELETE FROM {s}api_tokens WHERE user_name = ?"), name)
-            await tx.execute(tx.q("DELETE FROM {s}sessions WHERE user_name = ?"), name)
+            user = await tx.fetchrow(tx.q("SELECT id FROM {s}users WHERE name = ?"), name)
+            if user is None:
+                return False
+            user_id = user["id"] or ""
+            for table in ("api_tokens", "sessions", "oauth_grants", "oauth_codes", "oauth_tickets"):
+                await tx.execute(
+                    tx.q(f"DELETE FROM {{s}}{table} WHERE user_id = ? OR user_name = ?"),  # noqa: S608
+                    user_id,
+                    name,
+                )
+            await tx.execute(
+                tx.q(
+                    "UPDATE {s}oauth_tokens SET revoked_at = ? WHERE (user_id = ? OR user_name = ?)"
+                    " AND revoked_at IS NULL"
+                ),
+                time.time(),
+                user_id,
+                name,
+            )
             return await tx.execute(tx.q("DELETE FROM {s}users WHERE name = ?"), name) == 1
+
+    async def revoke_oauth_of(self, user_id: str) -> int:
+        """Every OAuth consent and token of a user (after a new password or role): the
+        client must ask the person again."""
+        async with self.transaction() as tx:
+            await tx.execute(tx.q("DELETE FROM {s}oauth_grants WHERE user_id = ?"), user_id)
+            await tx.execute(tx.q("DELETE FROM {s}oauth_tickets WHERE user_id = ?"), user_id)
+            return await tx.execute(
+                tx.q(
+                    "UPDATE {s}oauth_tokens SET revoked_at = ? WHERE user_id = ?"
+                    " AND revoked_at IS NULL"
+                ),
+                time.time(),
+                user_id,
+            )
 
     # tokens ------------------------------------------------------------------------------------
     async def create_token(
-        self, token_id: str, user: str, token_hash: str, label: str, expires_at: float | None
+        self,
+        token_id: str,
+        user: str,
+        token_hash: str,
+        label: str,
+        expires_at: float | None,
+        user_id: str,
     ) -> None:
         await self.execute(
             self.q(
                 "INSERT INTO {s}api_tokens (id, user_name, token_hash, label, created_at,"
-                " expires_at) VALUES (?, ?, ?, ?, ?, ?)"
+                " expires_at, user_id) VALUES (?, ?, ?, ?, ?, ?, ?)"
             ),
             token_id,
             user,
@@ -362,6 +424,7 @@ class Storage(abc.ABC):
             label,
             time.time(),
             expires_at,
+            user_id,
         )
 
     async def find_token(self, token_hash: str) -> Row | None:
@@ -403,13 +466,13 @@ class Storage(abc.ABC):
 
     # sessions ----------------------------------------------------------------------------------
     async def create_session(
-        self, id_hash: str, user: str, ip: str, user_agent: str, expires_at: float
+        self, id_hash: str, user: str, ip: str, user_agent: str, expires_at: float, user_id: str
     ) -> None:
         now = time.time()
         await self.execute(
             self.q(
                 "INSERT INTO {s}sessions (id_hash, user_name, ip, user_agent, created_at,"
-                " last_seen_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
+                " last_seen_at, expires_at, user_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
             ),
             id_hash,
             user,
@@ -418,6 +481,7 @@ class Storage(abc.ABC):
             now,
             now,
             expires_at,
+            user_id,
         )
 
     async def get_session(self, id_hash: str) -> Row | None:
@@ -458,9 +522,17 @@ class Storage(abc.ABC):
         ip: str = "",
         detail: str = "",
         tool: str = "",
+        *,
+        user_id: str = "",
     ) -> None:
         entry = AuditEntry(
-            principal=principal, action=action, outcome=outcome, ip=ip, detail=detail, tool=tool
+            principal=principal,
+            action=action,
+            outcome=outcome,
+            ip=ip,
+            detail=detail,
+            tool=tool,
+            user_id=user_id,
         )
         await self.execute(self.q(_INSERT_AUDIT), *_audit_values(entry, time.time()))
 
@@ -519,7 +591,7 @@ class Storage(abc.ABC):
                                 " WHERE key = ? AND window_start = ?"
                             ),
                             (row.cost_usd or 0.0) - held.amount,
-                            f"spend:{held.principal}",
+                            f"spend:{held.budget_key}",
                             held.window_start,
                         )
                 if entry.audit is not None:
@@ -533,7 +605,7 @@ class Storage(abc.ABC):
         counter's row. Returns the spend seen when refused (nothing is written), else None."""
         async with self.transaction() as tx:
             if budget is not None:
-                key = f"spend:{held.principal}"
+                key = f"spend:{held.budget_key}"
                 await tx.execute(
                     tx.q(
                         "INSERT INTO {s}counters (key, window_start, value) VALUES (?, ?, 0)"
@@ -563,8 +635,8 @@ class Storage(abc.ABC):
             await tx.execute(
                 tx.q(
                     "INSERT INTO {s}reservations (id, principal, window_start, amount,"
-                    " created_at, owner, shared, tool, provider, model)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                    " created_at, owner, shared, tool, provider, model, user_id)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
                 ),
                 held.id,
                 held.principal,
@@ -576,6 +648,7 @@ class Storage(abc.ABC):
                 held.tool,
                 held.provider,
                 held.model,
+                held.user_id,
             )
         return None
 
@@ -609,6 +682,7 @@ class Storage(abc.ABC):
                     outcome="unsettled",
                     fallback_path="[]",
                     key=f"reservation:{held['id']}",
+                    user_id=held["user_id"] or "",
                 )
                 await tx.execute(tx.q(_INSERT_USAGE), *_usage_values(usage))
                 audit = AuditEntry(
@@ -620,20 +694,24 @@ class Storage(abc.ABC):
                         " guardian stopped); billed the reserved maximum"
                     ),
                     tool=held["tool"],
+                    user_id=held["user_id"] or "",
                 )
                 await tx.execute(tx.q(_INSERT_AUDIT), *_audit_values(audit, now))
             settled.append(held)
         return settled
 
     async def spend_since(self, since: float) -> dict[str, float]:
+        """Spend by budget key: the user's id, or the name of a principal without one (rows
+        of a name that no user holds now count for nobody's budget)."""
         rows = await self.fetch(
             self.q(
-                "SELECT principal, SUM(cost_usd) AS spent FROM {s}usage WHERE ts >= ?"
-                " AND cost_usd IS NOT NULL GROUP BY principal"
+                "SELECT CASE WHEN user_id = '' THEN principal ELSE user_id END AS who,"
+                " SUM(cost_usd) AS spent FROM {s}usage WHERE ts >= ?"
+                " AND cost_usd IS NOT NULL GROUP BY who"
             ),
             since,
         )
-        return {row["principal"]: float(row["spent"] or 0.0) for row in rows}
+        return {row["who"]: float(row["spent"] or 0.0) for row in rows}
 
     async def usage_report(self, since: float, by: str) -> list[Row]:
         """Calls, errors, tokens and cost since a time, grouped in SQL by one of
