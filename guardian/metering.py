@@ -58,10 +58,12 @@ class CallMeter:
         tool: str,
         action: str,
         ip: str = "",
+        user_id: str = "",
     ) -> None:
         self.ledger = ledger
         self.limits = limits
         self.principal = principal
+        self.user_id = user_id
         self.tool = tool
         self.action = action
         self.ip = ip
@@ -188,6 +190,7 @@ class CallMeter:
             latency_ms=round((time.monotonic() - self.started) * 1000, 3),
             outcome=outcome,
             fallback_path=fallback_json(path),
+            user_id=self.user_id,
         )
         audit = None
         if outcome != "ok" and audit_detail:
@@ -201,6 +204,7 @@ class CallMeter:
                     f" tokens, {cost or 0.0:.6f} USD"
                 ),
                 tool=self.tool,
+                user_id=self.user_id,
             )
         self.ledger.record(row, reservation=self.reservation, audit=audit)
 

@@ -80,6 +80,7 @@ class Router:
             ledger=self.ledger,
             limits=self.limits,
             principal=principal.name,
+            user_id=principal.user_id,
             tool=tool,
             action=action,
             ip=str((params.get("caller") or {}).get("ip", "")),
@@ -140,7 +141,7 @@ class Router:
             ),
         )
         if meter.reservation is None and answer["cost_usd"]:
-            await self.limits.add_spend(principal.name, answer["cost_usd"])
+            await self.limits.add_spend(principal.key, answer["cost_usd"])
         return answer
 
     async def _hold(
@@ -159,6 +160,7 @@ class Router:
             principal.name,
             budget,
             worst,
+            user_id=principal.user_id,
             tool=tool_name,
             provider=worst_attempt.provider.name,
             model=worst_attempt.model,
@@ -406,7 +408,7 @@ class Router:
 
         answer = await self._ending(meter, path, work())
         if meter.reservation is None and meter.cost:
-            await self.limits.add_spend(principal.name, meter.cost)
+            await self.limits.add_spend(principal.key, meter.cost)
         return answer
 
     # search --------------------------------------------------------------------------------
