@@ -59,14 +59,15 @@ async def test_an_mcp_only_token_gets_no_cached_llm_answer(stack: Stack, fake: F
     full = ctl(stack, "tokens", "issue", "--user", "demo")
     assert (await ask(stack, full))[0] is False
     assert (await ask(stack, full))[2] is True  # cached for this credential
-    narrow = oauth_tokens(stack, register(stack), "demo")  # the same user, scope "mcp llm"
+    # the attack of the issue: an `mcp`-only token of the same user got the cached answer
+    refused, text, _ = await ask(stack, _mcp_only(stack))
+    assert refused and "forbidden" in text, text
+    # a token of the same user that may call the tool, but another credential: asked again
+    narrow = oauth_tokens(stack, register(stack), "demo")  # scope "mcp llm"
     calls = len(fake.requests)
     refused, _, cached = await ask(stack, narrow["access_token"])
-    assert not refused and not cached  # another credential: asked again, not served
+    assert not refused and not cached
     assert len(fake.requests) == calls + 1
-    mcp_only = _mcp_only(stack)
-    refused, text, _ = await ask(stack, mcp_only)
-    assert refused and "forbidden" in text, text
 
 
 def _mcp_only(stack: Stack) -> str:
