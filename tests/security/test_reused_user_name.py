@@ -128,3 +128,40 @@ def test_a_new_password_or_role_revokes_oauth_consents_and_tokens(
     assert status_with(stack, issued["access_token"]) == 401
     assert "demo" not in ctl(stack, "oauth", "grants", "list", "--json")
     assert status_with(stack, api_token) == 200  # an operator's API token is not a consent
+
+
+def test_a_new_user_of_an_old_name_has_a_budget_of_their_own(
+    stack_factory: Callable[..., Stack], backend: Backend
+) -> None:
+    from tests.fakes.providers import FakeAnthropic
+    from tests.security.test_budget import config
+
+    fake = FakeAnthropic(name="anthropic", reply_text="an answer").start()
+    try:
+        text = config(fake).replace('monthly_budget_usd = "5.0"', 'monthly_budget_usd = "1.5"')
+        stack = stack_factory(config_text=text, env=backend.env)
+        add_user(stack, "keeper", "admin")
+
+        def call(token: str) -> int:
+            body = {
+                "model": "dear-model",
+                "max_tokens": 8,
+                "messages": [{"role": "user", "content": "hi"}],
+            }
+            answer = httpx.post(
+                f"{stack.url}/v1/chat/completions",
+                json=body,
+                headers={"Authorization": f"Bearer {token}"},
+                timeout=30,
+            )
+            return answer.status_code
+
+        add_user(stack, "demo", "capped")
+        first = ctl(stack, "tokens", "issue", "--user", "demo")
+        assert call(first) == 200
+        assert call(first) == 429  # 0.712 USD spent; the next call's maximum does not fit
+        ctl(stack, "users", "delete", "demo")
+        add_user(stack, "demo", "capped")
+        assert call(ctl(stack, "tokens", "issue", "--user", "demo")) == 200
+    finally:
+        fake.stop()
