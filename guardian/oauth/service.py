@@ -325,7 +325,7 @@ class OAuthService:
         await self.store.put_grant(
             user_id, user, pending.client_id, scopes.render(s for s in scopes.SCOPES if s in union)
         )
-        await self._audit(user, "oauth.consent", "ok", ip, _grant_detail(pending))
+        await self._audit(user, "oauth.consent", "ok", ip, _grant_detail(pending), user_id)
         return {"redirect_to": await self._issue_code(pending, row)}
 
     async def _issue_code(self, pending: Pending, user: Row) -> str:
@@ -457,7 +457,12 @@ class OAuthService:
         await self.store.put_token(_hash(access), "access", values, ACCESS_TTL_S)
         await self.store.put_token(_hash(refresh), "refresh", values, REFRESH_TTL_S)
         await self._audit(
-            grant["user_name"], action, "ok", ip, f"{grant['client_id']}: {values['scope']}"
+            user["name"],
+            action,
+            "ok",
+            ip,
+            f"{grant['client_id']}: {values['scope']}",
+            user["id"],
         )
         return {
             "access_token": access,
@@ -528,8 +533,10 @@ class OAuthService:
             )
         return {"grants": await self.store.list_grants(user), "revoked": revoked}
 
-    async def _audit(self, principal: str, action: str, outcome: str, ip: str, detail: str) -> None:
-        await self.auth.storage.add_audit(principal, action, outcome, ip, detail)
+    async def _audit(
+        self, principal: str, action: str, outcome: str, ip: str, detail: str, user_id: str = ""
+    ) -> None:
+        await self.auth.storage.add_audit(principal, action, outcome, ip, detail, user_id=user_id)
 
 
 def refresh_scope(granted: str, asked: str | None) -> list[str]:

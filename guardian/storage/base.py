@@ -548,7 +548,8 @@ class Storage(abc.ABC):
         """Entries matching every filter, oldest first; the limit counts matching rows."""
         return await self.fetch(
             self.q(
-                "SELECT id, ts, principal, action, tool, outcome, ip, detail FROM {s}audit"
+                "SELECT id, ts, principal, user_id, action, tool, outcome, ip, detail"
+                " FROM {s}audit"
                 " WHERE ts >= ? AND id > ? AND (? = '' OR principal = ?) AND (? = '' OR tool = ?)"
                 " ORDER BY id LIMIT ?"
             ),
