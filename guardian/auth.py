@@ -374,7 +374,7 @@ class Auth:
             return None
         if now - session["last_seen_at"] > 60:
             await self.storage.touch_session(key)
-        return self.principal_of(user, credential="session")
+        return self.principal_of(user, credential=f"session:{key[:16]}")
 
     def principal_of(
         self,

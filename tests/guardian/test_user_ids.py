@@ -4,6 +4,7 @@ id; a principal's grant digest changes with anything that decides what it may do
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
@@ -111,3 +112,36 @@ def test_the_grant_digest_follows_what_decides_access() -> None:
     assert len({one.grant(), *(o.grant() for o in others)}) == 5
     wire = one.to_wire()
     assert wire["user_id"] == "u_1" and wire["grant"] == one.grant()
+
+
+async def test_spend_is_reconciled_by_user_id_at_start(tmp_path: Path) -> None:
+    """One guardian on SQLite counts budgets in memory, rebuilt from the ledger at start:
+    the rows of an earlier user of the name count for nobody now."""
+    storage = await open_storage(None, tmp_path / "guardian.db")
+    try:
+        row = dict(
+            principal="demo",
+            tool="chat",
+            provider="p",
+            model="m",
+            input_tokens=1,
+            output_tokens=1,
+            latency_ms=1.0,
+            outcome="ok",
+            fallback_path="[]",
+        )
+        now = time.time()
+        await storage.add_usage(
+            [
+                base.UsageRow(ts=now, cost_usd=0.75, user_id="u_earlier", **row),  # type: ignore[arg-type]
+                base.UsageRow(ts=now, cost_usd=0.25, user_id="u_now", **row),  # type: ignore[arg-type]
+            ]
+        )
+        assert await storage.spend_since(now - 1) == {"u_earlier": 0.75, "u_now": 0.25}
+        limits = Limits(storage)
+        await limits.start()
+        await limits.check_budget("u_now", 0.5)
+        with pytest.raises(BudgetExceeded):
+            await limits.check_budget("u_earlier", 0.5)
+    finally:
+        await storage.close()
