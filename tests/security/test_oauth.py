@@ -8,6 +8,7 @@ import base64
 import hashlib
 import secrets
 import sqlite3
+import time
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -451,3 +452,25 @@ def test_registrations_stop_at_the_cap_with_a_typed_error_and_a_security_event()
     finally:
         capped.stop()
         capped.cleanup()
+
+
+def test_an_unused_registration_expires_and_frees_its_place() -> None:
+    env = {"SEALGATE_OAUTH_MAX_CLIENTS": "1", "SEALGATE_OAUTH_UNUSED_CLIENT_HOURS": "0.001"}
+    short = Stack(env=env)  # 3.6 s
+    try:
+        short.start()
+        body = {"client_name": "soon gone", "redirect_uris": [REDIRECT_URI]}
+        first = _register(short, body)
+        assert first.status_code == 201, first.text
+        assert _register(short, body).status_code == 400  # the cap of one holds
+        time.sleep(4)
+        second = _register(short, body)  # the unused first one expired
+        assert second.status_code == 201, second.text
+        _, challenge = pkce()
+        gone = request_params(first.json()["client_id"], challenge)
+        answer = httpx.get(f"{short.url}/oauth/authorize?{urlencode(gone)}", timeout=30)
+        assert answer.status_code in (400, 401) and "location" not in answer.headers
+        assert "unknown client_id" in answer.text
+    finally:
+        short.stop()
+        short.cleanup()
