@@ -83,6 +83,25 @@ class Principal:
     #: An OAuth access token's scopes (the role is narrowed to them); None for other
     #: credentials, which carry the whole role.
     scopes: tuple[str, ...] | None = None
+    #: The user's stable id ('' for the operator and open mode): what tokens, sessions,
+    #: grants, limits and budgets are keyed by, so a new user of an old name inherits nothing.
+    user_id: str = ""
+    #: What the credential itself is (an API token's id, a session, an OAuth family), so
+    #: answers cached for one credential are not served to another of the same user.
+    credential: str = ""
+
+    @property
+    def key(self) -> str:
+        """What counters and budgets are kept under."""
+        return self.user_id or self.name
+
+    def grant(self) -> str:
+        """An opaque digest of everything that decides what this credential may do: the
+        user's id, the credential, the role as configured now (narrowed to the scopes).
+        The sandbox keys its cached tool answers by it, so a change to any of them (a new
+        user of the name, a narrower token, a role edited) never gets another's answer."""
+        raw = repr((self.user_id, self.name, self.kind, self.credential, self.role, self.scopes))
+        return hashlib.sha256(raw.encode()).hexdigest()[:32]
 
     @property
     def is_admin(self) -> bool:
@@ -96,6 +115,9 @@ class Principal:
             "role": self.role.name,
             "kind": self.kind,
             "admin": self.is_admin,
+            "user_id": self.user_id,
+            "grant": self.grant(),
+            "tools": list(self.role.tools),
         }
         if self.scopes is not None:
             wire["scopes"] = list(self.scopes)
@@ -262,9 +284,10 @@ class Auth:
         if len(token) < 16:
             logger.error("SEALGATE_BOOTSTRAP_TOKEN is shorter than 16 characters; ignored")
             return
-        if await self.storage.create_user("admin", None, "admin"):
+        user_id = await self.storage.create_user("admin", None, "admin")
+        if user_id is not None:
             await self.storage.create_token(
-                BOOTSTRAP_TOKEN_ID, "admin", credential_hash(token), "bootstrap", None
+                BOOTSTRAP_TOKEN_ID, "admin", credential_hash(token), "bootstrap", None, user_id
             )
             await self.storage.add_audit("system", "bootstrap", "ok", "", "user admin created")
             logger.info("bootstrap: created user admin with SEALGATE_BOOTSTRAP_TOKEN")
@@ -320,11 +343,11 @@ class Auth:
             return None
         if token["expires_at"] is not None and token["expires_at"] <= time.time():
             return None
-        user = await self.storage.get_user(token["user_name"])
+        user = await self.storage.get_user_by_id(token["user_id"])
         if user is None or self.locked(user):
             return None
         await self.storage.touch_token(token["id"])
-        return Principal(user["name"], self.role(user["role"]), "user")
+        return self.principal_of(user, credential=f"token:{token['id']}")
 
     async def _resolve_session(self, key: str, caller: Mapping[str, Any]) -> Principal | None:
         session = await self.storage.get_session(key)
@@ -346,12 +369,30 @@ class Auth:
         ):
             await self.storage.delete_session(key)
             return None
-        user = await self.storage.get_user(session["user_name"])
+        user = await self.storage.get_user_by_id(session["user_id"])
         if user is None or self.locked(user):
             return None
         if now - session["last_seen_at"] > 60:
             await self.storage.touch_session(key)
-        return Principal(user["name"], self.role(user["role"]), "user")
+        return self.principal_of(user, credential=f"session:{key[:16]}")
+
+    def principal_of(
+        self,
+        user: Mapping[str, Any],
+        *,
+        credential: str,
+        role: RoleConfig | None = None,
+        scopes: tuple[str, ...] | None = None,
+    ) -> Principal:
+        """A signed-in user's principal, keyed by their id."""
+        return Principal(
+            user["name"],
+            role or self.role(user["role"]),
+            "user",
+            scopes=scopes,
+            user_id=str(user["id"] or ""),
+            credential=credential,
+        )
 
     @staticmethod
     def locked(user: Mapping[str, Any]) -> bool:
@@ -366,13 +407,13 @@ class Auth:
 
     async def login(self, username: str, password: str, ip: str, user_agent: str) -> dict[str, Any]:
         """A new session for a good user name and password (see `authenticate`)."""
-        await self.authenticate(username, password, ip)
+        user = await self.authenticate(username, password, ip)
         session = secrets.token_urlsafe(32)
         expires = time.time() + self.limits.session_max_s
         await self.storage.create_session(
-            credential_hash(session), username, ip, user_agent, expires
+            credential_hash(session), username, ip, user_agent, expires, user["id"]
         )
-        await self.storage.add_audit(username, "login", "ok", ip)
+        await self.storage.add_audit(username, "login", "ok", ip, user_id=user["id"])
         return {"session": session, "principal": username, "expires_at": expires}
 
     async def authenticate(self, username: str, password: str, ip: str) -> dict[str, Any]:
@@ -446,25 +487,43 @@ class Auth:
         check_name(name)
         self._check_role(role)
         password_hash = await self._hash(password) if password else None
-        if not await self.storage.create_user(name, password_hash, role):
+        if await self.storage.create_user(name, password_hash, role) is None:
             raise InvalidParams(f"user {name!r} exists already")
         switched_on = await self._recount()
         await self.storage.add_audit("operator", "users.add", "ok", "", f"{name} ({role})")
         return switched_on
 
     async def set_password(self, name: str, password: str) -> None:
+        """A new password ends the user's sessions and every OAuth consent and token: what
+        was let in with the old password must sign in again."""
         if not await self.storage.set_password(name, await self._hash(password)):
             raise NotFound(f"no user {name!r}")
         await self.storage.revoke_sessions(name, None)
-        self.forget()
-        await self.storage.add_audit("operator", "users.passwd", "ok", "", name)
+        revoked = await self._revoke_oauth(name)
+        await self.storage.add_audit(
+            "operator", "users.passwd", "ok", "", f"{name}; {revoked} OAuth token(s) revoked"
+        )
 
     async def set_role(self, name: str, role: str) -> None:
+        """A new role revokes the user's OAuth consents and tokens: a consent was given for
+        what the old role allowed, so the client asks the person again."""
         self._check_role(role)
         if not await self.storage.set_role(name, role):
             raise NotFound(f"no user {name!r}")
+        revoked = await self._revoke_oauth(name)
+        await self.storage.add_audit(
+            "operator",
+            "users.role",
+            "ok",
+            "",
+            f"{name} -> {role}; {revoked} OAuth token(s) revoked",
+        )
+
+    async def _revoke_oauth(self, name: str) -> int:
+        user = await self.storage.get_user(name)
+        revoked = await self.storage.revoke_oauth_of(user["id"]) if user and user["id"] else 0
         self.forget()
-        await self.storage.add_audit("operator", "users.role", "ok", "", f"{name} -> {role}")
+        return revoked
 
     async def lock(self, name: str, locked: bool) -> None:
         until = time.time() + 100 * 365 * 86400 if locked else None
@@ -482,12 +541,15 @@ class Auth:
         await self.storage.add_audit("operator", "users.delete", "ok", "", name)
 
     async def issue_token(self, user: str, expires_s: float | None, label: str) -> dict[str, Any]:
-        if await self.storage.get_user(user) is None:
+        row = await self.storage.get_user(user)
+        if row is None:
             raise NotFound(f"no user {user!r}")
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
         token_id = "tok_" + secrets.token_hex(6)
         expires_at = time.time() + expires_s if expires_s else None
-        await self.storage.create_token(token_id, user, credential_hash(token), label, expires_at)
+        await self.storage.create_token(
+            token_id, user, credential_hash(token), label, expires_at, row["id"]
+        )
         await self.storage.add_audit("operator", "tokens.issue", "ok", "", f"{token_id} for {user}")
         return {"token": token, "id": token_id, "user": user, "expires_at": expires_at}
 

@@ -370,11 +370,29 @@ async def users(args: argparse.Namespace, path: Path) -> None:
     elif action == "passwd":
         password = read_password(f"new password for {args.name}: ", confirm=True)
         await call(path, "users.passwd", {"name": args.name, "password": password})
-        emit(args, {"ok": True}, f"password of {args.name} changed; their sessions ended")
+        emit(
+            args,
+            {"ok": True},
+            f"password of {args.name} changed; their sessions, OAuth consents and OAuth tokens"
+            " ended",
+        )
     elif action == "role":
         await call(path, "users.role", {"name": args.name, "role": args.role})
-        emit(args, {"ok": True}, f"{args.name} now has role {args.role}")
-    else:  # lock, unlock, delete
+        emit(
+            args,
+            {"ok": True},
+            f"{args.name} now has role {args.role}; their OAuth consents and tokens were revoked"
+            " (each client asks them again)",
+        )
+    elif action == "delete":
+        await call(path, "users.delete", {"name": args.name})
+        emit(
+            args,
+            {"ok": True},
+            f"user {args.name} deleted, with every API token, session, OAuth consent and OAuth"
+            " token; a new user of this name starts with nothing",
+        )
+    else:  # lock, unlock
         await call(path, f"users.{action}", {"name": args.name})
         emit(args, {"ok": True}, f"user {args.name}: {action} done")
 

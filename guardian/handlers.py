@@ -74,7 +74,7 @@ async def _audited(
         return await run(principal)
     except AUDITED as exc:
         await ctx.services.storage.add_audit(
-            principal.name, action, exc.code.value, ip, exc.message, tool
+            principal.name, action, exc.code.value, ip, exc.message, tool, user_id=principal.user_id
         )
         raise
 

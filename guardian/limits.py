@@ -145,6 +145,7 @@ class Limits:
             )
 
     async def check_budget(self, principal: str, budget: float) -> None:
+        """`principal`: the budget key (`Principal.key`, the user's id for a user)."""
         spent = await self.counters.read(f"spend:{principal}", month_start())
         if spent >= budget:
             raise BudgetExceeded(
@@ -167,10 +168,12 @@ class Limits:
         model: str,
         input_tokens: int = 0,
         output_tokens: int = 0,
+        user_id: str = "",
     ) -> Reservation:
         """Write the call's start with its maximum (`amount` USD, `input_tokens` and
-        `output_tokens`) before it leaves. With a budget, hold the amount against it, or
-        raise `BudgetExceeded`; without one (None), hold nothing."""
+        `output_tokens`) before it leaves. With a budget (of `user_id`, or of `principal`, the
+        name, for a principal without an id), hold the amount against it, or raise
+        `BudgetExceeded`; without one (None), hold nothing."""
         held = Reservation(
             id=uuid.uuid4().hex,
             principal=principal,
@@ -185,8 +188,9 @@ class Limits:
             counted=budget is not None,
             input_tokens=input_tokens,
             output_tokens=output_tokens,
+            user_id=user_id,
         )
-        key = f"spend:{principal}"
+        key = f"spend:{held.budget_key}"
         if budget is None:
             try:
                 await self.storage.reserve(held, None)
@@ -227,7 +231,7 @@ class Limits:
         """The call ended: in memory, spend moves from the reserved amount to the real cost
         now; shared counters move in the transaction that writes the call's usage row."""
         if self.memory is not None and not held.shared and held.counted:
-            self.memory.bump(f"spend:{held.principal}", held.window_start, cost - held.amount)
+            self.memory.bump(f"spend:{held.budget_key}", held.window_start, cost - held.amount)
 
 
 def _over(budget: float, spent: float, amount: float) -> BudgetExceeded:

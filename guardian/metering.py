@@ -62,10 +62,12 @@ class CallMeter:
         tool: str,
         action: str,
         ip: str = "",
+        user_id: str = "",
     ) -> None:
         self.ledger = ledger
         self.limits = limits
         self.principal = principal
+        self.user_id = user_id
         self.tool = tool
         self.action = action
         self.ip = ip
@@ -211,6 +213,7 @@ class CallMeter:
             fallback_path=fallback_json(path),
             estimated=billed.estimated,
             clamped=billed.clamped,
+            user_id=self.user_id,
         )
         audit = None
         if billed.clamped and not audit_detail:
@@ -228,6 +231,7 @@ class CallMeter:
                     + (" (clamped)" if billed.clamped else "")
                 ),
                 tool=self.tool,
+                user_id=self.user_id,
             )
         self.ledger.record(row, reservation=self.reservation, audit=audit)
 

@@ -22,10 +22,10 @@ async def admit(limits: Limits | None, principal: Principal, tool: str) -> None:
         return
     if role.requests_per_min:
         await limits.hit(
-            f"principal:{principal.name}", role.requests_per_min, f"principal {principal.name}"
+            f"principal:{principal.key}", role.requests_per_min, f"principal {principal.name}"
         )
     if role.monthly_budget_usd is not None:
-        await limits.check_budget(principal.name, role.monthly_budget_usd)
+        await limits.check_budget(principal.key, role.monthly_budget_usd)
 
 
 def refusal(

@@ -101,6 +101,7 @@ class Router:
             ledger=self.ledger,
             limits=self.limits,
             principal=principal.name,
+            user_id=principal.user_id,
             tool=tool,
             action=action,
             ip=str((params.get("caller") or {}).get("ip", "")),
@@ -181,6 +182,7 @@ class Router:
             principal.name,
             principal.role.monthly_budget_usd,
             worst,
+            user_id=principal.user_id,
             tool=tool_name,
             provider=worst_attempt.provider.name,
             model=worst_attempt.model,
@@ -193,7 +195,7 @@ class Router:
         reservation is settled with the call's usage row instead)."""
         held = meter.reservation
         if (held is None or not held.counted) and meter.cost:
-            await self.limits.add_spend(meter.principal, meter.cost)
+            await self.limits.add_spend(meter.user_id or meter.principal, meter.cost)
 
     async def _ending(self, meter: CallMeter, path: list[Step], work: Awaitable[T]) -> T:
         return await metered(meter, path, work, self.live.redactor)

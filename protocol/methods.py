@@ -246,6 +246,11 @@ AUTH_VERIFY = MethodSpec(
         "auth_enabled": Field(type=bool),
         # an OAuth access token's scopes (absent for other credentials)
         "scopes": Field(type=list, items=str, required=False, max_len=16),
+        # the user's stable id ('' for open mode); a digest of the user, the credential and
+        # its role and scopes (what cached tool answers are keyed by); the tools it may call
+        "user_id": Field(type=str, max_len=64),
+        "grant": Field(type=str, max_len=64),
+        "tools": _NAMES,
     },
     surfaces=_BOTH,
 )

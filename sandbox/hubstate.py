@@ -1,9 +1,10 @@
 """The sandbox's own SQLite file: `hub_state` (small facts about this sandbox) and
-`tool_cache` (deterministic tool results, per principal).
+`tool_cache` (deterministic tool results, per credential grant).
 
-Only results of calls made with temperature 0 are cached, keyed by principal, tool and every
-argument, for `[DB_SYNC] tool_cache_ttl_sec` (default one hour). A cached answer is served
-without a sealed call, so it costs nothing and is not metered again.
+Only results of calls made with temperature 0 are cached, keyed by the credential's grant
+(see `cache_grant`), tool and every argument, for `[DB_SYNC] tool_cache_ttl_sec` (default
+one hour). A cached answer is served without a sealed call, so it costs nothing and is not
+metered again; it is served only for a tool the guardian allowed this credential.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import json
 import os
 import sqlite3
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -40,9 +42,28 @@ SCHEMA = (
 )
 
 
-def cache_key(principal: str, tool: str, arguments: dict[str, Any]) -> str:
-    raw = json.dumps([principal, tool, arguments], sort_keys=True, separators=(",", ":"))
+def cache_key(grant: str, tool: str, arguments: dict[str, Any]) -> str:
+    raw = json.dumps([grant, tool, arguments], sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def cache_grant(principal: Mapping[str, Any] | None, tool: str) -> str | None:
+    """The grant a cached answer of `tool` may be kept and served under, from the guardian's
+    `auth.verify` answer for this request's credential; None when nothing may be cached.
+
+    Only when the guardian allowed this tool for this credential (its role narrowed to its
+    token's scopes), and keyed by the grant digest (the user's id, the credential, its role
+    and scopes), never by the user name alone: a narrower token of the same user, a new user
+    of an old name or a changed role never gets an answer cached for another."""
+    if principal is None:
+        return None
+    grant = principal.get("grant")
+    tools = principal.get("tools")
+    if not isinstance(grant, str) or not grant or not isinstance(tools, list):
+        return None
+    if "*" not in tools and tool not in tools:
+        return None
+    return grant
 
 
 class HubState:

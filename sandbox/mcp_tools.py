@@ -30,7 +30,7 @@ from protocol.pyfun import PyfunConfig, ToolConfig
 from sandbox.caller import Proxies, caller_of
 from sandbox.guardian_link import ActiveNames, Caller, GuardianLink
 from sandbox.hub_compat import ALIAS_NAMES, drop_empty, first_given, original_listing
-from sandbox.hubstate import HubState, cache_key
+from sandbox.hubstate import HubState, cache_grant, cache_key
 from sandbox.tool_args import names_problem, problem_of
 
 logger = logging.getLogger("sealgate.sandbox.mcp")
@@ -427,8 +427,9 @@ class SealGateTools:
         """
         principal = current_principal()
         key = None
-        if options.get("temperature") == 0 and principal is not None and self.hub is not None:
-            key = cache_key(principal["principal"], tool, {"prompt": prompt, **options})
+        grant = cache_grant(principal, tool)
+        if options.get("temperature") == 0 and grant is not None and self.hub is not None:
+            key = cache_key(grant, tool, {"prompt": prompt, **options})
             cached = await self.hub.cached(key)
             if cached is not None:
                 return result({**cached, "cached": True}, cached.get("text", ""))

@@ -126,13 +126,12 @@ class StreamCap:
             return
         principal = (scope.get("state") or {}).get("principal")
         client = scope.get("client") or ("", 0)
-        key = (
-            principal["principal"]
-            if isinstance(principal, dict) and principal.get("kind") == "user"
-            else f"ip:{client[0]}"
-        )
+        user = isinstance(principal, dict) and principal.get("kind") == "user"
+        shown = str(principal["principal"]) if user and principal else f"ip:{client[0]}"
+        # a user is counted by id: a new user of an old name starts with none open
+        key = str(principal.get("user_id") or shown) if user and principal else shown
         if self.open.get(key, 0) >= self.limit:
-            await refuse(send, 429, f"more than {self.limit} open streams for {key}")
+            await refuse(send, 429, f"more than {self.limit} open streams for {shown}")
             return
         self.open[key] = self.open.get(key, 0) + 1
         try:

@@ -443,14 +443,46 @@ async def token(request: Request) -> Response:
     return JSONResponse(result, headers=_NO_STORE)
 
 
+#: Client metadata is flat (strings, lists, a JWK set); the guardian checks the same.
+METADATA_DEPTH = 6
+
+
+def _too_deep(value: Any, limit: int) -> bool:
+    """Whether `value` nests more than `limit` levels (walked level by level, no recursion:
+    a deep document must not reach the RPC encoder, which would refuse it with a 500)."""
+    layer: list[Any] = [value]
+    for _ in range(limit):
+        layer = (
+            [
+                child
+                for item in layer
+                for child in (item.values() if isinstance(item, dict) else item)
+                if isinstance(child, dict | list)
+            ]
+            if layer
+            else []
+        )
+        if not layer:
+            return False
+    return True
+
+
 async def register(request: Request) -> Response:
     try:
         metadata = await request.json()
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: JSON nested too deeply
         metadata = None
     if not isinstance(metadata, dict):
         return JSONResponse(
             {"error": "invalid_client_metadata", "error_description": "send a JSON object"},
+            status_code=400,
+        )
+    if _too_deep(metadata, METADATA_DEPTH):
+        return JSONResponse(
+            {
+                "error": "invalid_client_metadata",
+                "error_description": f"client metadata nests deeper than {METADATA_DEPTH} levels",
+            },
             status_code=400,
         )
     try:

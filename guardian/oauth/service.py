@@ -18,13 +18,13 @@ import secrets
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 from urllib.parse import urlencode, urlsplit
 
 from authlib.oauth2.rfc7591 import ClientMetadataClaims
 from joserfc.errors import JoseError
 
-from guardian.oauth import cimd, pkce, redirects, scopes
+from guardian.oauth import cimd, pkce, redirects, registration, scopes
 from guardian.oauth.resource import resource_id, same_resource
 from guardian.oauth.store import OAuthStore
 from guardian.storage import Storage
@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from guardian.auth import Auth, Principal
 
 logger = logging.getLogger("sealgate.guardian.oauth")
+security_log = logging.getLogger("sealgate.security")
 
 ACCESS_PREFIX = "sga_"
 REFRESH_PREFIX = "sgr_"
@@ -164,8 +165,11 @@ class OAuthService:
 
     @staticmethod
     def _check_metadata(metadata: Mapping[str, Any]) -> list[str]:
-        """RFC 7591 metadata: the types first (Authlib's claims assume them), then Authlib's
-        claims, then our redirect rules."""
+        """RFC 7591 metadata: the shape and types first (Authlib's claims assume them), then
+        Authlib's claims, then our redirect rules."""
+        problem = registration.shape_problem(metadata)
+        if problem is not None:
+            raise oauth_error("invalid_client_metadata", f"client metadata: {problem}")
         for key, value in metadata.items():
             expected = _METADATA_TYPES.get(key)
             if expected is None:
@@ -185,7 +189,7 @@ class OAuthService:
         claims = {k: v for k, v in metadata.items() if k != "token_endpoint_auth_method"}
         try:
             ClientMetadataClaims(claims, {}, options).validate()
-        except (JoseError, TypeError, ValueError, AttributeError) as exc:
+        except (JoseError, TypeError, ValueError, AttributeError, KeyError) as exc:
             raise oauth_error("invalid_client_metadata", f"client metadata: {exc}") from None
         uris = metadata.get("redirect_uris")
         if not isinstance(uris, list) or not uris or len(uris) > 20:
@@ -202,6 +206,21 @@ class OAuthService:
             f"oauth-register:{ip}", REGISTRATIONS_PER_MIN, f"client registrations from {ip}"
         )
         uris = self._check_metadata(metadata)
+        await self.store.expire_unused(time.time() - registration.unused_ttl_s(self.environ))
+        cap = registration.max_clients(self.environ)
+        if await self.store.count_registered() >= cap:
+            security_log.warning(
+                "OAuth client registration refused from %s: %d registered clients is the cap (%s)",
+                ip,
+                cap,
+                registration.MAX_CLIENTS_SETTING,
+            )
+            await self._audit("-", "oauth.register", "refused", ip, f"cap of {cap} clients")
+            raise oauth_error(
+                "temporarily_unavailable",
+                f"this server holds its maximum of {cap} registered clients; unused ones"
+                " expire, or an operator may revoke some (sealgate-ctl oauth clients)",
+            )
         client_id = CLIENT_PREFIX + secrets.token_urlsafe(16)
         name = str(metadata.get("client_name") or "unnamed client")[:100]
         kept = _kept(metadata)
@@ -274,14 +293,14 @@ class OAuthService:
                 user["name"], "oauth.consent", "refused", ip, f"admin scope for {pending.client_id}"
             )
             raise self._back(pending, "invalid_scope", "the admin scope is only for administrators")
-        granted = await self.store.get_grant(user["name"], pending.client_id)
+        granted = await self.store.get_grant(user["id"], pending.client_id)
         if granted is not None and scopes.covers(granted["scope"].split(), pending.scopes):
             await self._audit(
                 user["name"], "oauth.consent", "remembered", ip, _grant_detail(pending)
             )
-            return {"redirect_to": await self._issue_code(pending, user["name"])}
+            return {"redirect_to": await self._issue_code(pending, user)}
         ticket = secrets.token_urlsafe(32)
-        await self.store.put_ticket(_hash(ticket), user["name"], dict(request), TICKET_TTL_S)
+        await self.store.put_ticket(_hash(ticket), user, dict(request), TICKET_TTL_S)
         return {"ticket": ticket, **pending.view()}
 
     async def consent(self, ticket: str, approve: bool, ip: str) -> dict[str, Any]:
@@ -290,25 +309,26 @@ class OAuthService:
         taken = await self.store.take_ticket(_hash(ticket))
         if taken is None:
             raise oauth_error("invalid_request", "this sign-in expired or was used; start again")
-        user, request = taken
+        user_id, request = taken
         pending = await self.check(request, ip)
-        row = await self.auth.storage.get_user(user)
+        row = await self.auth.storage.get_user_by_id(user_id)
         if row is None or self.auth.locked(row):
             raise oauth_error("access_denied", "the account is locked or gone")
+        user = str(row["name"])
         if "admin" in pending.scopes and row["role"] != "admin":
             raise self._back(pending, "invalid_scope", "the admin scope is only for administrators")
         if not approve:
             await self._audit(user, "oauth.consent", "denied", ip, _grant_detail(pending))
             raise self._back(pending, "access_denied", "the person declined")
-        old = await self.store.get_grant(user, pending.client_id)
+        old = await self.store.get_grant(user_id, pending.client_id)
         union = set(pending.scopes) | set(old["scope"].split() if old else ())
         await self.store.put_grant(
-            user, pending.client_id, scopes.render(s for s in scopes.SCOPES if s in union)
+            user_id, user, pending.client_id, scopes.render(s for s in scopes.SCOPES if s in union)
         )
-        await self._audit(user, "oauth.consent", "ok", ip, _grant_detail(pending))
-        return {"redirect_to": await self._issue_code(pending, user)}
+        await self._audit(user, "oauth.consent", "ok", ip, _grant_detail(pending), user_id)
+        return {"redirect_to": await self._issue_code(pending, row)}
 
-    async def _issue_code(self, pending: Pending, user: str) -> str:
+    async def _issue_code(self, pending: Pending, user: Row) -> str:
         code = CODE_PREFIX + secrets.token_urlsafe(32)
         family = secrets.token_hex(12)
         await self.store.put_code(
@@ -316,7 +336,8 @@ class OAuthService:
             {
                 "family": family,
                 "client_id": pending.client_id,
-                "user_name": user,
+                "user_name": user["name"],
+                "user_id": user["id"],
                 "redirect_uri": pending.redirect_uri,
                 "scope": scopes.render(pending.scopes),
                 "resource": pending.resource,
@@ -377,21 +398,16 @@ class OAuthService:
         return await self._issue_tokens(row, row["scope"].split(), ip, "oauth.token")
 
     async def _refresh(self, form: Mapping[str, Any], client: Row, ip: str) -> dict[str, Any]:
-        presented = form.get("refresh_token") or ""
-        row, spent = await self.store.spend_refresh(_hash(presented))
+        """Every check first, then the rotation: a refused refresh (a wider scope, another
+        resource, an expired token) leaves the refresh token as it was; only one that
+        succeeds spends it, atomically, so of two racing refreshes one is a replay."""
+        presented = _hash(form.get("refresh_token") or "")
+        row = await self.store.get_token(presented)
         if row is None or row["kind"] != "refresh":
             raise oauth_error("invalid_grant", "unknown refresh token")
-        if not spent:
-            if row["used_at"] is not None:
-                revoked = await self.store.revoke_family(row["family"])
-                self.auth.forget()
-                await self._audit(
-                    row["user_name"],
-                    "oauth.refresh",
-                    "refused",
-                    ip,
-                    f"refresh token reused ({row['client_id']}); {revoked} token(s) revoked",
-                )
+        if row["used_at"] is not None:
+            await self._replayed(row, ip)
+        if row["revoked_at"] is not None:
             raise oauth_error("invalid_grant", "this refresh token was used or revoked")
         if row["client_id"] != client["client_id"]:
             await self.store.revoke_family(row["family"])
@@ -399,23 +415,33 @@ class OAuthService:
             raise oauth_error("invalid_grant", "this refresh token was issued to another client")
         if row["expires_at"] <= time.time():
             raise oauth_error("invalid_grant", "this refresh token expired")
-        granted = row["scope"].split()
-        wanted = granted
-        if form.get("scope"):
-            try:
-                wanted = list(scopes.parse(form["scope"]))
-            except scopes.ScopeError as exc:
-                raise oauth_error("invalid_scope", str(exc)) from None
-            if not scopes.covers(granted, wanted):
-                raise oauth_error("invalid_scope", "a refresh cannot widen the granted scope")
+        wanted = refresh_scope(row["scope"], form.get("scope"))
         if not same_resource(form.get("resource"), row["resource"]):
             raise oauth_error("invalid_target", f"this grant is for {row['resource']} only")
-        return await self._issue_tokens(row, wanted, ip, "oauth.refresh")
+        spent_row, spent = await self.store.spend_refresh(presented)
+        if not spent or spent_row is None:
+            if spent_row is not None and spent_row["used_at"] is not None:
+                await self._replayed(spent_row, ip)
+            raise oauth_error("invalid_grant", "this refresh token was used or revoked")
+        return await self._issue_tokens(spent_row, wanted, ip, "oauth.refresh")
+
+    async def _replayed(self, row: Row, ip: str) -> NoReturn:
+        """A spent refresh token presented again: its whole family is revoked."""
+        revoked = await self.store.revoke_family(row["family"])
+        self.auth.forget()
+        await self._audit(
+            row["user_name"],
+            "oauth.refresh",
+            "refused",
+            ip,
+            f"refresh token reused ({row['client_id']}); {revoked} token(s) revoked",
+        )
+        raise oauth_error("invalid_grant", "this refresh token was used or revoked")
 
     async def _issue_tokens(
         self, grant: Row, granted: list[str], ip: str, action: str
     ) -> dict[str, Any]:
-        user = await self.auth.storage.get_user(grant["user_name"])
+        user = await self.auth.storage.get_user_by_id(grant["user_id"])
         if user is None or self.auth.locked(user):
             raise oauth_error("invalid_grant", "the account is locked or gone")
         access = ACCESS_PREFIX + secrets.token_urlsafe(32)
@@ -423,14 +449,20 @@ class OAuthService:
         values = {
             "family": grant["family"],
             "client_id": grant["client_id"],
-            "user_name": grant["user_name"],
+            "user_name": user["name"],
+            "user_id": user["id"],
             "scope": scopes.render(granted),
             "resource": grant["resource"],
         }
         await self.store.put_token(_hash(access), "access", values, ACCESS_TTL_S)
         await self.store.put_token(_hash(refresh), "refresh", values, REFRESH_TTL_S)
         await self._audit(
-            grant["user_name"], action, "ok", ip, f"{grant['client_id']}: {values['scope']}"
+            user["name"],
+            action,
+            "ok",
+            ip,
+            f"{grant['client_id']}: {values['scope']}",
+            user["id"],
         )
         return {
             "access_token": access,
@@ -460,19 +492,20 @@ class OAuthService:
     async def resolve(self, credential: str) -> Principal | None:
         """The principal of an access token issued for this hub, or None. The audience check
         (RFC 8707): a token whose resource is not this hub's identifier is refused."""
-        from guardian.auth import Principal  # guardian.auth builds this service
 
         row = await self.store.get_token(_hash(credential))
         if row is None or row["kind"] != "access" or row["revoked_at"] is not None:
             return None
         if row["expires_at"] <= time.time() or row["resource"] != self.resource:
             return None
-        user = await self.auth.storage.get_user(row["user_name"])
+        user = await self.auth.storage.get_user_by_id(row["user_id"])
         if user is None or self.auth.locked(user):
             return None
         granted = tuple(row["scope"].split())
         role = scopes.narrow(self.auth.role(user["role"]), granted, self.auth.live.snapshot.config)
-        return Principal(user["name"], role, "user", scopes=granted)
+        return self.auth.principal_of(
+            user, credential=f"oauth:{row['family']}", role=role, scopes=granted
+        )
 
     # operators -------------------------------------------------------------------------------
     async def clients(self, revoke: str | None) -> dict[str, Any]:
@@ -490,7 +523,8 @@ class OAuthService:
         if revoke_client:
             if not user:
                 raise InvalidParams("name the user whose consent to revoke (--user)")
-            revoked = await self.store.revoke_grant(user, revoke_client)
+            row = await self.auth.storage.get_user(user)
+            revoked = await self.store.revoke_grant(row["id"], revoke_client) if row else 0
             if not revoked:
                 raise NotFound(f"{user!r} gave no consent to {revoke_client!r}")
             self.auth.forget()
@@ -499,8 +533,25 @@ class OAuthService:
             )
         return {"grants": await self.store.list_grants(user), "revoked": revoked}
 
-    async def _audit(self, principal: str, action: str, outcome: str, ip: str, detail: str) -> None:
-        await self.auth.storage.add_audit(principal, action, outcome, ip, detail)
+    async def _audit(
+        self, principal: str, action: str, outcome: str, ip: str, detail: str, user_id: str = ""
+    ) -> None:
+        await self.auth.storage.add_audit(principal, action, outcome, ip, detail, user_id=user_id)
+
+
+def refresh_scope(granted: str, asked: str | None) -> list[str]:
+    """The scopes a refresh may carry: the granted ones, or a subset asked for; never more
+    (RFC 6749 section 6). Raises `invalid_scope`."""
+    held = granted.split()
+    if not asked:
+        return held
+    try:
+        wanted = list(scopes.parse(asked))
+    except scopes.ScopeError as exc:
+        raise oauth_error("invalid_scope", str(exc)) from None
+    if not scopes.covers(held, wanted):
+        raise oauth_error("invalid_scope", "a refresh cannot widen the granted scope")
+    return wanted
 
 
 def _grant_detail(pending: Pending) -> str:

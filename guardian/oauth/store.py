@@ -92,22 +92,47 @@ class OAuthStore:
             await tx.execute(tx.q("DELETE FROM {s}oauth_grants WHERE client_id = ?"), client_id)
         return changed
 
+    async def count_registered(self) -> int:
+        """Registered (RFC 7591) clients not revoked: what the registration cap counts."""
+        row = await self.storage.fetchrow(
+            self._q(
+                "SELECT COUNT(*) AS n FROM {s}oauth_clients WHERE kind = 'registered'"
+                " AND revoked_at IS NULL"
+            )
+        )
+        return int(row["n"]) if row else 0
+
+    async def expire_unused(self, registered_before: float) -> int:
+        """Delete registered clients older than `registered_before` that never got an
+        authorization code (no sign-in ever completed for them)."""
+        return await self.storage.execute(
+            self._q(
+                "DELETE FROM {s}oauth_clients WHERE kind = 'registered' AND created_at < ?"
+                " AND NOT EXISTS (SELECT 1 FROM {s}oauth_codes c"
+                " WHERE c.client_id = {s}oauth_clients.client_id)"
+            ),
+            registered_before,
+            idempotent=True,
+        )
+
     # consents --------------------------------------------------------------------------------
-    async def get_grant(self, user: str, client_id: str) -> Row | None:
+    async def get_grant(self, user_id: str, client_id: str) -> Row | None:
         return await self.storage.fetchrow(
-            self._q("SELECT * FROM {s}oauth_grants WHERE user_name = ? AND client_id = ?"),
-            user,
+            self._q("SELECT * FROM {s}oauth_grants WHERE user_id = ? AND client_id = ?"),
+            user_id,
             client_id,
         )
 
-    async def put_grant(self, user: str, client_id: str, scope: str) -> None:
+    async def put_grant(self, user_id: str, user: str, client_id: str, scope: str) -> None:
+        """A consent, by the user's id (the name is kept for display)."""
         now = time.time()
         await self.storage.execute(
             self._q(
-                "INSERT INTO {s}oauth_grants (user_name, client_id, scope, created_at,"
-                " updated_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (user_name, client_id)"
+                "INSERT INTO {s}oauth_grants (user_id, user_name, client_id, scope, created_at,"
+                " updated_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (user_id, client_id)"
                 " DO UPDATE SET scope = excluded.scope, updated_at = excluded.updated_at"
             ),
+            user_id,
             user,
             client_id,
             scope,
@@ -121,7 +146,7 @@ class OAuthStore:
             self._q(
                 "SELECT g.user_name, g.client_id, g.scope, g.created_at, g.updated_at,"
                 " (SELECT COUNT(*) FROM {s}oauth_tokens t WHERE t.client_id = g.client_id"
-                " AND t.user_name = g.user_name AND t.revoked_at IS NULL AND t.expires_at > ?)"
+                " AND t.user_id = g.user_id AND t.revoked_at IS NULL AND t.expires_at > ?)"
                 " AS live_tokens FROM {s}oauth_grants g WHERE (? = '' OR g.user_name = ?)"
                 " ORDER BY g.user_name, g.client_id"
             ),
@@ -130,28 +155,28 @@ class OAuthStore:
             user or "",
         )
 
-    async def revoke_grant(self, user: str, client_id: str) -> int:
+    async def revoke_grant(self, user_id: str, client_id: str) -> int:
         """The consent and every token issued under it."""
         async with self.storage.transaction() as tx:
             removed = await tx.execute(
-                tx.q("DELETE FROM {s}oauth_grants WHERE user_name = ? AND client_id = ?"),
-                user,
+                tx.q("DELETE FROM {s}oauth_grants WHERE user_id = ? AND client_id = ?"),
+                user_id,
                 client_id,
             )
             await tx.execute(
                 tx.q(
-                    "UPDATE {s}oauth_tokens SET revoked_at = ? WHERE user_name = ?"
+                    "UPDATE {s}oauth_tokens SET revoked_at = ? WHERE user_id = ?"
                     " AND client_id = ? AND revoked_at IS NULL"
                 ),
                 time.time(),
-                user,
+                user_id,
                 client_id,
             )
         return removed
 
     # consent tickets -----------------------------------------------------------------------
     async def put_ticket(
-        self, ticket_hash: str, user: str, request: dict[str, Any], ttl_s: float
+        self, ticket_hash: str, user: Row, request: dict[str, Any], ttl_s: float
     ) -> None:
         now = time.time()
         await self.storage.execute(
@@ -159,17 +184,18 @@ class OAuthStore:
         )
         await self.storage.execute(
             self._q(
-                "INSERT INTO {s}oauth_tickets (ticket_hash, user_name, request, expires_at)"
-                " VALUES (?, ?, ?, ?)"
+                "INSERT INTO {s}oauth_tickets (ticket_hash, user_id, user_name, request,"
+                " expires_at) VALUES (?, ?, ?, ?, ?)"
             ),
             ticket_hash,
-            user,
+            user["id"],
+            user["name"],
             json.dumps(request),
             now + ttl_s,
         )
 
     async def take_ticket(self, ticket_hash: str) -> tuple[str, dict[str, Any]] | None:
-        """(user, request) of a live ticket, which is spent by this call; else None."""
+        """(user id, request) of a live ticket, which is spent by this call; else None."""
         row = await self.storage.fetchrow(
             self._q("DELETE FROM {s}oauth_tickets WHERE ticket_hash = ? RETURNING *"),
             ticket_hash,
@@ -177,21 +203,22 @@ class OAuthStore:
         if row is None or row["expires_at"] <= time.time():
             return None
         request: dict[str, Any] = json.loads(row["request"])
-        return str(row["user_name"]), request
+        return str(row["user_id"]), request
 
     # codes -----------------------------------------------------------------------------------
     async def put_code(self, code_hash: str, values: dict[str, Any], ttl_s: float) -> None:
         now = time.time()
         await self.storage.execute(
             self._q(
-                "INSERT INTO {s}oauth_codes (code_hash, family, client_id, user_name,"
+                "INSERT INTO {s}oauth_codes (code_hash, family, client_id, user_name, user_id,"
                 " redirect_uri, scope, resource, challenge, created_at, expires_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
             ),
             code_hash,
             values["family"],
             values["client_id"],
             values["user_name"],
+            values["user_id"],
             values["redirect_uri"],
             values["scope"],
             values["resource"],
@@ -226,13 +253,15 @@ class OAuthStore:
         await self.storage.execute(
             self._q(
                 "INSERT INTO {s}oauth_tokens (token_hash, kind, family, client_id, user_name,"
-                " scope, resource, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " user_id, scope, resource, created_at, expires_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
             ),
             token_hash,
             kind,
             values["family"],
             values["client_id"],
             values["user_name"],
+            values["user_id"],
             values["scope"],
             values["resource"],
             now,

@@ -43,6 +43,11 @@ def new_usage_key() -> str:
     return uuid.uuid4().hex
 
 
+def new_user_id() -> str:
+    """A user's stable id: never reused, so a new user of an old name inherits nothing."""
+    return "u_" + uuid.uuid4().hex
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class UsageRow:
     ts: float
@@ -59,6 +64,7 @@ class UsageRow:
     key: str = field(default_factory=new_usage_key)  # idempotency key: a retry cannot count twice
     estimated: bool = False  # SealGate counted a figure itself (see guardian.usage_figures)
     clamped: bool = False  # the provider reported more than the request allowed
+    user_id: str = ""  # the user's id ('' for the operator and open mode); principal is the name
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -80,6 +86,11 @@ class Reservation:
     counted: bool = True
     input_tokens: int = 0  # the call's input bound, billed if it never ends
     output_tokens: int = 0  # its max_tokens
+    user_id: str = ""  # whose budget it counts against ('' for a principal without an id)
+
+    @property
+    def budget_key(self) -> str:
+        return self.user_id or self.principal
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -90,6 +101,7 @@ class AuditEntry:
     ip: str = ""
     detail: str = ""
     tool: str = ""
+    user_id: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -103,17 +115,17 @@ class LedgerEntry:
 
 _INSERT_USAGE = (
     "INSERT INTO {s}usage (ts, principal, tool, provider, model, input_tokens,"
-    " output_tokens, cost_usd, latency_ms, outcome, fallback_path, key, estimated, clamped)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING"
+    " output_tokens, cost_usd, latency_ms, outcome, fallback_path, key, estimated, clamped,"
+    " user_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING"
 )
 _INSERT_RESERVATION = (
     "INSERT INTO {s}reservations (id, principal, window_start, amount, created_at, owner,"
-    " shared, tool, provider, model, counted, input_tokens, output_tokens)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " shared, tool, provider, model, counted, input_tokens, output_tokens, user_id)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _INSERT_AUDIT = (
-    "INSERT INTO {s}audit (ts, principal, action, outcome, ip, detail, tool)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?)"
+    "INSERT INTO {s}audit (ts, principal, action, outcome, ip, detail, tool, user_id)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
 
 
@@ -133,6 +145,7 @@ def _usage_values(r: UsageRow) -> tuple[Any, ...]:
         r.key,
         1 if r.estimated else 0,
         1 if r.clamped else 0,
+        r.user_id,
     )
 
 
@@ -151,11 +164,12 @@ def reservation_values(held: Reservation) -> tuple[Any, ...]:
         1 if held.counted else 0,
         held.input_tokens,
         held.output_tokens,
+        held.user_id,
     )
 
 
 def _audit_values(a: AuditEntry, ts: float) -> tuple[Any, ...]:
-    return (ts, a.principal, a.action, a.outcome, a.ip, a.detail[:2000], a.tool)
+    return (ts, a.principal, a.action, a.outcome, a.ip, a.detail[:2000], a.tool, a.user_id)
 
 
 class StorageError(Exception):
@@ -281,26 +295,35 @@ class Storage(abc.ABC):
         return current
 
     # users -------------------------------------------------------------------------------------
-    async def create_user(self, name: str, password_hash: str | None, role: str) -> bool:
+    async def create_user(self, name: str, password_hash: str | None, role: str) -> str | None:
+        """The new user's id; None when the name is taken."""
+        user_id = new_user_id()
         changed = await self.execute(
             self.q(
-                "INSERT INTO {s}users (name, password_hash, role, created_at) VALUES (?, ?, ?, ?)"
-                " ON CONFLICT (name) DO NOTHING"
+                "INSERT INTO {s}users (id, name, password_hash, role, created_at)"
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (name) DO NOTHING"
             ),
+            user_id,
             name,
             password_hash,
             role,
             time.time(),
         )
-        return changed == 1
+        return user_id if changed == 1 else None
 
     async def get_user(self, name: str) -> Row | None:
         return await self.fetchrow(self.q("SELECT * FROM {s}users WHERE name = ?"), name)
 
+    async def get_user_by_id(self, user_id: str) -> Row | None:
+        """The user of a stored id; None for '' (a row that belonged to nobody now)."""
+        if not user_id:
+            return None
+        return await self.fetchrow(self.q("SELECT * FROM {s}users WHERE id = ?"), user_id)
+
     async def list_users(self) -> list[Row]:
         return await self.fetch(
             self.q(
-                "SELECT name, role, created_at, failed_logins, locked_until,"
+                "SELECT name, id, role, created_at, failed_logins, locked_until,"
                 " locked_by_operator FROM {s}users ORDER BY name"
             )
         )
@@ -378,20 +401,60 @@ class Storage(abc.ABC):
         )
 
     async def delete_user(self, name: str) -> bool:
-        """The user, their tokens and their sessions, all or nothing."""
+        """The user and everything that let anyone act as them, all or nothing: API tokens,
+        sessions, OAuth consents, codes, sign-in tickets and tokens (revoked, kept for the
+        record). Rows are found by the user's id and, for rows older than ids, by name."""
         async with self.transaction() as tx:
-            await tx.execute(tx.q("DELETE FROM {s}api_tokens WHERE user_name = ?"), name)
-            await tx.execute(tx.q("DELETE FROM {s}sessions WHERE user_name = ?"), name)
+            user = await tx.fetchrow(tx.q("SELECT id FROM {s}users WHERE name = ?"), name)
+            if user is None:
+                return False
+            user_id = user["id"] or ""
+            for table in ("api_tokens", "sessions", "oauth_grants", "oauth_codes", "oauth_tickets"):
+                await tx.execute(
+                    tx.q(f"DELETE FROM {{s}}{table} WHERE user_id = ? OR user_name = ?"),  # noqa: S608
+                    user_id,
+                    name,
+                )
+            await tx.execute(
+                tx.q(
+                    "UPDATE {s}oauth_tokens SET revoked_at = ? WHERE (user_id = ? OR user_name = ?)"
+                    " AND revoked_at IS NULL"
+                ),
+                time.time(),
+                user_id,
+                name,
+            )
             return await tx.execute(tx.q("DELETE FROM {s}users WHERE name = ?"), name) == 1
+
+    async def revoke_oauth_of(self, user_id: str) -> int:
+        """Every OAuth consent and token of a user (after a new password or role): the
+        client must ask the person again."""
+        async with self.transaction() as tx:
+            await tx.execute(tx.q("DELETE FROM {s}oauth_grants WHERE user_id = ?"), user_id)
+            await tx.execute(tx.q("DELETE FROM {s}oauth_tickets WHERE user_id = ?"), user_id)
+            return await tx.execute(
+                tx.q(
+                    "UPDATE {s}oauth_tokens SET revoked_at = ? WHERE user_id = ?"
+                    " AND revoked_at IS NULL"
+                ),
+                time.time(),
+                user_id,
+            )
 
     # tokens ------------------------------------------------------------------------------------
     async def create_token(
-        self, token_id: str, user: str, token_hash: str, label: str, expires_at: float | None
+        self,
+        token_id: str,
+        user: str,
+        token_hash: str,
+        label: str,
+        expires_at: float | None,
+        user_id: str,
     ) -> None:
         await self.execute(
             self.q(
                 "INSERT INTO {s}api_tokens (id, user_name, token_hash, label, created_at,"
-                " expires_at) VALUES (?, ?, ?, ?, ?, ?)"
+                " expires_at, user_id) VALUES (?, ?, ?, ?, ?, ?, ?)"
             ),
             token_id,
             user,
@@ -399,6 +462,7 @@ class Storage(abc.ABC):
             label,
             time.time(),
             expires_at,
+            user_id,
         )
 
     async def find_token(self, token_hash: str) -> Row | None:
@@ -440,13 +504,13 @@ class Storage(abc.ABC):
 
     # sessions ----------------------------------------------------------------------------------
     async def create_session(
-        self, id_hash: str, user: str, ip: str, user_agent: str, expires_at: float
+        self, id_hash: str, user: str, ip: str, user_agent: str, expires_at: float, user_id: str
     ) -> None:
         now = time.time()
         await self.execute(
             self.q(
                 "INSERT INTO {s}sessions (id_hash, user_name, ip, user_agent, created_at,"
-                " last_seen_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
+                " last_seen_at, expires_at, user_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
             ),
             id_hash,
             user,
@@ -455,6 +519,7 @@ class Storage(abc.ABC):
             now,
             now,
             expires_at,
+            user_id,
         )
 
     async def get_session(self, id_hash: str) -> Row | None:
@@ -495,9 +560,17 @@ class Storage(abc.ABC):
         ip: str = "",
         detail: str = "",
         tool: str = "",
+        *,
+        user_id: str = "",
     ) -> None:
         entry = AuditEntry(
-            principal=principal, action=action, outcome=outcome, ip=ip, detail=detail, tool=tool
+            principal=principal,
+            action=action,
+            outcome=outcome,
+            ip=ip,
+            detail=detail,
+            tool=tool,
+            user_id=user_id,
         )
         await self.execute(self.q(_INSERT_AUDIT), *_audit_values(entry, time.time()))
 
@@ -513,7 +586,8 @@ class Storage(abc.ABC):
         """Entries matching every filter, oldest first; the limit counts matching rows."""
         return await self.fetch(
             self.q(
-                "SELECT id, ts, principal, action, tool, outcome, ip, detail FROM {s}audit"
+                "SELECT id, ts, principal, user_id, action, tool, outcome, ip, detail"
+                " FROM {s}audit"
                 " WHERE ts >= ? AND id > ? AND (? = '' OR principal = ?) AND (? = '' OR tool = ?)"
                 " ORDER BY id LIMIT ?"
             ),
@@ -559,7 +633,7 @@ class Storage(abc.ABC):
                                 " WHERE key = ? AND window_start = ?"
                             ),
                             (row.cost_usd or 0.0) - held.amount,
-                            f"spend:{held.principal}",
+                            f"spend:{held.budget_key}",
                             held.window_start,
                         )
                 if entry.audit is not None:
@@ -579,7 +653,7 @@ class Storage(abc.ABC):
             await self.write_start(held)
             return None
         async with self.transaction() as tx:
-            key = f"spend:{held.principal}"
+            key = f"spend:{held.budget_key}"
             await tx.execute(
                 tx.q(
                     "INSERT INTO {s}counters (key, window_start, value) VALUES (?, ?, 0)"
@@ -651,6 +725,7 @@ class Storage(abc.ABC):
                     fallback_path="[]",
                     key=f"reservation:{held['id']}",
                     estimated=True,
+                    user_id=held["user_id"] or "",
                 )
                 await tx.execute(tx.q(_INSERT_USAGE), *_usage_values(usage))
                 if held["shared"] and not held["counted"] and amount:
@@ -660,7 +735,7 @@ class Storage(abc.ABC):
                             " VALUES (?, ?, ?) ON CONFLICT (key, window_start) DO UPDATE"
                             " SET value = c.value + excluded.value"
                         ),
-                        f"spend:{held['principal']}",
+                        f"spend:{held['user_id'] or held['principal']}",
                         held["window_start"],
                         amount,
                     )
@@ -674,20 +749,24 @@ class Storage(abc.ABC):
                         f" output tokens, {amount:.6f} USD (estimated)"
                     ),
                     tool=held["tool"],
+                    user_id=held["user_id"] or "",
                 )
                 await tx.execute(tx.q(_INSERT_AUDIT), *_audit_values(audit, now))
             settled.append(held)
         return settled
 
     async def spend_since(self, since: float) -> dict[str, float]:
+        """Spend by budget key: the user's id, or the name of a principal without one (rows
+        of a name that no user holds now count for nobody's budget)."""
         rows = await self.fetch(
             self.q(
-                "SELECT principal, SUM(cost_usd) AS spent FROM {s}usage WHERE ts >= ?"
-                " AND cost_usd IS NOT NULL GROUP BY principal"
+                "SELECT CASE WHEN user_id = '' THEN principal ELSE user_id END AS who,"
+                " SUM(cost_usd) AS spent FROM {s}usage WHERE ts >= ?"
+                " AND cost_usd IS NOT NULL GROUP BY who"
             ),
             since,
         )
-        return {row["principal"]: float(row["spent"] or 0.0) for row in rows}
+        return {row["who"]: float(row["spent"] or 0.0) for row in rows}
 
     async def usage_report(self, since: float, by: str) -> list[Row]:
         """Calls, errors, tokens and cost since a time, grouped in SQL by one of

@@ -285,7 +285,8 @@ class PostgresStorage(Storage):
                 "WITH lax AS (SELECT set_config('synchronous_commit', 'off', true))"
                 " INSERT INTO {s}reservations (id, principal, window_start, amount,"
                 " created_at, owner, shared, tool, provider, model, counted, input_tokens,"
-                " output_tokens) SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? FROM lax"
+                " output_tokens, user_id) SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?"
+                " FROM lax"
             ),
             *reservation_values(held),
         )

@@ -7,6 +7,16 @@ Append a migration; never edit one that has shipped.
 
 from __future__ import annotations
 
+
+def _owned_by_id(table: str, name: str = "user_name", time: str = "created_at") -> str:
+    """Set a row's `user_id` to the user of its name who existed when the row was written;
+    '' when none did (the row belonged to an earlier user of that name, or to no one)."""
+    return (
+        f"UPDATE {{s}}{table} SET user_id = COALESCE((SELECT u.id FROM {{s}}users u"  # noqa: S608
+        f" WHERE u.name = {{s}}{table}.{name} AND u.created_at <= {{s}}{table}.{time}), '')"
+    )
+
+
 MIGRATIONS: list[list[str]] = [
     [
         "CREATE TABLE IF NOT EXISTS {s}users (name TEXT PRIMARY KEY, password_hash TEXT,"
@@ -95,7 +105,54 @@ MIGRATIONS: list[list[str]] = [
         "ALTER TABLE {s}reservations ADD COLUMN input_tokens INTEGER NOT NULL DEFAULT 0",
         "ALTER TABLE {s}reservations ADD COLUMN output_tokens INTEGER NOT NULL DEFAULT 0",
     ],
+    [
+        # Identity by a stable user id (`users.id`), not by name: a new user of a deleted
+        # user's name inherits no token, session, grant, counter or cached answer. A row
+        # written for a name before the user of that name existed (an earlier person) maps
+        # to no one (user_id '') and no longer resolves; its grants and tickets are dropped.
+        "ALTER TABLE {s}users ADD COLUMN id TEXT",
+        "UPDATE {s}users SET id = {newid} WHERE id IS NULL",
+        "CREATE UNIQUE INDEX IF NOT EXISTS users_id ON {s}users (id)",
+        "ALTER TABLE {s}api_tokens ADD COLUMN user_id TEXT NOT NULL DEFAULT ''",
+        _owned_by_id("api_tokens"),
+        "ALTER TABLE {s}sessions ADD COLUMN user_id TEXT NOT NULL DEFAULT ''",
+        _owned_by_id("sessions"),
+        "ALTER TABLE {s}oauth_codes ADD COLUMN user_id TEXT NOT NULL DEFAULT ''",
+        _owned_by_id("oauth_codes"),
+        "ALTER TABLE {s}oauth_tokens ADD COLUMN user_id TEXT NOT NULL DEFAULT ''",
+        _owned_by_id("oauth_tokens"),
+        "CREATE INDEX IF NOT EXISTS oauth_tokens_user ON {s}oauth_tokens (user_id)",
+        "ALTER TABLE {s}oauth_grants ADD COLUMN user_id TEXT NOT NULL DEFAULT ''",
+        _owned_by_id("oauth_grants"),
+        "DELETE FROM {s}oauth_grants WHERE user_id = ''",
+        "CREATE UNIQUE INDEX IF NOT EXISTS oauth_grants_user"
+        " ON {s}oauth_grants (user_id, client_id)",
+        "DELETE FROM {s}oauth_tickets",
+        "ALTER TABLE {s}oauth_tickets ADD COLUMN user_id TEXT NOT NULL DEFAULT ''",
+        # the ledger and the audit keep the name for display and add the id
+        "ALTER TABLE {s}usage ADD COLUMN user_id TEXT NOT NULL DEFAULT ''",
+        _owned_by_id("usage", name="principal", time="ts"),
+        "CREATE INDEX IF NOT EXISTS usage_user_ts ON {s}usage (user_id, ts)",
+        "ALTER TABLE {s}audit ADD COLUMN user_id TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE {s}reservations ADD COLUMN user_id TEXT NOT NULL DEFAULT ''",
+        _owned_by_id("reservations", name="principal"),
+        # budget counters (shared ones, on PostgreSQL) move from the name to the id
+        "UPDATE {s}counters SET key = 'spend:' || (SELECT u.id FROM {s}users u"
+        " WHERE 'spend:' || u.name = {s}counters.key)"
+        " WHERE key IN (SELECT 'spend:' || u.name FROM {s}users u)",
+    ],
 ]
 
-SQLITE_TYPES = {"s": "", "id": "INTEGER PRIMARY KEY", "real": "REAL"}
-POSTGRES_TYPES = {"s": "sealgate.", "id": "BIGSERIAL PRIMARY KEY", "real": "DOUBLE PRECISION"}
+SQLITE_TYPES = {
+    "s": "",
+    "id": "INTEGER PRIMARY KEY",
+    "real": "REAL",
+    # a new random user id, as `guardian.storage.base.new_user_id` makes them
+    "newid": "'u_' || lower(hex(randomblob(16)))",
+}
+POSTGRES_TYPES = {
+    "s": "sealgate.",
+    "id": "BIGSERIAL PRIMARY KEY",
+    "real": "DOUBLE PRECISION",
+    "newid": "'u_' || replace(gen_random_uuid()::text, '-', '')",
+}

@@ -17,6 +17,7 @@ GRANT = {
     "family": "fam1",
     "client_id": "sgc_x",
     "user_name": "ada",
+    "user_id": "u_ada",
     "redirect_uri": "http://127.0.0.1:9/cb",
     "scope": "mcp llm",
     "resource": "http://127.0.0.1:8000",
@@ -45,7 +46,9 @@ async def test_a_code_is_spent_once_even_by_racing_requests(storage: Storage) ->
 
 async def test_refresh_rotation_and_family_revocation(storage: Storage) -> None:
     store = OAuthStore(storage)
-    values = {k: GRANT[k] for k in ("family", "client_id", "user_name", "scope", "resource")}
+    values = {
+        k: GRANT[k] for k in ("family", "client_id", "user_name", "user_id", "scope", "resource")
+    }
     await store.put_token("access1", "access", values, 900)
     await store.put_token("refresh1", "refresh", values, 3600)
     assert (await store.spend_refresh("access1"))[1] is False  # not a refresh token
@@ -63,14 +66,16 @@ async def test_consents_and_clients(storage: Storage) -> None:
     await store.put_client("sgc_x", "registered", "X", ["http://127.0.0.1:9/cb"], {})
     client = await store.get_client("sgc_x")
     assert client is not None and client["redirect_uris"] == ["http://127.0.0.1:9/cb"]
-    await store.put_grant("ada", "sgc_x", "mcp")
-    await store.put_grant("ada", "sgc_x", "mcp llm")
+    await store.put_grant("u_ada", "ada", "sgc_x", "mcp")
+    await store.put_grant("u_ada", "ada", "sgc_x", "mcp llm")
     grants = await store.list_grants("ada")
     assert [(g["client_id"], g["scope"]) for g in grants] == [("sgc_x", "mcp llm")]
-    values = {k: GRANT[k] for k in ("family", "client_id", "user_name", "scope", "resource")}
+    values = {
+        k: GRANT[k] for k in ("family", "client_id", "user_name", "user_id", "scope", "resource")
+    }
     await store.put_token("a2", "access", values, 900)
     assert (await store.list_clients())[0]["live_tokens"] == 1
-    assert await store.revoke_grant("ada", "sgc_x") == 1
+    assert await store.revoke_grant("u_ada", "sgc_x") == 1
     token = await store.get_token("a2")
     assert token is not None and token["revoked_at"] is not None
     assert await store.revoke_client("sgc_x") == 1
@@ -79,8 +84,24 @@ async def test_consents_and_clients(storage: Storage) -> None:
 
 async def test_a_consent_ticket_is_taken_once_and_not_after_it_expires(storage: Storage) -> None:
     store = OAuthStore(storage)
-    await store.put_ticket("t1", "ada", {"client_id": "sgc_x"}, 60)
-    await store.put_ticket("t2", "ada", {"client_id": "sgc_x"}, -1)
+    ada = {"id": "u_ada", "name": "ada"}
+    await store.put_ticket("t1", ada, {"client_id": "sgc_x"}, 60)
+    await store.put_ticket("t2", ada, {"client_id": "sgc_x"}, -1)
     results = await asyncio.gather(*(store.take_ticket("t1") for _ in range(4)))
-    assert [r for r in results if r is not None] == [("ada", {"client_id": "sgc_x"})]
+    assert [r for r in results if r is not None] == [("u_ada", {"client_id": "sgc_x"})]
     assert await store.take_ticket("t2") is None
+
+
+async def test_unused_registrations_expire_and_used_ones_stay(storage: Storage) -> None:
+    store = OAuthStore(storage)
+    for client_id in ("sgc_unused", "sgc_used"):
+        await store.put_client(client_id, "registered", "c", ["http://127.0.0.1:9/cb"], {})
+    await store.put_client("https://app.example/c", "cimd", "d", ["https://app.example/cb"], {})
+    await store.put_code("h-used", {**GRANT, "client_id": "sgc_used"}, 60)
+    assert await store.count_registered() == 2
+    assert await store.expire_unused(0.0) == 0  # nothing registered before the epoch
+    assert await store.expire_unused(9e18) == 1
+    assert await store.get_client("sgc_unused") is None
+    assert await store.get_client("sgc_used") is not None
+    assert await store.get_client("https://app.example/c") is not None
+    assert await store.count_registered() == 1

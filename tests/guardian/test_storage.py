@@ -52,14 +52,15 @@ async def test_users(storage: Storage) -> None:
 
 
 async def test_tokens_and_sessions(storage: Storage) -> None:
-    await storage.create_user("bob", None, "user")
-    await storage.create_token("tok1", "bob", "h" * 64, "laptop", None)
+    bob = await storage.create_user("bob", None, "user")
+    assert bob is not None
+    await storage.create_token("tok1", "bob", "h" * 64, "laptop", None, bob)
     found = await storage.find_token("h" * 64)
     assert found is not None and found["user_name"] == "bob" and found["revoked_at"] is None
     assert [t["id"] for t in await storage.list_tokens("bob")] == ["tok1"]
     assert await storage.revoke_token("tok1", None)
     assert not await storage.revoke_token("tok1", None)
-    await storage.create_session("s" * 64, "bob", "127.0.0.1", "ua", time.time() + 60)
+    await storage.create_session("s" * 64, "bob", "127.0.0.1", "ua", time.time() + 60, bob)
     session = await storage.get_session("s" * 64)
     assert session is not None and session["ip"] == "127.0.0.1"
     assert len(await storage.list_sessions()) == 1
@@ -234,9 +235,10 @@ async def test_other_writes_never_land_inside_a_transaction(storage: Storage) ->
 
 
 async def test_delete_user_is_one_transaction(storage: Storage) -> None:
-    await storage.create_user("dora", None, "user")
-    await storage.create_token("t1", "dora", "d" * 64, "", None)
-    await storage.create_session("x" * 64, "dora", "127.0.0.1", "ua", time.time() + 60)
+    dora = await storage.create_user("dora", None, "user")
+    assert dora is not None
+    await storage.create_token("t1", "dora", "d" * 64, "", None, dora)
+    await storage.create_session("x" * 64, "dora", "127.0.0.1", "ua", time.time() + 60, dora)
     assert await storage.delete_user("dora")
     assert await storage.find_token("d" * 64) is None
     assert await storage.get_session("x" * 64) is None
@@ -265,8 +267,8 @@ async def test_audit_filters_run_before_the_limit(storage: Storage) -> None:
 
 async def test_token_listing_filters_in_sql(storage: Storage) -> None:
     for user in ("u1", "u2"):
-        await storage.create_user(user, None, "user")
-        await storage.create_token(f"tok-{user}", user, user * 32, "", None)
+        user_id = await storage.create_user(user, None, "user")
+        await storage.create_token(f"tok-{user}", user, user * 32, "", None, user_id or "")
     assert [t["id"] for t in await storage.list_tokens("u2")] == ["tok-u2"]
     assert len(await storage.list_tokens()) == 2
 

@@ -138,7 +138,11 @@ async def test_postgresql_outage_under_load(
         oks = sum(1 for o in outcomes if o[1] == "ok")
         assert Counter(r["outcome"] for r in rows)["ok"] == oks
         assert backend.rows(guardian, "SELECT * FROM {s}reservations") == []
-        counter = backend.rows(guardian, "SELECT value FROM {s}counters WHERE key = 'spend:payer'")
+        counter = backend.rows(  # budgets are kept by user id
+            guardian,
+            "SELECT c.value FROM {s}counters c JOIN {s}users u ON c.key = 'spend:' || u.id"
+            " WHERE u.name = 'payer'",
+        )
         assert counter[0]["value"] == pytest.approx(sum(r["cost_usd"] for r in rows), abs=1e-9)
         assert guardian.process is not None and guardian.process.poll() is None
         assert "Traceback" not in guardian.logs(), guardian.logs()[-3000:]

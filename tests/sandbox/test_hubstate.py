@@ -50,3 +50,15 @@ async def test_max_cache_entries_keeps_the_newest_answers(tmp_path: Path) -> Non
     finally:
         await state.close()
     assert answer["rows"] == [["k3"], ["k4"]]
+
+
+def test_a_cached_answer_needs_the_tool_allowed_and_a_grant() -> None:
+    allowed = {"principal": "demo", "grant": "g1", "tools": ["llm_complete"]}
+    assert hubstate.cache_grant(allowed, "llm_complete") == "g1"
+    assert hubstate.cache_grant({**allowed, "tools": ["*"]}, "llm_complete") == "g1"
+    assert hubstate.cache_grant({**allowed, "tools": ["health_check"]}, "llm_complete") is None
+    assert hubstate.cache_grant({"principal": "demo", "tools": ["*"]}, "llm_complete") is None
+    assert hubstate.cache_grant({**allowed, "grant": ""}, "llm_complete") is None
+    assert hubstate.cache_grant(None, "llm_complete") is None
+    # the key follows the grant, not the name
+    assert hubstate.cache_key("g1", "t", {"a": 1}) != hubstate.cache_key("g2", "t", {"a": 1})

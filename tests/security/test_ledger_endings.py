@@ -134,7 +134,11 @@ def the_ending(guardian: GuardianProcess, backend: Backend) -> dict[str, Any]:
     assert len(rows) == 1, rows
     assert backend.rows(guardian, "SELECT * FROM {s}reservations") == []
     if backend.name == "postgresql":  # the shared budget counter holds exactly what was billed
-        counter = backend.rows(guardian, "SELECT value FROM {s}counters WHERE key = 'spend:payer'")
+        counter = backend.rows(  # budgets are kept by user id
+            guardian,
+            "SELECT c.value FROM {s}counters c JOIN {s}users u ON c.key = 'spend:' || u.id"
+            " WHERE u.name = 'payer'",
+        )
         assert counter[0]["value"] == pytest.approx(rows[0]["cost_usd"] or 0.0, abs=1e-9)
     return rows[0]
 

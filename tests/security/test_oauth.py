@@ -8,6 +8,7 @@ import base64
 import hashlib
 import secrets
 import sqlite3
+import time
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -385,3 +386,91 @@ def test_a_wrong_password_on_the_page_gives_no_code(stack: Stack, client_id: str
     assert "invalid user name or password" in answer.text
     denied = sign_in(stack, request_params(client_id, challenge, scope="search"), approve=False)
     assert redirect_query(denied)["error"] == "access_denied"
+
+
+# -- a refused refresh spends nothing ------------------------------------------------------
+def test_a_refused_refresh_leaves_the_refresh_token_usable(stack: Stack, client_id: str) -> None:
+    issued = tokens(stack, client_id, scope="llm")
+    assert oauth_error(_widen(stack, client_id, issued)) == "invalid_scope"
+    elsewhere = httpx.post(
+        f"{stack.url}/oauth/token",
+        data={
+            "grant_type": "refresh_token",
+            "refresh_token": issued["refresh_token"],
+            "client_id": client_id,
+            "resource": "https://other.example/mcp",
+        },
+        timeout=30,
+    )
+    assert oauth_error(elsewhere) == "invalid_target"
+    # neither refusal rotated the token: it still refreshes, once, and the family lives
+    rotated = refresh(stack, client_id, issued["refresh_token"])
+    assert rotated.status_code == 200, rotated.text
+    assert status_with(stack, rotated.json()["access_token"]) == 200
+    assert oauth_error(refresh(stack, client_id, issued["refresh_token"])) == "invalid_grant"
+
+
+# -- registration: typed refusals, a cap and an expiry ---------------------------------------
+def _register(stack: Stack, body: Any) -> httpx.Response:
+    return httpx.post(f"{stack.url}/oauth/register", json=body, timeout=30)
+
+
+def test_registration_refuses_hostile_metadata_with_typed_400s(stack: Stack) -> None:
+    for levels in (5000, 40):  # past the JSON parser's recursion, and past the RPC's nesting
+        text = f'{{"redirect_uris": ["{REDIRECT_URI}"], "x": {"[" * levels}{"]" * levels}}}'
+        nested = httpx.post(
+            f"{stack.url}/oauth/register",
+            content=text,
+            headers={"content-type": "application/json"},
+            timeout=30,
+        )
+        assert nested.status_code == 400, nested.text
+        assert nested.json()["error"] == "invalid_client_metadata"
+    for jwks in ({}, {"keys": "nope"}, {"keys": [1]}):
+        answer = _register(stack, {"redirect_uris": [REDIRECT_URI], "jwks": jwks})
+        assert answer.status_code == 400, (jwks, answer.text)
+        assert answer.json()["error"] == "invalid_client_metadata"
+    for body in ([], "text", 5, None):
+        answer = _register(stack, body)
+        assert answer.status_code == 400, (body, answer.text)
+    assert "Traceback" not in stack.logs()
+
+
+def test_registrations_stop_at_the_cap_with_a_typed_error_and_a_security_event() -> None:
+    capped = Stack(env={"SEALGATE_OAUTH_MAX_CLIENTS": "2"})
+    try:
+        capped.start()
+        body = {"client_name": "cap", "redirect_uris": [REDIRECT_URI]}
+        assert [_register(capped, body).status_code for _ in range(2)] == [201, 201]
+        refused = _register(capped, body)
+        assert refused.status_code == 400, refused.text
+        assert refused.json()["error"] == "temporarily_unavailable"
+        assert "maximum of 2 registered clients" in refused.json()["error_description"]
+        assert "registration refused" in capped.logs()
+        audit = _ctl(capped, "audit", "tail", "--json")
+        assert "cap of 2 clients" in audit
+    finally:
+        capped.stop()
+        capped.cleanup()
+
+
+def test_an_unused_registration_expires_and_frees_its_place() -> None:
+    env = {"SEALGATE_OAUTH_MAX_CLIENTS": "1", "SEALGATE_OAUTH_UNUSED_CLIENT_HOURS": "0.001"}
+    short = Stack(env=env)  # 3.6 s
+    try:
+        short.start()
+        body = {"client_name": "soon gone", "redirect_uris": [REDIRECT_URI]}
+        first = _register(short, body)
+        assert first.status_code == 201, first.text
+        assert _register(short, body).status_code == 400  # the cap of one holds
+        time.sleep(4)
+        second = _register(short, body)  # the unused first one expired
+        assert second.status_code == 201, second.text
+        _, challenge = pkce()
+        gone = request_params(first.json()["client_id"], challenge)
+        answer = httpx.get(f"{short.url}/oauth/authorize?{urlencode(gone)}", timeout=30)
+        assert answer.status_code in (400, 401) and "location" not in answer.headers
+        assert "unknown client_id" in answer.text
+    finally:
+        short.stop()
+        short.cleanup()
