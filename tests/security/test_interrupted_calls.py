@@ -183,6 +183,7 @@ async def test_calls_in_flight_of_a_principal_without_a_budget_survive_a_sigkill
     rows = [embed, chat, streamed]
     for row in rows:
         assert (row["principal"], row["outcome"], row["estimated"]) == ("free", "interrupted", 1)
+        assert row["user_id"].startswith("u_"), row  # the budget key is the user's id
         assert row["input_tokens"] > 0 and row["cost_usd"] > 0, row
     assert (embed["tool"], embed["output_tokens"]) == ("embeddings", 0)
     assert embed["cost_usd"] == pytest.approx(embed["input_tokens"] / 1e6)
@@ -193,7 +194,11 @@ async def test_calls_in_flight_of_a_principal_without_a_budget_survive_a_sigkill
     assert len(audits) == 4 and all("never ended" in a["detail"] for a in audits)
     assert backend.rows(guardian, "SELECT * FROM {s}reservations") == []
     if backend.name == "postgresql":  # the shared spend counter has what was billed
-        counter = backend.rows(guardian, "SELECT value FROM {s}counters WHERE key = 'spend:free'")
+        counter = backend.rows(
+            guardian,
+            "SELECT c.value FROM {s}counters c JOIN {s}users u ON c.key = 'spend:' || u.id"
+            " WHERE u.name = 'free'",
+        )
         assert counter[0]["value"] == pytest.approx(sum(r["cost_usd"] for r in rows))
 
 
