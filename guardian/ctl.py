@@ -26,11 +26,11 @@ from pathlib import Path
 from typing import Any
 
 from guardian import mcp_stdio
+from guardian.ctl_status import status_lines
 from protocol.adminaddr import open_admin_channel
 from protocol.client import RPCClient
 from protocol.errors import RPCError
 from protocol.printable import printable
-from protocol.protections import describe_report
 from protocol.pyfun import PyfunError, parse
 from protocol.runtime import DEFAULT_RUNTIME_DIR, RuntimeLayout
 
@@ -178,12 +178,7 @@ async def run(args: argparse.Namespace) -> int:
         emit(args, result, f"pong: guardian {result['version']}, up {result['uptime_s']:.0f} s")
     elif command == "status":
         result = await call(path, "status", {})
-        lines = [f"{k:<20} {_cell(v)}" for k, v in sorted(result.items()) if k != "protections"]
-        lines += [
-            f"{'protections' if i == 0 else '':<20} {line}"
-            for i, line in enumerate(describe_report(result.get("protections", {})))
-        ]
-        emit(args, result, "\n".join(lines))
+        emit(args, result, "\n".join(status_lines(result)))
     elif command == "providers":
         result = await call(path, "providers", {})
         rows = [
