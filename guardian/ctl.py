@@ -51,6 +51,10 @@ class UsageError(Exception):
     """The command line is wrong in a way argparse cannot see."""
 
 
+class NotConfirmed(Exception):
+    """A command whose effect reaches every client was not confirmed; the message says how."""
+
+
 def parse_duration(text: str) -> float:
     match = _DURATION.match(text.strip().lower())
     if not match:
@@ -369,9 +373,55 @@ async def users(args: argparse.Namespace, path: Path) -> None:
     elif action == "role":
         await call(path, "users.role", {"name": args.name, "role": args.role})
         emit(args, {"ok": True}, f"{args.name} now has role {args.role}")
-    else:  # lock, unlock, delete
+    elif action == "delete":
+        await delete_user(args, path)
+    else:  # lock, unlock
         await call(path, f"users.{action}", {"name": args.name})
         emit(args, {"ok": True}, f"user {args.name}: {action} done")
+
+
+#: What deleting the last user does, said before (to confirm) and after (as done).
+_REOPENS = (
+    "without a user, auth turns off and the gateway returns to open mode: on loopback anyone"
+    " on this machine may use its tools and keys without a token (elsewhere protected routes"
+    ' answer 401), unless [HUB] auth = "required"'
+)
+
+
+def confirmed(question: str) -> bool:
+    """A yes from the person at the terminal; never from a pipe or a script."""
+    if not sys.stdin.isatty():
+        return False
+    try:
+        answer = input(f"{question} [y/N] ")
+    except EOFError:
+        return False
+    return answer.strip().lower() in ("y", "yes")
+
+
+async def delete_user(args: argparse.Namespace, path: Path) -> None:
+    """Deleting the last user reopens the gateway: it needs `--yes` (or a yes at the terminal),
+    and the output says what happened to auth."""
+    listing = await call(path, "users.list", {})
+    last = [u.get("name") for u in listing["users"]] == [args.name]
+    if last and not args.yes:
+        question = f"{args.name} is the last user: {_REOPENS}."
+        if args.json or not confirmed(f"{printable(question)}\ndelete {printable(args.name)}?"):
+            raise NotConfirmed(
+                f"{question} Not deleted: add another user first, or pass --yes to delete it"
+                " anyway."
+            )
+    result = await call(path, "users.delete", {"name": args.name})
+    text = f"user {args.name} deleted"
+    if result.get("auth_switched_off"):
+        text += "\nauth is now OFF: no user remains, " + (
+            "so open mode returns: the gateway is open on loopback, and anyone on this machine"
+            " may use its tools and keys without a token"
+            if result.get("open_mode")
+            else "and protected routes answer 401 until a user exists"
+        )
+        text += "\nadd a user to turn auth back on: sealgate-ctl users add NAME"
+    emit(args, result, text)
 
 
 async def tokens(args: argparse.Namespace, path: Path) -> None:
@@ -511,8 +561,15 @@ def parser() -> argparse.ArgumentParser:
     add.add_argument("name")
     add.add_argument("--role", default="user")
     users_cmd.add_parser("list", help="list users")
-    for action in ("lock", "unlock", "delete", "passwd"):
+    for action in ("lock", "unlock", "passwd"):
         users_cmd.add_parser(action, help=f"{action} a user").add_argument("name")
+    delete = users_cmd.add_parser("delete", help="delete a user with their tokens and sessions")
+    delete.add_argument("name")
+    delete.add_argument(
+        "--yes",
+        action="store_true",
+        help="delete even the last user (auth then turns off: open mode on loopback)",
+    )
     role = users_cmd.add_parser("role", help="change a user's role")
     role.add_argument("name")
     role.add_argument("role")
@@ -609,6 +666,9 @@ def _main(argv: list[str], as_json: bool) -> int:
             return EXIT_UNREACHABLE
         text = exc.message if as_json else f"{exc.code.value}: {exc.message}"
         report_error(as_json, exc.code.value, text)
+        return EXIT_FAILED
+    except NotConfirmed as exc:
+        report_error(as_json, "not_confirmed", str(exc))
         return EXIT_FAILED
     except KeyboardInterrupt:
         report_error(as_json, "interrupted", "interrupted")
