@@ -138,7 +138,7 @@ def test_a_host_no_server_can_have_is_refused_naming_the_variable(dsn: str) -> N
     with pytest.raises(ValueError, match="DATABASE_URL names the host") as refused:
         clean(dsn)
     assert "secret-pw" not in str(refused.value)
-    with pytest.raises(ValueError, match="^DB_QUERY_URL names the host"):
+    with pytest.raises(ValueError, match=r"^DB_QUERY_URL names the host"):
         clean(dsn, "DB_QUERY_URL")
 
 
