@@ -39,7 +39,10 @@ def start_fakes(port: int) -> tuple[subprocess.Popen[str], int]:
     line = fakes.stdout.readline()
     if not line.strip().isdigit():
         fakes.wait()
-        sys.exit(f"try: the fake providers did not start (exit {fakes.returncode})")
+        sys.exit(
+            f"try: the fake providers did not start (exit {fakes.returncode}); for another"
+            " port: make try FAKE_PORT=N (0: any free port)"
+        )
     return fakes, int(line)
 
 

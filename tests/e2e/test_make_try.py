@@ -121,3 +121,20 @@ def test_sigterm_to_the_command_alone_stops_both(stack: Stack) -> None:
     command.send_signal(signal.SIGTERM)  # only the command, as `kill PID` or systemd would
     assert command.wait(30) == 0
     assert not listening(fake_port) and not listening(stack.port)
+
+
+def test_a_taken_port_stops_at_once_and_says_how_to_pick_another() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [PYTHON, str(ROOT / "bench" / "try.py"), "--port", str(port)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert done.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in done.stderr
+    assert "make try FAKE_PORT=N" in done.stderr and "Traceback" not in done.stderr
