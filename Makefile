@@ -9,7 +9,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check
 
-.PHONY: run ctl test soak lint format bench lock clean desktop desktop-screenshot
+.PHONY: run try ctl test soak lint format bench lock clean desktop desktop-screenshot
 
 $(PY):
 	@test -n "$(PYTHON)" || { echo "make: no Python >= 3.11 with venv found; install python3-venv" >&2; exit 1; }
@@ -43,6 +43,12 @@ desktop-screenshot: $(VENV)/.dev
 run: $(VENV)/.runtime
 	@echo "make run: operator CLI: ./sealgate-ctl status (from another shell, as root or the guardian's user)"
 	$(PY) supervisor.py
+
+# SealGate without a key: the fake providers (bench/fake_provider.py) and the hub with
+# bench/fake.pyfun, started together and stopped together (Ctrl-C). FAKE_PORT moves the fakes
+# (default 8900, bench/fake_provider.py's DEFAULT_PORT; 0: any free port).
+try: $(VENV)/.dev
+	$(PY) bench/try.py $(if $(FAKE_PORT),--port $(FAKE_PORT))
 
 # The operator CLI through make, e.g. `make ctl ARGS="users add ada"`; the same as ./sealgate-ctl.
 ctl: $(VENV)/.runtime

@@ -726,8 +726,8 @@ class Supervisor:
         if not self.wait_for_guardian(guardian):
             self.reap(guardian)
             code = EX_CONFIG if guardian.state is State.FATAL else EX_FAILED
-            if self.signals:
-                code = EX_OK
+            if any(s in (signal.SIGTERM, signal.SIGINT) for s in self.signals):
+                code = EX_OK  # asked to stop while waiting; the guardian's own SIGCHLD is not
             self.stop_all()
             return code
         self.spawn(sandbox)

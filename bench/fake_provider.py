@@ -8,7 +8,8 @@ documented path: Anthropic (`POST /v1/messages`), Gemini (`POST /v1beta/models/M
 OpenAI-compatible (`POST /v1/chat/completions`, `/v1/embeddings`), Brave (`GET
 /res/v1/web/search`) and Tavily (`POST /search`); streaming and tool calls included. Any key
 is accepted. It prints its port on the first line and serves until stopped. `bench/fake.pyfun`
-points SealGate at it on port 8900.
+points SealGate at it on `DEFAULT_PORT`; `pyfun_for(port)` points it at another port, which is
+what `make try` (bench/try.py) uses.
 """
 
 from __future__ import annotations
@@ -27,6 +28,16 @@ from tests.fakes.base import FakeServer
 from tests.fakes.providers import FakeAnthropic, FakeBrave, FakeGemini, FakeOpenAI, FakeTavily
 
 REPLY = "The quick brown fox jumps over the lazy dog."
+#: The port `bench/fake.pyfun` names in its base URLs: the one setting for the fakes' address.
+DEFAULT_PORT = 8900
+FAKE_PYFUN = Path(__file__).resolve().parent / "fake.pyfun"
+
+
+def pyfun_for(port: int) -> str:
+    """bench/fake.pyfun with every base URL on `port` instead of `DEFAULT_PORT`."""
+    return FAKE_PYFUN.read_text().replace(
+        f"http://127.0.0.1:{DEFAULT_PORT}/", f"http://127.0.0.1:{port}/"
+    )
 
 
 def fakes(delay_s: float) -> list[FakeServer]:
@@ -70,6 +81,8 @@ def main(argv: list[str] | None = None) -> None:
         asyncio.run(serve(args.port, args.delay))
     except KeyboardInterrupt:
         pass
+    except OSError as exc:
+        sys.exit(f"fake_provider: cannot listen on 127.0.0.1:{args.port}: {exc.strerror}")
 
 
 if __name__ == "__main__":

@@ -26,11 +26,11 @@ from pathlib import Path
 from typing import Any
 
 from guardian import mcp_stdio
+from guardian.ctl_status import status_lines
 from protocol.adminaddr import open_admin_channel
 from protocol.client import RPCClient
 from protocol.errors import RPCError
 from protocol.printable import printable
-from protocol.protections import describe_report
 from protocol.pyfun import PyfunError, parse
 from protocol.runtime import DEFAULT_RUNTIME_DIR, RuntimeLayout
 
@@ -49,6 +49,10 @@ class Unreachable(Exception):
 
 class UsageError(Exception):
     """The command line is wrong in a way argparse cannot see."""
+
+
+class NotConfirmed(Exception):
+    """A command whose effect reaches every client was not confirmed; the message says how."""
 
 
 def parse_duration(text: str) -> float:
@@ -178,12 +182,7 @@ async def run(args: argparse.Namespace) -> int:
         emit(args, result, f"pong: guardian {result['version']}, up {result['uptime_s']:.0f} s")
     elif command == "status":
         result = await call(path, "status", {})
-        lines = [f"{k:<20} {_cell(v)}" for k, v in sorted(result.items()) if k != "protections"]
-        lines += [
-            f"{'protections' if i == 0 else '':<20} {line}"
-            for i, line in enumerate(describe_report(result.get("protections", {})))
-        ]
-        emit(args, result, "\n".join(lines))
+        emit(args, result, "\n".join(status_lines(result)))
     elif command == "providers":
         result = await call(path, "providers", {})
         rows = [
@@ -385,16 +384,57 @@ async def users(args: argparse.Namespace, path: Path) -> None:
             " (each client asks them again)",
         )
     elif action == "delete":
-        await call(path, "users.delete", {"name": args.name})
-        emit(
-            args,
-            {"ok": True},
-            f"user {args.name} deleted, with every API token, session, OAuth consent and OAuth"
-            " token; a new user of this name starts with nothing",
-        )
+        await delete_user(args, path)
     else:  # lock, unlock
         await call(path, f"users.{action}", {"name": args.name})
         emit(args, {"ok": True}, f"user {args.name}: {action} done")
+
+
+#: What deleting the last user does, said before (to confirm) and after (as done).
+_REOPENS = (
+    "without a user, auth turns off and the gateway returns to open mode: on loopback anyone"
+    " on this machine may use its tools and keys without a token (elsewhere protected routes"
+    ' answer 401), unless [HUB] auth = "required"'
+)
+
+
+def confirmed(question: str) -> bool:
+    """A yes from the person at the terminal; never from a pipe or a script."""
+    if not sys.stdin.isatty():
+        return False
+    try:
+        answer = input(f"{question} [y/N] ")
+    except EOFError:
+        return False
+    return answer.strip().lower() in ("y", "yes")
+
+
+async def delete_user(args: argparse.Namespace, path: Path) -> None:
+    """Deleting the last user reopens the gateway: it needs `--yes` (or a yes at the terminal),
+    and the output says what happened to auth."""
+    listing = await call(path, "users.list", {})
+    last = [u.get("name") for u in listing["users"]] == [args.name]
+    if last and not args.yes:
+        question = f"{args.name} is the last user: {_REOPENS}."
+        if args.json or not confirmed(f"{printable(question)}\ndelete {printable(args.name)}?"):
+            raise NotConfirmed(
+                f"{question} Not deleted: add another user first, or pass --yes to delete it"
+                " anyway."
+            )
+    result = await call(path, "users.delete", {"name": args.name})
+    text = (
+        f"user {args.name} deleted, with every API token, session, OAuth consent and OAuth"
+        " token; a new user of this name starts with nothing"
+    )
+    if result.get("auth_switched_off"):
+        text += "\nauth is now OFF: no user remains, " + (
+            "so open mode returns: the gateway is open on loopback, and anyone on this machine"
+            " may use its tools and keys without a token"
+            if result.get("open_mode")
+            else "and protected routes answer 401 until a user exists"
+        )
+        text += "\nadd a user to turn auth back on: sealgate-ctl users add NAME"
+    emit(args, result, text)
 
 
 async def tokens(args: argparse.Namespace, path: Path) -> None:
@@ -534,8 +574,15 @@ def parser() -> argparse.ArgumentParser:
     add.add_argument("name")
     add.add_argument("--role", default="user")
     users_cmd.add_parser("list", help="list users")
-    for action in ("lock", "unlock", "delete", "passwd"):
+    for action in ("lock", "unlock", "passwd"):
         users_cmd.add_parser(action, help=f"{action} a user").add_argument("name")
+    delete = users_cmd.add_parser("delete", help="delete a user with their tokens and sessions")
+    delete.add_argument("name")
+    delete.add_argument(
+        "--yes",
+        action="store_true",
+        help="delete even the last user (auth then turns off: open mode on loopback)",
+    )
     role = users_cmd.add_parser("role", help="change a user's role")
     role.add_argument("name")
     role.add_argument("role")
@@ -632,6 +679,9 @@ def _main(argv: list[str], as_json: bool) -> int:
             return EXIT_UNREACHABLE
         text = exc.message if as_json else f"{exc.code.value}: {exc.message}"
         report_error(as_json, exc.code.value, text)
+        return EXIT_FAILED
+    except NotConfirmed as exc:
+        report_error(as_json, "not_confirmed", str(exc))
         return EXIT_FAILED
     except KeyboardInterrupt:
         report_error(as_json, "interrupted", "interrupted")

@@ -41,8 +41,11 @@ async def users_unlock(ctx: CallContext, params: dict[str, Any]) -> dict[str, An
 
 
 async def users_delete(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
-    await ctx.services.auth.delete_user(params["name"])
-    return {"ok": True}
+    auth = ctx.services.auth
+    await auth.delete_user(params["name"])
+    # The last user gone: auth is off, and on loopback the gateway is open again.
+    off = not auth.enabled
+    return {"ok": True, "auth_switched_off": off, "open_mode": off and auth.open_possible()}
 
 
 async def users_passwd(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:

@@ -3,8 +3,9 @@ provider chain is chosen. Limits themselves (counters) live in `guardian.limits`
 
 from __future__ import annotations
 
-from guardian.auth import Principal
+from guardian.auth import BUILTIN_ROLES, Principal
 from guardian.limits import Limits
+from guardian.oauth import scopes
 from protocol.errors import Forbidden
 from protocol.pyfun import ProviderConfig, PyfunConfig, RoleConfig
 
@@ -13,11 +14,37 @@ def allows(names: tuple[str, ...], value: str) -> bool:
     return "*" in names or value in names
 
 
-async def admit(limits: Limits | None, principal: Principal, tool: str) -> None:
+def missing_scope(principal: Principal, tool: str, config: PyfunConfig) -> str | None:
+    """The OAuth scope that would open `tool` when the token's scopes are what keep it shut
+    (the role itself allows the tool); None when the role is to blame, or for no token."""
+    if principal.scopes is None or tool in scopes.tools_for(principal.scopes, config):
+        return None
+    whole = config.roles.get(principal.role.name) or BUILTIN_ROLES.get(principal.role.name)
+    if whole is None or not allows(whole.tools, tool):
+        return None
+    return next((s for s in scopes.SCOPES if tool in scopes.tools_for((s,), config)), None)
+
+
+def tool_refusal(principal: Principal, tool: str, config: PyfunConfig | None) -> str:
+    """Why `principal` may not use `tool`, blaming what really refuses it: an OAuth token's
+    missing scope (sign in again and allow it), else the role."""
+    needed = missing_scope(principal, tool, config) if config is not None else None
+    if needed is not None:
+        granted = ", ".join(principal.scopes or ()) or "none"
+        return (
+            f"this OAuth token lacks the {needed!r} scope that tool {tool!r} needs (it was"
+            f" granted: {granted}); sign in again and allow {needed!r}"
+        )
+    return f"role {principal.role.name!r} may not use tool {tool!r}"
+
+
+async def admit(
+    limits: Limits | None, principal: Principal, tool: str, config: PyfunConfig | None = None
+) -> None:
     """The checks made before any provider is chosen: tool, principal rate, budget."""
     role = principal.role
     if not allows(role.tools, tool):
-        raise Forbidden(f"role {role.name!r} may not use tool {tool!r}")
+        raise Forbidden(tool_refusal(principal, tool, config))
     if limits is None:
         return
     if role.requests_per_min:

@@ -89,7 +89,7 @@ class Router:
         self.slots = ProviderSlots()  # [HUB_LIMITS] max_parallel_requests
 
     async def admit(self, principal: Principal, tool: str) -> None:
-        await policy.admit(self.limits, principal, tool)
+        await policy.admit(self.limits, principal, tool, self.live.snapshot.config)
 
     def key_status(self) -> dict[str, dict[str, str]]:
         return self.keys.status()

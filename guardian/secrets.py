@@ -86,7 +86,8 @@ def _read_credentials(directory: Path) -> dict[str, str]:
     return values
 
 
-def _read_env_file(path: Path) -> dict[str, str]:
+def read_env_file(path: Path) -> dict[str, str]:
+    """The env file's non-empty values (python-dotenv, no interpolation); {} if absent."""
     if not path.exists():
         return {}
     try:
@@ -109,7 +110,7 @@ def load_secrets(
     the secret store first, then credentials, the environment, the env file."""
     store = store or {}
     credentials = _read_credentials(credentials_dir) if credentials_dir else {}
-    from_file = _read_env_file(env_file) if env_file else {}
+    from_file = read_env_file(env_file) if env_file else {}
     names = set(wanted) | set(WELL_KNOWN)
     found: dict[str, Secret] = {}
     for name in sorted(names):

@@ -3,8 +3,9 @@
 Each value is sealed with AES-256-GCM under the master key, with a fresh 96-bit nonce per
 write and the secret's name and version as associated data, so a ciphertext moved to another
 name or version no longer opens. The master key (32 bytes, base64) comes from
-`$CREDENTIALS_DIRECTORY/master_key`, the guardian's `SEALGATE_MASTER_KEY`, or the file that
-`[HUB] master_key_file` names; never from `.pyfun` or the database, never to the sandbox.
+`$CREDENTIALS_DIRECTORY/master_key`, the guardian's `SEALGATE_MASTER_KEY` (its environment,
+then its env file, `HUB_ENV_FILE`, default `.env`), or the file that `[HUB] master_key_file`
+names; never from `.pyfun` or the database, never to the sandbox.
 
 Without a master key the store is off and says why; with the wrong one it refuses to read or
 write (a key-check entry tells) and nothing is overwritten. Decrypted values live only in this
@@ -26,6 +27,7 @@ from typing import Any
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from guardian.secrets import read_env_file
 from guardian.storage import Storage
 
 logger = logging.getLogger("sealgate.guardian.secretstore")
@@ -75,6 +77,10 @@ def find_master_key(environ: Mapping[str, str], key_file: str) -> tuple[bytes | 
         sources.append(("credential master_key", (Path(credentials) / "master_key").read_text()))
     if environ.get("SEALGATE_MASTER_KEY"):
         sources.append(("SEALGATE_MASTER_KEY", environ["SEALGATE_MASTER_KEY"]))
+    env_file = environ.get("HUB_ENV_FILE", ".env")
+    from_file = read_env_file(Path(env_file)).get("SEALGATE_MASTER_KEY") if env_file else None
+    if from_file:
+        sources.append((f"SEALGATE_MASTER_KEY in the env file {env_file}", from_file))
     if key_file:
         try:
             sources.append((f"key file {key_file}", Path(key_file).read_text()))
@@ -82,8 +88,8 @@ def find_master_key(environ: Mapping[str, str], key_file: str) -> tuple[bytes | 
             return None, f"the master key file {key_file} cannot be read ({exc.strerror})"
     if not sources:
         return None, (
-            "no master key (set SEALGATE_MASTER_KEY, a master_key credential, or"
-            " [HUB] master_key_file)"
+            "no master key (set SEALGATE_MASTER_KEY in the environment or the env file,"
+            " a master_key credential, or [HUB] master_key_file)"
         )
     origin, text = sources[0]
     try:

@@ -292,7 +292,16 @@ ADMIN_METHODS = (
     ),
     _admin("users.lock", "Lock a user until unlocked.", {"name": _USER}),
     _admin("users.unlock", "Unlock a user and clear failed logins.", {"name": _USER}),
-    _admin("users.delete", "Delete a user with their tokens and sessions.", {"name": _USER}),
+    _admin(
+        "users.delete",
+        "Delete a user with their tokens and sessions; says whether auth went off with it.",
+        {"name": _USER},
+        {
+            **_OK,
+            "auth_switched_off": Field(type=bool, required=False),
+            "open_mode": Field(type=bool, required=False),
+        },
+    ),
     _admin(
         "users.passwd",
         "Set a user's password; ends their sessions.",

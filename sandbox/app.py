@@ -127,7 +127,9 @@ def build_app(
         Middleware(OAuthCORS),  # OAuth's cross-site endpoints: preflights and `*`
         Middleware(BodyLimit, max_bytes=hub.max_body_bytes, timeout_s=hub.body_timeout_s),
         Middleware(MountRootSlash, paths=("/mcp", "/sse")),
-        Middleware(AuthGate, link=link, proxies=proxies, cache=verify_cache),
+        Middleware(
+            AuthGate, link=link, proxies=proxies, cache=verify_cache, space_host=settings.space_host
+        ),
         Middleware(ScopeCheck, info=oauth_info),  # an OAuth token's scope per surface
         Middleware(StreamCap, limit=hub.max_streams_per_principal),
     ]

@@ -15,6 +15,7 @@ from typing import Any
 
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 from mcp.server.auth.provider import AccessToken
+from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -32,6 +33,21 @@ ALWAYS_SERVED = frozenset({"/healthz", "/openapi.json"})
 PUBLIC_PATHS = frozenset({"/auth/login"})
 #: Paths that serve a reduced page instead of a 401 (the status page shows a login form).
 SOFT_PATHS = frozenset({"/"})
+
+
+#: Added to a 401 on a Hugging Face Space when no X-API-Key was sent: a private Space's gate
+#: takes `Authorization` for the person's Hugging Face token, so SealGate's goes elsewhere.
+SPACE_ADVICE = (
+    " On a private Hugging Face Space, Authorization carries your Hugging Face token (the"
+    " Space's own gate): send the SealGate token as X-API-Key: sg_... instead."
+)
+
+
+def advised(exc: Unauthenticated, scope: Scope, space_host: str | None) -> Unauthenticated:
+    """`exc`, with the X-API-Key advice on a Space when the caller did not use that header."""
+    if not space_host or Headers(scope=scope).get("x-api-key"):
+        return exc
+    return Unauthenticated(exc.message.rstrip(".") + "." + SPACE_ADVICE, exc.data)
 
 
 def error_response(exc: RPCError) -> JSONResponse:
@@ -95,12 +111,18 @@ class AuthGate:
     """
 
     def __init__(
-        self, app: ASGIApp, link: GuardianLink, proxies: Proxies, cache: VerifyCache
+        self,
+        app: ASGIApp,
+        link: GuardianLink,
+        proxies: Proxies,
+        cache: VerifyCache,
+        space_host: str | None = None,
     ) -> None:
         self.app = app
         self.link = link
         self.proxies = proxies
         self.cache = cache
+        self.space_host = space_host  # a Hugging Face Space's: its 401s advise X-API-Key
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] in ALWAYS_SERVED:
@@ -125,7 +147,7 @@ class AuthGate:
                 state["login_required"] = True
                 await self.app(scope, receive, send)
             else:
-                await error_response(exc)(scope, receive, send)
+                await error_response(advised(exc, scope, self.space_host))(scope, receive, send)
             return
         state["principal"] = principal
         # The MCP SDK binds each session (Streamable HTTP and legacy SSE) to the user that

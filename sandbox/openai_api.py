@@ -128,6 +128,8 @@ def sealgate_headers(result: dict[str, Any]) -> dict[str, str]:
     """What the hub knows about a completed call, as `x-sealgate-*` response headers, so an
     OpenAI SDK user reads provider, fallback path, tokens and cost from the raw response (as
     LiteLLM does with its own prefix). Streams carry the same map in the final chunk instead.
+    A model without a cost entry has no known cost: the body says `null`, and the cost header
+    is left out rather than claiming 0.
     """
     usage = result.get("usage") or {}
     path = ",".join(
@@ -140,9 +142,10 @@ def sealgate_headers(result: dict[str, Any]) -> dict[str, str]:
         "x-sealgate-fallback-path": path,
         "x-sealgate-input-tokens": str(usage.get("input_tokens", 0)),
         "x-sealgate-output-tokens": str(usage.get("output_tokens", 0)),
-        "x-sealgate-cost-usd": f"{float(result.get('cost_usd') or 0.0):.8f}",
         "x-sealgate-latency-ms": str(result.get("latency_ms", "")),
     }
+    if result.get("cost_usd") is not None:
+        headers["x-sealgate-cost-usd"] = f"{float(result['cost_usd']):.8f}"
     # Header values are latin-1 on the wire: keep only printable ASCII from provider text.
     return {k: "".join(c for c in v if " " <= c <= "~") for k, v in headers.items()}
 

@@ -173,3 +173,25 @@ def test_a_sealed_call_through_the_space_host(space: Space) -> None:
     assert other_host.status_code == 200  # /healthz is exempt; everything else is not
     refused = httpx.get(f"{space.stack.url}/", headers={"host": "evil.example"})
     assert refused.status_code == 421
+
+
+def test_a_401_on_a_space_advises_x_api_key(space: Space) -> None:
+    """A private Space's gate keeps Authorization for the Hugging Face token: the refusal says
+    where SealGate's token goes instead."""
+    body = {"tool": "llm_complete", "params": {"prompt": "Hi"}}
+    as_space = {"host": SPACE_HOST, "origin": f"https://{SPACE_HOST}"}
+    for headers in ({"authorization": f"Bearer {HF_GATE}"}, {}):
+        refused = httpx.post(
+            f"{space.stack.url}/api", json=body, headers={**as_space, **headers}, timeout=30
+        )
+        assert refused.status_code == 401, refused.text
+        message = refused.json()["error"]["message"]
+        assert "X-API-Key: sg_..." in message and "private Hugging Face Space" in message
+    wrong_key = httpx.post(
+        f"{space.stack.url}/api",
+        json=body,
+        headers={**as_space, "x-api-key": "sg_not-a-real-token-000000000000"},
+        timeout=30,
+    )
+    assert wrong_key.status_code == 401
+    assert "X-API-Key" not in wrong_key.json()["error"]["message"]  # it was used already

@@ -174,9 +174,11 @@ class PostgresStorage(Storage):
             )
         except _CONNECT_TRANSIENT as exc:
             reason = str(exc) or type(exc).__name__
-            raise StorageUnreachable(f"cannot reach {self.clean.redacted()}: {reason}") from exc
+            raise StorageUnreachable(
+                f"cannot reach DATABASE_URL's {self.clean.where()}: {reason}"
+            ) from exc
         except (asyncpg.PostgresError, asyncpg.InterfaceError, ValueError) as exc:
-            raise StorageError(f"{self.clean.redacted()} refused: {exc}") from exc
+            raise StorageError(f"DATABASE_URL's {self.clean.where()} refused: {exc}") from exc
 
     def _require_pool(self) -> asyncpg.Pool:
         if self._pool is None:

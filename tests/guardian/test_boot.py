@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from guardian.storage import open_storage
-from tests.helpers import EXAMPLE_CONFIG, PYTHON, ROOT, GuardianProcess, free_port
+from tests.helpers import EXAMPLE_CONFIG, PYTHON, ROOT, GuardianProcess, Stack, free_port
 from tests.pg import PostgresServer
 
 EX_CONFIG = 78
@@ -108,6 +108,40 @@ def test_a_malformed_database_url_exits_78_at_once(
     assert "hunter2-pass" not in result.stdout + result.stderr
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://app:hunter2-pass@my host:5432/app",  # a space in the host
+        "postgresql://app@my host/app",  # no password: the whole value is a secret to redact
+        "postgresql://app:hunter2-pass@db,my%20host:5432/app",
+    ],
+)
+def test_a_host_no_server_can_have_exits_78_at_once_naming_it(
+    unstarted: list[GuardianProcess], url: str
+) -> None:
+    """Not 30 s of "cannot reach [REDACTED]": the variable and its host, and exit 78 now."""
+    started = time.monotonic()
+    result = boot(unstarted, _with_connect_wait("20"), {"DATABASE_URL": url})
+    assert time.monotonic() - started < 10
+    assert_one_clear_line(result, "DATABASE_URL names the host 'my host'")
+    output = result.stdout + result.stderr
+    assert "hunter2-pass" not in output and "database try" not in output
+
+
+def test_the_supervisor_stops_with_78_on_a_host_no_server_can_have() -> None:
+    stack = Stack(env={"DATABASE_URL": "postgresql://app:hunter2-pass@my host:5432/app"})
+    try:
+        started = time.monotonic()
+        stack.start(wait=False)
+        assert stack.process is not None
+        assert stack.process.wait(30) == EX_CONFIG, stack.logs()
+        assert time.monotonic() - started < 15
+        assert "DATABASE_URL names the host 'my host'" in stack.logs()
+        assert "hunter2-pass" not in stack.logs()
+    finally:
+        stack.cleanup()
+
+
 def test_a_refused_login_exits_78_at_once(
     unstarted: list[GuardianProcess], postgres: PostgresServer
 ) -> None:
@@ -127,6 +161,7 @@ def test_an_unreachable_database_is_retried_for_db_connect_wait_s_then_78(
     elapsed = time.monotonic() - started
     assert 3 <= elapsed < 20
     assert_one_clear_line(result, "db_connect_wait_s")
+    assert "cannot reach DATABASE_URL's host 127.0.0.1 port" in result.stdout + result.stderr
     tries = [
         line for line in (result.stdout + result.stderr).splitlines() if "database try" in line
     ]

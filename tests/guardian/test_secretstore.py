@@ -61,8 +61,41 @@ def test_master_key_sources(tmp_path: Path) -> None:
         {"CREDENTIALS_DIRECTORY": str(tmp_path), "SEALGATE_MASTER_KEY": b64(KEY)}, ""
     )
     assert key == OTHER_KEY and origin == "credential master_key"
-    key, why = find_master_key({}, "")
+    key, why = find_master_key({"HUB_ENV_FILE": str(tmp_path / "absent.env")}, "")
     assert key is None and "no master key" in why
+
+
+def test_master_key_from_the_env_file(tmp_path: Path) -> None:
+    """docs/OPERATIONS.md puts the key in the env file: it is read there, after the process
+    environment."""
+    env_file = tmp_path / ".env"
+    env_file.write_text(f"OTHER=1\nSEALGATE_MASTER_KEY={b64(KEY)}\n")
+    key, origin = find_master_key({"HUB_ENV_FILE": str(env_file)}, "")
+    assert key == KEY and origin == f"SEALGATE_MASTER_KEY in the env file {env_file}"
+    key, origin = find_master_key(
+        {"HUB_ENV_FILE": str(env_file), "SEALGATE_MASTER_KEY": b64(OTHER_KEY)}, ""
+    )
+    assert key == OTHER_KEY and origin == "SEALGATE_MASTER_KEY"
+    env_file.write_text("SEALGATE_MASTER_KEY=bm90LTMyLWJ5dGVz\n")
+    key, why = find_master_key({"HUB_ENV_FILE": str(env_file)}, "")
+    assert key is None and "env file" in why and "32 bytes" in why
+
+
+async def test_a_guardian_reads_its_master_key_from_its_env_file() -> None:
+    guardian = GuardianProcess()
+    (guardian.dir / ".env").write_text(f"SEALGATE_MASTER_KEY={b64(KEY)}\n")
+    guardian.start()
+    try:
+        stored = ctl(guardian, "secrets", "set", "X_KEY", stdin="value-value\n")
+        assert stored.returncode == 0, stored.stderr
+        listing = ctl(guardian, "secrets", "list")
+        assert listing.returncode == 0 and "X_KEY" in listing.stdout
+        assert "secret store on (master key from SEALGATE_MASTER_KEY in the env file" in (
+            guardian.logs()
+        )
+        assert b64(KEY) not in guardian.logs()
+    finally:
+        guardian.stop()
 
 
 @pytest.fixture

@@ -109,6 +109,40 @@ def test_hosted_dsn_quirks() -> None:
     assert "sslmode" not in local.dsn
 
 
+@pytest.mark.parametrize(
+    ("dsn", "where"),
+    [
+        ("postgresql://u:p@db.example.com:6543/app", "host db.example.com port 6543"),
+        ("postgresql://u@127.0.0.1/app", "host 127.0.0.1"),
+        ("postgresql://u:p@[::1]:5432/app", "host ::1 port 5432"),
+        ("postgresql://u:p@db_1-replica/app", "host db_1-replica"),
+        ("postgresql:///app?host=/run/postgresql", "host /run/postgresql"),
+        ("postgresql://u:p@/app", "host the local socket"),
+    ],
+)
+def test_hosts_a_server_can_have_are_kept_and_named_without_credentials(
+    dsn: str, where: str
+) -> None:
+    assert clean(dsn).where() == where
+
+
+@pytest.mark.parametrize(
+    "dsn",
+    [
+        "postgresql://u:secret-pw@my host:5432/app",
+        "postgresql://u:secret-pw@my%20host/app",
+        'postgresql://u:secret-pw@bad"host/app',
+        "postgresql:///app?host=my host",
+    ],
+)
+def test_a_host_no_server_can_have_is_refused_naming_the_variable(dsn: str) -> None:
+    with pytest.raises(ValueError, match="DATABASE_URL names the host") as refused:
+        clean(dsn)
+    assert "secret-pw" not in str(refused.value)
+    with pytest.raises(ValueError, match=r"^DB_QUERY_URL names the host"):
+        clean(dsn, "DB_QUERY_URL")
+
+
 async def test_pool_survives_terminated_connections_and_a_restart(
     postgres: PostgresServer, pg_database: str, tmp_path: Path
 ) -> None:

@@ -28,6 +28,14 @@ def test_every_value_is_one_printable_ascii_line() -> None:
 def test_a_result_with_missing_fields_still_gives_every_header() -> None:
     headers = sealgate_headers({"provider": "ünïcode-provider"})
     assert headers["x-sealgate-provider"] == "ncode-provider"
-    assert headers["x-sealgate-cost-usd"] == "0.00000000"
+    assert "x-sealgate-cost-usd" not in headers  # no cost known: not claimed to be 0
     assert headers["x-sealgate-fallback-path"] == ""
     assert sealgate_extra({})["fallback_path"] == []
+
+
+def test_the_cost_header_and_the_body_say_the_same() -> None:
+    """A model without a cost entry: the body says null, and the header does not say 0."""
+    for cost, header in [(None, None), (0.0, "0.00000000"), (0.000141, "0.00014100")]:
+        result = {**RESULT, "cost_usd": cost}
+        assert sealgate_extra(result)["cost_usd"] == cost
+        assert sealgate_headers(result).get("x-sealgate-cost-usd") == header

@@ -1,0 +1,85 @@
+"""Through a real stack: an OAuth token without the `search` scope asks for `web_search` and
+is told the token lacks the scope, not that its role may not (issue 24, item 7)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from tests.fakes.providers import FakeBrave
+from tests.helpers import Stack, run_ctl
+from tests.security.test_oauth import (
+    PASSWORD,
+    exchange,
+    pkce,
+    redirect_query,
+    request_params,
+    sign_in,
+)
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[Stack]:
+    brave = FakeBrave(name="brave").start()
+    config = f"""
+[SEARCH_PROVIDER.brave]
+api            = "brave"
+base_url       = "{brave.base}/res/v1/web/search"
+allow_insecure = "true"
+requires_key   = "false"
+[SEARCH_PROVIDER.brave_END]
+"""
+    started = Stack(config_text=config)
+    try:
+        started.start()
+        added = run_ctl(
+            started.runtime / "guardian" / "admin.sock",
+            "users",
+            "add",
+            "bob",
+            stdin=f"{PASSWORD}\n",
+        )
+        assert added.returncode == 0, added.stderr
+        yield started
+    finally:
+        started.stop()
+        started.cleanup()
+        brave.stop()
+
+
+def access_token(stack: Stack, scope: str) -> str:
+    registered = httpx.post(
+        f"{stack.url}/oauth/register",
+        json={
+            "client_name": "scope test",
+            "redirect_uris": [request_params("x", "y")["redirect_uri"]],
+        },
+    )
+    assert registered.status_code == 201, registered.text
+    client_id = registered.json()["client_id"]
+    verifier, challenge = pkce()
+    query = redirect_query(sign_in(stack, request_params(client_id, challenge, scope=scope)))
+    answer = exchange(stack, client_id, query["code"], verifier)
+    assert answer.status_code == 200, answer.text
+    return str(answer.json()["access_token"])
+
+
+def search(stack: Stack, token: str) -> httpx.Response:
+    return httpx.post(
+        f"{stack.url}/api",
+        json={"tool": "web_search", "params": {"query": "sealgate", "max_results": 1}},
+        headers={"authorization": f"Bearer {token}"},
+        timeout=30,
+    )
+
+
+def test_a_token_without_the_search_scope_is_told_so(stack: Stack) -> None:
+    refused = search(stack, access_token(stack, "mcp llm"))
+    assert refused.status_code == 403, refused.text
+    message = refused.json()["error"]["message"]
+    assert "this OAuth token lacks the 'search' scope that tool 'web_search' needs" in message
+    assert "sign in again and allow 'search'" in message and "role" not in message
+    allowed = search(stack, access_token(stack, "mcp search"))
+    assert allowed.status_code == 200, allowed.text
