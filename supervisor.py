@@ -16,6 +16,11 @@ cannot boot with this configuration, so the supervisor stops instead of crash-lo
 Run as root, the guardian and the sandbox run as two unprivileged users (created with
 `useradd --system` if missing); the sandbox gets an environment built from an explicit list
 of names and cannot read the guardian's files.
+
+Every child interpreter starts isolated (`python -I`): no user site, no `PYTHON*` variable,
+no script directory on `sys.path`. Nothing the sandbox writes (a `.pth` in a user site, a
+`sitecustomize.py` in a directory of its own) can run at its next start, before its
+protections; each entry script puts the project on `sys.path` itself.
 """
 
 from __future__ import annotations
@@ -37,6 +42,9 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+
+# `python -I supervisor.py` (the image, the Makefile) puts no script directory on sys.path.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from protocol import PROTOCOL_VERSION, __version__
 from protocol.adminaddr import connect_admin
@@ -62,6 +70,11 @@ BACKOFF_MAX_S = 10.0
 HEALTHY_RUN_S = 10.0
 MAX_FAILED_STARTS = 8
 PR_SET_PDEATHSIG = 1
+#: How every child interpreter starts: isolated (no user site, no PYTHON* variables, no
+#: script directory on sys.path), running an entry script that bootstraps sys.path itself.
+ISOLATED = "-I"
+#: The sandbox's HOME: nothing it can write, so no user site or dotfile of its making.
+SANDBOX_HOME = "/nonexistent"
 
 logger = logging.getLogger("sealgate.supervisor")
 
@@ -174,11 +187,17 @@ def may_access(path: Path, identity: Identity, want: int) -> bool:
 def check_code_readable(identity: Identity, python: str) -> None:
     """Prove that `identity` can run our interpreter and import our code."""
     probe = subprocess.run(
-        [python, "-c", "import msgpack, protocol.pyfun"],
+        [
+            python,
+            ISOLATED,
+            "-c",
+            f"import sys; sys.path.insert(0, {str(PROJECT_ROOT)!r});"
+            " import msgpack, protocol.pyfun",
+        ],
         user=identity.uid,
         group=identity.gid,
         extra_groups=[],
-        env={"PYTHONPATH": str(PROJECT_ROOT), "PATH": "/usr/bin:/bin"},
+        env={"PATH": "/usr/bin:/bin"},
         cwd="/",
         capture_output=True,
         timeout=60,
@@ -435,11 +454,23 @@ def _set_parent_death_signal() -> None:
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
 
 
-def login_env(identity: Identity, home: Path) -> dict[str, str]:
+def login_env(identity: Identity, home: Path | str) -> dict[str, str]:
     """HOME, USER and LOGNAME of the user a child runs as, as `runuser` sets them: a guardian
     started from a root shell must not look for its files (asyncpg's ~/.postgresql) in /root.
-    HOME is the child's own state directory."""
+    The guardian's HOME is its own directory; the sandbox's is `SANDBOX_HOME`, nowhere it
+    can write."""
     return {"HOME": str(home), "USER": identity.name, "LOGNAME": identity.name}
+
+
+def entry_argv(package: str) -> list[str]:
+    """`python -I <project>/<package>/__main__.py`: isolated, and the script itself puts the
+    project on sys.path (no PYTHONPATH, no package installed in a shared venv)."""
+    return [sys.executable, ISOLATED, str(PROJECT_ROOT / package / "__main__.py")]
+
+
+def without_python_vars(env: Mapping[str, str]) -> dict[str, str]:
+    """`env` without PYTHON* variables: -I ignores them, and no child needs to see them."""
+    return {name: value for name, value in env.items() if not name.startswith("PYTHON")}
 
 
 class Supervisor:
@@ -532,11 +563,10 @@ class Supervisor:
         common = {
             "HUB_CONFIG": str(self.config_path),
             "HUB_RUNTIME_DIR": str(self.layout.root),
-            "PYTHONPATH": str(PROJECT_ROOT),
         }
         if self.layout.data_root is not None:
             common["HUB_DATA_DIR"] = str(self.layout.data_root)
-        guardian_env = dict(self.environ)
+        guardian_env = without_python_vars(self.environ)
         guardian_env.update(common)
         guardian_env["HUB_ENV_FILE"] = str(self.env_file)
         guardian_env["HUB_SANDBOX_UID"] = str(self.sandbox_id.uid)
@@ -545,22 +575,15 @@ class Supervisor:
         sandbox_env = {
             name: self.environ[name] for name in SANDBOX_ENV_ALLOWLIST if name in self.environ
         }
+        sandbox_env = without_python_vars(sandbox_env)
         sandbox_env.pop("LISTEN_FDS", None)
         sandbox_env.pop("LISTEN_PID", None)
         sandbox_env.update(common)
-        sandbox_env.update(login_env(self.sandbox_id, self.layout.sandbox_dir))
+        sandbox_env.update(login_env(self.sandbox_id, SANDBOX_HOME))
         sandbox_env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
         self.children = [
-            Child(
-                "guardian",
-                [sys.executable, "-m", "guardian"],
-                guardian_env,
-                self.guardian_id,
-                two_uids,
-            ),
-            Child(
-                "sandbox", [sys.executable, "-m", "sandbox"], sandbox_env, self.sandbox_id, two_uids
-            ),
+            Child("guardian", entry_argv("guardian"), guardian_env, self.guardian_id, two_uids),
+            Child("sandbox", entry_argv("sandbox"), sandbox_env, self.sandbox_id, two_uids),
         ]
 
     # process control ----------------------------------------------------------------------

@@ -186,7 +186,9 @@ class Stack:
         """The pid of the supervisor's `guardian` or `sandbox` child."""
         assert self.process is not None
         for pid in children_of(self.process.pid):
-            if f"-m {name}" in cmdline(pid):
+            command = cmdline(pid)
+            # the supervisor runs `python -I <project>/<name>/__main__.py`
+            if f"-m {name}" in command or f"/{name}/__main__.py" in command:
                 return pid
         raise AssertionError(f"no {name} process under the supervisor")
 
