@@ -70,13 +70,19 @@ BACKOFF_MAX_S = 10.0
 HEALTHY_RUN_S = 10.0
 MAX_FAILED_STARTS = 8
 PR_SET_PDEATHSIG = 1
+PR_SET_CHILD_SUBREAPER = 36
+#: Rounds of `sweep` before giving up on a process tree that keeps forking.
+SWEEP_ROUNDS = 50
 #: How every child interpreter starts: isolated (no user site, no PYTHON* variables, no
 #: script directory on sys.path), running an entry script that bootstraps sys.path itself.
 ISOLATED = "-I"
+#: The sandbox's too: no `site`, so no `.pth` file runs before its protections.
+NO_SITE = "-S"
 #: The sandbox's HOME: nothing it can write, so no user site or dotfile of its making.
 SANDBOX_HOME = "/nonexistent"
 
 logger = logging.getLogger("sealgate.supervisor")
+security_logger = logging.getLogger("sealgate.security")
 
 
 class Refusal(Exception):
@@ -445,6 +451,110 @@ def guardian_answers(path: Path, timeout: float = 2.0) -> bool:
         return False
 
 
+# -- what the children leave behind -------------------------------------------------------
+#
+# A process the sandbox forks (a poisoned dependency's daemon) must not outlive it, nor the
+# supervisor's stop. The supervisor is a child subreaper (PR_SET_CHILD_SUBREAPER): whatever
+# a child forks and leaves behind, however often it forks or calls setsid(), is reparented
+# to the supervisor rather than to PID 1, so the supervisor can always find it, in /proc,
+# below itself. A cgroup would do the same and more, but needs root or a delegated
+# hierarchy, which a non-root container (a Space) does not have; process groups and
+# sessions are not enough, since the forked process may leave both.
+
+
+def become_subreaper() -> bool:
+    """Make orphans of our descendants our children; True when the kernel agreed."""
+    return bool(_libc().prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0)
+
+
+def _libc() -> ctypes.CDLL:
+    return ctypes.CDLL(None, use_errno=True)
+
+
+def process_table() -> dict[int, tuple[int, str]]:
+    """Every visible process: pid -> (parent pid, state letter)."""
+    table: dict[int, tuple[int, str]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        table[int(entry)] = (int(fields[1]), fields[0])
+    return table
+
+
+def descendants(root: int, table: Mapping[int, tuple[int, str]]) -> set[int]:
+    """Every process below `root` in `table`."""
+    children: dict[int, list[int]] = {}
+    for pid, (ppid, _) in table.items():
+        children.setdefault(ppid, []).append(pid)
+    found: set[int] = set()
+    todo = list(children.get(root, []))
+    while todo:
+        pid = todo.pop()
+        if pid not in found:
+            found.add(pid)
+            todo.extend(children.get(pid, []))
+    return found
+
+
+def sweep(spare: set[int]) -> int:
+    """Kill every process below the supervisor but `spare` (live children we started) and
+    what lies below them; reap those reparented to us. Returns how many were killed."""
+    me = os.getpid()
+    killed = 0
+    for _ in range(SWEEP_ROUNDS):
+        table = process_table()
+        kept = set(spare)
+        for pid in spare:
+            kept |= descendants(pid, table)
+        victims = descendants(me, table) - kept
+        if not victims:
+            return killed
+        for pid in victims:
+            ppid, state = table[pid]
+            if state != "Z" and _kill(pid, ppid):
+                killed += 1
+            if ppid == me:
+                _reap(pid)
+        time.sleep(0.01)
+    logger.error("processes left below the supervisor keep appearing; giving up")
+    return killed
+
+
+def _kill(pid: int, ppid: int) -> bool:
+    """SIGKILL `pid` through a pidfd, once sure it is still the process we saw (its parent
+    unchanged), so a recycled pid is never hit."""
+    try:
+        fd = os.pidfd_open(pid)
+    except OSError:
+        return False
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        if int(fields[1]) != ppid:
+            return False
+        signal.pidfd_send_signal(fd, signal.SIGKILL)
+        return True
+    except (OSError, IndexError, ValueError):
+        return False
+    finally:
+        os.close(fd)
+
+
+def _reap(pid: int) -> None:
+    deadline = time.monotonic() + 2.0
+    while time.monotonic() < deadline:
+        try:
+            done, _ = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if done:
+            return
+        time.sleep(0.005)
+
+
 # -- the supervisor ------------------------------------------------------------------------
 
 
@@ -464,8 +574,13 @@ def login_env(identity: Identity, home: Path | str) -> dict[str, str]:
 
 def entry_argv(package: str) -> list[str]:
     """`python -I <project>/<package>/__main__.py`: isolated, and the script itself puts the
-    project on sys.path (no PYTHONPATH, no package installed in a shared venv)."""
-    return [sys.executable, ISOLATED, str(PROJECT_ROOT / package / "__main__.py")]
+    project on sys.path (no PYTHONPATH, no package installed in a shared venv).
+
+    The sandbox also starts without `site` (-S): no `.pth` file of any installed package
+    runs before its protections (a poisoned release may ship one); `sandbox/__main__.py`
+    puts the site-packages directories on sys.path without reading their `.pth` files."""
+    flags = [ISOLATED, NO_SITE] if package == "sandbox" else [ISOLATED]
+    return [sys.executable, *flags, str(PROJECT_ROOT / package / "__main__.py")]
 
 
 def without_python_vars(env: Mapping[str, str]) -> dict[str, str]:
@@ -631,6 +746,7 @@ class Supervisor:
             return
         ran = time.monotonic() - child.started_at
         child.process = None
+        self.sweep_leftovers()
         if status == EX_CONFIG:
             logger.error("%s cannot boot with this configuration (exit %d)", child.name, status)
             child.state = State.FATAL
@@ -671,6 +787,27 @@ class Supervisor:
             logger.info("%s stopped (status %s)", child.name, process.returncode)
             child.state = State.STOPPED
             child.process = None
+            self.sweep_leftovers()
+
+    def sweep_leftovers(self) -> None:
+        """Kill what a child forked and left behind (reparented to us), sparing the live
+        children and what runs below them."""
+        live = {c.process.pid for c in self.children if c.process and c.process.poll() is None}
+        killed = sweep(live)
+        if killed:
+            security_logger.warning(
+                "killed %d process(es) left behind by a child (forked and orphaned)", killed
+            )
+
+    def orphans(self) -> bool:
+        """Whether a process we did not start is our child (a child forked and left it)."""
+        started = {c.process.pid for c in self.children if c.process}
+        me = os.getpid()
+        try:
+            text = Path(f"/proc/{me}/task/{me}/children").read_text()
+        except OSError:
+            return any(ppid == me for ppid, _ in process_table().values())
+        return any(int(pid) not in started for pid in text.split())
 
     # signals ------------------------------------------------------------------------------
     def _queue_signal(self, signum: int, frame: object) -> None:
@@ -736,6 +873,10 @@ class Supervisor:
         except (OSError, subprocess.SubprocessError) as exc:
             logger.error("cannot prepare the runtime directory %s: %s", self.layout.root, exc)
             return EX_FAILED
+        if not become_subreaper():
+            logger.warning(
+                "PR_SET_CHILD_SUBREAPER refused: a process a child forks and orphans may outlive it"
+            )
         self.install_signals()
         self.build_children()
         guardian, sandbox = self.children
@@ -772,6 +913,8 @@ class Supervisor:
                     else EX_FAILED
                 )
                 break
+            if self.orphans():
+                self.sweep_leftovers()
             self._wait_signal(0.2)
         self.stop_all()
         logger.info("supervisor exiting with status %d", self.exit_code)
