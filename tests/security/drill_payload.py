@@ -57,6 +57,7 @@ def _drill() -> None:
     report = {
         "pid": _os.getpid(),
         "control": _os.environ.get("SEALGATE_DRILL_CONTROL", ""),
+        "via": C.get("via", "plant"),
         "cmdline": cmdline,
         "status": status,
         "reads": {path: outcome(lambda p=path: read(p)) for path in C["read"]},
@@ -83,7 +84,12 @@ def _drill() -> None:
     report["abstract"] = abstract
     found = {}
     secrets = [s.encode() for s in C["secrets"]]
-    for entry in _os.listdir("/proc"):
+    try:
+        entries = _os.listdir("/proc")
+    except OSError as exc:
+        entries = []
+        report["proc"] = _errno.errorcode.get(exc.errno or 0, "?")
+    for entry in entries:
         if not entry.isdigit() or int(entry) == _os.getpid():
             continue
         for name in ("environ", "cmdline"):
