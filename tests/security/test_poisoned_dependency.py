@@ -393,8 +393,9 @@ def poisoned(canaries: Canaries, via: str, forks: bool) -> str:
     if forks:
         body += FORKS
     return (
-        "if 'sandbox/__main__.py' in open('/proc/self/cmdline', 'rb').read().decode("
-        f"errors='replace'):\n    exec({body!r}, {{}})\n"
+        "_cmd = open('/proc/self/cmdline', 'rb').read()\n"
+        "if b'sandbox/__main__.py' in _cmd or _cmd.endswith(b'-m\\0sandbox\\0'):\n"
+        f"    exec({body!r}, {{}})\n"
     )
 
 
