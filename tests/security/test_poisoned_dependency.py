@@ -43,7 +43,7 @@ from typing import Any
 import pytest
 
 from sandbox.selfsandbox import landlock_abi
-from tests.helpers import FAKE_SECRET, ROOT, Stack, make_workdir, two_uid_possible, uid_of
+from tests.helpers import FAKE_SECRET, ROOT, Stack, cmdline, make_workdir, two_uid_possible, uid_of
 from tests.pg import PostgresServer
 from tests.security.common import PROVIDER_KEY
 from tests.security.conftest import ENV_SECRET, Deployment, _write_env_file, start_deployment
@@ -291,7 +291,8 @@ def test_a_pth_in_the_sandbox_home_never_runs(mode: str, user_site_python: str) 
         )
         created = planted["created"]
         assert planted["outcomes"] == {str(state): "ok"}, planted
-        restart_sandbox(stack)
+        sandbox = restart_sandbox(stack)
+        assert " -I -S " in cmdline(sandbox) and " -I " in cmdline(stack.pid_of("guardian"))
         ran = [r for r in canaries.collected(state) if not r["control"]]
         assert ran == [], f"planted code ran at the sandbox's start: {ran}"
         assert canaries.leaks() == []
