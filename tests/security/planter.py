@@ -45,6 +45,8 @@ def writable_dirs(roots: list[str], exclude: list[str]) -> list[str]:
 
 
 def _skipped(path: str, exclude: list[str]) -> bool:
+    if path == "/dev":
+        return False  # walked for its shared-memory mounts only
     if any(path == s or path.startswith(s + "/") for s in SKIP) and not any(
         path == a or path.startswith(a + "/") for a in ALSO
     ):
