@@ -806,7 +806,8 @@ class Supervisor:
         try:
             text = Path(f"/proc/{me}/task/{me}/children").read_text()
         except OSError:
-            return any(ppid == me for ppid, _ in process_table().values())
+            table = process_table()
+            return any(ppid == me and pid not in started for pid, (ppid, _) in table.items())
         return any(int(pid) not in started for pid in text.split())
 
     # signals ------------------------------------------------------------------------------
