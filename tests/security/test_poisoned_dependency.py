@@ -327,8 +327,8 @@ def test_the_poisoned_dependency_drill(
     state = stack.runtime / "sandbox"
     created: list[str] = []
     try:
+        # other stacks of parallel test runs share the service users: not theirs to plant
         others = [p for p in glob.glob("/tmp/sealgate-*") if p != str(stack.dir)]
-        others.append(str(Path(user_site_python).parent.parent.parent))
         if mode == "two-uid":
             # every directory its uid may write: Landlock aside
             spec: dict[str, Any] = {"walk": True, "policy": False, "exclude": others}
@@ -338,7 +338,10 @@ def test_the_poisoned_dependency_drill(
             # root may write anywhere: these candidates, under the sandbox's Landlock rules
             candidates = [str(p) for p in (stack.dir, *stack.dir.rglob("*")) if p.is_dir()]
             candidates += ["/tmp", "/var/tmp", "/dev/shm", "/run/lock", str(ROOT)]
-            candidates += [sys.prefix, "/usr", "/usr/lib/python3/dist-packages"]
+            venv = Path(user_site_python).parent.parent  # the stack's own interpreter
+            version = f"python{sys.version_info[0]}.{sys.version_info[1]}"
+            candidates += [str(venv), str(venv / "lib" / version / "site-packages"), "/usr"]
+            candidates += ["/usr/lib/python3/dist-packages"]
             spec = {"candidates": candidates, "policy": True}
         planted = plant(deployment, canaries, {**spec, "payload": canaries.payload()})
         created = planted["created"]
