@@ -32,8 +32,11 @@ COPY sandbox/ sandbox/
 COPY supervisor.py .pyfun ./
 COPY docker/entrypoint.sh docker/
 # The operator CLI finds the admin socket where the entrypoint puts the runtime directory.
+# Isolated (-I): no user site, no PYTHON* variables; /opt/sealgate goes on sys.path explicitly.
 # hadolint ignore=SC2016
-RUN printf '#!/bin/sh\nexport HUB_RUNTIME_DIR="${HUB_RUNTIME_DIR:-/var/lib/sealgate}"\nPYTHONPATH=/opt/sealgate exec python -m guardian.ctl "$@"\n' \
+RUN printf '%s\n' '#!/bin/sh' \
+        'export HUB_RUNTIME_DIR="${HUB_RUNTIME_DIR:-/var/lib/sealgate}"' \
+        'exec python -I -c "import sys; sys.path.insert(0, \"/opt/sealgate\"); sys.argv[0] = \"sealgate-ctl\"; from guardian.ctl import main; sys.exit(main())" "$@"' \
         > /usr/local/bin/sealgate-ctl \
     && chmod 0755 /usr/local/bin/sealgate-ctl
 
@@ -60,6 +63,6 @@ ENV HUB_HOST=0.0.0.0 \
 EXPOSE 7860
 
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
-    CMD ["python", "-c", "import sys, urllib.request; sys.exit(urllib.request.urlopen('http://127.0.0.1:7860/healthz', timeout=4).status != 200)"]
+    CMD ["python", "-I", "-c", "import sys, urllib.request; sys.exit(urllib.request.urlopen('http://127.0.0.1:7860/healthz', timeout=4).status != 200)"]
 
 ENTRYPOINT ["tini", "--", "/opt/sealgate/docker/entrypoint.sh"]

@@ -18,8 +18,7 @@ $(PY):
 # Dependencies are installed from the lock files with every hash required.
 $(VENV)/.runtime: requirements.lock | $(PY)
 	$(PIP) install --quiet --require-hashes --no-deps -r requirements.lock
-	@printf '#!/bin/sh\nPYTHONPATH="%s" exec "%s" -m guardian.ctl "$$@"\n' \
-		"$(CURDIR)" "$(CURDIR)/$(PY)" > $(VENV)/bin/sealgate-ctl
+	@printf '#!/bin/sh\nexec "%s/sealgate-ctl" "$$@"\n' "$(CURDIR)" > $(VENV)/bin/sealgate-ctl
 	@chmod 0755 $(VENV)/bin/sealgate-ctl
 	@touch $@
 

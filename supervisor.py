@@ -16,6 +16,11 @@ cannot boot with this configuration, so the supervisor stops instead of crash-lo
 Run as root, the guardian and the sandbox run as two unprivileged users (created with
 `useradd --system` if missing); the sandbox gets an environment built from an explicit list
 of names and cannot read the guardian's files.
+
+Every child interpreter starts isolated (`python -I`): no user site, no `PYTHON*` variable,
+no script directory on `sys.path`. Nothing the sandbox writes (a `.pth` in a user site, a
+`sitecustomize.py` in a directory of its own) can run at its next start, before its
+protections; each entry script puts the project on `sys.path` itself.
 """
 
 from __future__ import annotations
@@ -37,6 +42,9 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+
+# `python -I supervisor.py` (the image, the Makefile) puts no script directory on sys.path.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from protocol import PROTOCOL_VERSION, __version__
 from protocol.adminaddr import connect_admin
@@ -62,8 +70,19 @@ BACKOFF_MAX_S = 10.0
 HEALTHY_RUN_S = 10.0
 MAX_FAILED_STARTS = 8
 PR_SET_PDEATHSIG = 1
+PR_SET_CHILD_SUBREAPER = 36
+#: Rounds of `sweep` before giving up on a process tree that keeps forking.
+SWEEP_ROUNDS = 50
+#: How every child interpreter starts: isolated (no user site, no PYTHON* variables, no
+#: script directory on sys.path), running an entry script that bootstraps sys.path itself.
+ISOLATED = "-I"
+#: The sandbox's too: no `site`, so no `.pth` file runs before its protections.
+NO_SITE = "-S"
+#: The sandbox's HOME: nothing it can write, so no user site or dotfile of its making.
+SANDBOX_HOME = "/nonexistent"
 
 logger = logging.getLogger("sealgate.supervisor")
+security_logger = logging.getLogger("sealgate.security")
 
 
 class Refusal(Exception):
@@ -174,11 +193,17 @@ def may_access(path: Path, identity: Identity, want: int) -> bool:
 def check_code_readable(identity: Identity, python: str) -> None:
     """Prove that `identity` can run our interpreter and import our code."""
     probe = subprocess.run(
-        [python, "-c", "import msgpack, protocol.pyfun"],
+        [
+            python,
+            ISOLATED,
+            "-c",
+            f"import sys; sys.path.insert(0, {str(PROJECT_ROOT)!r});"
+            " import msgpack, protocol.pyfun",
+        ],
         user=identity.uid,
         group=identity.gid,
         extra_groups=[],
-        env={"PYTHONPATH": str(PROJECT_ROOT), "PATH": "/usr/bin:/bin"},
+        env={"PATH": "/usr/bin:/bin"},
         cwd="/",
         capture_output=True,
         timeout=60,
@@ -426,6 +451,110 @@ def guardian_answers(path: Path, timeout: float = 2.0) -> bool:
         return False
 
 
+# -- what the children leave behind -------------------------------------------------------
+#
+# A process the sandbox forks (a poisoned dependency's daemon) must not outlive it, nor the
+# supervisor's stop. The supervisor is a child subreaper (PR_SET_CHILD_SUBREAPER): whatever
+# a child forks and leaves behind, however often it forks or calls setsid(), is reparented
+# to the supervisor rather than to PID 1, so the supervisor can always find it, in /proc,
+# below itself. A cgroup would do the same and more, but needs root or a delegated
+# hierarchy, which a non-root container (a Space) does not have; process groups and
+# sessions are not enough, since the forked process may leave both.
+
+
+def become_subreaper() -> bool:
+    """Make orphans of our descendants our children; True when the kernel agreed."""
+    return bool(_libc().prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0)
+
+
+def _libc() -> ctypes.CDLL:
+    return ctypes.CDLL(None, use_errno=True)
+
+
+def process_table() -> dict[int, tuple[int, str]]:
+    """Every visible process: pid -> (parent pid, state letter)."""
+    table: dict[int, tuple[int, str]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        table[int(entry)] = (int(fields[1]), fields[0])
+    return table
+
+
+def descendants(root: int, table: Mapping[int, tuple[int, str]]) -> set[int]:
+    """Every process below `root` in `table`."""
+    children: dict[int, list[int]] = {}
+    for pid, (ppid, _) in table.items():
+        children.setdefault(ppid, []).append(pid)
+    found: set[int] = set()
+    todo = list(children.get(root, []))
+    while todo:
+        pid = todo.pop()
+        if pid not in found:
+            found.add(pid)
+            todo.extend(children.get(pid, []))
+    return found
+
+
+def sweep(spare: set[int]) -> int:
+    """Kill every process below the supervisor but `spare` (live children we started) and
+    what lies below them; reap those reparented to us. Returns how many were killed."""
+    me = os.getpid()
+    killed = 0
+    for _ in range(SWEEP_ROUNDS):
+        table = process_table()
+        kept = set(spare)
+        for pid in spare:
+            kept |= descendants(pid, table)
+        victims = descendants(me, table) - kept
+        if not victims:
+            return killed
+        for pid in victims:
+            ppid, state = table[pid]
+            if state != "Z" and _kill(pid, ppid):
+                killed += 1
+            if ppid == me:
+                _reap(pid)
+        time.sleep(0.01)
+    logger.error("processes left below the supervisor keep appearing; giving up")
+    return killed
+
+
+def _kill(pid: int, ppid: int) -> bool:
+    """SIGKILL `pid` through a pidfd, once sure it is still the process we saw (its parent
+    unchanged), so a recycled pid is never hit."""
+    try:
+        fd = os.pidfd_open(pid)
+    except OSError:
+        return False
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        if int(fields[1]) != ppid:
+            return False
+        signal.pidfd_send_signal(fd, signal.SIGKILL)
+        return True
+    except (OSError, IndexError, ValueError):
+        return False
+    finally:
+        os.close(fd)
+
+
+def _reap(pid: int) -> None:
+    deadline = time.monotonic() + 2.0
+    while time.monotonic() < deadline:
+        try:
+            done, _ = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if done:
+            return
+        time.sleep(0.005)
+
+
 # -- the supervisor ------------------------------------------------------------------------
 
 
@@ -435,11 +564,28 @@ def _set_parent_death_signal() -> None:
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
 
 
-def login_env(identity: Identity, home: Path) -> dict[str, str]:
+def login_env(identity: Identity, home: Path | str) -> dict[str, str]:
     """HOME, USER and LOGNAME of the user a child runs as, as `runuser` sets them: a guardian
     started from a root shell must not look for its files (asyncpg's ~/.postgresql) in /root.
-    HOME is the child's own state directory."""
+    The guardian's HOME is its own directory; the sandbox's is `SANDBOX_HOME`, nowhere it
+    can write."""
     return {"HOME": str(home), "USER": identity.name, "LOGNAME": identity.name}
+
+
+def entry_argv(package: str) -> list[str]:
+    """`python -I <project>/<package>/__main__.py`: isolated, and the script itself puts the
+    project on sys.path (no PYTHONPATH, no package installed in a shared venv).
+
+    The sandbox also starts without `site` (-S): no `.pth` file of any installed package
+    runs before its protections (a poisoned release may ship one); `sandbox/__main__.py`
+    puts the site-packages directories on sys.path without reading their `.pth` files."""
+    flags = [ISOLATED, NO_SITE] if package == "sandbox" else [ISOLATED]
+    return [sys.executable, *flags, str(PROJECT_ROOT / package / "__main__.py")]
+
+
+def without_python_vars(env: Mapping[str, str]) -> dict[str, str]:
+    """`env` without PYTHON* variables: -I ignores them, and no child needs to see them."""
+    return {name: value for name, value in env.items() if not name.startswith("PYTHON")}
 
 
 class Supervisor:
@@ -532,11 +678,10 @@ class Supervisor:
         common = {
             "HUB_CONFIG": str(self.config_path),
             "HUB_RUNTIME_DIR": str(self.layout.root),
-            "PYTHONPATH": str(PROJECT_ROOT),
         }
         if self.layout.data_root is not None:
             common["HUB_DATA_DIR"] = str(self.layout.data_root)
-        guardian_env = dict(self.environ)
+        guardian_env = without_python_vars(self.environ)
         guardian_env.update(common)
         guardian_env["HUB_ENV_FILE"] = str(self.env_file)
         guardian_env["HUB_SANDBOX_UID"] = str(self.sandbox_id.uid)
@@ -545,22 +690,15 @@ class Supervisor:
         sandbox_env = {
             name: self.environ[name] for name in SANDBOX_ENV_ALLOWLIST if name in self.environ
         }
+        sandbox_env = without_python_vars(sandbox_env)
         sandbox_env.pop("LISTEN_FDS", None)
         sandbox_env.pop("LISTEN_PID", None)
         sandbox_env.update(common)
-        sandbox_env.update(login_env(self.sandbox_id, self.layout.sandbox_dir))
+        sandbox_env.update(login_env(self.sandbox_id, SANDBOX_HOME))
         sandbox_env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
         self.children = [
-            Child(
-                "guardian",
-                [sys.executable, "-m", "guardian"],
-                guardian_env,
-                self.guardian_id,
-                two_uids,
-            ),
-            Child(
-                "sandbox", [sys.executable, "-m", "sandbox"], sandbox_env, self.sandbox_id, two_uids
-            ),
+            Child("guardian", entry_argv("guardian"), guardian_env, self.guardian_id, two_uids),
+            Child("sandbox", entry_argv("sandbox"), sandbox_env, self.sandbox_id, two_uids),
         ]
 
     # process control ----------------------------------------------------------------------
@@ -608,6 +746,7 @@ class Supervisor:
             return
         ran = time.monotonic() - child.started_at
         child.process = None
+        self.sweep_leftovers()
         if status == EX_CONFIG:
             logger.error("%s cannot boot with this configuration (exit %d)", child.name, status)
             child.state = State.FATAL
@@ -648,6 +787,28 @@ class Supervisor:
             logger.info("%s stopped (status %s)", child.name, process.returncode)
             child.state = State.STOPPED
             child.process = None
+            self.sweep_leftovers()
+
+    def sweep_leftovers(self) -> None:
+        """Kill what a child forked and left behind (reparented to us), sparing the live
+        children and what runs below them."""
+        live = {c.process.pid for c in self.children if c.process and c.process.poll() is None}
+        killed = sweep(live)
+        if killed:
+            security_logger.warning(
+                "killed %d process(es) left behind by a child (forked and orphaned)", killed
+            )
+
+    def orphans(self) -> bool:
+        """Whether a process we did not start is our child (a child forked and left it)."""
+        started = {c.process.pid for c in self.children if c.process}
+        me = os.getpid()
+        try:
+            text = Path(f"/proc/{me}/task/{me}/children").read_text()
+        except OSError:
+            table = process_table()
+            return any(ppid == me and pid not in started for pid, (ppid, _) in table.items())
+        return any(int(pid) not in started for pid in text.split())
 
     # signals ------------------------------------------------------------------------------
     def _queue_signal(self, signum: int, frame: object) -> None:
@@ -713,6 +874,10 @@ class Supervisor:
         except (OSError, subprocess.SubprocessError) as exc:
             logger.error("cannot prepare the runtime directory %s: %s", self.layout.root, exc)
             return EX_FAILED
+        if not become_subreaper():
+            logger.warning(
+                "PR_SET_CHILD_SUBREAPER refused: a process a child forks and orphans may outlive it"
+            )
         self.install_signals()
         self.build_children()
         guardian, sandbox = self.children
@@ -749,6 +914,8 @@ class Supervisor:
                     else EX_FAILED
                 )
                 break
+            if self.orphans():
+                self.sweep_leftovers()
             self._wait_signal(0.2)
         self.stop_all()
         logger.info("supervisor exiting with status %d", self.exit_code)

@@ -27,4 +27,5 @@ if [ -z "${HUB_RUNTIME_DIR:-}" ]; then
     export HUB_RUNTIME_DIR
 fi
 
-exec "${SEALGATE_PYTHON:-python}" "$here/supervisor.py"
+# Isolated (-I), as the supervisor starts its children: no user site, no PYTHON* variables.
+exec "${SEALGATE_PYTHON:-python}" -I "$here/supervisor.py"

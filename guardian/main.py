@@ -201,9 +201,7 @@ class Guardian:
         auth = Auth(live, storage, self.environ, limits)
         await auth.start()
         router = Router(live, Outbound(), ledger, limits, KeyRotation(key_used=store.mark_used))
-        admin_address = protections.admin_address(
-            self.layout, single_uid=sandbox_uid == os.getuid()
-        )
+        single_uid = sandbox_uid == os.getuid()
         return Services(
             live=live,
             storage=storage,
@@ -216,7 +214,8 @@ class Guardian:
             sandboxes=sandboxes,
             protections=lambda: protections.report(
                 sandbox_uid=sandbox_uid,
-                admin_address=admin_address,
+                # read when asked: one uid, the name is drawn when the socket is bound
+                admin_address=protections.admin_address(self.layout, single_uid=single_uid),
                 sandbox_pids=sandboxes.pids(),
             ),
         )

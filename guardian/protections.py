@@ -4,7 +4,8 @@
   environment variables sit in our environ and memory; a non-dumpable process's
   /proc/<pid>/environ, /mem, /maps... belong to root and no same-uid process may ptrace it.
 - `listen_admin`: with two uids the admin socket is a file the sandbox's uid cannot reach;
-  with one uid it is an abstract name that a Landlock-scoped sandbox cannot connect to
+  with one uid it is a random abstract name, new at each start and published in our own
+  directory, that a Landlock-scoped sandbox can neither connect to nor take first
   (`protocol.adminaddr`).
 - `report`: what `sealgate-ctl status` prints under "protections".
 """
@@ -12,6 +13,7 @@
 from __future__ import annotations
 
 import ctypes
+import errno
 import logging
 import os
 from collections.abc import Iterable
@@ -19,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from guardian.server import GuardianServer
-from protocol.adminaddr import abstract_name
+from protocol.adminaddr import new_name, publish
 from protocol.methods import Surface
 from protocol.protections import seen_from_proc
 from protocol.runtime import RuntimeLayout
@@ -27,6 +29,11 @@ from protocol.runtime import RuntimeLayout
 PR_GET_DUMPABLE = 3
 PR_SET_DUMPABLE = 4
 SYS_LANDLOCK_CREATE_RULESET = 444
+#: Fresh names tried when one is taken (128 random bits: a collision means a bug).
+NAME_TRIES = 8
+
+#: The abstract name this process listens on, once `listen_admin` bound it.
+_bound: dict[str, str] = {}
 
 logger = logging.getLogger("sealgate.guardian")
 
@@ -50,10 +57,11 @@ def kernel_landlock_abi() -> int:
 
 
 def admin_address(layout: RuntimeLayout, *, single_uid: bool) -> str:
-    """Where `listen_admin` binds the admin socket, as `status` shows it."""
+    """Where `listen_admin` bound the admin socket, as `status` shows it."""
     if not single_uid:
         return str(layout.admin_socket)
-    return "@" + abstract_name(layout.admin_socket)[1:]
+    name = _bound.get("name")
+    return "@" + name[1:] if name else "(not bound yet)"
 
 
 async def listen_admin(server: GuardianServer, layout: RuntimeLayout, *, single_uid: bool) -> None:
@@ -65,8 +73,9 @@ async def listen_admin(server: GuardianServer, layout: RuntimeLayout, *, single_
     # A file from an earlier two-uid run would be reachable by a same-uid sandbox.
     if path.is_socket():
         path.unlink()
-    name = abstract_name(path)
-    await server.listen_abstract(name, Surface.ADMIN)
+    name = await _listen_fresh_name(server)
+    publish(path, name)
+    _bound["name"] = name
     abi = kernel_landlock_abi()
     if abi < 6:
         logger.error(
@@ -75,6 +84,22 @@ async def listen_admin(server: GuardianServer, layout: RuntimeLayout, *, single_
             abi,
             name[1:],
         )
+
+
+async def _listen_fresh_name(server: GuardianServer) -> str:
+    """Listen on a new random abstract name; one already taken (by anyone) is never
+    waited for: another is drawn."""
+    for _ in range(NAME_TRIES):
+        name = new_name()
+        try:
+            await server.listen_abstract(name, Surface.ADMIN)
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE:
+                raise
+            logger.warning("abstract admin name @%s is taken; drawing another", name[1:])
+            continue
+        return name
+    raise OSError(errno.EADDRINUSE, f"{NAME_TRIES} random admin names were all taken")
 
 
 def report(*, sandbox_uid: int, admin_address: str, sandbox_pids: Iterable[int]) -> dict[str, Any]:

@@ -17,7 +17,6 @@ SANDBOX_ENV_ALLOWLIST: tuple[str, ...] = (
     "HOME",
     "USER",
     "LOGNAME",
-    "PYTHONPATH",
     "HUB_CONFIG",
     "HUB_RUNTIME_DIR",
     "HUB_DATA_DIR",

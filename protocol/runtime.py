@@ -1,6 +1,7 @@
 """Where things live under the runtime directory (`HUB_RUNTIME_DIR`, default `var/`).
 
-    var/guardian/   0700 guardian      its database, admin.sock
+    var/guardian/   0700 guardian      its database, admin.sock (one uid: admin.addr, the
+                                       random abstract name it listens on, with its pid)
     var/sandbox/    0700 sandbox       the sandbox's hub state
     var/run/        2750 guardian, group of the sandbox user
         guardian.sock   0660           the sandbox's only way to the guardian

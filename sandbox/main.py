@@ -1,4 +1,12 @@
-"""Sandbox start-up: settings from the allowlisted environment, then hypercorn on uvloop."""
+"""Sandbox start-up: settings from the allowlisted environment, the listening socket, the
+protections, and only then hypercorn on uvloop.
+
+The order is the point. Up to `selfsandbox.apply` only the standard library and SealGate's
+own `protocol`/`sandbox` modules run (this module imports nothing else at its top); every
+third-party package (uvloop, hypercorn, the MCP and web stack, msgpack) is imported after
+Landlock, seccomp and no_new_privs are in force, so a poisoned dependency's import-time code
+runs under the full policy, with one thread, like everything after it.
+"""
 
 from __future__ import annotations
 
@@ -10,18 +18,14 @@ import signal
 import socket
 import sys
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
-from hypercorn.asyncio import serve
-from hypercorn.config import Config
-
 from protocol.logsafety import protect
-from protocol.protections import EXPOSED
+from protocol.protections import EXPOSED, SandboxProtections
 from protocol.pyfun import PyfunError
-from sandbox import hypercorn_patch, selfsandbox
-from sandbox.app import build_app
-from sandbox.guardian_link import GuardianLink
-from sandbox.settings import load_settings
+from sandbox import selfsandbox
+from sandbox.settings import SandboxSettings, load_settings
 
 EX_CONFIG = 78
 FORMAT = "%(asctime)s sandbox[%(process)d] %(levelname)s %(name)s: %(message)s"
@@ -61,9 +65,20 @@ def _two_uids(run_dir: Path) -> bool:
         return False
 
 
-async def run() -> int:
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """What start-up made before the protections: settings, the bound socket, the report."""
+
+    settings: SandboxSettings
+    sock: socket.socket
+    protections: SandboxProtections
+
+
+def prepare(environ: Mapping[str, str]) -> Prepared | int:
+    """Settings, the listening socket, then the protections; an exit code when start-up
+    cannot go on. Standard library and our own modules only."""
     try:
-        settings = load_settings(os.environ)
+        settings = load_settings(environ)
     except PyfunError as exc:
         logging.basicConfig(format=FORMAT, level="INFO")
         logger.error("cannot start: %s", exc)
@@ -75,7 +90,7 @@ async def run() -> int:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
     try:
-        sock = listening_socket(settings.host, settings.port, os.environ)
+        sock = listening_socket(settings.host, settings.port, environ)
     except OSError as exc:
         # in use, not ours to bind, no such address: another try would fail the same way
         reason = exc.strerror or type(exc).__name__
@@ -83,14 +98,26 @@ async def run() -> int:
             "cannot start: cannot listen on %s:%d: %s", settings.host, settings.port, reason
         )
         return EX_CONFIG
-    config_path = Path(os.environ.get("HUB_CONFIG", ".pyfun"))
+    config_path = Path(environ.get("HUB_CONFIG", ".pyfun"))
     applied = selfsandbox.apply(selfsandbox.sandbox_policy(settings.layout, config_path))
     protections = applied.protections(two_uids=_two_uids(settings.layout.run_dir))
     logger.info("self-sandboxing: %s", applied.describe())
     logger.info("protections in force: %s", protections.describe())
     if protections.exposed:
         logger.error("%s", EXPOSED)
+    return Prepared(settings, sock, protections)
 
+
+async def run(prepared: Prepared) -> int:
+    """Serve; called once the protections are in force (third-party imports start here)."""
+    from hypercorn.asyncio import serve
+    from hypercorn.config import Config
+
+    from sandbox import hypercorn_patch
+    from sandbox.app import build_app
+    from sandbox.guardian_link import GuardianLink
+
+    settings, sock, protections = prepared.settings, prepared.sock, prepared.protections
     listen_hosts = [str(sock.getsockname()[0])]
     link = GuardianLink(
         settings.layout.guardian_socket,
@@ -127,10 +154,13 @@ async def run() -> int:
 
 
 def main() -> int:
-    import uvloop
+    prepared = prepare(os.environ)
+    if isinstance(prepared, int):
+        return prepared
+    import uvloop  # the first third-party import: under the protections
 
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        return runner.run(run())
+        return runner.run(run(prepared))
 
 
 if __name__ == "__main__":

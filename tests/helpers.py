@@ -133,7 +133,10 @@ class Stack:
         env: Mapping[str, str] | None = None,
         config_text: str | None = None,
         single_uid: bool | None = None,
+        python: str = PYTHON,
     ) -> None:
+        #: The interpreter the supervisor runs under (and so its children).
+        self.python = python
         if single_uid is None:
             # Two uids where this machine allows them (root, a checkout others can read);
             # otherwise both processes share one, and the two-uid tests say why they skip.
@@ -168,7 +171,7 @@ class Stack:
     def start(self, wait: bool = True) -> Stack:
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [PYTHON, str(ROOT / "supervisor.py")],
+            [self.python, str(ROOT / "supervisor.py")],
             env=self.env,
             cwd=self.dir,
             stdout=log,
@@ -186,7 +189,9 @@ class Stack:
         """The pid of the supervisor's `guardian` or `sandbox` child."""
         assert self.process is not None
         for pid in children_of(self.process.pid):
-            if f"-m {name}" in cmdline(pid):
+            command = cmdline(pid)
+            # the supervisor runs `python -I <project>/<name>/__main__.py`
+            if f"-m {name}" in command or f"/{name}/__main__.py" in command:
                 return pid
         raise AssertionError(f"no {name} process under the supervisor")
 

@@ -144,3 +144,34 @@ def test_the_image_entrypoint_outside_docker(stack_factory: Callable[..., Stack]
     finally:
         stack.stop()
         stack.cleanup()
+
+
+def test_every_interpreter_starts_isolated_and_finds_the_code_without_pythonpath() -> None:
+    """-I (no user site, no PYTHON* variables, no script directory on sys.path) for the
+    units, the image's entrypoint and health check, and both sealgate-ctl scripts; the
+    sandbox also without site (-S)."""
+    guardian = (ROOT / "systemd" / "sealgate-guardian.service").read_text()
+    sandbox = (ROOT / "systemd" / "sealgate-sandbox.service").read_text()
+    assert "python -I /opt/sealgate/guardian/__main__.py" in guardian
+    assert "python -I -S /opt/sealgate/sandbox/__main__.py" in sandbox
+    assert "Environment=HOME=/nonexistent" in sandbox
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert 'exec python -I -c "import sys; sys.path.insert(0, \\"/opt/sealgate\\")' in dockerfile
+    assert 'CMD ["python", "-I", "-c"' in dockerfile
+    assert '-I "$here/supervisor.py"' in (ROOT / "docker" / "entrypoint.sh").read_text()
+    assert 'exec "$python" -I -c' in (ROOT / "sealgate-ctl").read_text()
+    for text in (guardian, sandbox, dockerfile, (ROOT / "sealgate-ctl").read_text()):
+        assert "PYTHONPATH" not in text
+
+
+def test_the_checkout_ctl_script_runs_isolated(tmp_path: Path) -> None:
+    """A PYTHONPATH with a shadowing `msgpack` changes nothing (it came before the venv)."""
+    (tmp_path / "msgpack.py").write_text("raise SystemExit('shadowed')\n")
+    done = subprocess.run(
+        [str(ROOT / "sealgate-ctl"), "--help"],
+        env={"PATH": os.environ["PATH"], "PYTHONPATH": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0 and "usage: sealgate-ctl" in done.stdout, done.stderr

@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -143,7 +142,7 @@ def start_deployment(
             before_start(stack, user.uid, user.gid)
         log = stack.log_path.open("ab")
         stack.process = subprocess.Popen(
-            [sys.executable, str(ROOT / "supervisor.py")],
+            [stack.python, str(ROOT / "supervisor.py")],
             env=stack.env,
             cwd=stack.dir,
             stdout=log,

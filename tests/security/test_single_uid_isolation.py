@@ -8,14 +8,16 @@ Landlock's read rules and its abstract-socket scoping do. The attacker is
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
-import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from protocol.adminaddr import abstract_name, connect_admin
+from protocol.adminaddr import address_file, connect_admin, new_name, read_published
 from sandbox.selfsandbox import landlock_abi
 from supervisor import ensure_user
 from tests.helpers import FAKE_SECRET, Stack, make_workdir, run_ctl, uid_of
@@ -27,7 +29,10 @@ DENIED = {"EACCES", "EPERM", "ENOENT", "ECONNREFUSED"}
 def test_the_sandbox_reads_no_secret_file_and_never_reaches_the_admin_socket(
     deployment: Deployment,
 ) -> None:
-    abstract = abstract_name(deployment.admin_socket)
+    if deployment.mode == "one-uid":
+        abstract = read_published(deployment.admin_socket).name
+    else:
+        abstract = new_name()  # no abstract admin socket with two uids
     out = deployment.attack(
         read=[str(deployment.env_file), str(deployment.guardian_db), str(deployment.stack.config)],
         unix=[str(deployment.admin_socket), abstract, str(deployment.guardian_socket)],
@@ -115,24 +120,66 @@ def test_a_secret_beneath_a_sandbox_readable_path_is_refused(mode: str) -> None:
         stack.cleanup()
 
 
-def test_operators_never_talk_to_a_stranger_on_the_abstract_name() -> None:
-    """Anyone may bind an abstract name first; the operator's client checks the listener's
-    uid against the owner of the guardian directory before sending a word."""
+def test_operators_never_talk_to_an_impostor_on_the_abstract_name() -> None:
+    """Any process of the guardian's uid (a same-uid sandbox) may bind an abstract name; the
+    operator's client checks that the listener is the very process that published the
+    address (SO_PEERCRED pid and its start time), not merely a process of the right uid,
+    before sending a word."""
     work = make_workdir("sealgate-squat-")
+    squatter = None
     try:
         guardian_dir = work / "guardian"
-        guardian_dir.mkdir()
-        if os.geteuid() == 0:
-            os.chown(guardian_dir, 65534, 65534)  # the guardian's; we, root, are the stranger
-        else:
-            guardian_dir = Path("/usr")  # root's; we are the stranger
-        path = guardian_dir / f"admin-{os.getpid()}.sock"
-        with socket.socket(socket.AF_UNIX) as squatter:
-            squatter.bind(abstract_name(path))
-            squatter.listen()
-            with pytest.raises(PermissionError, match="refusing to talk to it"):
-                connect_admin(path)
-            done = run_ctl(path, "status")
-            assert done.returncode == 3 and "permission denied" in done.stderr
+        guardian_dir.mkdir(mode=0o700)
+        path = guardian_dir / "admin.sock"
+        name = new_name()
+        # published by "the guardian" (this process), held by another process of our uid
+        published = {"address": "@" + name[1:], "pid": os.getpid(), "start": _start_time()}
+        address_file(path).write_text(json.dumps(published))
+        address_file(path).chmod(0o600)
+        squatter = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                "import socket, sys; s = socket.socket(socket.AF_UNIX); s.bind('\\0' + sys.argv[1]);"
+                " s.listen(); print('ready', flush=True)\n"
+                "while True:\n c = s.accept()[0]; c.settimeout(2)\n"
+                " try: print('got', c.recv(100), flush=True)\n except OSError: pass",
+                name[1:],
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert squatter.stdout is not None and squatter.stdout.readline() == "ready\n"
+        with pytest.raises(PermissionError, match="refusing to talk to it"):
+            connect_admin(path)
+        done = run_ctl(path, "status")
+        assert done.returncode == 3 and "permission denied" in done.stderr, done.stderr
+        assert "not by the guardian that published it" in done.stderr
+        squatter.kill()
+        assert "got b'\\x" not in squatter.communicate()[0]  # not a byte was sent to it
+    finally:
+        if squatter is not None:
+            squatter.kill()
+            squatter.wait()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def test_an_address_file_others_may_write_is_refused() -> None:
+    work = make_workdir("sealgate-addr-")
+    try:
+        path = work / "admin.sock"
+        address_file(path).write_text(json.dumps({"address": "@x", "pid": 1, "start": 1}))
+        address_file(path).chmod(0o666)
+        with pytest.raises(PermissionError, match="not the guardian's own"):
+            connect_admin(path)
+        address_file(path).chmod(0o600)
+        with pytest.raises(PermissionError, match="does not hold an admin address"):
+            connect_admin(path)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _start_time() -> int:
+    from protocol.adminaddr import start_time
+
+    return start_time(os.getpid())
