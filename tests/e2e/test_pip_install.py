@@ -83,8 +83,8 @@ def test_the_sealgate_command_runs_the_hub_from_an_install(
     log.close()
     wait_for_healthz(stack.url, stack.process, stack.logs, "sealgate")
     for child in ("guardian", "sandbox"):  # they run the installed code, not the checkout's
-        environ = Path(f"/proc/{stack.pid_of(child)}/environ").read_bytes().split(b"\0")
-        assert f"PYTHONPATH={stack.dir / 'lib'}".encode() in environ
+        argv = Path(f"/proc/{stack.pid_of(child)}/cmdline").read_bytes().split(b"\0")
+        assert f"{stack.dir / 'lib'}/{child}/__main__.py".encode() in argv, argv
     status = subprocess.run(
         [str(bin_dir / "sealgate-ctl"), "status"],
         env=stack.env,
