@@ -29,6 +29,7 @@ RUN pip install --require-hashes --no-deps -r requirements.lock
 COPY protocol/ protocol/
 COPY guardian/ guardian/
 COPY sandbox/ sandbox/
+COPY supervise/ supervise/
 COPY supervisor.py .pyfun ./
 COPY docker/entrypoint.sh docker/
 # The operator CLI finds the admin socket where the entrypoint puts the runtime directory.

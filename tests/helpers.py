@@ -287,7 +287,7 @@ def two_uid_possible() -> str | None:
     """None when a two-uid stack can run here; otherwise the reason it cannot."""
     if os.geteuid() != 0:
         return "not root: two-uid isolation needs root to drop privileges (CI runs as root)"
-    from supervisor import Identity, may_access
+    from supervise.users import Identity, may_access
 
     nobody = Identity("nobody", 65534, 65534)
     for path in (ROOT / "supervisor.py", Path(sys.executable).resolve(), Path(httpx.__file__)):

@@ -49,7 +49,7 @@ def units(tmp_path: Path) -> Path:
     if shutil.which("systemd-analyze") is None:
         pytest.fail("systemd-analyze is missing (Debian package systemd)")
     if os.geteuid() == 0:
-        from supervisor import ensure_user
+        from supervise.users import ensure_user
 
         ensure_user("hub-guardian")
         ensure_user("hub-sandbox")
@@ -109,7 +109,7 @@ def test_the_image_entrypoint_outside_docker(stack_factory: Callable[..., Stack]
     secrets = stack.dir / "secrets"
     secrets.mkdir()
     token = "bootstrap-from-a-docker-secret-0123456789"
-    from supervisor import ensure_user
+    from supervise.users import ensure_user
 
     guardian = ensure_user("hub-guardian")
     (secrets / "SEALGATE_BOOTSTRAP_TOKEN").write_text(token)

@@ -1,6 +1,6 @@
 """sandbox never imports guardian, guardian never imports sandbox, protocol imports neither,
-supervisor.py (which runs as root) imports only protocol, and the desktop client imports none
-of them."""
+the supervisor (supervisor.py and its parts in supervise/, which run as root) imports only
+protocol, and the desktop client imports none of them."""
 
 from __future__ import annotations
 
@@ -11,12 +11,15 @@ import pytest
 
 from tests.helpers import ROOT
 
+SUPERVISOR = {"supervisor", "supervise"}
 FORBIDDEN = {
-    "sandbox": {"guardian", "supervisor"},
-    "guardian": {"sandbox", "supervisor"},
-    "protocol": {"guardian", "sandbox", "supervisor"},
+    "sandbox": {"guardian", *SUPERVISOR},
+    "guardian": {"sandbox", *SUPERVISOR},
+    "protocol": {"guardian", "sandbox", *SUPERVISOR},
+    # The supervisor's parts: protocol/ only; never the entry point that imports them.
+    "supervise": {"guardian", "sandbox", "supervisor"},
     # The desktop client talks to a hub over HTTP only, and ships without the server.
-    "desktop": {"guardian", "sandbox", "supervisor", "protocol"},
+    "desktop": {"guardian", "sandbox", "protocol", *SUPERVISOR},
 }
 
 
@@ -44,6 +47,11 @@ def test_package_imports_stay_inside_the_boundary(package: str) -> None:
 def test_the_supervisor_runs_no_sandbox_or_guardian_code() -> None:
     bad = imported_packages(ROOT / "supervisor.py") & {"guardian", "sandbox", "__import__"}
     assert not bad, f"supervisor.py imports {sorted(bad)}"
+
+
+def test_the_supervisor_entry_point_only_starts_its_parts() -> None:
+    """supervisor.py stays the entry point; what it runs lives in supervise/."""
+    assert imported_packages(ROOT / "supervisor.py") == {"__future__", "os", "sys", "supervise"}
 
 
 def test_the_sandbox_reads_the_allowlist_the_supervisor_builds_from() -> None:

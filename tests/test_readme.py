@@ -229,7 +229,7 @@ def test_a_readme_ini_block_parses(block: Block) -> None:
 def test_the_env_file_step_leaves_a_file_the_supervisor_accepts(readme: Readme) -> None:
     """Quick start's `.env` step, as root too: the guardian's user can read it, the
     sandbox's cannot (the supervisor's own check)."""
-    from supervisor import Identity, check_secret_files, ensure_user
+    from supervise.users import Identity, check_secret_files, ensure_user
 
     (step,) = [b for b in RUNNABLE if "chmod 600 .env" in b.body]
     cwd = readme.workdir / "env-step"
@@ -248,7 +248,8 @@ def test_the_env_file_step_leaves_a_file_the_supervisor_accepts(readme: Readme) 
 def test_a_root_owned_env_file_is_refused_with_the_fix(tmp_path: Path) -> None:
     if os.geteuid() != 0:
         pytest.skip("needs root: the refusal concerns a root-owned file and service users")
-    from supervisor import Refusal, check_secret_files, ensure_user
+    from supervise.outcomes import Refusal
+    from supervise.users import check_secret_files, ensure_user
 
     env_file = tmp_path / ".env"
     env_file.write_text("ANTHROPIC_API_KEY=x\n")

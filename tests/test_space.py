@@ -55,7 +55,7 @@ def space(fake: FakeOpenAI) -> Iterator[Space]:
         reason = two_uid_possible()
         if reason is not None:
             pytest.fail(f"cannot run the entrypoint as an ordinary user here: {reason}")
-        from supervisor import ensure_user
+        from supervise.users import ensure_user
 
         user = ensure_user(SINGLE_USER)
         uid, gid = user.uid, user.gid

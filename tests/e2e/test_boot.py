@@ -98,7 +98,7 @@ def test_a_guardian_stopped_alone_removes_its_sockets(guardian: GuardianProcess)
 def test_the_supervisor_hello_probe_speaks_the_protocol(
     guardian: GuardianProcess, tmp_path: Path
 ) -> None:
-    from supervisor import guardian_answers
+    from supervise.hello import guardian_answers
 
     assert guardian_answers(guardian.admin_path)
     assert not guardian_answers(tmp_path / "nothing.sock")

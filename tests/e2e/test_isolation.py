@@ -14,7 +14,7 @@ import pytest
 
 from protocol.channel import open_unix_channel
 from protocol.errors import ConnectionLost
-from supervisor import ensure_user
+from supervise.users import ensure_user
 from tests.helpers import FAKE_SECRET, ROOT, Stack, two_uid_possible, uid_of
 
 REASON = two_uid_possible()

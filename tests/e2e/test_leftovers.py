@@ -1,5 +1,5 @@
 """What a child forks and leaves behind dies: the supervisor is a child subreaper and sweeps
-every process below it but its live children (`supervisor.sweep`)."""
+every process below it but its live children (`supervise.leftovers.sweep`)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 import subprocess
 import sys
 
-from supervisor import descendants
+from supervise.leftovers import descendants
 from tests.helpers import ROOT
 
 #: A supervisor in miniature: a child that double-forks a daemon (setsid) and one that forks
@@ -15,7 +15,7 @@ from tests.helpers import ROOT
 SCRIPT = """
 import json, os, subprocess, sys, time
 sys.path.insert(0, sys.argv[1])
-from supervisor import become_subreaper, process_table, sweep
+from supervise.leftovers import become_subreaper, process_table, sweep
 assert become_subreaper()
 forker = subprocess.Popen([sys.executable, "-c", '''
 import os, sys, time

@@ -20,7 +20,15 @@ from pip._vendor.distlib.scripts import ScriptMaker
 
 from tests.helpers import PYTHON, ROOT, Stack, wait_for_healthz
 
-SOURCES = ("pyproject.toml", "README.md", "supervisor.py", "protocol", "guardian", "sandbox")
+SOURCES = (
+    "pyproject.toml",
+    "README.md",
+    "supervisor.py",
+    "supervise",
+    "protocol",
+    "guardian",
+    "sandbox",
+)
 
 
 def scripts() -> dict[str, str]:
@@ -72,6 +80,11 @@ def test_the_sealgate_command_runs_the_hub_from_an_install(
     installed: tuple[Stack, Path],
 ) -> None:
     stack, bin_dir = installed
+    # the entry point and every part of the supervisor are installed beside the packages
+    lib = stack.dir / "lib"
+    assert (lib / "supervisor.py").is_file()
+    parts = {path.name for path in (ROOT / "supervise").glob("*.py")}
+    assert {path.name for path in (lib / "supervise").glob("*.py")} == parts
     log = stack.log_path.open("ab")
     stack.process = subprocess.Popen(
         [str(bin_dir / "sealgate")],

@@ -148,7 +148,7 @@ def test_audit_tail_follows_new_entries(stack_factory: Callable[..., Stack]) -> 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to run the CLI as another user")
 def test_cli_says_permission_denied_to_other_users(stack_factory: Callable[..., Stack]) -> None:
     stack = stack_factory()
-    from supervisor import ensure_user
+    from supervise.users import ensure_user
 
     other = ensure_user("hub-test-other")
     denied = subprocess.run(

@@ -114,7 +114,7 @@ def start_deployment(
     if mode == "two-uid":
         if reason is not None:
             pytest.skip(reason)
-        from supervisor import ensure_user
+        from supervise.users import ensure_user
 
         guardian = ensure_user("hub-guardian")
         stack = Stack(single_uid=False, env=env, **stack_kwargs)
@@ -131,7 +131,7 @@ def start_deployment(
     else:
         if reason is not None:
             pytest.skip(f"cannot run the supervisor as an ordinary user here: {reason}")
-        from supervisor import ensure_user
+        from supervise.users import ensure_user
 
         user = ensure_user(SINGLE_USER)
         stack = Stack(single_uid=False, env=env, **stack_kwargs)

@@ -124,7 +124,7 @@ def keyed_stack(stack_factory: Callable[..., Stack], fake: FakeOpenAI, extra: st
         path.write_text(f"FAKE_PROVIDER_KEY={PROVIDER_KEY}\n")
         path.chmod(0o600)
         if os.geteuid() == 0 and "HUB_SINGLE_UID" not in stack.env:
-            from supervisor import ensure_user
+            from supervise.users import ensure_user
 
             guardian = ensure_user("hub-guardian")  # the env file is the guardian's alone
             os.chown(path, guardian.uid, guardian.gid)

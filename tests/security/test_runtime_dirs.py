@@ -17,7 +17,9 @@ from pathlib import Path
 import pytest
 
 from protocol.runtime import RuntimeLayout
-from supervisor import Identity, Refusal, prepare_runtime
+from supervise.outcomes import Refusal
+from supervise.runtime_dirs import prepare_runtime
+from supervise.users import Identity
 from tests.helpers import ROOT, Stack, make_workdir
 from tests.security.conftest import MODES, start_deployment
 

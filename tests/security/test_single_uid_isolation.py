@@ -19,7 +19,7 @@ import pytest
 
 from protocol.adminaddr import address_file, connect_admin, new_name, read_published
 from sandbox.selfsandbox import landlock_abi
-from supervisor import ensure_user
+from supervise.users import ensure_user
 from tests.helpers import FAKE_SECRET, Stack, make_workdir, run_ctl, uid_of
 from tests.security.conftest import MODES, Deployment, start_deployment
 
