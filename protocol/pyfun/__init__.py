@@ -12,18 +12,17 @@
     [LLM_PROVIDER.anthropic_END]
     [LLM_PROVIDERS_END]
 
-Parsing is two passes. `lexing` checks the layout (sections, END markers, quoting) and
-keeps every value with its line number; `sections` turns each section into the dataclasses
-of `typed` through `reader`, with `original` reading the original hub's spellings; `build`
-runs both passes and checks fallback chains. Any error raises `PyfunError` naming
-`file:line`; unknown sections and keys only add to `PyfunConfig.warnings`. Nothing here reads
-a file or the environment: callers pass the text and, for overrides, a mapping.
+Parsing is two passes. `lexing` checks the layout (sections, END markers, quoting) and keeps
+every value with its line number; `sections` turns each section into the dataclasses of `typed`
+through `reader`, with `original` reading the original hub's spellings and `urls` checking
+addresses; `build` runs both passes and checks fallback chains. Any error raises `PyfunError`
+naming `file:line`; unknown sections and keys only add to `PyfunConfig.warnings`. Nothing here
+reads a file or the environment: callers pass the text and, for overrides, a mapping.
 """
 
 from __future__ import annotations
 
 from protocol.pyfun.build import parse, with_env_overrides
-from protocol.pyfun.sections import is_loopback_host
 from protocol.pyfun.typed import (
     API_KINDS,
     BLOCK_KINDS,
@@ -57,6 +56,7 @@ from protocol.pyfun.typed import (
     RoleConfig,
     ToolConfig,
 )
+from protocol.pyfun.urls import is_loopback_host
 
 __all__ = [
     "API_KINDS",

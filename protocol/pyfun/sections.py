@@ -1,5 +1,5 @@
 """Pass 2 of `.pyfun`: each section read into its typed configuration, checking types,
-URLs, headers and SQL names."""
+SQL names and addresses (URLs and headers in `urls`)."""
 
 from __future__ import annotations
 
@@ -27,10 +27,8 @@ from protocol.pyfun.typed import (
     DEFAULT_TIMEOUT_SEC,
     HARD_QUERY_MAX_RESULT_BYTES,
     HARD_QUERY_MAX_ROWS,
-    KNOWN_BASE_URLS,
     LOG_LEVELS,
     RESERVED_QUERY_SCHEMAS,
-    RETIRED_HOSTS,
     SEARCH_KINDS,
     TOOL_KINDS,
     DbQueryConfig,
@@ -43,72 +41,9 @@ from protocol.pyfun.typed import (
     RoleConfig,
     ToolConfig,
 )
+from protocol.pyfun.urls import check_url, provider_base_url, provider_headers
 
 _SQL_NAME = re.compile(r"^[a-z_][a-z0-9_$]*(\.[a-z_][a-z0-9_$]*)?$")
-
-
-def is_loopback_host(host: str) -> bool:
-    """`localhost` or a loopback address (what \"local only\" means everywhere)."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def _check_url(reader: Reader, url: str, allow_insecure: bool) -> None:
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname or ""
-        parts.port  # noqa: B018 - raises ValueError for a bad port
-    except ValueError:
-        raise reader.error("base_url", f"base_url {url!r} is not a valid URL") from None
-    if parts.scheme not in ("https", "http") or not host:
-        raise reader.error("base_url", f"base_url {url!r} must be an http(s) URL with a host")
-    if parts.username or parts.password:
-        raise reader.error("base_url", "base_url must not carry credentials; use env_key")
-    if parts.query or parts.fragment:
-        raise reader.error("base_url", "base_url must not carry a query or fragment")
-    if parts.scheme == "http" and not (allow_insecure and is_loopback_host(host)):
-        raise reader.error(
-            "base_url",
-            f"base_url {url!r} must use https (plain http only for a loopback host with"
-            ' allow_insecure = "true")',
-        )
-
-
-def _headers(reader: Reader) -> tuple[tuple[str, str], ...]:
-    headers: list[tuple[str, str]] = []
-    for key in reader.section.values:
-        if key.startswith("header_"):
-            name = reader.string(key)
-            # header_http_referer = "..." -> HTTP-Referer
-            header = "-".join(part.capitalize() for part in key[len("header_") :].split("_"))
-            if header.lower() in (
-                "authorization",
-                "x-api-key",
-                "x-goog-api-key",
-                "x-subscription-token",
-            ):
-                raise reader.error(key, f"{header} is set by the guardian from env_key")
-            if "\n" in name or "\r" in name:
-                raise reader.error(key, "header values must be one line")
-            headers.append((header, name))
-    return tuple(headers)
-
-
-def _base_url(reader: Reader, name: str) -> str:
-    base_url = reader.string("base_url", KNOWN_BASE_URLS.get(name, "")).rstrip("/")
-    host = (urlsplit(base_url).hostname or "") if base_url else ""
-    current = RETIRED_HOSTS.get(host.lower())
-    if current:
-        reader.warnings.append(
-            f"{reader.where('base_url')}: base_url {base_url!r} is a retired endpoint; using"
-            f" {current} (write that to silence this warning)"
-        )
-        return current
-    return base_url
 
 
 def read_provider(reader: Reader, kind: str, limits: HubLimitsConfig) -> ProviderConfig:
@@ -122,11 +57,11 @@ def read_provider(reader: Reader, kind: str, limits: HubLimitsConfig) -> Provide
         api = reader.choice("api", SEARCH_KINDS, name if name in SEARCH_KINDS else "")
         if not api:
             raise reader.error("api", f'search provider {name!r} needs api = "brave" or "tavily"')
-    base_url = _base_url(reader, name)
+    base_url = provider_base_url(reader, name)
     if not base_url:
         raise reader.error("base_url", f"provider {name!r} needs a base_url")
     allow_insecure = reader.boolean("allow_insecure", False)
-    _check_url(reader, base_url, allow_insecure)
+    check_url(reader, base_url, allow_insecure)
     requires_key = reader.boolean("requires_key", True)
     env_keys = reader.names("env_key")
     for env_key in env_keys:
@@ -152,7 +87,7 @@ def read_provider(reader: Reader, kind: str, limits: HubLimitsConfig) -> Provide
         fallback_to=reader.string("fallback_to"),
         timeout_sec=_number(reader, "timeout_sec", default_timeout, 0.1, 3600),
         allow_insecure=allow_insecure,
-        headers=_headers(reader),
+        headers=provider_headers(reader),
         api_version_header=api_version_header(reader, api),
         default_results=_search_only(reader, api, "default_results"),
         max_results=_search_only(reader, api, "max_results"),
