@@ -9,7 +9,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check
 
-.PHONY: run try ctl test soak lint format bench lock clean desktop desktop-screenshot
+.PHONY: run try ctl test test-fast test-slow soak lint format bench lock clean desktop desktop-screenshot
 
 $(PY):
 	@test -n "$(PYTHON)" || { echo "make: no Python >= 3.11 with venv found; install python3-venv" >&2; exit 1; }
@@ -53,12 +53,24 @@ try: $(VENV)/.dev
 ctl: $(VENV)/.runtime
 	@./sealgate-ctl $(ARGS)
 
+# The test layers (tests/layers.py, docs/DEVELOPMENT.md); each pytest run ends with its time
+# per layer and names the layers it left out. `test`: lint, types, the unit layer, then the
+# e2e layer (about ten minutes on two cores). `test-fast`: the unit layer alone (in one
+# process, no PostgreSQL, well under 30 s). `test-slow`: the suites too long for `test`.
 test: $(VENV)/.dev
 	bash tests/setup_machine.sh
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy
-	$(PY) -m pytest
+	$(PY) -m pytest -m unit
+	$(PY) -m pytest -m e2e
+
+test-fast: $(VENV)/.dev
+	$(PY) -m pytest -m unit -q
+
+test-slow: $(VENV)/.dev
+	bash tests/setup_machine.sh
+	$(PY) -m pytest -m slow
 
 # The reliability suite at full length (about 40 minutes): a 30-minute mixed soak, PostgreSQL
 # down 30 s, ten times the fuzz cases; prints the figures docs/RELIABILITY.md records.
@@ -66,7 +78,7 @@ soak: $(VENV)/.dev
 	bash tests/setup_machine.sh
 	SEALGATE_SOAK_S=1800 SEALGATE_PG_OUTAGE_S=30 SEALGATE_FLOOD_STREAMS=1000 SEALGATE_FLOOD_HOLD_S=60 \
 	SEALGATE_FUZZ_EXAMPLES=3000 SEALGATE_FUZZ_CONNECTIONS=4000 SEALGATE_SCHEMATHESIS_EXAMPLES=250 \
-		$(PY) -m pytest tests/reliability tests/protocol/test_framing.py -q -s
+		$(PY) -m pytest tests/reliability tests/protocol/test_framing.py -q -s --timeout 3600
 
 lint: $(VENV)/.dev
 	$(PY) -m ruff check .

@@ -11,6 +11,9 @@ import pytest
 from tests.helpers import WORKDIRS, GuardianProcess, Stack, make_workdir
 from tests.pg import PostgresServer, unavailable_reason
 
+#: The layers (unit / e2e / slow), their timeouts and their time per run.
+pytest_plugins = ("tests.layers",)
+
 
 @pytest.fixture
 def stack_factory() -> Iterator[Callable[..., Stack]]:

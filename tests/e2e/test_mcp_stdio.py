@@ -123,22 +123,56 @@ def test_mcp_remote_with_the_token_in_a_header(
     check(drive(node, args, env, work / "stderr.log"))
 
 
+def sign_in_started(command: str, args: list[str], env: dict[str, str], errlog: Path) -> str:
+    """Start `command` as an MCP server on stdio and return its log as soon as it shows the
+    sign-in URL it asks a person to open; fail if the client gets through or gives up first.
+
+    The refused client waits for a browser that never comes, so the test stops it as soon as
+    the URL is out rather than when a wait runs out: the pass never depends on a timeout.
+    """
+
+    async def session() -> None:
+        server = StdioServerParameters(command=command, args=args, env=env, cwd=str(errlog.parent))
+        with errlog.open("w") as log:
+            async with Client(stdio_client(server, errlog=log), mode="legacy") as client:
+                await client.list_tools()
+
+    def log_text() -> str:
+        return errlog.read_text() if errlog.exists() else ""
+
+    async def run() -> str:
+        task = asyncio.create_task(session())
+        for _ in range(600):  # a bound against a client that hangs silently, never the pass
+            if "/oauth/authorize?" in log_text():
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+                return log_text()
+            if task.done():
+                break
+            await asyncio.sleep(0.1)
+        else:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            raise AssertionError(f"no sign-in URL within 60 s:\n{log_text()}")
+        outcome = task.exception() or "the tools were listed"
+        raise AssertionError(f"ended without a sign-in URL: {outcome!r}\n{log_text()}")
+
+    return asyncio.run(run())
+
+
 def test_mcp_remote_without_the_header_is_refused(
     auth_stack: Stack, node_tools: tuple[str, str], scratch: Callable[[str], Path]
 ) -> None:
     node, script = node_tools
     work = scratch("sealgate-mcp-remote-")
-    args = [script, f"{auth_stack.url}/mcp", "--transport", "http-only", "--auth-timeout", "5"]
-    # Refused, mcp-remote starts OAuth sign-in (the 401 names the metadata) and waits for a
-    # browser that never comes; its --auth-timeout does not end the process, so the wait is
-    # bounded here.
-    with pytest.raises(AssertionError) as refused:
-        drive(node, args, remote_env(work), work / "stderr.log", timeout=20)
-    # ... and that sign-in is SealGate's own OAuth: discovered from the 401, the client
-    # registered (DCR), PKCE S256, the hub as the resource
-    log = str(refused.value)
+    args = [script, f"{auth_stack.url}/mcp", "--transport", "http-only"]
+    # Refused, mcp-remote starts OAuth sign-in (the 401 names the metadata) and prints the URL
+    # a person would open; that sign-in is SealGate's own OAuth: discovered from the 401, the
+    # client registered (DCR), PKCE S256, the hub as the resource
+    log = sign_in_started(node, args, remote_env(work), work / "stderr.log")
     assert f"{auth_stack.url}/oauth/authorize?" in log and "client_id=sgc_" in log
     assert "code_challenge_method=S256" in log and "resource=http" in log
+    assert not any(p.name.endswith("_tokens.json") for p in work.rglob("*"))
 
 
 def bridge_env(work: Path, **extra: str) -> dict[str, str]:
