@@ -112,8 +112,34 @@ document.getElementById("login").addEventListener("submit", async (event) => {{
 </script></body></html>"""
 
 
+def _principal(request: Request) -> dict[str, object]:
+    principal = request.scope.get("state", {}).get("principal")
+    return principal if isinstance(principal, dict) else {}
+
+
+def _is_admin(request: Request) -> bool:
+    return bool(_principal(request).get("admin"))
+
+
+def _open_mode(request: Request) -> bool:
+    return _principal(request).get("kind") == "anonymous"
+
+
+def asks_json(request: Request) -> bool:
+    """A program asking `GET /` for the hub's state: the original hub's clients (a
+    credential header, no HTML wanted), or any client whose Accept names JSON first (the
+    desktop app signed in with a session cookie); a browser's navigation asks for HTML."""
+    if wants_json_status(request.headers):
+        return True
+    accept = request.headers.get("accept", "").lower()
+    first = accept.split(",")[0].split(";")[0].strip()
+    return first == "application/json"
+
+
 def json_status(request: Request) -> Response:
-    """The original hub's answer to its clients' `GET /`; a refused credential is a 401."""
+    """The original hub's answer to its clients' `GET /`; a refused credential is a 401.
+    Beside the original's keys: who the hub takes the caller for (`signed_in_as`, None in
+    open mode) and whether it is in open mode, so a client can say so."""
     if request.scope.get("state", {}).get("login_required"):
         return JSONResponse(
             {
@@ -131,12 +157,15 @@ def json_status(request: Request) -> Response:
             "status": "running",
             "service": request.app.state.hub_name,
             "uptime_seconds": int(time.monotonic() - STARTED),
+            "signed_in_as": None if _open_mode(request) else _principal(request).get("principal"),
+            "role": _principal(request).get("role"),
+            "open_mode": _open_mode(request),
         }
     )
 
 
 async def status_page(request: Request) -> Response:
-    if wants_json_status(request.headers):
+    if asks_json(request):
         return json_status(request)
     if request.scope.get("state", {}).get("login_required"):
         name = html.escape(request.app.state.hub_name)

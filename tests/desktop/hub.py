@@ -15,6 +15,9 @@ from tests.helpers import Stack, run_ctl
 BOOTSTRAP = "bootstrap-token-desktop-0123456789ab"
 PASSWORD = "alice's long password"
 ROLES = """
+[ROLE.chat_only]
+tools = "llm_complete"
+[ROLE.chat_only_END]
 [ROLE.budgeted]
 monthly_budget_usd = "0.0000001"
 [ROLE.budgeted_END]
@@ -33,6 +36,7 @@ class DesktopHub:
     fakes: dict[str, FakeServer]
     token: str  # alice's API token
     broke_token: str  # a user whose budget is spent
+    chat_only_token: str = ""  # a user whose role grants llm_complete only
 
     @property
     def url(self) -> str:
@@ -82,6 +86,8 @@ def start_hub() -> DesktopHub:
         hub.token = hub.ctl("tokens", "issue", "--user", "alice")
         hub.ctl("users", "add", "broke", "--role", "budgeted", stdin="a long password\n")
         hub.broke_token = hub.ctl("tokens", "issue", "--user", "broke")
+        hub.ctl("users", "add", "carol", "--role", "chat_only", stdin="carol's password\n")
+        hub.chat_only_token = hub.ctl("tokens", "issue", "--user", "carol")
     except BaseException:
         hub.stop()
         raise

@@ -20,6 +20,7 @@ from desktop.errors import (
     BudgetSpent,
     CredentialRefused,
     HubUnreachable,
+    NotAllowed,
     ProviderUnavailable,
     RateLimited,
     RequestRefused,
@@ -40,7 +41,7 @@ def body(code: str, message: str = "m") -> str:
     ("status", "code", "kind"),
     [
         (401, "unauthenticated", CredentialRefused),
-        (403, "forbidden", CredentialRefused),
+        (403, "forbidden", NotAllowed),
         (429, "budget_exceeded", BudgetSpent),
         (429, "rate_limited", RateLimited),
         (502, "provider_error", ProviderUnavailable),
