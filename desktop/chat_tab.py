@@ -175,10 +175,10 @@ class ChatTab(QWidget):
 
         self.new_button.clicked.connect(self.new_chat)
         self.rename_button.clicked.connect(self.rename_chat)
-        self.delete_button.clicked.connect(self.delete_chat)
+        self.delete_button.clicked.connect(lambda: self.delete_chat())
         self.chat_list.currentRowChanged.connect(self._select)
         self.attach_button.clicked.connect(self._pick_files)
-        self.remove_button.clicked.connect(self.remove_attachments)
+        self.remove_button.clicked.connect(lambda: self.remove_attachments())
         self.attached_list.itemSelectionChanged.connect(
             lambda: self.remove_button.setEnabled(bool(self.attached_list.selectedItems()))
         )

@@ -63,7 +63,8 @@ class DesktopHub:
             fake.stop()
 
 
-def start_hub() -> DesktopHub:
+def start_hub(users: bool = True) -> DesktopHub:
+    """`users=False`: a hub with no user, in open mode."""
     fakes: dict[str, Any] = {
         "anthropic": FakeAnthropic(name="anthropic", reply_text="Claude says **hello** to you"),
         "gemini": FakeGemini(name="gemini", reply_text="Gemini says hello to you"),
@@ -76,12 +77,14 @@ def start_hub() -> DesktopHub:
     for fake in fakes.values():
         fake.start()
     stack = Stack(
-        env={**KEYS, "SEALGATE_BOOTSTRAP_TOKEN": BOOTSTRAP},
+        env={**KEYS, "SEALGATE_BOOTSTRAP_TOKEN": BOOTSTRAP} if users else dict(KEYS),
         config_text=config_for(fakes) + ROLES,
     )
     hub = DesktopHub(stack=stack, fakes=fakes, token="", broke_token="")
     try:
         stack.start()
+        if not users:
+            return hub
         hub.ctl("users", "add", "alice", stdin=PASSWORD + "\n")
         hub.token = hub.ctl("tokens", "issue", "--user", "alice")
         hub.ctl("users", "add", "broke", "--role", "budgeted", stdin="a long password\n")
