@@ -36,6 +36,7 @@ from desktop.render import chat_markdown, tool_result_markdown
 from desktop.store import Chat, ChatStore, Message, Settings
 from desktop.widgets import StatusLine
 from desktop.workers import Runner
+from guardian import costs
 
 AUTO = ""  # the hub's choice
 DEFAULT_MODEL = "(default)"  # the tool's or provider's own model
@@ -522,9 +523,32 @@ class ChatTab(QWidget):
         meta = dict(answer.meta)
         if answer.cancelled:
             meta["stopped"] = True
+            if meta.get("cost_usd") is None:
+                meta.update(self._stopped_bound(answer.text))
         status = "Stopped." if answer.cancelled else "Done."
         self._finish(Message(role="assistant", text=answer.text, meta=meta), status)
         self._outcome(None)
+
+    def _stopped_bound(self, text: str) -> dict[str, Any]:
+        """What a stopped stream can have cost at most, bounded as the hub bounds what it
+        bills (`guardian.costs`: a token per byte of the request and of the text that
+        arrived), at the model's prices; nothing where the hub lists no price."""
+        if self.stream_request is None or self.info is None:
+            return {}
+        model, messages = self.stream_request
+        name = model.split("/", 1)[1] if "/" in model and model not in self.info.prices else model
+        price = self.info.prices.get(name)
+        if price is None:
+            return {}
+        input_bound = costs.input_token_bound({"model": name, "messages": messages})
+        output_bound = costs.text_token_bound(text)
+        bound = (input_bound * price[0] + output_bound * price[1]) / 1_000_000
+        return {
+            "model": name,
+            "input_bound": input_bound,
+            "output_bound": output_bound,
+            "cost_bound_usd": round(bound, 8),
+        }
 
     def _tool_answered(self, result: dict[str, Any]) -> None:
         usage = result.get("usage") or {}

@@ -53,6 +53,8 @@ class HubInfo:
     llm_providers: list[str]
     search_providers: list[str]
     models: list[dict[str, str]] = field(default_factory=list)  # {"id", "provider"}
+    #: USD per million input and output tokens, by model, where the hub has a cost entry.
+    prices: dict[str, tuple[float, float]] = field(default_factory=dict)
     user: str | None = None  # who the hub takes this credential for
     role: str | None = None
     open_mode: bool = False  # the hub has no users: anyone on its machine may use it
@@ -188,7 +190,13 @@ class HubClient:
             for m in self._request("GET", "/v1/models")["data"]
         ]
         who = self.whoami()
+        prices: dict[str, tuple[float, float]] = {}
+        for entry in self.tool("get_model_info", {}).get("models") or []:
+            cost_in, cost_out = entry.get("cost_input_per_1m"), entry.get("cost_output_per_1m")
+            if isinstance(cost_in, int | float) and isinstance(cost_out, int | float):
+                prices[str(entry.get("id"))] = (float(cost_in), float(cost_out))
         return HubInfo(
+            prices=prices,
             user=who.get("signed_in_as") if isinstance(who.get("signed_in_as"), str) else None,
             role=who.get("role") if isinstance(who.get("role"), str) else None,
             open_mode=who.get("open_mode") is True,

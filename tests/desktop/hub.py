@@ -18,6 +18,11 @@ ROLES = """
 [ROLE.chat_only]
 tools = "llm_complete"
 [ROLE.chat_only_END]
+[MODEL.llama-local]
+provider = "local"
+cost_input_per_1m = "2"
+cost_output_per_1m = "8"
+[MODEL.llama-local_END]
 [ROLE.budgeted]
 monthly_budget_usd = "0.0000001"
 [ROLE.budgeted_END]

@@ -284,3 +284,24 @@ def test_the_connection_indicator_is_always_in_view(
     assert window.state == "ok"
     qtbot.mouseClick(window.connect_tab.forget_button, Qt.MouseButton.LeftButton)
     assert window.indicator.text() == "○ Not connected"
+
+
+def test_a_stopped_answer_shows_what_it_can_have_cost(
+    qtbot: Any, make_window: Callable[[], MainWindow], desk_hub: DesktopHub
+) -> None:
+    desk_hub.fake("local").behave(Behaviour(stream_hold=True))
+    window = connected(qtbot, make_window(), desk_hub)
+    chat = window.chat_tab
+    choose(window, provider="local", model="llama-local")  # $2 in / $8 out per 1M tokens
+    chat.prompt.setPlainText("Tell me a long story")
+    qtbot.mouseClick(chat.send_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: bool(chat.pending), timeout=WAIT)  # the first words are in
+    qtbot.mouseClick(chat.stop_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: chat.cancel is None, timeout=WAIT)
+    meta = last(window).meta
+    assert meta.get("stopped") is True, last(window)
+    assert meta["stopped"] is True and meta["output_bound"] == len(last(window).text)
+    expected = (meta["input_bound"] * 2 + meta["output_bound"] * 8) / 1_000_000
+    assert meta["cost_bound_usd"] == pytest.approx(expected) and expected > 0
+    shown = chat.transcript.toPlainText()
+    assert f"at most ${expected:.6f}" in shown and "stopped before the hub's report" in shown
