@@ -163,6 +163,7 @@ class ChatTab(QWidget):
         actions.addWidget(self.attach_button)
         actions.addWidget(self.attached_list, 1)
         actions.addWidget(self.remove_button)
+        actions.addStretch()
         actions.addWidget(self.send_button)
         actions.addWidget(self.stop_button)
         right_layout.addLayout(actions)
@@ -180,6 +181,8 @@ class ChatTab(QWidget):
         self.chat_list.currentRowChanged.connect(self._select)
         self.attach_button.clicked.connect(self._pick_files)
         self.remove_button.clicked.connect(lambda: self.remove_attachments())
+        self.attached_list.hide()
+        self.remove_button.hide()
         self.attached_list.itemSelectionChanged.connect(
             lambda: self.remove_button.setEnabled(bool(self.attached_list.selectedItems()))
         )
@@ -357,6 +360,8 @@ class ChatTab(QWidget):
             kind = "image" if attachment.image_url is not None else "text"
             self.attached_list.addItem(f"📎 {attachment.name} ({kind})")
         self.remove_button.setEnabled(False)
+        self.attached_list.setVisible(bool(self.attached))
+        self.remove_button.setVisible(bool(self.attached))
 
     def remove_attachments(self, rows: list[int] | None = None) -> None:
         """Take the selected attachments (or those at `rows`) off the next message."""

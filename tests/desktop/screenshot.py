@@ -66,6 +66,7 @@ def shoot(hub: DesktopHub, home: Path, target: Path) -> int:
     tab.connect_to_hub()
     wait_for(app, lambda: window.chat_tab.client is not None)
     chat = window.chat_tab
+    chat.new_chat()
     chat.rename_chat("Health check helper")
     chat.model.setCurrentText("claude-test")
     hub.fake("anthropic").behave(Behaviour(text=ANSWER))

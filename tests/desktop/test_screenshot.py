@@ -14,6 +14,9 @@ from PySide6.QtGui import QImage
 
 from tests.helpers import ROOT
 
+#: As `make desktop-screenshot` runs it.
+XVFB = ("xvfb-run", "-a", "-s", "-screen 0 1280x800x24")
+
 
 def test_the_screenshot_is_written_and_its_temporary_home_removed(tmp_path: Path) -> None:
     if shutil.which("xvfb-run") is None:
@@ -24,8 +27,7 @@ def test_the_screenshot_is_written_and_its_temporary_home_removed(tmp_path: Path
     env = {**os.environ, "TMPDIR": str(temp), "QT_QPA_PLATFORM": "xcb"}
     env.pop("DISPLAY", None)
     done = subprocess.run(
-        ["xvfb-run", "-a", "-s", "-screen 0 1280x800x24"]
-        + [sys.executable, "-m", "tests.desktop.screenshot", str(target)],
+        [*XVFB, sys.executable, "-m", "tests.desktop.screenshot", str(target)],
         cwd=ROOT,
         env=env,
         capture_output=True,
