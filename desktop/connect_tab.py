@@ -166,7 +166,7 @@ class ConnectTab(QWidget):
 
         self.connect_button.setEnabled(False)
         self.set_status(f"Connecting to {url}…", True)
-        self.runner.start(work, lambda info: self._connected(client, info), self._failed)
+        self.runner.start(work, lambda info: self._connected(client, info), self._connect_failed)
 
     def _connected(self, client: HubClient, info: HubInfo) -> None:
         self.connect_button.setEnabled(True)
@@ -203,6 +203,9 @@ class ConnectTab(QWidget):
         self.connect_button.setEnabled(True)
         self.health_button.setEnabled(True)
         self.set_status(f"{error.title}: {error}", False)
+
+    def _connect_failed(self, error: HubError) -> None:
+        self._failed(error)
         self.failed.emit(f"{error.title}: {error}")
 
     def check_health(self) -> None:

@@ -17,6 +17,7 @@ import httpx
 
 from desktop import __version__
 from desktop.errors import (
+    CredentialRefused,
     HubError,
     HubUnreachable,
     RequestRefused,
@@ -164,6 +165,17 @@ class HubClient:
         self.credential = Credential(kind="session", value=session)
         return self.credential
 
+    @staticmethod
+    def _optional(call: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        """What the app can do without (who is signed in, the prices): an older hub, or
+        a role that may not ask, leaves it out instead of failing the connection."""
+        try:
+            return call()
+        except (HubUnreachable, CredentialRefused):
+            raise
+        except HubError:
+            return {}
+
     def whoami(self) -> dict[str, Any]:
         """`GET /` as JSON: who the hub takes this credential for, and whether it is in open
         mode (a hub too old to say answers without these keys)."""
@@ -189,9 +201,9 @@ class HubClient:
             {"id": m["id"], "provider": m.get("owned_by", "")}
             for m in self._request("GET", "/v1/models")["data"]
         ]
-        who = self.whoami()
+        who = self._optional(self.whoami)
         prices: dict[str, tuple[float, float]] = {}
-        for entry in self.tool("get_model_info", {}).get("models") or []:
+        for entry in self._optional(lambda: self.tool("get_model_info", {})).get("models") or []:
             cost_in, cost_out = entry.get("cost_input_per_1m"), entry.get("cost_output_per_1m")
             if isinstance(cost_in, int | float) and isinstance(cost_out, int | float):
                 prices[str(entry.get("id"))] = (float(cost_in), float(cost_out))
