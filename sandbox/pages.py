@@ -83,7 +83,7 @@ def _model_table(models: list[dict[str, Any]]) -> str:
 
     rows = "".join(
         f"<tr class={'active' if m.get('provider_active') else 'inactive'}>"
-        f"<td class=model-id>{_shown(str(m.get('id')))}</td>"
+        f"<td>{_shown(str(m.get('id')))}</td>"
         f"<td>{_shown(str(m.get('provider')))}</td>"
         f"<td>{_shown(status(m))}</td>"
         f"<td>{_cell(m.get('max_output_tokens'))}</td><td>{_cell(m.get('requests_per_min'))}</td>"
@@ -251,7 +251,7 @@ h1{{margin-bottom:.2rem}}.warn{{background:#fff3cd;padding:.5rem}}
 tr.inactive{{color:#888}}
 table{{border-collapse:collapse;max-width:100%}}
 td,th{{padding:.2rem 1rem .2rem 0;text-align:left;vertical-align:top}}
-td.model-id{{overflow-wrap:anywhere;word-break:break-word;min-width:8rem;max-width:22rem}}
+#models td:first-child{{overflow-wrap:anywhere;word-break:break-word;min-width:8rem;max-width:22rem}}
 code{{overflow-wrap:anywhere}}#signed-in button{{margin-left:.6rem}}</style>
 </head><body>
 <h1>{html.escape(hub_name)}</h1>

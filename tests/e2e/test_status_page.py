@@ -68,7 +68,7 @@ def test_the_page_says_who_is_signed_in_and_lists_every_model_and_base_url(hub: 
         f"{hub.stack.url}/v1/models", headers={"authorization": f"Bearer {hub.user_token}"}
     ).json()["data"]
     assert len(listed) >= 3  # the providers' default models too, not only [MODEL.*]
-    shown = re.findall(r"<td class=model-id>([^<]*)</td>", text)
+    shown = re.findall(r"<tr class=(?:in)?active><td>([^<]*)</td>", text)
     for model in listed:
         assert model["id"] in shown, model["id"]
     assert f"<code id=base-v1>{hub.stack.url}/v1</code>" in text
