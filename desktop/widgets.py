@@ -2,8 +2,20 @@
 
 from __future__ import annotations
 
-from PySide6.QtGui import QTextOption
+from PySide6.QtGui import QColor, QPalette, QTextOption
 from PySide6.QtWidgets import QFrame, QPlainTextEdit, QSizePolicy, QWidget
+
+ERROR_COLOUR = "#d0342c"  # readable on the light and the dark theme
+
+
+def tint(widget: QWidget, colour: str | None, role: QPalette.ColorRole) -> None:
+    """The widget's text in `colour` (None: the theme's). A palette, not a style sheet: a
+    widget with a style sheet keeps its font when the window's font size changes."""
+    palette = QPalette()  # nothing set: all from the parent and the theme
+    if colour is not None:
+        palette.setColor(role, QColor(colour))
+    widget.setPalette(palette)
+
 
 #: A status line is this many text lines high, whatever it says.
 STATUS_LINES = 3
@@ -41,4 +53,4 @@ class StatusLine(QPlainTextEdit):
         """The text, in the error colour when `error`."""
         self.setPlainText(text)
         self.setProperty("error", error)
-        self.setStyleSheet("color: #d0342c;" if error else "")
+        tint(self, ERROR_COLOUR if error else None, QPalette.ColorRole.Text)

@@ -24,6 +24,7 @@ from desktop.credentials import CredentialVault
 from desktop.errors import CredentialRefused, HubError, HubUnreachable
 from desktop.hub import HubClient, HubInfo
 from desktop.store import ChatStore, Settings
+from desktop.widgets import tint
 from desktop.workers import Mailbox, Runner
 
 #: How often request/response lines reach the Log tab.
@@ -150,7 +151,7 @@ class MainWindow(QMainWindow):
         self.state = state
         self.indicator.setText(f"● {text}" if state != "off" else f"○ {text}")
         self.indicator.setToolTip(text)
-        self.indicator.setStyleSheet(f"color: {STATE_COLOURS[state]};")
+        tint(self.indicator, STATE_COLOURS[state], QPalette.ColorRole.WindowText)
 
     def _connected(self, client: HubClient, info: HubInfo) -> None:
         self.chat_tab.set_hub(client, info)

@@ -247,8 +247,14 @@ def test_the_dark_theme_and_the_font_size_are_applied_and_kept(
     qtbot: Any, make_window: Callable[[], MainWindow]
 ) -> None:
     window = make_window()
+    window.connect_tab.set_status("Hub unreachable: an error in red", False)
     window.theme.setCurrentIndex(window.theme.findData("dark"))
     window.font_size.setValue(17)
+    # Every widget follows, the coloured ones too (the error line, the indicator).
+    assert window.connect_tab.status.font().pointSize() == 17
+    assert window.indicator.font().pointSize() == 17
+    error = window.connect_tab.status.palette().color(QPalette.ColorRole.Text)
+    assert error.name() == "#d0342c"
     background = QApplication.palette().color(QPalette.ColorRole.Window)
     assert background.lightness() < 80
     chat = window.chat_tab
