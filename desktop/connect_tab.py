@@ -232,5 +232,7 @@ class ConnectTab(QWidget):
     def forget(self) -> None:
         url = self.url.text().strip().rstrip("/")
         self.vault.forget(url)
+        if self.client is None:
+            self.disconnected.emit()  # a failed attempt's state ends here too
         self._drop_connection(end_session=True)
         self.set_status("Signed out; the saved credential is forgotten.", True)
