@@ -351,7 +351,7 @@ class ChatTab(QWidget):
             try:
                 self.attached.append(files.load(path))
             except files.AttachmentError as exc:
-                self.status.setText(f"Not attached: {exc}")
+                self.status.set_error(f"Not attached: {exc}", True)
         self._show_attached()
 
     def _show_attached(self) -> None:

@@ -44,7 +44,7 @@ class StatusLine(QPlainTextEdit):
         self.setPlainText(text)
 
     def setText(self, text: str) -> None:
-        self.setPlainText(text)
+        self.set_error(text, False)
 
     def text(self) -> str:
         return self.toPlainText()

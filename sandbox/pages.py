@@ -251,7 +251,8 @@ h1{{margin-bottom:.2rem}}.warn{{background:#fff3cd;padding:.5rem}}
 tr.inactive{{color:#888}}
 table{{border-collapse:collapse;max-width:100%}}
 td,th{{padding:.2rem 1rem .2rem 0;text-align:left;vertical-align:top}}
-#models td:first-child{{overflow-wrap:anywhere;word-break:break-word;min-width:8rem;max-width:22rem}}
+#models td:first-child{{overflow-wrap:anywhere;word-break:break-word;
+min-width:8rem;max-width:22rem}}
 code{{overflow-wrap:anywhere}}#signed-in button{{margin-left:.6rem}}</style>
 </head><body>
 <h1>{html.escape(hub_name)}</h1>
