@@ -40,12 +40,13 @@ def who(client: HubClient, info: HubInfo) -> str:
 
 class ConnectTab(QWidget):
     """Emits `connected(client, info)` once the hub answered with this credential,
-    `disconnected()` when the connection ends (signed out, or a new sign-in that failed) and
-    `failed(text)` when an attempt failed."""
+    `disconnected()` when the connection ends (signed out, or a new sign-in that failed),
+    `connecting(url)` when an attempt starts and `failed(text)` when it failed."""
 
     connected = Signal(object, object)
     disconnected = Signal()
     failed = Signal(str)
+    connecting = Signal(str)
 
     def __init__(
         self, settings: Settings, vault: CredentialVault, runner: Runner, log: object
@@ -166,6 +167,7 @@ class ConnectTab(QWidget):
 
         self.connect_button.setEnabled(False)
         self.set_status(f"Connecting to {url}…", True)
+        self.connecting.emit(url)
         self.runner.start(work, lambda info: self._connected(client, info), self._connect_failed)
 
     def _connected(self, client: HubClient, info: HubInfo) -> None:
@@ -178,7 +180,7 @@ class ConnectTab(QWidget):
         self.client = client
         guardian = info.health.get("guardian") or {}
         self.set_status(
-            f"Connected to {client.url} {who(client, info)} ({self._how(client)}); guardian "
+            f"Connected to {client.url}, {who(client, info)} ({self._how(client)}); guardian "
             f"{guardian.get('status', 'ok')}, up {guardian.get('uptime_s', '?')} s.",
             True,
         )

@@ -34,6 +34,7 @@ FONT_SIZES = (7, 32)  # points, the font size control's range
 #: The indicator's colour per state (readable on the light and the dark theme).
 STATE_COLOURS = {
     "off": "#808080",
+    "busy": "#808080",
     "ok": "#2e9e44",
     "open": "#d08700",
     "down": "#d0342c",
@@ -140,6 +141,9 @@ class MainWindow(QMainWindow):
         self.connect_tab.connected.connect(self._connected)
         self.connect_tab.disconnected.connect(self._disconnected)
         self.connect_tab.failed.connect(lambda text: self._indicate("down", text))
+        self.connect_tab.connecting.connect(
+            lambda url: self._indicate("busy", f"Connecting to {url}…")
+        )
         self.chat_tab.on_outcome = self._outcome
         self.set_theme(settings["theme"])
         self.set_font_size(int(settings["font_size"] or 0))
@@ -149,7 +153,7 @@ class MainWindow(QMainWindow):
     # the connection indicator ----------------------------------------------------------------
     def _indicate(self, state: str, text: str) -> None:
         self.state = state
-        self.indicator.setText(f"● {text}" if state != "off" else f"○ {text}")
+        self.indicator.setText(f"{'○' if state in ('off', 'busy') else '●'} {text}")
         self.indicator.setToolTip(text)
         tint(self.indicator, STATE_COLOURS[state], QPalette.ColorRole.WindowText)
 

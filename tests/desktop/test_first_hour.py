@@ -279,7 +279,11 @@ def test_the_connection_indicator_is_always_in_view(
 ) -> None:
     window = make_window()
     assert window.indicator.text() == "○ Not connected"
-    connected(qtbot, window, desk_hub)
+    window.connect_tab.url.setText(desk_hub.url)
+    window.connect_tab.token.setText(desk_hub.token)
+    window.connect_tab.connect_to_hub()
+    assert window.indicator.text() == f"○ Connecting to {desk_hub.url}…"
+    qtbot.waitUntil(lambda: window.state == "ok", timeout=WAIT)
     for index in range(window.tabs.count()):
         window.tabs.setCurrentIndex(index)
         assert window.indicator.isVisible()
