@@ -20,16 +20,33 @@ from desktop.credentials import CredentialVault
 from desktop.errors import HubError
 from desktop.hub import Credential, HubClient, HubInfo
 from desktop.store import Settings
+from desktop.widgets import StatusLine
 from desktop.workers import Runner
 
 SIGN_IN = [("token", "API token"), ("password", "User name and password")]
 
 
+def who(client: HubClient, info: HubInfo) -> str:
+    """Who the hub takes this connection for, in words."""
+    if info.open_mode:
+        return "in open mode: the hub has no users, so anyone on its machine may use it"
+    if info.user:
+        role = f", role {info.role}" if info.role else ""
+        return f"signed in as {info.user}{role}"
+    return {"token": "with an API token", "session": "signed in", "none": "with no credential"}[
+        client.credential.kind
+    ]
+
+
 class ConnectTab(QWidget):
-    """Emits `connected(client, info)` once the hub answered with this credential."""
+    """Emits `connected(client, info)` once the hub answered with this credential,
+    `disconnected()` when the connection ends (signed out, or a new sign-in that failed),
+    `connecting(url)` when an attempt starts and `failed(text)` when it failed."""
 
     connected = Signal(object, object)
     disconnected = Signal()
+    failed = Signal(str)
+    connecting = Signal(str)
 
     def __init__(
         self, settings: Settings, vault: CredentialVault, runner: Runner, log: object
@@ -50,7 +67,7 @@ class ConnectTab(QWidget):
         self.connect_button = QPushButton("Connect", objectName="connectButton")
         self.health_button = QPushButton("Check health", objectName="healthButton")
         self.forget_button = QPushButton("Sign out and forget", objectName="forgetButton")
-        self.status = QLabel("Not connected.", objectName="connectStatus", wordWrap=True)
+        self.status = StatusLine("Not connected.", objectName="connectStatus")
         self.vault_note = QLabel(vault.where(), objectName="vaultNote", wordWrap=True)
         self.tools = QListWidget(objectName="toolList")
         self.providers = QListWidget(objectName="providerList")
@@ -96,9 +113,21 @@ class ConnectTab(QWidget):
         self.password.setEnabled(not token_mode)
 
     def set_status(self, text: str, ok: bool) -> None:
-        self.status.setText(text)
-        self.status.setProperty("ok", ok)
-        self.status.setStyleSheet("" if ok else "color: #b00020;")
+        self.status.set_error(text, not ok)
+
+    def _drop_connection(self, end_session: bool) -> None:
+        """No connection from here on: the chat stops using it. `end_session`: the person
+        is signing in anew, so the old session ends at the hub and is forgotten, whatever
+        the new attempt gives (a failed re-login never leaves the old session live)."""
+        old, self.client = self.client, None
+        if old is None:
+            return
+        self.disconnected.emit()
+        if end_session and old.credential.kind == "session":
+            self.vault.forget(old.url)
+            self.runner.start(lambda emit: old.logout(), lambda _: old.close(), lambda _: None)
+        else:
+            old.close()
 
     def connect_to_hub(self) -> None:
         """Sign in if asked, then load health, tools, providers and models off the GUI thread."""
@@ -111,6 +140,16 @@ class ConnectTab(QWidget):
         self.password.clear()  # never kept, not even in the widget
         token = self.token.text().strip()
         stored = self.vault.load(url)
+        if mode == "password" and (password or stored is None or stored.kind != "session"):
+            missing = [
+                what
+                for what, value in (("user name", username), ("password", password))
+                if not value
+            ]
+            if missing:
+                self.set_status(f"Enter your {' and '.join(missing)} to sign in.", False)
+                return
+        self._drop_connection(end_session=bool(password or token))
         self.settings.update(hub_url=url, sign_in=mode, username=username)
         credential = Credential(kind="none")
         if mode == "token" and token:
@@ -118,7 +157,7 @@ class ConnectTab(QWidget):
         elif mode == "token" and stored is not None and stored.kind == "token":
             credential = stored
         elif mode == "password" and not password and stored is not None:
-            credential = stored
+            credential = stored  # a session kept from an earlier sign-in
         client = HubClient(url, credential, log=self.log)
 
         def work(emit: object) -> HubInfo:
@@ -128,7 +167,8 @@ class ConnectTab(QWidget):
 
         self.connect_button.setEnabled(False)
         self.set_status(f"Connecting to {url}…", True)
-        self.runner.start(work, lambda info: self._connected(client, info), self._failed)
+        self.connecting.emit(url)
+        self.runner.start(work, lambda info: self._connected(client, info), self._connect_failed)
 
     def _connected(self, client: HubClient, info: HubInfo) -> None:
         self.connect_button.setEnabled(True)
@@ -140,7 +180,7 @@ class ConnectTab(QWidget):
         self.client = client
         guardian = info.health.get("guardian") or {}
         self.set_status(
-            f"Connected to {client.url} ({self._how(client)}); guardian "
+            f"Connected to {client.url}, {who(client, info)} ({self._how(client)}); guardian "
             f"{guardian.get('status', 'ok')}, up {guardian.get('uptime_s', '?')} s.",
             True,
         )
@@ -166,6 +206,10 @@ class ConnectTab(QWidget):
         self.health_button.setEnabled(True)
         self.set_status(f"{error.title}: {error}", False)
 
+    def _connect_failed(self, error: HubError) -> None:
+        self._failed(error)
+        self.failed.emit(f"{error.title}: {error}")
+
     def check_health(self) -> None:
         """`/healthz`, which needs no credential: is the hub up, and its guardian?"""
         url = self.url.text().strip().rstrip("/")
@@ -189,12 +233,8 @@ class ConnectTab(QWidget):
 
     def forget(self) -> None:
         url = self.url.text().strip().rstrip("/")
-        client = self.client
         self.vault.forget(url)
-        self.client = None
-        if client is not None:
-            self.runner.start(
-                lambda emit: client.logout(), lambda _: client.close(), lambda _: None
-            )
+        if self.client is None:
+            self.disconnected.emit()  # a failed attempt's state ends here too
+        self._drop_connection(end_session=True)
         self.set_status("Signed out; the saved credential is forgotten.", True)
-        self.disconnected.emit()

@@ -2,7 +2,8 @@
 
     HubError
     ├── HubUnreachable       no answer, or the hub answers that its guardian is away
-    ├── CredentialRefused    401 / 403: a wrong token, an expired session, no permission
+    ├── CredentialRefused    401: a wrong token, an expired session, no credential
+    ├── NotAllowed           403: the credential is good, the hub's policy refuses this
     ├── BudgetSpent          429 budget_exceeded
     ├── RateLimited          429 rate_limited, with the retry time
     ├── ProviderUnavailable  502 / 503 / 504: every provider in the chain failed
@@ -29,6 +30,13 @@ class HubUnreachable(HubError):
 
 class CredentialRefused(HubError):
     title = "Credential refused"
+
+
+class NotAllowed(HubError):
+    """A 403: who you are is known and accepted; your role may not do this (a tool, a
+    provider or a model it does not grant, or an OAuth scope it lacks)."""
+
+    title = "Not allowed"
 
 
 class BudgetSpent(HubError):
@@ -79,8 +87,10 @@ def from_response(status: int, text: str, headers: Any) -> HubError:
             return BudgetSpent(f"{message} (ask the hub's operator for more)")
         seconds = _retry_after(headers)
         return RateLimited(f"try again in {seconds:g} s ({message})", seconds)
-    if status in (401, 403):
+    if status == 401:
         return CredentialRefused(f"{message} (check the token, or sign in again)")
+    if status == 403:
+        return NotAllowed(f"{message} (the hub's policy for your role; ask its operator)")
     if status == 503 and (
         "guardian" in message or (isinstance(body, dict) and body.get("status") == "unavailable")
     ):

@@ -17,6 +17,7 @@ import httpx
 
 from desktop import __version__
 from desktop.errors import (
+    CredentialRefused,
     HubError,
     HubUnreachable,
     RequestRefused,
@@ -53,6 +54,11 @@ class HubInfo:
     llm_providers: list[str]
     search_providers: list[str]
     models: list[dict[str, str]] = field(default_factory=list)  # {"id", "provider"}
+    #: USD per million input and output tokens, by model, where the hub has a cost entry.
+    prices: dict[str, tuple[float, float]] = field(default_factory=dict)
+    user: str | None = None  # who the hub takes this credential for
+    role: str | None = None
+    open_mode: bool = False  # the hub has no users: anyone on its machine may use it
 
 
 @dataclass(kw_only=True)
@@ -118,11 +124,13 @@ class HubClient:
             return {"cookie": f"{SESSION_COOKIE}={self.credential.value}"}
         return {}
 
-    def _request(self, method: str, path: str, body: Any = None) -> Any:
+    def _request(
+        self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None
+    ) -> Any:
         self._log(">", f"{method} {path} {_clip(body)}")
         try:
             response = self._http.request(
-                method, self.url + path, json=body, headers=self._headers()
+                method, self.url + path, json=body, headers={**self._headers(), **(headers or {})}
             )
         except httpx.HTTPError as exc:
             self._log("<", f"{path}: {type(exc).__name__}: {exc}")
@@ -157,6 +165,23 @@ class HubClient:
         self.credential = Credential(kind="session", value=session)
         return self.credential
 
+    @staticmethod
+    def _optional(call: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        """What the app can do without (who is signed in, the prices): an older hub, or
+        a role that may not ask, leaves it out instead of failing the connection."""
+        try:
+            return call()
+        except (HubUnreachable, CredentialRefused):
+            raise
+        except HubError:
+            return {}
+
+    def whoami(self) -> dict[str, Any]:
+        """`GET /` as JSON: who the hub takes this credential for, and whether it is in open
+        mode (a hub too old to say answers without these keys)."""
+        reply = self._request("GET", "/", headers={"accept": "application/json"})
+        return reply if isinstance(reply, dict) else {}
+
     def logout(self) -> None:
         if self.credential.kind == "session":
             self._request("POST", "/auth/logout", {})
@@ -176,7 +201,17 @@ class HubClient:
             {"id": m["id"], "provider": m.get("owned_by", "")}
             for m in self._request("GET", "/v1/models")["data"]
         ]
+        who = self._optional(self.whoami)
+        prices: dict[str, tuple[float, float]] = {}
+        for entry in self._optional(lambda: self.tool("get_model_info", {})).get("models") or []:
+            cost_in, cost_out = entry.get("cost_input_per_1m"), entry.get("cost_output_per_1m")
+            if isinstance(cost_in, int | float) and isinstance(cost_out, int | float):
+                prices[str(entry.get("id"))] = (float(cost_in), float(cost_out))
         return HubInfo(
+            prices=prices,
+            user=who.get("signed_in_as") if isinstance(who.get("signed_in_as"), str) else None,
+            role=who.get("role") if isinstance(who.get("role"), str) else None,
+            open_mode=who.get("open_mode") is True,
             health=health,
             tools=[t for t in active.get("tools", []) if t not in BUILTIN_TOOLS],
             tool_params=active.get("tool_params") or {},
@@ -186,10 +221,15 @@ class HubClient:
         )
 
     def chat_stream(
-        self, model: str, messages: list[dict[str, Any]], cancel: Cancel
+        self,
+        model: str,
+        messages: list[dict[str, Any]],
+        cancel: Cancel,
+        options: dict[str, Any] | None = None,
     ) -> Iterator[str | Answer]:
-        """Text deltas as they arrive, then the `Answer` with the hub's report."""
-        body = {"model": model, "messages": messages, "stream": True}
+        """Text deltas as they arrive, then the `Answer` with the hub's report. `options`:
+        more of the request's fields (`max_tokens`)."""
+        body = {"model": model, "messages": messages, "stream": True, **(options or {})}
         self._log(">", f"POST /v1/chat/completions {_clip(body)}")
         parts: list[str] = []
         meta: dict[str, Any] = {}

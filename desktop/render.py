@@ -30,7 +30,21 @@ def meta_line(meta: dict[str, Any]) -> str:
         parts.append(f"${float(meta['cost_usd']):.6f}")
     if meta.get("stopped"):
         parts.append("stopped")
+        if meta.get("cost_usd") is None:
+            parts.append(stopped_cost(meta))
     return " · ".join(parts)
+
+
+def stopped_cost(meta: dict[str, Any]) -> str:
+    """A stopped stream ends before the hub's report, and the hub bills what was used: say
+    what it can have cost at most, bounded as the hub bounds it (a token per byte)."""
+    bound = meta.get("cost_bound_usd")
+    if bound is None:
+        return "cost not reported (stopped before the hub's report; no price known)"
+    return (
+        f"at most ${float(bound):.6f} (≤ {meta.get('input_bound', '?')} in / "
+        f"≤ {meta.get('output_bound', '?')} out tokens; stopped before the hub's report)"
+    )
 
 
 def _clock(at: float) -> str:

@@ -17,6 +17,8 @@ from typing import Any
 import platformdirs
 
 APP_NAME = "SealGate"
+#: The port a hub serves on unless its `.pyfun` says otherwise (`[HUB] port`).
+DEFAULT_HUB_PORT = 7860
 
 
 def data_dir() -> Path:
@@ -80,12 +82,16 @@ class ChatStore:
 
 
 DEFAULT_SETTINGS: dict[str, Any] = {
-    "hub_url": "http://127.0.0.1:8000",
+    "hub_url": f"http://127.0.0.1:{DEFAULT_HUB_PORT}",
     "sign_in": "token",  # "token" | "password"
     "username": "",
     "tool": "llm_complete",
     "provider": "",
     "model": "",
+    "system_prompt": "",
+    "max_tokens": 0,  # 0: the tool's or model's own limit
+    "theme": "light",  # "light" | "dark"
+    "font_size": 0,  # points; 0: the system's size
 }
 
 

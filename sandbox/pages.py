@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 import time
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
@@ -12,10 +13,11 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from protocol import __version__
 from protocol.errors import RPCError
 from protocol.printable import printable
+from sandbox.caller import caller_of, client_address
 from sandbox.guardian_link import GuardianLink
 from sandbox.hub_compat import wants_json_status
 from sandbox.mcp_tools import SealGateTools
-from sandbox.protections_page import protections_html
+from sandbox.protections_page import hide_paths, protections_html
 
 STARTED = time.monotonic()
 
@@ -44,27 +46,77 @@ def _cell(value: object) -> str:
     return "&ndash;" if value is None else _shown(str(value))
 
 
-def _model_table(tools: SealGateTools) -> str:
-    models = tools.config.models.values()
-    if not models:
-        return "<p><em>no [MODEL.*] blocks configured</em></p>"
-    active = set(tools.link.active.llm_providers)
+async def _models(request: Request) -> list[dict[str, Any]]:
+    """The models the caller may use, as `/v1/models` gets them from the guardian (a
+    provider's default model included, not only the [MODEL.*] blocks), usable ones first;
+    the configured blocks if the guardian cannot say."""
+    tools: SealGateTools = request.app.state.tools
+    link: GuardianLink = request.app.state.link
+    try:
+        info = await link.models_info(caller_of(request.scope, request.app.state.proxies))
+        models = [m for m in info.get("models", []) if isinstance(m, dict)]
+    except RPCError:
+        active = set(link.active.llm_providers)
+        models = [
+            {
+                "id": m.id,
+                "provider": m.provider,
+                "provider_active": m.provider in active,
+                "max_output_tokens": m.max_output_tokens,
+                "requests_per_min": m.requests_per_min,
+                "cost_input_per_1m": m.cost_input_per_1m,
+                "cost_output_per_1m": m.cost_output_per_1m,
+            }
+            for m in tools.config.models.values()
+        ]
+    return sorted(models, key=lambda m: (not m.get("provider_active"), str(m.get("id"))))
 
-    def status(provider: str) -> str:
-        return "active" if provider in active else f"inactive: {provider} has no key"
+
+def _model_table(models: list[dict[str, Any]]) -> str:
+    if not models:
+        return "<p><em>no model is configured for you</em></p>"
+
+    def status(model: dict[str, Any]) -> str:
+        if model.get("provider_active"):
+            return "active"
+        return f"inactive: {model.get('provider')} has no key"
 
     rows = "".join(
-        f"<tr class={'active' if m.provider in active else 'inactive'}>"
-        f"<td>{_shown(m.id)}</td><td>{_shown(m.provider)}</td>"
-        f"<td>{_shown(status(m.provider))}</td>"
-        f"<td>{_cell(m.max_output_tokens)}</td><td>{_cell(m.requests_per_min)}</td>"
-        f"<td>{_cell(m.cost_input_per_1m)}</td><td>{_cell(m.cost_output_per_1m)}</td></tr>"
+        f"<tr class={'active' if m.get('provider_active') else 'inactive'}>"
+        f"<td>{_shown(str(m.get('id')))}</td>"
+        f"<td>{_shown(str(m.get('provider')))}</td>"
+        f"<td>{_shown(status(m))}</td>"
+        f"<td>{_cell(m.get('max_output_tokens'))}</td><td>{_cell(m.get('requests_per_min'))}</td>"
+        f"<td>{_cell(m.get('cost_input_per_1m'))}</td>"
+        f"<td>{_cell(m.get('cost_output_per_1m'))}</td></tr>"
         for m in models
     )
     return (
         "<table id=models><tr><th>Model</th><th>Provider</th><th>Status</th><th>Max output</th>"
         "<th>Requests/min</th><th>USD per 1M in</th><th>USD per 1M out</th></tr>"
         f"{rows}</table>"
+    )
+
+
+def _base_url(request: Request) -> str:
+    """The hub's address as this browser reached it (the scheme a trusted proxy reported)."""
+    _, scheme = client_address(request.scope, request.app.state.proxies)
+    host = request.headers.get("host") or request.url.netloc
+    return f"{scheme}://{host}"
+
+
+def _who(request: Request) -> str:
+    """Who the page is shown to, with a Log out; open mode says nobody is signed in."""
+    if _open_mode(request):
+        return "<p id=signed-in>Nobody is signed in (open mode).</p>"
+    name = _shown(str(_principal(request).get("principal", "")))
+    role = _shown(str(_principal(request).get("role", "")))
+    return (
+        f"<p id=signed-in>Signed in as <strong id=user>{name}</strong> (role {role})"
+        " <button type=button id=logout>Log out</button></p>"
+        "<script>document.getElementById('logout').addEventListener('click', async () => {"
+        "await fetch('/auth/logout', {method: 'POST', body: '{}',"
+        " headers: {'content-type': 'application/json'}}); location.reload(); });</script>"
     )
 
 
@@ -112,8 +164,34 @@ document.getElementById("login").addEventListener("submit", async (event) => {{
 </script></body></html>"""
 
 
+def _principal(request: Request) -> dict[str, object]:
+    principal = request.scope.get("state", {}).get("principal")
+    return principal if isinstance(principal, dict) else {}
+
+
+def _is_admin(request: Request) -> bool:
+    return bool(_principal(request).get("admin"))
+
+
+def _open_mode(request: Request) -> bool:
+    return _principal(request).get("kind") == "anonymous"
+
+
+def asks_json(request: Request) -> bool:
+    """A program asking `GET /` for the hub's state: the original hub's clients (a
+    credential header, no HTML wanted), or any client whose Accept names JSON first (the
+    desktop app signed in with a session cookie); a browser's navigation asks for HTML."""
+    if wants_json_status(request.headers):
+        return True
+    accept = request.headers.get("accept", "").lower()
+    first = accept.split(",")[0].split(";")[0].strip()
+    return first == "application/json"
+
+
 def json_status(request: Request) -> Response:
-    """The original hub's answer to its clients' `GET /`; a refused credential is a 401."""
+    """The original hub's answer to its clients' `GET /`; a refused credential is a 401.
+    Beside the original's keys: who the hub takes the caller for (`signed_in_as`, None in
+    open mode) and whether it is in open mode, so a client can say so."""
     if request.scope.get("state", {}).get("login_required"):
         return JSONResponse(
             {
@@ -131,12 +209,15 @@ def json_status(request: Request) -> Response:
             "status": "running",
             "service": request.app.state.hub_name,
             "uptime_seconds": int(time.monotonic() - STARTED),
+            "signed_in_as": None if _open_mode(request) else _principal(request).get("principal"),
+            "role": _principal(request).get("role"),
+            "open_mode": _open_mode(request),
         }
     )
 
 
 async def status_page(request: Request) -> Response:
-    if wants_json_status(request.headers):
+    if asks_json(request):
         return json_status(request)
     if request.scope.get("state", {}).get("login_required"):
         name = html.escape(request.app.state.hub_name)
@@ -149,8 +230,13 @@ async def status_page(request: Request) -> Response:
     tools: SealGateTools = request.app.state.tools
     hub_name: str = request.app.state.hub_name
     active = link.active
+    admin = _is_admin(request) and not _open_mode(request)  # a signed-in admin
     uptime = int(time.monotonic() - STARTED)
     link_text = "connected" if link.connected else f"down ({link.last_error})"
+    if not admin:
+        link_text = hide_paths(link_text)
+    base = _shown(_base_url(request))
+    models = await _models(request)
     calls, errors = request.app.state.metrics.last_hour()
     no_keys = ""
     if not active.llm_providers and not active.search_providers:
@@ -163,22 +249,29 @@ async def status_page(request: Request) -> Response:
 <style>body{{font:15px system-ui,sans-serif;margin:2rem;max-width:50rem;color:#222}}
 h1{{margin-bottom:.2rem}}.warn{{background:#fff3cd;padding:.5rem}}
 tr.inactive{{color:#888}}
-td,th{{padding:.2rem 1rem .2rem 0;text-align:left}}</style>
+table{{border-collapse:collapse;max-width:100%}}
+td,th{{padding:.2rem 1rem .2rem 0;text-align:left;vertical-align:top}}
+#models td:first-child{{overflow-wrap:anywhere;word-break:break-word;
+min-width:8rem;max-width:22rem}}
+code{{overflow-wrap:anywhere}}#signed-in button{{margin-left:.6rem}}</style>
 </head><body>
 <h1>{html.escape(hub_name)}</h1>
 <p>SealGate {html.escape(__version__)} &middot; up {uptime} s</p>
+{_who(request)}
 <table>
 <tr><td>Guardian link</td><td id=guardian-link>{_shown(link_text)}</td></tr>
-<tr><td>MCP (Streamable HTTP)</td><td><code>/mcp</code></td></tr>
-<tr><td>MCP (legacy SSE)</td><td><code>/sse</code></td></tr>
+<tr><td>OpenAI-compatible API</td><td><code id=base-v1>{base}/v1</code></td></tr>
+<tr><td>JSON API</td><td><code id=base-api>{base}/api</code></td></tr>
+<tr><td>MCP (Streamable HTTP)</td><td><code>{base}/mcp</code></td></tr>
+<tr><td>MCP (legacy SSE)</td><td><code>{base}/sse</code></td></tr>
 </table>
 {_auth_mode(request)}
 {no_keys}
 <h2>LLM providers</h2><ul id=llm-providers>{_items(active.llm_providers)}</ul>
 <h2>Search providers</h2><ul id=search-providers>{_items(active.search_providers)}</ul>
 <h2>Tools</h2><ul id=tools>{_items(sorted(tools.registered))}</ul>
-<h2>Models</h2>{_model_table(tools)}
-{protections_html(getattr(request.app.state, "protections", None))}
+<h2>Models</h2>{_model_table(models)}
+{protections_html(getattr(request.app.state, "protections", None), admin=admin)}
 <h2>Last hour</h2>
 <table id=last-hour><tr><td>Sealed calls</td><td>{calls}</td></tr>
 <tr><td>Errors</td><td>{errors}</td></tr></table>

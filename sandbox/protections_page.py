@@ -7,6 +7,7 @@ Shown only where the status page itself is (a signed-in user, or open mode on lo
 from __future__ import annotations
 
 import html
+import re
 
 from protocol.protections import EXPOSED, SandboxProtections
 
@@ -15,17 +16,31 @@ def _yes(value: bool) -> str:
     return "on" if value else "<strong>OFF</strong>"
 
 
-def protections_html(protections: SandboxProtections | None) -> str:
+#: An absolute file path (the runtime's directories, sockets, the env file ...).
+PATH = re.compile(r"(?<![\w:/.])/(?:[\w.@+-]+/)*[\w.@+-]+/?")
+PATH_HIDDEN = "[a path, shown to admins]"
+
+
+def hide_paths(text: str) -> str:
+    """`text` with every absolute file path replaced: where the runtime lives is for admins
+    (a path tells an attacker where the secrets are kept)."""
+    return PATH.sub(PATH_HIDDEN, text)
+
+
+def protections_html(protections: SandboxProtections | None, admin: bool = False) -> str:
+    """The section; the runtime's file paths (where the sandbox may write, a path it could
+    not open) are shown to admins only."""
     if protections is None:
         return ""
-    rules = ", ".join(protections.landlock_rules) or "none"
+    shown = (lambda text: text) if admin else hide_paths
+    rules = ", ".join(shown(rule) for rule in protections.landlock_rules) or "none"
     landlock = (
         f"ABI {protections.landlock_abi}: {html.escape(rules)}"
         if protections.landlock_abi
         else "<strong>unavailable</strong>"
     )
     warn = f"<p class=warn>{html.escape(EXPOSED)}</p>" if protections.exposed else ""
-    notes = "".join(f"<li>{html.escape(n)}</li>" for n in protections.notes)
+    notes = "".join(f"<li>{html.escape(shown(n))}</li>" for n in protections.notes)
     return f"""<h2>Protections</h2>{warn}
 <table id=protections>
 <tr><td>Uids</td><td id=prot-uids>{

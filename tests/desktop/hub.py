@@ -15,6 +15,14 @@ from tests.helpers import Stack, run_ctl
 BOOTSTRAP = "bootstrap-token-desktop-0123456789ab"
 PASSWORD = "alice's long password"
 ROLES = """
+[ROLE.chat_only]
+tools = "llm_complete"
+[ROLE.chat_only_END]
+[MODEL.llama-local]
+provider = "local"
+cost_input_per_1m = "2"
+cost_output_per_1m = "8"
+[MODEL.llama-local_END]
 [ROLE.budgeted]
 monthly_budget_usd = "0.0000001"
 [ROLE.budgeted_END]
@@ -33,6 +41,7 @@ class DesktopHub:
     fakes: dict[str, FakeServer]
     token: str  # alice's API token
     broke_token: str  # a user whose budget is spent
+    chat_only_token: str = ""  # a user whose role grants llm_complete only
 
     @property
     def url(self) -> str:
@@ -59,7 +68,8 @@ class DesktopHub:
             fake.stop()
 
 
-def start_hub() -> DesktopHub:
+def start_hub(users: bool = True) -> DesktopHub:
+    """`users=False`: a hub with no user, in open mode."""
     fakes: dict[str, Any] = {
         "anthropic": FakeAnthropic(name="anthropic", reply_text="Claude says **hello** to you"),
         "gemini": FakeGemini(name="gemini", reply_text="Gemini says hello to you"),
@@ -72,16 +82,20 @@ def start_hub() -> DesktopHub:
     for fake in fakes.values():
         fake.start()
     stack = Stack(
-        env={**KEYS, "SEALGATE_BOOTSTRAP_TOKEN": BOOTSTRAP},
+        env={**KEYS, "SEALGATE_BOOTSTRAP_TOKEN": BOOTSTRAP} if users else dict(KEYS),
         config_text=config_for(fakes) + ROLES,
     )
     hub = DesktopHub(stack=stack, fakes=fakes, token="", broke_token="")
     try:
         stack.start()
+        if not users:
+            return hub
         hub.ctl("users", "add", "alice", stdin=PASSWORD + "\n")
         hub.token = hub.ctl("tokens", "issue", "--user", "alice")
         hub.ctl("users", "add", "broke", "--role", "budgeted", stdin="a long password\n")
         hub.broke_token = hub.ctl("tokens", "issue", "--user", "broke")
+        hub.ctl("users", "add", "carol", "--role", "chat_only", stdin="carol's password\n")
+        hub.chat_only_token = hub.ctl("tokens", "issue", "--user", "carol")
     except BaseException:
         hub.stop()
         raise

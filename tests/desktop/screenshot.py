@@ -20,7 +20,7 @@ from PySide6.QtWidgets import QApplication
 from desktop.credentials import CredentialVault
 from desktop.store import ChatStore, Settings
 from desktop.window import MainWindow
-from tests.desktop.hub import start_hub
+from tests.desktop.hub import DesktopHub, start_hub
 from tests.fakes.base import Behaviour
 
 ANSWER = (
@@ -46,38 +46,45 @@ def main(target: Path) -> int:
         return 2
     keyring.set_keyring(fail.Keyring())
     hub = start_hub()
-    home = Path(tempfile.mkdtemp(prefix="sealgate-desktop-shot-"))
-    try:
-        app = QApplication(sys.argv[:1])
-        window = MainWindow(ChatStore(home), Settings(home), CredentialVault(home))
-        window.resize(1100, 700)
-        window.show()
-        tab = window.connect_tab
-        tab.url.setText(hub.url)
-        tab.token.setText(hub.token)
-        tab.connect_to_hub()
-        wait_for(app, lambda: window.chat_tab.client is not None)
-        chat = window.chat_tab
-        chat.rename_chat("Health check helper")
-        chat.model.setCurrentText("claude-test")
-        hub.fake("anthropic").behave(Behaviour(text=ANSWER))
-        chat.prompt.setPlainText("Write a function that checks a hub's health.")
-        chat.send()
-        wait_for(app, lambda: chat.cancel is None)
-        chat.new_chat()
-        chat.rename_chat("Quarterly report")
-        chat.chat_list.setCurrentRow(0)
-        for _ in range(20):
-            app.processEvents()
-            time.sleep(0.02)
-        image = window.screen().grabWindow(window.winId())
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if not image.save(str(target)):
-            raise SystemExit(f"screenshot: could not write {target}")
-        print(f"screenshot: wrote {target} ({image.width()}x{image.height()})")
-        window.close()
-    finally:
-        hub.stop()
+    # The app's chats, settings and credential live here for the run and go with it.
+    with tempfile.TemporaryDirectory(prefix="sealgate-desktop-shot-") as name:
+        try:
+            return shoot(hub, Path(name), target)
+        finally:
+            hub.stop()
+
+
+def shoot(hub: DesktopHub, home: Path, target: Path) -> int:
+    """One exchange in the real window, then the window as it is on screen."""
+    app = QApplication(sys.argv[:1])
+    window = MainWindow(ChatStore(home), Settings(home), CredentialVault(home))
+    window.resize(1100, 700)
+    window.show()
+    tab = window.connect_tab
+    tab.url.setText(hub.url)
+    tab.token.setText(hub.token)
+    tab.connect_to_hub()
+    wait_for(app, lambda: window.chat_tab.client is not None)
+    chat = window.chat_tab
+    chat.new_chat()
+    chat.rename_chat("Health check helper")
+    chat.model.setCurrentText("claude-test")
+    hub.fake("anthropic").behave(Behaviour(text=ANSWER))
+    chat.prompt.setPlainText("Write a function that checks a hub's health.")
+    chat.send()
+    wait_for(app, lambda: chat.cancel is None)
+    chat.new_chat()
+    chat.rename_chat("Quarterly report")
+    chat.chat_list.setCurrentRow(0)
+    for _ in range(20):
+        app.processEvents()
+        time.sleep(0.02)
+    image = window.screen().grabWindow(window.winId())
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if not image.save(str(target)):
+        raise SystemExit(f"screenshot: could not write {target}")
+    print(f"screenshot: wrote {target} ({image.width()}x{image.height()})")
+    window.close()
     return 0
 
 

@@ -203,7 +203,12 @@ def test_a_pdf_a_csv_and_an_image_reach_the_provider_in_the_right_shape(
     assert picture.save(str(image))
     window = connected(qtbot, make_window(), desk_hub)
     window.chat_tab.attach([pdf, table, image])
-    assert window.chat_tab.attached_label.text() == "report.pdf, sales.csv, dot.png"
+    shown = window.chat_tab.attached_list
+    assert [shown.item(i).text() for i in range(shown.count())] == [
+        "📎 report.pdf (text)",
+        "📎 sales.csv (text)",
+        "📎 dot.png (image)",
+    ]
     choose(window, provider="local", model="llama-local")  # OpenAI-compatible: takes images
     send(qtbot, window, "What do these say?")
     parts = desk_hub.fake("local").requests[-1].body["messages"][-1]["content"]
@@ -247,7 +252,7 @@ def test_history_survives_a_restart_with_new_rename_and_delete(
     chat.new_chat()
     send(qtbot, window, "Second chat")
     chat.new_chat()
-    chat.delete_chat()
+    chat.delete_chat(confirmed=True)
     window.close()
     again = make_window()
     titles = [
@@ -369,6 +374,7 @@ def test_the_model_and_tool_parameters_sent(
         health={},
         tools=["llm_complete", "translate", "web_search", "db_query"],
         tool_params={
+            "llm_complete": ["prompt", "provider", "model", "system", "max_tokens"],
             "translate": ["prompt", "provider", "model", "max_tokens", "temperature"],
             "web_search": ["query", "max_results", "provider"],
             "db_query": ["sql", "max_rows", "target"],
@@ -387,5 +393,14 @@ def test_the_model_and_tool_parameters_sent(
         "provider": "local",
         "model": "m",
     }
-    assert chat._tool_params("web_search", "q", "local", "m") == {"query": "q"}
+    assert chat._tool_params("web_search", "q", "brave", "m") == {"query": "q", "provider": "brave"}
     assert chat._tool_params("db_query", "SELECT 1", "", "") == {"sql": "SELECT 1"}
+    assert chat._tool_params("translate", "t", "", "", "Be terse.", 64) == {
+        "prompt": "t",
+        "max_tokens": 64,
+    }  # translate lists no `system`: its own prompt stays
+    assert chat._tool_params("llm_complete", "t", "", "", "Be terse.", 64) == {
+        "prompt": "t",
+        "system": "Be terse.",
+        "max_tokens": 64,
+    }

@@ -20,6 +20,7 @@ from desktop.errors import (
     BudgetSpent,
     CredentialRefused,
     HubUnreachable,
+    NotAllowed,
     ProviderUnavailable,
     RateLimited,
     RequestRefused,
@@ -40,7 +41,7 @@ def body(code: str, message: str = "m") -> str:
     ("status", "code", "kind"),
     [
         (401, "unauthenticated", CredentialRefused),
-        (403, "forbidden", CredentialRefused),
+        (403, "forbidden", NotAllowed),
         (429, "budget_exceeded", BudgetSpent),
         (429, "rate_limited", RateLimited),
         (502, "provider_error", ProviderUnavailable),
@@ -234,3 +235,36 @@ def test_the_runner_hands_over_chunks_in_batches_then_the_result(qtbot: Any) -> 
     assert "".join(chunks) == "".join(f"{i}," for i in range(1000))
     assert len(chunks) < 1000  # coalesced
     assert sorted(map(str, results)) == ["7", "the hub went away"]
+
+
+def test_a_tools_provider_kind_comes_from_its_parameters() -> None:
+    from desktop.chat_tab import tool_kind
+
+    assert tool_kind(["query", "max_results", "provider"]) == "search"
+    assert tool_kind(["prompt", "provider", "model"]) == "llm"
+    assert tool_kind(["sql", "max_rows", "target"]) == "none"
+
+
+def test_who_is_said_in_words() -> None:
+    from desktop.connect_tab import who
+    from desktop.hub import HubClient, HubInfo
+
+    def info(**values: Any) -> HubInfo:
+        return HubInfo(
+            health={}, tools=[], tool_params={}, llm_providers=[], search_providers=[], **values
+        )
+
+    token = HubClient("http://127.0.0.1:1", Credential(kind="token", value="t"))
+    try:
+        assert who(token, info(user="ada", role="analyst")) == "signed in as ada, role analyst"
+        assert who(token, info(open_mode=True)).startswith("in open mode")
+        assert who(token, info()) == "with an API token"  # a hub too old to say whose
+    finally:
+        token.close()
+
+
+def test_a_stopped_answer_says_what_it_can_have_cost() -> None:
+    line = meta_line({"stopped": True, "cost_bound_usd": 0.0012, "input_bound": 90})
+    assert "at most $0.001200" in line and "≤ 90 in" in line
+    assert "cost not reported" in meta_line({"stopped": True})
+    assert "at most" not in meta_line({"stopped": True, "cost_usd": 0.5})
