@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from guardian.auth import BUILTIN_ROLES, Principal
+from guardian.identity.principal import BUILTIN_ROLES, Principal
 from guardian.limits import Limits, month_start
 from guardian.storage import Storage, base, open_storage
 from guardian.storage.schema import MIGRATIONS
