@@ -53,7 +53,7 @@ async def principal_of(ctx: CallContext, params: dict[str, Any]) -> Principal:
     that only the guardian resolves."""
     if ctx.surface is Surface.ADMIN:
         return OPERATOR
-    return await ctx.services.auth.resolve(params["caller"], ctx.listens_on_loopback)
+    return await ctx.services.credentials.resolve(params["caller"], ctx.listens_on_loopback)
 
 
 SealedRun = Callable[[Principal], Awaitable[dict[str, Any]]]
@@ -90,7 +90,7 @@ def hello(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
     if ctx.surface is Surface.SANDBOX:
         listen = [str(h) for h in params.get("listen") or []]
         ctx.listens_on_loopback = bool(listen) and all(is_loopback_host(h) for h in listen)
-        ctx.services.auth.sandbox_listens_on(listen)
+        ctx.services.accounts.sandbox_listens_on(listen)
     snapshot = ctx.services.live.snapshot
     return {
         "protocol_version": PROTOCOL_VERSION,
@@ -209,18 +209,18 @@ async def db_query(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
 # authentication --------------------------------------------------------------------------
 async def auth_login(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
     caller = params["caller"]
-    return await ctx.services.auth.login(
+    return await ctx.services.sessions.login(
         params["username"], params["password"], caller["ip"], caller["user_agent"]
     )
 
 
 async def auth_verify(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
     principal = await principal_of(ctx, params)
-    return {**principal.to_wire(), "auth_enabled": await ctx.services.auth.refresh()}
+    return {**principal.to_wire(), "auth_enabled": await ctx.services.accounts.refresh()}
 
 
 async def auth_logout(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
     credential = params["caller"].get("credential")
     if not credential:
         raise InvalidParams("there is no session to end")
-    return {"ok": await ctx.services.auth.logout(credential, params["caller"]["ip"])}
+    return {"ok": await ctx.services.sessions.logout(credential, params["caller"]["ip"])}

@@ -18,6 +18,7 @@ db_connect_wait_s` first; a malformed DATABASE_URL or refused credentials end th
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 import os
@@ -28,12 +29,18 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from guardian import logs, protections
-from guardian.auth import Auth
 from guardian.dbquery import QueryRunners
+from guardian.identity.accounts import Accounts
+from guardian.identity.cache import PrincipalCache
+from guardian.identity.credentials import Credentials
+from guardian.identity.passwords import Passwords
+from guardian.identity.sessions import Sessions
+from guardian.identity.tokens import Tokens
 from guardian.keys import KeyRotation
 from guardian.ledger import UsageLedger
 from guardian.limits import Limits, replica_name
 from guardian.liveconfig import LiveConfig, build_snapshot, read_config
+from guardian.oauth.service import OAuthService
 from guardian.outbound import Outbound
 from guardian.redact import Redactor
 from guardian.router import Router
@@ -47,7 +54,7 @@ from guardian.storage.base import StorageError
 from guardian.tasks import TaskSet
 from protocol import __version__
 from protocol.methods import Surface
-from protocol.pyfun import PyfunError
+from protocol.pyfun import PyfunConfig, PyfunError
 from protocol.runtime import RuntimeLayout
 
 EX_CONFIG = 78
@@ -110,6 +117,19 @@ class Guardian:
                 return EX_CONFIG
         # Whoever created it (the supervisor, systemd's StateDirectory=), it is ours alone.
         os.chmod(self.layout.guardian_dir, 0o700)
+        # One exit stack: whatever start-up opened is closed, in reverse order, however the
+        # guardian ends (a clean stop, a refused boot, an error half-way through start-up).
+        async with contextlib.AsyncExitStack() as stack:
+            return await self._serve(stack, config, snapshot, redactor, sandbox_uid)
+
+    async def _serve(
+        self,
+        stack: contextlib.AsyncExitStack,
+        config: PyfunConfig,
+        snapshot: Snapshot,
+        redactor: Redactor,
+        sandbox_uid: int,
+    ) -> int:
         try:
             storage = await open_storage(
                 snapshot.secrets.get("DATABASE_URL"),
@@ -119,6 +139,7 @@ class Guardian:
         except StorageError as exc:
             logger.error("cannot start: database: %s", exc)
             return EX_CONFIG
+        stack.push_async_callback(storage.close)
         key, origin = find_master_key(self.environ, config.hub.master_key_file)
         store = SecretStore(storage, key, "" if key else origin)
         await store.start()
@@ -127,17 +148,18 @@ class Guardian:
                 "secret store on (master key from %s): %d secret(s)", origin, len(store.values)
             )
             snapshot = build_snapshot(config, self.environ, store_values(store))
-        services = await self._services(snapshot, redactor, storage, store, sandbox_uid)
+        services = await self._services(stack, snapshot, redactor, storage, store, sandbox_uid)
         server = GuardianServer(
             services, sandbox_uid=sandbox_uid, max_frame_size=config.hub.max_frame_size
         )
+        # Closed first: the calls it ends record their endings before the rest closes.
+        stack.push_async_callback(server.close)
         try:
             await protections.listen_admin(
                 server, self.layout, single_uid=sandbox_uid == os.getuid()
             )
         except OSError as exc:
             logger.error("cannot start: cannot bind the admin socket: %s", exc)
-            await self._close(services)
             return EX_CONFIG
         await server.listen(self.layout.guardian_socket, Surface.SANDBOX, 0o660)
         services.tasks.start("secret-store-poll", lambda: self._poll_store(services))
@@ -157,6 +179,12 @@ class Guardian:
             protections.kernel_landlock_abi(),
             protections.admin_address(self.layout, single_uid=sandbox_uid == os.getuid()),
         )
+        await self._until_stopped(services)
+        logger.info("guardian stopping")
+        return 0
+
+    async def _until_stopped(self, services: Services) -> None:
+        """Serve until SIGTERM or SIGINT; reload the configuration on each SIGHUP."""
         while not self._stop.is_set():
             reload_wait = asyncio.create_task(self._reload_requested.wait())
             stop_wait = asyncio.create_task(self._stop.wait())
@@ -170,20 +198,30 @@ class Guardian:
                     services.live.reload()
                 except PyfunError as exc:
                     logger.error("reload refused, the old configuration stays: %s", exc)
-        logger.info("guardian stopping")
-        await server.close()
-        await self._close(services)
-        return 0
 
     async def _services(
         self,
+        stack: contextlib.AsyncExitStack,
         snapshot: Snapshot,
         redactor: Redactor,
         storage: Storage,
         store: SecretStore,
         sandbox_uid: int,
     ) -> Services:
-        """Everything the handlers use, whole, before any socket is bound."""
+        """Everything the handlers use, whole, before any socket is bound. Each part that
+        holds something registers its close on `stack` as it is made; the stack closes them
+        in reverse: the background tasks, what is still queued (secret use, the usage
+        ledger), then the connections (providers, db_query, storage)."""
+        queries = QueryRunners()  # follows DB_QUERY_URL across reloads
+        stack.push_async_callback(queries.close)
+        outbound = Outbound()
+        stack.push_async_callback(outbound.aclose)
+        ledger = UsageLedger(storage)
+        stack.push_async_callback(ledger.close)
+        stack.push_async_callback(store.flush_usage)
+        tasks = TaskSet(redactor=redactor)
+        stack.push_async_callback(tasks.close)
+        tasks.start("usage-ledger", ledger.run)
         sandboxes = SandboxLinks()
         live = LiveConfig(
             path=self.config_path,
@@ -193,22 +231,28 @@ class Guardian:
             store_values=lambda: store_values(store),
             announce=sandboxes.announce,
         )
-        tasks = TaskSet(redactor=redactor)
-        ledger = UsageLedger(storage)
-        tasks.start("usage-ledger", ledger.run)
         limits = Limits(storage, replica_name(self.layout.root))
         await limits.start()
-        auth = Auth(live, storage, self.environ, limits)
-        await auth.start()
-        router = Router(live, Outbound(), ledger, limits, KeyRotation(key_used=store.mark_used))
+        cache = PrincipalCache()
+        accounts = Accounts(live, storage, self.environ, limits, cache, Passwords(self.environ))
+        await accounts.start()
+        sessions = Sessions(storage, accounts, cache)
+        tokens = Tokens(storage, accounts, cache)
+        oauth = OAuthService(live, storage, self.environ, limits, accounts, cache)
+        router = Router(live, outbound, ledger, limits, KeyRotation(key_used=store.mark_used))
         single_uid = sandbox_uid == os.getuid()
         return Services(
             live=live,
             storage=storage,
             store=store,
-            auth=auth,
+            limits=limits,
+            accounts=accounts,
+            sessions=sessions,
+            tokens=tokens,
+            oauth=oauth,
+            credentials=Credentials(accounts, tokens, sessions, oauth, cache),
             router=router,
-            queries=QueryRunners(),  # follows DB_QUERY_URL across reloads
+            queries=queries,
             tasks=tasks,
             ledger=ledger,
             sandboxes=sandboxes,
@@ -219,17 +263,6 @@ class Guardian:
                 sandbox_pids=sandboxes.pids(),
             ),
         )
-
-    @staticmethod
-    async def _close(services: Services) -> None:
-        """After the server (whose calls have recorded their endings): stop the background
-        tasks, write what is still queued, then close the connections."""
-        await services.tasks.close()
-        await services.store.flush_usage()
-        await services.ledger.close()
-        await services.router.outbound.aclose()
-        await services.queries.close()
-        await services.storage.close()
 
     async def _poll_store(self, services: Services) -> None:
         """Pick up secret changes made by other replicas sharing the database."""

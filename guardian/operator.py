@@ -20,7 +20,7 @@ def _rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 async def users_add(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
-    switched_on = await ctx.services.auth.add_user(
+    switched_on = await ctx.services.accounts.add_user(
         params["name"], params.get("password"), params.get("role") or "user"
     )
     return {"ok": True, "auth_switched_on": switched_on}
@@ -31,36 +31,36 @@ async def users_list(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]
 
 
 async def users_lock(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
-    await ctx.services.auth.lock(params["name"], True)
+    await ctx.services.accounts.lock(params["name"], True)
     return {"ok": True}
 
 
 async def users_unlock(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
-    await ctx.services.auth.lock(params["name"], False)
+    await ctx.services.accounts.lock(params["name"], False)
     return {"ok": True}
 
 
 async def users_delete(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
-    auth = ctx.services.auth
-    await auth.delete_user(params["name"])
+    accounts = ctx.services.accounts
+    await accounts.delete_user(params["name"])
     # The last user gone: auth is off, and on loopback the gateway is open again.
-    off = not auth.enabled
-    return {"ok": True, "auth_switched_off": off, "open_mode": off and auth.open_possible()}
+    off = not accounts.enabled
+    return {"ok": True, "auth_switched_off": off, "open_mode": off and accounts.open_possible()}
 
 
 async def users_passwd(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
-    await ctx.services.auth.set_password(params["name"], params["password"])
+    await ctx.services.accounts.set_password(params["name"], params["password"])
     return {"ok": True}
 
 
 async def users_role(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
-    await ctx.services.auth.set_role(params["name"], params["role"])
+    await ctx.services.accounts.set_role(params["name"], params["role"])
     return {"ok": True}
 
 
 async def tokens_issue(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
     expires = params.get("expires_s")
-    return await ctx.services.auth.issue_token(
+    return await ctx.services.tokens.issue(
         params["user"], float(expires) if expires else None, params.get("label") or ""
     )
 
@@ -70,7 +70,7 @@ async def tokens_list(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any
 
 
 async def tokens_revoke(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
-    await ctx.services.auth.revoke_token(params["token"])
+    await ctx.services.tokens.revoke(params["token"])
     return {"ok": True}
 
 
@@ -229,6 +229,5 @@ async def sessions_revoke(ctx: CallContext, params: dict[str, Any]) -> dict[str,
     user, session_id = params.get("user"), params.get("id")
     if bool(user) == bool(session_id):
         raise InvalidParams("name either a user or a session id")
-    revoked = await ctx.services.storage.revoke_sessions(user, session_id)
-    ctx.services.auth.forget()
+    revoked = await ctx.services.sessions.revoke(user, session_id)
     return {"revoked": revoked}

@@ -1,7 +1,9 @@
 """Everything a handler may use, built whole before the guardian listens.
 
 There is no half-built guardian: `guardian.main` opens storage, the secret store, limits,
-auth and the router first, and only then binds the sockets with a complete `Services`.
+the identity services and the router first, and only then binds the sockets with a complete
+`Services`. Every service is listed here directly, so a handler never reaches one service
+through another (`services.oauth`, never `services.auth.oauth`).
 """
 
 from __future__ import annotations
@@ -11,10 +13,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from guardian.auth import Auth
 from guardian.dbquery import QueryRunners
+from guardian.identity.accounts import Accounts
+from guardian.identity.credentials import Credentials
+from guardian.identity.sessions import Sessions
+from guardian.identity.tokens import Tokens
 from guardian.ledger import UsageLedger
+from guardian.limits import Limits
 from guardian.liveconfig import LiveConfig
+from guardian.oauth.service import OAuthService
 from guardian.router import Router
 from guardian.sandboxes import SandboxLinks
 from guardian.secretstore import SecretStore
@@ -27,7 +34,14 @@ class Services:
     live: LiveConfig
     storage: Storage
     store: SecretStore
-    auth: Auth
+    limits: Limits
+    #: identity: users and open mode, sessions, API tokens, the OAuth server, and the
+    #: resolution of a sealed call's credential across them
+    accounts: Accounts
+    sessions: Sessions
+    tokens: Tokens
+    oauth: OAuthService
+    credentials: Credentials
     router: Router
     queries: QueryRunners
     tasks: TaskSet

@@ -90,12 +90,15 @@ def build_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        await hub_state.open()
-        link.start()  # serve at once: until the guardian answers, all but /healthz get 503
-        async with mcp_http.lifespan(app):
+        """Each part registers its close on one exit stack as it starts, so whatever
+        started is closed, in reverse order, even when a later part fails to start."""
+        async with contextlib.AsyncExitStack() as stack:
+            stack.push_async_callback(hub_state.close)  # closes what a failed open left
+            await hub_state.open()
+            link.start()  # serve at once: until the guardian answers, all but /healthz get 503
+            stack.push_async_callback(link.close)
+            await stack.enter_async_context(mcp_http.lifespan(app))
             yield
-        await link.close()
-        await hub_state.close()
 
     proxies = Proxies.parse(hub.trusted_proxies, space_host=settings.space_host)
     tools.proxies = proxies

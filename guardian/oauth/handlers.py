@@ -13,7 +13,7 @@ from guardian.oauth.service import OAuthService
 
 
 def service_of(ctx: CallContext) -> OAuthService:
-    return ctx.services.auth.oauth
+    return ctx.services.oauth
 
 
 def server_info(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:

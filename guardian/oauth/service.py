@@ -18,21 +18,24 @@ import secrets
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import Any, NoReturn
 from urllib.parse import urlencode, urlsplit
 
 from authlib.oauth2.rfc7591 import ClientMetadataClaims
 from joserfc.errors import JoseError
 
+from guardian.identity.accounts import Accounts, locked
+from guardian.identity.cache import PrincipalCache
+from guardian.identity.principal import Principal
+from guardian.identity.principal import credential_hash as _hash
+from guardian.limits import Limits
+from guardian.liveconfig import LiveConfig
 from guardian.oauth import cimd, pkce, redirects, registration, scopes
 from guardian.oauth.resource import resource_id, same_resource
 from guardian.oauth.store import OAuthStore
 from guardian.storage import Storage
 from guardian.storage.base import Row
 from protocol.errors import InvalidParams, NotFound
-
-if TYPE_CHECKING:
-    from guardian.auth import Auth, Principal
 
 logger = logging.getLogger("sealgate.guardian.oauth")
 security_log = logging.getLogger("sealgate.security")
@@ -65,12 +68,6 @@ def with_query(uri: str, params: Mapping[str, str | None]) -> str:
     return f"{uri}{'&' if urlsplit(uri).query else '?'}{extra}"
 
 
-def _hash(value: str) -> str:
-    from guardian.auth import credential_hash  # guardian.auth builds this service
-
-    return credential_hash(value)
-
-
 @dataclass(frozen=True, slots=True)
 class Pending:
     """A checked authorization request."""
@@ -94,15 +91,30 @@ class Pending:
 
 
 class OAuthService:
-    def __init__(self, auth: Auth, storage: Storage, environ: Mapping[str, str]) -> None:
-        self.auth = auth
+    """Built from storage, limits and live config like every identity service; it checks
+    passwords with `Accounts` (one lockout and one rate limit for both sign-in pages)."""
+
+    def __init__(
+        self,
+        live: LiveConfig,
+        storage: Storage,
+        environ: Mapping[str, str],
+        limits: Limits,
+        accounts: Accounts,
+        cache: PrincipalCache,
+    ) -> None:
+        self.live = live
+        self.storage = storage
         self.store = OAuthStore(storage)
         self.environ = environ
+        self.limits = limits
+        self.accounts = accounts
+        self.cache = cache
 
     # what the metadata documents say ---------------------------------------------------------
     @property
     def resource(self) -> str:
-        return resource_id(self.auth.live.snapshot.config, self.environ)
+        return resource_id(self.live.snapshot.config, self.environ)
 
     def server_info(self) -> dict[str, Any]:
         return {
@@ -129,7 +141,7 @@ class OAuthService:
         if self._is_document_id(client_id) and refetch and stale:
             if row is not None and row["revoked_at"] is not None:
                 raise oauth_error("invalid_client", "this client was revoked by an operator")
-            await self.auth.counters.hit(
+            await self.limits.hit(
                 f"oauth-fetch:{ip}", FETCHES_PER_MIN, f"client metadata fetches from {ip}"
             )
             await self._fetch_document(client_id)
@@ -202,7 +214,7 @@ class OAuthService:
 
     async def register(self, ip: str, metadata: dict[str, Any]) -> dict[str, Any]:
         """RFC 7591: a public client; the server sets token_endpoint_auth_method to none."""
-        await self.auth.counters.hit(
+        await self.limits.hit(
             f"oauth-register:{ip}", REGISTRATIONS_PER_MIN, f"client registrations from {ip}"
         )
         uris = self._check_metadata(metadata)
@@ -287,7 +299,7 @@ class OAuthService:
         self, request: Mapping[str, Any], username: str, password: str, ip: str
     ) -> dict[str, Any]:
         pending = await self.check(request, ip)
-        user = await self.auth.authenticate(username, password, ip)
+        user = await self.accounts.authenticate(username, password, ip)
         if "admin" in pending.scopes and user["role"] != "admin":
             await self._audit(
                 user["name"], "oauth.consent", "refused", ip, f"admin scope for {pending.client_id}"
@@ -311,8 +323,8 @@ class OAuthService:
             raise oauth_error("invalid_request", "this sign-in expired or was used; start again")
         user_id, request = taken
         pending = await self.check(request, ip)
-        row = await self.auth.storage.get_user_by_id(user_id)
-        if row is None or self.auth.locked(row):
+        row = await self.storage.get_user_by_id(user_id)
+        if row is None or locked(row):
             raise oauth_error("access_denied", "the account is locked or gone")
         user = str(row["name"])
         if "admin" in pending.scopes and row["role"] != "admin":
@@ -371,7 +383,7 @@ class OAuthService:
             raise oauth_error("invalid_grant", "unknown authorization code")
         if not spent:
             revoked = await self.store.revoke_family(row["family"])
-            self.auth.forget()
+            self.cache.forget()
             await self._audit(
                 row["user_name"],
                 "oauth.code",
@@ -411,7 +423,7 @@ class OAuthService:
             raise oauth_error("invalid_grant", "this refresh token was used or revoked")
         if row["client_id"] != client["client_id"]:
             await self.store.revoke_family(row["family"])
-            self.auth.forget()
+            self.cache.forget()
             raise oauth_error("invalid_grant", "this refresh token was issued to another client")
         if row["expires_at"] <= time.time():
             raise oauth_error("invalid_grant", "this refresh token expired")
@@ -428,7 +440,7 @@ class OAuthService:
     async def _replayed(self, row: Row, ip: str) -> NoReturn:
         """A spent refresh token presented again: its whole family is revoked."""
         revoked = await self.store.revoke_family(row["family"])
-        self.auth.forget()
+        self.cache.forget()
         await self._audit(
             row["user_name"],
             "oauth.refresh",
@@ -441,8 +453,8 @@ class OAuthService:
     async def _issue_tokens(
         self, grant: Row, granted: list[str], ip: str, action: str
     ) -> dict[str, Any]:
-        user = await self.auth.storage.get_user_by_id(grant["user_id"])
-        if user is None or self.auth.locked(user):
+        user = await self.storage.get_user_by_id(grant["user_id"])
+        if user is None or locked(user):
             raise oauth_error("invalid_grant", "the account is locked or gone")
         access = ACCESS_PREFIX + secrets.token_urlsafe(32)
         refresh = REFRESH_PREFIX + secrets.token_urlsafe(32)
@@ -479,7 +491,7 @@ class OAuthService:
         if row is None or (client_id and client_id != row["client_id"]):
             return
         count = await self.store.revoke_family(row["family"])
-        self.auth.forget()
+        self.cache.forget()
         await self._audit(
             row["user_name"], "oauth.revoke", "ok", ip, f"{row['client_id']}: {count} token(s)"
         )
@@ -498,12 +510,12 @@ class OAuthService:
             return None
         if row["expires_at"] <= time.time() or row["resource"] != self.resource:
             return None
-        user = await self.auth.storage.get_user_by_id(row["user_id"])
-        if user is None or self.auth.locked(user):
+        user = await self.storage.get_user_by_id(row["user_id"])
+        if user is None or locked(user):
             return None
         granted = tuple(row["scope"].split())
-        role = scopes.narrow(self.auth.role(user["role"]), granted, self.auth.live.snapshot.config)
-        return self.auth.principal_of(
+        role = scopes.narrow(self.accounts.role(user["role"]), granted, self.live.snapshot.config)
+        return self.accounts.principal_of(
             user, credential=f"oauth:{row['family']}", role=role, scopes=granted
         )
 
@@ -514,7 +526,7 @@ class OAuthService:
             revoked = await self.store.revoke_client(revoke)
             if not revoked:
                 raise NotFound(f"no active OAuth client {revoke!r}")
-            self.auth.forget()
+            self.cache.forget()
             await self._audit("operator", "oauth.clients.revoke", "ok", "", revoke)
         return {"clients": await self.store.list_clients(), "revoked": revoked}
 
@@ -523,11 +535,11 @@ class OAuthService:
         if revoke_client:
             if not user:
                 raise InvalidParams("name the user whose consent to revoke (--user)")
-            row = await self.auth.storage.get_user(user)
+            row = await self.storage.get_user(user)
             revoked = await self.store.revoke_grant(row["id"], revoke_client) if row else 0
             if not revoked:
                 raise NotFound(f"{user!r} gave no consent to {revoke_client!r}")
-            self.auth.forget()
+            self.cache.forget()
             await self._audit(
                 "operator", "oauth.grants.revoke", "ok", "", f"{user}: {revoke_client}"
             )
@@ -536,7 +548,7 @@ class OAuthService:
     async def _audit(
         self, principal: str, action: str, outcome: str, ip: str, detail: str, user_id: str = ""
     ) -> None:
-        await self.auth.storage.add_audit(principal, action, outcome, ip, detail, user_id=user_id)
+        await self.storage.add_audit(principal, action, outcome, ip, detail, user_id=user_id)
 
 
 def refresh_scope(granted: str, asked: str | None) -> list[str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from guardian.auth import BUILTIN_ROLES, Principal
+from guardian.identity.principal import BUILTIN_ROLES, Principal
 from guardian.oauth import scopes
 from guardian.policy import admit, tool_refusal
 from protocol.errors import Forbidden

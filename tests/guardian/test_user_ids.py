@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from guardian.auth import BUILTIN_ROLES, Principal
+from guardian.identity.principal import BUILTIN_ROLES, Principal
 from guardian.limits import Limits, month_start
-from guardian.storage import Storage, base, open_storage
+from guardian.storage import Storage, base, database, open_storage
 from guardian.storage.schema import MIGRATIONS
 from protocol.errors import BudgetExceeded
 
@@ -26,10 +26,10 @@ async def before_ids(
     request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> AsyncIterator[Storage]:
     """A database at the schema just before user ids."""
-    monkeypatch.setattr(base, "MIGRATIONS", MIGRATIONS[:IDS])
+    monkeypatch.setattr(database, "MIGRATIONS", MIGRATIONS[:IDS])
     dsn = request.getfixturevalue("pg_database") if request.param == "postgresql" else None
     store = await open_storage(dsn, tmp_path / "guardian.db")
-    monkeypatch.setattr(base, "MIGRATIONS", MIGRATIONS)
+    monkeypatch.setattr(database, "MIGRATIONS", MIGRATIONS)
     yield store
     await store.close()
 

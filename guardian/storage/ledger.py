@@ -1,0 +1,334 @@
+"""The usage ledger and budget reservations: every call's ending and every call's start.
+
+A call writes a reservation before it leaves and settles it with its usage row when it ends;
+one left behind is a call that never ended, billed at its maximum at the next start. Usage rows
+carry idempotency keys, so a batch retried after a lost connection never counts twice.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from guardian.storage.audit import INSERT_AUDIT, AuditEntry, audit_values
+from guardian.storage.database import Database, Row
+
+# usage.report groupings -> the column grouped on ("day" is computed by the backend)
+USAGE_GROUPS = {
+    "user": "principal",
+    "model": "model",
+    "provider": "provider",
+    "tool": "tool",
+    "day": "ts",
+}
+_USAGE_REPORT = (
+    "SELECT {key} AS key, COUNT(*) AS calls,"
+    " SUM(CASE WHEN outcome = 'ok' THEN 0 ELSE 1 END) AS errors,"
+    " SUM(input_tokens) AS input_tokens, SUM(output_tokens) AS output_tokens,"
+    " SUM(COALESCE(cost_usd, 0)) AS cost_usd"
+    " FROM {s}usage WHERE ts >= ? GROUP BY {key} ORDER BY {key}"
+)
+
+
+def new_usage_key() -> str:
+    return uuid.uuid4().hex
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UsageRow:
+    ts: float
+    principal: str
+    tool: str
+    provider: str
+    model: str
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float | None
+    latency_ms: float
+    outcome: str  # "ok" or an error code
+    fallback_path: str  # JSON list of {"provider", "error"}
+    key: str = field(default_factory=new_usage_key)  # idempotency key: a retry cannot count twice
+    estimated: bool = False  # SealGate counted a figure itself (see guardian.usage_figures)
+    clamped: bool = False  # the provider reported more than the request allowed
+    user_id: str = ""  # the user's id ('' for the operator and open mode); principal is the name
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Reservation:
+    """A call's start and maximum cost, written before it leaves and deleted with its usage
+    row: one left behind is a call that never ended. `counted` when the amount is held
+    against the principal's budget (a principal without a budget holds nothing)."""
+
+    id: str
+    principal: str
+    window_start: float  # the budget month it counts in
+    amount: float
+    created_at: float
+    owner: str  # the guardian that made it (host and runtime directory)
+    shared: bool  # counted in the database's counters (PostgreSQL), else in memory
+    tool: str
+    provider: str
+    model: str
+    counted: bool = True
+    input_tokens: int = 0  # the call's input bound, billed if it never ends
+    output_tokens: int = 0  # its max_tokens
+    user_id: str = ""  # whose budget it counts against ('' for a principal without an id)
+
+    @property
+    def budget_key(self) -> str:
+        return self.user_id or self.principal
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LedgerEntry:
+    """One ending of one call: its usage row, the reservation it settles, its audit entry."""
+
+    usage: UsageRow
+    reservation: Reservation | None = None
+    audit: AuditEntry | None = None
+
+
+_INSERT_USAGE = (
+    "INSERT INTO {s}usage (ts, principal, tool, provider, model, input_tokens,"
+    " output_tokens, cost_usd, latency_ms, outcome, fallback_path, key, estimated, clamped,"
+    " user_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING"
+)
+_INSERT_RESERVATION = (
+    "INSERT INTO {s}reservations (id, principal, window_start, amount, created_at, owner,"
+    " shared, tool, provider, model, counted, input_tokens, output_tokens, user_id)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+def _usage_values(r: UsageRow) -> tuple[Any, ...]:
+    return (
+        r.ts,
+        r.principal,
+        r.tool,
+        r.provider,
+        r.model,
+        r.input_tokens,
+        r.output_tokens,
+        r.cost_usd,
+        r.latency_ms,
+        r.outcome,
+        r.fallback_path,
+        r.key,
+        1 if r.estimated else 0,
+        1 if r.clamped else 0,
+        r.user_id,
+    )
+
+
+def reservation_values(held: Reservation) -> tuple[Any, ...]:
+    return (
+        held.id,
+        held.principal,
+        held.window_start,
+        held.amount,
+        held.created_at,
+        held.owner,
+        1 if held.shared else 0,
+        held.tool,
+        held.provider,
+        held.model,
+        1 if held.counted else 0,
+        held.input_tokens,
+        held.output_tokens,
+        held.user_id,
+    )
+
+
+class LedgerRepository(Database):
+    """Usage rows, reservations and what they add up to."""
+
+    # usage -------------------------------------------------------------------------------------
+    async def add_usage(self, rows: Sequence[UsageRow]) -> None:
+        """Idempotent: a row whose key is already stored is skipped, so a batch retried after
+        a lost connection (which may have committed) never counts twice."""
+        await self.executemany(
+            self.q(_INSERT_USAGE), [_usage_values(r) for r in rows], idempotent=True
+        )
+
+    async def write_ledger(self, entries: Sequence[LedgerEntry]) -> None:
+        """Each ending in one transaction: its usage row; the reservation it settles, deleted
+        (and, when counted in the shared counters, the counter moved from the reserved amount
+        to the real cost); its audit entry. A row whose key is already stored (a batch retried
+        after a commit that was not confirmed) changes nothing, so nothing counts twice."""
+        async with self.transaction() as tx:
+            starts: list[tuple[str]] = []  # reservations that hold no budget: one statement
+            for entry in entries:
+                row = entry.usage
+                if not await tx.execute(tx.q(_INSERT_USAGE), *_usage_values(row)):
+                    continue
+                held = entry.reservation
+                if held is not None and not (held.shared and held.counted):
+                    starts.append((held.id,))
+                elif held is not None:
+                    gone = await tx.execute(
+                        tx.q("DELETE FROM {s}reservations WHERE id = ?"), held.id
+                    )
+                    if gone:
+                        await tx.execute(
+                            tx.q(
+                                "UPDATE {s}counters SET value = value + ?"
+                                " WHERE key = ? AND window_start = ?"
+                            ),
+                            (row.cost_usd or 0.0) - held.amount,
+                            f"spend:{held.budget_key}",
+                            held.window_start,
+                        )
+                if entry.audit is not None:
+                    await tx.execute(tx.q(INSERT_AUDIT), *audit_values(entry.audit, row.ts))
+            if starts:
+                await tx.executemany(tx.q("DELETE FROM {s}reservations WHERE id = ?"), starts)
+
+    # reservations ------------------------------------------------------------------------------
+    async def reserve(self, held: Reservation, budget: float | None) -> float | None:
+        """Write a reservation. With `budget` (shared counters), first add its amount to the
+        principal's spend counter, only if that stays within the budget, in the same
+        transaction: concurrent reservations on any number of guardians serialize on the
+        counter's row. Returns the spend seen when refused (nothing is written), else None.
+        Without a budget it is one statement, committed on its own (a call's start is on the
+        call's path: one round trip)."""
+        if budget is None:
+            await self.write_start(held)
+            return None
+        async with self.transaction() as tx:
+            key = f"spend:{held.budget_key}"
+            await tx.execute(
+                tx.q(
+                    "INSERT INTO {s}counters (key, window_start, value) VALUES (?, ?, 0)"
+                    " ON CONFLICT (key, window_start) DO NOTHING"
+                ),
+                key,
+                held.window_start,
+            )
+            counted = await tx.fetchrow(
+                tx.q(
+                    "UPDATE {s}counters SET value = value + ? WHERE key = ?"
+                    " AND window_start = ? AND value + ? <= ? RETURNING value"
+                ),
+                held.amount,
+                key,
+                held.window_start,
+                held.amount,
+                budget,
+            )
+            if counted is None:
+                seen = await tx.fetchrow(
+                    tx.q("SELECT value FROM {s}counters WHERE key = ? AND window_start = ?"),
+                    key,
+                    held.window_start,
+                )
+                return float(seen["value"]) if seen else 0.0
+            await tx.execute(tx.q(_INSERT_RESERVATION), *reservation_values(held))
+        return None
+
+    async def write_start(self, held: Reservation) -> None:
+        """A reservation that holds nothing against a budget (the call's start), in one
+        statement committed on its own. Written, not fsynced, is enough: it must survive the
+        guardian's death, not the database's. SQLite in WAL mode has written it to the WAL
+        file when this returns (a process kill keeps it; `synchronous=NORMAL` may lose it
+        on a power cut)."""
+        await self.execute(self.q(_INSERT_RESERVATION), *reservation_values(held))
+
+    async def settle_leftover_reservations(self, owner: str, stale_before: float) -> list[Row]:
+        """Calls that never ended (their guardian stopped first, a SIGKILL say): ours from a
+        previous run, and anyone's older than any call can last. Each becomes a usage row
+        with outcome `interrupted`, billed at the call's maximum (its input bound and
+        max_tokens, at the reserved amount), marked `estimated`, and audited. A budget's
+        shared counter already holds a counted amount; an uncounted one is added to it."""
+        leftovers = await self.fetch(
+            self.q("SELECT * FROM {s}reservations WHERE owner = ? OR created_at < ?"),
+            owner,
+            stale_before,
+        )
+        settled = []
+        for held in leftovers:
+            async with self.transaction() as tx:
+                if not await tx.execute(
+                    tx.q("DELETE FROM {s}reservations WHERE id = ?"), held["id"]
+                ):
+                    continue  # another guardian settled it first
+                now = time.time()
+                amount = float(held["amount"])
+                usage = UsageRow(
+                    ts=now,
+                    principal=held["principal"],
+                    tool=held["tool"],
+                    provider=held["provider"],
+                    model=held["model"],
+                    input_tokens=int(held["input_tokens"]),
+                    output_tokens=int(held["output_tokens"]),
+                    cost_usd=amount,
+                    latency_ms=0.0,
+                    outcome="interrupted",
+                    fallback_path="[]",
+                    key=f"reservation:{held['id']}",
+                    estimated=True,
+                    user_id=held["user_id"] or "",
+                )
+                await tx.execute(tx.q(_INSERT_USAGE), *_usage_values(usage))
+                if held["shared"] and not held["counted"] and amount:
+                    await tx.execute(
+                        tx.q(
+                            "INSERT INTO {s}counters AS c (key, window_start, value)"
+                            " VALUES (?, ?, ?) ON CONFLICT (key, window_start) DO UPDATE"
+                            " SET value = c.value + excluded.value"
+                        ),
+                        f"spend:{held['user_id'] or held['principal']}",
+                        held["window_start"],
+                        amount,
+                    )
+                audit = AuditEntry(
+                    principal=held["principal"],
+                    action="budget.settle",
+                    outcome="interrupted",
+                    detail=(
+                        "a call started and never ended (its guardian stopped first); billed"
+                        f" its maximum, {usage.input_tokens} input and {usage.output_tokens}"
+                        f" output tokens, {amount:.6f} USD (estimated)"
+                    ),
+                    tool=held["tool"],
+                    user_id=held["user_id"] or "",
+                )
+                await tx.execute(tx.q(INSERT_AUDIT), *audit_values(audit, now))
+            settled.append(held)
+        return settled
+
+    async def spend_since(self, since: float) -> dict[str, float]:
+        """Spend by budget key: the user's id, or the name of a principal without one (rows
+        of a name that no user holds now count for nobody's budget)."""
+        rows = await self.fetch(
+            self.q(
+                "SELECT CASE WHEN user_id = '' THEN principal ELSE user_id END AS who,"
+                " SUM(cost_usd) AS spent FROM {s}usage WHERE ts >= ?"
+                " AND cost_usd IS NOT NULL GROUP BY who"
+            ),
+            since,
+        )
+        return {row["who"]: float(row["spent"] or 0.0) for row in rows}
+
+    async def usage_report(self, since: float, by: str) -> list[Row]:
+        """Calls, errors, tokens and cost since a time, grouped in SQL by one of
+        `USAGE_GROUPS`; rows sorted by their key."""
+        column = USAGE_GROUPS.get(by)
+        if column is None:
+            raise ValueError(f"usage can be grouped by {', '.join(USAGE_GROUPS)}, not {by!r}")
+        key = self.day_of("ts") if by == "day" else column
+        rows = await self.fetch(_USAGE_REPORT.format(key=key, **self.types), since)
+        return [
+            {
+                "key": str(row["key"] or "-"),
+                "calls": int(row["calls"]),
+                "errors": int(row["errors"]),
+                "input_tokens": int(row["input_tokens"]),
+                "output_tokens": int(row["output_tokens"]),
+                "cost_usd": round(float(row["cost_usd"]), 8),
+            }
+            for row in rows
+        ]
