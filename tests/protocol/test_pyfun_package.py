@@ -11,6 +11,7 @@ from tests.helpers import ROOT
 PACKAGE = ROOT / "protocol" / "pyfun"
 #: Every name imported from `protocol.pyfun` across the code, tests and benchmarks.
 IMPORTED = {
+    "DEFAULT_PORT",
     "DEFAULT_QUERY_MAX_RESULT_BYTES",
     "DEFAULT_QUERY_MAX_ROWS",
     "DEFAULT_QUERY_TIMEOUT_MS",
@@ -35,7 +36,7 @@ IMPORTED = {
 
 def _imports_from_pyfun() -> set[str]:
     names: set[str] = set()
-    for top in ("protocol", "guardian", "sandbox", "tests", "bench", "desktop"):
+    for top in ("protocol", "guardian", "sandbox", "supervise", "tests", "bench", "desktop"):
         for path in (ROOT / top).rglob("*.py"):
             if PACKAGE in path.parents:
                 continue
