@@ -29,14 +29,14 @@ from pathlib import Path
 
 from guardian import logs, protections
 from guardian.auth import Auth
+from guardian.calls.keys import KeyRotation
+from guardian.calls.outbound import Outbound
+from guardian.calls.router import Router
 from guardian.dbquery import QueryRunners
-from guardian.keys import KeyRotation
 from guardian.ledger import UsageLedger
 from guardian.limits import Limits, replica_name
 from guardian.liveconfig import LiveConfig, build_snapshot, read_config
-from guardian.outbound import Outbound
 from guardian.redact import Redactor
-from guardian.router import Router
 from guardian.sandboxes import SandboxLinks
 from guardian.secretstore import SecretStore, find_master_key
 from guardian.server import GuardianServer

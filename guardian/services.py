@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from guardian.auth import Auth
+from guardian.calls.router import Router
 from guardian.dbquery import QueryRunners
 from guardian.ledger import UsageLedger
 from guardian.liveconfig import LiveConfig
-from guardian.router import Router
 from guardian.sandboxes import SandboxLinks
 from guardian.secretstore import SecretStore
 from guardian.storage import Storage

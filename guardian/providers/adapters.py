@@ -11,7 +11,7 @@ any number of calls at once. `chat()` returns the whole HTTP call (URL from
 the configured `base_url`, the key in a header, never in the URL); `parse_chat()` and
 `parse_event()` read the reply, raising `ProviderFailure("malformed")` for anything that does
 not have the documented shape. Usage figures are passed on as reported, None when missing or
-not a whole number: the router bounds them or counts itself (`guardian.usage_figures`).
+not a whole number: the router bounds them or counts itself (`guardian.calls.usage_figures`).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import quote
 
+from guardian.calls.usage_figures import reported_count
 from guardian.providers import images
 from guardian.providers.types import (
     ChatRequest,
@@ -32,7 +33,6 @@ from guardian.providers.types import (
     StreamState,
     malformed,
 )
-from guardian.usage_figures import reported_count
 from protocol.errors import InvalidParams
 from protocol.pyfun import ProviderConfig
 

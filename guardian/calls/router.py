@@ -1,9 +1,9 @@
 """Sealed provider calls: run a plan, with the key injected, along its fallbacks, metered.
 
-What a call may do is planned in `guardian.planning` (pure, over one configuration
-snapshot); which key goes out is `guardian.keys`; how a stream is read is
-`guardian.streaming`; what a call costs and how its ending is recorded is
-`guardian.metering`. This module puts them together with the I/O: admission, the budget
+What a call may do is planned in `guardian.calls.planning` (pure, over one configuration
+snapshot); which key goes out is `guardian.calls.keys`; how a stream is read is
+`guardian.calls.streaming`; what a call costs and how its ending is recorded is
+`guardian.calls.metering`. This module puts them together with the I/O: admission, the budget
 hold, the outbound requests, and the one ledger row every call writes however it ends.
 """
 
@@ -16,20 +16,24 @@ import time
 from collections.abc import Awaitable
 from typing import Any, TypeVar
 
-from guardian import planning, policy
+from guardian import policy
 from guardian.auth import Principal
-from guardian.call_budget import call_budget
 from guardian.call_log import log_request, log_response
-from guardian.costs import input_token_bound, max_cost_usd
-from guardian.keys import KeyRotation
+from guardian.calls import planning
+from guardian.calls.call_budget import call_budget
+from guardian.calls.costs import input_token_bound, max_cost_usd
+from guardian.calls.keys import KeyRotation
+from guardian.calls.metering import CallMeter, metered
+from guardian.calls.model_rates import admit_model
+from guardian.calls.outbound import DEFAULT_MAX_RESPONSE_BYTES, Outbound, translated
+from guardian.calls.planning import Attempt, Step
+from guardian.calls.provider_slots import ProviderSlots
+from guardian.calls.retries import with_retries
+from guardian.calls.streaming import Emit, Emitter, chunks_sent, read_stream
+from guardian.calls.usage_figures import Billed
 from guardian.ledger import UsageLedger
 from guardian.limits import Limits
 from guardian.liveconfig import LiveConfig
-from guardian.metering import CallMeter, metered
-from guardian.model_rates import admit_model
-from guardian.outbound import DEFAULT_MAX_RESPONSE_BYTES, Outbound, translated
-from guardian.planning import Attempt, Step
-from guardian.provider_slots import ProviderSlots
 from guardian.providers.adapters import embed_call, llm_adapter, parse_embeddings
 from guardian.providers.search import result_count, search_adapter
 from guardian.providers.types import (
@@ -39,11 +43,8 @@ from guardian.providers.types import (
     SearchRequest,
     SearchResult,
 )
-from guardian.retries import with_retries
 from guardian.snapshot import Snapshot
 from guardian.storage.base import Reservation
-from guardian.streaming import Emit, Emitter, chunks_sent, read_stream
-from guardian.usage_figures import Billed
 from protocol.errors import InvalidParams, RateLimited, RPCError
 from protocol.pyfun import ProviderConfig, ToolConfig
 
@@ -315,7 +316,7 @@ class Router:
         *,
         is_last: bool,
     ) -> ChatResult:
-        """One provider, asked again on a retryable failure (`guardian.retries`)."""
+        """One provider, asked again on a retryable failure (`guardian.calls.retries`)."""
         return await with_retries(
             lambda: self._chat(snapshot, attempt, request, deadline, emitter, meter),
             name=attempt.provider.name,

@@ -10,7 +10,7 @@ import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-from guardian.metering import CallMeter
+from guardian.calls.metering import CallMeter
 from guardian.providers.adapters import LLMAdapter
 from guardian.providers.sse import events
 from guardian.providers.types import ChatResult, ProviderFailure, StreamState

@@ -6,7 +6,7 @@ went away), the loss of the sandbox's link, or the guardian's shutdown; a crash 
 the next start from the reservation left in storage (`guardian.limits`). What was consumed:
 
 - a reply that arrived whole: the tokens the provider reported, within what the request
-  allows, else SealGate's own count (`guardian.usage_figures`: such a row is `clamped` or
+  allows, else SealGate's own count (`guardian.calls.usage_figures`: such a row is `clamped` or
   `estimated`);
 - a stream that stopped early (abandoned, cut, timed out): the input tokens reported, else
   their bound, and the output tokens reported, else bounded from the text that arrived
@@ -26,12 +26,12 @@ import time
 from collections.abc import Awaitable
 from typing import TypeVar
 
-from guardian.costs import cost_usd, text_token_bound
+from guardian.calls.costs import cost_usd, text_token_bound
+from guardian.calls.usage_figures import NOTHING, Billed, at_most, bill, cut_short
 from guardian.ledger import UsageLedger, fallback_json
 from guardian.limits import Limits
 from guardian.redact import Redactor
 from guardian.storage.base import AuditEntry, Reservation, UsageRow
-from guardian.usage_figures import NOTHING, Billed, at_most, bill, cut_short
 from protocol.errors import ConnectionLost, RateLimited, RPCError
 from protocol.pyfun import ModelConfig
 
@@ -156,7 +156,7 @@ class CallMeter:
         self, input_tokens: int | None, output_tokens: int | None, path: list[dict[str, str]]
     ) -> Billed:
         """A whole reply, with the usage the provider reported (None: none, or not a
-        number): billed within the request's bounds (`guardian.usage_figures`)."""
+        number): billed within the request's bounds (`guardian.calls.usage_figures`)."""
         self.in_flight = self.answering = False
         figures = bill(
             input_tokens,

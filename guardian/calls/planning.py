@@ -9,7 +9,7 @@ connection error, 401, 403, 408, 429 or 5xx, and stops at once on any other 4xx:
 itself was refused. A stream falls back only before its first chunk has been passed on.
 
 Nothing here does I/O or keeps state, so every rule is tested in-process
-(`tests/guardian/test_planning.py`); `guardian.router` runs the plans.
+(`tests/guardian/test_planning.py`); `guardian.calls.router` runs the plans.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from guardian import policy
-from guardian.costs import output_token_bound
+from guardian.calls.costs import output_token_bound
 from guardian.providers.types import ProviderFailure
 from guardian.snapshot import Snapshot
 from protocol.errors import (
