@@ -26,7 +26,7 @@ from bench.common import (
     percentile,
     print_rows,
 )
-from guardian.calls.outbound import Outbound
+from guardian.calls.outbound import HttpOutbound
 from guardian.providers.adapters import OpenAIAdapter
 from guardian.providers.types import ChatRequest
 from protocol.pyfun import ProviderConfig
@@ -61,7 +61,7 @@ async def transports(base: str, calls: int) -> list[Row]:
         None, ChatRequest(model="m", messages=[{"role": "user", "content": "hi"}]), stream=False
     )
     rows = []
-    outbound = Outbound()
+    outbound = HttpOutbound()
 
     async def shipped() -> object:
         return await outbound.json("fake", call, timeout=10, max_bytes=1 << 20)

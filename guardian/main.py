@@ -30,7 +30,7 @@ from pathlib import Path
 from guardian import logs, protections
 from guardian.auth import Auth
 from guardian.calls.keys import KeyRotation
-from guardian.calls.outbound import Outbound
+from guardian.calls.outbound import HttpOutbound
 from guardian.calls.router import Router
 from guardian.dbquery import QueryRunners
 from guardian.ledger import UsageLedger
@@ -200,7 +200,7 @@ class Guardian:
         await limits.start()
         auth = Auth(live, storage, self.environ, limits)
         await auth.start()
-        router = Router(live, Outbound(), ledger, limits, KeyRotation(key_used=store.mark_used))
+        router = Router(live, HttpOutbound(), ledger, limits, KeyRotation(key_used=store.mark_used))
         admin_address = protections.admin_address(
             self.layout, single_uid=sandbox_uid == os.getuid()
         )

@@ -14,23 +14,17 @@ Nothing here does I/O or keeps state, so every rule is tested in-process
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from guardian import policy
 from guardian.calls.costs import output_token_bound
-from guardian.providers.types import ProviderFailure
+from guardian.calls.outcomes import Step
+from guardian.calls.outcomes import final_error as final_error
+from guardian.calls.outcomes import may_move_on as may_move_on
 from guardian.snapshot import Snapshot
-from protocol.errors import (
-    Forbidden,
-    InvalidParams,
-    NotFound,
-    ProviderError,
-    RPCError,
-    Timeout,
-    Unavailable,
-)
+from protocol.errors import Forbidden, InvalidParams, NotFound, Unavailable
 from protocol.pyfun import ModelConfig, ProviderConfig, RoleConfig, ToolConfig
 
 #: What each built-in tool may call; a built-in not listed makes no provider call at all.
@@ -42,8 +36,7 @@ BUILTIN_KINDS = {
     "get_model_info": "",
     "db_query": "",
 }
-#: One step of a call's fallback path as callers see it: {"provider", "error"}.
-Step = dict[str, str]
+A = TypeVar("A")
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,47 +235,10 @@ def max_tokens_for(
     return output_token_bound(params.get("max_tokens"), tool.max_tokens if tool else None, model)
 
 
-def worst_case(priced: list[tuple[float | None, Attempt]]) -> tuple[float, Attempt]:
+def worst_case(priced: Sequence[tuple[float | None, A]]) -> tuple[float, A]:
     """The attempt whose bound cost is highest (the last of equals): what a budget holds."""
     worst, worst_attempt = 0.0, priced[0][1]
     for amount, attempt in priced:
         if amount is not None and amount >= worst:
             worst, worst_attempt = amount, attempt
     return worst, worst_attempt
-
-
-def may_move_on(failure: ProviderFailure, chunks_sent: int) -> bool:
-    """After this failure, may the call try the next provider of its chain?"""
-    return failure.falls_back and not chunks_sent
-
-
-def final_error(
-    path: list[Step],
-    last: tuple[Attempt, ProviderFailure] | None,
-    chunks_sent: int,
-    describe: str,
-) -> RPCError:
-    """The one error a caller gets when no attempt answered; `describe` is the last
-    failure, already redacted."""
-    tried = "; ".join(f"{step['provider']}: {step['error']}" for step in path)
-    data: dict[str, Any] = {"fallback_path": path}
-    if last is None:
-        return Unavailable(f"no provider could be tried ({tried})", data)
-    attempt, failure = last
-    data["provider"] = attempt.provider.name
-    data["status"] = failure.status
-    if chunks_sent:
-        return ProviderError(
-            f"the stream from {attempt.provider.name} broke after {chunks_sent} chunks: {describe}",
-            data,
-        )
-    if not failure.falls_back:
-        return ProviderError(
-            f"{attempt.provider.name} refused the request ({describe});"
-            " not retried elsewhere, since the request itself was refused",
-            data,
-        )
-    tried_failures = [step for step in path if not step["error"].startswith("skipped")]
-    if tried_failures and all(step["error"].startswith("timed out") for step in tried_failures):
-        return Timeout(f"every provider timed out ({tried})", data)
-    return ProviderError(f"every provider failed ({tried})", data)

@@ -1,52 +1,48 @@
-"""Sealed provider calls: run a plan, with the key injected, along its fallbacks, metered.
+"""Sealed provider calls: the one door the RPC handlers use.
 
-What a call may do is planned in `guardian.calls.planning` (pure, over one configuration
-snapshot); which key goes out is `guardian.calls.keys`; how a stream is read is
-`guardian.calls.streaming`; what a call costs and how its ending is recorded is
-`guardian.calls.metering`. This module puts them together with the I/O: admission, the budget
-hold, the outbound requests, and the one ledger row every call writes however it ends.
+A completion goes straight through three stages: `guardian.calls.plan` (a frozen plan, its
+worst case held), `guardian.calls.run` (the plan's attempts through the declared stack of
+layers: retry, key rotation, provider slots, outbound) and `guardian.calls.metering` (the
+one ledger row every call writes however it ends, read from what the layers observed).
+Embeddings and searches use the same layers' pieces directly.
 """
 
 from __future__ import annotations
 
-import asyncio
 import functools
-import json
 import time
 from collections.abc import Awaitable
 from typing import Any, TypeVar
 
 from guardian import policy
 from guardian.auth import Principal
-from guardian.call_log import log_request, log_response
-from guardian.calls import planning
+from guardian.call_log import log_response
+from guardian.calls import metering, planning
 from guardian.calls.call_budget import call_budget
 from guardian.calls.costs import input_token_bound, max_cost_usd
+from guardian.calls.exchange import Exchange
+from guardian.calls.job import Layer
 from guardian.calls.keys import KeyRotation
-from guardian.calls.metering import CallMeter, metered
-from guardian.calls.model_rates import admit_model
-from guardian.calls.outbound import DEFAULT_MAX_RESPONSE_BYTES, Outbound, translated
-from guardian.calls.planning import Attempt, Step
+from guardian.calls.metering import CallMeter, metered, usage_of
+from guardian.calls.outbound import DEFAULT_MAX_RESPONSE_BYTES, Outbound
+from guardian.calls.outcomes import Step
+from guardian.calls.plan import plan_completion
+from guardian.calls.planning import Attempt
 from guardian.calls.provider_slots import ProviderSlots
-from guardian.calls.retries import with_retries
-from guardian.calls.streaming import Emit, Emitter, chunks_sent, read_stream
-from guardian.calls.usage_figures import Billed
+from guardian.calls.record import CallRecord
+from guardian.calls.retries import Retry, with_retries
+from guardian.calls.run import run_completion
+from guardian.calls.streaming import Emit, Emitter
 from guardian.ledger import UsageLedger
 from guardian.limits import Limits
 from guardian.liveconfig import LiveConfig
-from guardian.providers.adapters import embed_call, llm_adapter, parse_embeddings
+from guardian.providers.adapters import embed_call, parse_embeddings
 from guardian.providers.search import result_count, search_adapter
-from guardian.providers.types import (
-    ChatRequest,
-    ChatResult,
-    ProviderFailure,
-    SearchRequest,
-    SearchResult,
-)
+from guardian.providers.types import ProviderFailure, SearchRequest, SearchResult
 from guardian.snapshot import Snapshot
 from guardian.storage.base import Reservation
-from protocol.errors import InvalidParams, RateLimited, RPCError
-from protocol.pyfun import ProviderConfig, ToolConfig
+from protocol.errors import InvalidParams, RPCError
+from protocol.pyfun import ProviderConfig
 
 T = TypeVar("T")
 
@@ -54,23 +50,8 @@ T = TypeVar("T")
 MAX_ERROR_TEXT = 240
 
 
-def reply_text(result: ChatResult) -> str:
-    """What came back, as SealGate counts it when the provider reports no usage."""
-    calls = json.dumps(result.tool_calls) if result.tool_calls else ""
-    return result.text + calls
-
-
-def usage_of(billed: Billed) -> dict[str, Any]:
-    """The usage a caller sees: what was billed, flagged when SealGate counted or bounded it."""
-    usage: dict[str, Any] = {
-        "input_tokens": billed.input_tokens,
-        "output_tokens": billed.output_tokens,
-    }
-    if billed.estimated:
-        usage["estimated"] = True
-    if billed.clamped:
-        usage["clamped"] = True
-    return usage
+def caller_ip(params: dict[str, Any]) -> str:
+    return str((params.get("caller") or {}).get("ip", ""))
 
 
 class Router:
@@ -88,6 +69,10 @@ class Router:
         self.limits = limits
         self.keys = keys
         self.slots = ProviderSlots()  # [HUB_LIMITS] max_parallel_requests
+        #: What every attempt of a completion passes through, outermost first, before the
+        #: outbound exchange.
+        self.layers: tuple[Layer, ...] = (Retry(), self.keys, self.slots)
+        self.exchange = Exchange(outbound)
 
     async def admit(self, principal: Principal, tool: str) -> None:
         await policy.admit(self.limits, principal, tool, self.live.snapshot.config)
@@ -105,67 +90,94 @@ class Router:
             user_id=principal.user_id,
             tool=tool,
             action=action,
-            ip=str((params.get("caller") or {}).get("ip", "")),
+            ip=caller_ip(params),
         )
 
     # llm -----------------------------------------------------------------------------------
     async def complete(
         self, params: dict[str, Any], principal: Principal, emit: Emit | None = None
     ) -> dict[str, Any]:
+        """plan -> run -> meter, each once."""
         started = time.monotonic()
-        snapshot = self.live.snapshot
-        tool_name = params["tool"]
-        tool = planning.tool_for(snapshot, tool_name, "llm")
-        await self.admit(principal, tool_name)
-        messages = planning.messages_of(params)
-        path: list[Step] = []
-        attempts = planning.allowed_attempts(
-            principal.role,
-            planning.plan_llm(snapshot, tool, params, path),
-            bool(params.get("provider") or params.get("model")),
-            snapshot,
-            path,
+        stream = emit is not None
+        plan = await plan_completion(
+            self.live.snapshot,
+            principal,
+            params,
+            admit=self.admit,
+            limits=self.limits,
+            started=started,
+            stream=stream,
         )
-        # what the input tokens are bounded from: everything of the request that is sent
-        payload = {
-            "messages": messages,
-            "system": planning.system_prompt(tool, params),
-            **{
-                key: params[key]
-                for key in ("tools", "tool_choice", "response_format")
-                if params.get(key) is not None
-            },
-        }
-        meter = self._meter(
-            principal, tool_name, "llm.stream" if emit is not None else "llm.complete", params
+        record = CallRecord(
+            principal=principal.name,
+            tool=plan.tool,
+            action="llm.stream" if stream else "llm.complete",
+            ip=caller_ip(params),
+            user_id=principal.user_id,
+            started=time.monotonic(),
+            reservation=plan.reservation,
         )
-        priced = []
-        tokens: dict[int, tuple[int, int]] = {}
-        for attempt in attempts:
-            model = snapshot.config.models.get(attempt.model)
-            bound = input_token_bound(payload, model)
-            most = planning.max_tokens_for(params, tool, model)
-            priced.append((max_cost_usd(model, bound, most), attempt))
-            tokens[id(attempt)] = (bound, most)
-        meter.reservation = await self._hold(principal, tool_name, priced, tokens)
-        # From here on, every way the call ends writes exactly one ledger row (CallMeter).
-        answer = await self._ending(
-            meter,
-            path,
-            self._complete_chain(
-                snapshot,
-                tool,
-                params,
-                attempts,
-                payload,
-                started,
+        path: list[Step] = list(plan.skipped)
+        emitter = Emitter(emit) if emit is not None else None
+        # From here on, every way the call ends writes exactly one ledger row (metering).
+        try:
+            done = await run_completion(
+                plan,
+                layers=self.layers,
+                exchange=self.exchange,
+                record=record,
+                path=path,
+                emitter=emitter,
+                limits=self.limits,
+                describe=self._describe,
+            )
+        except BaseException as exc:
+            metering.failed(
+                record,
+                exc,
                 path,
-                meter,
-                Emitter(emit) if emit is not None else None,
-            ),
+                ledger=self.ledger,
+                limits=self.limits,
+                redactor=self.live.redactor,
+            )
+            raise
+        result, attempt = done.result, done.attempt
+        billed, cost = await metering.answered(
+            record,
+            result.input_tokens,
+            result.output_tokens,
+            path,
+            ledger=self.ledger,
+            limits=self.limits,
         )
-        await self._spent_unbudgeted(meter)
-        return answer
+        log_response(
+            plan.snapshot.config.debug,
+            tool=plan.tool,
+            provider=attempt.provider.name,
+            model=result.model or attempt.model,
+            outcome="ok",
+            input_tokens=billed.input_tokens,
+            output_tokens=billed.output_tokens,
+            elapsed_ms=(time.monotonic() - done.sent_at) * 1000,
+        )
+        return {
+            # a stream's text went out in its chunks; it does not cross the socket twice
+            "text": result.text if emitter is None else "",
+            "provider": attempt.provider.name,
+            "model": result.model or attempt.model,
+            "fallback_path": path,
+            "usage": {
+                "input_tokens": billed.input_tokens,
+                "output_tokens": billed.output_tokens,
+                **({"estimated": True} if billed.estimated else {}),
+                **({"clamped": True} if billed.clamped else {}),
+            },
+            "cost_usd": cost,
+            "latency_ms": round((time.monotonic() - started) * 1000, 3),
+            "finish_reason": result.finish_reason,
+            "tool_calls": result.tool_calls,
+        }
 
     async def _hold(
         self,
@@ -200,189 +212,6 @@ class Router:
 
     async def _ending(self, meter: CallMeter, path: list[Step], work: Awaitable[T]) -> T:
         return await metered(meter, path, work, self.live.redactor)
-
-    async def _complete_chain(
-        self,
-        snapshot: Snapshot,
-        tool: ToolConfig | None,
-        params: dict[str, Any],
-        attempts: list[Attempt],
-        payload: dict[str, Any],
-        started: float,
-        path: list[Step],
-        meter: CallMeter,
-        emitter: Emitter | None,
-    ) -> dict[str, Any]:
-        """Walk the chain; return the answer (its ending recorded) or raise the error."""
-        limits = snapshot.config.hub_limits
-        deadline = started + call_budget(tool, [a.provider for a in attempts], limits, "llm")
-        temperature = planning.temperature_of(tool, params)
-        last: tuple[Attempt, ProviderFailure] | None = None
-        rate_refusal: RateLimited | None = None
-        for index, attempt in enumerate(attempts):
-            model_config = snapshot.config.models.get(attempt.model)
-            if model_config is not None:
-                try:
-                    await admit_model(self.limits, attempt.model, model_config)
-                except RateLimited as refusal:
-                    path.append({"provider": attempt.provider.name, "error": refusal.message})
-                    rate_refusal = refusal
-                    continue
-            request = ChatRequest(
-                model=attempt.model,
-                messages=payload["messages"],
-                system=payload["system"],
-                max_tokens=planning.max_tokens_for(params, tool, model_config),
-                temperature=temperature,
-                tools=params.get("tools"),
-                tool_choice=params.get("tool_choice"),
-                response_format=params.get("response_format"),
-            )
-            meter.begin(
-                attempt.provider.name,
-                attempt.model,
-                model_config,
-                input_token_bound(payload, model_config),
-                request.max_tokens,
-            )
-            debug, sent_at = snapshot.config.debug, time.monotonic()
-            log_request(
-                debug,
-                tool=meter.tool,
-                provider=attempt.provider.name,
-                model=attempt.model,
-                input_bound=input_token_bound(payload, model_config),
-                stream=emitter is not None,
-            )
-            try:
-                result = await self._chat_with_retry(
-                    snapshot,
-                    attempt,
-                    request,
-                    deadline,
-                    emitter,
-                    meter,
-                    is_last=index == len(attempts) - 1,
-                )
-            except ProviderFailure as failure:
-                log_response(
-                    debug,
-                    tool=meter.tool,
-                    provider=attempt.provider.name,
-                    model=attempt.model,
-                    outcome=f"failed:{failure.kind}:{failure.status or '-'}",
-                    elapsed_ms=(time.monotonic() - sent_at) * 1000,
-                )
-                path.append({"provider": attempt.provider.name, "error": self._describe(failure)})
-                last = (attempt, failure)
-                if not planning.may_move_on(failure, chunks_sent(emitter)):
-                    break
-                continue
-            billed = meter.succeed(result.input_tokens, result.output_tokens, path)
-            log_response(
-                debug,
-                tool=meter.tool,
-                provider=attempt.provider.name,
-                model=result.model or attempt.model,
-                outcome="ok",
-                input_tokens=billed.input_tokens,
-                output_tokens=billed.output_tokens,
-                elapsed_ms=(time.monotonic() - sent_at) * 1000,
-            )
-            return {
-                # a stream's text went out in its chunks; it does not cross the socket twice
-                "text": result.text if emitter is None else "",
-                "provider": attempt.provider.name,
-                "model": result.model or attempt.model,
-                "fallback_path": path,
-                "usage": usage_of(billed),
-                "cost_usd": meter.cost,
-                "latency_ms": round((time.monotonic() - started) * 1000, 3),
-                "finish_reason": result.finish_reason,
-                "tool_calls": result.tool_calls,
-            }
-        if last is None and rate_refusal is not None:
-            raise rate_refusal
-        raise self._final_error(path, last, chunks_sent(emitter))
-
-    async def _chat_with_retry(
-        self,
-        snapshot: Snapshot,
-        attempt: Attempt,
-        request: ChatRequest,
-        deadline: float,
-        emitter: Emitter | None,
-        meter: CallMeter,
-        *,
-        is_last: bool,
-    ) -> ChatResult:
-        """One provider, asked again on a retryable failure (`guardian.calls.retries`)."""
-        return await with_retries(
-            lambda: self._chat(snapshot, attempt, request, deadline, emitter, meter),
-            name=attempt.provider.name,
-            describe=self._describe,
-            limits=snapshot.config.hub_limits,
-            deadline=deadline,
-            is_last=is_last,
-            streamed=lambda: bool(chunks_sent(emitter)),
-        )
-
-    async def _chat(
-        self,
-        snapshot: Snapshot,
-        attempt: Attempt,
-        request: ChatRequest,
-        deadline: float,
-        emitter: Emitter | None,
-        meter: CallMeter,
-    ) -> ChatResult:
-        provider = attempt.provider
-        if not attempt.model:
-            raise ProviderFailure("config", "no model: set default_model for this provider")
-        adapter = llm_adapter(provider)
-        started_at = time.monotonic()
-        loop_deadline = asyncio.get_running_loop().time() + (deadline - started_at)
-
-        async def send(key: str | None, timeout: float) -> ChatResult:
-            call = adapter.chat(key, request, stream=emitter is not None)
-            meter.sending()
-            try:
-                if emitter is None:
-                    body = await self.outbound.json(
-                        provider.name, call, timeout=timeout, max_bytes=DEFAULT_MAX_RESPONSE_BYTES
-                    )
-                    meter.answered()
-                    result = adapter.parse_chat(body)
-                    meter.text(reply_text(result))
-                    return result
-                # The call's budget bounds a whole stream, or a provider that trickles (each
-                # event inside `timeout`) would hold the call forever.
-                with translated(deadline - started_at):
-                    async with (
-                        asyncio.timeout_at(loop_deadline),
-                        self.outbound.stream(
-                            provider.name,
-                            call,
-                            timeout=timeout,
-                            max_bytes=DEFAULT_MAX_RESPONSE_BYTES,
-                        ) as chunks,
-                    ):
-                        return await read_stream(chunks, adapter, emitter, meter)
-            except ProviderFailure as failure:
-                # refused with a status, or never reached: nothing was consumed
-                if meter.in_flight and failure.kind in ("status", "connection"):
-                    meter.answered()
-                raise
-
-        # Once text has reached the caller, another key would repeat it: no retry then.
-        cap = snapshot.config.hub_limits.max_parallel_requests
-        return await self.keys.call(
-            snapshot.secrets,
-            provider,
-            deadline,
-            self.slots.slotted(provider.name, cap, send),
-            may_retry=lambda: not chunks_sent(emitter),
-        )
 
     # embeddings ----------------------------------------------------------------------------
     async def embed(self, params: dict[str, Any], principal: Principal) -> dict[str, Any]:

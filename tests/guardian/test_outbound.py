@@ -199,12 +199,12 @@ def test_decoder_refuses_what_it_cannot_decode(encoding: str, body: bytes) -> No
 
 
 async def test_outbound_decodes_gzip_plain_and_streamed() -> None:
-    from guardian.calls.outbound import Outbound
+    from guardian.calls.outbound import HttpOutbound
     from guardian.providers.types import HttpCall
     from tests.fakes.providers import FakeOpenAI
 
     fake = FakeOpenAI(name="openai", compression="gzip").start()
-    outbound = Outbound()
+    outbound = HttpOutbound()
     try:
         call = HttpCall(
             method="POST",
