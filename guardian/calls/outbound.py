@@ -75,7 +75,7 @@ def _error_text(body: bytes) -> str:
     return body.decode("utf-8", errors="replace").strip()
 
 
-def _status_failure(status: int, headers: Mapping[str, str], body: bytes) -> ProviderFailure:
+def status_failure(status: int, headers: Mapping[str, str], body: bytes) -> ProviderFailure:
     text = _error_text(body)
     return ProviderFailure(
         "status",
@@ -160,7 +160,7 @@ class HttpOutbound:
                 finally:
                     response.release()
         if response.status >= 400:
-            raise _status_failure(response.status, response.headers, body)
+            raise status_failure(response.status, response.headers, body)
         try:
             return json.loads(body)
         except ValueError:
@@ -185,7 +185,7 @@ class HttpOutbound:
                 with translated(timeout):
                     async with asyncio.timeout(timeout):
                         body = await self._read_capped(response, 64 * 1024)
-                raise _status_failure(response.status, response.headers, body)
+                raise status_failure(response.status, response.headers, body)
             if "text/event-stream" not in response.headers.get("content-type", ""):
                 raise ProviderFailure("malformed", "malformed reply: a stream that is not SSE")
             yield self._chunks(response, timeout, max_bytes)
