@@ -1,6 +1,6 @@
 """Sealed provider calls: the one door the RPC handlers use.
 
-A completion goes straight through three stages: `guardian.calls.plan` (a frozen plan, its
+A completion goes straight through three stages: `guardian.calls.planning` (a frozen plan, its
 worst case held), `guardian.calls.run` (the plan's attempts through the declared stack of
 layers: retry, key rotation, provider slots, outbound) and `guardian.calls.metering` (the
 one ledger row every call writes however it ends, read from what the layers observed).
@@ -26,8 +26,7 @@ from guardian.calls.keys import KeyRotation
 from guardian.calls.metering import CallMeter, metered, usage_of
 from guardian.calls.outbound import DEFAULT_MAX_RESPONSE_BYTES, Outbound
 from guardian.calls.outcomes import Step
-from guardian.calls.plan import plan_completion
-from guardian.calls.planning import Attempt
+from guardian.calls.planning import Attempt, plan_completion
 from guardian.calls.provider_slots import ProviderSlots
 from guardian.calls.record import CallRecord
 from guardian.calls.retries import Retry, with_retries

@@ -20,7 +20,7 @@ from guardian.calls.exchange import Exchange
 from guardian.calls.job import Job, Layer, Send
 from guardian.calls.model_rates import admit_model
 from guardian.calls.outcomes import Step, final_error, may_move_on
-from guardian.calls.plan import Plan, PlannedAttempt
+from guardian.calls.planning import Plan, PlannedAttempt
 from guardian.calls.record import CallRecord, Observed
 from guardian.calls.streaming import Emitter
 from guardian.limits import Limits
