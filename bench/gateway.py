@@ -26,7 +26,7 @@ from bench.common import (
     percentile,
     print_rows,
 )
-from guardian.outbound import Outbound
+from guardian.calls.outbound import HttpOutbound
 from guardian.providers.adapters import OpenAIAdapter
 from guardian.providers.types import ChatRequest
 from protocol.pyfun import ProviderConfig
@@ -61,7 +61,7 @@ async def transports(base: str, calls: int) -> list[Row]:
         None, ChatRequest(model="m", messages=[{"role": "user", "content": "hi"}]), stream=False
     )
     rows = []
-    outbound = Outbound()
+    outbound = HttpOutbound()
 
     async def shipped() -> object:
         return await outbound.json("fake", call, timeout=10, max_bytes=1 << 20)
@@ -72,7 +72,7 @@ async def transports(base: str, calls: int) -> list[Row]:
             await measure("guardian Outbound (aiohttp, shipped)", shipped, concurrency, calls)
         )
     await outbound.aclose()
-    # For scale, the clients ECOSYSTEM.md lists that guardian/outbound.py does not ship.
+    # For scale, the clients ECOSYSTEM.md lists that guardian/calls/outbound.py does not ship.
     import httpx2
 
     url = f"{base}/chat/completions"
@@ -148,7 +148,7 @@ async def run(calls: int) -> None:
     print(machine_line())
     with FakeProcess() as fake:
         floor = await direct(fake.base, calls)
-        print("\nOutbound HTTP transports (guardian/outbound.py) against the fake:")
+        print("\nOutbound HTTP transports (guardian/calls/outbound.py) against the fake:")
         print_rows(await transports(fake.base, calls))
         stack = Stack(config_text=stack_config(fake.base))
         try:

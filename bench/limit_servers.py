@@ -6,9 +6,9 @@
 `bare` is a plain ASGI app on hypercorn (uvloop), answering `POST /v1/chat/completions` with
 the JSON the fake provider answers: the HTTP server's own ceiling. `fastmcp` is one fastmcp 4
 process on hypercorn serving an `llm_complete(prompt)` tool at `/mcp` that relays to the fake
-with the guardian's own outbound client (`guardian.outbound.Outbound`): MCP with no privilege
-split, no auth, no RPC. Each prints its port on the first line and serves on 127.0.0.1 until
-stopped.
+with the guardian's own outbound client (`guardian.calls.outbound.HttpOutbound`): MCP with no
+privilege split, no auth, no RPC. Each prints its port on the first line and serves on
+127.0.0.1 until stopped.
 """
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ def fastmcp_app(upstream: str) -> Any:
     from starlette.applications import Starlette
     from starlette.routing import Mount
 
-    from guardian.outbound import DEFAULT_MAX_RESPONSE_BYTES, Outbound
+    from guardian.calls.outbound import DEFAULT_MAX_RESPONSE_BYTES, HttpOutbound
     from guardian.providers.adapters import OpenAIAdapter
     from guardian.providers.types import ChatRequest
     from protocol.pyfun import ProviderConfig
@@ -84,7 +84,7 @@ def fastmcp_app(upstream: str) -> Any:
         name="fake", kind="llm", api="openai", base_url=upstream, env_keys=(), requires_key=False
     )
     adapter = OpenAIAdapter(provider)
-    outbound = Outbound()
+    outbound = HttpOutbound()
     mcp = FastMCP("limit")
 
     @mcp.tool

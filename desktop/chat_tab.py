@@ -30,13 +30,13 @@ from PySide6.QtWidgets import (
 )
 
 from desktop import attachments as files
+from desktop import bounds
 from desktop.errors import HubError
 from desktop.hub import Answer, Cancel, HubClient, HubInfo
 from desktop.render import chat_markdown, tool_result_markdown
 from desktop.store import Chat, ChatStore, Message, Settings
 from desktop.widgets import StatusLine
 from desktop.workers import Runner
-from guardian import costs
 
 AUTO = ""  # the hub's choice
 DEFAULT_MODEL = "(default)"  # the tool's or provider's own model
@@ -536,7 +536,7 @@ class ChatTab(QWidget):
 
     def _stopped_bound(self, text: str) -> dict[str, Any]:
         """What a stopped stream can have cost at most, bounded as the hub bounds what it
-        bills (`guardian.costs`: a token per byte of the request and of the text that
+        bills (`desktop.bounds`: a token per byte of the request and of the text that
         arrived), at the model's prices; nothing where the hub lists no price."""
         if self.stream_request is None or self.info is None:
             return {}
@@ -545,8 +545,8 @@ class ChatTab(QWidget):
         price = self.info.prices.get(name)
         if price is None:
             return {}
-        input_bound = costs.input_token_bound({"model": name, "messages": messages})
-        output_bound = costs.text_token_bound(text)
+        input_bound = bounds.input_token_bound({"model": name, "messages": messages})
+        output_bound = bounds.text_token_bound(text)
         bound = (input_bound * price[0] + output_bound * price[1]) / 1_000_000
         return {
             "model": name,

@@ -29,6 +29,9 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from guardian import logs, protections
+from guardian.calls.keys import KeyRotation
+from guardian.calls.outbound import HttpOutbound
+from guardian.calls.router import Router
 from guardian.dbquery import QueryRunners
 from guardian.identity.accounts import Accounts
 from guardian.identity.cache import PrincipalCache
@@ -36,14 +39,11 @@ from guardian.identity.credentials import Credentials
 from guardian.identity.passwords import Passwords
 from guardian.identity.sessions import Sessions
 from guardian.identity.tokens import Tokens
-from guardian.keys import KeyRotation
 from guardian.ledger import UsageLedger
 from guardian.limits import Limits, replica_name
 from guardian.liveconfig import LiveConfig, build_snapshot, read_config
 from guardian.oauth.service import OAuthService
-from guardian.outbound import Outbound
 from guardian.redact import Redactor
-from guardian.router import Router
 from guardian.sandboxes import SandboxLinks
 from guardian.secretstore import SecretStore, find_master_key
 from guardian.server import GuardianServer
@@ -214,7 +214,7 @@ class Guardian:
         ledger), then the connections (providers, db_query, storage)."""
         queries = QueryRunners()  # follows DB_QUERY_URL across reloads
         stack.push_async_callback(queries.close)
-        outbound = Outbound()
+        outbound = HttpOutbound()
         stack.push_async_callback(outbound.aclose)
         ledger = UsageLedger(storage)
         stack.push_async_callback(ledger.close)

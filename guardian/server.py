@@ -28,9 +28,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from guardian.calls.metering import LINK_LOST, SHUTDOWN
 from guardian.dispatch import NOTIFICATIONS, PERMITS, Permit, Phase
 from guardian.handlers import CallContext, Emit
-from guardian.metering import LINK_LOST, SHUTDOWN
 from guardian.services import Services
 from guardian.storage.base import StorageError
 from protocol.channel import SocketChannel

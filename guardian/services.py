@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from guardian.calls.router import Router
 from guardian.dbquery import QueryRunners
 from guardian.identity.accounts import Accounts
 from guardian.identity.credentials import Credentials
@@ -22,7 +23,6 @@ from guardian.ledger import UsageLedger
 from guardian.limits import Limits
 from guardian.liveconfig import LiveConfig
 from guardian.oauth.service import OAuthService
-from guardian.router import Router
 from guardian.sandboxes import SandboxLinks
 from guardian.secretstore import SecretStore
 from guardian.storage import Storage

@@ -29,6 +29,7 @@ UNIT_PATHS = (
     "guardian",
     "sandbox",
     "fakes",
+    "supervise",
     "test_import_boundary.py",
     "test_layers.py",
 )
@@ -47,6 +48,7 @@ E2E_TESTS = frozenset(
         "guardian/test_secretstore.py::test_set_activates_delete_deactivates_and_values_never_show",
         "guardian/test_secretstore.py::test_no_master_key_disables_the_store_and_says_why",
         "sandbox/test_selfsandbox.py",
+        "sandbox/test_startup.py",
     }
 )
 #: A parameter that selects a backend needing a server makes that case e2e.

@@ -11,7 +11,7 @@ any number of calls at once. `chat()` returns the whole HTTP call (URL from
 the configured `base_url`, the key in a header, never in the URL); `parse_chat()` and
 `parse_event()` read the reply, raising `ProviderFailure("malformed")` for anything that does
 not have the documented shape. Usage figures are passed on as reported, None when missing or
-not a whole number: the router bounds them or counts itself (`guardian.usage_figures`).
+not a whole number: the router bounds them or counts itself (`guardian.calls.usage_figures`).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import quote
 
+from guardian.calls.usage_figures import reported_count
 from guardian.providers import images
 from guardian.providers.types import (
     ChatRequest,
@@ -32,7 +33,6 @@ from guardian.providers.types import (
     StreamState,
     malformed,
 )
-from guardian.usage_figures import reported_count
 from protocol.errors import InvalidParams
 from protocol.pyfun import ProviderConfig
 
@@ -52,6 +52,8 @@ _FINISH = {
 
 class LLMAdapter(Protocol):
     def chat(self, key: str | None, request: ChatRequest, *, stream: bool) -> HttpCall: ...
+
+    def auth(self, key: str | None) -> dict[str, str]: ...
 
     def parse_chat(self, body: Any) -> ChatResult: ...
 
@@ -258,15 +260,19 @@ class AnthropicAdapter:
             )
         if stream:
             body["stream"] = True
-        auth = {"anthropic-version": self.provider.api_version_header or ANTHROPIC_VERSION}
-        if key:
-            auth["x-api-key"] = key
         return HttpCall(
             method="POST",
             url=f"{self.provider.base_url}/messages",
-            headers=_headers(self.provider, auth),
+            headers=_headers(self.provider, self.auth(key)),
             json=body,
         )
+
+    def auth(self, key: str | None) -> dict[str, str]:
+        """The headers that carry `key` (and the API version, which every request carries)."""
+        auth = {"anthropic-version": self.provider.api_version_header or ANTHROPIC_VERSION}
+        if key:
+            auth["x-api-key"] = key
+        return auth
 
     def parse_chat(self, body: Any) -> ChatResult:
         content = _get(body, "content")
@@ -440,10 +446,13 @@ class GeminiAdapter:
         return HttpCall(
             method="POST",
             url=f"{self.provider.base_url}/models/{quote(model, safe='')}:{operation}",
-            headers=_headers(self.provider, {"x-goog-api-key": key} if key else {}),
+            headers=_headers(self.provider, self.auth(key)),
             json=body,
             params={"alt": "sse"} if stream else None,
         )
+
+    def auth(self, key: str | None) -> dict[str, str]:
+        return {"x-goog-api-key": key} if key else {}
 
     def _delta(self, body: Any, stream: StreamState) -> StreamDelta:
         candidate = _get(body, "candidates", 0)
@@ -527,9 +536,12 @@ class OpenAIAdapter:
         return HttpCall(
             method="POST",
             url=f"{self.provider.base_url}/chat/completions",
-            headers=_headers(self.provider, {"authorization": f"Bearer {key}"} if key else {}),
+            headers=_headers(self.provider, self.auth(key)),
             json=body,
         )
+
+    def auth(self, key: str | None) -> dict[str, str]:
+        return {"authorization": f"Bearer {key}"} if key else {}
 
     def parse_chat(self, body: Any) -> ChatResult:
         choice = _get(body, "choices", 0)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json as json_module
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -81,6 +83,18 @@ class HttpCall:
     headers: dict[str, str]
     json: Any = None
     params: dict[str, str] | None = None
+    #: `json` already encoded, so that retries and other keys send the same bytes
+    body: bytes | None = None
+
+    def encoded(self) -> HttpCall:
+        """This call with its JSON body encoded, once (the bytes every try sends)."""
+        if self.json is None:
+            return self
+        return dataclasses.replace(self, json=None, body=json_module.dumps(self.json).encode())
+
+    def keyed(self, auth: dict[str, str]) -> HttpCall:
+        """This call with a key's headers added (the same body)."""
+        return dataclasses.replace(self, headers={**self.headers, **auth}) if auth else self
 
 
 class ProviderFailure(Exception):

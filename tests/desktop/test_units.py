@@ -14,7 +14,7 @@ import openpyxl
 import pytest
 from keyring.backend import KeyringBackend
 
-from desktop import attachments
+from desktop import attachments, bounds
 from desktop.credentials import SERVICE, CredentialVault
 from desktop.errors import (
     BudgetSpent,
@@ -268,3 +268,20 @@ def test_a_stopped_answer_says_what_it_can_have_cost() -> None:
     assert "at most $0.001200" in line and "≤ 90 in" in line
     assert "cost not reported" in meta_line({"stopped": True})
     assert "at most" not in meta_line({"stopped": True, "cost_usd": 0.5})
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"model": "m", "messages": [{"role": "user", "content": "Hi"}]},
+        {"model": "é", "messages": [{"role": "user", "content": "日本語 " * 50}]},
+        {},
+    ],
+)
+def test_the_stopped_bound_is_the_hubs_bound(payload: dict[str, Any]) -> None:
+    """The desktop ships without the server, so it keeps its own copy of the hub's rule."""
+    from guardian.calls import costs
+
+    assert bounds.input_token_bound(payload) == costs.input_token_bound(payload)
+    for text in ("", "plain", "ünïcødé ✓"):
+        assert bounds.text_token_bound(text) == costs.text_token_bound(text)

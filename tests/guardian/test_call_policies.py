@@ -11,15 +11,15 @@ from typing import Any, cast
 
 import pytest
 
-from guardian.call_budget import MAX_BUDGET_S, call_budget
 from guardian.call_log import log_request, log_response
+from guardian.calls.call_budget import MAX_BUDGET_S, call_budget
+from guardian.calls.model_rates import admit_model
+from guardian.calls.provider_slots import ProviderSlots
+from guardian.calls.retries import retry_wait, retryable, with_retries
 from guardian.limits import Limits
 from guardian.model_info import model_entry
-from guardian.model_rates import admit_model
-from guardian.provider_slots import ProviderSlots
 from guardian.providers.search import result_count
 from guardian.providers.types import ProviderFailure
-from guardian.retries import retry_wait, retryable, with_retries
 from protocol.errors import RateLimited
 from protocol.pyfun import (
     DebugConfig,

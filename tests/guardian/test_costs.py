@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from guardian.costs import (
+from guardian.calls.costs import (
     DEFAULT_MAX_TOKENS,
     FRAMING_TOKENS,
     cost_usd,
@@ -18,9 +18,9 @@ from guardian.costs import (
     request_bytes,
     text_token_bound,
 )
+from guardian.calls.metering import LINK_LOST, SHUTDOWN, CallMeter, cancel_reason, metered
 from guardian.ledger import UsageLedger
 from guardian.limits import Limits
-from guardian.metering import LINK_LOST, SHUTDOWN, CallMeter, cancel_reason, metered
 from guardian.redact import Redactor
 from guardian.storage.base import Reservation
 from protocol.errors import BudgetExceeded, ConnectionLost, ProviderError

@@ -10,8 +10,8 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 
-from guardian.keys import KeyRing
-from guardian.outbound import retry_after_seconds, translated
+from guardian.calls.keys import KeyRing
+from guardian.calls.outbound import retry_after_seconds, translated
 from guardian.providers.adapters import AnthropicAdapter, GeminiAdapter, OpenAIAdapter
 from guardian.providers.search import BraveAdapter, TavilyAdapter
 from guardian.providers.sse import events
@@ -199,12 +199,12 @@ def test_decoder_refuses_what_it_cannot_decode(encoding: str, body: bytes) -> No
 
 
 async def test_outbound_decodes_gzip_plain_and_streamed() -> None:
-    from guardian.outbound import Outbound
+    from guardian.calls.outbound import HttpOutbound
     from guardian.providers.types import HttpCall
     from tests.fakes.providers import FakeOpenAI
 
     fake = FakeOpenAI(name="openai", compression="gzip").start()
-    outbound = Outbound()
+    outbound = HttpOutbound()
     try:
         call = HttpCall(
             method="POST",

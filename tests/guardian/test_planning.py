@@ -10,9 +10,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from guardian import planning
-from guardian.keys import FAILING_FOR_S, KeyRing, KeyRotation
-from guardian.planning import Attempt, Step
+from guardian.calls import planning
+from guardian.calls.keys import FAILING_FOR_S, KeyRing, KeyRotation
+from guardian.calls.planning import Attempt, Step
 from guardian.providers.types import ProviderFailure
 from guardian.secrets import Secret, Secrets
 from guardian.snapshot import Snapshot

@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from guardian.costs import text_token_bound
-from guardian.metering import CallMeter
-from guardian.usage_figures import Billed, at_most, bill, cut_short, reported_count
+from guardian.calls.costs import text_token_bound
+from guardian.calls.metering import CallMeter
+from guardian.calls.usage_figures import Billed, at_most, bill, cut_short, reported_count
 from protocol.pyfun import ModelConfig
 
 

@@ -18,9 +18,9 @@ from typing import Any
 
 import pytest
 
+from guardian.calls.retries import with_retries
 from guardian.providers.types import ProviderFailure
 from guardian.redact import REPLACEMENT, Redactor
-from guardian.retries import with_retries
 from guardian.tasks import TaskSet
 from protocol.pyfun import HubLimitsConfig
 from tests.fakes.base import Behaviour

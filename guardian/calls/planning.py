@@ -1,4 +1,4 @@
-"""Where a sealed call may go: pure functions over a configuration snapshot.
+"""The plan stage of a sealed call: where it may go, decided once, frozen into a `Plan`.
 
 Where a call goes is decided here from guardian configuration only (ARCHITECTURE.md 4.3):
 the sandbox names a tool, and may name a provider or a model; the guardian checks both. The
@@ -8,29 +8,33 @@ provider; the others use their own default model. The chain moves on after a tim
 connection error, 401, 403, 408, 429 or 5xx, and stops at once on any other 4xx: the request
 itself was refused. A stream falls back only before its first chunk has been passed on.
 
-Nothing here does I/O or keeps state, so every rule is tested in-process
-(`tests/guardian/test_planning.py`); `guardian.router` runs the plans.
+The rules are pure functions over a configuration snapshot, tested in-process
+(`tests/guardian/test_planning.py`). `plan_completion` applies them once per call and
+freezes the answer: the priced attempts in order, each with the provider request it sends,
+the deadline, and the steps skipped on the way (inactive providers, the role's refusals);
+its only I/O is the admission it is given and the hold of the worst case against the
+principal's budget, both before anything leaves. `guardian.calls.run` runs the plan; what a
+failure means for the chain is `guardian.calls.outcomes`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from guardian import policy
-from guardian.costs import output_token_bound
-from guardian.providers.types import ProviderFailure
+from guardian.auth import Principal
+from guardian.calls.call_budget import call_budget
+from guardian.calls.costs import input_bound_of, max_cost_usd, output_token_bound, request_bytes
+from guardian.calls.outcomes import Step
+from guardian.calls.outcomes import final_error as final_error
+from guardian.calls.outcomes import may_move_on as may_move_on
+from guardian.limits import Limits
+from guardian.providers.types import ChatRequest
 from guardian.snapshot import Snapshot
-from protocol.errors import (
-    Forbidden,
-    InvalidParams,
-    NotFound,
-    ProviderError,
-    RPCError,
-    Timeout,
-    Unavailable,
-)
+from guardian.storage.base import Reservation
+from protocol.errors import Forbidden, InvalidParams, NotFound, Unavailable
 from protocol.pyfun import ModelConfig, ProviderConfig, RoleConfig, ToolConfig
 
 #: What each built-in tool may call; a built-in not listed makes no provider call at all.
@@ -42,8 +46,7 @@ BUILTIN_KINDS = {
     "get_model_info": "",
     "db_query": "",
 }
-#: One step of a call's fallback path as callers see it: {"provider", "error"}.
-Step = dict[str, str]
+A = TypeVar("A")
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,7 +245,7 @@ def max_tokens_for(
     return output_token_bound(params.get("max_tokens"), tool.max_tokens if tool else None, model)
 
 
-def worst_case(priced: list[tuple[float | None, Attempt]]) -> tuple[float, Attempt]:
+def worst_case(priced: Sequence[tuple[float | None, A]]) -> tuple[float, A]:
     """The attempt whose bound cost is highest (the last of equals): what a budget holds."""
     worst, worst_attempt = 0.0, priced[0][1]
     for amount, attempt in priced:
@@ -251,38 +254,120 @@ def worst_case(priced: list[tuple[float | None, Attempt]]) -> tuple[float, Attem
     return worst, worst_attempt
 
 
-def may_move_on(failure: ProviderFailure, chunks_sent: int) -> bool:
-    """After this failure, may the call try the next provider of its chain?"""
-    return failure.falls_back and not chunks_sent
+# the plan ------------------------------------------------------------------------------------
+Admit = Callable[[Principal, str], Awaitable[None]]
 
 
-def final_error(
-    path: list[Step],
-    last: tuple[Attempt, ProviderFailure] | None,
-    chunks_sent: int,
-    describe: str,
-) -> RPCError:
-    """The one error a caller gets when no attempt answered; `describe` is the last
-    failure, already redacted."""
-    tried = "; ".join(f"{step['provider']}: {step['error']}" for step in path)
-    data: dict[str, Any] = {"fallback_path": path}
-    if last is None:
-        return Unavailable(f"no provider could be tried ({tried})", data)
-    attempt, failure = last
-    data["provider"] = attempt.provider.name
-    data["status"] = failure.status
-    if chunks_sent:
-        return ProviderError(
-            f"the stream from {attempt.provider.name} broke after {chunks_sent} chunks: {describe}",
-            data,
+@dataclass(frozen=True, slots=True)
+class PlannedAttempt:
+    """One provider of the chain, with the request it is sent and what that may cost."""
+
+    provider: ProviderConfig
+    model: str
+    model_config: ModelConfig | None
+    request: ChatRequest
+    input_bound: int  # the most input tokens the request can be (`guardian.calls.costs`)
+    max_cost_usd: float | None  # None when the model has no prices
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    snapshot: Snapshot
+    tool: str
+    attempts: tuple[PlannedAttempt, ...]
+    skipped: tuple[Step, ...]  # the fallback path as planning left it
+    started: float  # time.monotonic() when the call arrived
+    deadline: float  # time.monotonic() by which every attempt, retry included, has ended
+    stream: bool
+    reservation: Reservation
+
+
+async def plan_completion(
+    snapshot: Snapshot,
+    principal: Principal,
+    params: Mapping[str, Any],
+    *,
+    admit: Admit,
+    limits: Limits,
+    started: float,
+    stream: bool,
+) -> Plan:
+    """The plan of one completion, its worst case held; raises the caller's error (unknown
+    tool, refused provider, bad messages, over budget) before anything is sent."""
+    tool_name = params["tool"]
+    tool = tool_for(snapshot, tool_name, "llm")
+    await admit(principal, tool_name)
+    messages = messages_of(params)
+    path: list[Step] = []
+    chain = allowed_attempts(
+        principal.role,
+        plan_llm(snapshot, tool, params, path),
+        bool(params.get("provider") or params.get("model")),
+        snapshot,
+        path,
+    )
+    system = system_prompt(tool, params)
+    # what the input tokens are bounded from: everything of the request that is sent,
+    # measured once for every attempt
+    size = request_bytes(
+        {
+            "messages": messages,
+            "system": system,
+            **{
+                key: params[key]
+                for key in ("tools", "tool_choice", "response_format")
+                if params.get(key) is not None
+            },
+        }
+    )
+    temperature = temperature_of(tool, params)
+    attempts = []
+    for attempt in chain:
+        model = snapshot.config.models.get(attempt.model)
+        bound = input_bound_of(size, model)
+        request = ChatRequest(
+            model=attempt.model,
+            messages=messages,
+            system=system,
+            max_tokens=max_tokens_for(params, tool, model),
+            temperature=temperature,
+            tools=params.get("tools"),
+            tool_choice=params.get("tool_choice"),
+            response_format=params.get("response_format"),
         )
-    if not failure.falls_back:
-        return ProviderError(
-            f"{attempt.provider.name} refused the request ({describe});"
-            " not retried elsewhere, since the request itself was refused",
-            data,
+        attempts.append(
+            PlannedAttempt(
+                attempt.provider,
+                attempt.model,
+                model,
+                request,
+                bound,
+                max_cost_usd(model, bound, request.max_tokens),
+            )
         )
-    tried_failures = [step for step in path if not step["error"].startswith("skipped")]
-    if tried_failures and all(step["error"].startswith("timed out") for step in tried_failures):
-        return Timeout(f"every provider timed out ({tried})", data)
-    return ProviderError(f"every provider failed ({tried})", data)
+    limits_config = snapshot.config.hub_limits
+    budget_s = call_budget(tool, [a.provider for a in chain], limits_config, "llm")
+    worst, most = worst_case([(a.max_cost_usd, a) for a in attempts])
+    # Recorded in storage before anything leaves, so that it survives a SIGKILL of the
+    # guardian; for a principal with a budget, the most the call can cost is held against it.
+    reservation = await limits.reserve(
+        principal.name,
+        principal.role.monthly_budget_usd,
+        worst,
+        user_id=principal.user_id,
+        tool=tool_name,
+        provider=most.provider.name,
+        model=most.model,
+        input_tokens=most.input_bound,
+        output_tokens=most.request.max_tokens,
+    )
+    return Plan(
+        snapshot=snapshot,
+        tool=tool_name,
+        attempts=tuple(attempts),
+        skipped=tuple(path),
+        started=started,
+        deadline=started + budget_s,
+        stream=stream,
+        reservation=reservation,
+    )

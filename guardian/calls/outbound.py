@@ -6,6 +6,10 @@ bench/RESULTS.md), httpx's default transport collapses under concurrency and htt
 `httpx-aiohttp` transport runs two stacks per call for no gain over aiohttp itself.
 Environment proxies are ignored: where a sealed call goes is decided by `.pyfun` alone.
 Bodies are read raw and decoded here (`Decoder`), so a cap holds on the decoded size.
+
+`Outbound` is the interface the call path sends through; `HttpOutbound` is the real one,
+and `guardian.calls.memory_outbound.MemoryOutbound` answers from a script in memory, so the
+whole fallback, retry, key and budget matrix runs as unit tests that open no socket.
 """
 
 from __future__ import annotations
@@ -16,7 +20,8 @@ import email.utils
 import json
 import time
 from collections.abc import AsyncIterator, Mapping
-from typing import Any
+from contextlib import AbstractAsyncContextManager
+from typing import Any, Protocol
 
 import aiohttp
 
@@ -70,7 +75,7 @@ def _error_text(body: bytes) -> str:
     return body.decode("utf-8", errors="replace").strip()
 
 
-def _status_failure(status: int, headers: Mapping[str, str], body: bytes) -> ProviderFailure:
+def status_failure(status: int, headers: Mapping[str, str], body: bytes) -> ProviderFailure:
     text = _error_text(body)
     return ProviderFailure(
         "status",
@@ -91,7 +96,21 @@ def translated(timeout: float) -> Any:
         raise ProviderFailure("connection", f"connection failed ({type(exc).__name__})") from None
 
 
-class Outbound:
+class Outbound(Protocol):
+    """Where a provider call goes out: a JSON reply, or a stream of body chunks."""
+
+    async def json(
+        self, provider: str, call: HttpCall, *, timeout: float, max_bytes: int
+    ) -> Any: ...
+
+    def stream(
+        self, provider: str, call: HttpCall, *, timeout: float, max_bytes: int
+    ) -> AbstractAsyncContextManager[AsyncIterator[bytes]]: ...
+
+    async def aclose(self) -> None: ...
+
+
+class HttpOutbound:
     """The pooled HTTP clients, one per provider name."""
 
     def __init__(self) -> None:
@@ -110,7 +129,7 @@ class Outbound:
 
     async def _send(self, provider: str, call: HttpCall) -> aiohttp.ClientResponse:
         """Send `call` on the provider's pooled client; the body is left to the caller."""
-        body = json.dumps(call.json).encode() if call.json is not None else None
+        body = call.encoded().body
         return await self._session(provider).request(
             call.method,
             call.url,
@@ -141,7 +160,7 @@ class Outbound:
                 finally:
                     response.release()
         if response.status >= 400:
-            raise _status_failure(response.status, response.headers, body)
+            raise status_failure(response.status, response.headers, body)
         try:
             return json.loads(body)
         except ValueError:
@@ -166,7 +185,7 @@ class Outbound:
                 with translated(timeout):
                     async with asyncio.timeout(timeout):
                         body = await self._read_capped(response, 64 * 1024)
-                raise _status_failure(response.status, response.headers, body)
+                raise status_failure(response.status, response.headers, body)
             if "text/event-stream" not in response.headers.get("content-type", ""):
                 raise ProviderFailure("malformed", "malformed reply: a stream that is not SSE")
             yield self._chunks(response, timeout, max_bytes)

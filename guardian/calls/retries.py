@@ -9,7 +9,8 @@ provider's Retry-After when longer; a retry whose pause would not leave a second
 call's time budget is not made, so the chain can still move on. The last provider of a chain
 may always wait out one Retry-After that fits (SealGate's behaviour before these keys).
 
-`retry_wait` is the decision, pure; `with_retries` runs it around one provider's call. The
+`retry_wait` is the decision, pure; `with_retries` runs it around one provider's call, and
+`Retry` is that as the first layer of a running call (`guardian.calls.run`). The
 failure is logged as `describe` gives it (the router's: redacted whole, then cut), never cut
 here: a cut before the log filter redacts would leave the start of an echoed key whole.
 """
@@ -22,7 +23,8 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from guardian.providers.types import ProviderFailure
+from guardian.calls.job import Job, Send
+from guardian.providers.types import ChatResult, ProviderFailure
 from protocol.pyfun import HubLimitsConfig
 
 logger = logging.getLogger("sealgate.guardian.retries")
@@ -103,3 +105,18 @@ async def with_retries(
                 retries,
             )
         await sleep(wait)
+
+
+class Retry:
+    """The layer that asks the same provider again after a retryable failure."""
+
+    async def send(self, job: Job, inner: Send) -> ChatResult:
+        return await with_retries(
+            lambda: inner(job),
+            name=job.provider.name,
+            describe=job.describe,
+            limits=job.limits,
+            deadline=job.deadline,
+            is_last=job.is_last,
+            streamed=lambda: job.streamed,
+        )

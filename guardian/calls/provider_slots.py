@@ -12,9 +12,11 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
 from typing import TypeVar
 
-from guardian.providers.types import ProviderFailure
+from guardian.calls.job import Job, Send
+from guardian.providers.types import ChatResult, ProviderFailure
 
 T = TypeVar("T")
 
@@ -49,6 +51,15 @@ class ProviderSlots:
             yield
         finally:
             semaphore.release()
+
+    async def send(self, job: Job, inner: Send) -> ChatResult:
+        """The layer: the job sent in a slot of its provider, within the job's timeout."""
+        slotted = self.slotted(
+            job.provider.name,
+            job.limits.max_parallel_requests,
+            lambda key, timeout: inner(replace(job, key=key, timeout=timeout)),
+        )
+        return await slotted(job.key, job.timeout)
 
     def slotted(
         self, provider: str, cap: int | None, send: Callable[[str | None, float], Awaitable[T]]

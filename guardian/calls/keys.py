@@ -2,17 +2,20 @@
 (401, 403, 429) is set aside for a while before the chain falls back to another provider.
 
 `KeyRing` is the pure bookkeeping of one provider's keys (tested in-process, with a clock
-passed in); `KeyRotation` runs one provider call over them."""
+passed in); `KeyRotation` runs one provider call over them, and is the key layer of a running
+call (`send`)."""
 
 from __future__ import annotations
 
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TypeVar
 
-from guardian.providers.types import ProviderFailure
+from guardian.calls.job import Job
+from guardian.calls.job import Send as Inner
+from guardian.providers.types import ChatResult, ProviderFailure
 from guardian.secrets import Secrets
 from protocol.pyfun import ProviderConfig
 
@@ -83,6 +86,17 @@ class KeyRotation:
 
     def status(self) -> dict[str, dict[str, str]]:
         return {name: ring.status() for name, ring in self._rings.items()}
+
+    async def send(self, job: Job, inner: Inner) -> ChatResult:
+        """The layer: the job with each of its provider's keys in turn (`call`). Once text
+        has reached the caller, another key would repeat it: no other key then."""
+        return await self.call(
+            job.secrets,
+            job.provider,
+            job.deadline,
+            lambda key, timeout: inner(replace(job, key=key, timeout=timeout)),
+            may_retry=lambda: not job.streamed,
+        )
 
     async def call(
         self,

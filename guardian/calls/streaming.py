@@ -1,7 +1,8 @@
 """A provider's stream read into chunks for the caller and one assembled result.
 
-The adapter turns each SSE event into a `StreamDelta`; here the deltas are metered, passed
-on as `{"text", "tool_calls"}` chunks, and folded into the `ChatResult` the call returns.
+The adapter turns each SSE event into a `StreamDelta`; here the deltas are observed in the
+attempt's record, passed on as `{"text", "tool_calls"}` chunks, and folded into the
+`ChatResult` the call returns.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-from guardian.metering import CallMeter
+from guardian.calls.record import ANSWERING, Observed
 from guardian.providers.adapters import LLMAdapter
 from guardian.providers.sse import events
 from guardian.providers.types import ChatResult, ProviderFailure, StreamState
@@ -67,7 +68,7 @@ def merge_tool_calls(calls: dict[int, dict[str, Any]], deltas: list[dict[str, An
 
 
 async def read_stream(
-    chunks: AsyncIterator[bytes], adapter: LLMAdapter, emitter: Emitter, meter: CallMeter
+    chunks: AsyncIterator[bytes], adapter: LLMAdapter, emitter: Emitter, observed: Observed
 ) -> ChatResult:
     """Read a provider's SSE body to its end (or `[DONE]`), passing text on as it comes."""
     result = ChatResult(text="", model="")
@@ -82,12 +83,14 @@ async def read_stream(
                 parsed = json.loads(data)
             except ValueError:
                 raise ProviderFailure("malformed", "stream event is not JSON") from None
-            if not meter.answering:
-                meter.streaming()
+            observed.phase = ANSWERING
             delta = adapter.parse_event(event, parsed, state)
             if delta is None:
                 continue
-            meter.usage(delta.input_tokens, delta.output_tokens)
+            if delta.input_tokens is not None:
+                observed.input_tokens = delta.input_tokens
+            if delta.output_tokens is not None:
+                observed.output_tokens = delta.output_tokens
             if delta.model:
                 result.model = delta.model
             if delta.input_tokens is not None:
@@ -100,7 +103,8 @@ async def read_stream(
                 merge_tool_calls(calls, delta.tool_calls)
             if delta.text or delta.tool_calls:
                 parts.append(delta.text)
-                meter.text(delta.text + (json.dumps(delta.tool_calls) if delta.tool_calls else ""))
+                seen = delta.text + (json.dumps(delta.tool_calls) if delta.tool_calls else "")
+                observed.text_bytes += len(seen.encode("utf-8"))
                 await emitter(delta.text, delta.tool_calls)
     except ValueError as exc:
         raise ProviderFailure("malformed", str(exc)) from None

@@ -42,7 +42,12 @@ def request_bytes(payload: Any) -> int:
 
 def input_token_bound(payload: Any, model: ModelConfig | None = None) -> int:
     """At most this many input tokens, whatever the tokenizer."""
-    bound = math.ceil(request_bytes(payload) / BYTES_PER_TOKEN) + FRAMING_TOKENS
+    return input_bound_of(request_bytes(payload), model)
+
+
+def input_bound_of(size: int, model: ModelConfig | None = None) -> int:
+    """`input_token_bound` from the request's size in bytes, measured once per call."""
+    bound = math.ceil(size / BYTES_PER_TOKEN) + FRAMING_TOKENS
     if model is not None and model.context_window:
         bound = min(bound, int(model.context_window))
     return bound
@@ -61,7 +66,12 @@ def output_token_bound(
 
 def text_token_bound(text: str) -> int:
     """At most this many tokens made `text` (output seen on a stream that did not finish)."""
-    return math.ceil(len(text.encode("utf-8")) / BYTES_PER_TOKEN)
+    return bytes_token_bound(len(text.encode("utf-8")))
+
+
+def bytes_token_bound(size: int) -> int:
+    """At most this many tokens made `size` bytes of text."""
+    return math.ceil(size / BYTES_PER_TOKEN)
 
 
 def max_cost_usd(model: ModelConfig | None, input_bound: int, max_tokens: int) -> float | None:

@@ -4,7 +4,7 @@ count itself. Pure logic, no I/O.
 A provider's reply is untrusted input. Its usage is believed only within what the request
 allows:
 
-- input: at most the request's bound (`guardian.costs.input_token_bound`: every byte sent
+- input: at most the request's bound (`guardian.calls.costs.input_token_bound`: every byte sent
   counts as a token, capped by the model's context window);
 - output: at most the call's `max_tokens`, which the provider was sent.
 
@@ -70,7 +70,7 @@ def bill(
 ) -> Billed:
     """The figures a whole reply is billed: the provider's, within the request's bounds;
     SealGate's own count where the provider gave none. `text_tokens` is the bound of what
-    came back (`guardian.costs.text_token_bound`)."""
+    came back (`guardian.calls.costs.text_token_bound`)."""
     input_bound, max_tokens = max(0, input_bound), max(0, max_tokens)
     used_in, est_in, clamp_in = _one(reported_count(reported_input), input_bound, input_bound)
     used_out, est_out, clamp_out = _one(

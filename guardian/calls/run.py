@@ -1,0 +1,129 @@
+"""The second stage of a sealed completion: its plan run, attempt by attempt, through a
+declared stack of layers.
+
+The stack, outermost first, is `Router.layers` (retry, key rotation, provider slots), ending
+in the outbound exchange (`guardian.calls.exchange`). Each attempt is prepared once (its
+adapter, its request's body encoded once) and sent down the stack; what the layers see is
+written into the call's record for metering to read when the call has ended. The chain moves
+on, or stops, by the rules of `guardian.calls.outcomes`.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from guardian.call_log import log_request, log_response
+from guardian.calls.exchange import Exchange
+from guardian.calls.job import Job, Layer, Send
+from guardian.calls.model_rates import admit_model
+from guardian.calls.outcomes import Step, final_error, may_move_on
+from guardian.calls.planning import Plan, PlannedAttempt
+from guardian.calls.record import CallRecord, Observed
+from guardian.calls.streaming import Emitter
+from guardian.limits import Limits
+from guardian.providers.adapters import llm_adapter
+from guardian.providers.types import ChatResult, ProviderFailure
+from protocol.errors import RateLimited
+
+
+@dataclass(frozen=True, slots=True)
+class Answered:
+    """The attempt that answered, and its reply."""
+
+    attempt: PlannedAttempt
+    result: ChatResult
+    sent_at: float
+
+
+def stack(layers: Sequence[Layer], last: Send) -> Send:
+    """`layers` around `last`, the first layer outermost."""
+    send = last
+    for layer in reversed(layers):
+        send = functools.partial(layer.send, inner=send)
+    return send
+
+
+async def run_completion(
+    plan: Plan,
+    *,
+    layers: Sequence[Layer],
+    exchange: Exchange,
+    record: CallRecord,
+    path: list[Step],
+    emitter: Emitter | None,
+    limits: Limits,
+    describe: Callable[[ProviderFailure], str],
+) -> Answered:
+    """Walk the chain; return the first answer, or raise the error the caller gets."""
+    send = stack(layers, exchange.send)
+    snapshot = plan.snapshot
+    debug = snapshot.config.debug
+    last: tuple[PlannedAttempt, ProviderFailure] | None = None
+    rate_refusal: RateLimited | None = None
+    for index, attempt in enumerate(plan.attempts):
+        provider = attempt.provider.name
+        if attempt.model_config is not None:
+            try:
+                await admit_model(limits, attempt.model, attempt.model_config)
+            except RateLimited as refusal:
+                path.append({"provider": provider, "error": refusal.message})
+                rate_refusal = refusal
+                continue
+        observed = Observed(
+            provider,
+            attempt.model,
+            attempt.model_config,
+            attempt.input_bound,
+            attempt.request.max_tokens,
+        )
+        record.attempts.append(observed)
+        sent_at = time.monotonic()
+        log_request(
+            debug,
+            tool=record.tool,
+            provider=provider,
+            model=attempt.model,
+            input_bound=attempt.input_bound,
+            stream=emitter is not None,
+        )
+        try:
+            if not attempt.model:
+                raise ProviderFailure("config", "no model: set default_model for this provider")
+            adapter = llm_adapter(attempt.provider)
+            job = Job(
+                provider=attempt.provider,
+                adapter=adapter,
+                # the one encoding of this attempt's body: retries and keys resend it
+                call=adapter.chat(None, attempt.request, stream=emitter is not None).encoded(),
+                deadline=plan.deadline,
+                secrets=snapshot.secrets,
+                limits=snapshot.config.hub_limits,
+                observed=observed,
+                emitter=emitter,
+                is_last=index == len(plan.attempts) - 1,
+                describe=describe,
+            )
+            result = await send(job)
+        except ProviderFailure as failure:
+            log_response(
+                debug,
+                tool=record.tool,
+                provider=provider,
+                model=attempt.model,
+                outcome=f"failed:{failure.kind}:{failure.status or '-'}",
+                elapsed_ms=(time.monotonic() - sent_at) * 1000,
+            )
+            path.append({"provider": provider, "error": describe(failure)})
+            last = (attempt, failure)
+            if not may_move_on(failure, emitter.sent if emitter is not None else 0):
+                break
+            continue
+        return Answered(attempt, result, sent_at)
+    if last is None and rate_refusal is not None:
+        raise rate_refusal
+    raise final_error(
+        path, last, emitter.sent if emitter is not None else 0, describe(last[1]) if last else ""
+    )
