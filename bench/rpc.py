@@ -1,7 +1,10 @@
-"""Sealed RPC round trip: `health` against a real guardian process over its Unix socket.
+"""Sealed RPC round trip against a real guardian process over its Unix socket.
 
     make bench        (or: .venv/bin/python bench/rpc.py [--calls N])
 
+Two calls: `health` (no params), and an `llm.complete` params map of 20 chat messages whose
+last field is out of bounds, so the guardian decodes and checks the whole map and answers
+`invalid_params` without running a handler: the cost of the typed contract on the socket.
 Prints p50/p99 latency and calls/s at concurrency 1 and 64 on one multiplexed connection,
 and the Python and CPU they ran on. Bounded in count and time; touches only a temp dir.
 """
@@ -15,6 +18,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import uvloop
 
@@ -23,17 +27,51 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import cpu_model, percentile
 from protocol.channel import SocketChannel, open_unix_channel
 from protocol.client import RPCClient
+from protocol.errors import InvalidParams
 from tests.helpers import GuardianProcess
 
+#: An llm.complete params map as an OpenAI client sends it; `max_tokens` (last) is out of
+#: bounds, so the guardian checks every field before it refuses.
+REFUSED_COMPLETE = {
+    "caller": {"ip": "127.0.0.1", "user_agent": "bench", "credential": "sg_" + "x" * 40},
+    "tool": "llm_complete",
+    "model": "fake-model",
+    "messages": [
+        {"role": "user" if i % 2 == 0 else "assistant", "content": "word " * 40} for i in range(20)
+    ],
+    "temperature": 0.2,
+    "max_tokens": 0,
+}
 
-async def measure(client: RPCClient, concurrency: int, calls: int) -> dict[str, float]:
+
+async def _health(client: RPCClient) -> None:
+    await client.call("health", {})
+
+
+async def _refused_complete(client: RPCClient) -> None:
+    try:
+        await client.call("llm.complete", REFUSED_COMPLETE)
+    except InvalidParams:
+        return
+    raise SystemExit("the guardian accepted an llm.complete with max_tokens 0")
+
+
+CALLS = {
+    "health": _health,
+    "llm.complete params (refused at the last field)": _refused_complete,
+}
+
+
+async def measure(
+    client: RPCClient, concurrency: int, calls: int, call: Any = _health
+) -> dict[str, float]:
     latencies: list[float] = []
     per_worker = calls // concurrency
 
     async def worker() -> None:
         for _ in range(per_worker):
             started = time.perf_counter()
-            await client.call("health", {})
+            await call(client)
             latencies.append(time.perf_counter() - started)
 
     started = time.perf_counter()
@@ -58,19 +96,21 @@ async def run(calls: int) -> None:
         client.start()
         if not await client.wait_connected(10):
             raise SystemExit(f"guardian did not answer:\n{guardian.logs()}")
-        await measure(client, 1, 500)  # warm-up
-        print(f"sealed RPC `health` round trip, one connection, {calls} calls per row")
+        print(f"sealed RPC round trip, one connection, {calls} calls per row")
         print(
             f"python {platform.python_version()} ({platform.python_implementation()}), "
             f"uvloop {uvloop.__version__}, CPU: {cpu_model()}"
         )
-        print(f"{'concurrency':>11}  {'p50 us':>8}  {'p99 us':>8}  {'calls/s':>9}")
-        for concurrency in (1, 64):
-            row = await measure(client, concurrency, calls)
-            print(
-                f"{concurrency:>11}  {row['p50_us']:>8.1f}  {row['p99_us']:>8.1f}"
-                f"  {row['calls_per_s']:>9,.0f}"
-            )
+        for label, call in CALLS.items():
+            await measure(client, 1, 500, call)  # warm-up
+            print(f"{label}:")
+            print(f"{'concurrency':>11}  {'p50 us':>8}  {'p99 us':>8}  {'calls/s':>9}")
+            for concurrency in (1, 64):
+                row = await measure(client, concurrency, calls, call)
+                print(
+                    f"{concurrency:>11}  {row['p50_us']:>8.1f}  {row['p99_us']:>8.1f}"
+                    f"  {row['calls_per_s']:>9,.0f}"
+                )
         await client.close()
     finally:
         guardian.stop()

@@ -4,7 +4,8 @@ Like OpenSSH's privsep monitor, nothing is implicit. A method absent from a surf
 or called in a phase its permit does not list, or a second time when it may run once, is a
 protocol violation: the server closes that connection and logs a security event. A permitted
 method with bad params gets a typed `invalid_params` answer, because params often carry user
-input that a sound sandbox passes through.
+input that a sound sandbox passes through. Params arrive decoded into the method's Struct
+(`protocol.contract`); handlers that still take the params map get it through `_mapped`.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 from guardian import handlers, operator
 from guardian.handlers import CallContext
 from guardian.oauth import handlers as oauth
+from protocol.contract import Params, to_map
 from protocol.methods import (
     AUTH_LOGIN,
     AUTH_LOGOUT,
@@ -39,8 +41,27 @@ class Phase(enum.Enum):
     READY = "ready"  # hello answered; the surface's other methods are allowed
 
 
-InlineHandler = Callable[[CallContext, dict[str, Any]], Any]
-TaskHandler = Callable[[CallContext, dict[str, Any]], Awaitable[Any]]
+# A handler takes its method's params Struct (each handler names its own, hence Any here).
+InlineHandler = Callable[[CallContext, Any], Any]
+TaskHandler = Callable[[CallContext, Any], Awaitable[Any]]
+MapHandler = Callable[[CallContext, dict[str, Any]], Awaitable[Any]]
+MapInlineHandler = Callable[[CallContext, dict[str, Any]], Any]
+
+
+def _mapped(handler: MapHandler) -> TaskHandler:
+    """A handler that takes the params map: the decoded fields, as they were sent."""
+
+    async def run(ctx: CallContext, params: Params) -> Any:
+        return await handler(ctx, to_map(params))
+
+    return run
+
+
+def _mapped_inline(handler: MapInlineHandler) -> InlineHandler:
+    def run(ctx: CallContext, params: Params) -> Any:
+        return handler(ctx, to_map(params))
+
+    return run
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -71,8 +92,8 @@ _SEALED: Mapping[str, Permit] = {
 }
 
 
-def _operator(name: str, handler: TaskHandler) -> Permit:
-    return Permit(spec=METHODS[name], phases=_READY, task=handler)
+def _operator(name: str, handler: MapHandler) -> Permit:
+    return Permit(spec=METHODS[name], phases=_READY, task=_mapped(handler))
 
 
 #: Operator commands: the admin socket only (the guardian's own uid or root).
@@ -89,7 +110,9 @@ _OPERATOR: Mapping[str, Permit] = {
     "tokens.revoke": _operator("tokens.revoke", operator.tokens_revoke),
     "sessions.list": _operator("sessions.list", operator.sessions_list),
     "sessions.revoke": _operator("sessions.revoke", operator.sessions_revoke),
-    "providers": Permit(spec=METHODS["providers"], phases=_READY, inline=operator.providers),
+    "providers": Permit(
+        spec=METHODS["providers"], phases=_READY, inline=_mapped_inline(operator.providers)
+    ),
     "secrets.set": _operator("secrets.set", operator.secrets_set),
     "secrets.list": _operator("secrets.list", operator.secrets_list),
     "secrets.history": _operator("secrets.history", operator.secrets_history),
@@ -98,10 +121,10 @@ _OPERATOR: Mapping[str, Permit] = {
     "audit.tail": _operator("audit.tail", operator.audit_tail),
     "usage.report": _operator("usage.report", operator.usage_report),
     "config.check": Permit(
-        spec=METHODS["config.check"], phases=_READY, inline=operator.config_check
+        spec=METHODS["config.check"], phases=_READY, inline=_mapped_inline(operator.config_check)
     ),
     "config.reload": Permit(
-        spec=METHODS["config.reload"], phases=_READY, inline=operator.config_reload
+        spec=METHODS["config.reload"], phases=_READY, inline=_mapped_inline(operator.config_reload)
     ),
     "oauth.clients": _operator("oauth.clients", oauth.clients),
     "oauth.grants": _operator("oauth.grants", oauth.grants),
@@ -110,14 +133,20 @@ _OPERATOR: Mapping[str, Permit] = {
 #: SealGate's own OAuth authorization server: the sandbox socket only, once `hello` is done.
 _OAUTH: Mapping[str, Permit] = {
     "oauth.server_info": Permit(
-        spec=METHODS["oauth.server_info"], phases=_READY, inline=oauth.server_info
+        spec=METHODS["oauth.server_info"], phases=_READY, inline=_mapped_inline(oauth.server_info)
     ),
-    "oauth.authorize": Permit(spec=METHODS["oauth.authorize"], phases=_READY, task=oauth.authorize),
-    "oauth.login": Permit(spec=METHODS["oauth.login"], phases=_READY, task=oauth.login),
-    "oauth.consent": Permit(spec=METHODS["oauth.consent"], phases=_READY, task=oauth.consent),
-    "oauth.token": Permit(spec=METHODS["oauth.token"], phases=_READY, task=oauth.token),
-    "oauth.register": Permit(spec=METHODS["oauth.register"], phases=_READY, task=oauth.register),
-    "oauth.revoke": Permit(spec=METHODS["oauth.revoke"], phases=_READY, task=oauth.revoke),
+    "oauth.authorize": Permit(
+        spec=METHODS["oauth.authorize"], phases=_READY, task=_mapped(oauth.authorize)
+    ),
+    "oauth.login": Permit(spec=METHODS["oauth.login"], phases=_READY, task=_mapped(oauth.login)),
+    "oauth.consent": Permit(
+        spec=METHODS["oauth.consent"], phases=_READY, task=_mapped(oauth.consent)
+    ),
+    "oauth.token": Permit(spec=METHODS["oauth.token"], phases=_READY, task=_mapped(oauth.token)),
+    "oauth.register": Permit(
+        spec=METHODS["oauth.register"], phases=_READY, task=_mapped(oauth.register)
+    ),
+    "oauth.revoke": Permit(spec=METHODS["oauth.revoke"], phases=_READY, task=_mapped(oauth.revoke)),
 }
 
 SANDBOX_PERMITS: Mapping[str, Permit] = {

@@ -1,4 +1,6 @@
-"""The guardian's RPC handlers. Each gets already-validated params and re-checks its own.
+"""The guardian's RPC handlers. Each gets its method's params Struct, already decoded and
+checked (`protocol.contract`), and re-checks what only it can. The call path (the router,
+the catalog) and auth still take params maps: `to_map` gives them the fields as sent.
 
 Handlers listed as inline in `guardian.dispatch` are plain functions that do no I/O; they
 run in the socket's data callback without a task of their own. The operator commands of the
@@ -18,6 +20,18 @@ from guardian.auth import OPEN_MODE_DB_QUERY, OPERATOR, Principal
 from guardian.dbquery import QuerySettings
 from guardian.services import Services
 from protocol import PROTOCOL_VERSION, __version__
+from protocol.contract import (
+    DbQueryParams,
+    EmbedParams,
+    HelloParams,
+    LlmParams,
+    LoginParams,
+    ModelsInfoParams,
+    NoParams,
+    Sealed,
+    SearchParams,
+    to_map,
+)
 from protocol.errors import (
     BudgetExceeded,
     Forbidden,
@@ -48,23 +62,21 @@ class CallContext:
     listens_on_loopback: bool = False
 
 
-async def principal_of(ctx: CallContext, params: dict[str, Any]) -> Principal:
+async def principal_of(ctx: CallContext, params: Sealed) -> Principal:
     """Operators on the admin socket act as themselves; sandbox calls carry a credential
     that only the guardian resolves."""
     if ctx.surface is Surface.ADMIN:
         return OPERATOR
-    return await ctx.services.credentials.resolve(params["caller"], ctx.listens_on_loopback)
+    return await ctx.services.credentials.resolve(to_map(params.caller), ctx.listens_on_loopback)
 
 
 SealedRun = Callable[[Principal], Awaitable[dict[str, Any]]]
 
 
-async def _audited(
-    ctx: CallContext, params: dict[str, Any], action: str, run: SealedRun
-) -> dict[str, Any]:
+async def _audited(ctx: CallContext, params: Sealed, action: str, run: SealedRun) -> dict[str, Any]:
     """Run a sealed call for its principal; refusals go to the audit log."""
-    caller = params.get("caller") or {}
-    ip, tool = caller.get("ip", ""), params.get("tool", "")
+    ip = params.caller.ip
+    tool = params.tool if isinstance(params, LlmParams | SearchParams) else ""
     try:
         principal = await principal_of(ctx, params)
     except Unauthenticated as exc:
@@ -79,16 +91,16 @@ async def _audited(
         raise
 
 
-def hello(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
-    if params["protocol_version"] != PROTOCOL_VERSION:
+def hello(ctx: CallContext, params: HelloParams) -> dict[str, Any]:
+    if params.protocol_version != PROTOCOL_VERSION:
         raise InvalidParams(
-            f"protocol version {params['protocol_version']} is not supported; this guardian"
+            f"protocol version {params.protocol_version} is not supported; this guardian"
             f" speaks {PROTOCOL_VERSION}"
         )
-    if ctx.surface is Surface.SANDBOX and params["client"] != "sandbox":
+    if ctx.surface is Surface.SANDBOX and params.client != "sandbox":
         raise InvalidParams("only the sandbox connects on this socket")
     if ctx.surface is Surface.SANDBOX:
-        listen = [str(h) for h in params.get("listen") or []]
+        listen = [str(h) for h in params.listen or []]
         ctx.listens_on_loopback = bool(listen) and all(is_loopback_host(h) for h in listen)
         ctx.services.accounts.sandbox_listens_on(listen)
     snapshot = ctx.services.live.snapshot
@@ -101,7 +113,7 @@ def hello(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def health(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
+def health(ctx: CallContext, params: NoParams) -> dict[str, Any]:
     return {
         "status": "ok",
         "version": __version__,
@@ -125,7 +137,7 @@ def queue_figures(services: Services) -> dict[str, int]:
     }
 
 
-def status(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
+def status(ctx: CallContext, params: NoParams) -> dict[str, Any]:
     services = ctx.services
     snapshot = services.live.snapshot
     return {
@@ -149,43 +161,43 @@ def background(services: Services) -> dict[str, Any]:
     return {"tasks": services.tasks.stats(), "usage_ledger": services.ledger.stats()}
 
 
-async def llm_complete(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
-    router = ctx.services.router
+async def llm_complete(ctx: CallContext, params: LlmParams) -> dict[str, Any]:
+    router, request = ctx.services.router, to_map(params)
     return await _audited(
-        ctx, params, "llm.complete", lambda principal: router.complete(params, principal)
+        ctx, params, "llm.complete", lambda principal: router.complete(request, principal)
     )
 
 
-async def llm_stream(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
+async def llm_stream(ctx: CallContext, params: LlmParams) -> dict[str, Any]:
     emit = ctx.emit
     if emit is None:
         raise Internal("llm.stream was dispatched without a stream")
-    router = ctx.services.router
+    router, request = ctx.services.router, to_map(params)
     return await _audited(
-        ctx, params, "llm.stream", lambda principal: router.complete(params, principal, emit)
+        ctx, params, "llm.stream", lambda principal: router.complete(request, principal, emit)
     )
 
 
-async def llm_embed(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
-    router = ctx.services.router
+async def llm_embed(ctx: CallContext, params: EmbedParams) -> dict[str, Any]:
+    router, request = ctx.services.router, to_map(params)
     return await _audited(
-        ctx, params, "llm.embed", lambda principal: router.embed(params, principal)
+        ctx, params, "llm.embed", lambda principal: router.embed(request, principal)
     )
 
 
-async def search_web(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
-    router = ctx.services.router
+async def search_web(ctx: CallContext, params: SearchParams) -> dict[str, Any]:
+    router, request = ctx.services.router, to_map(params)
     return await _audited(
-        ctx, params, "search.web", lambda principal: router.search(params, principal)
+        ctx, params, "search.web", lambda principal: router.search(request, principal)
     )
 
 
-async def models_info(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
+async def models_info(ctx: CallContext, params: ModelsInfoParams) -> dict[str, Any]:
     principal = await principal_of(ctx, params)
-    return catalog.models_info(ctx.services.live.snapshot, params, principal.role)
+    return catalog.models_info(ctx.services.live.snapshot, to_map(params), principal.role)
 
 
-async def db_query(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
+async def db_query(ctx: CallContext, params: DbQueryParams) -> dict[str, Any]:
     snapshot = ctx.services.live.snapshot
     runner = ctx.services.queries.for_secrets(snapshot.secrets)
     if runner is None or "db_query" not in snapshot.tools:
@@ -201,26 +213,27 @@ async def db_query(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
         if principal.kind == "anonymous":
             raise Unauthenticated(OPEN_MODE_DB_QUERY)
         await ctx.services.router.admit(principal, "db_query")
-        return await runner.run(params["sql"], settings, params.get("max_rows"))
+        max_rows = params.max_rows if isinstance(params.max_rows, int) else None
+        return await runner.run(params.sql, settings, max_rows)
 
     return await _audited(ctx, params, "db.query", run)
 
 
 # authentication --------------------------------------------------------------------------
-async def auth_login(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
-    caller = params["caller"]
+async def auth_login(ctx: CallContext, params: LoginParams) -> dict[str, Any]:
+    caller = params.caller
     return await ctx.services.sessions.login(
-        params["username"], params["password"], caller["ip"], caller["user_agent"]
+        params.username, params.password, caller.ip, caller.user_agent
     )
 
 
-async def auth_verify(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
+async def auth_verify(ctx: CallContext, params: Sealed) -> dict[str, Any]:
     principal = await principal_of(ctx, params)
     return {**principal.to_wire(), "auth_enabled": await ctx.services.accounts.refresh()}
 
 
-async def auth_logout(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
-    credential = params["caller"].get("credential")
-    if not credential:
+async def auth_logout(ctx: CallContext, params: Sealed) -> dict[str, Any]:
+    credential = params.caller.credential
+    if not isinstance(credential, str) or not credential:
         raise InvalidParams("there is no session to end")
-    return {"ok": await ctx.services.sessions.logout(credential, params["caller"]["ip"])}
+    return {"ok": await ctx.services.sessions.logout(credential, params.caller.ip)}

@@ -1,6 +1,8 @@
 """The guardian's socket servers: accept, check the peer, read frames, dispatch by permit.
 
-One task per connection reads batches of frames. Inline handlers answer on the spot; the
+One task per connection reads batches of frames. A permitted call's params are decoded
+straight into its method's Struct (`protocol.contract`); params that do not fit get a typed
+`invalid_params` on the open connection. Inline handlers answer on the spot; the
 others run in tasks of their own, so calls on one connection are multiplexed. Anything a
 sound peer never sends (a malformed or oversized frame, a method outside the permit table, a
 call out of phase) closes that connection only and is logged on `sealgate.security`.
@@ -34,6 +36,7 @@ from guardian.handlers import CallContext, Emit
 from guardian.services import Services
 from guardian.storage.base import StorageError
 from protocol.channel import SocketChannel
+from protocol.contract import Params, decode_params
 from protocol.errors import (
     ConnectionLost,
     Internal,
@@ -45,7 +48,6 @@ from protocol.errors import (
 from protocol.framing import HEADER, encode
 from protocol.messages import Notification, Request, parse, response, stream_chunk
 from protocol.methods import Surface
-from protocol.schema import validate
 
 logger = logging.getLogger("sealgate.guardian")
 security_log = logging.getLogger("sealgate.security")
@@ -300,13 +302,13 @@ class GuardianServer:
         if permit.once:
             conn.used_once.add(method)
         try:
-            validate(permit.spec.params, request.params)
+            params = decode_params(permit.spec.params, request.params)
         except InvalidParams as exc:
             self._answer(conn, request.msgid, exc, None)
             return
         if permit.inline is not None:
             try:
-                result = permit.inline(conn.ctx, request.params)
+                result = permit.inline(conn.ctx, params)
             except RPCError as exc:
                 self._answer(conn, request.msgid, exc, None)
                 return
@@ -330,27 +332,34 @@ class GuardianServer:
                 None,
             )
             return
-        task = asyncio.get_running_loop().create_task(self._run(conn, request, permit))
+        task = asyncio.get_running_loop().create_task(self._run(conn, request, permit, params))
         conn.tasks[request.msgid] = task
         if len(conn.tasks) >= MAX_IN_FLIGHT:
             self._hold(conn, "calls in flight")
 
-    async def _run(self, conn: _Connection, request: Request, permit: Permit) -> None:
+    async def _run(
+        self, conn: _Connection, request: Request, permit: Permit, params: Params
+    ) -> None:
         ctx = conn.ctx
         if permit.spec.streaming:
             ctx = dataclasses.replace(ctx, emit=self._emitter(conn, request.msgid))
         # Every secret the call may take stays redacted until its answer is written, even if
         # a reload drops it meanwhile.
         with self.services.live.redactor.call():
-            await self._run_call(conn, request, permit, ctx)
+            await self._run_call(conn, request, permit, ctx, params)
 
     async def _run_call(
-        self, conn: _Connection, request: Request, permit: Permit, ctx: CallContext
+        self,
+        conn: _Connection,
+        request: Request,
+        permit: Permit,
+        ctx: CallContext,
+        params: Params,
     ) -> None:
         if permit.task is None:
             raise RuntimeError(f"permit for {request.method!r} has no handler")
         try:
-            result = await permit.task(ctx, request.params)
+            result = await permit.task(ctx, params)
         except asyncio.CancelledError:
             return
         except RPCError as exc:

@@ -1,8 +1,12 @@
-"""How the sandbox turns a guardian's typed error into an HTTP status."""
+"""How the sandbox keeps a guardian's typed error: as a tool error, and as an HTTP status."""
 
 from __future__ import annotations
 
-from protocol.errors import ErrorCode
+from typing import Any
+
+from fastmcp.exceptions import ToolError
+
+from protocol.errors import ErrorCode, RPCError
 
 HTTP_STATUS: dict[str, int] = {
     ErrorCode.INVALID_PARAMS: 400,
@@ -20,3 +24,20 @@ HTTP_STATUS: dict[str, int] = {
 
 def http_status(code: str) -> int:
     return HTTP_STATUS.get(code, 500)
+
+
+class SealedToolError(ToolError):
+    """A tool's refusal that keeps its typed code. An MCP client reads `code: message` as the
+    tool's error text (MCP has no error code for a tool); `POST /api` answers the code and
+    message themselves, so nothing is ever parsed back out of the text."""
+
+    def __init__(self, code: ErrorCode, message: str, data: dict[str, Any] | None = None) -> None:
+        super().__init__(f"{code.value}: {message}")
+        self.code = code
+        self.message = message
+        self.data = data or {}
+
+    @classmethod
+    def of(cls, exc: RPCError) -> SealedToolError:
+        """The guardian's typed error, as a tool error."""
+        return cls(exc.code, exc.message, exc.data)

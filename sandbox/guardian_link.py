@@ -1,6 +1,7 @@
 """The sandbox's only way to the guardian: one thin typed stub per sealed RPC.
 
-Each stub is named like the guardian handler it reaches. The link keeps one multiplexed
+Each stub is named like the guardian handler it reaches, and builds its call from the same
+params Struct the guardian decodes it into (`protocol.contract`). The link keeps one multiplexed
 connection, reconnects on its own when the guardian restarts, and raises `Unavailable` at
 once while it is down, so no request hangs on a missing guardian.
 """
@@ -14,8 +15,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from msgspec import UNSET
+
 from protocol.channel import open_unix_channel
 from protocol.client import RPCClient, RPCStream
+from protocol.contract import (
+    CallerParams,
+    DbQueryParams,
+    EmbedParams,
+    LlmParams,
+    LoginParams,
+    ModelsInfoParams,
+    Sealed,
+    SearchParams,
+    to_map,
+)
+from protocol.errors import InvalidParams
 
 logger = logging.getLogger("sealgate.sandbox.link")
 
@@ -31,11 +46,14 @@ class Caller:
     user_agent: str
     credential: str | None = None
 
+    def to_params(self) -> CallerParams:
+        credential = self.credential[:512] if self.credential is not None else UNSET
+        return CallerParams(
+            ip=self.ip[:64], user_agent=self.user_agent[:512], credential=credential
+        )
+
     def to_wire(self) -> dict[str, Any]:
-        wire: dict[str, Any] = {"ip": self.ip[:64], "user_agent": self.user_agent[:512]}
-        if self.credential is not None:
-            wire["credential"] = self.credential[:512]
-        return wire
+        return to_map(self.to_params())
 
 
 def _optional(**params: Any) -> dict[str, Any]:
@@ -51,7 +69,18 @@ def _prompt_params(
     unknown = set(options) - _PROMPT_OPTIONS
     if unknown:
         raise RuntimeError(f"llm options {sorted(unknown)} do not exist.")
-    return {"caller": caller.to_wire(), "tool": tool, "prompt": prompt, **_optional(**options)}
+    return _llm_params(caller, tool, {"prompt": prompt, **_optional(**options)})
+
+
+def _llm_params(caller: Caller, tool: str, fields: dict[str, Any]) -> dict[str, Any]:
+    """An llm.complete / llm.stream call as `LlmParams` declares it (the guardian checks the
+    values; a field it does not declare is refused here, as the guardian would)."""
+    try:
+        params = LlmParams(caller=caller.to_params(), tool=tool, **fields)
+    except TypeError:
+        unknown = sorted(set(fields) - set(LlmParams.__struct_fields__))
+        raise InvalidParams(f"unknown parameter '{unknown[0] if unknown else '?'}'") from None
+    return to_map(params)
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,18 +166,14 @@ class GuardianLink:
         self, caller: Caller, tool: str, params: dict[str, Any]
     ) -> dict[str, Any]:
         """llm.complete with OpenAI-shaped params (messages, tools, ...) as they are."""
-        call = self._client.call(
-            "llm.complete", {"caller": caller.to_wire(), "tool": tool, **params}
-        )
+        call = self._client.call("llm.complete", _llm_params(caller, tool, params))
         return await self._observed("llm.complete", call)
 
     def llm_stream_params(self, caller: Caller, tool: str, params: dict[str, Any]) -> RPCStream:
-        return self._client.stream(
-            "llm.stream", {"caller": caller.to_wire(), "tool": tool, **params}
-        )
+        return self._client.stream("llm.stream", _llm_params(caller, tool, params))
 
     async def llm_embed(self, caller: Caller, model: str, texts: str | list[str]) -> dict[str, Any]:
-        params = {"caller": caller.to_wire(), "model": model, "input": texts}
+        params = to_map(EmbedParams(caller=caller.to_params(), model=model, input=texts))
         return await self._observed("llm.embed", self._client.call("llm.embed", params))
 
     async def _observed(self, method: str, call: Any) -> dict[str, Any]:
@@ -176,27 +201,29 @@ class GuardianLink:
         max_results: int | None = None,
         provider: str | None = None,
     ) -> dict[str, Any]:
-        params = {
-            "caller": caller.to_wire(),
-            "tool": tool,
-            "query": query,
+        search = SearchParams(
+            caller=caller.to_params(),
+            tool=tool,
+            query=query,
             **_optional(max_results=max_results, provider=provider),
-        }
-        return await self._observed("search.web", self._client.call("search.web", params))
+        )
+        return await self._observed("search.web", self._client.call("search.web", to_map(search)))
 
     async def db_query(self, caller: Caller, sql: str, max_rows: int | None) -> dict[str, Any]:
-        params = {"caller": caller.to_wire(), "sql": sql, **_optional(max_rows=max_rows)}
-        return await self._client.call("db.query", params)
+        params = DbQueryParams(caller=caller.to_params(), sql=sql, **_optional(max_rows=max_rows))
+        return await self._client.call("db.query", to_map(params))
 
     async def auth_verify(self, caller: Caller) -> dict[str, Any]:
-        return await self._client.call("auth.verify", {"caller": caller.to_wire()}, timeout=10)
+        params = to_map(Sealed(caller=caller.to_params()))
+        return await self._client.call("auth.verify", params, timeout=10)
 
     async def auth_login(self, caller: Caller, username: str, password: str) -> dict[str, Any]:
-        params = {"caller": caller.to_wire(), "username": username, "password": password}
-        return await self._client.call("auth.login", params, timeout=30)
+        login = LoginParams(caller=caller.to_params(), username=username, password=password)
+        return await self._client.call("auth.login", to_map(login), timeout=30)
 
     async def auth_logout(self, caller: Caller) -> dict[str, Any]:
-        return await self._client.call("auth.logout", {"caller": caller.to_wire()}, timeout=10)
+        params = to_map(Sealed(caller=caller.to_params()))
+        return await self._client.call("auth.logout", params, timeout=10)
 
     # OAuth: SealGate's own authorization server (the guardian decides) ------------------
     async def oauth_server_info(self) -> dict[str, Any]:
@@ -240,9 +267,8 @@ class GuardianLink:
         return await self._client.call("oauth.revoke", params, timeout=15)
 
     async def models_info(self, caller: Caller, model: str | None = None) -> dict[str, Any]:
-        return await self._client.call(
-            "models.info", {"caller": caller.to_wire(), **_optional(model=model)}
-        )
+        params = ModelsInfoParams(caller=caller.to_params(), **_optional(model=model))
+        return await self._client.call("models.info", to_map(params))
 
     # guardian events ---------------------------------------------------------------------
     def _connected(self, hello: dict[str, Any]) -> None:

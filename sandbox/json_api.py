@@ -18,14 +18,27 @@ from fastmcp.server.http import set_http_request
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from sandbox.errors import HTTP_STATUS, http_status
+from protocol.errors import ErrorCode
+from sandbox.errors import SealedToolError, http_status
 from sandbox.hub_compat import api_answer, drop_empty, drop_unused_generic
 from sandbox.mcp_tools import SealGateTools
 from sandbox.tool_args import InvalidArguments, names_problem, validated
 
 
-def error(status: int, code: str, message: str) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
+def error(
+    status: int, code: str, message: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse(
+        {"error": {"code": code, "message": message}}, status_code=status, headers=headers
+    )
+
+
+def refusal(exc: SealedToolError) -> JSONResponse:
+    """A tool's typed refusal; a rate limit says when to come back, as `/v1` does."""
+    headers = None
+    if exc.code is ErrorCode.RATE_LIMITED:
+        headers = {"retry-after": str(exc.data.get("retry_after_s", 60))}
+    return error(http_status(exc.code), exc.code.value, exc.message, headers)
 
 
 class _NoProgress:
@@ -71,11 +84,10 @@ async def api(request: Request) -> Response:
     with set_http_request(request):
         try:
             result = await function(**params, **extra)
+        except SealedToolError as exc:  # the typed code, never parsed back out of the text
+            return refusal(exc)
         except ToolError as exc:
-            code, _, message = str(exc).partition(": ")
-            if code not in HTTP_STATUS:
-                code, message = "internal", str(exc)
-            return error(http_status(code), code, message)
+            return error(500, "internal", str(exc))
     data = result.structured_content or {}
     text = None
     if body["tool"] in tools.text_tools:

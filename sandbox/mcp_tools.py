@@ -18,16 +18,16 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastmcp import Context, FastMCP
-from fastmcp.exceptions import ToolError
 from fastmcp.exceptions import ValidationError as FastMCPValidationError
 from fastmcp.server.dependencies import get_http_request
 from fastmcp.server.middleware import CallNext, Middleware, MiddlewareContext
 from fastmcp.tools import Tool, ToolResult
 
 from protocol import __version__
-from protocol.errors import RPCError
+from protocol.errors import ErrorCode, RPCError
 from protocol.pyfun import PyfunConfig, ToolConfig
 from sandbox.caller import Proxies, caller_of
+from sandbox.errors import SealedToolError
 from sandbox.guardian_link import ActiveNames, Caller, GuardianLink
 from sandbox.hub_compat import ALIAS_NAMES, drop_empty, first_given, original_listing
 from sandbox.hubstate import HubState, cache_grant, cache_key
@@ -47,9 +47,10 @@ def result(data: dict[str, Any], text: str | None = None) -> ToolResult:
     )
 
 
-def tool_error(exc: RPCError) -> ToolError:
-    """An MCP tool error whose message names the cause (and every provider tried)."""
-    return ToolError(f"{exc.code.value}: {exc.message}")
+def tool_error(exc: RPCError) -> SealedToolError:
+    """An MCP tool error whose message names the cause (and every provider tried); the code
+    stays typed for `POST /api`."""
+    return SealedToolError.of(exc)
 
 
 def _canonical_params(function: ToolFunction) -> list[str]:
@@ -164,12 +165,12 @@ class ArgumentWording(Middleware):
         if function is not None and isinstance(arguments, dict):
             problem = names_problem(name, function, arguments)
             if problem is not None:
-                raise ToolError(f"invalid_params: {problem}")
+                raise SealedToolError(ErrorCode.INVALID_PARAMS, problem)
         try:
             return await call_next(context)
         except FastMCPValidationError as exc:
             problem = problem_of(exc, name) or "the arguments do not fit the tool's schema"
-            raise ToolError(f"invalid_params: {problem}") from None
+            raise SealedToolError(ErrorCode.INVALID_PARAMS, problem) from None
 
 
 class SealGateTools:
@@ -349,17 +350,18 @@ class SealGateTools:
             if target == "hub":
                 principal = current_principal()
                 if principal is not None and principal.get("kind") == "anonymous":
-                    raise ToolError(
-                        "unauthenticated: db_query needs a signed-in user, even in open mode:"
-                        " add one with `sealgate-ctl users add NAME` and send its token"
+                    raise SealedToolError(
+                        ErrorCode.UNAUTHENTICATED,
+                        "db_query needs a signed-in user, even in open mode:"
+                        " add one with `sealgate-ctl users add NAME` and send its token",
                     )
                 if self.hub is None or principal is None or not principal.get("admin"):
-                    raise ToolError("forbidden: target 'hub' is for admins only")
+                    raise SealedToolError(ErrorCode.FORBIDDEN, "target 'hub' is for admins only")
                 data = await self.hub.query(sql, max_rows)
             elif target == "guardian":
                 data = await self.link.db_query(current_caller(self.proxies), sql, max_rows)
             else:
-                raise ToolError("invalid_params: target is 'guardian' or 'hub'")
+                raise SealedToolError(ErrorCode.INVALID_PARAMS, "target is 'guardian' or 'hub'")
         except RPCError as exc:
             raise tool_error(exc) from None
         return result(data)
@@ -399,7 +401,9 @@ class SealGateTools:
             every tool); one of `query` and `prompt` is needed."""
             text = first_given(query, prompt)
             if text is None:
-                raise ToolError(f"invalid_params: missing parameter(s) for {name}: query")
+                raise SealedToolError(
+                    ErrorCode.INVALID_PARAMS, f"missing parameter(s) for {name}: query"
+                )
             try:
                 data = await self.link.search_web(
                     current_caller(self.proxies),
@@ -471,7 +475,7 @@ class SealGateTools:
             raise tool_error(exc) from None
         self.link.observe_stream(time.perf_counter() - started, data, False)
         if not isinstance(data, dict):
-            raise ToolError("internal: the guardian sent no result")
+            raise SealedToolError(ErrorCode.INTERNAL, "the guardian sent no result")
         return {**data, "text": "".join(parts)}  # the result's text stays empty
 
 

@@ -308,3 +308,14 @@ def test_an_image_url_gemini_cannot_fetch_is_a_clear_400(w: World) -> None:
             model="gemini-test", messages=_image_message("https://images.example/cat.png")
         )
     assert not w.gemini.requests and not w.openrouter.requests  # nothing left, no fallback
+
+
+def test_the_json_api_keeps_a_refusals_type_to_the_client(w: World) -> None:
+    # The guardian's typed rate limit reaches `POST /api` as a code (not text parsed back),
+    # so the answer says when to come back, as `/v1` does.
+    call = {"tool": "llm_complete", "params": {"prompt": "hi", "model": "rationed"}}
+    answers = [httpx.post(f"{w.stack.url}/api", json=call, timeout=30) for _ in range(2)]
+    limited = answers[-1]
+    assert limited.status_code == 429, limited.text
+    assert limited.json()["error"]["code"] == "rate_limited"
+    assert 1 <= int(limited.headers["retry-after"]) <= 60

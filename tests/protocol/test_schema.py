@@ -4,6 +4,7 @@ import re
 
 import pytest
 
+from protocol.contract import Params
 from protocol.errors import InvalidParams
 from protocol.methods import METHODS, Surface, methods_for
 from protocol.schema import Field, validate
@@ -45,7 +46,7 @@ def test_every_method_has_schemas_and_a_surface() -> None:
     for name, spec in METHODS.items():
         assert spec.name == name
         assert spec.surfaces
-        assert isinstance(spec.params, dict) and isinstance(spec.result, dict)
+        assert issubclass(spec.params, Params) and isinstance(spec.result, dict)
 
 
 def test_sandbox_surface_is_exactly_the_contract_so_far() -> None:
