@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from guardian import catalog
-from guardian.auth import OPEN_MODE_DB_QUERY, OPERATOR, Principal
 from guardian.dbquery import QuerySettings
+from guardian.identity.principal import OPEN_MODE_DB_QUERY, OPERATOR, Principal
 from guardian.services import Services
 from protocol import PROTOCOL_VERSION, __version__
 from protocol.contract import (

@@ -3,7 +3,7 @@ provider chain is chosen. Limits themselves (counters) live in `guardian.limits`
 
 from __future__ import annotations
 
-from guardian.auth import BUILTIN_ROLES, Principal
+from guardian.identity.principal import BUILTIN_ROLES, Principal
 from guardian.limits import Limits
 from guardian.oauth import scopes
 from protocol.errors import Forbidden

@@ -24,12 +24,12 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from guardian import policy
-from guardian.auth import Principal
 from guardian.calls.call_budget import call_budget
 from guardian.calls.costs import input_bound_of, max_cost_usd, output_token_bound, request_bytes
 from guardian.calls.outcomes import Step
 from guardian.calls.outcomes import final_error as final_error
 from guardian.calls.outcomes import may_move_on as may_move_on
+from guardian.identity.principal import Principal
 from guardian.limits import Limits
 from guardian.providers.types import ChatRequest
 from guardian.snapshot import Snapshot

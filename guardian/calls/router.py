@@ -15,7 +15,6 @@ from collections.abc import Awaitable
 from typing import Any, TypeVar
 
 from guardian import policy
-from guardian.auth import Principal
 from guardian.call_log import log_response
 from guardian.calls import metering, planning
 from guardian.calls.call_budget import call_budget
@@ -32,6 +31,7 @@ from guardian.calls.record import CallRecord
 from guardian.calls.retries import Retry, with_retries
 from guardian.calls.run import run_completion
 from guardian.calls.streaming import Emit, Emitter
+from guardian.identity.principal import Principal
 from guardian.ledger import UsageLedger
 from guardian.limits import Limits
 from guardian.liveconfig import LiveConfig

@@ -14,11 +14,11 @@ from typing import Any
 
 import pytest
 
-from guardian.auth import Principal
 from guardian.calls.costs import input_token_bound
 from guardian.calls.keys import KeyRotation
 from guardian.calls.memory_outbound import MemoryOutbound, Reply
 from guardian.calls.router import Router
+from guardian.identity.principal import Principal
 from guardian.ledger import UsageLedger
 from guardian.limits import Limits
 from guardian.redact import Redactor
