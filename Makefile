@@ -41,7 +41,7 @@ desktop-screenshot: $(VENV)/.dev
 
 run: $(VENV)/.runtime
 	@echo "make run: operator CLI: ./sealgate-ctl status (from another shell, as root or the guardian's user)"
-	$(PY) supervisor.py
+	$(PY) -I supervisor.py
 
 # SealGate without a key: the fake providers (bench/fake_provider.py) and the hub with
 # bench/fake.pyfun, started together and stopped together (Ctrl-C). FAKE_PORT moves the fakes

@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         print(f"try: fake providers on 127.0.0.1:{port}, configuration {config}", flush=True)
         hub = subprocess.Popen(
-            [sys.executable, str(ROOT / "supervisor.py")],
+            [sys.executable, "-I", str(ROOT / "supervisor.py")],
             env={**os.environ, "HUB_CONFIG": str(config)},
         )
         while hub.poll() is None:

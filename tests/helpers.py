@@ -171,7 +171,7 @@ class Stack:
     def start(self, wait: bool = True) -> Stack:
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [self.python, str(ROOT / "supervisor.py")],
+            [self.python, "-I", str(ROOT / "supervisor.py")],
             env=self.env,
             cwd=self.dir,
             stdout=log,
