@@ -208,7 +208,15 @@ async def run(args: argparse.Namespace) -> int:
             result,
             table(
                 result["rows"],
-                ["key", "calls", "errors", "input_tokens", "output_tokens", "cost_usd"],
+                [
+                    "key",
+                    *(["user_id"] if args.by == "user" else []),
+                    "calls",
+                    "errors",
+                    "input_tokens",
+                    "output_tokens",
+                    "cost_usd",
+                ],
             ),
         )
     elif command == "config":

@@ -31,6 +31,15 @@ _USAGE_REPORT = (
     " SUM(COALESCE(cost_usd, 0)) AS cost_usd"
     " FROM {s}usage WHERE ts >= ? GROUP BY {key} ORDER BY {key}"
 )
+# By user: the name people read, grouped with the user's id, so a deleted user and a new
+# user of the same name are two rows (the operator and open mode have the id '').
+_USAGE_BY_USER = (
+    "SELECT principal AS key, user_id, COUNT(*) AS calls,"
+    " SUM(CASE WHEN outcome = 'ok' THEN 0 ELSE 1 END) AS errors,"
+    " SUM(input_tokens) AS input_tokens, SUM(output_tokens) AS output_tokens,"
+    " SUM(COALESCE(cost_usd, 0)) AS cost_usd"
+    " FROM {s}usage WHERE ts >= ? GROUP BY principal, user_id ORDER BY principal, user_id"
+)
 
 
 def new_usage_key() -> str:
@@ -319,11 +328,15 @@ class LedgerRepository(Database):
         column = USAGE_GROUPS.get(by)
         if column is None:
             raise ValueError(f"usage can be grouped by {', '.join(USAGE_GROUPS)}, not {by!r}")
-        key = self.day_of("ts") if by == "day" else column
-        rows = await self.fetch(_USAGE_REPORT.format(key=key, **self.types), since)
+        if by == "user":
+            rows = await self.fetch(_USAGE_BY_USER.format(**self.types), since)
+        else:
+            key = self.day_of("ts") if by == "day" else column
+            rows = await self.fetch(_USAGE_REPORT.format(key=key, **self.types), since)
         return [
             {
                 "key": str(row["key"] or "-"),
+                **({"user_id": str(row["user_id"] or "")} if by == "user" else {}),
                 "calls": int(row["calls"]),
                 "errors": int(row["errors"]),
                 "input_tokens": int(row["input_tokens"]),

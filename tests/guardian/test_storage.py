@@ -321,6 +321,7 @@ async def test_usage_report_aggregates_in_sql(storage: Storage) -> None:
     assert by_user == [
         {
             "key": "ann",
+            "user_id": "",
             "calls": 2,
             "errors": 1,
             "input_tokens": 2,
@@ -329,6 +330,7 @@ async def test_usage_report_aggregates_in_sql(storage: Storage) -> None:
         },
         {
             "key": "ben",
+            "user_id": "",
             "calls": 1,
             "errors": 0,
             "input_tokens": 10,
@@ -342,6 +344,23 @@ async def test_usage_report_aggregates_in_sql(storage: Storage) -> None:
     assert [(r["key"], r["calls"]) for r in by_model] == [("m", 3), ("m2", 1)]
     with pytest.raises(ValueError, match="grouped by"):
         await storage.usage_report(0, "password")
+
+
+async def test_usage_by_user_keeps_two_users_of_one_name_apart(storage: Storage) -> None:
+    """A deleted user and a new user of the same name are two people: two rows."""
+    day = 1_700_000_000.0
+    await storage.add_usage(
+        [
+            _usage("ada", day, 1.0, user_id="u_" + "1" * 32),
+            _usage("ada", day, 2.0, user_id="u_" + "2" * 32),
+            _usage("ada", day, 4.0, user_id="u_" + "2" * 32),
+        ]
+    )
+    rows = await storage.usage_report(day - 1, "user")
+    assert [(r["key"], r["user_id"], r["calls"], r["cost_usd"]) for r in rows] == [
+        ("ada", "u_" + "1" * 32, 1, 1.0),
+        ("ada", "u_" + "2" * 32, 2, 6.0),
+    ]
 
 
 async def test_sqlite_refuses_storage_calls_inside_its_own_transaction(tmp_path: Path) -> None:
