@@ -90,8 +90,8 @@ def capped(statement: str, max_bytes: int) -> str:
 
 
 class QueryRunner:
-    def __init__(self, dsn: str) -> None:
-        self.dsn = clean(dsn)
+    def __init__(self, dsn: str, name: str = "DB_QUERY_URL") -> None:
+        self.dsn = clean(dsn, name)
         self._pool: asyncpg.Pool | None = None
 
     async def _get_pool(self) -> asyncpg.Pool:
@@ -176,9 +176,11 @@ class QueryRunners:
         self._closing: set[asyncio.Task[None]] = set()
 
     def for_secrets(self, secrets: Secrets) -> QueryRunner | None:
-        dsn = secrets.get("DB_QUERY_URL") or secrets.get("DATABASE_URL") or ""
+        name = "DB_QUERY_URL" if secrets.get("DB_QUERY_URL") else "DATABASE_URL"
+        dsn = secrets.get(name) or ""
         if dsn != self._dsn or self._runner is None:
-            old, self._runner, self._dsn = self._runner, (QueryRunner(dsn) if dsn else None), dsn
+            runner = QueryRunner(dsn, name) if dsn else None
+            old, self._runner, self._dsn = self._runner, runner, dsn
             if old is not None:
                 task = asyncio.get_running_loop().create_task(old.close())
                 self._closing.add(task)

@@ -7,7 +7,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from guardian.dbquery import QueryRunner, QuerySettings
+from guardian.dbquery import QueryRunner, QueryRunners, QuerySettings
+from guardian.secrets import Secret, Secrets
 from protocol.errors import Forbidden, InvalidParams, RPCError, Timeout
 from protocol.pyfun import DbQueryConfig
 from protocol.readonly_sql import Policy, check
@@ -175,3 +176,12 @@ async def test_hostile_statements_leave_the_database_unchanged(
     assert (
         postgres.psql("SELECT count(*) FROM pg_tables WHERE tablename = 'stolen'", database) == "0"
     )
+
+
+@pytest.mark.parametrize("name", ["DB_QUERY_URL", "DATABASE_URL"])
+def test_a_malformed_query_url_is_named_as_the_variable_it_came_from(name: str) -> None:
+    """db_query reads DB_QUERY_URL, else DATABASE_URL: the refusal names the one it used."""
+    secrets = Secrets({name: Secret(value="postgresql://ada:pw@bad host/db", origin="env")})
+    with pytest.raises(ValueError, match=f"^{name} names the host 'bad host'") as refused:
+        QueryRunners().for_secrets(secrets)
+    assert "pw" not in str(refused.value)
