@@ -67,11 +67,18 @@ def parse_duration(text: str) -> float:
 CHECKOUT = Path(__file__).resolve().parent.parent
 
 
-def default_socket() -> Path:
+def default_socket(checkout: Path = CHECKOUT) -> Path:
     """$HUB_RUNTIME_DIR when set (relative to the current directory, as the supervisor reads
-    it), else the runtime directory of the checkout this CLI runs from."""
+    it), else the runtime directory of the checkout this CLI runs from. Installed with pip
+    (no checkout: the code sits in site-packages), the current directory's, where the
+    `sealgate` command keeps it."""
     configured = os.environ.get("HUB_RUNTIME_DIR")
-    root = Path(configured).resolve() if configured else CHECKOUT / DEFAULT_RUNTIME_DIR
+    if configured:
+        root = Path(configured).resolve()
+    elif (checkout / "supervisor.py").is_file() and (checkout / "Makefile").is_file():
+        root = checkout / DEFAULT_RUNTIME_DIR
+    else:
+        root = Path(DEFAULT_RUNTIME_DIR).resolve()
     return RuntimeLayout(root).admin_socket
 
 

@@ -98,9 +98,12 @@ def test_the_sealgate_command_runs_the_hub_from_an_install(
     for child in ("guardian", "sandbox"):  # they run the installed code, not the checkout's
         argv = Path(f"/proc/{stack.pid_of(child)}/cmdline").read_bytes().split(b"\0")
         assert f"{stack.dir / 'lib'}/{child}/__main__.py".encode() in argv, argv
+    # without HUB_RUNTIME_DIR the installed CLI finds var/ where `sealgate` keeps it: the cwd
+    assert stack.runtime == stack.dir / "var"
+    without_runtime = {k: v for k, v in stack.env.items() if k != "HUB_RUNTIME_DIR"}
     status = subprocess.run(
         [str(bin_dir / "sealgate-ctl"), "status"],
-        env=stack.env,
+        env=without_runtime,
         cwd=stack.dir,
         capture_output=True,
         text=True,

@@ -51,6 +51,18 @@ def test_the_socket_defaults_to_the_checkouts_runtime_dir_not_the_cwd(
         assert str(ROOT / "var" / "guardian") in json.loads(done.stdout)["error"]["message"]
 
 
+def test_installed_with_pip_the_socket_is_under_the_current_directory(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """No checkout around the code (site-packages): where `sealgate` keeps var/, the cwd."""
+    monkeypatch.delenv("HUB_RUNTIME_DIR", raising=False)
+    monkeypatch.chdir(tmp_path)
+    site_packages = tmp_path / "lib" / "site-packages"
+    (site_packages / "guardian").mkdir(parents=True)
+    (site_packages / "supervisor.py").write_text("")
+    assert ctl.default_socket(site_packages) == tmp_path / "var" / "guardian" / "admin.sock"
+
+
 def test_json_is_accepted_after_the_subcommand(guardian: GuardianProcess) -> None:
     env = {"HUB_RUNTIME_DIR": str(guardian.runtime)}
     for args in (("status", "--json"), ("--json", "status"), ("users", "list", "--json")):
