@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.fake_provider import pyfun_for
 from protocol.pyfun import PyfunError, parse
 from tests.helpers import ROOT, Stack, base_env, free_port, make_workdir, run_ctl
 
@@ -130,7 +131,7 @@ def readme() -> Iterator[Readme]:
         stdout=subprocess.PIPE,
         text=True,
     )
-    config = (ROOT / "bench" / "fake.pyfun").read_text().replace("8900", str(port))
+    config = pyfun_for(port)
     config += "\n" + "\n\n".join(ROLES.values()) + "\n"
     stack = Stack(config_text=config, env={"SEALGATE_MASTER_KEY": MASTER_KEY})
     workdir = make_workdir("sealgate-readme-")

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 import pytest
 from openai import OpenAI
 
+from bench.fake_provider import pyfun_for
 from tests.e2e.mcp_client import mcp_session
 from tests.helpers import ROOT, Stack, free_port
 
@@ -36,7 +37,7 @@ def fake_port() -> Iterator[int]:
 
 @pytest.fixture(scope="module")
 def tried(fake_port: int) -> Iterator[Stack]:
-    config = (ROOT / "bench" / "fake.pyfun").read_text().replace("8900", str(fake_port))
+    config = pyfun_for(fake_port)
     stack = Stack(config_text=config)
     try:
         yield stack.start()

@@ -3,7 +3,7 @@ uid, so a second instance running as the same pair could reach the first one's g
 
 The lock directory is per test (`HUB_LOCK_DIR`); the default, /run/sealgate, is host-wide.
 In one-uid mode there is no service-user pair to share: instances under one uid are apart
-only when each has a uid (a container) of its own, as the README's table says.
+only when each has a uid (a container) of its own, as docs/SECURITY.md's run-mode table says.
 """
 
 from __future__ import annotations

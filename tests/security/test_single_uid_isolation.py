@@ -75,7 +75,7 @@ def test_the_real_sandbox_runs_under_the_same_restrictions(deployment: Deploymen
 
 
 def test_without_landlock_one_uid_is_exposed_and_says_so(deployment: Deployment) -> None:
-    """What the README's table says remains on a kernel without Landlock."""
+    """What docs/SECURITY.md's run-mode table says remains on a kernel without Landlock."""
     out = deployment.attack(landlock=False, read=[str(deployment.env_file)])
     if deployment.mode == "two-uid":
         assert out[f"read {deployment.env_file}"] == "EACCES", out
