@@ -3,6 +3,7 @@ long enough to scroll."""
 
 from __future__ import annotations
 
+import gc
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -44,10 +45,14 @@ def test_twenty_thousand_streamed_chunks_keep_trues_reference_count(
     chat.client.chat_stream = counting  # type: ignore[method-assign]
     choose(window, provider="local", model="llama-local")
     _TRUES.extend([True] * (CHUNKS * 4))
+    # Garbage from the set-up, freed by a collection that happens to run during the stream
+    # (more of them on a loaded machine), would lower the counts without any leak.
+    gc.collect()
     before, nones = sys.getrefcount(True), sys.getrefcount(None)
     started = time.monotonic()
     send(qtbot, window, "Stream a long answer")
     elapsed = time.monotonic() - started
+    gc.collect()
     after, nones_after = sys.getrefcount(True), sys.getrefcount(None)
     answer = last(window)
     assert answer.role == "assistant", answer.text
