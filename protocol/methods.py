@@ -408,6 +408,10 @@ _CONSENT_VIEW = {
     "redirect_host": Field(type=str, max_len=512),
     "scopes": Field(type=list, items=str, max_len=16),
     "resource": _URL,
+    # "registered" or "cimd": who named the client (itself; its metadata document)
+    "client_kind": Field(type=str, max_len=16, required=False),
+    # what each scope opens, in words, in the order of `scopes`
+    "scope_words": Field(type=list, items=str, max_len=16, required=False),
 }
 
 OAUTH_SERVER_INFO = MethodSpec(

@@ -297,15 +297,26 @@ def _authorization_request(request: Request) -> dict[str, str]:
     return {k: query[k] for k in _REQUEST_KEYS if k in query and len(query[k]) <= 4096}
 
 
+_STYLE = (
+    "body{font-family:system-ui,sans-serif;max-width:34rem;margin:3rem auto;padding:0 1rem}"
+    "label{display:block;margin:.6rem 0}input[type=text],input[type=password]{width:100%}"
+    ".err{color:#a00}li{margin:.4rem 0}button{margin:.5rem .5rem 0 0;padding:.4rem 1rem;"
+    "font:inherit;border-radius:.3rem;cursor:pointer}"
+    "button.primary{background:#1a5fb4;color:#fff;border:2px solid #1a5fb4;font-weight:600}"
+    "button.secondary{background:#fff;color:#333;border:2px solid #888}"
+    ".unverified{background:#fff3cd;color:#5c4400;padding:.1rem .4rem;border-radius:.2rem;"
+    "font-size:.9em}.note{color:#555;font-size:.9em}code{overflow-wrap:anywhere}"
+    "table{border-collapse:collapse;width:100%}td,th{padding:.3rem .6rem .3rem 0;"
+    "text-align:left;vertical-align:top;border-bottom:1px solid #ddd}"
+)
+
+
 def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
     text = (
         "<!doctype html><html lang=en><head><meta charset=utf-8>"
         "<meta name=viewport content='width=device-width,initial-scale=1'>"
-        f"<title>{html.escape(title)}</title><style>"
-        "body{font-family:system-ui,sans-serif;max-width:34rem;margin:3rem auto;padding:0 1rem}"
-        "label{display:block;margin:.6rem 0}input[type=text],input[type=password]{width:100%}"
-        ".err{color:#a00}li{margin:.2rem 0}button{margin:.5rem .5rem 0 0;padding:.4rem 1rem}"
-        f"</style></head><body>{body}</body></html>"
+        f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head>"
+        f"<body>{body}</body></html>"
     )
     return HTMLResponse(text, status_code=status, headers=_PAGE_HEADERS)
 
@@ -320,15 +331,52 @@ def _error_page(message: str, status: int = 400) -> HTMLResponse:
     )
 
 
-def _who_asks(view: dict[str, Any]) -> str:
-    scopes = "".join(f"<li><code>{html.escape(str(s))}</code></li>" for s in view["scopes"])
+def unverified_note(kind: str, client_id: str) -> str:
+    """Why a client's name proves nothing: every client names itself (a registered one in
+    its registration, a metadata-document one in the document at its URL)."""
+    if kind == "cimd":
+        return (
+            "the application named itself in its own description at"
+            f" <code>{html.escape(client_id)}</code>; SealGate has not checked the name."
+        )
     return (
-        f"<p><strong id=client>{html.escape(str(view['client_name']))}</strong>"
-        f" (<code>{html.escape(str(view['client_id']))}</code>) asks to use"
+        "the application chose this name itself when it registered; SealGate has not"
+        " checked it. Go on only if you started this sign-in from the application you expect."
+    )
+
+
+def client_label(name: str, kind: str, client_id: str) -> str:
+    """A client's name, always marked as unverified, with the reason next to it."""
+    return (
+        f"<strong class=client-name>{html.escape(name)}</strong>"
+        " <span class=unverified>unverified name</span>"
+        f" <span class=note>({unverified_note(kind, client_id)})</span>"
+    )
+
+
+def scope_items(names: list[Any], words: list[Any]) -> str:
+    """One list item per scope: what it opens in words, then its name."""
+    if len(words) != len(names):
+        words = [""] * len(names)
+    return "".join(
+        f"<li>{html.escape(str(w)) or html.escape(str(n))} <code>{html.escape(str(n))}</code></li>"
+        for n, w in zip(names, words, strict=True)
+    )
+
+
+def _who_asks(view: dict[str, Any]) -> str:
+    scopes = scope_items(list(view["scopes"]), list(view.get("scope_words") or []))
+    name, client_id = str(view["client_name"]), str(view["client_id"])
+    kind = str(view.get("client_kind") or "registered")
+    return (
+        f"<p><strong id=client>{html.escape(name)}</strong>"
+        f" <span class=unverified id=unverified>unverified name</span>"
+        f" (<code>{html.escape(client_id)}</code>) asks to use"
         f" <code>{html.escape(str(view['resource']))}</code> on your behalf.</p>"
+        f"<p class=note id=unverified-why>Unverified: {unverified_note(kind, client_id)}</p>"
         f"<p>After you allow it you go back to <strong id=redirect-host>"
         f"{html.escape(str(view['redirect_host']))}</strong>.</p>"
-        f"<p>It asks for:</p><ul id=scopes>{scopes}</ul>"
+        f"<p>If you allow it, it may:</p><ul id=scopes>{scopes}</ul>"
     )
 
 
@@ -340,7 +388,7 @@ def _login_page(view: dict[str, Any], problem: str = "", status: int = 200) -> H
         "<form method=post>"
         "<label>User name <input type=text name=username autocomplete=username required></label>"
         "<label>Password <input type=password name=password autocomplete=current-password"
-        " required></label><button type=submit>Sign in</button></form>",
+        " required></label><button type=submit class=primary>Sign in</button></form>",
         status,
     )
 
@@ -352,9 +400,10 @@ def _consent_page(result: dict[str, Any]) -> HTMLResponse:
         f"<h1>Allow access?</h1>{_who_asks(result)}"
         "<form method=post action=/oauth/consent>"
         f"<input type=hidden name=ticket value='{ticket}'>"
-        "<button type=submit name=approve value=yes>Allow</button>"
-        "<button type=submit name=approve value=no>Deny</button></form>"
-        "<p>You can withdraw this later: <code>sealgate-ctl oauth grants revoke</code>.</p>",
+        "<button type=submit name=approve value=yes class=primary id=allow>Allow</button>"
+        "<button type=submit name=approve value=no class=secondary id=deny>Deny</button></form>"
+        "<p class=note>You can withdraw it at any time on"
+        " <a href=/oauth/grants>your grants page</a>.</p>",
     )
 
 
