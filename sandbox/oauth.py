@@ -11,6 +11,8 @@ it over RPC, and answer in OAuth's shapes:
     POST /oauth/token            authorization_code and refresh_token grants
     POST /oauth/register         Dynamic Client Registration (RFC 7591)
     POST /oauth/revoke           RFC 7009
+    GET  /oauth/grants           a signed-in person's own consents (`sandbox/grants_page.py`)
+    POST /oauth/grants/revoke    withdraw one (Origin rule and a single-use form token)
 
 The authorization page uses no cookie: a client sends the person here from another site,
 and `sg_session` is `SameSite=Strict`, so it would not arrive anyway. The person signs in on
@@ -53,8 +55,13 @@ CROSS_SITE_PATHS = frozenset(
 )
 #: Served without a credential (the authorization pages sign the person in themselves).
 PUBLIC_PATHS = CROSS_SITE_PATHS | {"/oauth/authorize", "/oauth/consent"}
+#: A signed-in person's own consents: the page, and its withdraw form (same-origin only).
+GRANTS_PATH = "/oauth/grants"
+GRANTS_REVOKE_PATH = "/oauth/grants/revoke"
 #: Bodies OAuth sends as forms (RFC 6749 and 7009), allowed besides JSON.
-FORM_PATHS = frozenset({"/oauth/authorize", "/oauth/consent", "/oauth/token", "/oauth/revoke"})
+FORM_PATHS = frozenset(
+    {"/oauth/authorize", "/oauth/consent", "/oauth/token", "/oauth/revoke", GRANTS_REVOKE_PATH}
+)
 _REQUEST_KEYS = (
     "response_type",
     "client_id",
@@ -243,6 +250,9 @@ async def _form(request: Request) -> dict[str, str] | None:
     return {k: v for k, v in form.multi_items() if isinstance(v, str)}
 
 
+form_of = _form
+
+
 # metadata --------------------------------------------------------------------------------
 async def protected_resource(request: Request) -> Response:
     try:
@@ -305,7 +315,8 @@ _STYLE = (
     "button.primary{background:#1a5fb4;color:#fff;border:2px solid #1a5fb4;font-weight:600}"
     "button.secondary{background:#fff;color:#333;border:2px solid #888}"
     ".unverified{background:#fff3cd;color:#5c4400;padding:.1rem .4rem;border-radius:.2rem;"
-    "font-size:.9em}.note{color:#555;font-size:.9em}code{overflow-wrap:anywhere}"
+    "font-size:.9em}.note{color:#555;font-size:.9em}.done{background:#e6f4ea;padding:.5rem}"
+    "code{overflow-wrap:anywhere}"
     "table{border-collapse:collapse;width:100%}td,th{padding:.3rem .6rem .3rem 0;"
     "text-align:left;vertical-align:top;border-bottom:1px solid #ddd}"
 )
@@ -319,6 +330,9 @@ def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
         f"<body>{body}</body></html>"
     )
     return HTMLResponse(text, status_code=status, headers=_PAGE_HEADERS)
+
+
+page = _page
 
 
 def _error_page(message: str, status: int = 400) -> HTMLResponse:

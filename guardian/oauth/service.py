@@ -328,6 +328,8 @@ class OAuthService:
         if taken is None:
             raise oauth_error("invalid_request", "this sign-in expired or was used; start again")
         user_id, request = taken
+        if "purpose" in request:  # another page's form token (guardian/oauth/own.py)
+            raise oauth_error("invalid_request", "this sign-in expired or was used; start again")
         pending = await self.check(request, ip)
         row = await self.storage.get_user_by_id(user_id)
         if row is None or locked(row):
