@@ -89,3 +89,50 @@ def test_the_consent_page_says_scopes_in_words_marks_the_name_and_sets_allow_apa
         deny.click()
         WebDriverWait(browser, WAIT_S).until(lambda b: b.current_url.startswith(redirect_uri))
     assert any("error=access_denied" in path for path in received), received
+
+
+def test_a_person_withdraws_a_grant_from_the_grants_page_in_chromium(stack: Stack) -> None:
+    """Allow a client, sign in on the status page, follow its link to the grants page, and
+    withdraw: the browser's own form post passes the Origin rule and the form token."""
+    with loopback_client() as (redirect_uri, received), chromium() as browser:
+        registered = httpx.post(
+            f"{stack.url}/oauth/register",
+            json={"client_name": "Withdrawn app", "redirect_uris": [redirect_uri]},
+            timeout=30,
+        )
+        client_id = registered.json()["client_id"]
+        _, challenge = pkce()
+        query = {
+            "response_type": "code",
+            "client_id": client_id,
+            "redirect_uri": redirect_uri,
+            "state": "s",
+            "code_challenge": challenge,
+            "code_challenge_method": "S256",
+            "scope": "mcp llm",
+        }
+        browser.get(f"{stack.url}/oauth/authorize?{urlencode(query)}")
+        browser.find_element(By.NAME, "username").send_keys("dora")
+        browser.find_element(By.NAME, "password").send_keys(PASSWORD)
+        browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+        WebDriverWait(browser, WAIT_S).until(lambda b: b.find_elements(By.ID, "allow"))
+        browser.find_element(By.ID, "allow").click()
+        WebDriverWait(browser, WAIT_S).until(lambda b: b.current_url.startswith(redirect_uri))
+
+        browser.get(stack.url)  # the status page's login form, then the page itself
+        browser.find_element(By.ID, "username").send_keys("dora")
+        browser.find_element(By.ID, "password").send_keys(PASSWORD)
+        browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+        WebDriverWait(browser, WAIT_S).until(lambda b: b.find_elements(By.ID, "grants-link"))
+        browser.find_element(By.ID, "grants-link").click()
+        WebDriverWait(browser, WAIT_S).until(lambda b: b.find_elements(By.ID, "grants"))
+        row = browser.find_element(By.CSS_SELECTOR, "#grants tr.grant")
+        assert "Withdrawn app" in row.text and "unverified name" in row.text
+        assert "Send prompts to the language models" in row.text
+        row.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+        WebDriverWait(browser, WAIT_S).until(
+            lambda b: b.find_elements(By.ID, "withdrawn") or "forbidden" in b.page_source
+        )
+        assert "forbidden" not in browser.page_source, browser.page_source
+        assert browser.find_elements(By.ID, "no-grants")
+    assert any("code=" in path for path in received), received
