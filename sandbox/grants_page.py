@@ -27,26 +27,36 @@ from sandbox.oauth import GRANTS_PATH, GRANTS_REVOKE_PATH, client_label, form_of
 
 def _when(value: Any) -> str:
     if not isinstance(value, int | float) or isinstance(value, bool):
-        return "not known"
+        return "not yet"
     return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(value))
 
 
-def _grant_row(grant: dict[str, Any], form_token: str) -> str:
+#: The grants page: wider than the sign-in pages, one card per application.
+_STYLE = (
+    "body{max-width:46rem}.grant{border:1px solid #ccc;border-radius:.4rem;"
+    "padding:.6rem 1rem;margin:1rem 0}.grant h2{font-size:1.15rem;margin:.2rem 0}"
+    ".grant h2 .note{font-weight:normal;font-size:.85rem}.grant .when{margin:.4rem 0}"
+    ".grant ul{margin:.4rem 0}"
+)
+
+
+def _grant_card(grant: dict[str, Any], form_token: str) -> str:
     client_id = str(grant.get("client_id", ""))
     label = client_label(
         str(grant.get("client_name", "")), str(grant.get("client_kind", "")), client_id
     )
     scopes = scope_items(list(grant.get("scopes") or []), list(grant.get("scope_words") or []))
     return (
-        "<tr class=grant>"
-        f"<td>{label}<br><code class=client-id>{html.escape(client_id)}</code></td>"
-        f"<td><ul class=scopes>{scopes}</ul></td>"
-        f"<td class=granted>{_when(grant.get('granted_at'))}</td>"
-        f"<td class=last-active>{_when(grant.get('last_token_at'))}</td>"
-        f"<td><form method=post action={GRANTS_REVOKE_PATH}>"
+        f"<section class=grant><h2>{label}</h2>"
+        f"<p class=note>Client id <code class=client-id>{html.escape(client_id)}</code></p>"
+        f"<p class=when>Allowed on <span class=granted>{_when(grant.get('granted_at'))}</span>"
+        f" &middot; last active <span class=last-active>{_when(grant.get('last_token_at'))}"
+        "</span></p>"
+        f"<p>It may:</p><ul class=scopes>{scopes}</ul>"
+        f"<form method=post action={GRANTS_REVOKE_PATH}>"
         f"<input type=hidden name=form_token value='{html.escape(form_token)}'>"
         f"<input type=hidden name=client_id value='{html.escape(client_id)}'>"
-        "<button type=submit class=secondary>Withdraw</button></form></td></tr>"
+        "<button type=submit class=secondary>Withdraw</button></form></section>"
     )
 
 
@@ -78,13 +88,11 @@ async def grants_page(request: Request) -> Response:
             " and it must ask you again to get new ones.</p>"
         )
     if grants:
-        rows = "".join(_grant_row(g, form_token) for g in grants)
+        cards = "".join(_grant_card(g, form_token) for g in grants)
         table = (
-            "<table id=grants><tr><th>Application</th><th>May</th><th>Allowed on</th>"
-            "<th>Last active</th><th></th></tr>"
-            f"{rows}</table>"
-            "<p class=note>Last active: when the application last got a token (at sign-in,"
-            " and about every 15 minutes while it is in use).</p>"
+            f"<div id=grants>{cards}</div>"
+            "<p class=note>Last active: when the application last got a token (when you"
+            " allowed it, and about every 15 minutes while it is in use).</p>"
         )
     else:
         table = "<p id=no-grants>You have not allowed any application.</p>"
@@ -94,6 +102,7 @@ async def grants_page(request: Request) -> Response:
         f"<h1>Your OAuth grants</h1><p>Signed in as <strong id=user>{who}</strong>."
         " These applications may act for you; withdraw any you no longer use.</p>"
         f"{done}{table}<p><a href=/>Back to the hub</a></p>",
+        extra_style=_STYLE,
     )
 
 

@@ -241,16 +241,13 @@ def oauth_json_error(exc: RPCError) -> JSONResponse:
     )
 
 
-async def _form(request: Request) -> dict[str, str] | None:
+async def form_of(request: Request) -> dict[str, str] | None:
     """A url-encoded form as single string values; None when it is not one."""
     media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if media != "application/x-www-form-urlencoded":
         return None
     form = await request.form(max_files=0, max_fields=32)
     return {k: v for k, v in form.multi_items() if isinstance(v, str)}
-
-
-form_of = _form
 
 
 # metadata --------------------------------------------------------------------------------
@@ -322,21 +319,18 @@ _STYLE = (
 )
 
 
-def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
+def page(title: str, body: str, status: int = 200, extra_style: str = "") -> HTMLResponse:
     text = (
         "<!doctype html><html lang=en><head><meta charset=utf-8>"
         "<meta name=viewport content='width=device-width,initial-scale=1'>"
-        f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head>"
+        f"<title>{html.escape(title)}</title><style>{_STYLE}{extra_style}</style></head>"
         f"<body>{body}</body></html>"
     )
     return HTMLResponse(text, status_code=status, headers=_PAGE_HEADERS)
 
 
-page = _page
-
-
 def _error_page(message: str, status: int = 400) -> HTMLResponse:
-    return _page(
+    return page(
         "Sign-in refused",
         "<h1>This sign-in cannot continue</h1>"
         f"<p class=err id=error>{html.escape(message)}</p>"
@@ -345,7 +339,7 @@ def _error_page(message: str, status: int = 400) -> HTMLResponse:
     )
 
 
-def unverified_note(kind: str, client_id: str) -> str:
+def unverified_note(kind: str, client_id: str, *, signing_in: bool = True) -> str:
     """Why a client's name proves nothing: every client names itself (a registered one in
     its registration, a metadata-document one in the document at its URL)."""
     if kind == "cimd":
@@ -353,18 +347,23 @@ def unverified_note(kind: str, client_id: str) -> str:
             "the application named itself in its own description at"
             f" <code>{html.escape(client_id)}</code>; SealGate has not checked the name."
         )
+    advice = (
+        " Go on only if you started this sign-in from the application you expect."
+        if signing_in
+        else ""
+    )
     return (
         "the application chose this name itself when it registered; SealGate has not"
-        " checked it. Go on only if you started this sign-in from the application you expect."
+        f" checked it.{advice}"
     )
 
 
 def client_label(name: str, kind: str, client_id: str) -> str:
-    """A client's name, always marked as unverified, with the reason next to it."""
+    """A client's name on the grants page, marked as unverified with the reason beside it."""
     return (
         f"<strong class=client-name>{html.escape(name)}</strong>"
         " <span class=unverified>unverified name</span>"
-        f" <span class=note>({unverified_note(kind, client_id)})</span>"
+        f"<br><span class=note>{unverified_note(kind, client_id, signing_in=False)}</span>"
     )
 
 
@@ -396,7 +395,7 @@ def _who_asks(view: dict[str, Any]) -> str:
 
 def _login_page(view: dict[str, Any], problem: str = "", status: int = 200) -> HTMLResponse:
     error = f"<p class=err id=error>{html.escape(problem)}</p>" if problem else ""
-    return _page(
+    return page(
         "Sign in",
         f"<h1>Sign in to allow an application</h1>{_who_asks(view)}{error}"
         "<form method=post>"
@@ -409,7 +408,7 @@ def _login_page(view: dict[str, Any], problem: str = "", status: int = 200) -> H
 
 def _consent_page(result: dict[str, Any]) -> HTMLResponse:
     ticket = html.escape(str(result["ticket"]))
-    return _page(
+    return page(
         "Allow access",
         f"<h1>Allow access?</h1>{_who_asks(result)}"
         "<form method=post action=/oauth/consent>"
@@ -449,7 +448,7 @@ def _page_status(exc: RPCError) -> int:
 async def authorize_submit(request: Request) -> Response:
     """POST: the sign-in form. Redirects (consent remembered, or a refusal the client must
     hear) or shows the consent page."""
-    form = await _form(request)
+    form = await form_of(request)
     if form is None:
         return _error_page("send the sign-in form")
     link, caller, authz = _link(request), _caller(request), _authorization_request(request)
@@ -473,7 +472,7 @@ async def authorize_submit(request: Request) -> Response:
 
 
 async def consent(request: Request) -> Response:
-    form = await _form(request)
+    form = await form_of(request)
     if form is None or not form.get("ticket"):
         return _error_page("send the consent form")
     approve = form.get("approve") == "yes"
@@ -489,7 +488,7 @@ async def consent(request: Request) -> Response:
 
 # the machine endpoints -------------------------------------------------------------------
 async def token(request: Request) -> Response:
-    form = await _form(request)
+    form = await form_of(request)
     if form is None:
         return JSONResponse(
             {"error": "invalid_request", "error_description": "send a url-encoded form"},
@@ -556,7 +555,7 @@ async def register(request: Request) -> Response:
 
 
 async def revoke(request: Request) -> Response:
-    form = await _form(request)
+    form = await form_of(request)
     if form is None or not form.get("token"):
         return JSONResponse(
             {"error": "invalid_request", "error_description": "send token= in a form"},

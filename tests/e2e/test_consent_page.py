@@ -126,7 +126,7 @@ def test_a_person_withdraws_a_grant_from_the_grants_page_in_chromium(stack: Stac
         WebDriverWait(browser, WAIT_S).until(lambda b: b.find_elements(By.ID, "grants-link"))
         browser.find_element(By.ID, "grants-link").click()
         WebDriverWait(browser, WAIT_S).until(lambda b: b.find_elements(By.ID, "grants"))
-        row = browser.find_element(By.CSS_SELECTOR, "#grants tr.grant")
+        row = browser.find_element(By.CSS_SELECTOR, "#grants .grant")
         assert "Withdrawn app" in row.text and "unverified name" in row.text
         assert "Send prompts to the language models" in row.text
         row.find_element(By.CSS_SELECTOR, "button[type=submit]").click()

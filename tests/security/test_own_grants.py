@@ -173,7 +173,7 @@ def _lists_and_withdraws(
     assert "Editor of Bob" in page.text and "unverified name" in page.text
     assert client_id in page.text
     assert "Send prompts to the language models" in page.text  # the scope in words
-    assert "not known" not in page.text  # allowed on, last active: both known
+    assert "not yet" not in page.text  # allowed on, last active: both known
     done = withdraw(bob, client_id, form_token(page))
     assert done.status_code == 303, done.text
     after = bob.get(done.headers["location"])
