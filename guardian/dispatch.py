@@ -147,6 +147,13 @@ _OAUTH: Mapping[str, Permit] = {
         spec=METHODS["oauth.register"], phases=_READY, task=_mapped(oauth.register)
     ),
     "oauth.revoke": Permit(spec=METHODS["oauth.revoke"], phases=_READY, task=_mapped(oauth.revoke)),
+    # a signed-in person's own consents (the grants page); the guardian resolves whose
+    "oauth.own_grants": Permit(
+        spec=METHODS["oauth.own_grants"], phases=_READY, task=oauth.own_grants
+    ),
+    "oauth.own_grant_revoke": Permit(
+        spec=METHODS["oauth.own_grant_revoke"], phases=_READY, task=oauth.own_grant_revoke
+    ),
 }
 
 SANDBOX_PERMITS: Mapping[str, Permit] = {

@@ -362,3 +362,18 @@ def _choices(kind: type[Params], parts: list[str]) -> list[str]:
             (a for a in typing.get_args(annotation) if isinstance(a, type)), annotation
         )
     return [str(a) for a in typing.get_args(annotation)]
+
+
+# a person's own OAuth grants (the sandbox's grants page) ---------------------------------
+# Only the caller's credential says whose grants these are: the guardian resolves it, and no
+# field names a user.
+class OAuthOwnGrantsParams(Sealed, frozen=True, kw_only=True):
+    """List the caller's own consents (and get a form token to withdraw one)."""
+
+
+class OAuthOwnGrantRevokeParams(Sealed, frozen=True, kw_only=True):
+    """Withdraw the caller's consent to one client: the client, and the form token the
+    listing gave this person (single use, like the consent page's ticket)."""
+
+    client_id: Url
+    form_token: Text128

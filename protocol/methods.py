@@ -27,6 +27,8 @@ from protocol.contract import (
     OAuthConsentParams,
     OAuthGrantsParams,
     OAuthLoginParams,
+    OAuthOwnGrantRevokeParams,
+    OAuthOwnGrantsParams,
     OAuthRegisterParams,
     OAuthRevokeParams,
     OAuthTokenParams,
@@ -408,6 +410,10 @@ _CONSENT_VIEW = {
     "redirect_host": Field(type=str, max_len=512),
     "scopes": Field(type=list, items=str, max_len=16),
     "resource": _URL,
+    # "registered" or "cimd": who named the client (itself; its metadata document)
+    "client_kind": Field(type=str, max_len=16, required=False),
+    # what each scope opens, in words, in the order of `scopes`
+    "scope_words": Field(type=list, items=str, max_len=16, required=False),
 }
 
 OAUTH_SERVER_INFO = MethodSpec(
@@ -540,3 +546,30 @@ METHODS: dict[str, MethodSpec] = {
 def methods_for(surface: Surface) -> dict[str, MethodSpec]:
     """The methods a connection on `surface` may call."""
     return {name: spec for name, spec in METHODS.items() if surface in spec.surfaces}
+
+
+# a person's own OAuth grants (the sandbox's grants page) ----------------------------------
+# Sandbox surface only. The guardian resolves the caller's credential to its principal and
+# lists or withdraws that user's consents alone; no parameter names a user.
+OAUTH_OWN_GRANTS = MethodSpec(
+    name="oauth.own_grants",
+    doc="The caller's own consents: client (name, kind), scopes in words, when granted and"
+    " last active; with a single-use form token for withdrawing one.",
+    params=OAuthOwnGrantsParams,
+    result={
+        "user": Field(type=str, max_len=64),
+        "grants": Field(type=list, items=dict, max_len=None),
+        "form_token": Field(type=str, max_len=128),
+    },
+    surfaces=_SANDBOX_ONLY,
+)
+
+OAUTH_OWN_GRANT_REVOKE = MethodSpec(
+    name="oauth.own_grant_revoke",
+    doc="Withdraw the caller's own consent to one client, with every token issued under it.",
+    params=OAuthOwnGrantRevokeParams,
+    result={"revoked": Field(type=int), "client_name": Field(type=str, max_len=256)},
+    surfaces=_SANDBOX_ONLY,
+)
+
+METHODS.update({spec.name: spec for spec in (OAUTH_OWN_GRANTS, OAUTH_OWN_GRANT_REVOKE)})

@@ -17,6 +17,7 @@ from protocol.pyfun import PyfunError
 from sandbox import json_api, openai_api
 from sandbox.auth import AuthGate, VerifyCache, login, logout
 from sandbox.caller import Proxies
+from sandbox.grants_page import ROUTES as GRANTS_ROUTES
 from sandbox.guardian_link import ActiveNames, GuardianLink
 from sandbox.hubstate import HubState
 from sandbox.mcp_tools import build_mcp
@@ -117,6 +118,7 @@ def build_app(
         Mount("/mcp", app=mcp_http),
         Mount("/sse", app=OneResponse(mcp_sse)),
         *OAUTH_ROUTES,
+        *GRANTS_ROUTES,
     ]
     oauth_info = ServerInfo(link)
     metrics = Metrics()

@@ -31,8 +31,9 @@ CACHE_S = 5.0
 ALWAYS_SERVED = frozenset({"/healthz", "/openapi.json"})
 #: Served without a credential while the guardian answers.
 PUBLIC_PATHS = frozenset({"/auth/login"})
-#: Paths that serve a reduced page instead of a 401 (the status page shows a login form).
-SOFT_PATHS = frozenset({"/"})
+#: Paths that serve a reduced page instead of a 401 (the status page shows a login form,
+#: the grants page says to sign in there).
+SOFT_PATHS = frozenset({"/", "/oauth/grants"})
 
 
 #: Added to a 401 on a Hugging Face Space when no X-API-Key was sent: a private Space's gate

@@ -26,6 +26,8 @@ from protocol.contract import (
     LlmParams,
     LoginParams,
     ModelsInfoParams,
+    OAuthOwnGrantRevokeParams,
+    OAuthOwnGrantsParams,
     Sealed,
     SearchParams,
     to_map,
@@ -265,6 +267,19 @@ class GuardianLink:
             **_optional(token_type_hint=hint, client_id=client_id),
         }
         return await self._client.call("oauth.revoke", params, timeout=15)
+
+    async def oauth_own_grants(self, caller: Caller) -> dict[str, Any]:
+        """The caller's own consents; the guardian resolves whose from the credential."""
+        params = to_map(OAuthOwnGrantsParams(caller=caller.to_params()))
+        return await self._client.call("oauth.own_grants", params, timeout=15)
+
+    async def oauth_own_grant_revoke(
+        self, caller: Caller, client_id: str, form_token: str
+    ) -> dict[str, Any]:
+        params = OAuthOwnGrantRevokeParams(
+            caller=caller.to_params(), client_id=client_id, form_token=form_token
+        )
+        return await self._client.call("oauth.own_grant_revoke", to_map(params), timeout=15)
 
     async def models_info(self, caller: Caller, model: str | None = None) -> dict[str, Any]:
         params = ModelsInfoParams(caller=caller.to_params(), **_optional(model=model))

@@ -11,6 +11,8 @@ it over RPC, and answer in OAuth's shapes:
     POST /oauth/token            authorization_code and refresh_token grants
     POST /oauth/register         Dynamic Client Registration (RFC 7591)
     POST /oauth/revoke           RFC 7009
+    GET  /oauth/grants           a signed-in person's own consents (`sandbox/grants_page.py`)
+    POST /oauth/grants/revoke    withdraw one (Origin rule and a single-use form token)
 
 The authorization page uses no cookie: a client sends the person here from another site,
 and `sg_session` is `SameSite=Strict`, so it would not arrive anyway. The person signs in on
@@ -53,8 +55,13 @@ CROSS_SITE_PATHS = frozenset(
 )
 #: Served without a credential (the authorization pages sign the person in themselves).
 PUBLIC_PATHS = CROSS_SITE_PATHS | {"/oauth/authorize", "/oauth/consent"}
+#: A signed-in person's own consents: the page, and its withdraw form (same-origin only).
+GRANTS_PATH = "/oauth/grants"
+GRANTS_REVOKE_PATH = "/oauth/grants/revoke"
 #: Bodies OAuth sends as forms (RFC 6749 and 7009), allowed besides JSON.
-FORM_PATHS = frozenset({"/oauth/authorize", "/oauth/consent", "/oauth/token", "/oauth/revoke"})
+FORM_PATHS = frozenset(
+    {"/oauth/authorize", "/oauth/consent", "/oauth/token", "/oauth/revoke", GRANTS_REVOKE_PATH}
+)
 _REQUEST_KEYS = (
     "response_type",
     "client_id",
@@ -234,7 +241,7 @@ def oauth_json_error(exc: RPCError) -> JSONResponse:
     )
 
 
-async def _form(request: Request) -> dict[str, str] | None:
+async def form_of(request: Request) -> dict[str, str] | None:
     """A url-encoded form as single string values; None when it is not one."""
     media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if media != "application/x-www-form-urlencoded":
@@ -297,21 +304,33 @@ def _authorization_request(request: Request) -> dict[str, str]:
     return {k: query[k] for k in _REQUEST_KEYS if k in query and len(query[k]) <= 4096}
 
 
-def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
+_STYLE = (
+    "body{font-family:system-ui,sans-serif;max-width:34rem;margin:3rem auto;padding:0 1rem}"
+    "label{display:block;margin:.6rem 0}input[type=text],input[type=password]{width:100%}"
+    ".err{color:#a00}li{margin:.4rem 0}button{margin:.5rem .5rem 0 0;padding:.4rem 1rem;"
+    "font:inherit;border-radius:.3rem;cursor:pointer}"
+    "button.primary{background:#1a5fb4;color:#fff;border:2px solid #1a5fb4;font-weight:600}"
+    "button.secondary{background:#fff;color:#333;border:2px solid #888}"
+    ".unverified{background:#fff3cd;color:#5c4400;padding:.1rem .4rem;border-radius:.2rem;"
+    "font-size:.9em}.note{color:#555;font-size:.9em}.done{background:#e6f4ea;padding:.5rem}"
+    "code{overflow-wrap:anywhere}"
+    "table{border-collapse:collapse;width:100%}td,th{padding:.3rem .6rem .3rem 0;"
+    "text-align:left;vertical-align:top;border-bottom:1px solid #ddd}"
+)
+
+
+def page(title: str, body: str, status: int = 200, extra_style: str = "") -> HTMLResponse:
     text = (
         "<!doctype html><html lang=en><head><meta charset=utf-8>"
         "<meta name=viewport content='width=device-width,initial-scale=1'>"
-        f"<title>{html.escape(title)}</title><style>"
-        "body{font-family:system-ui,sans-serif;max-width:34rem;margin:3rem auto;padding:0 1rem}"
-        "label{display:block;margin:.6rem 0}input[type=text],input[type=password]{width:100%}"
-        ".err{color:#a00}li{margin:.2rem 0}button{margin:.5rem .5rem 0 0;padding:.4rem 1rem}"
-        f"</style></head><body>{body}</body></html>"
+        f"<title>{html.escape(title)}</title><style>{_STYLE}{extra_style}</style></head>"
+        f"<body>{body}</body></html>"
     )
     return HTMLResponse(text, status_code=status, headers=_PAGE_HEADERS)
 
 
 def _error_page(message: str, status: int = 400) -> HTMLResponse:
-    return _page(
+    return page(
         "Sign-in refused",
         "<h1>This sign-in cannot continue</h1>"
         f"<p class=err id=error>{html.escape(message)}</p>"
@@ -320,41 +339,84 @@ def _error_page(message: str, status: int = 400) -> HTMLResponse:
     )
 
 
-def _who_asks(view: dict[str, Any]) -> str:
-    scopes = "".join(f"<li><code>{html.escape(str(s))}</code></li>" for s in view["scopes"])
+def unverified_note(kind: str, client_id: str, *, signing_in: bool = True) -> str:
+    """Why a client's name proves nothing: every client names itself (a registered one in
+    its registration, a metadata-document one in the document at its URL)."""
+    if kind == "cimd":
+        return (
+            "the application named itself in its own description at"
+            f" <code>{html.escape(client_id)}</code>; SealGate has not checked the name."
+        )
+    advice = (
+        " Go on only if you started this sign-in from the application you expect."
+        if signing_in
+        else ""
+    )
     return (
-        f"<p><strong id=client>{html.escape(str(view['client_name']))}</strong>"
-        f" (<code>{html.escape(str(view['client_id']))}</code>) asks to use"
+        "the application chose this name itself when it registered; SealGate has not"
+        f" checked it.{advice}"
+    )
+
+
+def client_label(name: str, kind: str, client_id: str) -> str:
+    """A client's name on the grants page, marked as unverified with the reason beside it."""
+    return (
+        f"<strong class=client-name>{html.escape(name)}</strong>"
+        " <span class=unverified>unverified name</span>"
+        f"<br><span class=note>{unverified_note(kind, client_id, signing_in=False)}</span>"
+    )
+
+
+def scope_items(names: list[Any], words: list[Any]) -> str:
+    """One list item per scope: what it opens in words, then its name."""
+    if len(words) != len(names):
+        words = [""] * len(names)
+    return "".join(
+        f"<li>{html.escape(str(w)) or html.escape(str(n))} <code>{html.escape(str(n))}</code></li>"
+        for n, w in zip(names, words, strict=True)
+    )
+
+
+def _who_asks(view: dict[str, Any]) -> str:
+    scopes = scope_items(list(view["scopes"]), list(view.get("scope_words") or []))
+    name, client_id = str(view["client_name"]), str(view["client_id"])
+    kind = str(view.get("client_kind") or "registered")
+    return (
+        f"<p><strong id=client>{html.escape(name)}</strong>"
+        f" <span class=unverified id=unverified>unverified name</span>"
+        f" (<code>{html.escape(client_id)}</code>) asks to use"
         f" <code>{html.escape(str(view['resource']))}</code> on your behalf.</p>"
+        f"<p class=note id=unverified-why>Unverified: {unverified_note(kind, client_id)}</p>"
         f"<p>After you allow it you go back to <strong id=redirect-host>"
         f"{html.escape(str(view['redirect_host']))}</strong>.</p>"
-        f"<p>It asks for:</p><ul id=scopes>{scopes}</ul>"
+        f"<p>If you allow it, it may:</p><ul id=scopes>{scopes}</ul>"
     )
 
 
 def _login_page(view: dict[str, Any], problem: str = "", status: int = 200) -> HTMLResponse:
     error = f"<p class=err id=error>{html.escape(problem)}</p>" if problem else ""
-    return _page(
+    return page(
         "Sign in",
         f"<h1>Sign in to allow an application</h1>{_who_asks(view)}{error}"
         "<form method=post>"
         "<label>User name <input type=text name=username autocomplete=username required></label>"
         "<label>Password <input type=password name=password autocomplete=current-password"
-        " required></label><button type=submit>Sign in</button></form>",
+        " required></label><button type=submit class=primary>Sign in</button></form>",
         status,
     )
 
 
 def _consent_page(result: dict[str, Any]) -> HTMLResponse:
     ticket = html.escape(str(result["ticket"]))
-    return _page(
+    return page(
         "Allow access",
         f"<h1>Allow access?</h1>{_who_asks(result)}"
         "<form method=post action=/oauth/consent>"
         f"<input type=hidden name=ticket value='{ticket}'>"
-        "<button type=submit name=approve value=yes>Allow</button>"
-        "<button type=submit name=approve value=no>Deny</button></form>"
-        "<p>You can withdraw this later: <code>sealgate-ctl oauth grants revoke</code>.</p>",
+        "<button type=submit name=approve value=yes class=primary id=allow>Allow</button>"
+        "<button type=submit name=approve value=no class=secondary id=deny>Deny</button></form>"
+        "<p class=note>You can withdraw it at any time on"
+        " <a href=/oauth/grants>your grants page</a>.</p>",
     )
 
 
@@ -386,7 +448,7 @@ def _page_status(exc: RPCError) -> int:
 async def authorize_submit(request: Request) -> Response:
     """POST: the sign-in form. Redirects (consent remembered, or a refusal the client must
     hear) or shows the consent page."""
-    form = await _form(request)
+    form = await form_of(request)
     if form is None:
         return _error_page("send the sign-in form")
     link, caller, authz = _link(request), _caller(request), _authorization_request(request)
@@ -410,7 +472,7 @@ async def authorize_submit(request: Request) -> Response:
 
 
 async def consent(request: Request) -> Response:
-    form = await _form(request)
+    form = await form_of(request)
     if form is None or not form.get("ticket"):
         return _error_page("send the consent form")
     approve = form.get("approve") == "yes"
@@ -426,7 +488,7 @@ async def consent(request: Request) -> Response:
 
 # the machine endpoints -------------------------------------------------------------------
 async def token(request: Request) -> Response:
-    form = await _form(request)
+    form = await form_of(request)
     if form is None:
         return JSONResponse(
             {"error": "invalid_request", "error_description": "send a url-encoded form"},
@@ -493,7 +555,7 @@ async def register(request: Request) -> Response:
 
 
 async def revoke(request: Request) -> Response:
-    form = await _form(request)
+    form = await form_of(request)
     if form is None or not form.get("token"):
         return JSONResponse(
             {"error": "invalid_request", "error_description": "send token= in a form"},

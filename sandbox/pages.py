@@ -113,7 +113,8 @@ def _who(request: Request) -> str:
     role = _shown(str(_principal(request).get("role", "")))
     return (
         f"<p id=signed-in>Signed in as <strong id=user>{name}</strong> (role {role})"
-        " <button type=button id=logout>Log out</button></p>"
+        " <button type=button id=logout>Log out</button>"
+        " <a href=/oauth/grants id=grants-link>Applications you allowed (OAuth grants)</a></p>"
         "<script>document.getElementById('logout').addEventListener('click', async () => {"
         "await fetch('/auth/logout', {method: 'POST', body: '{}',"
         " headers: {'content-type': 'application/json'}}); location.reload(); });</script>"
@@ -253,7 +254,7 @@ table{{border-collapse:collapse;max-width:100%}}
 td,th{{padding:.2rem 1rem .2rem 0;text-align:left;vertical-align:top}}
 #models td:first-child{{overflow-wrap:anywhere;word-break:break-word;
 min-width:8rem;max-width:22rem}}
-code{{overflow-wrap:anywhere}}#signed-in button{{margin-left:.6rem}}</style>
+code{{overflow-wrap:anywhere}}#signed-in button,#signed-in a{{margin-left:.6rem}}</style>
 </head><body>
 <h1>{html.escape(hub_name)}</h1>
 <p>SealGate {html.escape(__version__)} &middot; up {uptime} s</p>

@@ -25,7 +25,7 @@ from supervise import children as lifecycle
 from supervise import preflight
 from supervise.children import MAX_FAILED_STARTS, Child, State
 from supervise.hardening import harden_self
-from supervise.hello import guardian_answers
+from supervise.hello import admin_address, guardian_answers
 from supervise.instance_lock import DEFAULT_LOCK_DIR, InstanceLock
 from supervise.leftovers import become_subreaper, orphans, sweep
 from supervise.outcomes import EX_CONFIG, EX_FAILED, EX_OK, EX_USAGE, Refusal
@@ -77,7 +77,7 @@ class Supervisor:
             if guardian.process is None or guardian.process.poll() is not None:
                 return False
             if guardian_answers(self.layout.admin_socket):
-                logger.info("guardian answers hello on %s", self.layout.admin_socket)
+                logger.info("guardian answers hello on %s", admin_address(self.layout.admin_socket))
                 return True
             if self.signals.wait(0.05):
                 return False

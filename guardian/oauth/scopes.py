@@ -11,13 +11,17 @@ from dataclasses import replace
 
 from protocol.pyfun import PyfunConfig, RoleConfig
 
-#: scope -> what the consent page says it allows
+#: scope -> what the consent page and the grants page say it opens, in words a person reads
 SCOPES: dict[str, str] = {
-    "mcp": "connect over MCP (/mcp, /sse, /api) and see which tools and models exist",
-    "llm": "send prompts to the configured language models (and /v1)",
-    "search": "run web searches",
-    "db_query": "read the allowlisted database tables",
-    "admin": "act as an administrator (metrics, status details)",
+    "mcp": "Connect to this hub over MCP (/mcp, /sse, /api) and see which tools and models"
+    " exist. On its own it sends no prompt and runs no search.",
+    "llm": "Send prompts to the language models configured here, also through the"
+    " OpenAI-compatible /v1; every call counts against your limits and budget.",
+    "search": "Run web searches through this hub's search providers; every search counts"
+    " against your limits and budget.",
+    "db_query": "Read (never change) the database tables the operator opened to db_query.",
+    "admin": "Act as an administrator: metrics and the status page's details. Granted only"
+    " to a user whose role is admin.",
 }
 #: What a client gets when it asks for no scope.
 DEFAULT_SCOPES = ("mcp", "llm", "search")
@@ -41,6 +45,11 @@ def parse(scope: str | None) -> tuple[str, ...]:
     if unknown:
         raise ScopeError(f"unknown scope {unknown[0]!r}; scopes: {', '.join(SCOPES)}")
     return tuple(s for s in SCOPES if s in names)
+
+
+def words(scopes: Iterable[str]) -> list[str]:
+    """What each scope opens, in the order given (an unknown name says so)."""
+    return [SCOPES.get(s, f"an unknown scope {s!r}") for s in scopes]
 
 
 def render(scopes: Iterable[str]) -> str:

@@ -79,13 +79,18 @@ class Pending:
     challenge: str
     scopes: tuple[str, ...]
     resource: str
+    #: "registered" (RFC 7591: the client named itself) or "cimd" (its metadata document
+    #: did): either way nobody vouched for the name.
+    client_kind: str = "registered"
 
     def view(self) -> dict[str, Any]:
         return {
             "client_name": self.client_name,
             "client_id": self.client_id,
+            "client_kind": self.client_kind,
             "redirect_host": redirects.host_of(self.redirect_uri),
             "scopes": list(self.scopes),
+            "scope_words": scopes.words(self.scopes),
             "resource": self.resource,
         }
 
@@ -281,6 +286,7 @@ class OAuthService:
             challenge=str(request.get("code_challenge")),
             scopes=wanted,
             resource=self.resource,
+            client_kind=str(client["kind"]),
         )
 
     def _redirect_error(
@@ -322,6 +328,8 @@ class OAuthService:
         if taken is None:
             raise oauth_error("invalid_request", "this sign-in expired or was used; start again")
         user_id, request = taken
+        if "purpose" in request:  # another page's form token (guardian/oauth/own.py)
+            raise oauth_error("invalid_request", "this sign-in expired or was used; start again")
         pending = await self.check(request, ip)
         row = await self.storage.get_user_by_id(user_id)
         if row is None or locked(row):

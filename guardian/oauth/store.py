@@ -155,6 +155,26 @@ class OAuthStore:
             user or "",
         )
 
+    async def list_user_grants(self, user_id: str) -> list[Row]:
+        """One user's consents (by id only), with each client's name and kind, when a token
+        was last issued under it (sign-in or refresh) and how many are live."""
+        return await self.storage.fetch(
+            self._q(
+                "SELECT g.client_id, g.scope, g.created_at, g.updated_at,"
+                " c.name AS client_name, c.kind AS client_kind,"
+                " (SELECT MAX(t.created_at) FROM {s}oauth_tokens t"
+                " WHERE t.client_id = g.client_id AND t.user_id = g.user_id) AS last_token_at,"
+                " (SELECT COUNT(*) FROM {s}oauth_tokens t WHERE t.client_id = g.client_id"
+                " AND t.user_id = g.user_id AND t.revoked_at IS NULL AND t.expires_at > ?)"
+                " AS live_tokens"
+                " FROM {s}oauth_grants g LEFT JOIN {s}oauth_clients c"
+                " ON c.client_id = g.client_id WHERE g.user_id = ?"
+                " ORDER BY g.created_at, g.client_id"
+            ),
+            time.time(),
+            user_id,
+        )
+
     async def revoke_grant(self, user_id: str, client_id: str) -> int:
         """The consent and every token issued under it."""
         async with self.storage.transaction() as tx:

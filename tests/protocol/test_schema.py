@@ -71,5 +71,10 @@ def test_sandbox_surface_is_exactly_the_contract_so_far() -> None:
         "oauth.token",
         "oauth.register",
         "oauth.revoke",
+        # a signed-in person's own consents (issue 24 item 8; ARCHITECTURE.md section 7)
+        "oauth.own_grants",
+        "oauth.own_grant_revoke",
     }
     assert set(methods_for(Surface.SANDBOX)) <= contract
+    assert {"oauth.own_grants", "oauth.own_grant_revoke"} <= set(methods_for(Surface.SANDBOX))
+    assert not {"oauth.own_grants", "oauth.own_grant_revoke"} & set(methods_for(Surface.ADMIN))
