@@ -31,6 +31,7 @@ from protocol.contract import (
     ModelsInfoParams,
     NoParams,
     Sealed,
+    SealedCall,
     SearchParams,
     to_map,
 )
@@ -78,7 +79,7 @@ class CallContext:
     listens_on_loopback: bool = False
 
 
-async def principal_of(ctx: CallContext, params: Sealed) -> Principal:
+async def principal_of(ctx: CallContext, params: SealedCall) -> Principal:
     """Operators on the admin socket act as themselves; sandbox calls carry a credential
     that only the guardian resolves."""
     if ctx.surface is Surface.ADMIN:
@@ -89,7 +90,9 @@ async def principal_of(ctx: CallContext, params: Sealed) -> Principal:
 SealedRun = Callable[[Principal], Awaitable[dict[str, Any]]]
 
 
-async def _audited(ctx: CallContext, params: Sealed, action: str, run: SealedRun) -> dict[str, Any]:
+async def _audited(
+    ctx: CallContext, params: SealedCall, action: str, run: SealedRun
+) -> dict[str, Any]:
     """Run a sealed call for its principal; refusals go to the audit log."""
     ip = params.caller.ip
     tool = params.tool if isinstance(params, LlmParams | SearchParams) else ""

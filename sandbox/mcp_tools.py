@@ -147,7 +147,8 @@ class SessionRegistry(Middleware):
 
 class ArgumentWording(Middleware):
     """Bad tool arguments answer in the JSON API's words (`invalid_params: missing
-    parameter(s) for TOOL: prompt`), not pydantic's multi-line text with a link."""
+    parameter(s) for TOOL: prompt`), not pydantic's multi-line text with a link; and every
+    typed refusal is an error result that carries its code (`SealedToolError.to_result`)."""
 
     def __init__(self, tools: SealGateTools) -> None:
         self.tools = tools
@@ -155,6 +156,12 @@ class ArgumentWording(Middleware):
     async def on_call_tool(
         self, context: MiddlewareContext[Any], call_next: CallNext[Any, Any]
     ) -> Any:
+        try:
+            return await self._checked(context, call_next)
+        except SealedToolError as exc:
+            return exc.to_result()
+
+    async def _checked(self, context: MiddlewareContext[Any], call_next: CallNext[Any, Any]) -> Any:
         name = str(getattr(context.message, "name", ""))
         arguments = getattr(context.message, "arguments", None) or {}
         if isinstance(arguments, dict) and "" in arguments.values():

@@ -19,28 +19,16 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
+from protocol.contract_http import ChatRequest, StreamOptions, decode_body
 from protocol.contract_results import LlmResult, to_wire
-from protocol.errors import RPCError
+from protocol.errors import InvalidParams, RPCError
 from sandbox.caller import caller_of
 from sandbox.errors import http_status
 from sandbox.guardian_link import GuardianLink, stream_result
 from sandbox.openai_errors import ERROR_TYPE
 
-#: Request fields passed to the guardian as they are.
-PASSED = ("tools", "tool_choice", "response_format")
 #: Fields accepted and honoured here (or meaningless for a gateway); any other is a 400.
-ACCEPTED = {
-    "model",
-    "messages",
-    "stream",
-    "stream_options",
-    "max_tokens",
-    "max_completion_tokens",
-    "temperature",
-    "user",
-    "n",
-    *PASSED,
-}
+ACCEPTED = frozenset(ChatRequest.__struct_fields__)
 
 
 def openai_error(
@@ -90,7 +78,9 @@ async def _json_body(request: Request) -> dict[str, Any] | JSONResponse:
     return body
 
 
-def _chat_params(body: dict[str, Any]) -> dict[str, Any] | JSONResponse:
+def _chat_request(body: dict[str, Any]) -> ChatRequest | JSONResponse:
+    """The body as `ChatRequest` (`protocol.contract_http`): the fields it declares, each
+    checked once; the commonest mistakes answered in OpenAI's words, naming the field."""
     unknown = sorted(set(body) - ACCEPTED)
     if unknown:
         return _bad_request(f"unsupported parameter(s): {', '.join(unknown)}", unknown[0])
@@ -100,16 +90,10 @@ def _chat_params(body: dict[str, Any]) -> dict[str, Any] | JSONResponse:
         return _bad_request("'messages' must be a non-empty list", "messages")
     if body.get("n") not in (None, 1):
         return _bad_request("only n = 1 is supported", "n")
-    params: dict[str, Any] = {"model": body["model"], "messages": body["messages"]}
-    max_tokens = body.get("max_completion_tokens") or body.get("max_tokens")
-    if max_tokens is not None:
-        params["max_tokens"] = max_tokens
-    if body.get("temperature") is not None:
-        params["temperature"] = body["temperature"]
-    for name in PASSED:
-        if body.get(name) is not None:
-            params[name] = body[name]
-    return params
+    try:
+        return decode_body(ChatRequest, body)
+    except InvalidParams as exc:
+        return _bad_request(exc.message)
 
 
 def _message(result: LlmResult) -> dict[str, Any]:
@@ -186,14 +170,16 @@ async def chat_completions(request: Request) -> Response:
     body = await _json_body(request)
     if isinstance(body, JSONResponse):
         return body
-    params = _chat_params(body)
-    if isinstance(params, JSONResponse):
-        return params
+    chat = _chat_request(body)
+    if isinstance(chat, JSONResponse):
+        return chat
+    params = chat.llm_fields()
     caller = caller_of(request.scope, request.app.state.proxies)
     completion_id = "chatcmpl-" + secrets.token_hex(12)
     created = int(time.time())
-    if body.get("stream"):
-        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+    if chat.stream:
+        options = chat.stream_options
+        include_usage = bool(options.include_usage) if isinstance(options, StreamOptions) else False
         try:
             # Opening the stream refuses at once a request that cannot be sent (lone
             # surrogates, integers past 64 bits) or a guardian link that just dropped.
@@ -208,7 +194,7 @@ async def chat_completions(request: Request) -> Response:
             await stream.aclose()
             return from_rpc_error(exc, model_call=True)
         return StreamingResponse(
-            _sse(link, stream, first, completion_id, created, body["model"], include_usage),
+            _sse(link, stream, first, completion_id, created, chat.model, include_usage),
             media_type="text/event-stream",
             headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
         )
