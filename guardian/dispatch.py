@@ -186,28 +186,25 @@ def _typed(permits: Mapping[str, Permit]) -> Mapping[str, Permit]:
     return typed
 
 
-SANDBOX_PERMITS: Mapping[str, Permit] = _typed(
-    {
-        "hello": Permit(spec=HELLO, phases=_NEW, once=True, inline=handlers.hello),
-        "health": Permit(spec=HEALTH, phases=_READY, inline=handlers.health),
-        **_SEALED,
-        **_OAUTH,
-    }
-)
+SANDBOX_PERMITS: Mapping[str, Permit] = {
+    "hello": Permit(spec=HELLO, phases=_NEW, once=True, inline=handlers.hello),
+    "health": Permit(spec=HEALTH, phases=_READY, inline=handlers.health),
+    **_SEALED,
+    **_OAUTH,
+}
 
-ADMIN_PERMITS: Mapping[str, Permit] = _typed(
-    {
-        "hello": Permit(spec=HELLO, phases=_NEW, once=True, inline=handlers.hello),
-        "health": Permit(spec=HEALTH, phases=_READY, inline=handlers.health),
-        "status": Permit(spec=STATUS, phases=_READY, inline=handlers.status),
-        **_SEALED,
-        **_OPERATOR,
-    }
-)
+ADMIN_PERMITS: Mapping[str, Permit] = {
+    "hello": Permit(spec=HELLO, phases=_NEW, once=True, inline=handlers.hello),
+    "health": Permit(spec=HEALTH, phases=_READY, inline=handlers.health),
+    "status": Permit(spec=STATUS, phases=_READY, inline=handlers.status),
+    **_SEALED,
+    **_OPERATOR,
+}
 
+#: What the server serves: every table's handlers answer their method's result Struct.
 PERMITS: Mapping[Surface, Mapping[str, Permit]] = {
-    Surface.SANDBOX: SANDBOX_PERMITS,
-    Surface.ADMIN: ADMIN_PERMITS,
+    Surface.SANDBOX: _typed(SANDBOX_PERMITS),
+    Surface.ADMIN: _typed(ADMIN_PERMITS),
 }
 
 #: Notifications a surface may send (no answer is ever sent to one).
