@@ -2,9 +2,11 @@
 
     make bench        (or: .venv/bin/python bench/rpc.py [--calls N])
 
-Two calls: `health` (no params), and an `llm.complete` params map of 20 chat messages whose
-last field is out of bounds, so the guardian decodes and checks the whole map and answers
-`invalid_params` without running a handler: the cost of the typed contract on the socket.
+Three calls: `health` (no params; the guardian answers its result Struct), the same answer
+decoded into that Struct as the sandbox's stub does, and an `llm.complete` params map of 20
+chat messages whose last field is out of bounds, so the guardian decodes and checks the whole
+map and answers `invalid_params` without running a handler: the cost of the typed contract
+on the socket, both ways.
 Prints p50/p99 latency and calls/s at concurrency 1 and 64 on one multiplexed connection,
 and the Python and CPU they ran on. Bounded in count and time; touches only a temp dir.
 """
@@ -27,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import cpu_model, percentile
 from protocol.channel import SocketChannel, open_unix_channel
 from protocol.client import RPCClient
+from protocol.contract_results import HealthResult, decode_result
 from protocol.errors import InvalidParams
 from tests.helpers import GuardianProcess
 
@@ -48,6 +51,10 @@ async def _health(client: RPCClient) -> None:
     await client.call("health", {})
 
 
+async def _health_typed(client: RPCClient) -> None:
+    decode_result(HealthResult, await client.call("health", {}))
+
+
 async def _refused_complete(client: RPCClient) -> None:
     try:
         await client.call("llm.complete", REFUSED_COMPLETE)
@@ -58,6 +65,7 @@ async def _refused_complete(client: RPCClient) -> None:
 
 CALLS = {
     "health": _health,
+    "health, decoded into HealthResult (the sandbox's stub)": _health_typed,
     "llm.complete params (refused at the last field)": _refused_complete,
 }
 

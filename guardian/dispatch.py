@@ -6,10 +6,13 @@ protocol violation: the server closes that connection and logs a security event.
 method with bad params gets a typed `invalid_params` answer, because params often carry user
 input that a sound sandbox passes through. Params arrive decoded into the method's Struct
 (`protocol.contract`); handlers that still take the params map get it through `_mapped`.
+Every answer leaves as the method's result Struct (`protocol.contract_results`): a handler
+returns it, or its map is decoded into it (`_typed`), so nothing outside the contract is sent.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -19,6 +22,7 @@ from guardian import handlers, operator
 from guardian.handlers import CallContext
 from guardian.oauth import handlers as oauth
 from protocol.contract import Params, to_map
+from protocol.contract_results import decode_result, to_wire
 from protocol.methods import (
     AUTH_LOGIN,
     AUTH_LOGOUT,
@@ -156,6 +160,39 @@ _OAUTH: Mapping[str, Permit] = {
     ),
 }
 
+
+def _answer(spec: MethodSpec, answer: Any) -> dict[str, Any]:
+    """The handler's answer as its method's result Struct, as the map that is sent."""
+    return to_wire(decode_result(spec.returns, answer))
+
+
+def _typed_inline(spec: MethodSpec, handler: InlineHandler) -> InlineHandler:
+    def run(ctx: CallContext, params: Params) -> dict[str, Any]:
+        return _answer(spec, handler(ctx, params))
+
+    return run
+
+
+def _typed_task(spec: MethodSpec, handler: TaskHandler) -> TaskHandler:
+    async def run(ctx: CallContext, params: Params) -> dict[str, Any]:
+        return _answer(spec, await handler(ctx, params))
+
+    return run
+
+
+def _typed(permits: Mapping[str, Permit]) -> Mapping[str, Permit]:
+    """Every handler of a table answers its method's result Struct."""
+    typed = {}
+    for name, permit in permits.items():
+        inline, task = permit.inline, permit.task
+        typed[name] = dataclasses.replace(
+            permit,
+            inline=_typed_inline(permit.spec, inline) if inline is not None else None,
+            task=_typed_task(permit.spec, task) if task is not None else None,
+        )
+    return typed
+
+
 SANDBOX_PERMITS: Mapping[str, Permit] = {
     "hello": Permit(spec=HELLO, phases=_NEW, once=True, inline=handlers.hello),
     "health": Permit(spec=HEALTH, phases=_READY, inline=handlers.health),
@@ -171,9 +208,10 @@ ADMIN_PERMITS: Mapping[str, Permit] = {
     **_OPERATOR,
 }
 
+#: What the server serves: every table's handlers answer their method's result Struct.
 PERMITS: Mapping[Surface, Mapping[str, Permit]] = {
-    Surface.SANDBOX: SANDBOX_PERMITS,
-    Surface.ADMIN: ADMIN_PERMITS,
+    Surface.SANDBOX: _typed(SANDBOX_PERMITS),
+    Surface.ADMIN: _typed(ADMIN_PERMITS),
 }
 
 #: Notifications a surface may send (no answer is ever sent to one).

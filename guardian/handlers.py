@@ -1,6 +1,8 @@
 """The guardian's RPC handlers. Each gets its method's params Struct, already decoded and
-checked (`protocol.contract`), and re-checks what only it can. The call path (the router,
-the catalog) and auth still take params maps: `to_map` gives them the fields as sent.
+checked (`protocol.contract`), re-checks what only it can, and answers its method's result
+Struct (`protocol.contract_results`). The call path (the router, the catalog) and auth still
+take params maps (`to_map` gives them the fields as sent) and answer maps, which are decoded
+into the result Struct here, so a field the contract does not declare never leaves.
 
 Handlers listed as inline in `guardian.dispatch` are plain functions that do no I/O; they
 run in the socket's data callback without a task of their own. The operator commands of the
@@ -29,8 +31,23 @@ from protocol.contract import (
     ModelsInfoParams,
     NoParams,
     Sealed,
+    SealedCall,
     SearchParams,
     to_map,
+)
+from protocol.contract_results import (
+    DbQueryResult,
+    EmbedResult,
+    HealthResult,
+    HelloResult,
+    LlmResult,
+    LoginResult,
+    ModelsInfoResult,
+    Ok,
+    SearchResult,
+    StatusResult,
+    VerifyResult,
+    decode_result,
 )
 from protocol.errors import (
     BudgetExceeded,
@@ -62,7 +79,7 @@ class CallContext:
     listens_on_loopback: bool = False
 
 
-async def principal_of(ctx: CallContext, params: Sealed) -> Principal:
+async def principal_of(ctx: CallContext, params: SealedCall) -> Principal:
     """Operators on the admin socket act as themselves; sandbox calls carry a credential
     that only the guardian resolves."""
     if ctx.surface is Surface.ADMIN:
@@ -73,7 +90,9 @@ async def principal_of(ctx: CallContext, params: Sealed) -> Principal:
 SealedRun = Callable[[Principal], Awaitable[dict[str, Any]]]
 
 
-async def _audited(ctx: CallContext, params: Sealed, action: str, run: SealedRun) -> dict[str, Any]:
+async def _audited(
+    ctx: CallContext, params: SealedCall, action: str, run: SealedRun
+) -> dict[str, Any]:
     """Run a sealed call for its principal; refusals go to the audit log."""
     ip = params.caller.ip
     tool = params.tool if isinstance(params, LlmParams | SearchParams) else ""
@@ -91,7 +110,7 @@ async def _audited(ctx: CallContext, params: Sealed, action: str, run: SealedRun
         raise
 
 
-def hello(ctx: CallContext, params: HelloParams) -> dict[str, Any]:
+def hello(ctx: CallContext, params: HelloParams) -> HelloResult:
     if params.protocol_version != PROTOCOL_VERSION:
         raise InvalidParams(
             f"protocol version {params.protocol_version} is not supported; this guardian"
@@ -104,25 +123,25 @@ def hello(ctx: CallContext, params: HelloParams) -> dict[str, Any]:
         ctx.listens_on_loopback = bool(listen) and all(is_loopback_host(h) for h in listen)
         ctx.services.accounts.sandbox_listens_on(listen)
     snapshot = ctx.services.live.snapshot
-    return {
-        "protocol_version": PROTOCOL_VERSION,
-        "guardian_version": __version__,
-        "llm_providers": list(snapshot.llm_providers),
-        "search_providers": list(snapshot.search_providers),
-        "tools": list(snapshot.tools),
-    }
+    return HelloResult(
+        protocol_version=PROTOCOL_VERSION,
+        guardian_version=__version__,
+        llm_providers=list(snapshot.llm_providers),
+        search_providers=list(snapshot.search_providers),
+        tools=list(snapshot.tools),
+    )
 
 
-def health(ctx: CallContext, params: NoParams) -> dict[str, Any]:
-    return {
-        "status": "ok",
-        "version": __version__,
-        "protocol_version": PROTOCOL_VERSION,
-        "uptime_s": ctx.services.uptime_s,
-        "python": platform.python_version(),
-        "pid": os.getpid(),
-        "queues": queue_figures(ctx.services),
-    }
+def health(ctx: CallContext, params: NoParams) -> HealthResult:
+    return HealthResult(
+        status="ok",
+        version=__version__,
+        protocol_version=PROTOCOL_VERSION,
+        uptime_s=ctx.services.uptime_s,
+        python=platform.python_version(),
+        pid=os.getpid(),
+        queues=queue_figures(ctx.services),
+    )
 
 
 def queue_figures(services: Services) -> dict[str, int]:
@@ -137,23 +156,23 @@ def queue_figures(services: Services) -> dict[str, int]:
     }
 
 
-def status(ctx: CallContext, params: NoParams) -> dict[str, Any]:
+def status(ctx: CallContext, params: NoParams) -> StatusResult:
     services = ctx.services
     snapshot = services.live.snapshot
-    return {
-        "version": __version__,
-        "uptime_s": services.uptime_s,
-        "pid": os.getpid(),
-        "config_path": str(services.live.path),
-        "config_sha256": snapshot.config.sha256,
-        "sandbox_connections": services.sandboxes.connected,
-        "llm_providers": list(snapshot.llm_providers),
-        "search_providers": list(snapshot.search_providers),
-        "tools": list(snapshot.tools),
-        "database": services.storage.describe(),
-        "protections": services.protections(),
-        "background": background(services),
-    }
+    return StatusResult(
+        version=__version__,
+        uptime_s=services.uptime_s,
+        pid=os.getpid(),
+        config_path=str(services.live.path),
+        config_sha256=snapshot.config.sha256,
+        sandbox_connections=services.sandboxes.connected,
+        llm_providers=list(snapshot.llm_providers),
+        search_providers=list(snapshot.search_providers),
+        tools=list(snapshot.tools),
+        database=services.storage.describe(),
+        protections=services.protections(),
+        background=background(services),
+    )
 
 
 def background(services: Services) -> dict[str, Any]:
@@ -161,43 +180,50 @@ def background(services: Services) -> dict[str, Any]:
     return {"tasks": services.tasks.stats(), "usage_ledger": services.ledger.stats()}
 
 
-async def llm_complete(ctx: CallContext, params: LlmParams) -> dict[str, Any]:
+async def llm_complete(ctx: CallContext, params: LlmParams) -> LlmResult:
     router, request = ctx.services.router, to_map(params)
-    return await _audited(
+    answer = await _audited(
         ctx, params, "llm.complete", lambda principal: router.complete(request, principal)
     )
+    return decode_result(LlmResult, answer)
 
 
-async def llm_stream(ctx: CallContext, params: LlmParams) -> dict[str, Any]:
+async def llm_stream(ctx: CallContext, params: LlmParams) -> LlmResult:
     emit = ctx.emit
     if emit is None:
         raise Internal("llm.stream was dispatched without a stream")
     router, request = ctx.services.router, to_map(params)
-    return await _audited(
+    answer = await _audited(
         ctx, params, "llm.stream", lambda principal: router.complete(request, principal, emit)
     )
+    return decode_result(LlmResult, answer)
 
 
-async def llm_embed(ctx: CallContext, params: EmbedParams) -> dict[str, Any]:
+async def llm_embed(ctx: CallContext, params: EmbedParams) -> EmbedResult:
     router, request = ctx.services.router, to_map(params)
-    return await _audited(
+    answer = await _audited(
         ctx, params, "llm.embed", lambda principal: router.embed(request, principal)
     )
+    return decode_result(EmbedResult, answer)
 
 
-async def search_web(ctx: CallContext, params: SearchParams) -> dict[str, Any]:
+async def search_web(ctx: CallContext, params: SearchParams) -> SearchResult:
     router, request = ctx.services.router, to_map(params)
-    return await _audited(
+    answer = await _audited(
         ctx, params, "search.web", lambda principal: router.search(request, principal)
+    )
+    return decode_result(SearchResult, answer)
+
+
+async def models_info(ctx: CallContext, params: ModelsInfoParams) -> ModelsInfoResult:
+    principal = await principal_of(ctx, params)
+    snapshot = ctx.services.live.snapshot
+    return decode_result(
+        ModelsInfoResult, catalog.models_info(snapshot, to_map(params), principal.role)
     )
 
 
-async def models_info(ctx: CallContext, params: ModelsInfoParams) -> dict[str, Any]:
-    principal = await principal_of(ctx, params)
-    return catalog.models_info(ctx.services.live.snapshot, to_map(params), principal.role)
-
-
-async def db_query(ctx: CallContext, params: DbQueryParams) -> dict[str, Any]:
+async def db_query(ctx: CallContext, params: DbQueryParams) -> DbQueryResult:
     snapshot = ctx.services.live.snapshot
     runner = ctx.services.queries.for_secrets(snapshot.secrets)
     if runner is None or "db_query" not in snapshot.tools:
@@ -216,24 +242,26 @@ async def db_query(ctx: CallContext, params: DbQueryParams) -> dict[str, Any]:
         max_rows = params.max_rows if isinstance(params.max_rows, int) else None
         return await runner.run(params.sql, settings, max_rows)
 
-    return await _audited(ctx, params, "db.query", run)
+    return decode_result(DbQueryResult, await _audited(ctx, params, "db.query", run))
 
 
 # authentication --------------------------------------------------------------------------
-async def auth_login(ctx: CallContext, params: LoginParams) -> dict[str, Any]:
+async def auth_login(ctx: CallContext, params: LoginParams) -> LoginResult:
     caller = params.caller
-    return await ctx.services.sessions.login(
+    session = await ctx.services.sessions.login(
         params.username, params.password, caller.ip, caller.user_agent
     )
+    return decode_result(LoginResult, session)
 
 
-async def auth_verify(ctx: CallContext, params: Sealed) -> dict[str, Any]:
+async def auth_verify(ctx: CallContext, params: Sealed) -> VerifyResult:
     principal = await principal_of(ctx, params)
-    return {**principal.to_wire(), "auth_enabled": await ctx.services.accounts.refresh()}
+    verified = {**principal.to_wire(), "auth_enabled": await ctx.services.accounts.refresh()}
+    return decode_result(VerifyResult, verified)
 
 
-async def auth_logout(ctx: CallContext, params: Sealed) -> dict[str, Any]:
+async def auth_logout(ctx: CallContext, params: Sealed) -> Ok:
     credential = params.caller.credential
     if not isinstance(credential, str) or not credential:
         raise InvalidParams("there is no session to end")
-    return {"ok": await ctx.services.sessions.logout(credential, params.caller.ip)}
+    return Ok(ok=await ctx.services.sessions.logout(credential, params.caller.ip))

@@ -82,21 +82,38 @@ class Sealed(Params, frozen=True, kw_only=True):
     caller: CallerParams
 
 
-class LlmParams(Sealed, frozen=True, kw_only=True):
-    """Either a prompt, or messages in OpenAI's chat shape (with tools for function
-    calling)."""
+MAX_MESSAGES = 1000
+Messages = Annotated[list[dict[str, Any]], Meta(max_length=MAX_MESSAGES)]
+MaxTokens = Annotated[int, Meta(ge=1, le=1_000_000)]
 
-    tool: Text64
-    prompt: Prompt | UnsetType | None = UNSET
-    messages: Annotated[list[dict[str, Any]], Meta(max_length=1000)] | UnsetType | None = UNSET
+
+class ChatFields(Params, frozen=True, kw_only=True):
+    """The fields of a chat completion in OpenAI's shape, declared once: `llm.complete`
+    takes them, and `/v1/chat/completions` (`protocol.contract_http.ChatRequest`) accepts,
+    checks, documents and passes them on by name."""
+
+    model: Name | UnsetType | None = UNSET
+    messages: Messages | UnsetType | None = UNSET
     tools: Annotated[list[dict[str, Any]], Meta(max_length=256)] | UnsetType | None = UNSET
     tool_choice: str | dict[str, Any] | UnsetType | None = UNSET
     response_format: dict[str, Any] | UnsetType | None = UNSET
+    max_tokens: MaxTokens | UnsetType | None = UNSET
+    temperature: Temperature | UnsetType | None = UNSET
+
+
+class LlmParams(ChatFields, frozen=True, kw_only=True):
+    """Either a prompt, or messages in OpenAI's chat shape (with tools for function
+    calling). A sealed call like `Sealed`'s (msgspec allows one base with fields)."""
+
+    caller: CallerParams
+    tool: Text64
+    prompt: Prompt | UnsetType | None = UNSET
     system: Prompt | UnsetType | None = UNSET
     provider: Name | UnsetType | None = UNSET
-    model: Name | UnsetType | None = UNSET
-    max_tokens: Annotated[int, Meta(ge=1, le=1_000_000)] | UnsetType | None = UNSET
-    temperature: Temperature | UnsetType | None = UNSET
+
+
+#: Every sealed call's params: each carries `caller`.
+SealedCall = Sealed | LlmParams
 
 
 class EmbedParams(Sealed, frozen=True, kw_only=True):

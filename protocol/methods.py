@@ -1,10 +1,11 @@
-"""Every RPC method SealGate knows: its name, params Struct, result schema and surface.
+"""Every RPC method SealGate knows: its name, params Struct, result Struct and surface.
 
 The guardian serves two surfaces. `SANDBOX` is what the internet-facing sandbox may ask on
 `guardian.sock`; `ADMIN` is what operators (and the supervisor) may ask on `admin.sock`. A
 method listed for neither does not exist. Handlers live in `guardian.dispatch`; this module
 only says what a well-formed call looks like, so both processes agree on it. The params of
-each method are declared once, as a Struct in `protocol.contract`, and decoded straight into it.
+each method are declared once, as a Struct in `protocol.contract`, and decoded straight into it;
+its result once, as a Struct in `protocol.contract_results`, which both processes read.
 """
 
 from __future__ import annotations
@@ -48,7 +49,47 @@ from protocol.contract import (
     UsersPasswdParams,
     UsersRoleParams,
 )
-from protocol.schema import Field, Schema
+from protocol.contract_results import (
+    AuditTailResult,
+    ConfigCheckResult,
+    ConfigReloadResult,
+    ConsentView,
+    DbQueryResult,
+    EmbedResult,
+    HealthResult,
+    HelloResult,
+    LlmResult,
+    LoginResult,
+    ModelsInfoResult,
+    OAuthClientsResult,
+    OAuthConsentResult,
+    OAuthGrantsResult,
+    OAuthLoginResult,
+    OAuthOwnGrantRevokeResult,
+    OAuthOwnGrantsResult,
+    OAuthRegisterResult,
+    OAuthServerInfoResult,
+    OAuthTokenResult,
+    Ok,
+    ProvidersResult,
+    Result,
+    SearchResult,
+    SecretsHistoryResult,
+    SecretsListResult,
+    SecretsRekeyResult,
+    SecretsSetResult,
+    SessionsListResult,
+    SessionsRevokeResult,
+    StatusResult,
+    TokensIssueResult,
+    TokensListResult,
+    UsageReportResult,
+    UsersAddResult,
+    UsersDeleteResult,
+    UsersListResult,
+    VerifyResult,
+)
+from protocol.schema import Schema, schema_of
 
 
 class Surface(enum.Enum):
@@ -60,29 +101,26 @@ class Surface(enum.Enum):
 class MethodSpec:
     name: str
     params: type[Params]
-    result: Schema
+    returns: type[Result]
     surfaces: frozenset[Surface]
     streaming: bool = False
     doc: str = ""
+
+    @property
+    def result(self) -> Schema:
+        """The result Struct as a `protocol.schema` Schema, for code that checks maps."""
+        return schema_of(self.returns)
 
 
 _BOTH = frozenset({Surface.SANDBOX, Surface.ADMIN})
 _ADMIN = frozenset({Surface.ADMIN})
 _SANDBOX_ONLY = frozenset({Surface.SANDBOX})
 
-_NAMES = Field(type=list, items=str, max_len=1024)
-
 HELLO = MethodSpec(
     name="hello",
     doc="Protocol handshake; the first call on every connection, and only once.",
     params=HelloParams,
-    result={
-        "protocol_version": Field(type=int),
-        "guardian_version": Field(type=str),
-        "llm_providers": _NAMES,
-        "search_providers": _NAMES,
-        "tools": _NAMES,
-    },
+    returns=HelloResult,
     surfaces=_BOTH,
 )
 
@@ -90,17 +128,7 @@ HEALTH = MethodSpec(
     name="health",
     doc="Liveness and versions; cheap enough to call on every health check.",
     params=NoParams,
-    result={
-        "status": Field(type=str),
-        "version": Field(type=str),
-        "protocol_version": Field(type=int),
-        "uptime_s": Field(type=float),
-        "python": Field(type=str),
-        "pid": Field(type=int),
-        # numbers only (the sandbox exports them on /metrics): {"usage_ledger_pending",
-        # "usage_ledger_capacity", "usage_ledger_dropped", "task_restarts"}
-        "queues": Field(type=dict),
-    },
+    returns=HealthResult,
     surfaces=_BOTH,
 )
 
@@ -108,42 +136,15 @@ STATUS = MethodSpec(
     name="status",
     doc="Operator view: versions, uptime, sandbox link, config path and hash, providers.",
     params=NoParams,
-    result={
-        "version": Field(type=str),
-        "uptime_s": Field(type=float),
-        "pid": Field(type=int),
-        "config_path": Field(type=str),
-        "config_sha256": Field(type=str),
-        "sandbox_connections": Field(type=int),
-        "llm_providers": _NAMES,
-        "search_providers": _NAMES,
-        "tools": _NAMES,
-        "database": Field(type=str),
-        "protections": Field(type=dict, max_len=None),
-        # {"tasks": {name: {running, restarts, last_error}}, "usage_ledger": {pending,
-        # capacity, dropped}}
-        "background": Field(type=dict),
-    },
+    returns=StatusResult,
     surfaces=_ADMIN,
 )
-
-LLM_RESULT = {
-    "text": Field(type=str, max_len=None),
-    "provider": Field(type=str),
-    "model": Field(type=str),
-    "fallback_path": Field(type=list, max_len=None),
-    "usage": Field(type=dict),
-    "cost_usd": Field(type=(float, type(None))),
-    "latency_ms": Field(type=float),
-    "finish_reason": Field(type=str),
-    "tool_calls": Field(type=list, max_len=None),
-}
 
 LLM_COMPLETE = MethodSpec(
     name="llm.complete",
     doc="One completion through the tool's provider chain; the guardian picks and pays.",
     params=LlmParams,
-    result=LLM_RESULT,
+    returns=LlmResult,
     surfaces=_BOTH,
 )
 
@@ -152,7 +153,7 @@ LLM_STREAM = MethodSpec(
     doc="Like llm.complete, streamed: chunks {'text': delta} as they arrive, then the result"
     " (its text empty: the chunks carried it).",
     params=LlmParams,
-    result=LLM_RESULT,
+    returns=LlmResult,
     surfaces=_BOTH,
     streaming=True,
 )
@@ -161,12 +162,7 @@ LLM_EMBED = MethodSpec(
     name="llm.embed",
     doc="Embeddings of one text or a list of texts, from the model's provider.",
     params=EmbedParams,
-    result={
-        "data": Field(type=list, max_len=None),
-        "model": Field(type=str),
-        "provider": Field(type=str),
-        "usage": Field(type=dict),
-    },
+    returns=EmbedResult,
     surfaces=_BOTH,
 )
 
@@ -174,13 +170,7 @@ SEARCH_WEB = MethodSpec(
     name="search.web",
     doc="A web search through the search provider chain.",
     params=SearchParams,
-    result={
-        "results": Field(type=list, max_len=None),
-        "provider": Field(type=str),
-        "fallback_path": Field(type=list),
-        "answer": Field(type=str, required=False, max_len=None),
-        "latency_ms": Field(type=float),
-    },
+    returns=SearchResult,
     surfaces=_BOTH,
 )
 
@@ -188,7 +178,7 @@ MODELS_INFO = MethodSpec(
     name="models.info",
     doc="Limits, costs and capabilities of configured models (all, or one).",
     params=ModelsInfoParams,
-    result={"models": Field(type=list, max_len=None)},
+    returns=ModelsInfoResult,
     surfaces=_BOTH,
 )
 
@@ -196,12 +186,7 @@ DB_QUERY = MethodSpec(
     name="db.query",
     doc="A read-only SELECT over the operator's allowlisted PostgreSQL tables.",
     params=DbQueryParams,
-    result={
-        "columns": Field(type=list),
-        "rows": Field(type=list, max_len=None),
-        "row_count": Field(type=int),
-        "truncated": Field(type=bool),
-    },
+    returns=DbQueryResult,
     surfaces=_BOTH,
 )
 
@@ -209,11 +194,7 @@ AUTH_LOGIN = MethodSpec(
     name="auth.login",
     doc="Check a user name and password; a new session bound to the caller's IP and UA.",
     params=LoginParams,
-    result={
-        "session": Field(type=str),
-        "principal": Field(type=str),
-        "expires_at": Field(type=float),
-    },
+    returns=LoginResult,
     surfaces=_BOTH,
 )
 
@@ -221,20 +202,7 @@ AUTH_VERIFY = MethodSpec(
     name="auth.verify",
     doc="Who the caller's credential belongs to (or the open-mode principal).",
     params=Sealed,
-    result={
-        "principal": Field(type=str),
-        "role": Field(type=str),
-        "kind": Field(type=str),
-        "admin": Field(type=bool),
-        "auth_enabled": Field(type=bool),
-        # an OAuth access token's scopes (absent for other credentials)
-        "scopes": Field(type=list, items=str, required=False, max_len=16),
-        # the user's stable id ('' for open mode); a digest of the user, the credential and
-        # its role and scopes (what cached tool answers are keyed by); the tools it may call
-        "user_id": Field(type=str, max_len=64),
-        "grant": Field(type=str, max_len=64),
-        "tools": _NAMES,
-    },
+    returns=VerifyResult,
     surfaces=_BOTH,
 )
 
@@ -242,17 +210,13 @@ AUTH_LOGOUT = MethodSpec(
     name="auth.logout",
     doc="End the caller's session.",
     params=Sealed,
-    result={"ok": Field(type=bool)},
+    returns=Ok,
     surfaces=_BOTH,
 )
 
-_OK = {"ok": Field(type=bool)}
 
-
-def _admin(
-    name: str, doc: str, params: type[Params], result: dict[str, Field] | None = None
-) -> MethodSpec:
-    return MethodSpec(name=name, doc=doc, params=params, result=result or _OK, surfaces=_ADMIN)
+def _admin(name: str, doc: str, params: type[Params], returns: type[Result] = Ok) -> MethodSpec:
+    return MethodSpec(name=name, doc=doc, params=params, returns=returns, surfaces=_ADMIN)
 
 
 ADMIN_METHODS = (
@@ -260,13 +224,13 @@ ADMIN_METHODS = (
         "users.add",
         "Create a user (password optional: token-only users).",
         UsersAddParams,
-        {**_OK, "auth_switched_on": Field(type=bool, required=False)},
+        UsersAddResult,
     ),
     _admin(
         "users.list",
         "Every user with role and lock state.",
         NoParams,
-        {"users": Field(type=list, max_len=None)},
+        UsersListResult,
     ),
     _admin("users.lock", "Lock a user until unlocked.", UserParams),
     _admin("users.unlock", "Unlock a user and clear failed logins.", UserParams),
@@ -274,11 +238,7 @@ ADMIN_METHODS = (
         "users.delete",
         "Delete a user with their tokens and sessions; says whether auth went off with it.",
         UserParams,
-        {
-            **_OK,
-            "auth_switched_off": Field(type=bool, required=False),
-            "open_mode": Field(type=bool, required=False),
-        },
+        UsersDeleteResult,
     ),
     _admin(
         "users.passwd",
@@ -290,66 +250,55 @@ ADMIN_METHODS = (
         "tokens.issue",
         "Issue an API token; its value is shown once.",
         TokensIssueParams,
-        {
-            "token": Field(type=str),
-            "id": Field(type=str),
-            "user": Field(type=str),
-            "expires_at": Field(type=(float, type(None))),
-        },
+        TokensIssueResult,
     ),
     _admin(
         "tokens.list",
         "API tokens (never their values).",
         TokensListParams,
-        {"tokens": Field(type=list, max_len=None)},
+        TokensListResult,
     ),
     _admin(
         "tokens.revoke",
         "Revoke a token by id or by value.",
         TokenParams,
     ),
-    _admin(
-        "sessions.list", "Open sessions.", NoParams, {"sessions": Field(type=list, max_len=None)}
-    ),
+    _admin("sessions.list", "Open sessions.", NoParams, SessionsListResult),
     _admin(
         "providers",
         "Every provider: active or not and why, and where each key came from.",
         NoParams,
-        {"providers": Field(type=list, max_len=None)},
+        ProvidersResult,
     ),
     _admin(
         "audit.tail",
         "Audit entries since a time (or after an id), newest last.",
         AuditTailParams,
-        {"entries": Field(type=list, max_len=None)},
+        AuditTailResult,
     ),
     _admin(
         "usage.report",
         "Calls, errors, tokens and cost since a time, grouped.",
         UsageReportParams,
-        {"rows": Field(type=list, max_len=None)},
+        UsageReportResult,
     ),
     _admin(
         "secrets.set",
         "Store a new version of a secret (the value goes in, never out).",
         SecretsSetParams,
-        {"version": Field(type=int)},
+        SecretsSetResult,
     ),
     _admin(
         "secrets.list",
         "Secret names with versions, dates and status; never values.",
         NoParams,
-        {
-            "secrets": Field(type=list, max_len=None),
-            "enabled": Field(type=bool),
-            "why_disabled": Field(type=str),
-        },
+        SecretsListResult,
     ),
     _admin(
         "secrets.history",
         "Every version of one secret; never values.",
         SecretParams,
-        {"versions": Field(type=list, max_len=None)},
+        SecretsHistoryResult,
     ),
     _admin(
         "secrets.delete",
@@ -360,39 +309,25 @@ ADMIN_METHODS = (
         "secrets.rekey",
         "Re-encrypt everything under the key in a file the guardian can read.",
         SecretsRekeyParams,
-        {"count": Field(type=int)},
+        SecretsRekeyResult,
     ),
     _admin(
         "config.check",
         "Validate .pyfun text against this guardian's secrets; apply nothing.",
         ConfigCheckParams,
-        {
-            "ok": Field(type=bool),
-            "sha256": Field(type=str),
-            "warnings": Field(type=list, max_len=None),
-            "translations": Field(type=list, max_len=None),
-            "tools": _NAMES,
-            "llm_providers": _NAMES,
-            "search_providers": _NAMES,
-        },
+        ConfigCheckResult,
     ),
     _admin(
         "config.reload",
         "Re-read .pyfun and secrets; keep the old ones on any error.",
         NoParams,
-        {
-            "ok": Field(type=bool),
-            "sha256": Field(type=str),
-            "tools": _NAMES,
-            "llm_providers": _NAMES,
-            "search_providers": _NAMES,
-        },
+        ConfigReloadResult,
     ),
     _admin(
         "sessions.revoke",
         "End sessions: all of one user's, or one by id.",
         SessionsRevokeParams,
-        {"revoked": Field(type=int)},
+        SessionsRevokeResult,
     ),
 )
 
@@ -402,30 +337,11 @@ ADMIN_METHODS = (
 # sandbox forwards is user input, so each is bounded (in `protocol.contract`) and re-checked by
 # the guardian. A refusal the client must see in OAuth's shape carries `data["oauth_error"]`
 # (RFC 6749 5.2).
-_URL = Field(type=str, max_len=2048)
-
-_CONSENT_VIEW = {
-    "client_name": Field(type=str, max_len=256),
-    "client_id": _URL,
-    "redirect_host": Field(type=str, max_len=512),
-    "scopes": Field(type=list, items=str, max_len=16),
-    "resource": _URL,
-    # "registered" or "cimd": who named the client (itself; its metadata document)
-    "client_kind": Field(type=str, max_len=16, required=False),
-    # what each scope opens, in words, in the order of `scopes`
-    "scope_words": Field(type=list, items=str, max_len=16, required=False),
-}
-
 OAUTH_SERVER_INFO = MethodSpec(
     name="oauth.server_info",
     doc="The resource identifier, issuer and scopes the metadata documents publish.",
     params=NoParams,
-    result={
-        "resource": _URL,
-        "issuer": _URL,
-        "scopes_supported": Field(type=list, items=str, max_len=16),
-        "cimd_loopback_allowed": Field(type=bool),
-    },
+    returns=OAuthServerInfoResult,
     surfaces=_SANDBOX_ONLY,
 )
 
@@ -434,7 +350,7 @@ OAUTH_AUTHORIZE = MethodSpec(
     doc="Check an authorization request (client, redirect, PKCE, scope, resource) before"
     " the sign-in page is shown; fetches a client metadata document when needed.",
     params=OAuthAuthorizeParams,
-    result=_CONSENT_VIEW,
+    returns=ConsentView,
     surfaces=_SANDBOX_ONLY,
 )
 
@@ -443,14 +359,7 @@ OAUTH_LOGIN = MethodSpec(
     doc="Sign in on the authorization page. A consent already given for these scopes"
     " answers with the redirect (code issued); otherwise with a consent ticket.",
     params=OAuthLoginParams,
-    result={
-        "redirect_to": Field(type=str, required=False, max_len=8192),
-        "ticket": Field(type=str, required=False, max_len=128),
-        **{
-            k: Field(type=v.type, required=False, max_len=v.max_len, items=v.items)
-            for k, v in _CONSENT_VIEW.items()
-        },
-    },
+    returns=OAuthLoginResult,
     surfaces=_SANDBOX_ONLY,
 )
 
@@ -458,7 +367,7 @@ OAUTH_CONSENT = MethodSpec(
     name="oauth.consent",
     doc="The signed-in person allowed or denied; answers the redirect (code or error).",
     params=OAuthConsentParams,
-    result={"redirect_to": Field(type=str, max_len=8192)},
+    returns=OAuthConsentResult,
     surfaces=_SANDBOX_ONLY,
 )
 
@@ -466,13 +375,7 @@ OAUTH_TOKEN = MethodSpec(
     name="oauth.token",
     doc="The token endpoint: an authorization code or a refresh token for tokens.",
     params=OAuthTokenParams,
-    result={
-        "access_token": Field(type=str, max_len=256),
-        "token_type": Field(type=str, max_len=16),
-        "expires_in": Field(type=int),
-        "refresh_token": Field(type=str, max_len=256),
-        "scope": Field(type=str, max_len=512),
-    },
+    returns=OAuthTokenResult,
     surfaces=_SANDBOX_ONLY,
 )
 
@@ -480,7 +383,7 @@ OAUTH_REGISTER = MethodSpec(
     name="oauth.register",
     doc="Dynamic Client Registration (RFC 7591): a public client, PKCE required.",
     params=OAuthRegisterParams,
-    result={"client": Field(type=dict, max_len=None)},
+    returns=OAuthRegisterResult,
     surfaces=_SANDBOX_ONLY,
 )
 
@@ -488,7 +391,7 @@ OAUTH_REVOKE = MethodSpec(
     name="oauth.revoke",
     doc="Token revocation (RFC 7009): an access or refresh token, with its whole family.",
     params=OAuthRevokeParams,
-    result=_OK,
+    returns=Ok,
     surfaces=_SANDBOX_ONLY,
 )
 
@@ -497,7 +400,7 @@ OAUTH_ADMIN_METHODS = (
         name="oauth.clients",
         doc="OAuth clients (registered and metadata-document ones); revoke one with its tokens.",
         params=OAuthClientsParams,
-        result={"clients": Field(type=list, max_len=None), "revoked": Field(type=int)},
+        returns=OAuthClientsResult,
         surfaces=_ADMIN,
     ),
     MethodSpec(
@@ -505,7 +408,7 @@ OAUTH_ADMIN_METHODS = (
         doc="Consents given (user, client, scopes, live tokens); revoke one user's consent"
         " for one client, with its tokens.",
         params=OAuthGrantsParams,
-        result={"grants": Field(type=list, max_len=None), "revoked": Field(type=int)},
+        returns=OAuthGrantsResult,
         surfaces=_ADMIN,
     ),
 )
@@ -556,11 +459,7 @@ OAUTH_OWN_GRANTS = MethodSpec(
     doc="The caller's own consents: client (name, kind), scopes in words, when granted and"
     " last active; with a single-use form token for withdrawing one.",
     params=OAuthOwnGrantsParams,
-    result={
-        "user": Field(type=str, max_len=64),
-        "grants": Field(type=list, items=dict, max_len=None),
-        "form_token": Field(type=str, max_len=128),
-    },
+    returns=OAuthOwnGrantsResult,
     surfaces=_SANDBOX_ONLY,
 )
 
@@ -568,7 +467,7 @@ OAUTH_OWN_GRANT_REVOKE = MethodSpec(
     name="oauth.own_grant_revoke",
     doc="Withdraw the caller's own consent to one client, with every token issued under it.",
     params=OAuthOwnGrantRevokeParams,
-    result={"revoked": Field(type=int), "client_name": Field(type=str, max_len=256)},
+    returns=OAuthOwnGrantRevokeResult,
     surfaces=_SANDBOX_ONLY,
 )
 

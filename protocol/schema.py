@@ -1,6 +1,8 @@
-"""Declarative parameter and result schemas, and the one function that checks them.
+"""Declarative map schemas, and the one function that checks them.
 
-A schema is a mapping of field name to `Field`. Checking is strict: an unknown key, a
+The contract itself is msgspec Structs (`protocol.contract`, `protocol.contract_results`);
+`schema_of` derives a method's result schema from its Struct, for code that checks a map
+as it is. A schema is a mapping of field name to `Field`. Checking is strict: an unknown key, a
 missing required key, a wrong type or an out-of-bounds value is an `InvalidParams` naming
 the field. It is hand-written because it runs on every sealed call and must cost
 microseconds, not the tens a general JSON-Schema validator takes.
@@ -9,9 +11,13 @@ microseconds, not the tens a general JSON-Schema validator takes.
 from __future__ import annotations
 
 import builtins
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+
+import msgspec
+import msgspec.inspect
 
 from protocol.errors import InvalidParams
 
@@ -96,3 +102,51 @@ def _type_names(expected: type | tuple[type, ...]) -> str:
         type(None): "nil",
     }
     return " or ".join(names.get(t, t.__name__) for t in _as_tuple(expected))
+
+
+@functools.cache
+def schema_of(kind: type[msgspec.Struct]) -> Schema:
+    """A Struct's fields as a Schema: the contract declares each result once, as a Struct
+    (`protocol.contract_results`), and code that checks maps with `validate` reads it here."""
+    info = msgspec.inspect.type_info(kind)
+    if not isinstance(info, msgspec.inspect.StructType):
+        raise RuntimeError(f"{kind!r} is not a Struct.")
+    return {field.name: _field(field.type, field.required) for field in info.fields}
+
+
+def _field(info: msgspec.inspect.Type, required: bool) -> Field:
+    kinds = info.types if isinstance(info, msgspec.inspect.UnionType) else (info,)
+    types = tuple(t for k in kinds for t in _python_types(k))
+    sized = [k for k in kinds if isinstance(k, _SIZED)]
+    max_len = getattr(sized[0], "max_length", None) if sized else None
+    lists = [k for k in kinds if isinstance(k, msgspec.inspect.ListType)]
+    items = _python_types(lists[0].item_type) if lists else ()
+    structs = [k for k in kinds if isinstance(k, msgspec.inspect.StructType)]
+    return Field(
+        type=types[0] if len(types) == 1 else types,
+        required=required,
+        max_len=max_len,
+        items=items if items and object not in items and dict not in items else None,
+        fields=schema_of(structs[0].cls) if structs else None,
+    )
+
+
+_SIZED = (
+    msgspec.inspect.StrType,
+    msgspec.inspect.ListType,
+    msgspec.inspect.DictType,
+)
+
+
+def _python_types(info: msgspec.inspect.Type) -> tuple[type, ...]:
+    simple: dict[type, tuple[type, ...]] = {
+        msgspec.inspect.StrType: (str,),
+        msgspec.inspect.IntType: (int,),
+        msgspec.inspect.FloatType: (float,),
+        msgspec.inspect.BoolType: (bool,),
+        msgspec.inspect.NoneType: (type(None),),
+        msgspec.inspect.ListType: (list,),
+        msgspec.inspect.DictType: (dict,),
+        msgspec.inspect.StructType: (dict,),
+    }
+    return simple.get(type(info), (object,))

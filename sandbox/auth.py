@@ -20,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from protocol.contract_results import to_wire
 from protocol.errors import RPCError, Unauthenticated, Unavailable
 from sandbox.caller import SESSION_COOKIE, Proxies, caller_of, client_address
 from sandbox.errors import http_status
@@ -99,7 +100,9 @@ async def verify(link: GuardianLink, cache: VerifyCache, caller: Caller) -> dict
     cached = cache.get(caller)
     if cached is not None:
         return cached
-    principal = await link.auth_verify(caller)
+    # the request state keeps the principal as the map the guardian sent (pages, middleware
+    # and tools read it there)
+    principal = to_wire(await link.auth_verify(caller))
     cache.put(caller, principal)
     return principal
 
@@ -201,17 +204,15 @@ async def login(request: Request) -> Response:
     except RPCError as exc:
         return error_response(exc)
     _, scheme = client_address(request.scope, proxies)
-    response = JSONResponse(
-        {"principal": session["principal"], "expires_at": session["expires_at"]}
-    )
+    response = JSONResponse({"principal": session.principal, "expires_at": session.expires_at})
     response.set_cookie(
         SESSION_COOKIE,
-        session["session"],
+        session.session,
         httponly=True,
         samesite="strict",
         secure=scheme == "https",
         path="/",
-        max_age=max(0, int(session["expires_at"] - time.time())),
+        max_age=max(0, int(session.expires_at - time.time())),
     )
     return response
 

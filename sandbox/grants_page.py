@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
+from protocol.contract_results import OwnGrant
 from protocol.errors import RPCError
 from sandbox.caller import caller_of
 from sandbox.errors import http_status
@@ -40,17 +41,15 @@ _STYLE = (
 )
 
 
-def _grant_card(grant: dict[str, Any], form_token: str) -> str:
-    client_id = str(grant.get("client_id", ""))
-    label = client_label(
-        str(grant.get("client_name", "")), str(grant.get("client_kind", "")), client_id
-    )
-    scopes = scope_items(list(grant.get("scopes") or []), list(grant.get("scope_words") or []))
+def _grant_card(grant: OwnGrant, form_token: str) -> str:
+    client_id = grant.client_id
+    label = client_label(grant.client_name, grant.client_kind, client_id)
+    scopes = scope_items(list(grant.scopes), list(grant.scope_words))
     return (
         f"<section class=grant><h2>{label}</h2>"
         f"<p class=note>Client id <code class=client-id>{html.escape(client_id)}</code></p>"
-        f"<p class=when>Allowed on <span class=granted>{_when(grant.get('granted_at'))}</span>"
-        f" &middot; last active <span class=last-active>{_when(grant.get('last_token_at'))}"
+        f"<p class=when>Allowed on <span class=granted>{_when(grant.granted_at)}</span>"
+        f" &middot; last active <span class=last-active>{_when(grant.last_token_at)}"
         "</span></p>"
         f"<p>It may:</p><ul class=scopes>{scopes}</ul>"
         f"<form method=post action={GRANTS_REVOKE_PATH}>"
@@ -79,8 +78,7 @@ async def grants_page(request: Request) -> Response:
         listing = await link.oauth_own_grants(caller)
     except RPCError as exc:
         return _problem(exc.message, http_status(exc.code.value))
-    grants = [g for g in listing.get("grants", []) if isinstance(g, dict)]
-    form_token = str(listing.get("form_token", ""))
+    grants, form_token = listing.grants, listing.form_token
     done = ""
     if request.query_params.get("withdrawn") == "1":
         done = (
@@ -96,7 +94,7 @@ async def grants_page(request: Request) -> Response:
         )
     else:
         table = "<p id=no-grants>You have not allowed any application.</p>"
-    who = html.escape(str(listing.get("user", "")))
+    who = html.escape(listing.user)
     return page(
         "Your grants",
         f"<h1>Your OAuth grants</h1><p>Signed in as <strong id=user>{who}</strong>."

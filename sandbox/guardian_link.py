@@ -1,9 +1,11 @@
 """The sandbox's only way to the guardian: one thin typed stub per sealed RPC.
 
-Each stub is named like the guardian handler it reaches, and builds its call from the same
-params Struct the guardian decodes it into (`protocol.contract`). The link keeps one multiplexed
-connection, reconnects on its own when the guardian restarts, and raises `Unavailable` at
-once while it is down, so no request hangs on a missing guardian.
+Each stub is named like the guardian handler it reaches, builds its call from the same
+params Struct the guardian decodes it into (`protocol.contract`), and decodes the answer into
+the method's result Struct (`protocol.contract_results`), so callers read typed fields and an
+answer outside the contract is an `Internal` error here, not a KeyError later. The link
+keeps one multiplexed connection, reconnects on its own when the guardian restarts, and
+raises `Unavailable` at once while it is down, so no request hangs on a missing guardian.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from msgspec import UNSET
 
@@ -32,11 +34,33 @@ from protocol.contract import (
     SearchParams,
     to_map,
 )
+from protocol.contract_results import (
+    ConsentView,
+    DbQueryResult,
+    EmbedResult,
+    HealthResult,
+    LlmResult,
+    LoginResult,
+    ModelsInfoResult,
+    OAuthConsentResult,
+    OAuthLoginResult,
+    OAuthOwnGrantRevokeResult,
+    OAuthOwnGrantsResult,
+    OAuthRegisterResult,
+    OAuthServerInfoResult,
+    OAuthTokenResult,
+    Ok,
+    SearchResult,
+    VerifyResult,
+    decode_result,
+)
 from protocol.errors import InvalidParams
 
 logger = logging.getLogger("sealgate.sandbox.link")
 
 DEFAULT_CALL_TIMEOUT = 120.0
+
+R = TypeVar("R", LlmResult, EmbedResult, SearchResult)
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,8 +127,15 @@ class ActiveNames:
 
 
 ActiveListener = Callable[[ActiveNames], None]
+#: What a sealed provider call answers.
+SealedResult = LlmResult | EmbedResult | SearchResult
 #: (method, seconds, result or None, failed) after every sealed provider call.
-CallObserver = Callable[[str, float, dict[str, Any] | None, bool], None]
+CallObserver = Callable[[str, float, SealedResult | None, bool], None]
+
+
+def stream_result(stream: RPCStream) -> LlmResult | None:
+    """The typed end of an `llm.stream` (None until the stream has ended)."""
+    return None if stream.result is None else decode_result(LlmResult, stream.result)
 
 
 class GuardianLink:
@@ -149,16 +180,16 @@ class GuardianLink:
         return self._client.last_error
 
     # sealed calls ------------------------------------------------------------------------
-    async def health(self, timeout: float | None = None) -> dict[str, Any]:
-        return await self._client.call("health", {}, timeout=timeout)
+    async def health(self, timeout: float | None = None) -> HealthResult:
+        return decode_result(HealthResult, await self._client.call("health", {}, timeout=timeout))
 
     async def llm_complete(
         self, caller: Caller, tool: str, prompt: str, **options: Any
-    ) -> dict[str, Any]:
+    ) -> LlmResult:
         """A prompt through the tool's chain; options: system, provider, model, max_tokens,
         temperature (None means unset)."""
         call = self._client.call("llm.complete", _prompt_params(caller, tool, prompt, options))
-        return await self._observed("llm.complete", call)
+        return await self._observed("llm.complete", LlmResult, call)
 
     def llm_stream(self, caller: Caller, tool: str, prompt: str, **options: Any) -> RPCStream:
         """Chunks `{"text": delta}` as the provider sends them; `.result` after the last."""
@@ -166,22 +197,24 @@ class GuardianLink:
 
     async def llm_complete_params(
         self, caller: Caller, tool: str, params: dict[str, Any]
-    ) -> dict[str, Any]:
+    ) -> LlmResult:
         """llm.complete with OpenAI-shaped params (messages, tools, ...) as they are."""
         call = self._client.call("llm.complete", _llm_params(caller, tool, params))
-        return await self._observed("llm.complete", call)
+        return await self._observed("llm.complete", LlmResult, call)
 
     def llm_stream_params(self, caller: Caller, tool: str, params: dict[str, Any]) -> RPCStream:
         return self._client.stream("llm.stream", _llm_params(caller, tool, params))
 
-    async def llm_embed(self, caller: Caller, model: str, texts: str | list[str]) -> dict[str, Any]:
+    async def llm_embed(self, caller: Caller, model: str, texts: str | list[str]) -> EmbedResult:
         params = to_map(EmbedParams(caller=caller.to_params(), model=model, input=texts))
-        return await self._observed("llm.embed", self._client.call("llm.embed", params))
+        return await self._observed(
+            "llm.embed", EmbedResult, self._client.call("llm.embed", params)
+        )
 
-    async def _observed(self, method: str, call: Any) -> dict[str, Any]:
+    async def _observed(self, method: str, kind: type[R], call: Any) -> R:
         started = time.perf_counter()
         try:
-            result = await call
+            result = decode_result(kind, await call)
         except Exception:
             if self.observer is not None:
                 self.observer(method, time.perf_counter() - started, None, True)
@@ -190,7 +223,7 @@ class GuardianLink:
             self.observer(method, time.perf_counter() - started, result, False)
         return result
 
-    def observe_stream(self, seconds: float, result: dict[str, Any] | None, failed: bool) -> None:
+    def observe_stream(self, seconds: float, result: LlmResult | None, failed: bool) -> None:
         if self.observer is not None:
             self.observer("llm.stream", seconds, result, failed)
 
@@ -202,88 +235,101 @@ class GuardianLink:
         *,
         max_results: int | None = None,
         provider: str | None = None,
-    ) -> dict[str, Any]:
+    ) -> SearchResult:
         search = SearchParams(
             caller=caller.to_params(),
             tool=tool,
             query=query,
             **_optional(max_results=max_results, provider=provider),
         )
-        return await self._observed("search.web", self._client.call("search.web", to_map(search)))
+        call = self._client.call("search.web", to_map(search))
+        return await self._observed("search.web", SearchResult, call)
 
-    async def db_query(self, caller: Caller, sql: str, max_rows: int | None) -> dict[str, Any]:
+    async def db_query(self, caller: Caller, sql: str, max_rows: int | None) -> DbQueryResult:
         params = DbQueryParams(caller=caller.to_params(), sql=sql, **_optional(max_rows=max_rows))
-        return await self._client.call("db.query", to_map(params))
+        return decode_result(DbQueryResult, await self._client.call("db.query", to_map(params)))
 
-    async def auth_verify(self, caller: Caller) -> dict[str, Any]:
+    async def auth_verify(self, caller: Caller) -> VerifyResult:
         params = to_map(Sealed(caller=caller.to_params()))
-        return await self._client.call("auth.verify", params, timeout=10)
+        answer = await self._client.call("auth.verify", params, timeout=10)
+        return decode_result(VerifyResult, answer)
 
-    async def auth_login(self, caller: Caller, username: str, password: str) -> dict[str, Any]:
+    async def auth_login(self, caller: Caller, username: str, password: str) -> LoginResult:
         login = LoginParams(caller=caller.to_params(), username=username, password=password)
-        return await self._client.call("auth.login", to_map(login), timeout=30)
+        answer = await self._client.call("auth.login", to_map(login), timeout=30)
+        return decode_result(LoginResult, answer)
 
-    async def auth_logout(self, caller: Caller) -> dict[str, Any]:
+    async def auth_logout(self, caller: Caller) -> Ok:
         params = to_map(Sealed(caller=caller.to_params()))
-        return await self._client.call("auth.logout", params, timeout=10)
+        return decode_result(Ok, await self._client.call("auth.logout", params, timeout=10))
 
     # OAuth: SealGate's own authorization server (the guardian decides) ------------------
-    async def oauth_server_info(self) -> dict[str, Any]:
-        return await self._client.call("oauth.server_info", {}, timeout=10)
+    async def oauth_server_info(self) -> OAuthServerInfoResult:
+        answer = await self._client.call("oauth.server_info", {}, timeout=10)
+        return decode_result(OAuthServerInfoResult, answer)
 
-    async def oauth_authorize(self, caller: Caller, request: dict[str, Any]) -> dict[str, Any]:
+    async def oauth_authorize(self, caller: Caller, request: dict[str, Any]) -> ConsentView:
         params = {"caller": caller.to_wire(), "request": request}
-        return await self._client.call("oauth.authorize", params, timeout=15)
+        return decode_result(
+            ConsentView, await self._client.call("oauth.authorize", params, timeout=15)
+        )
 
     async def oauth_login(
         self, caller: Caller, request: dict[str, Any], username: str, password: str
-    ) -> dict[str, Any]:
+    ) -> OAuthLoginResult:
         params = {
             "caller": caller.to_wire(),
             "request": request,
             "username": username,
             "password": password,
         }
-        return await self._client.call("oauth.login", params, timeout=30)
+        answer = await self._client.call("oauth.login", params, timeout=30)
+        return decode_result(OAuthLoginResult, answer)
 
-    async def oauth_consent(self, caller: Caller, ticket: str, approve: bool) -> dict[str, Any]:
+    async def oauth_consent(self, caller: Caller, ticket: str, approve: bool) -> OAuthConsentResult:
         params = {"caller": caller.to_wire(), "ticket": ticket, "approve": approve}
-        return await self._client.call("oauth.consent", params, timeout=15)
+        answer = await self._client.call("oauth.consent", params, timeout=15)
+        return decode_result(OAuthConsentResult, answer)
 
-    async def oauth_token(self, caller: Caller, form: dict[str, str]) -> dict[str, Any]:
+    async def oauth_token(self, caller: Caller, form: dict[str, str]) -> OAuthTokenResult:
         params = {"caller": caller.to_wire(), "form": form}
-        return await self._client.call("oauth.token", params, timeout=15)
+        answer = await self._client.call("oauth.token", params, timeout=15)
+        return decode_result(OAuthTokenResult, answer)
 
-    async def oauth_register(self, caller: Caller, metadata: dict[str, Any]) -> dict[str, Any]:
+    async def oauth_register(self, caller: Caller, metadata: dict[str, Any]) -> OAuthRegisterResult:
         params = {"caller": caller.to_wire(), "metadata": metadata}
-        return await self._client.call("oauth.register", params, timeout=15)
+        answer = await self._client.call("oauth.register", params, timeout=15)
+        return decode_result(OAuthRegisterResult, answer)
 
     async def oauth_revoke(
         self, caller: Caller, token: str, hint: str | None, client_id: str | None
-    ) -> dict[str, Any]:
+    ) -> Ok:
         params = {
             "caller": caller.to_wire(),
             "token": token,
             **_optional(token_type_hint=hint, client_id=client_id),
         }
-        return await self._client.call("oauth.revoke", params, timeout=15)
+        return decode_result(Ok, await self._client.call("oauth.revoke", params, timeout=15))
 
-    async def oauth_own_grants(self, caller: Caller) -> dict[str, Any]:
+    async def oauth_own_grants(self, caller: Caller) -> OAuthOwnGrantsResult:
         """The caller's own consents; the guardian resolves whose from the credential."""
         params = to_map(OAuthOwnGrantsParams(caller=caller.to_params()))
-        return await self._client.call("oauth.own_grants", params, timeout=15)
+        answer = await self._client.call("oauth.own_grants", params, timeout=15)
+        return decode_result(OAuthOwnGrantsResult, answer)
 
     async def oauth_own_grant_revoke(
         self, caller: Caller, client_id: str, form_token: str
-    ) -> dict[str, Any]:
+    ) -> OAuthOwnGrantRevokeResult:
         params = OAuthOwnGrantRevokeParams(
             caller=caller.to_params(), client_id=client_id, form_token=form_token
         )
-        return await self._client.call("oauth.own_grant_revoke", to_map(params), timeout=15)
+        answer = await self._client.call("oauth.own_grant_revoke", to_map(params), timeout=15)
+        return decode_result(OAuthOwnGrantRevokeResult, answer)
 
-    async def models_info(self, caller: Caller, model: str | None = None) -> dict[str, Any]:
+    async def models_info(self, caller: Caller, model: str | None = None) -> ModelsInfoResult:
         params = ModelsInfoParams(caller=caller.to_params(), **_optional(model=model))
-        return await self._client.call("models.info", to_map(params))
+        answer = await self._client.call("models.info", to_map(params))
+        return decode_result(ModelsInfoResult, answer)
 
     # guardian events ---------------------------------------------------------------------
     def _connected(self, hello: dict[str, Any]) -> None:

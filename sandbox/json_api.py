@@ -18,7 +18,8 @@ from fastmcp.server.http import set_http_request
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from protocol.errors import ErrorCode
+from protocol.contract_http import ToolCall, decode_body
+from protocol.errors import ErrorCode, InvalidParams
 from sandbox.errors import SealedToolError, http_status
 from sandbox.hub_compat import api_answer, drop_empty, drop_unused_generic
 from sandbox.mcp_tools import SealGateTools
@@ -61,35 +62,41 @@ async def api(request: Request) -> Response:
         return error(400, "invalid_params", "the request body is not JSON")
     if not isinstance(body, dict) or not isinstance(body.get("tool"), str):
         return error(400, "invalid_params", 'send {"tool": "<name>", "params": {...}}')
-    unexpected = sorted(set(body) - {"tool", "params"})
+    unexpected = sorted(set(body) - set(ToolCall.__struct_fields__))
     if unexpected:
         return error(400, "invalid_params", f"unknown field(s): {', '.join(unexpected)}")
     params = body.get("params") or {}
     if not isinstance(params, dict):
         return error(400, "invalid_params", "params must be an object")
-    params = drop_empty(params)  # the original's clients send "" for "the default"
-    function = tools.functions.get(body["tool"])
+    try:  # from here on, only the checked values are read
+        call = decode_body(ToolCall, {"tool": body["tool"], "params": params})
+    except InvalidParams as exc:
+        return error(400, "invalid_params", exc.message)
+    tool = call.tool
+    function = tools.functions.get(tool)
     if function is None:
-        return error(404, "not_found", f"no active tool {body['tool']!r}; see list_active_tools")
-    params = drop_unused_generic(body["tool"], params, inspect.signature(function).parameters)
-    problem = names_problem(body["tool"], function, params)
+        return error(404, "not_found", f"no active tool {tool!r}; see list_active_tools")
+    signature = inspect.signature(function)
+    # the original's clients send "" for "the default"
+    params = drop_empty(call.params if isinstance(call.params, dict) else {})
+    params = drop_unused_generic(tool, params, signature.parameters)
+    problem = names_problem(tool, function, params)
     if problem is not None:
         return error(400, "invalid_params", problem)
     try:
-        params = validated(body["tool"], function, params)  # the checked values are the used
+        arguments = validated(tool, function, params)  # the checked values are the used
     except InvalidArguments as exc:
         return error(400, "invalid_params", str(exc))
-    signature = inspect.signature(function)
     extra: dict[str, Any] = {"ctx": _NoProgress()} if "ctx" in signature.parameters else {}
     with set_http_request(request):
         try:
-            result = await function(**params, **extra)
+            result = await function(**arguments, **extra)
         except SealedToolError as exc:  # the typed code, never parsed back out of the text
             return refusal(exc)
         except ToolError as exc:
             return error(500, "internal", str(exc))
     data = result.structured_content or {}
     text = None
-    if body["tool"] in tools.text_tools:
+    if tool in tools.text_tools:
         text = "".join(getattr(block, "text", "") for block in result.content)
     return JSONResponse(api_answer(data, text))

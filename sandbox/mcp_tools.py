@@ -17,6 +17,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import msgspec
 from fastmcp import Context, FastMCP
 from fastmcp.exceptions import ValidationError as FastMCPValidationError
 from fastmcp.server.dependencies import get_http_request
@@ -24,11 +25,12 @@ from fastmcp.server.middleware import CallNext, Middleware, MiddlewareContext
 from fastmcp.tools import Tool, ToolResult
 
 from protocol import __version__
+from protocol.contract_results import LlmResult, to_wire
 from protocol.errors import ErrorCode, RPCError
 from protocol.pyfun import PyfunConfig, ToolConfig
 from sandbox.caller import Proxies, caller_of
 from sandbox.errors import SealedToolError
-from sandbox.guardian_link import ActiveNames, Caller, GuardianLink
+from sandbox.guardian_link import ActiveNames, Caller, GuardianLink, stream_result
 from sandbox.hub_compat import ALIAS_NAMES, drop_empty, first_given, original_listing
 from sandbox.hubstate import HubState, cache_grant, cache_key
 from sandbox.tool_args import names_problem, problem_of
@@ -145,7 +147,8 @@ class SessionRegistry(Middleware):
 
 class ArgumentWording(Middleware):
     """Bad tool arguments answer in the JSON API's words (`invalid_params: missing
-    parameter(s) for TOOL: prompt`), not pydantic's multi-line text with a link."""
+    parameter(s) for TOOL: prompt`), not pydantic's multi-line text with a link; and every
+    typed refusal is an error result that carries its code (`SealedToolError.to_result`)."""
 
     def __init__(self, tools: SealGateTools) -> None:
         self.tools = tools
@@ -153,6 +156,12 @@ class ArgumentWording(Middleware):
     async def on_call_tool(
         self, context: MiddlewareContext[Any], call_next: CallNext[Any, Any]
     ) -> Any:
+        try:
+            return await self._checked(context, call_next)
+        except SealedToolError as exc:
+            return exc.to_result()
+
+    async def _checked(self, context: MiddlewareContext[Any], call_next: CallNext[Any, Any]) -> Any:
         name = str(getattr(context.message, "name", ""))
         arguments = getattr(context.message, "arguments", None) or {}
         if isinstance(arguments, dict) and "" in arguments.values():
@@ -271,8 +280,8 @@ class SealGateTools:
             guardian = await self.link.health(timeout=5.0)
         except RPCError as exc:
             raise tool_error(exc) from None
-        data = {"status": "ok", "sandbox_version": __version__, "guardian": guardian}
-        return result(data, f"SealGate is healthy; guardian up {guardian.get('uptime_s')} s")
+        data = {"status": "ok", "sandbox_version": __version__, "guardian": to_wire(guardian)}
+        return result(data, f"SealGate is healthy; guardian up {guardian.uptime_s} s")
 
     async def list_active_tools(self) -> ToolResult:
         active = self.link.active
@@ -313,12 +322,12 @@ class SealGateTools:
     ) -> ToolResult:
         """`model_name` is the original hub's name for `model`."""
         try:
-            data = await self.link.models_info(
+            info = await self.link.models_info(
                 current_caller(self.proxies), first_given(model, model_name)
             )
         except RPCError as exc:
             raise tool_error(exc) from None
-        return result(data)
+        return result(to_wire(info))
 
     async def llm_complete(
         self,
@@ -359,7 +368,8 @@ class SealGateTools:
                     raise SealedToolError(ErrorCode.FORBIDDEN, "target 'hub' is for admins only")
                 data = await self.hub.query(sql, max_rows)
             elif target == "guardian":
-                data = await self.link.db_query(current_caller(self.proxies), sql, max_rows)
+                answer = await self.link.db_query(current_caller(self.proxies), sql, max_rows)
+                data = to_wire(answer)
             else:
                 raise SealedToolError(ErrorCode.INVALID_PARAMS, "target is 'guardian' or 'hub'")
         except RPCError as exc:
@@ -405,7 +415,7 @@ class SealGateTools:
                     ErrorCode.INVALID_PARAMS, f"missing parameter(s) for {name}: query"
                 )
             try:
-                data = await self.link.search_web(
+                found = await self.link.search_web(
                     current_caller(self.proxies),
                     name,
                     text,
@@ -414,10 +424,10 @@ class SealGateTools:
                 )
             except RPCError as exc:
                 raise tool_error(exc) from None
-            lines = [f"{r['title']} - {r['url']}\n{r['snippet']}" for r in data["results"]]
-            if data.get("answer"):
-                lines.insert(0, data["answer"])
-            return result(data, "\n\n".join(lines) or "no results")
+            lines = [f"{r.title} - {r.url}\n{r.snippet}" for r in found.results]
+            if isinstance(found.answer, str) and found.answer:
+                lines.insert(0, found.answer)
+            return result(to_wire(found), "\n\n".join(lines) or "no results")
 
         return run
 
@@ -438,21 +448,22 @@ class SealGateTools:
             if cached is not None:
                 return result({**cached, "cached": True}, cached.get("text", ""))
         if wants_progress(ctx):
-            data = await self._streamed(ctx, tool, prompt, options)
+            answer = await self._streamed(ctx, tool, prompt, options)
         else:
             try:
-                data = await self.link.llm_complete(
+                answer = await self.link.llm_complete(
                     current_caller(self.proxies), tool, prompt, **options
                 )
             except RPCError as exc:
                 raise tool_error(exc) from None
+        data = to_wire(answer)
         if key is not None and principal is not None and self.hub is not None:
             await self.hub.remember(key, principal["principal"], tool, data)
-        return result(data, data.get("text", ""))
+        return result(data, answer.text)
 
     async def _streamed(
         self, ctx: Context, tool: str, prompt: str, options: dict[str, Any]
-    ) -> dict[str, Any]:
+    ) -> LlmResult:
         received = 0
         parts: list[str] = []
         reported = -PROGRESS_INTERVAL_S
@@ -469,14 +480,15 @@ class SealGateTools:
                     if now - reported >= PROGRESS_INTERVAL_S:
                         reported = now
                         await ctx.report_progress(received, message=f"{received} characters")
-            data = stream.result
+            data = stream_result(stream)
         except RPCError as exc:
             self.link.observe_stream(time.perf_counter() - started, None, True)
             raise tool_error(exc) from None
         self.link.observe_stream(time.perf_counter() - started, data, False)
-        if not isinstance(data, dict):
+        if data is None:
             raise SealedToolError(ErrorCode.INTERNAL, "the guardian sent no result")
-        return {**data, "text": "".join(parts)}  # the result's text stays empty
+        # the result's text stays empty on the socket: the chunks carried it
+        return msgspec.structs.replace(data, text="".join(parts))
 
 
 def build_mcp(

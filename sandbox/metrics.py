@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from protocol.contract_results import EmbedResult, LlmResult, SearchResult
 from protocol.errors import SealGateError
 
 ROUTES = (
@@ -103,24 +104,29 @@ class Metrics:
                 self.guardian.labels(figure).set(value)
 
     def sealed_result(
-        self, method: str, seconds: float, result: dict[str, Any] | None, error: bool
+        self,
+        method: str,
+        seconds: float,
+        result: LlmResult | EmbedResult | SearchResult | None,
+        error: bool,
     ) -> None:
         self.sealed.labels(method).observe(seconds)
         self.recent.append((time.monotonic(), error))
-        if not result:
+        if result is None:
             return
-        for step in result.get("fallback_path") or []:
-            if not str(step.get("error", "")).startswith("skipped"):
-                self.provider_errors.labels(step.get("provider", "")).inc()
-        if result.get("fallback_path"):
-            self.fallbacks.labels(result.get("provider", "")).inc()
-        model = str(result.get("model", ""))
-        usage = result.get("usage") or {}
-        if model:
-            self.tokens.labels(model, "input").inc(usage.get("input_tokens", 0))
-            self.tokens.labels(model, "output").inc(usage.get("output_tokens", 0))
-            if result.get("cost_usd"):
-                self.cost.labels(model).inc(result["cost_usd"])
+        path = result.fallback_path if isinstance(result, LlmResult | SearchResult) else []
+        for step in path:
+            if not step.error.startswith("skipped"):
+                self.provider_errors.labels(step.provider).inc()
+        if path:
+            self.fallbacks.labels(result.provider).inc()
+        if isinstance(result, SearchResult) or not result.model:
+            return
+        output = result.usage.output_tokens
+        self.tokens.labels(result.model, "input").inc(result.usage.input_tokens)
+        self.tokens.labels(result.model, "output").inc(output if isinstance(output, int) else 0)
+        if isinstance(result, LlmResult) and result.cost_usd:
+            self.cost.labels(result.model).inc(result.cost_usd)
 
     def last_hour(self) -> tuple[int, int]:
         """(calls, errors) of sealed calls in the last hour."""
@@ -200,5 +206,5 @@ async def metrics_endpoint(request: Request) -> Response:
     except SealGateError:
         pass  # the guardian is away: its figures keep their last values
     else:
-        metrics.guardian_figures(health.get("queues"))
+        metrics.guardian_figures(health.queues)
     return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -32,6 +32,7 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from protocol.contract_results import ConsentView, OAuthServerInfoResult, to_wire
 from protocol.errors import RPCError, Unavailable
 from sandbox.caller import Proxies, client_address
 from sandbox.guardian_link import Caller, GuardianLink
@@ -102,17 +103,17 @@ class ServerInfo:
 
     def __init__(self, link: GuardianLink) -> None:
         self.link = link
-        self._value: dict[str, Any] | None = None
+        self._value: OAuthServerInfoResult | None = None
         self._until = 0.0
 
-    async def get(self) -> dict[str, Any]:
+    async def get(self) -> OAuthServerInfoResult:
         if self._value is None or self._until <= time.monotonic():
             self._value = await self.link.oauth_server_info()
             self._until = time.monotonic() + INFO_TTL_S
         return self._value
 
     async def resource_metadata_url(self, path: str) -> str:
-        resource = str((await self.get())["resource"])
+        resource = (await self.get()).resource
         suffix = next((p for p in PATH_SCOPES if path == p or path.startswith(p + "/")), "")
         return f"{resource}{WELL_KNOWN_PR}{suffix}"
 
@@ -258,9 +259,9 @@ async def protected_resource(request: Request) -> Response:
         return oauth_json_error(exc)
     return JSONResponse(
         {
-            "resource": info["resource"],
-            "authorization_servers": [info["issuer"]],
-            "scopes_supported": info["scopes_supported"],
+            "resource": info.resource,
+            "authorization_servers": [info.issuer],
+            "scopes_supported": info.scopes_supported,
             "bearer_methods_supported": ["header"],
             "resource_name": request.app.state.hub_name,
         },
@@ -268,15 +269,15 @@ async def protected_resource(request: Request) -> Response:
     )
 
 
-def authorization_server_metadata(info: dict[str, Any]) -> dict[str, Any]:
-    issuer = str(info["issuer"])
+def authorization_server_metadata(info: OAuthServerInfoResult) -> dict[str, Any]:
+    issuer = info.issuer
     return {
         "issuer": issuer,
         "authorization_endpoint": f"{issuer}/oauth/authorize",
         "token_endpoint": f"{issuer}/oauth/token",
         "registration_endpoint": f"{issuer}/oauth/register",
         "revocation_endpoint": f"{issuer}/oauth/revoke",
-        "scopes_supported": info["scopes_supported"],
+        "scopes_supported": info.scopes_supported,
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
         "grant_types_supported": ["authorization_code", "refresh_token"],
@@ -377,23 +378,24 @@ def scope_items(names: list[Any], words: list[Any]) -> str:
     )
 
 
-def _who_asks(view: dict[str, Any]) -> str:
-    scopes = scope_items(list(view["scopes"]), list(view.get("scope_words") or []))
-    name, client_id = str(view["client_name"]), str(view["client_id"])
-    kind = str(view.get("client_kind") or "registered")
+def _who_asks(view: ConsentView) -> str:
+    words = view.scope_words if isinstance(view.scope_words, list) else []
+    scopes = scope_items(list(view.scopes), list(words))
+    name, client_id = view.client_name, view.client_id
+    kind = view.client_kind if isinstance(view.client_kind, str) else "registered"
     return (
         f"<p><strong id=client>{html.escape(name)}</strong>"
         f" <span class=unverified id=unverified>unverified name</span>"
         f" (<code>{html.escape(client_id)}</code>) asks to use"
-        f" <code>{html.escape(str(view['resource']))}</code> on your behalf.</p>"
+        f" <code>{html.escape(view.resource)}</code> on your behalf.</p>"
         f"<p class=note id=unverified-why>Unverified: {unverified_note(kind, client_id)}</p>"
         f"<p>After you allow it you go back to <strong id=redirect-host>"
-        f"{html.escape(str(view['redirect_host']))}</strong>.</p>"
+        f"{html.escape(view.redirect_host)}</strong>.</p>"
         f"<p>If you allow it, it may:</p><ul id=scopes>{scopes}</ul>"
     )
 
 
-def _login_page(view: dict[str, Any], problem: str = "", status: int = 200) -> HTMLResponse:
+def _login_page(view: ConsentView, problem: str = "", status: int = 200) -> HTMLResponse:
     error = f"<p class=err id=error>{html.escape(problem)}</p>" if problem else ""
     return page(
         "Sign in",
@@ -406,11 +408,11 @@ def _login_page(view: dict[str, Any], problem: str = "", status: int = 200) -> H
     )
 
 
-def _consent_page(result: dict[str, Any]) -> HTMLResponse:
-    ticket = html.escape(str(result["ticket"]))
+def _consent_page(ticket_value: str, view: ConsentView) -> HTMLResponse:
+    ticket = html.escape(ticket_value)
     return page(
         "Allow access",
-        f"<h1>Allow access?</h1>{_who_asks(result)}"
+        f"<h1>Allow access?</h1>{_who_asks(view)}"
         "<form method=post action=/oauth/consent>"
         f"<input type=hidden name=ticket value='{ticket}'>"
         "<button type=submit name=approve value=yes class=primary id=allow>Allow</button>"
@@ -466,9 +468,10 @@ async def authorize_submit(request: Request) -> Response:
                 return _error_page(again.message)
             return _login_page(view, exc.message, 401 if exc.code.value != "rate_limited" else 429)
         return _error_page(exc.message)
-    if "redirect_to" in result:
-        return RedirectResponse(result["redirect_to"], status_code=303, headers=_NO_STORE)
-    return _consent_page(result)
+    if isinstance(result.redirect_to, str):
+        return RedirectResponse(result.redirect_to, status_code=303, headers=_NO_STORE)
+    ticket, view = result.consent()
+    return _consent_page(ticket, view)
 
 
 async def consent(request: Request) -> Response:
@@ -483,7 +486,7 @@ async def consent(request: Request) -> Response:
         if target is not None:
             return RedirectResponse(target, status_code=303, headers=_NO_STORE)
         return _error_page(exc.message)
-    return RedirectResponse(result["redirect_to"], status_code=303, headers=_NO_STORE)
+    return RedirectResponse(result.redirect_to, status_code=303, headers=_NO_STORE)
 
 
 # the machine endpoints -------------------------------------------------------------------
@@ -502,7 +505,7 @@ async def token(request: Request) -> Response:
         result = await _link(request).oauth_token(_caller(request), fields)
     except RPCError as exc:
         return oauth_json_error(exc)
-    return JSONResponse(result, headers=_NO_STORE)
+    return JSONResponse(to_wire(result), headers=_NO_STORE)
 
 
 #: Client metadata is flat (strings, lists, a JWK set); the guardian checks the same.
@@ -551,7 +554,7 @@ async def register(request: Request) -> Response:
         result = await _link(request).oauth_register(_caller(request), metadata)
     except RPCError as exc:
         return oauth_json_error(exc)
-    return JSONResponse(result["client"], status_code=201, headers=_NO_STORE)
+    return JSONResponse(result.client, status_code=201, headers=_NO_STORE)
 
 
 async def revoke(request: Request) -> Response:

@@ -13,33 +13,22 @@ import json
 import secrets
 import struct
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from protocol.errors import RPCError
+from protocol.contract_http import ChatRequest, StreamOptions, decode_body
+from protocol.contract_results import LlmResult, to_wire
+from protocol.errors import InvalidParams, RPCError
 from sandbox.caller import caller_of
 from sandbox.errors import http_status
-from sandbox.guardian_link import GuardianLink
+from sandbox.guardian_link import GuardianLink, stream_result
 from sandbox.openai_errors import ERROR_TYPE
 
-#: Request fields passed to the guardian as they are.
-PASSED = ("tools", "tool_choice", "response_format")
 #: Fields accepted and honoured here (or meaningless for a gateway); any other is a 400.
-ACCEPTED = {
-    "model",
-    "messages",
-    "stream",
-    "stream_options",
-    "max_tokens",
-    "max_completion_tokens",
-    "temperature",
-    "user",
-    "n",
-    *PASSED,
-}
+ACCEPTED = frozenset(ChatRequest.__struct_fields__)
 
 
 def openai_error(
@@ -89,7 +78,9 @@ async def _json_body(request: Request) -> dict[str, Any] | JSONResponse:
     return body
 
 
-def _chat_params(body: dict[str, Any]) -> dict[str, Any] | JSONResponse:
+def _chat_request(body: dict[str, Any]) -> ChatRequest | JSONResponse:
+    """The body as `ChatRequest` (`protocol.contract_http`): the fields it declares, each
+    checked once; the commonest mistakes answered in OpenAI's words, naming the field."""
     unknown = sorted(set(body) - ACCEPTED)
     if unknown:
         return _bad_request(f"unsupported parameter(s): {', '.join(unknown)}", unknown[0])
@@ -99,21 +90,15 @@ def _chat_params(body: dict[str, Any]) -> dict[str, Any] | JSONResponse:
         return _bad_request("'messages' must be a non-empty list", "messages")
     if body.get("n") not in (None, 1):
         return _bad_request("only n = 1 is supported", "n")
-    params: dict[str, Any] = {"model": body["model"], "messages": body["messages"]}
-    max_tokens = body.get("max_completion_tokens") or body.get("max_tokens")
-    if max_tokens is not None:
-        params["max_tokens"] = max_tokens
-    if body.get("temperature") is not None:
-        params["temperature"] = body["temperature"]
-    for name in PASSED:
-        if body.get(name) is not None:
-            params[name] = body[name]
-    return params
+    try:
+        return decode_body(ChatRequest, body)
+    except InvalidParams as exc:
+        return _bad_request(exc.message)
 
 
-def _message(result: dict[str, Any]) -> dict[str, Any]:
-    message: dict[str, Any] = {"role": "assistant", "content": result.get("text") or None}
-    calls = result.get("tool_calls") or []
+def _message(result: LlmResult) -> dict[str, Any]:
+    message: dict[str, Any] = {"role": "assistant", "content": result.text or None}
+    calls = result.tool_calls
     if calls:
         message["tool_calls"] = [
             {"id": c.get("id", ""), "type": "function", "function": c.get("function", {})}
@@ -124,7 +109,7 @@ def _message(result: dict[str, Any]) -> dict[str, Any]:
     return message
 
 
-def sealgate_headers(result: dict[str, Any]) -> dict[str, str]:
+def sealgate_headers(result: Mapping[str, Any]) -> dict[str, str]:
     """What the hub knows about a completed call, as `x-sealgate-*` response headers, so an
     OpenAI SDK user reads provider, fallback path, tokens and cost from the raw response (as
     LiteLLM does with its own prefix). Streams carry the same map in the final chunk instead.
@@ -150,8 +135,14 @@ def sealgate_headers(result: dict[str, Any]) -> dict[str, str]:
     return {k: "".join(c for c in v if " " <= c <= "~") for k, v in headers.items()}
 
 
-def sealgate_extra(result: dict[str, Any]) -> dict[str, Any]:
-    """The `sealgate` field of a response body (and of a stream's final chunk)."""
+def _output_tokens(result: LlmResult) -> int:
+    output = result.usage.output_tokens
+    return output if isinstance(output, int) else 0
+
+
+def sealgate_extra(result: Mapping[str, Any]) -> dict[str, Any]:
+    """The `sealgate` field of a response body (and of a stream's final chunk), from the
+    result as it crossed the socket (`to_wire`)."""
     usage = result.get("usage") or {}
     return {
         "provider": result.get("provider"),
@@ -164,9 +155,9 @@ def sealgate_extra(result: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _usage(result: dict[str, Any]) -> dict[str, int]:
-    usage = result.get("usage") or {}
-    prompt, completion = usage.get("input_tokens", 0), usage.get("output_tokens", 0)
+def _usage(result: LlmResult | None) -> dict[str, int]:
+    prompt = result.usage.input_tokens if result is not None else 0
+    completion = _output_tokens(result) if result is not None else 0
     return {
         "prompt_tokens": prompt,
         "completion_tokens": completion,
@@ -179,14 +170,16 @@ async def chat_completions(request: Request) -> Response:
     body = await _json_body(request)
     if isinstance(body, JSONResponse):
         return body
-    params = _chat_params(body)
-    if isinstance(params, JSONResponse):
-        return params
+    chat = _chat_request(body)
+    if isinstance(chat, JSONResponse):
+        return chat
+    params = chat.llm_fields()
     caller = caller_of(request.scope, request.app.state.proxies)
     completion_id = "chatcmpl-" + secrets.token_hex(12)
     created = int(time.time())
-    if body.get("stream"):
-        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+    if chat.stream:
+        options = chat.stream_options
+        include_usage = bool(options.include_usage) if isinstance(options, StreamOptions) else False
         try:
             # Opening the stream refuses at once a request that cannot be sent (lone
             # surrogates, integers past 64 bits) or a guardian link that just dropped.
@@ -201,7 +194,7 @@ async def chat_completions(request: Request) -> Response:
             await stream.aclose()
             return from_rpc_error(exc, model_call=True)
         return StreamingResponse(
-            _sse(link, stream, first, completion_id, created, body["model"], include_usage),
+            _sse(link, stream, first, completion_id, created, chat.model, include_usage),
             media_type="text/event-stream",
             headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
         )
@@ -209,24 +202,25 @@ async def chat_completions(request: Request) -> Response:
         result = await link.llm_complete_params(caller, "llm_complete", params)
     except RPCError as exc:
         return from_rpc_error(exc, model_call=True)
+    wire = to_wire(result)
     return JSONResponse(
         {
             "id": completion_id,
             "object": "chat.completion",
             "created": created,
-            "model": result["model"],
+            "model": result.model,
             "choices": [
                 {
                     "index": 0,
                     "message": _message(result),
-                    "finish_reason": result["finish_reason"],
+                    "finish_reason": result.finish_reason,
                     "logprobs": None,
                 }
             ],
             "usage": _usage(result),
-            "sealgate": sealgate_extra(result),
+            "sealgate": sealgate_extra(wire),
         },
-        headers=sealgate_headers(result),
+        headers=sealgate_headers(wire),
     )
 
 
@@ -262,6 +256,7 @@ async def _sse(
     """Chunks as they arrive; a failure after the first is an explicit error event."""
     started = time.perf_counter()
     failed = True
+    ended: LlmResult | None = None
     try:
         yield _chunk(completion_id, created, model, {"role": "assistant", "content": ""})
         pending = [first] if first is not None else []
@@ -280,21 +275,21 @@ async def _sse(
                 delta["tool_calls"] = chunk["tool_calls"]
             if delta:
                 yield _chunk(completion_id, created, model, delta)
-        result = stream.result or {}
+        result = ended = stream_result(stream)
         yield _chunk(
             completion_id,
             created,
-            result.get("model", model),
+            result.model if result is not None else model,
             {},
-            result.get("finish_reason", "stop"),
-            sealgate_extra(result) if result else None,
+            result.finish_reason if result is not None else "stop",
+            sealgate_extra(to_wire(result)) if result is not None else None,
         )
         if include_usage:
             payload = {
                 "id": completion_id,
                 "object": "chat.completion.chunk",
                 "created": created,
-                "model": result.get("model", model),
+                "model": result.model if result is not None else model,
                 "choices": [],
                 "usage": _usage(result),
             }
@@ -313,7 +308,7 @@ async def _sse(
         yield f"data: {json.dumps(error)}\n\n".encode()
     finally:
         await stream.aclose()  # the client went away or we are done: stop the sealed call
-        link.observe_stream(time.perf_counter() - started, stream.result, failed)
+        link.observe_stream(time.perf_counter() - started, ended, failed)
 
 
 async def models(request: Request) -> Response:
@@ -325,7 +320,7 @@ async def models(request: Request) -> Response:
         return from_rpc_error(exc)
     data = [
         {"id": m["id"], "object": "model", "created": 0, "owned_by": m["provider"]}
-        for m in info["models"]
+        for m in info.models
         if m.get("provider_active")
     ]
     return JSONResponse({"object": "list", "data": data})
@@ -359,17 +354,17 @@ async def embeddings(request: Request) -> Response:
     except RPCError as exc:
         return from_rpc_error(exc, model_call=True)
     data = []
-    for index, vector in enumerate(result["data"]):
+    for index, vector in enumerate(result.data):
         embedding: Any = vector
         if encoding == "base64":
             embedding = base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
         data.append({"object": "embedding", "index": index, "embedding": embedding})
-    tokens = result["usage"].get("input_tokens", 0)
+    tokens = result.usage.input_tokens
     return JSONResponse(
         {
             "object": "list",
             "data": data,
-            "model": result["model"],
+            "model": result.model,
             "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
         }
     )

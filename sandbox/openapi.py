@@ -1,10 +1,11 @@
 """`GET /openapi.json`: an OpenAPI 3.1 document of `/v1`, `/api` and `/auth`.
 
 Public like `/healthz` (it holds no secret and no configuration: the models and tools a caller
-may use come from `/v1/models` and `list_active_tools`). Written by hand because the routes
-are plain Starlette functions with no schema to derive one from; Schemathesis runs against it
-in the tests (tests/reliability/test_openapi.py), so a route that answers outside what this
-says fails the build.
+may use come from `/v1/models` and `list_active_tools`). The request bodies the contract
+declares as Structs (`protocol.contract_http`, the chat request first) are generated from them
+with `msgspec.json.schema_components`, so the document says what the route checks; the rest
+is written here. Schemathesis runs against it in the tests (tests/reliability/test_openapi.py),
+so a route that answers outside what this says fails the build.
 """
 
 from __future__ import annotations
@@ -15,15 +16,17 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from protocol import __version__
+from protocol.contract_http import schemas
 from sandbox.caller import SESSION_COOKIE
 
 PATH = "/openapi.json"
+REF = "#/components/schemas/{name}"
 
 _JSON = "application/json"
 
 
 def _ref(name: str) -> dict[str, str]:
-    return {"$ref": f"#/components/schemas/{name}"}
+    return {"$ref": REF.format(name=name)}
 
 
 def _json(schema: dict[str, Any]) -> dict[str, Any]:
@@ -55,18 +58,6 @@ def _errors(shape: str, *statuses: int) -> dict[str, Any]:
     }
 
 
-_MESSAGE = {
-    "type": "object",
-    "required": ["role"],
-    "properties": {
-        "role": {"type": "string", "enum": ["system", "user", "assistant", "tool", "developer"]},
-        "content": {"type": ["string", "array", "null"], "maxLength": 100_000},
-        "name": {"type": "string"},
-        "tool_call_id": {"type": "string"},
-        "tool_calls": {"type": "array"},
-    },
-}
-
 SCHEMAS: dict[str, Any] = {
     "Error": {
         "type": "object",
@@ -93,28 +84,6 @@ SCHEMAS: dict[str, Any] = {
                     "code": {"type": ["string", "null"]},
                 },
             }
-        },
-    },
-    "ChatRequest": {
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["model", "messages"],
-        "properties": {
-            "model": {"type": "string", "minLength": 1, "maxLength": 200},
-            "messages": {"type": "array", "minItems": 1, "maxItems": 50, "items": _MESSAGE},
-            "stream": {"type": "boolean"},
-            "stream_options": {
-                "type": "object",
-                "properties": {"include_usage": {"type": "boolean"}},
-            },
-            "max_tokens": {"type": "integer", "minimum": 1, "maximum": 1_000_000},
-            "max_completion_tokens": {"type": "integer", "minimum": 1, "maximum": 1_000_000},
-            "temperature": {"type": "number", "minimum": 0, "maximum": 2},
-            "user": {"type": "string"},
-            "n": {"type": "integer", "enum": [1]},
-            "tools": {"type": "array"},
-            "tool_choice": {},
-            "response_format": {"type": "object"},
         },
     },
     "ChatCompletion": {
@@ -174,15 +143,6 @@ SCHEMAS: dict[str, Any] = {
             "data": {"type": "array"},
             "model": {"type": "string"},
             "usage": {"type": "object"},
-        },
-    },
-    "ToolCall": {
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["tool"],
-        "properties": {
-            "tool": {"type": "string", "maxLength": 200},
-            "params": {"type": "object"},
         },
     },
     "ToolResult": {
@@ -299,7 +259,7 @@ def document() -> dict[str, Any]:
             },
         },
         "components": {
-            "schemas": SCHEMAS,
+            "schemas": {**SCHEMAS, **schemas(REF)},
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer"},
                 "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},

@@ -32,7 +32,7 @@ async def healthz(request: Request) -> Response:
             status_code=503,
         )
     return JSONResponse(
-        {"status": "ok", "version": __version__, "guardian_uptime_s": guardian["uptime_s"]}
+        {"status": "ok", "version": __version__, "guardian_uptime_s": guardian.uptime_s}
     )
 
 
@@ -54,7 +54,7 @@ async def _models(request: Request) -> list[dict[str, Any]]:
     link: GuardianLink = request.app.state.link
     try:
         info = await link.models_info(caller_of(request.scope, request.app.state.proxies))
-        models = [m for m in info.get("models", []) if isinstance(m, dict)]
+        models = info.models
     except RPCError:
         active = set(link.active.llm_providers)
         models = [

@@ -10,12 +10,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import msgpack
 import pytest
 
-from guardian.dispatch import PERMITS, Phase
+from guardian.dispatch import PERMITS, Permit, Phase, _typed
 from protocol import PROTOCOL_VERSION
 from protocol.adminaddr import open_admin_channel
 from protocol.channel import SocketChannel, open_unix_channel
 from protocol.client import RPCClient
-from protocol.errors import ConnectionLost, InvalidParams
+from protocol.contract_results import Ok
+from protocol.errors import ConnectionLost, Internal, InvalidParams
 from protocol.framing import encode
 from protocol.methods import METHODS
 from tests.helpers import GuardianProcess, rpc_as_sandbox
@@ -192,3 +193,35 @@ def test_msgpack_is_what_we_think() -> None:
     # The frames above rely on msgpack refusing non-string map keys and extension types.
     with pytest.raises(ValueError):
         msgpack.unpackb(msgpack.packb({1: 2}), strict_map_key=True)
+
+
+def test_every_answer_leaves_as_its_result_struct() -> None:
+    """A handler's map is decoded into its method's result Struct before it is sent: a field
+    the contract does not declare never leaves (an `Internal` answer instead)."""
+    spec = METHODS["users.lock"]
+
+    async def leaky(ctx: object, params: object) -> dict[str, object]:
+        return {"ok": True, "password_hash": "$argon2id$..."}
+
+    async def sound(ctx: object, params: object) -> Ok:
+        return Ok(ok=True)
+
+    def inline(ctx: object, params: object) -> dict[str, object]:
+        return {"ok": True}
+
+    typed = _typed(
+        {
+            "leaky": Permit(spec=spec, phases=frozenset({Phase.READY}), task=leaky),
+            "sound": Permit(spec=spec, phases=frozenset({Phase.READY}), task=sound),
+            "inline": Permit(spec=spec, phases=frozenset({Phase.READY}), inline=inline),
+        }
+    )
+    with pytest.raises(Internal, match="does not fit Ok"):
+        asyncio.run(typed["leaky"].task(None, None))  # type: ignore[misc]
+    assert asyncio.run(typed["sound"].task(None, None)) == {"ok": True}  # type: ignore[misc]
+    assert typed["inline"].inline(None, None) == {"ok": True}  # type: ignore[misc]
+    # every table the guardian serves is built this way
+    for table in PERMITS.values():
+        for permit in table.values():
+            handler = permit.inline or permit.task
+            assert handler is not None and handler.__qualname__.startswith("_typed_")
