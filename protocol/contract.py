@@ -97,6 +97,13 @@ class LlmParams(Sealed, frozen=True, kw_only=True):
     model: Name | UnsetType | None = UNSET
     max_tokens: Annotated[int, Meta(ge=1, le=1_000_000)] | UnsetType | None = UNSET
     temperature: Temperature | UnsetType | None = UNSET
+    #: Stop sequences (Anthropic's stop_sequences, OpenAI's stop).
+    stop: Annotated[list[Text256], Meta(max_length=16)] | UnsetType | None = UNSET
+    #: `anthropic-beta` values a client asked for: the guardian sends only those on the
+    #: provider's allowlist (invariant 3) and reports the others as dropped.
+    betas: Annotated[list[Text128], Meta(max_length=64)] | UnsetType | None = UNSET
+    #: Anthropic's extended thinking setting, sent only to an Anthropic provider.
+    thinking: Annotated[dict[str, Any], Meta(max_length=8)] | UnsetType | None = UNSET
 
 
 class EmbedParams(Sealed, frozen=True, kw_only=True):
