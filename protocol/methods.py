@@ -135,6 +135,10 @@ LLM_RESULT = {
     "latency_ms": Field(type=float),
     "finish_reason": Field(type=str),
     "tool_calls": Field(type=list, max_len=None),
+    # Anthropic's thinking blocks, when the provider is Anthropic and thinking was asked for
+    "thinking": Field(type=list, required=False, max_len=None),
+    # what the provider was not sent: {"anthropic-beta": [...], "thinking": [...]}
+    "dropped": Field(type=dict, required=False),
 }
 
 LLM_COMPLETE = MethodSpec(

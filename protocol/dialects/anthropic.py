@@ -445,6 +445,10 @@ class MessageStream:
                 *self._opened("text", {"type": "text", "text": ""}),
                 self._delta({"type": "text_delta", "text": event.text}),
             ]
+        if isinstance(event, ThinkingDelta) and event.redacted:
+            block = {"type": "redacted_thinking", "data": event.redacted}
+            out = self._opened(f"redacted:{self._index + 1}", block)
+            return [*out, *self._closed()]
         if isinstance(event, ThinkingDelta):
             out = self._opened("thinking", {"type": "thinking", "thinking": "", "signature": ""})
             if event.thinking:

@@ -137,10 +137,12 @@ class TextDelta:
 
 @dataclass(frozen=True, slots=True)
 class ThinkingDelta:
-    """Anthropic extended thinking: text, or the block's closing signature."""
+    """Anthropic extended thinking: text, the block's closing signature, or a whole
+    redacted block's data."""
 
     thinking: str = ""
     signature: str = ""
+    redacted: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,7 +164,11 @@ def events_of(chunk: dict[str, Any]) -> list[Event]:
     thinking = chunk.get("thinking")
     if isinstance(thinking, dict):
         events.append(
-            ThinkingDelta(str(thinking.get("thinking") or ""), str(thinking.get("signature") or ""))
+            ThinkingDelta(
+                str(thinking.get("thinking") or ""),
+                str(thinking.get("signature") or ""),
+                str(thinking.get("redacted") or ""),
+            )
         )
     text = chunk.get("text")
     if isinstance(text, str) and text:

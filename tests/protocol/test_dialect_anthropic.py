@@ -435,6 +435,12 @@ STREAMS = [
         ],
     ),
     (
+        "a redacted thinking block, then text",
+        [{"thinking": {"redacted": "xyz"}}, {"text": "Hi"}],
+        {"finish_reason": "stop"},
+        [{"type": "redacted_thinking", "data": "xyz"}, {"type": "text", "text": "Hi"}],
+    ),
+    (
         "thinking with its signature, then text",
         [{"thinking": {"thinking": "hmm"}}, {"thinking": {"signature": "sig"}}, {"text": "Hi"}],
         {"finish_reason": "stop"},
