@@ -24,6 +24,8 @@ ROUTES = (
     "/sse",
     "/v1/chat/completions",
     "/v1/embeddings",
+    "/v1/messages/count_tokens",
+    "/v1/messages",
     "/v1/models",
     "/api",
     "/auth/login",

@@ -112,6 +112,8 @@ def test_the_document_is_public_and_exempt_from_request_checks(
         "/v1/chat/completions",
         "/v1/models",
         "/v1/embeddings",
+        "/v1/messages",
+        "/v1/messages/count_tokens",
         "/api",
         "/auth/login",
         "/auth/logout",
