@@ -82,6 +82,15 @@ class Sealed(Params, frozen=True, kw_only=True):
     caller: CallerParams
 
 
+class AnthropicFields(Params, frozen=True, kw_only=True):
+    """What a client of Anthropic's dialect asked for that only Anthropic's API takes: sent
+    as they are to an Anthropic provider, dropped (and reported) for any other."""
+
+    thinking: Annotated[dict[str, Any], Meta(max_length=8)] | UnsetType | None = UNSET
+    context_management: Annotated[dict[str, Any], Meta(max_length=8)] | UnsetType | None = UNSET
+    output_config: Annotated[dict[str, Any], Meta(max_length=8)] | UnsetType | None = UNSET
+
+
 class LlmParams(Sealed, frozen=True, kw_only=True):
     """Either a prompt, or messages in OpenAI's chat shape (with tools for function
     calling)."""
@@ -102,8 +111,8 @@ class LlmParams(Sealed, frozen=True, kw_only=True):
     #: `anthropic-beta` values a client asked for: the guardian sends only those on the
     #: provider's allowlist (invariant 3) and reports the others as dropped.
     betas: Annotated[list[Text128], Meta(max_length=64)] | UnsetType | None = UNSET
-    #: Anthropic's extended thinking setting, sent only to an Anthropic provider.
-    thinking: Annotated[dict[str, Any], Meta(max_length=8)] | UnsetType | None = UNSET
+    #: Request fields only Anthropic's API has, sent only to an Anthropic provider.
+    anthropic: AnthropicFields | UnsetType | None = UNSET
 
 
 class EmbedParams(Sealed, frozen=True, kw_only=True):

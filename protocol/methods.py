@@ -137,7 +137,7 @@ LLM_RESULT = {
     "tool_calls": Field(type=list, max_len=None),
     # Anthropic's thinking blocks, when the provider is Anthropic and thinking was asked for
     "thinking": Field(type=list, required=False, max_len=None),
-    # what the provider was not sent: {"anthropic-beta": [...], "thinking": [...]}
+    # what the provider was not sent: {"anthropic-beta": [...], "anthropic": [field, ...]}
     "dropped": Field(type=dict, required=False),
 }
 

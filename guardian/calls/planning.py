@@ -336,7 +336,7 @@ async def plan_completion(
             response_format=params.get("response_format"),
             stop=params.get("stop"),
             betas=tuple(params.get("betas") or ()),
-            thinking=params.get("thinking"),
+            anthropic=params.get("anthropic"),
         )
         attempts.append(
             PlannedAttempt(

@@ -196,14 +196,14 @@ def allowed_betas(provider: ProviderConfig, betas: tuple[str, ...]) -> list[str]
 
 def dropped_extras(provider: ProviderConfig, request: ChatRequest) -> dict[str, list[str]]:
     """What of the request the provider was not sent: `anthropic-beta` values off its
-    allowlist, and the thinking setting where the provider is not Anthropic."""
+    allowlist, and the Anthropic-only fields where the provider is not Anthropic."""
     dropped: dict[str, list[str]] = {}
     allowed = set(allowed_betas(provider, request.betas))
     betas = [beta for beta in request.betas if beta not in allowed]
     if betas:
         dropped["anthropic-beta"] = betas
-    if request.thinking is not None and provider.api != "anthropic":
-        dropped["thinking"] = [str(request.thinking.get("type", ""))]
+    if request.anthropic and provider.api != "anthropic":
+        dropped["anthropic"] = sorted(request.anthropic)
     return dropped
 
 
@@ -284,8 +284,8 @@ class AnthropicAdapter:
             body["temperature"] = min(request.temperature, 1.0)
         if request.stop:
             body["stop_sequences"] = request.stop
-        if request.thinking is not None:
-            body["thinking"] = request.thinking
+        for name, value in (request.anthropic or {}).items():
+            body[name] = value
         functions = _tool_functions(request.tools)
         if functions:
             body["tools"] = [

@@ -29,8 +29,8 @@ class ChatRequest:
     stop: list[str] | None = None
     #: `anthropic-beta` values the client asked for (sent only if the provider allows them)
     betas: tuple[str, ...] = ()
-    #: Anthropic's extended thinking setting (sent to Anthropic providers only)
-    thinking: dict[str, Any] | None = None
+    #: fields only Anthropic's API takes (thinking, ...): sent to Anthropic providers only
+    anthropic: dict[str, Any] | None = None
 
 
 @dataclass(slots=True, kw_only=True)

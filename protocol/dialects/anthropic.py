@@ -28,6 +28,9 @@ from protocol.dialects.core import (
     ToolCallDelta,
 )
 
+#: Fields only Anthropic's API takes: carried as they are, sent only to an Anthropic provider
+#: (another gets none of them, and the answer says so).
+ANTHROPIC_ONLY = ("thinking", "context_management", "output_config")
 #: Request fields read here; any other is a 400 naming it.
 ACCEPTED = frozenset(
     {
@@ -41,11 +44,11 @@ ACCEPTED = frozenset(
         "metadata",
         "tools",
         "tool_choice",
-        "thinking",
+        *ANTHROPIC_ONLY,
     }
 )
 #: count_tokens takes the request without what only shapes the answer.
-COUNT_ACCEPTED = frozenset({"model", "messages", "system", "tools", "tool_choice", "thinking"})
+COUNT_ACCEPTED = frozenset({"model", "messages", "system", "tools", "tool_choice", *ANTHROPIC_ONLY})
 #: The guardian's finish reasons (OpenAI's words) as Anthropic's stop reasons.
 STOP_REASON = {
     "stop": "end_turn",
@@ -134,7 +137,7 @@ def parse_request(body: Any, *, betas: tuple[str, ...] = (), counting: bool = Fa
         stop=_stop(body.get("stop_sequences")),
         stream=stream and not counting,
         betas=betas,
-        thinking=_thinking(body.get("thinking")),
+        anthropic=_anthropic_only(body),
     )
 
 
@@ -358,20 +361,19 @@ def _stop(stop: Any) -> list[str] | None:
     return stop or None
 
 
-def _thinking(thinking: Any) -> dict[str, Any] | None:
-    if thinking is None:
-        return None
-    kind = thinking.get("type") if isinstance(thinking, dict) else None
-    if kind == "disabled":
-        return None
-    if kind == "enabled" and isinstance(thinking, dict) and _is_int(thinking.get("budget_tokens")):
-        return {"type": "enabled", "budget_tokens": thinking["budget_tokens"]}
-    if kind == "adaptive":
-        return {"type": "adaptive"}
-    raise DialectError(
-        "thinking: must be {'type': 'enabled', 'budget_tokens': N} or {'type': 'disabled'}",
-        param="thinking",
-    )
+def _anthropic_only(body: dict[str, Any]) -> dict[str, Any] | None:
+    """The Anthropic-only fields that were sent, each an object (Anthropic checks the rest)."""
+    fields = {name: body[name] for name in ANTHROPIC_ONLY if body.get(name) is not None}
+    for name, value in fields.items():
+        if not isinstance(value, dict) or not value:
+            raise DialectError(f"{name}: must be an object", param=name)
+    thinking = fields.get("thinking")
+    if thinking is not None and thinking.get("type") not in ("enabled", "disabled", "adaptive"):
+        raise DialectError(
+            "thinking.type: must be 'enabled' (with budget_tokens), 'adaptive' or 'disabled'",
+            param="thinking",
+        )
+    return fields or None
 
 
 # rendering -----------------------------------------------------------------------------------

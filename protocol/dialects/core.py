@@ -43,8 +43,9 @@ class Completion:
     stream: bool = False
     #: `anthropic-beta` values the client asked for; the guardian decides which are sent.
     betas: tuple[str, ...] = ()
-    #: Anthropic's extended thinking setting, passed on only to an Anthropic provider.
-    thinking: dict[str, Any] | None = None
+    #: Fields only Anthropic's API takes (thinking, context_management, output_config),
+    #: passed on only to an Anthropic provider.
+    anthropic: dict[str, Any] | None = None
 
     def to_params(self) -> dict[str, Any]:
         """The `LlmParams` fields of this request (without caller and tool)."""
@@ -55,8 +56,8 @@ class Completion:
                 params[name] = value
         if self.betas:
             params["betas"] = list(self.betas)
-        if self.thinking is not None:
-            params["thinking"] = self.thinking
+        if self.anthropic:
+            params["anthropic"] = self.anthropic
         return params
 
     def estimated_tokens(self) -> int:

@@ -228,5 +228,5 @@ def test_thinking_blocks_pass_through_an_anthropic_provider(w: World) -> None:
     raw = client.messages.with_raw_response.create(
         model="gemini-test", max_tokens=64, thinking=thinking, messages=HELLO
     )
-    assert raw.headers["x-sealgate-dropped"] == "thinking=enabled"
+    assert raw.headers["x-sealgate-dropped"] == "anthropic=thinking"
     assert "thinking" not in json.dumps(w.gemini.requests[-1].body)

@@ -1,6 +1,7 @@
 """Every client dialect reaches every provider wire format (issue 27, item 3): a request
 parsed by a dialect, planned into the guardian's `ChatRequest`, is sent correctly by each
-adapter; Anthropic's extras (anthropic-beta, thinking) reach an Anthropic provider only as
+adapter; Anthropic's extras (anthropic-beta, thinking and
+the other Anthropic-only fields) reach an Anthropic provider only as
 its guardian configuration allows, and are reported as dropped elsewhere."""
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ def planned(completion: Completion) -> ChatRequest:
         tool_choice=params.get("tool_choice"),
         stop=params.get("stop"),
         betas=tuple(params.get("betas") or ()),
-        thinking=params.get("thinking"),
+        anthropic=params.get("anthropic"),
     )
 
 
@@ -118,6 +119,7 @@ def thinking_request(betas: tuple[str, ...] = ()) -> ChatRequest:
                 "model": "claude-test",
                 "max_tokens": 2048,
                 "thinking": {"type": "enabled", "budget_tokens": 1024},
+                "output_config": {"effort": "high"},
                 "messages": [
                     {"role": "user", "content": "Hi"},
                     {
@@ -138,6 +140,7 @@ def thinking_request(betas: tuple[str, ...] = ()) -> ChatRequest:
 def test_thinking_and_its_blocks_reach_an_anthropic_provider_unchanged() -> None:
     body = AnthropicAdapter(provider("anthropic")).chat("K", thinking_request(), stream=False).json
     assert body["thinking"] == {"type": "enabled", "budget_tokens": 1024}
+    assert body["output_config"] == {"effort": "high"}
     assert body["messages"][1]["content"] == [
         {"type": "thinking", "thinking": "hmm", "signature": "sig"},
         {"type": "text", "text": "Hello"},
@@ -149,7 +152,8 @@ def test_other_providers_never_get_thinking_and_it_is_reported_dropped(api: str)
     request = thinking_request()
     body = ADAPTERS[api](provider(api)).chat("K", request, stream=False).json
     assert "thinking" not in json.dumps(body) and "sig" not in json.dumps(body)
-    assert dropped_extras(provider(api), request) == {"thinking": ["enabled"]}
+    assert "effort" not in json.dumps(body)
+    assert dropped_extras(provider(api), request) == {"anthropic": ["output_config", "thinking"]}
 
 
 def test_anthropic_beta_is_sent_only_from_the_providers_allowlist() -> None:

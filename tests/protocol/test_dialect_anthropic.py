@@ -193,9 +193,11 @@ PARSED = [
         },
     ),
     (
-        "thinking: the setting and the assistant's thinking blocks are carried",
+        "Anthropic-only fields (as Claude Code sends them) and thinking blocks are carried",
         base(
-            thinking={"type": "enabled", "budget_tokens": 1024},
+            thinking={"type": "adaptive", "display": "omitted"},
+            context_management={"edits": [{"type": "clear_thinking_20251015", "keep": "all"}]},
+            output_config={"effort": "high"},
             messages=[
                 {"role": "user", "content": "Hi"},
                 {
@@ -211,7 +213,13 @@ PARSED = [
         {
             "model": "claude-test",
             "max_tokens": 64,
-            "thinking": {"type": "enabled", "budget_tokens": 1024},
+            "anthropic": {
+                "thinking": {"type": "adaptive", "display": "omitted"},
+                "context_management": {
+                    "edits": [{"type": "clear_thinking_20251015", "keep": "all"}]
+                },
+                "output_config": {"effort": "high"},
+            },
             "messages": [
                 {"role": "user", "content": "Hi"},
                 {
@@ -528,6 +536,6 @@ def test_the_one_request_is_what_the_sealed_call_takes() -> None:
         temperature=0.1,
         stop=["x"],
         betas=("b",),
-        thinking={"type": "enabled", "budget_tokens": 1},
+        anthropic={"thinking": {"type": "enabled", "budget_tokens": 1}},
     )
     assert set(full.to_params()) <= set(LlmParams.__struct_fields__)

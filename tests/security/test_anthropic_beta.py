@@ -2,13 +2,17 @@
 headers come from guardian configuration only. A compromised sandbox that puts any values
 in `betas` gets only those on the provider's `anthropic_beta` allowlist sent; a value meant
 to split the header (CR/LF) never reaches the wire; an OpenAI-format provider gets neither
-betas nor thinking. What was not sent is reported back as dropped."""
+betas nor thinking. What was not sent is reported back as dropped, and only the
+Anthropic-only fields the contract names cross as data."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
 
+import pytest
+
+from protocol.errors import InvalidParams
 from tests.fakes.providers import FakeAnthropic, FakeOpenAI
 from tests.helpers import Stack
 from tests.security.common import caller, issue_token, provider_block, sandbox_client
@@ -47,12 +51,20 @@ async def test_a_sandbox_cannot_choose_the_anthropic_beta_header(
             assert done["dropped"] == {"anthropic-beta": [b for b in wanted if b != ALLOWED]}
             thinking = {"type": "enabled", "budget_tokens": 1024}
             done = await rpc.call(
-                "llm.complete", {**base, "provider": "fake", "betas": wanted, "thinking": thinking}
+                "llm.complete",
+                {**base, "provider": "fake", "betas": wanted, "anthropic": {"thinking": thinking}},
             )
             assert "anthropic-beta" not in openai.requests[-1].headers
             assert "thinking" not in json.dumps(openai.requests[-1].body)
-            assert done["dropped"]["thinking"] == ["enabled"]
+            assert done["dropped"]["anthropic"] == ["thinking"]
             assert done["dropped"]["anthropic-beta"] == wanted
+            # only the three Anthropic-only fields cross: nothing that would overwrite the
+            # body the guardian builds (model, max_tokens, ...)
+            for smuggled in ({"model": "x"}, {"max_tokens": 10**6}, {"stream": True}):
+                with pytest.raises(InvalidParams, match="unknown parameter"):
+                    await rpc.call(
+                        "llm.complete", {**base, "provider": "claude", "anthropic": smuggled}
+                    )
         finally:
             await rpc.close()
     finally:
