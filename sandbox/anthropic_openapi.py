@@ -14,7 +14,7 @@ _MESSAGE = {
     "type": "object",
     "required": ["role", "content"],
     "properties": {
-        "role": {"type": "string", "enum": ["user", "assistant"]},
+        "role": {"type": "string", "enum": ["user", "assistant", "system"]},
         "content": {"oneOf": [{"type": "string", "maxLength": 100_000}, _BLOCKS]},
     },
 }

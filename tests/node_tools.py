@@ -13,6 +13,7 @@ import subprocess
 from pathlib import Path
 
 MCP_REMOTE_VERSION = "0.15.1"
+CLAUDE_CODE_VERSION = "2.1.332"
 
 
 def node_cache() -> Path:
@@ -62,4 +63,31 @@ def missing_reason() -> str | None:
             " `bash tests/setup_machine.sh` (it installs them with npm; if npm cannot reach"
             " its registry, that is the cause)"
         )
+    return None
+
+
+def claude_code() -> Path | None:
+    """Claude Code's native `claude` binary, at the pinned version (its own npm prefix under
+    the cache, so the mcp-remote install is left as it is)."""
+    package = node_cache() / "claude-code" / "node_modules" / "@anthropic-ai" / "claude-code"
+    try:
+        meta = json.loads((package / "package.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if meta.get("version") != CLAUDE_CODE_VERSION:
+        return None
+    binary = package / meta["bin"]["claude"]
+    return binary if binary.exists() else None
+
+
+def claude_code_missing() -> str | None:
+    """Why the Claude Code tests cannot run, naming the fix; None when they can."""
+    if claude_code() is None:
+        return (
+            f"Claude Code {CLAUDE_CODE_VERSION} is not under {node_cache() / 'claude-code'}: run"
+            " `bash tests/setup_machine.sh` (it installs it with npm; if npm cannot reach its"
+            " registry, that is the cause)"
+        )
+    if shutil.which("strace") is None:
+        return "strace is missing (Debian's strace): the test watches every connection with it"
     return None

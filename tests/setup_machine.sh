@@ -89,3 +89,29 @@ if [[ $installed == no ]]; then
         echo "setup_machine: npm is missing; the mcp-remote tests need it (Debian's npm)" >&2
     fi
 fi
+
+# Claude Code for the real-client test of /v1/messages (tests/e2e/test_real_clients.py), for
+# `make test-slow` only (SEALGATE_REAL_CLIENTS=1: it is a 400 MB download), in its own npm
+# prefix under the same cache (tests/node_tools.py reads the path and version); strace shows
+# that test every connection it makes.
+claude_code_version=2.1.332
+claude_prefix="$node_cache/claude-code"
+if [[ ${SEALGATE_REAL_CLIENTS:-} == 1 ]] && ! grep -qs "\"version\": \"$claude_code_version\"" \
+    "$claude_prefix/node_modules/@anthropic-ai/claude-code/package.json"; then
+    if command -v npm >/dev/null; then
+        echo "setup_machine: installing @anthropic-ai/claude-code@$claude_code_version under $claude_prefix (npm)"
+        mkdir -p "$claude_prefix"
+        npm install --silent --no-audit --no-fund --prefix "$claude_prefix" \
+            "@anthropic-ai/claude-code@$claude_code_version" ||
+            echo "setup_machine: npm could not install Claude Code (is the npm registry reachable?); the real-client test will fail saying so" >&2
+    fi
+fi
+if [[ ${SEALGATE_REAL_CLIENTS:-} == 1 ]] && ! command -v strace >/dev/null; then
+    if [[ $(id -u) -eq 0 ]]; then
+        echo "setup_machine: installing strace"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq strace >/dev/null
+    else
+        echo "setup_machine: strace is missing; the real-client test needs it (Debian's strace)" >&2
+    fi
+fi

@@ -213,9 +213,28 @@ def _messages(messages: Any) -> list[dict[str, Any]]:
             out.extend(_user(blocks, where))
         elif role == "assistant":
             out.append(_assistant(blocks, where))
+        elif role == "system":
+            if _shown(message, messages[index + 1 :], where):
+                out.append({"role": "system", "content": _system(blocks)})
         else:
-            raise DialectError(f"{where}.role: must be 'user' or 'assistant'", param="messages")
+            raise DialectError(
+                f"{where}.role: must be 'user', 'assistant' or 'system'", param="messages"
+            )
     return out
+
+
+def _shown(message: dict[str, Any], later: list[Any], where: str) -> bool:
+    """Whether a system message in `messages` still reaches the model: one sent with
+    `clear_at: "next_user_message"` stops once a later user message exists."""
+    extra = sorted(set(message) - {"role", "content", "clear_at"})
+    if extra:
+        raise DialectError(f"{where}.{extra[0]}: not supported on a system message")
+    clear_at = message.get("clear_at")
+    if clear_at in (None, "never"):
+        return True
+    if clear_at != "next_user_message":
+        raise DialectError(f"{where}.clear_at: must be 'next_user_message' or 'never'")
+    return not any(isinstance(m, dict) and m.get("role") == "user" for m in later)
 
 
 def _user(blocks: list[dict[str, Any]], where: str) -> list[dict[str, Any]]:

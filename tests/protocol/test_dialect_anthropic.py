@@ -37,6 +37,31 @@ def base(**fields: Any) -> dict[str, Any]:
 
 PARSED = [
     (
+        "system messages in the conversation (as Claude Code sends them); one cleared at the"
+        " next user message is gone once there is one",
+        base(
+            messages=[
+                {"role": "user", "content": "Hi"},
+                {"role": "system", "content": [{"type": "text", "text": "Env: linux"}]},
+                {"role": "system", "content": "Only now", "clear_at": "next_user_message"},
+                {"role": "assistant", "content": "Hello"},
+                {"role": "user", "content": "Again"},
+                {"role": "system", "content": "Still now", "clear_at": "next_user_message"},
+            ]
+        ),
+        {
+            "model": "claude-test",
+            "max_tokens": 64,
+            "messages": [
+                {"role": "user", "content": "Hi"},
+                {"role": "system", "content": "Env: linux"},
+                {"role": "assistant", "content": "Hello"},
+                {"role": "user", "content": "Again"},
+                {"role": "system", "content": "Still now"},
+            ],
+        },
+    ),
+    (
         "plain text",
         base(messages=[{"role": "user", "content": "Hi"}]),
         {"model": "claude-test", "max_tokens": 64, "messages": [{"role": "user", "content": "Hi"}]},
@@ -253,7 +278,12 @@ REFUSED = [
         "max_tokens",
     ),
     ("empty messages", base(messages=[]), "messages"),
-    ("a system role in messages", base(messages=[{"role": "system", "content": "x"}]), "messages"),
+    ("a tool role in messages", base(messages=[{"role": "tool", "content": "x"}]), "messages"),
+    (
+        "a beta field on a system message",
+        base(messages=[{"role": "system", "content": "x", "output_config": {}}]),
+        None,
+    ),
     ("an unknown field", base(top_k=3, messages=[{"role": "user", "content": "x"}]), "top_k"),
     (
         "a server tool",
