@@ -26,6 +26,7 @@ ROUTES = (
     "/v1/embeddings",
     "/v1/messages/count_tokens",
     "/v1/messages",
+    "/v1/responses",
     "/v1/models",
     "/api",
     "/auth/login",

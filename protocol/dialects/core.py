@@ -40,6 +40,7 @@ class Completion:
     max_tokens: int | None = None
     temperature: float | None = None
     stop: list[str] | None = None
+    response_format: dict[str, Any] | None = None
     stream: bool = False
     #: `anthropic-beta` values the client asked for; the guardian decides which are sent.
     betas: tuple[str, ...] = ()
@@ -50,7 +51,15 @@ class Completion:
     def to_params(self) -> dict[str, Any]:
         """The `LlmParams` fields of this request (without caller and tool)."""
         params: dict[str, Any] = {"model": self.model, "messages": self.messages}
-        for name in ("system", "tools", "tool_choice", "max_tokens", "temperature", "stop"):
+        for name in (
+            "system",
+            "tools",
+            "tool_choice",
+            "max_tokens",
+            "temperature",
+            "stop",
+            "response_format",
+        ):
             value = getattr(self, name)
             if value is not None:
                 params[name] = value
@@ -64,7 +73,7 @@ class Completion:
         """SealGate's documented estimate: the guardian's bound rule (one token per byte of
         the request as the guardian measures it, plus framing), an upper bound, not a count."""
         payload: dict[str, Any] = {"messages": self.messages, "system": self.system or ""}
-        for name in ("tools", "tool_choice"):
+        for name in ("tools", "tool_choice", "response_format"):
             value = getattr(self, name)
             if value is not None:
                 payload[name] = value
