@@ -1,5 +1,6 @@
 """The OpenAPI schemas of `/v1/messages` and `/v1/messages/count_tokens` (Anthropic's
-Messages API), merged into `/openapi.json` by `sandbox.openapi`."""
+Messages API) and of `/v1/responses` (OpenAI's Responses API), merged into `/openapi.json` by
+`sandbox.openapi`."""
 
 from __future__ import annotations
 
@@ -101,5 +102,70 @@ SCHEMAS: dict[str, Any] = {
             "input_tokens": {"type": "integer", "minimum": 0},
             "sealgate": {"type": "object"},
         },
+    },
+}
+
+_ITEM = {
+    "type": "object",
+    "properties": {
+        "type": {"type": "string"},
+        "role": {"type": "string", "enum": ["user", "assistant", "system", "developer"]},
+        "content": {"oneOf": [{"type": "string", "maxLength": 100_000}, _BLOCKS]},
+    },
+}
+SCHEMAS["ResponsesRequest"] = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["model", "input"],
+    "properties": {
+        "model": {"type": "string", "minLength": 1, "maxLength": 200},
+        "input": {
+            "oneOf": [
+                {"type": "string", "minLength": 1, "maxLength": 100_000},
+                {"type": "array", "minItems": 1, "maxItems": 50, "items": _ITEM},
+            ]
+        },
+        "instructions": {"type": "string", "maxLength": 100_000},
+        "tools": {
+            "type": "array",
+            "maxItems": 64,
+            "items": {
+                "type": "object",
+                "required": ["type", "name"],
+                "properties": {
+                    "type": {"const": "function"},
+                    "name": {"type": "string", "minLength": 1, "maxLength": 64},
+                    "description": {"type": "string"},
+                    "parameters": {"type": "object"},
+                    "strict": {"type": "boolean"},
+                },
+            },
+        },
+        "tool_choice": {},
+        "max_output_tokens": {"type": "integer", "minimum": 1, "maximum": 1_000_000},
+        "temperature": {"type": "number", "minimum": 0, "maximum": 2},
+        "stream": {"type": "boolean"},
+        "store": {"const": False},
+        "include": {"type": "array", "items": {"const": "reasoning.encrypted_content"}},
+        "reasoning": {"type": "object"},
+        "text": {"type": "object"},
+        "parallel_tool_calls": {"type": "boolean"},
+        "prompt_cache_key": {"type": "string", "maxLength": 256},
+        "metadata": {"type": "object"},
+        "user": {"type": "string", "maxLength": 256},
+    },
+}
+SCHEMAS["Response"] = {
+    "type": "object",
+    "required": ["id", "object", "created_at", "status", "model", "output"],
+    "properties": {
+        "id": {"type": "string"},
+        "object": {"const": "response"},
+        "created_at": {"type": "integer"},
+        "status": {"type": "string"},
+        "model": {"type": "string"},
+        "output": {"type": "array"},
+        "usage": {"type": ["object", "null"]},
+        "sealgate": {"type": "object"},
     },
 }

@@ -294,6 +294,18 @@ def document() -> dict[str, Any]:
                     "CountTokensRequest",
                 )
             },
+            "/v1/responses": {
+                "post": _operation(
+                    "OpenAI Responses API, plain or streamed (the Responses SSE events); no"
+                    " stored responses",
+                    {
+                        **_json(_ref("Response")),
+                        "text/event-stream": {"schema": {"type": "string"}},
+                    },
+                    _errors("OpenAIError", 400, 401, 404, 429, 502, 504),
+                    "ResponsesRequest",
+                )
+            },
             "/api": {
                 "post": _operation(
                     "Call one active tool by name (the MCP tools, as JSON)",

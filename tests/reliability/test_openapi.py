@@ -114,6 +114,7 @@ def test_the_document_is_public_and_exempt_from_request_checks(
         "/v1/embeddings",
         "/v1/messages",
         "/v1/messages/count_tokens",
+        "/v1/responses",
         "/api",
         "/auth/login",
         "/auth/logout",

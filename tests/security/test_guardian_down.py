@@ -21,6 +21,7 @@ ROUTES = [
     ("GET", "/v1/models", None),
     ("POST", "/v1/messages", {"model": "m", "max_tokens": 5, "messages": []}),
     ("POST", "/v1/messages/count_tokens", {"model": "m", "messages": []}),
+    ("POST", "/v1/responses", {"model": "m", "input": "hi"}),
     ("GET", "/metrics", None),
     ("POST", "/api", {"tool": "list_active_tools", "params": {}}),
     ("POST", "/api", {"tool": "health_check", "params": {}}),
