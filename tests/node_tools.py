@@ -14,6 +14,7 @@ from pathlib import Path
 
 MCP_REMOTE_VERSION = "0.15.1"
 CLAUDE_CODE_VERSION = "2.1.332"
+CODEX_VERSION = "0.171.0"
 
 
 def node_cache() -> Path:
@@ -80,12 +81,27 @@ def claude_code() -> Path | None:
     return binary if binary.exists() else None
 
 
-def claude_code_missing() -> str | None:
-    """Why the Claude Code tests cannot run, naming the fix; None when they can."""
-    if claude_code() is None:
+def codex() -> Path | None:
+    """Codex CLI's native `codex` binary (x86-64 Linux), at the pinned version."""
+    root = node_cache() / "codex" / "node_modules" / "@openai"
+    try:
+        meta = json.loads((root / "codex" / "package.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if meta.get("version") != CODEX_VERSION:
+        return None
+    binary = root / "codex-linux-x64" / "vendor" / "x86_64-unknown-linux-musl" / "bin" / "codex"
+    return binary if binary.exists() else None
+
+
+def real_clients_missing() -> str | None:
+    """Why the real-client tests (Claude Code, Codex) cannot run, naming the fix; None when
+    they can."""
+    if claude_code() is None or codex() is None:
         return (
-            f"Claude Code {CLAUDE_CODE_VERSION} is not under {node_cache() / 'claude-code'}: run"
-            " `bash tests/setup_machine.sh` (it installs it with npm; if npm cannot reach its"
+            f"Claude Code {CLAUDE_CODE_VERSION} and Codex {CODEX_VERSION} are not under"
+            f" {node_cache()}: run `SEALGATE_REAL_CLIENTS=1 bash tests/setup_machine.sh` (as"
+            " `make test-slow` does; it installs them with npm; if npm cannot reach its"
             " registry, that is the cause)"
         )
     if shutil.which("strace") is None:

@@ -90,22 +90,24 @@ if [[ $installed == no ]]; then
     fi
 fi
 
-# Claude Code for the real-client test of /v1/messages (tests/e2e/test_real_clients.py), for
-# `make test-slow` only (SEALGATE_REAL_CLIENTS=1: it is a 400 MB download), in its own npm
-# prefix under the same cache (tests/node_tools.py reads the path and version); strace shows
-# that test every connection it makes.
-claude_code_version=2.1.332
-claude_prefix="$node_cache/claude-code"
-if [[ ${SEALGATE_REAL_CLIENTS:-} == 1 ]] && ! grep -qs "\"version\": \"$claude_code_version\"" \
-    "$claude_prefix/node_modules/@anthropic-ai/claude-code/package.json"; then
+# Claude Code and Codex for the real-client tests of /v1/messages and /v1/responses
+# (tests/e2e/test_real_clients.py), for `make test-slow` only (SEALGATE_REAL_CLIENTS=1: they
+# are large downloads), each in its own npm prefix under the same cache (tests/node_tools.py
+# reads the paths and versions); strace shows those tests every connection the clients make.
+real_clients=("claude-code @anthropic-ai/claude-code 2.1.332" "codex @openai/codex 0.171.0")
+for client in "${real_clients[@]}"; do
+    read -r prefix package version <<<"$client"
+    [[ ${SEALGATE_REAL_CLIENTS:-} == 1 ]] || break
+    grep -qs "\"version\": \"$version\"" \
+        "$node_cache/$prefix/node_modules/$package/package.json" && continue
     if command -v npm >/dev/null; then
-        echo "setup_machine: installing @anthropic-ai/claude-code@$claude_code_version under $claude_prefix (npm)"
-        mkdir -p "$claude_prefix"
-        npm install --silent --no-audit --no-fund --prefix "$claude_prefix" \
-            "@anthropic-ai/claude-code@$claude_code_version" ||
-            echo "setup_machine: npm could not install Claude Code (is the npm registry reachable?); the real-client test will fail saying so" >&2
+        echo "setup_machine: installing $package@$version under $node_cache/$prefix (npm)"
+        mkdir -p "$node_cache/$prefix"
+        npm install --silent --no-audit --no-fund --prefix "$node_cache/$prefix" \
+            "$package@$version" ||
+            echo "setup_machine: npm could not install $package (is the npm registry reachable?); the real-client tests will fail saying so" >&2
     fi
-fi
+done
 if [[ ${SEALGATE_REAL_CLIENTS:-} == 1 ]] && ! command -v strace >/dev/null; then
     if [[ $(id -u) -eq 0 ]]; then
         echo "setup_machine: installing strace"
