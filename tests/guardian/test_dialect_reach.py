@@ -1,8 +1,8 @@
-"""Every client dialect reaches every provider wire format (issue 27, item 3): a request
-parsed by a dialect, planned into the guardian's `ChatRequest`, is sent correctly by each
-adapter; Anthropic's extras (anthropic-beta, thinking and
-the other Anthropic-only fields) reach an Anthropic provider only as
-its guardian configuration allows, and are reported as dropped elsewhere."""
+"""Every client dialect (Anthropic's Messages, OpenAI's Responses) reaches every provider
+wire format (issue 27, item 3): a request parsed by a dialect, planned into the guardian's
+`ChatRequest`, is sent correctly by each adapter. Anthropic's extras (anthropic-beta, thinking
+and the other Anthropic-only fields) reach an Anthropic provider only as its guardian
+configuration allows, and are reported as dropped elsewhere."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from guardian.providers.adapters import (
 )
 from guardian.providers.types import ChatRequest, StreamState
 from protocol.dialects import anthropic as messages_dialect
+from protocol.dialects import responses as responses_dialect
 from protocol.dialects.core import Completion
 from protocol.pyfun import ProviderConfig
 
@@ -45,6 +46,7 @@ def planned(completion: Completion) -> ChatRequest:
         temperature=params.get("temperature"),
         tools=params.get("tools"),
         tool_choice=params.get("tool_choice"),
+        response_format=params.get("response_format"),
         stop=params.get("stop"),
         betas=tuple(params.get("betas") or ()),
         anthropic=params.get("anthropic"),
@@ -110,6 +112,49 @@ def test_a_messages_conversation_reaches_each_wire_format(api: str, stream: bool
         assert body["stop"] == ["END"]
         assert [m["role"] for m in body["messages"]] == ["system", "user", "assistant", "tool"]
         assert body["messages"][3]["tool_call_id"] == "toolu_1"
+
+
+RESPONSES_CONVERSATION = {
+    "model": "m",
+    "instructions": "Be brief.",
+    "tools": [{"type": "function", "name": "get_weather", "parameters": {"type": "object"}}],
+    "tool_choice": "auto",
+    "store": False,
+    "input": [
+        {
+            "role": "user",
+            "content": [
+                {"type": "input_text", "text": "Weather here?"},
+                {"type": "input_image", "image_url": f"data:image/png;base64,{PNG}"},
+            ],
+        },
+        {
+            "type": "function_call",
+            "call_id": "call_1",
+            "name": "get_weather",
+            "arguments": '{"city": "Paris"}',
+        },
+        {"type": "function_call_output", "call_id": "call_1", "output": "Sunny"},
+    ],
+}
+
+
+@pytest.mark.parametrize("api", sorted(ADAPTERS))
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_responses_conversation_reaches_each_wire_format(api: str, stream: bool) -> None:
+    request = planned(responses_dialect.parse_request(RESPONSES_CONVERSATION))
+    body = ADAPTERS[api](provider(api)).chat("KEY", request, stream=stream).json
+    text = json.dumps(body)
+    assert "Be brief." in text and "Sunny" in text and PNG in text and "get_weather" in text
+    if api == "anthropic":
+        assert [m["role"] for m in body["messages"]] == ["user", "assistant", "user"]
+        assert body["messages"][1]["content"][0]["id"] == "call_1"
+        assert body["messages"][2]["content"][0]["tool_use_id"] == "call_1"
+    elif api == "gemini":
+        assert body["contents"][1]["parts"][0]["functionCall"]["args"] == {"city": "Paris"}
+        assert body["contents"][2]["parts"][0]["functionResponse"]["name"] == "get_weather"
+    else:
+        assert [m["role"] for m in body["messages"]] == ["system", "user", "assistant", "tool"]
 
 
 def thinking_request(betas: tuple[str, ...] = ()) -> ChatRequest:
