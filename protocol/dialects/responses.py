@@ -404,13 +404,12 @@ class ResponseStream:
 
     def feed(self, event: Event) -> list[Sse]:
         if isinstance(event, TextDelta):
-            out = self._opened_message()
+            out, item = self._message()
             self._text.append(event.text)
-            assert self._open is not None
             out.append(
                 self._event(
                     "response.output_text.delta",
-                    item_id=self._open["id"],
+                    item_id=item["id"],
                     output_index=len(self._output),
                     content_index=0,
                     delta=event.text,
@@ -422,9 +421,10 @@ class ResponseStream:
             return self._tool(event)
         return []  # thinking has no place in this dialect's stream
 
-    def _opened_message(self) -> list[Sse]:
+    def _message(self) -> tuple[list[Sse], dict[str, Any]]:
+        """The open message item, opened (and the item before it closed) if need be."""
         if self._open is not None and self._open["type"] == "message":
-            return []
+            return [], self._open
         out = self._closed()
         item = _message_item(new_id("msg"), "", status="in_progress")
         self._open = item
@@ -440,7 +440,7 @@ class ResponseStream:
                 content_index=0,
                 part=part,
             ),
-        ]
+        ], item
 
     def _tool(self, event: ToolCallDelta) -> list[Sse]:
         out: list[Sse] = []
@@ -455,15 +455,17 @@ class ResponseStream:
                     "response.output_item.added", output_index=len(self._output), item=dict(item)
                 )
             )
-        elif self._open is None or self._calls[event.index] != len(self._output):
-            return out  # a fragment of a call already closed: no provider interleaves them
+        else:
+            open_item = self._open
+            if open_item is None or self._calls[event.index] != len(self._output):
+                return out  # a fragment of a call already closed: no provider interleaves them
+            item = open_item
         if event.arguments:
-            assert self._open is not None
-            self._open["arguments"] += event.arguments
+            item["arguments"] += event.arguments
             out.append(
                 self._event(
                     "response.function_call_arguments.delta",
-                    item_id=self._open["id"],
+                    item_id=item["id"],
                     output_index=len(self._output),
                     delta=event.arguments,
                 )
@@ -514,7 +516,7 @@ class ResponseStream:
     def finish(self, answer: Answer) -> list[Sse]:
         out = self._closed()
         if not self._output:  # an empty answer is still one (empty) message
-            out += self._opened_message()
+            out += self._message()[0]
             out += self._closed()
         response = self.shell.response(
             answer.model or self.model, "completed", self._output, answer
