@@ -69,7 +69,7 @@ test-fast: $(VENV)/.dev
 	$(PY) -m pytest -m unit -q
 
 test-slow: $(VENV)/.dev
-	bash tests/setup_machine.sh
+	SEALGATE_REAL_CLIENTS=1 bash tests/setup_machine.sh
 	$(PY) -m pytest -m slow
 
 # The reliability suite at full length (about 40 minutes): a 30-minute mixed soak, PostgreSQL

@@ -3,12 +3,13 @@
     .venv/bin/python bench/vs_litellm.py [--seconds 5]
 
 Rows at concurrency 1 and 16 (wrk with a Lua body, or a Python load generator when wrk is
-missing): the fake directly (the floor), SealGate `/v1/chat/completions` non-streaming,
-LiteLLM proxy on the same fake, then SealGate streaming (time to first chunk) and MCP
-`llm_complete` over Streamable HTTP. Then 1,000 open streams (legacy /sse sessions, then
-Streamable HTTP sessions) and the sandbox's RSS. LiteLLM lives in its own venv,
-bench/.litellm-venv (`pip install 'litellm[proxy]==1.108.7'`), never a project dependency;
-without it its row says so. Everything stays on 127.0.0.1 and every loop is bounded.
+missing): the fake directly (the floor), SealGate `/v1/chat/completions` non-streaming, the
+same request as Anthropic's `/v1/messages` dialect, LiteLLM proxy on the same fake, then
+SealGate streaming (time to first chunk) and MCP `llm_complete` over Streamable HTTP. Then
+1,000 open streams (legacy /sse sessions, then Streamable HTTP sessions) and the sandbox's
+RSS. LiteLLM lives in its own venv, bench/.litellm-venv (`pip install
+'litellm[proxy]==1.108.7'`), never a project dependency; without it its row says so.
+Everything stays on 127.0.0.1 and every loop is bounded.
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ from tests.helpers import Stack, free_port
 ROOT = Path(__file__).resolve().parent.parent
 LITELLM = ROOT / "bench" / ".litellm-venv" / "bin" / "litellm"
 BODY = {"model": "bench-model", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 64}
+#: The same request in Anthropic's Messages dialect (`/v1/messages`), to the same fake.
+MESSAGES_BODY = {"model": "bench-model", "max_tokens": 64, "messages": BODY["messages"]}
 
 
 def stack_config(base: str) -> str:
@@ -132,11 +135,17 @@ async def python_load(
 
 
 async def load(
-    label: str, url: str, concurrency: int, seconds: int, headers: dict[str, str] | None = None
+    label: str,
+    url: str,
+    concurrency: int,
+    seconds: int,
+    headers: dict[str, str] | None = None,
+    body: dict[str, object] | None = None,
 ) -> Row:
-    row = wrk(url, concurrency, seconds, BODY, headers or {})
+    body = body or BODY
+    row = wrk(url, concurrency, seconds, body, headers or {})
     if row is None:
-        row = await python_load(url, concurrency, seconds, BODY, headers or {})
+        row = await python_load(url, concurrency, seconds, body, headers or {})
     row.label = label
     return row
 
@@ -395,6 +404,16 @@ async def run(seconds: int, streams: int) -> None:
                 for c in (1, 16)
             }
             rows += sealgate.values()
+            rows += [
+                await load(
+                    "SealGate /v1/messages (Anthropic dialect)",
+                    f"{stack.url}/v1/messages",
+                    c,
+                    seconds,
+                    body=MESSAGES_BODY,
+                )
+                for c in (1, 16)
+            ]
             lite: dict[int, Row] = {}
             if litellm is not None:
                 lite = {

@@ -87,6 +87,15 @@ Messages = Annotated[list[dict[str, Any]], Meta(max_length=MAX_MESSAGES)]
 MaxTokens = Annotated[int, Meta(ge=1, le=1_000_000)]
 
 
+class AnthropicFields(Params, frozen=True, kw_only=True):
+    """What a client of Anthropic's dialect asked for that only Anthropic's API takes: sent
+    as they are to an Anthropic provider, dropped (and reported) for any other."""
+
+    thinking: Annotated[dict[str, Any], Meta(max_length=8)] | UnsetType | None = UNSET
+    context_management: Annotated[dict[str, Any], Meta(max_length=8)] | UnsetType | None = UNSET
+    output_config: Annotated[dict[str, Any], Meta(max_length=8)] | UnsetType | None = UNSET
+
+
 class ChatFields(Params, frozen=True, kw_only=True):
     """The fields of a chat completion in OpenAI's shape, declared once: `llm.complete`
     takes them, and `/v1/chat/completions` (`protocol.contract_http.ChatRequest`) accepts,
@@ -110,6 +119,13 @@ class LlmParams(ChatFields, frozen=True, kw_only=True):
     prompt: Prompt | UnsetType | None = UNSET
     system: Prompt | UnsetType | None = UNSET
     provider: Name | UnsetType | None = UNSET
+    #: Stop sequences (Anthropic's stop_sequences, OpenAI's stop).
+    stop: Annotated[list[Text256], Meta(max_length=16)] | UnsetType | None = UNSET
+    #: `anthropic-beta` values a client asked for: the guardian sends only those on the
+    #: provider's allowlist (invariant 3) and reports the others as dropped.
+    betas: Annotated[list[Text128], Meta(max_length=64)] | UnsetType | None = UNSET
+    #: Request fields only Anthropic's API has, sent only to an Anthropic provider.
+    anthropic: AnthropicFields | UnsetType | None = UNSET
 
 
 #: Every sealed call's params: each carries `caller`.

@@ -100,6 +100,10 @@ class LlmResult(Result, frozen=True, kw_only=True):
     finish_reason: str
     #: OpenAI's shape: {"id", "type", "function": {"name", "arguments"}}.
     tool_calls: list[dict[str, Any]]
+    #: Anthropic's thinking blocks, when the provider is Anthropic and thinking was asked for.
+    thinking: list[dict[str, Any]] | UnsetType = UNSET
+    #: What the provider was not sent: {"anthropic-beta": [...], "anthropic": [field, ...]}.
+    dropped: dict[str, Any] | UnsetType = UNSET
 
 
 class EmbedResult(Result, frozen=True, kw_only=True):

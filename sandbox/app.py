@@ -14,7 +14,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import Mount, Route
 
 from protocol.pyfun import PyfunError
-from sandbox import json_api, openai_api
+from sandbox import anthropic_api, json_api, openai_api, responses_api
 from sandbox.auth import AuthGate, VerifyCache, login, logout
 from sandbox.caller import Proxies
 from sandbox.grants_page import ROUTES as GRANTS_ROUTES
@@ -113,6 +113,9 @@ def build_app(
         Route("/v1/chat/completions", openai_api.chat_completions, methods=["POST"]),
         Route("/v1/models", openai_api.models, methods=["GET"]),
         Route("/v1/embeddings", openai_api.embeddings, methods=["POST"]),
+        Route("/v1/messages", anthropic_api.messages, methods=["POST"]),
+        Route("/v1/messages/count_tokens", anthropic_api.count_tokens, methods=["POST"]),
+        Route("/v1/responses", responses_api.responses, methods=["POST"]),
         Route("/api", json_api.api, methods=["POST"]),
         Route("/metrics", metrics_endpoint, methods=["GET"]),
         Mount("/mcp", app=mcp_http),
@@ -127,7 +130,9 @@ def build_app(
         Middleware(MetricsMiddleware, metrics=metrics),
         # every 401 on /mcp, /sse, /v1 and /api says where OAuth discovery starts
         Middleware(BearerChallenge, info=oauth_info),
-        Middleware(OpenAIErrors),  # every refusal under /v1 in OpenAI's shape
+        # every refusal under /v1 in OpenAI's shape, but Anthropic's under /v1/messages
+        Middleware(OpenAIErrors, exclude=("/v1/messages",)),
+        Middleware(anthropic_api.AnthropicErrors),
         Middleware(RequestGuard, policy=policy),
         Middleware(OAuthCORS),  # OAuth's cross-site endpoints: preflights and `*`
         Middleware(BodyLimit, max_bytes=hub.max_body_bytes, timeout_s=hub.body_timeout_s),
@@ -140,7 +145,7 @@ def build_app(
     ]
     if hub.cors_origins:  # for the web client; none by default
         middleware.insert(
-            5,
+            6,  # before BodyLimit
             Middleware(
                 CORSMiddleware,
                 allow_origins=list(hub.cors_origins),
@@ -149,6 +154,8 @@ def build_app(
                 allow_headers=[
                     "authorization",
                     "x-api-key",
+                    "anthropic-version",
+                    "anthropic-beta",
                     "content-type",
                     "mcp-session-id",
                     "mcp-protocol-version",

@@ -50,16 +50,26 @@ def openai_body(status: int, error: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-class OpenAIErrors:
-    """Rewrites JSON error responses under `/v1` into OpenAI's shape."""
+def _under(path: str, prefix: str) -> bool:
+    return path == prefix or path.startswith(prefix + "/")
 
-    def __init__(self, app: ASGIApp, prefix: str = "/v1") -> None:
+
+class OpenAIErrors:
+    """Rewrites JSON error responses under `/v1` into OpenAI's shape (but under `exclude`:
+    the routes of another dialect, rewritten into its own shape by a subclass)."""
+
+    def __init__(self, app: ASGIApp, prefix: str = "/v1", exclude: tuple[str, ...] = ()) -> None:
         self.app = app
         self.prefix = prefix
+        self.exclude = exclude
+
+    def rewrite(self, status: int, error: dict[str, Any]) -> dict[str, Any]:
+        """The error body in this dialect's shape."""
+        return openai_body(status, error)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "") if scope["type"] == "http" else ""
-        if not (path == self.prefix or path.startswith(self.prefix + "/")):
+        if not _under(path, self.prefix) or any(_under(path, e) for e in self.exclude):
             await self.app(scope, receive, send)
             return
         held: Message | None = None
@@ -83,14 +93,13 @@ class OpenAIErrors:
 
         await self.app(scope, receive, rewriting_send)
 
-    @staticmethod
-    async def _send_rewritten(send: Send, start: Message, raw: bytes) -> None:
+    async def _send_rewritten(self, send: Send, start: Message, raw: bytes) -> None:
         try:
             error = json.loads(raw).get("error")
         except (ValueError, AttributeError):
             error = None
         if isinstance(error, dict):
-            raw = json.dumps(openai_body(start["status"], error)).encode()
+            raw = json.dumps(self.rewrite(start["status"], error)).encode()
         headers = [(k, v) for k, v in start.get("headers") or [] if k.lower() != b"content-length"]
         headers.append((b"content-length", str(len(raw)).encode()))
         await send({**start, "headers": headers})

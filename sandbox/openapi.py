@@ -1,4 +1,5 @@
-"""`GET /openapi.json`: an OpenAPI 3.1 document of `/v1`, `/api` and `/auth`.
+"""`GET /openapi.json`: an OpenAPI 3.1 document of `/v1` (OpenAI's and Anthropic's
+routes), `/api` and `/auth`.
 
 Public like `/healthz` (it holds no secret and no configuration: the models and tools a caller
 may use come from `/v1/models` and `list_active_tools`). The request bodies the contract
@@ -17,6 +18,7 @@ from starlette.responses import JSONResponse, Response
 
 from protocol import __version__
 from protocol.contract_http import schemas
+from sandbox import anthropic_openapi
 from sandbox.caller import SESSION_COOKIE
 
 PATH = "/openapi.json"
@@ -233,6 +235,37 @@ def document() -> dict[str, Any]:
                     "EmbeddingRequest",
                 )
             },
+            "/v1/messages": {
+                "post": _operation(
+                    "Anthropic Messages API, plain or streamed (Anthropic's SSE events)",
+                    {
+                        **_json(_ref("Message")),
+                        "text/event-stream": {"schema": {"type": "string"}},
+                    },
+                    _errors("AnthropicError", 400, 401, 404, 429, 502, 504),
+                    "MessagesRequest",
+                )
+            },
+            "/v1/messages/count_tokens": {
+                "post": _operation(
+                    "SealGate's token estimate of a Messages request (one token per byte)",
+                    _json(_ref("TokenCount")),
+                    _errors("AnthropicError", 400, 401),
+                    "CountTokensRequest",
+                )
+            },
+            "/v1/responses": {
+                "post": _operation(
+                    "OpenAI Responses API, plain or streamed (the Responses SSE events); no"
+                    " stored responses",
+                    {
+                        **_json(_ref("Response")),
+                        "text/event-stream": {"schema": {"type": "string"}},
+                    },
+                    _errors("OpenAIError", 400, 401, 404, 429, 502, 504),
+                    "ResponsesRequest",
+                )
+            },
             "/api": {
                 "post": _operation(
                     "Call one active tool by name (the MCP tools, as JSON)",
@@ -259,7 +292,7 @@ def document() -> dict[str, Any]:
             },
         },
         "components": {
-            "schemas": {**SCHEMAS, **schemas(REF)},
+            "schemas": {**SCHEMAS, **schemas(REF), **anthropic_openapi.SCHEMAS},
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer"},
                 "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},

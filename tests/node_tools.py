@@ -13,6 +13,8 @@ import subprocess
 from pathlib import Path
 
 MCP_REMOTE_VERSION = "0.15.1"
+CLAUDE_CODE_VERSION = "2.1.332"
+CODEX_VERSION = "0.171.0"
 
 
 def node_cache() -> Path:
@@ -62,4 +64,46 @@ def missing_reason() -> str | None:
             " `bash tests/setup_machine.sh` (it installs them with npm; if npm cannot reach"
             " its registry, that is the cause)"
         )
+    return None
+
+
+def claude_code() -> Path | None:
+    """Claude Code's native `claude` binary, at the pinned version (its own npm prefix under
+    the cache, so the mcp-remote install is left as it is)."""
+    package = node_cache() / "claude-code" / "node_modules" / "@anthropic-ai" / "claude-code"
+    try:
+        meta = json.loads((package / "package.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if meta.get("version") != CLAUDE_CODE_VERSION:
+        return None
+    binary = package / meta["bin"]["claude"]
+    return binary if binary.exists() else None
+
+
+def codex() -> Path | None:
+    """Codex CLI's native `codex` binary (x86-64 Linux), at the pinned version."""
+    root = node_cache() / "codex" / "node_modules" / "@openai"
+    try:
+        meta = json.loads((root / "codex" / "package.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if meta.get("version") != CODEX_VERSION:
+        return None
+    binary = root / "codex-linux-x64" / "vendor" / "x86_64-unknown-linux-musl" / "bin" / "codex"
+    return binary if binary.exists() else None
+
+
+def real_clients_missing() -> str | None:
+    """Why the real-client tests (Claude Code, Codex) cannot run, naming the fix; None when
+    they can."""
+    if claude_code() is None or codex() is None:
+        return (
+            f"Claude Code {CLAUDE_CODE_VERSION} and Codex {CODEX_VERSION} are not under"
+            f" {node_cache()}: run `SEALGATE_REAL_CLIENTS=1 bash tests/setup_machine.sh` (as"
+            " `make test-slow` does; it installs them with npm; if npm cannot reach its"
+            " registry, that is the cause)"
+        )
+    if shutil.which("strace") is None:
+        return "strace is missing (Debian's strace): the test watches every connection with it"
     return None

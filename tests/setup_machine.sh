@@ -89,3 +89,31 @@ if [[ $installed == no ]]; then
         echo "setup_machine: npm is missing; the mcp-remote tests need it (Debian's npm)" >&2
     fi
 fi
+
+# Claude Code and Codex for the real-client tests of /v1/messages and /v1/responses
+# (tests/e2e/test_real_clients.py), for `make test-slow` only (SEALGATE_REAL_CLIENTS=1: they
+# are large downloads), each in its own npm prefix under the same cache (tests/node_tools.py
+# reads the paths and versions); strace shows those tests every connection the clients make.
+real_clients=("claude-code @anthropic-ai/claude-code 2.1.332" "codex @openai/codex 0.171.0")
+for client in "${real_clients[@]}"; do
+    read -r prefix package version <<<"$client"
+    [[ ${SEALGATE_REAL_CLIENTS:-} == 1 ]] || break
+    grep -qs "\"version\": \"$version\"" \
+        "$node_cache/$prefix/node_modules/$package/package.json" && continue
+    if command -v npm >/dev/null; then
+        echo "setup_machine: installing $package@$version under $node_cache/$prefix (npm)"
+        mkdir -p "$node_cache/$prefix"
+        npm install --silent --no-audit --no-fund --prefix "$node_cache/$prefix" \
+            "$package@$version" ||
+            echo "setup_machine: npm could not install $package (is the npm registry reachable?); the real-client tests will fail saying so" >&2
+    fi
+done
+if [[ ${SEALGATE_REAL_CLIENTS:-} == 1 ]] && ! command -v strace >/dev/null; then
+    if [[ $(id -u) -eq 0 ]]; then
+        echo "setup_machine: installing strace"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq strace >/dev/null
+    else
+        echo "setup_machine: strace is missing; the real-client test needs it (Debian's strace)" >&2
+    fi
+fi

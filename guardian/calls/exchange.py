@@ -17,7 +17,8 @@ from guardian.providers.types import ChatResult, ProviderFailure
 def reply_text(result: ChatResult) -> str:
     """What came back, as SealGate counts it when the provider reports no usage."""
     calls = json.dumps(result.tool_calls) if result.tool_calls else ""
-    return result.text + calls
+    thinking = json.dumps(result.thinking) if result.thinking else ""
+    return result.text + calls + thinking
 
 
 class Exchange:

@@ -334,6 +334,9 @@ async def plan_completion(
             tools=params.get("tools"),
             tool_choice=params.get("tool_choice"),
             response_format=params.get("response_format"),
+            stop=params.get("stop"),
+            betas=tuple(params.get("betas") or ()),
+            anthropic=params.get("anthropic"),
         )
         attempts.append(
             PlannedAttempt(

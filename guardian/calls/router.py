@@ -35,7 +35,7 @@ from guardian.identity.principal import Principal
 from guardian.ledger import UsageLedger
 from guardian.limits import Limits
 from guardian.liveconfig import LiveConfig
-from guardian.providers.adapters import embed_call, parse_embeddings
+from guardian.providers.adapters import dropped_extras, embed_call, parse_embeddings
 from guardian.providers.search import result_count, search_adapter
 from guardian.providers.types import ProviderFailure, SearchRequest, SearchResult
 from guardian.snapshot import Snapshot
@@ -160,6 +160,7 @@ class Router:
             output_tokens=billed.output_tokens,
             elapsed_ms=(time.monotonic() - done.sent_at) * 1000,
         )
+        dropped = dropped_extras(attempt.provider, attempt.request)
         return {
             # a stream's text went out in its chunks; it does not cross the socket twice
             "text": result.text if emitter is None else "",
@@ -176,6 +177,10 @@ class Router:
             "latency_ms": round((time.monotonic() - started) * 1000, 3),
             "finish_reason": result.finish_reason,
             "tool_calls": result.tool_calls,
+            # Anthropic's thinking blocks (a stream's went out in its chunks)
+            **({"thinking": result.thinking} if result.thinking and emitter is None else {}),
+            # what the provider was not sent (anthropic-beta values off its allowlist, ...)
+            **({"dropped": dropped} if dropped else {}),
         }
 
     async def _hold(

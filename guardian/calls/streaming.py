@@ -29,10 +29,17 @@ class Emitter:
         self._emit = emit
         self.sent = 0
 
-    async def __call__(self, text: str, tool_calls: list[dict[str, Any]] | None = None) -> None:
+    async def __call__(
+        self,
+        text: str,
+        tool_calls: list[dict[str, Any]] | None = None,
+        thinking: dict[str, str] | None = None,
+    ) -> None:
         chunk: dict[str, Any] = {"text": text}
         if tool_calls:
             chunk["tool_calls"] = tool_calls
+        if thinking:
+            chunk["thinking"] = thinking
         await self._emit(chunk)
         self.sent += 1
 
@@ -101,11 +108,12 @@ async def read_stream(
                 result.finish_reason = delta.finish_reason
             if delta.tool_calls:
                 merge_tool_calls(calls, delta.tool_calls)
-            if delta.text or delta.tool_calls:
+            if delta.text or delta.tool_calls or delta.thinking:
                 parts.append(delta.text)
                 seen = delta.text + (json.dumps(delta.tool_calls) if delta.tool_calls else "")
+                seen += json.dumps(delta.thinking) if delta.thinking else ""
                 observed.text_bytes += len(seen.encode("utf-8"))
-                await emitter(delta.text, delta.tool_calls)
+                await emitter(delta.text, delta.tool_calls, delta.thinking)
     except ValueError as exc:
         raise ProviderFailure("malformed", str(exc)) from None
     result.text = "".join(parts)

@@ -166,6 +166,47 @@ def _openai_tool_call(index: int, call_id: str, name: str, arguments: str) -> di
     }
 
 
+THINKING_TYPES = ("thinking", "redacted_thinking")
+
+
+def thinking_blocks(message: dict[str, Any]) -> list[dict[str, Any]]:
+    """An assistant message's Anthropic thinking blocks (signatures included), which Anthropic
+    wants back unchanged before the turn's text and tool calls; other providers never get them."""
+    blocks = message.get("thinking_blocks") or []
+    if not isinstance(blocks, list):
+        raise InvalidParams("messages: thinking_blocks must be a list")
+    out = []
+    for block in blocks:
+        if not isinstance(block, dict) or block.get("type") not in THINKING_TYPES:
+            raise InvalidParams(
+                "messages: a thinking block must be of type thinking or redacted_thinking"
+            )
+        out.append(block)
+    return out
+
+
+def allowed_betas(provider: ProviderConfig, betas: tuple[str, ...]) -> list[str]:
+    """The `anthropic-beta` values sent: those the client asked for that the provider's
+    guardian configuration allows (`anthropic_beta`, default none). Headers never come from
+    the sandbox as such (invariant 3)."""
+    if provider.api != "anthropic":
+        return []
+    return [beta for beta in betas if beta in provider.anthropic_beta]
+
+
+def dropped_extras(provider: ProviderConfig, request: ChatRequest) -> dict[str, list[str]]:
+    """What of the request the provider was not sent: `anthropic-beta` values off its
+    allowlist, and the Anthropic-only fields where the provider is not Anthropic."""
+    dropped: dict[str, list[str]] = {}
+    allowed = set(allowed_betas(provider, request.betas))
+    betas = [beta for beta in request.betas if beta not in allowed]
+    if betas:
+        dropped["anthropic-beta"] = betas
+    if request.anthropic and provider.api != "anthropic":
+        dropped["anthropic"] = sorted(request.anthropic)
+    return dropped
+
+
 @dataclass(frozen=True, slots=True)
 class AnthropicAdapter:
     provider: ProviderConfig
@@ -187,7 +228,7 @@ class AnthropicAdapter:
             elif role == "user":
                 add("user", self._user_blocks(message.get("content")))
             elif role == "assistant":
-                blocks: list[dict[str, Any]] = []
+                blocks = thinking_blocks(message)
                 text = _text_of(message.get("content"), self.provider.name)
                 if text:
                     blocks.append({"type": "text", "text": text})
@@ -241,6 +282,10 @@ class AnthropicAdapter:
             body["system"] = system
         if request.temperature is not None:
             body["temperature"] = min(request.temperature, 1.0)
+        if request.stop:
+            body["stop_sequences"] = request.stop
+        for name, value in (request.anthropic or {}).items():
+            body[name] = value
         functions = _tool_functions(request.tools)
         if functions:
             body["tools"] = [
@@ -260,10 +305,14 @@ class AnthropicAdapter:
             )
         if stream:
             body["stream"] = True
+        headers = _headers(self.provider, self.auth(key))
+        betas = allowed_betas(self.provider, request.betas)
+        if betas:
+            headers["anthropic-beta"] = ",".join(betas)
         return HttpCall(
             method="POST",
             url=f"{self.provider.base_url}/messages",
-            headers=_headers(self.provider, self.auth(key)),
+            headers=headers,
             json=body,
         )
 
@@ -280,10 +329,13 @@ class AnthropicAdapter:
             raise malformed("Anthropic reply without a content list")
         texts: list[str] = []
         calls: list[dict[str, Any]] = []
+        thinking: list[dict[str, Any]] = []
         for block in content:
             if not isinstance(block, dict):
                 continue
-            if block.get("type") == "text" and isinstance(block.get("text"), str):
+            if block.get("type") in THINKING_TYPES:
+                thinking.append(block)
+            elif block.get("type") == "text" and isinstance(block.get("text"), str):
                 texts.append(block["text"])
             elif block.get("type") == "tool_use":
                 calls.append(
@@ -302,10 +354,16 @@ class AnthropicAdapter:
             output_tokens=reported_count(_get(body, "usage", "output_tokens")),
             finish_reason=_FINISH.get(stop, stop),
             tool_calls=calls,
+            thinking=thinking,
         )
 
     def parse_event(self, event: str, data: Any, stream: StreamState) -> StreamDelta | None:
         kind = _get(data, "type") or event
+        if kind == "content_block_start" and _get(data, "content_block", "type") in THINKING_TYPES:
+            block = _get(data, "content_block")
+            if block.get("type") == "redacted_thinking":
+                return StreamDelta(thinking={"redacted": str(block.get("data") or "")})
+            return StreamDelta(thinking={"thinking": str(block.get("thinking") or "")})
         if kind == "content_block_start" and _get(data, "content_block", "type") == "tool_use":
             index = len(stream.tool_blocks)
             stream.tool_blocks[_int(_get(data, "index"))] = index
@@ -329,6 +387,10 @@ class AnthropicAdapter:
                         }
                     ]
                 )
+            if _get(delta, "type") == "thinking_delta":
+                return StreamDelta(thinking={"thinking": str(_get(delta, "thinking") or "")})
+            if _get(delta, "type") == "signature_delta":
+                return StreamDelta(thinking={"signature": str(_get(delta, "signature") or "")})
             text = _get(delta, "text")
             return StreamDelta(text=text) if isinstance(text, str) else None
         if kind == "message_start":
@@ -402,6 +464,8 @@ class GeminiAdapter:
         config: dict[str, Any] = {"maxOutputTokens": request.max_tokens}
         if request.temperature is not None:
             config["temperature"] = request.temperature
+        if request.stop:
+            config["stopSequences"] = request.stop
         body: dict[str, Any] = {"contents": contents, "generationConfig": config}
         if system:
             body["systemInstruction"] = {"parts": [{"text": system}]}
@@ -518,7 +582,10 @@ class OpenAIAdapter:
         messages: list[dict[str, Any]] = []
         if request.system:
             messages.append({"role": "system", "content": request.system})
-        messages.extend(request.messages)
+        messages.extend(
+            {k: v for k, v in m.items() if k != "thinking_blocks"} if "thinking_blocks" in m else m
+            for m in request.messages
+        )
         body: dict[str, Any] = {
             "model": request.model,
             "messages": messages,
@@ -526,7 +593,7 @@ class OpenAIAdapter:
         }
         if request.temperature is not None:
             body["temperature"] = request.temperature
-        for name in ("tools", "tool_choice", "response_format"):
+        for name in ("tools", "tool_choice", "response_format", "stop"):
             value = getattr(request, name)
             if value is not None:
                 body[name] = value

@@ -26,6 +26,11 @@ class ChatRequest:
     tools: list[Any] | None = None
     tool_choice: Any = None
     response_format: dict[str, Any] | None = None
+    stop: list[str] | None = None
+    #: `anthropic-beta` values the client asked for (sent only if the provider allows them)
+    betas: tuple[str, ...] = ()
+    #: fields only Anthropic's API takes (thinking, ...): sent to Anthropic providers only
+    anthropic: dict[str, Any] | None = None
 
 
 @dataclass(slots=True, kw_only=True)
@@ -37,6 +42,8 @@ class ChatResult:
     output_tokens: int | None = None
     finish_reason: str = "stop"
     tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    #: Anthropic's thinking and redacted_thinking blocks, as sent (signatures included)
+    thinking: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass(slots=True, kw_only=True)
@@ -49,6 +56,8 @@ class StreamDelta:
     output_tokens: int | None = None
     finish_reason: str = ""
     tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    #: Anthropic thinking: `{"thinking": text}` or `{"signature": s}` (a block's end)
+    thinking: dict[str, str] | None = None
 
 
 @dataclass(slots=True)

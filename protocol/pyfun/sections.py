@@ -43,6 +43,7 @@ from protocol.pyfun.typed import (
 )
 from protocol.pyfun.urls import check_url, provider_base_url, provider_headers
 
+_BETA = re.compile(r"^[a-z0-9][a-z0-9.-]{0,99}$")
 _SQL_NAME = re.compile(r"^[a-z_][a-z0-9_$]*(\.[a-z_][a-z0-9_$]*)?$")
 
 
@@ -89,6 +90,7 @@ def read_provider(reader: Reader, kind: str, limits: HubLimitsConfig) -> Provide
         allow_insecure=allow_insecure,
         headers=provider_headers(reader),
         api_version_header=api_version_header(reader, api),
+        anthropic_beta=_anthropic_beta(reader, api),
         default_results=_search_only(reader, api, "default_results"),
         max_results=_search_only(reader, api, "max_results"),
         include_answer=_include_answer(reader, api),
@@ -101,6 +103,17 @@ def _search_only(reader: Reader, api: str, key: str) -> int | None:
         return reader.integer(key, None, low=1, high=100)
     reader.ignore(key, "it applies to search providers only")
     return None
+
+
+def _anthropic_beta(reader: Reader, api: str) -> tuple[str, ...]:
+    if api != "anthropic":
+        reader.ignore("anthropic_beta", "only Anthropic's API takes anthropic-beta values")
+        return ()
+    betas = reader.names("anthropic_beta")
+    for beta in betas:
+        if not _BETA.match(beta):
+            raise reader.error("anthropic_beta", f"anthropic_beta {beta!r} is not a beta name")
+    return betas
 
 
 def _include_answer(reader: Reader, api: str) -> bool:

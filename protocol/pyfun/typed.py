@@ -166,6 +166,9 @@ class ProviderConfig:
     headers: tuple[tuple[str, str], ...] = ()
     #: Anthropic's `anthropic-version` header ("" = the adapter's default).
     api_version_header: str = ""
+    #: Anthropic: the `anthropic-beta` values the guardian may send when a client asks for
+    #: them (none by default); any other value a client sends is dropped and reported.
+    anthropic_beta: tuple[str, ...] = ()
     #: Search: results when the caller asks for no number, and the most a caller gets.
     default_results: int | None = None
     max_results: int | None = None

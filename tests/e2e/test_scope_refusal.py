@@ -83,3 +83,21 @@ def test_a_token_without_the_search_scope_is_told_so(stack: Stack) -> None:
     assert "sign in again and allow 'search'" in message and "role" not in message
     allowed = search(stack, access_token(stack, "mcp search"))
     assert allowed.status_code == 200, allowed.text
+
+
+def test_the_llm_scope_covers_the_anthropic_messages_route(stack: Stack) -> None:
+    """Issue 27, item 4: `/v1/messages` is under `/v1`, whose scope is `llm`; a token without
+    it is refused in Anthropic's shape, whichever header carries it."""
+    body = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+    url = f"{stack.url}/v1/messages/count_tokens"
+    without = access_token(stack, "mcp")
+    for headers in ({"authorization": f"Bearer {without}"}, {"x-api-key": without}):
+        refused = httpx.post(url, json=body, headers=headers, timeout=30)
+        assert refused.status_code == 403, refused.text
+        assert refused.json()["type"] == "error"
+        assert refused.json()["error"]["type"] == "permission_error"
+        assert "llm" in refused.json()["error"]["message"]
+    with_llm = access_token(stack, "llm")
+    for headers in ({"authorization": f"Bearer {with_llm}"}, {"x-api-key": with_llm}):
+        counted = httpx.post(url, json=body, headers=headers, timeout=30)
+        assert counted.status_code == 200, counted.text

@@ -65,6 +65,7 @@ def config_for(w: dict[str, FakeServer]) -> str:
                 default_model="claude-test",
                 fallback_to="gemini",
                 timeout_sec="3",
+                anthropic_beta="allowed-beta-2025-01-01",
             ),
             block(
                 "LLM_PROVIDER",

@@ -39,6 +39,31 @@ def _event(data: Any, event: str | None = None) -> bytes:
     return f"{head}data: {json.dumps(data)}\n\n".encode()
 
 
+THINKING = {"type": "thinking", "thinking": "Let me think.", "signature": "fake-signature"}
+
+
+def _thinking_events(index: int) -> list[bytes]:
+    """THINKING as Anthropic streams it: start, a thinking delta, the signature, stop."""
+    deltas = [
+        {"type": "thinking_delta", "thinking": THINKING["thinking"]},
+        {"type": "signature_delta", "signature": THINKING["signature"]},
+    ]
+    start = {"type": "thinking", "thinking": "", "signature": ""}
+    return [
+        _event(
+            {"type": "content_block_start", "index": index, "content_block": start},
+            "content_block_start",
+        ),
+        *(
+            _event(
+                {"type": "content_block_delta", "index": index, "delta": d}, "content_block_delta"
+            )
+            for d in deltas
+        ),
+        _event({"type": "content_block_stop", "index": index}, "content_block_stop"),
+    ]
+
+
 class FakeAnthropic(FakeServer):
     """Anthropic Messages API: POST /v1/messages, x-api-key, anthropic-version."""
 
@@ -123,6 +148,8 @@ class FakeAnthropic(FakeServer):
                 _event({"type": "message_stop"}, "message_stop"),
             ]
             return await self.sse(request, behaviour, events)
+        # extended thinking asked for: a thinking block (with its signature) comes first
+        thinking = [THINKING] if body.get("thinking", {}).get("type") == "enabled" else []
         if not body.get("stream"):
             return web.json_response(
                 {
@@ -130,7 +157,7 @@ class FakeAnthropic(FakeServer):
                     "type": "message",
                     "role": "assistant",
                     "model": model,
-                    "content": [{"type": "text", "text": text}],
+                    "content": [*thinking, {"type": "text", "text": text}],
                     "stop_reason": "end_turn",
                     "stop_sequence": None,
                     "usage": {"input_tokens": 12, "output_tokens": 7},
@@ -146,12 +173,15 @@ class FakeAnthropic(FakeServer):
             "stop_sequence": None,
             "usage": {"input_tokens": 12, "output_tokens": 1},
         }
-        events = [
-            _event({"type": "message_start", "message": message}, "message_start"),
+        events = [_event({"type": "message_start", "message": message}, "message_start")]
+        if thinking:
+            events += _thinking_events(0)
+        text_at = len(thinking)
+        events += [
             _event(
                 {
                     "type": "content_block_start",
-                    "index": 0,
+                    "index": text_at,
                     "content_block": {"type": "text", "text": ""},
                 },
                 "content_block_start",
@@ -163,14 +193,14 @@ class FakeAnthropic(FakeServer):
                 _event(
                     {
                         "type": "content_block_delta",
-                        "index": 0,
+                        "index": text_at,
                         "delta": {"type": "text_delta", "text": chunk},
                     },
                     "content_block_delta",
                 )
             )
         events += [
-            _event({"type": "content_block_stop", "index": 0}, "content_block_stop"),
+            _event({"type": "content_block_stop", "index": text_at}, "content_block_stop"),
             _event(
                 {
                     "type": "message_delta",

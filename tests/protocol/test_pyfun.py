@@ -238,3 +238,28 @@ def test_a_value_spanning_lines_fails_where_it_cannot_be(
     with pytest.raises(PyfunError) as caught:
         parse(text, "multi.pyfun")
     assert caught.value.line == line and fragment in str(caught.value), str(caught.value)
+
+
+def test_anthropic_beta_is_an_allowlist_of_beta_names_for_anthropic_providers_only() -> None:
+    """Issue 27: the `anthropic-beta` values the guardian may send, per provider."""
+    config = parse(
+        '[LLM_PROVIDER.anthropic]\nenv_key = "K"\n'
+        'anthropic_beta = "context-management-2025-06-27, effort-2025-11-24"\n'
+        "[LLM_PROVIDER.anthropic_END]\n"
+        '[LLM_PROVIDER.gemini]\nenv_key = "K"\nanthropic_beta = "x-1"\n[LLM_PROVIDER.gemini_END]\n',
+        "b.pyfun",
+    )
+    assert config.llm_providers["anthropic"].anthropic_beta == (
+        "context-management-2025-06-27",
+        "effort-2025-11-24",
+    )
+    assert config.llm_providers["gemini"].anthropic_beta == ()
+    assert any(
+        w.startswith("b.pyfun:7: ") and "anthropic_beta ignored" in w for w in config.warnings
+    )
+    with pytest.raises(PyfunError, match="is not a beta name"):
+        parse(
+            '[LLM_PROVIDER.anthropic]\nenv_key = "K"\nanthropic_beta = "a b"\n'
+            "[LLM_PROVIDER.anthropic_END]\n",
+            "c.pyfun",
+        )

@@ -19,6 +19,9 @@ from tests.security.split import SandboxProcess, orphaned_sandbox
 ROUTES = [
     ("GET", "/", None),
     ("GET", "/v1/models", None),
+    ("POST", "/v1/messages", {"model": "m", "max_tokens": 5, "messages": []}),
+    ("POST", "/v1/messages/count_tokens", {"model": "m", "messages": []}),
+    ("POST", "/v1/responses", {"model": "m", "input": "hi"}),
     ("GET", "/metrics", None),
     ("POST", "/api", {"tool": "list_active_tools", "params": {}}),
     ("POST", "/api", {"tool": "health_check", "params": {}}),
@@ -44,7 +47,10 @@ def test_every_route_but_healthz_answers_503_at_once(orphaned: SandboxProcess) -
         started = time.monotonic()
         response = httpx.request(method, f"{orphaned.url}{path}", json=body, timeout=10)
         assert response.status_code == 503, (path, response.text)
-        assert response.json()["error"]["code"] == "unavailable"
+        if path.startswith("/v1/messages"):  # Anthropic's error shape there
+            assert response.json()["error"]["type"] == "overloaded_error", response.text
+        else:
+            assert response.json()["error"]["code"] == "unavailable"
         assert response.headers["retry-after"]
         assert time.monotonic() - started < 2  # at once, not after a call timeout
 

@@ -33,3 +33,22 @@ def test_a_refused_key_echoed_by_the_provider_never_reaches_headers_or_body(w: W
         seen = response.text + json.dumps(dict(response.headers))
         for secret in KEYS.values():
             assert secret not in seen
+
+
+def test_the_messages_dialect_leaks_no_refused_key_either(w: World) -> None:
+    """`/v1/messages` carries the same map (headers, body, a stream's `message_delta`)."""
+    w.anthropic.refuse_keys.update({KEYS["ANTHROPIC_API_KEY"], KEYS["ANTHROPIC_API_KEY_2"]})
+    body = {
+        "model": "claude-test",
+        "max_tokens": 64,
+        "messages": [{"role": "user", "content": "Hi"}],
+    }
+    plain = httpx.post(f"{w.stack.url}/v1/messages", json=body, timeout=30)
+    assert plain.status_code == 200, plain.text
+    assert "invalid api key" in plain.headers["x-sealgate-fallback-path"]
+    streamed = httpx.post(f"{w.stack.url}/v1/messages", json={**body, "stream": True}, timeout=30)
+    assert '"fallback_path":[{"provider":"anthropic"' in streamed.text
+    for response in (plain, streamed):
+        seen = response.text + json.dumps(dict(response.headers))
+        for secret in KEYS.values():
+            assert secret not in seen

@@ -23,12 +23,23 @@ from tests.security.common import provider_block
 from tests.security.stackdb import user_with_token
 
 CHAT = '{"model": "m", "stream": %s, "messages": [{"role": "user", "content": %s}]}'
+MESSAGES = (
+    '{"model": "m", "max_tokens": 5, "stream": %s, "messages": [{"role": "user", "content": %s}]}'
+)
 BODIES = [
     ("/v1/chat/completions", CHAT % ("true", '"\\udc00"')),
     ("/v1/chat/completions", CHAT % ("false", '"\\udc00"')),
     ("/v1/chat/completions", CHAT % ("true", '"x"}], "max_tokens": 1' + "0" * 30 + ', "x": [{')),
     ("/v1/chat/completions", CHAT % ("true", "[" * 50_000 + "]" * 50_000)),
     ("/v1/embeddings", '{"model": "m", "input": "\\udc00"}'),
+    ("/v1/messages", MESSAGES % ("true", '"\\udc00"')),
+    ("/v1/messages", MESSAGES % ("false", '"\\udc00"')),
+    ("/v1/messages", MESSAGES % ("true", '"x"}], "max_tokens": 1' + "0" * 30 + ', "x": [{')),
+    ("/v1/messages", "[" * 50_000 + "]" * 50_000),
+    ("/v1/responses", '{"model": "m", "stream": true, "input": "\\udc00"}'),
+    ("/v1/responses", '{"model": "m", "input": "\\udc00"}'),
+    ("/v1/responses", '{"model": "m", "input": "x", "max_output_tokens": 1' + "0" * 30 + "}"),
+    ("/v1/responses", "[" * 50_000 + "]" * 50_000),
     ("/api", '{"tool": "llm_complete", "params": {"prompt": "\\udc00"}}'),
     ("/api", "[" * 50_000),
     ("/auth/login", '{"username": "\\udc00", "password": "x"}'),
@@ -53,7 +64,10 @@ def check_bodies(stack: Stack) -> None:
     for path, body in BODIES:
         answer = httpx.post(f"{stack.url}{path}", content=body, headers=headers, timeout=30)
         assert answer.status_code == 400, (path, body[:80], answer.status_code, answer.text)
-        assert answer.json()["error"]["code"] == "invalid_params"
+        if path.startswith("/v1/messages"):  # Anthropic's shape
+            assert answer.json()["error"]["type"] == "invalid_request_error", answer.text
+        else:
+            assert answer.json()["error"]["code"] == "invalid_params"
     assert "Traceback" not in stack.logs(), stack.logs()[-3000:]
 
 

@@ -20,6 +20,8 @@ ATTACKS: list[tuple[str, str, dict[str, Any] | None]] = [
     ("POST", "/api", {"tool": "db_query", "params": {"sql": "SELECT 1"}}),
     ("POST", "/api", {"tool": "list_active_tools", "params": {}}),
     ("POST", "/v1/chat/completions", CHAT),
+    ("POST", "/v1/messages", {**CHAT, "max_tokens": 5}),
+    ("POST", "/v1/responses", {"model": "claude-test", "input": "hi"}),
     ("GET", "/v1/models", None),
     ("GET", "/", None),
     ("GET", "/metrics", None),
@@ -42,7 +44,10 @@ def test_a_rebound_host_name_is_refused_with_421(
     host = f"attacker.example:{w.stack.port}"
     response = _send(w, method, path, body, {"host": host, "origin": f"http://{host}"})
     assert response.status_code == 421, response.text
-    assert response.json()["error"]["code"] == "misdirected_request"
+    if path == "/v1/messages":  # Anthropic's error shape: a type, no code
+        assert response.json()["error"]["type"] == "invalid_request_error"
+    else:
+        assert response.json()["error"]["code"] == "misdirected_request"
     assert _provider_requests(w) == 0
 
 
