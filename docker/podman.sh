@@ -53,8 +53,8 @@ postgres() {
 
 image() {
     base
-    podman build --format docker --network host -v /etc/ssl/certs:/etc/ssl/certs:ro \
-        --build-arg "BASE=$BASE" -t "$IMAGE" "$root"
+    make -C "$root" --no-print-directory image ENGINE=podman BASE="$BASE" IMAGE="$IMAGE" \
+        IMAGE_BUILD_FLAGS="--network host -v /etc/ssl/certs:/etc/ssl/certs:ro ${SEALGATE_IMAGE_BUILD_FLAGS:-}"
 }
 
 case "${1:-}" in
