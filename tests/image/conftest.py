@@ -30,9 +30,10 @@ IMAGE = os.environ.get("SEALGATE_IMAGE", "localhost/sealgate:test")
 BOOTSTRAP = "image-bootstrap-token-0123456789abcdef"
 SPACE_HOST = "someone-sealgate.hf.space"
 #: What the supervisor needs in root mode, and nothing else: it drops to two users (SETUID,
-#: SETGID), gives them their directories (CHOWN, FOWNER), works in the runtime directory
-#: uid 1000 owns (DAC_OVERRIDE) and signals children of other uids (KILL).
-ROOT_CAPS = ("CHOWN", "DAC_OVERRIDE", "FOWNER", "KILL", "SETGID", "SETUID")
+#: SETGID), gives them their directories (CHOWN, FOWNER; FSETID keeps the setgid bit on
+#: run/, so guardian.sock belongs to the sandbox's group), works in the runtime directory uid
+#: 1000 owns (DAC_OVERRIDE) and signals children of other uids (KILL).
+ROOT_CAPS = ("CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "SETGID", "SETUID")
 MODES = ("root", "uid1000")
 
 
@@ -218,9 +219,7 @@ class Container:
 
 
 @pytest.fixture
-def run_container(
-    image: str, fake: FakeOpenAI, service_uids: dict[str, int]
-) -> Iterator[object]:
+def run_container(image: str, fake: FakeOpenAI, service_uids: dict[str, int]) -> Iterator[object]:
     made: list[Container] = []
 
     def start(mode: str, *extra: str, env: Mapping[str, str] | None = None) -> Container:
