@@ -45,7 +45,12 @@ def test_the_context_leaves_out_secrets_state_and_tooling() -> None:
     candidates = [
         ".env",
         "sub/.env",
+        "guardian/.env",
+        "sandbox/.env.production",
         "var/guardian/guardian.db",
+        "guardian/var/guardian.db",
+        "protocol/stray.db",
+        "protocol/stray.db-wal",
         ".venv/bin/python",
         "tests/helpers.py",
         ".git/config",

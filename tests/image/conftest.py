@@ -117,12 +117,17 @@ class Container:
     guardian_uid: int
     extra: list[str] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
+    #: "files" (Docker secrets under /run/secrets, readable by the guardian's uid alone) or
+    #: "env" (environment variables, as a Space passes them); default: files as root, env
+    #: as uid 1000
+    secrets_as: str = ""
     name: str = ""
     port: int = 0
     dir: Path = Path()
     secrets: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        self.secrets_as = self.secrets_as or ("files" if self.mode == "root" else "env")
         self.port = free_port()
         self.dir = make_workdir("sealgate-image-")
         self.name = f"sealgate-test-{self.mode}-{self.port}"
@@ -145,10 +150,11 @@ class Container:
         secret = f"{self.name}-{name.lower()}"
         podman("secret", "create", secret, "-", stdin=value)
         self.secrets.append(secret)
-        if self.mode == "root":
+        if self.secrets_as == "files":
             # Docker secrets: a file in /run/secrets that only the guardian's user reads
-            return f"--secret={secret},target={name},uid={self.guardian_uid},mode=0400"
-        # a Space: secrets are environment variables
+            uid = self.guardian_uid if self.mode == "root" else 1000
+            return f"--secret={secret},target={name},uid={uid},mode=0400"
+        # a Space: secrets are environment variables (`podman inspect` shows them)
         return f"--secret={secret},type=env,target={name}"
 
     def argv(self) -> list[str]:
@@ -222,9 +228,17 @@ class Container:
 def run_container(image: str, fake: FakeOpenAI, service_uids: dict[str, int]) -> Iterator[object]:
     made: list[Container] = []
 
-    def start(mode: str, *extra: str, env: Mapping[str, str] | None = None) -> Container:
+    def start(
+        mode: str, *extra: str, env: Mapping[str, str] | None = None, secrets_as: str = ""
+    ) -> Container:
         container = Container(
-            image, mode, fake, service_uids["hub-guardian"], list(extra), dict(env or {})
+            image,
+            mode,
+            fake,
+            service_uids["hub-guardian"],
+            list(extra),
+            dict(env or {}),
+            secrets_as,
         )
         made.append(container)
         return container.start()
