@@ -33,11 +33,14 @@ RUN if ! command -v tini >/dev/null; then \
     fi
 
 # The two service users. The supervisor would create them too, but a read-only image
-# should not have to.
-RUN useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin \
-        --user-group hub-guardian \
-    && useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin \
-        --user-group hub-sandbox
+# should not have to. Fixed ids: a secret file mounted from the host (an env file, a
+# compose secret) is made the guardian's with `chown 10001:10001` (docs/DEPLOY.md).
+RUN groupadd --system --gid 10001 hub-guardian \
+    && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \
+        --shell /usr/sbin/nologin hub-guardian \
+    && groupadd --system --gid 10002 hub-sandbox \
+    && useradd --system --uid 10002 --gid 10002 --no-create-home --home-dir /nonexistent \
+        --shell /usr/sbin/nologin hub-sandbox
 
 WORKDIR /opt/sealgate
 
