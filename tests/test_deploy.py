@@ -239,3 +239,13 @@ def test_the_checkout_ctl_script_runs_isolated(tmp_path: Path) -> None:
         check=False,
     )
     assert done.returncode == 0 and "usage: sealgate-ctl" in done.stdout, done.stderr
+
+
+def test_no_documented_command_puts_a_secret_on_the_command_line() -> None:
+    """Secrets through an env file or secrets, never `-e KEY=value` (it stays in the shell's
+    history and in `ps`)."""
+    from tests.test_readme import ALL
+
+    secret = re.compile(r"(-e|--env)[ =]\"?\w*(KEY|TOKEN|SECRET|PASSWORD|DATABASE_URL)\w*=", re.I)
+    offending = [str(b) for b in ALL if secret.search(b.body)]
+    assert offending == []
