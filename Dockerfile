@@ -7,6 +7,24 @@
 # official Python image; the tests build a local base from Debian's packages (python3,
 # python3-venv, tini) since they reach no image registry (docker/podman.sh).
 ARG BASE=python:3.11-slim-bookworm
+
+# The dependencies, in a stage of their own: from the lock file, every hash required (a
+# poisoned release cannot slip in), into a venv whose user site is off; pip leaves with the
+# build. The compiled wheels carry debug information and symbols, a third of their size:
+# stripped here (the code itself is as installed), with binutils that stay in this stage.
+FROM ${BASE} AS venv
+ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+COPY requirements.lock /tmp/requirements.lock
+RUN python3 -m venv /opt/sealgate/venv \
+    && /opt/sealgate/venv/bin/pip install --require-hashes --no-deps -r /tmp/requirements.lock \
+    && /opt/sealgate/venv/bin/pip uninstall --yes pip setuptools
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends binutils=2.40* \
+    && rm -rf /var/lib/apt/lists/* \
+    && find /opt/sealgate/venv -name "*.so*" -type f -exec strip --strip-unneeded {} +
+
 FROM ${BASE}
 
 ARG VERSION=0.1.0
@@ -44,14 +62,8 @@ RUN groupadd --system --gid 10001 hub-guardian \
 
 WORKDIR /opt/sealgate
 
-# Dependencies from the lock file, every hash required: a poisoned release cannot slip in.
-# A venv owned by root (no service user may write it), whose user site is off; pip leaves
-# with the build.
-COPY requirements.lock ./
-RUN python3 -m venv /opt/sealgate/venv \
-    && /opt/sealgate/venv/bin/pip install --require-hashes --no-deps -r requirements.lock \
-    && /opt/sealgate/venv/bin/pip uninstall --yes pip setuptools \
-    && rm requirements.lock
+# The venv, owned by root: no service user may write it.
+COPY --from=venv /opt/sealgate/venv /opt/sealgate/venv
 
 COPY protocol/ protocol/
 COPY guardian/ guardian/

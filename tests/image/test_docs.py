@@ -84,7 +84,7 @@ class Shell:
         for name in NAMES:
             podman("rm", "-f", "-t", "0", name, check=False)
         podman("volume", "rm", "-f", "sealgate-state", check=False)
-        podman("untag", "localhost/sealgate:latest", check=False)
+        podman("untag", "localhost/sealgate:latest", "localhost/sealgate:latest", check=False)
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
