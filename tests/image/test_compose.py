@@ -205,6 +205,7 @@ def stack(image: str) -> Iterator[Stack]:
             check=False,
         )
         podman("volume", "rm", "-f", f"{deployed.project}_postgres-data", check=False)
+        podman("network", "rm", "-f", f"{deployed.project}_default", check=False)
         shutil.rmtree(work, ignore_errors=True)
 
 
