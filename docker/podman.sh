@@ -57,6 +57,8 @@ image() {
     base
     make -C "$root" --no-print-directory image ENGINE=podman BASE="$BASE" IMAGE="$IMAGE" \
         IMAGE_BUILD_FLAGS="--network host -v /etc/ssl/certs:/etc/ssl/certs:ro ${SEALGATE_IMAGE_BUILD_FLAGS:-}"
+    # the images earlier builds left untagged (the venv stage's, unlabelled, stays as cache)
+    podman image prune -f --filter label=org.opencontainers.image.title=SealGate >/dev/null
 }
 
 case "${1:-}" in
