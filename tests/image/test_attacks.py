@@ -11,17 +11,19 @@ Landlock as the container sees it).
   Landlock aside) or its policy lets it write (uid 1000), then the sandbox made to restart:
   the payload never runs, or runs only under the full policy and reaches nothing (canary
   listeners on the host's loopback, which the container shares). A control run of the
-  base's system Python with HOME where it was planted shows the payload does run when not
-  isolated. Then a poisoned release inside the image's own venv (a `.pth` and a module the
+  base's system Python with HOME a copy of where it was planted (in a container of its own,
+  without a network) shows the payload does run when not isolated. Then a poisoned release inside the image's own venv (a `.pth` and a module the
   sandbox imports): the `.pth` never runs in the sandbox, the module only under the policy.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import shutil
 import socket
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -30,7 +32,7 @@ from typing import Any
 import pytest
 
 from tests.helpers import ROOT, make_workdir
-from tests.image.conftest import BOOTSTRAP, Container
+from tests.image.conftest import BOOTSTRAP, Container, podman
 from tests.security.common import PROVIDER_KEY
 
 pytestmark = [pytest.mark.slow, pytest.mark.root]
@@ -317,6 +319,40 @@ def under_full_policy(report: dict[str, Any]) -> None:
     assert report["found"] == {}, report
 
 
+def run_control(container: Container, drill_dir: Path) -> subprocess.CompletedProcess[str]:
+    """The base's system Python as the sandbox's user, HOME a copy of the state directory's
+    user site (where the planter put `usercustomize.py` and a `.pth`), no network."""
+    home = drill_dir / "control-home"
+    home.mkdir()
+    podman("cp", f"{container.name}:{state_dirs(container)[0]}/.local", str(home / ".local"))
+    for top, dirs, files in os.walk(home):
+        for name in [top, *(os.path.join(top, n) for n in dirs + files)]:
+            os.chmod(name, 0o755 if os.path.isdir(name) else 0o644)
+    user = "hub-sandbox" if container.mode == "root" else "1000:1000"
+    return podman(
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--user",
+        user,
+        "-v",
+        f"{home}:/control:ro",
+        "-v",
+        f"{drill_dir / 'reports'}:{DRILL}/reports",
+        "-e",
+        "HOME=/control",
+        "-e",
+        "SEALGATE_DRILL_CONTROL=1",
+        "--entrypoint",
+        "/usr/bin/python3",
+        container.image,
+        "-c",
+        "pass",
+        check=False,
+    )
+
+
 POISONED_MODULE = "hypercorn/__init__.py"
 
 
@@ -365,20 +401,25 @@ def test_the_poisoned_dependency_drill_inside_the_image(
             assert reached(report) == {}, report
         assert canaries.leaks() == []
         # the control: the base's system Python (its user site on), HOME where it was
-        # planted, not isolated: the payload runs there, so "no report" meant "never ran"
-        home = state_dirs(container)[0]
-        control = container.exec(
-            "/usr/bin/python3",
-            "-c",
-            "pass",
-            user=sandbox_user(container),
-            env={"HOME": home, "SEALGATE_DRILL_CONTROL": "1"},
-        )
+        # planted, not isolated: the payload runs there, so "no report" meant "never ran".
+        # In a container of its own without a network: run unrestricted, the payload probes
+        # every "sealgate" abstract socket of the network it is on (other drills' canaries).
+        control = run_control(container, drill_dir)
         assert control.returncode == 0, control.stderr
         controls = [r for r in canaries.reports() if r["control"]]
         # (Seccomp is 2 for every process here: the engine's own profile; no_new_privs is not)
         assert controls and controls[0]["status"]["NoNewPrivs"] == "0", controls
-        assert "tcp" in canaries.leaks()  # the control reached the listeners: they listen
+        # and the listeners do listen: the container reaches them when nothing stops it
+        reach = canaries.spec["tcp_port"], canaries.spec["udp_port"]
+        as_root(
+            container,
+            "import socket\n"
+            f"socket.create_connection(('127.0.0.1', {reach[0]}), 3).close()\n"
+            "with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:\n"
+            f"    udp.sendto(b'x', ('127.0.0.1', {reach[1]}))",
+        )
+        time.sleep(0.2)
+        assert sorted(canaries.leaks()) == ["tcp", "udp"]
 
         # A poisoned release in the image's own venv (as if installed from the lock)
         module = f"{SITE}/{POISONED_MODULE}"
