@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The image with podman on a machine that reaches no image registry (the tests' machines):
-#   docker/podman.sh install   podman, runc, debootstrap, podman-compose (root, apt-get)
+#   docker/podman.sh install   podman, runc, debootstrap, podman-compose, aardvark-dns (root, apt-get)
 #   docker/podman.sh base      the base image from Debian's packages, built once and cached
 #   docker/podman.sh postgres  a PostgreSQL image on that base (compose.yaml's test image)
 #   docker/podman.sh image     the SealGate image on that base
@@ -21,6 +21,8 @@ install() {
     for tool in podman runc debootstrap podman-compose; do
         command -v "$tool" >/dev/null || [ -x "/usr/sbin/$tool" ] || missing+=("$tool")
     done
+    # compose.yaml's services find each other by name: podman's DNS for its networks
+    [ -x /usr/lib/podman/aardvark-dns ] || missing+=(aardvark-dns)
     [ ${#missing[@]} -eq 0 ] && return 0
     if [ "$(id -u)" != 0 ]; then
         echo "podman.sh: missing ${missing[*]}; as root: apt-get install -y ${missing[*]}" >&2
