@@ -9,7 +9,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check
 
-.PHONY: run try ctl test test-fast test-slow soak lint format bench lock clean desktop desktop-screenshot
+.PHONY: run try ctl test test-fast test-slow soak lint format bench lock clean desktop desktop-screenshot image test-image
 
 $(PY):
 	@test -n "$(PYTHON)" || { echo "make: no Python >= 3.11 with venv found; install python3-venv" >&2; exit 1; }
@@ -53,6 +53,25 @@ try: $(VENV)/.dev
 ctl: $(VENV)/.runtime
 	@./sealgate-ctl $(ARGS)
 
+# The container image with whichever engine exists (podman: `--format docker` keeps the
+# HEALTHCHECK). BASE builds on another base image (default: the Dockerfile's, the official
+# Python image); IMAGE_BUILD_FLAGS adds engine flags. Podman reads the project's settings
+# (docker/containers.conf: the runc runtime, the host's ulimits) when runc is installed.
+IMAGE  ?= sealgate
+ENGINE ?= $(shell command -v podman || command -v docker)
+image:
+	@test -n "$(ENGINE)" || { echo "make image: no podman or docker found; install one (Debian: apt-get install podman runc)" >&2; exit 1; }
+	$(if $(and $(findstring podman,$(ENGINE)),$(wildcard /usr/sbin/runc /usr/bin/runc)),CONTAINERS_CONF=$(CURDIR)/docker/containers.conf) \
+		$(ENGINE) build $(if $(findstring podman,$(ENGINE)),--format docker) \
+		$(if $(BASE),--build-arg BASE=$(BASE)) $(IMAGE_BUILD_FLAGS) -t $(IMAGE) .
+
+# The image built and run by the tests with podman (installed when missing, as root): a base
+# made from Debian's packages (built once, cached), both run modes, the attacks inside it.
+test-image: $(VENV)/.dev
+	bash tests/setup_machine.sh
+	bash docker/podman.sh install
+	$(PY) -m pytest tests/image -q -m slow
+
 # The test layers (tests/layers.py, docs/DEVELOPMENT.md); each pytest run ends with its time
 # per layer and names the layers it left out. `test`: lint, types, the unit layer, then the
 # e2e layer (about ten minutes on two cores). `test-fast`: the unit layer alone (in one
@@ -70,6 +89,7 @@ test-fast: $(VENV)/.dev
 
 test-slow: $(VENV)/.dev
 	SEALGATE_REAL_CLIENTS=1 bash tests/setup_machine.sh
+	bash docker/podman.sh install
 	$(PY) -m pytest -m slow
 
 # The reliability suite at full length (about 40 minutes): a 30-minute mixed soak, PostgreSQL

@@ -3,6 +3,7 @@ systemd units verify and meet their exposure targets."""
 
 from __future__ import annotations
 
+import ast
 import os
 import re
 import shutil
@@ -15,6 +16,7 @@ import httpx
 import pytest
 
 from tests.helpers import ROOT, Stack, two_uid_possible
+from tests.image.context import context, copy_sources, covered, tracked_files
 
 UNITS = ["sealgate-guardian.service", "sealgate-sandbox.service", "sealgate-sandbox.socket"]
 TARGETS = {"sealgate-guardian.service": 3.0, "sealgate-sandbox.service": 1.5}
@@ -29,11 +31,72 @@ def test_dockerfile_is_hadolint_clean() -> None:
     assert done.returncode == 0, done.stdout + done.stderr
 
 
+def test_every_copy_source_is_in_the_build_context() -> None:
+    """The context an engine sends, computed from `.dockerignore` over this checkout: every
+    COPY source is in it (an engine fails the build otherwise)."""
+    files = context(tracked_files(ROOT), (ROOT / ".dockerignore").read_text())
+    sources = copy_sources((ROOT / "Dockerfile").read_text())
+    assert "docker/entrypoint.sh" in sources and "requirements.lock" in sources
+    missing = [s for s in sources if not covered(s, files)]
+    assert missing == [], f"COPY sources left out by .dockerignore: {missing}"
+
+
+def test_the_context_leaves_out_secrets_state_and_tooling() -> None:
+    candidates = [
+        ".env",
+        "sub/.env",
+        "guardian/.env",
+        "sandbox/.env.production",
+        "var/guardian/guardian.db",
+        "guardian/var/guardian.db",
+        "protocol/stray.db",
+        "protocol/stray.db-wal",
+        ".venv/bin/python",
+        "tests/helpers.py",
+        ".git/config",
+        "guardian/__pycache__/ctl.cpython-311.pyc",
+        "bench/.litellm-venv/bin/litellm",
+        "docs/DEPLOY.md",
+    ]
+    kept = context(candidates, (ROOT / ".dockerignore").read_text())
+    assert kept == set(), kept
+
+
+def test_the_image_copies_every_top_level_package_its_code_imports() -> None:
+    """A new top-level package (say `supervise/`) imported by the copied code must be copied
+    too: the image would start and fail at its first import otherwise."""
+    sources = {s.rstrip("/") for s in copy_sources((ROOT / "Dockerfile").read_text())}
+    packages = {p.parent.name for p in ROOT.glob("*/__init__.py")}
+    imported: set[str] = set()
+    for source in sources & (packages | {"supervisor.py"}):
+        for path in [ROOT / source] if source.endswith(".py") else (ROOT / source).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.Import):
+                    imported |= {a.name.split(".")[0] for a in node.names}
+                elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                    imported.add(node.module.split(".")[0])
+    assert "protocol" in imported
+    missing = sorted((imported & packages) - sources)
+    assert missing == [], f"imported by the image's code but not copied: {missing}"
+
+
+def test_dockerignore_matching_follows_docker() -> None:
+    """The matcher itself, on Docker's documented cases."""
+    rules = "*\n!keep/\n**/__pycache__\n!docs/*.md\ndocs/secret*.md\n"
+    files = ["a.py", "keep/x.py", "keep/__pycache__/x.pyc", "docs/a.md", "docs/secret1.md"]
+    assert context(files, rules) == {"keep/x.py", "docs/a.md"}
+
+
 def test_dockerfile_installs_from_the_lock_with_hashes_and_bakes_no_secret() -> None:
     text = (ROOT / "Dockerfile").read_text()
     assert "--require-hashes" in text and "requirements.lock" in text
     assert not re.search(r"(API_KEY|TOKEN|SECRET)\s*=\s*\S", text)
     assert '"tini", "--"' in text and "HEALTHCHECK" in text
+    # the base is a build argument whose default stays the official Python image
+    assert re.search(r"^ARG BASE=python:3\.11-slim-bookworm$", text, re.M)
+    assert re.search(r"^FROM \$\{BASE\}$", text, re.M)
+    for label in ("version", "source", "title"):
+        assert f"org.opencontainers.image.{label}=" in text
 
 
 def _units_for_this_machine(tmp_path: Path) -> Path:
@@ -156,11 +219,12 @@ def test_every_interpreter_starts_isolated_and_finds_the_code_without_pythonpath
     assert "python -I -S /opt/sealgate/sandbox/__main__.py" in sandbox
     assert "Environment=HOME=/nonexistent" in sandbox
     dockerfile = (ROOT / "Dockerfile").read_text()
-    assert 'exec python -I -c "import sys; sys.path.insert(0, \\"/opt/sealgate\\")' in dockerfile
-    assert 'CMD ["python", "-I", "-c"' in dockerfile
+    image_ctl = (ROOT / "docker" / "sealgate-ctl").read_text()
+    assert 'python -I -c "import sys; sys.path.insert(0, \\"/opt/sealgate\\")' in image_ctl
+    assert 'CMD ["python", "-I", "/opt/sealgate/docker/healthcheck.py"]' in dockerfile
     assert '-I "$here/supervisor.py"' in (ROOT / "docker" / "entrypoint.sh").read_text()
     assert 'exec "$python" -I -c' in (ROOT / "sealgate-ctl").read_text()
-    for text in (guardian, sandbox, dockerfile, (ROOT / "sealgate-ctl").read_text()):
+    for text in (guardian, sandbox, dockerfile, image_ctl, (ROOT / "sealgate-ctl").read_text()):
         assert "PYTHONPATH" not in text
 
 
@@ -175,3 +239,13 @@ def test_the_checkout_ctl_script_runs_isolated(tmp_path: Path) -> None:
         check=False,
     )
     assert done.returncode == 0 and "usage: sealgate-ctl" in done.stdout, done.stderr
+
+
+def test_no_documented_command_puts_a_secret_on_the_command_line() -> None:
+    """Secrets through an env file or secrets, never `-e KEY=value` (it stays in the shell's
+    history and in `ps`)."""
+    from tests.test_readme import ALL
+
+    secret = re.compile(r"(-e|--env)[ =]\"?\w*(KEY|TOKEN|SECRET|PASSWORD|DATABASE_URL)\w*=", re.I)
+    offending = [str(b) for b in ALL if secret.search(b.body)]
+    assert offending == []

@@ -122,7 +122,7 @@ def _mem_has(pid: int, secret: bytes) -> bool:
 
 
 def main(spec: dict[str, Any]) -> dict[str, Any]:
-    layout = RuntimeLayout(Path(os.environ["HUB_RUNTIME_DIR"]))
+    layout = RuntimeLayout.from_environ(os.environ)
     policy = sandbox_policy(layout, Path(os.environ["HUB_CONFIG"]))
     applied = apply(policy, max_abi=None if spec.get("landlock", True) else 0)
     out: dict[str, Any] = {"applied": applied.describe()}

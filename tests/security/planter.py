@@ -81,7 +81,7 @@ def main(spec: dict[str, Any]) -> dict[str, Any]:
         candidates = [d for d in spec["candidates"] if os.path.isdir(d)]
     applied = ""
     if spec.get("policy"):
-        layout = RuntimeLayout(Path(os.environ["HUB_RUNTIME_DIR"]))
+        layout = RuntimeLayout.from_environ(os.environ)
         applied = apply(sandbox_policy(layout, Path(os.environ["HUB_CONFIG"]))).describe()
     created: list[str] = []
     outcomes = {d: plant(d, spec["payload"], created) for d in candidates}

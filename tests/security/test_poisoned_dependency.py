@@ -18,9 +18,8 @@ The stack runs under an interpreter whose user site is on: a venv made with
 Run modes: two uids (root supervisor: planted everywhere the sandbox's uid may write,
 Landlock aside), one uid as root (`HUB_SINGLE_UID=1`) and one uid as an ordinary user (as a
 Space or `make run` as a user runs it): planted everywhere its Landlock rules let it write.
-The image's two modes (root and uid 1000) wait for the container image issue: the tests
-build no image yet; the image runs the same supervisor with the same -I start, so these two
-stand in for it until then.
+The image's two modes (root and uid 1000) run the same drill inside the container:
+tests/image/test_attacks.py (`make test-image`).
 """
 
 from __future__ import annotations
