@@ -174,6 +174,13 @@ class PostgresStorage(Storage):
             )
         except _CONNECT_TRANSIENT as exc:
             reason = str(exc) or type(exc).__name__
+            if "rejected SSL upgrade" in reason:  # asyncpg's words; a server will not change
+                raise StorageError(
+                    f"DATABASE_URL's {self.clean.where()} answered but offers no TLS, and"
+                    " SealGate sends the URL only over TLS (sslmode=require) to a database"
+                    " that is not on loopback or a Unix socket: turn on ssl in the server's"
+                    " configuration, or reach it over loopback or a socket"
+                ) from exc
             raise StorageUnreachable(
                 f"cannot reach DATABASE_URL's {self.clean.where()}: {reason}"
             ) from exc

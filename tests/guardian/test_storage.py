@@ -11,7 +11,14 @@ from pathlib import Path
 import pytest
 
 from guardian.storage import Storage, open_storage
-from guardian.storage.base import AuditEntry, LedgerEntry, Reservation, UsageRow
+from guardian.storage.base import (
+    AuditEntry,
+    LedgerEntry,
+    Reservation,
+    StorageError,
+    StorageUnreachable,
+    UsageRow,
+)
 from guardian.storage.dsn import clean
 from guardian.storage.schema import MIGRATIONS
 from tests.pg import PostgresServer
@@ -505,3 +512,31 @@ async def test_a_call_start_is_written_unflushed_and_nothing_else_is(pg_database
         assert setting is not None and setting["v"] == "on"
     finally:
         await store.close()
+
+
+async def test_a_server_without_tls_is_named_at_once_not_retried_as_unreachable() -> None:
+    """A server that answers the TLS request with 'N' will not change its mind: the start
+    stops at once, saying what to change, instead of retrying as if it were away."""
+    requests: list[bytes] = []
+
+    async def no_tls(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        requests.append(await reader.readexactly(8))  # PostgreSQL's SSLRequest
+        writer.write(b"N")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(no_tls, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    started = time.monotonic()
+    try:
+        with pytest.raises(StorageError, match="offers no TLS") as refused:
+            await open_storage(
+                f"postgresql://ada:pw@127.0.0.1:{port}/db?sslmode=require",
+                Path("/nonexistent"),
+                connect_wait_s=20,
+            )
+    finally:
+        server.close()
+    assert time.monotonic() - started < 5 and requests
+    assert "pw" not in str(refused.value)
+    assert not isinstance(refused.value, StorageUnreachable)
