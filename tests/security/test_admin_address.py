@@ -38,13 +38,18 @@ applied = apply(sandbox_policy(
 ))
 held, seen, received, stop = {}, set(), [], []
 signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
-print("ready", applied.describe(), flush=True)
-while not stop:
+def look():
     for line in open("/proc/net/unix").read().splitlines()[1:]:
         fields = line.split()
         # names of this stack's guardian only: other stacks on this machine are no target
         if len(fields) >= 8 and fields[7] == sys.argv[2]:
             seen.add(fields[7])
+while not seen:  # ready only once the guardian's name was seen: the kill may follow at once
+    look()
+    time.sleep(0.01)
+print("ready", applied.describe(), flush=True)
+while not stop:
+    look()
     for name in seen - set(held):  # listed while the guardian holds it; free once it died
         sock = socket.socket(socket.AF_UNIX)
         try:
