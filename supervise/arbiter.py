@@ -50,21 +50,28 @@ class Supervisor:
         self.exit_code = EX_OK
         self.instance_lock = InstanceLock(Path(environ.get("HUB_LOCK_DIR", DEFAULT_LOCK_DIR)))
         self.hello_timeout_s = preflight.GUARDIAN_HELLO_TIMEOUT_S
+        self.step = "starting"
 
     # set-up -------------------------------------------------------------------------------
     def prepare(self) -> None:
         """Users, the instance lock, the secret files and the runtime directory; raises
-        Refusal when things must change first."""
+        Refusal when things must change first. `step` names what was being done, so an
+        unexpected OSError says where it came from."""
+        self.step = "choosing the service users"
         self.guardian_id, self.sandbox_id = preflight.choose_identities(
             self.environ, self.config_path
         )
         if self.guardian_id.uid != self.sandbox_id.uid:
+            self.step = "taking the instance lock"
             self.instance_lock.acquire([self.guardian_id, self.sandbox_id], self.layout.root)
         else:
+            self.step = "checking what the sandbox could read"
             preflight.check_secrets_beyond_sandbox_reads(
                 self.secret_paths(), self.layout, self.config_path
             )
+        self.step = "checking the secret files"
         check_secret_files(self.secret_paths(), self.guardian_id, self.sandbox_id)
+        self.step = f"preparing the runtime directory {self.layout.root}"
         prepare_runtime(self.layout, self.guardian_id, self.sandbox_id)
 
     def secret_paths(self) -> list[Path]:
@@ -154,7 +161,7 @@ class Supervisor:
             logger.error("refusing to start: %s", exc)
             return EX_CONFIG
         except (OSError, subprocess.SubprocessError) as exc:
-            logger.error("cannot prepare the runtime directory %s: %s", self.layout.root, exc)
+            logger.error("cannot start: %s: %s", self.step, exc)
             return EX_FAILED
         if not become_subreaper():
             logger.warning(
