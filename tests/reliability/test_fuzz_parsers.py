@@ -14,8 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from protocol import messages, pyfun, readonly_sql
-from protocol.errors import Forbidden, InvalidParams, MalformedFrame
 from protocol.contract import decode_params
+from protocol.errors import Forbidden, InvalidParams, MalformedFrame
 from protocol.methods import METHODS
 from tests.helpers import EXAMPLE_CONFIG
 
