@@ -33,12 +33,33 @@ from sandbox.errors import SealedToolError
 from sandbox.guardian_link import ActiveNames, Caller, GuardianLink, stream_result
 from sandbox.hub_compat import ALIAS_NAMES, drop_empty, first_given, original_listing
 from sandbox.hubstate import HubState, cache_grant, cache_key
+from sandbox.mcp_describe import (
+    BUILT_IN,
+    ICONS,
+    HealthCheckOutput,
+    ListActiveToolsOutput,
+    ListedModel,
+    ToolDescription,
+    describe_db,
+    describe_llm,
+    describe_search,
+)
 from sandbox.tool_args import names_problem, problem_of
 
 logger = logging.getLogger("sealgate.sandbox.mcp")
 
 ToolFunction = Callable[..., Awaitable[ToolResult]]
+#: A tool to register: its function, its description, and what it declares about itself.
+Wanted = tuple[ToolFunction, str, ToolDescription]
 PROGRESS_INTERVAL_S = 0.25
+#: What the server tells a model it is for (`instructions`, on every transport).
+INSTRUCTIONS = (
+    "SealGate is a gateway to several LLM and web-search providers. Use llm_complete (or a"
+    " task tool such as summarize) to ask a model, web_search to search the web, and"
+    " get_model_info or list_active_tools to see what is configured. Provider keys stay"
+    " inside SealGate: never ask the user for one. Calls count against the caller's own"
+    " limits and budget."
+)
 
 
 def result(data: dict[str, Any], text: str | None = None) -> ToolResult:
@@ -145,6 +166,31 @@ class SessionRegistry(Middleware):
         return told
 
 
+class StableOrder(Middleware):
+    """Every list in one order, by name (resources by URI), whatever order the components
+    were registered in: a reload appends, and clients diff or cache the lists."""
+
+    async def on_list_tools(
+        self, context: MiddlewareContext[Any], call_next: CallNext[Any, Any]
+    ) -> Any:
+        return sorted(await call_next(context), key=lambda tool: tool.name)
+
+    async def on_list_prompts(
+        self, context: MiddlewareContext[Any], call_next: CallNext[Any, Any]
+    ) -> Any:
+        return sorted(await call_next(context), key=lambda prompt: prompt.name)
+
+    async def on_list_resources(
+        self, context: MiddlewareContext[Any], call_next: CallNext[Any, Any]
+    ) -> Any:
+        return sorted(await call_next(context), key=lambda resource: str(resource.uri))
+
+    async def on_list_resource_templates(
+        self, context: MiddlewareContext[Any], call_next: CallNext[Any, Any]
+    ) -> Any:
+        return sorted(await call_next(context), key=lambda template: template.uri_template)
+
+
 class ArgumentWording(Middleware):
     """Bad tool arguments answer in the JSON API's words (`invalid_params: missing
     parameter(s) for TOOL: prompt`), not pydantic's multi-line text with a link; and every
@@ -201,19 +247,22 @@ class SealGateTools:
         self.sessions = SessionRegistry()
         self._tasks: set[asyncio.Task[int]] = set()
 
-    def wanted(self, active: ActiveNames) -> dict[str, tuple[ToolFunction, str]]:
-        tools: dict[str, tuple[ToolFunction, str]] = {
+    def wanted(self, active: ActiveNames) -> dict[str, Wanted]:
+        tools: dict[str, Wanted] = {
             "health_check": (
                 self.health_check,
                 "Check that SealGate and its guardian answer; returns versions and uptime.",
+                BUILT_IN["health_check"],
             ),
             "list_active_tools": (
                 self.list_active_tools,
                 "List the active tools, LLM and search providers, and models (names only).",
+                BUILT_IN["list_active_tools"],
             ),
             "get_model_info": (
                 self.get_model_info,
                 "Limits, costs and capabilities of the configured models, or of one model.",
+                BUILT_IN["get_model_info"],
             ),
         }
         if "llm_complete" in active.tools:
@@ -221,23 +270,37 @@ class SealGateTools:
                 self.llm_complete,
                 "Complete a prompt with an LLM; SealGate picks the provider and falls back"
                 " along its chain when one fails.",
+                describe_llm("llm_complete"),
             )
         for name in active.tools:
             config = self.config.tools.get(name)
             if config is None or not config.active or name in tools:
                 continue
             if config.provider_type == "llm":
-                tools[name] = (self._llm_tool(config), config.description or f"LLM tool {name}.")
+                tools[name] = (
+                    self._llm_tool(config),
+                    config.description or f"LLM tool {name}.",
+                    describe_llm(name),
+                )
             elif config.provider_type == "search":
-                tools[name] = (self._search_tool(name), config.description or "Search the web.")
+                tools[name] = (
+                    self._search_tool(name),
+                    config.description or "Search the web.",
+                    describe_search(name),
+                )
         if "db_query" in active.tools:
             tools["db_query"] = (
                 self.db_query,
                 "Run one read-only SELECT over the allowlisted tables (target 'guardian'), or"
                 " over this sandbox's own hub_state and tool_cache (target 'hub', admins only).",
+                describe_db(),
             )
         if "web_search" in active.tools and "web_search" not in tools:
-            tools["web_search"] = (self._search_tool("web_search"), "Search the web.")
+            tools["web_search"] = (
+                self._search_tool("web_search"),
+                "Search the web.",
+                describe_search("web_search"),
+            )
         return tools
 
     def sync_tools(self, active: ActiveNames | None = None) -> None:
@@ -256,16 +319,25 @@ class SealGateTools:
             self.mcp.local_provider.remove_tool(name)
             self.registered.discard(name)
             logger.info("tool %s removed (its providers are no longer active)", name)
-        self.functions = {name: function for name, (function, _) in wanted.items()}
+        self.functions = {name: function for name, (function, _, _) in wanted.items()}
         self.text_tools = frozenset(
             name
             for name in wanted
             if name in ("llm_complete", "web_search")
             or (name in self.config.tools and self.config.tools[name].provider_type != "db")
         )
-        for name, (function, description) in wanted.items():
+        for name, (function, description, about) in wanted.items():
             if name not in self.registered:
-                self.mcp.add_tool(Tool.from_function(function, name=name, description=description))
+                tool = Tool.from_function(
+                    function,
+                    name=name,
+                    title=about.title,
+                    description=description,
+                    annotations=about.annotations,
+                    icons=[about.icon],
+                    output_schema=about.schema,
+                )
+                self.mcp.add_tool(tool)
                 self.registered.add(name)
         if active is not None and wanted.keys() <= {
             "health_check",
@@ -280,42 +352,43 @@ class SealGateTools:
             guardian = await self.link.health(timeout=5.0)
         except RPCError as exc:
             raise tool_error(exc) from None
-        data = {"status": "ok", "sandbox_version": __version__, "guardian": to_wire(guardian)}
-        return result(data, f"SealGate is healthy; guardian up {guardian.uptime_s} s")
+        data = HealthCheckOutput(status="ok", sandbox_version=__version__, guardian=guardian)
+        return result(
+            msgspec.to_builtins(data), f"SealGate is healthy; guardian up {guardian.uptime_s} s"
+        )
 
     async def list_active_tools(self) -> ToolResult:
         active = self.link.active
-        data: dict[str, Any] = {
-            "tools": sorted(self.registered),
-            "llm_providers": list(active.llm_providers),
-            "search_providers": list(active.search_providers),
-            # The same list as `/` shows, each marked: a model of a provider without a key
-            # is listed (it is configured) but cannot be used until its key is added.
-            "models": [
-                {
-                    "id": model.id,
-                    "provider": model.provider,
-                    "active": model.provider in active.llm_providers,
-                }
-                for model in sorted(self.config.models.values(), key=lambda m: m.id)
-            ],
-            "guardian_connected": self.link.connected,
+        tools = sorted(self.registered)
+        # The same list as `/` shows, each marked: a model of a provider without a key is
+        # listed (it is configured) but cannot be used until its key is added.
+        models = [
+            ListedModel(
+                id=model.id, provider=model.provider, active=model.provider in active.llm_providers
+            )
+            for model in sorted(self.config.models.values(), key=lambda m: m.id)
+        ]
+        original = original_listing(
+            tools=tools,
+            llm_providers=list(active.llm_providers),
+            search_providers=list(active.search_providers),
+            usable_models=[m.id for m in models if m.active],
+        )
+        data = ListActiveToolsOutput(
+            tools=tools,
+            llm_providers=list(active.llm_providers),
+            search_providers=list(active.search_providers),
+            models=models,
+            guardian_connected=self.link.connected,
             # What each tool takes, so a client (the desktop app) can build its form; the
             # original hub's names for the same parameters are accepted but not listed.
-            "tool_params": {
+            tool_params={
                 name: _canonical_params(function)
                 for name, function in sorted(self.functions.items())
             },
-        }
-        data.update(
-            original_listing(
-                tools=data["tools"],
-                llm_providers=data["llm_providers"],
-                search_providers=data["search_providers"],
-                usable_models=[m["id"] for m in data["models"] if m["active"]],
-            )
+            **original,
         )
-        return result(data)
+        return result(msgspec.to_builtins(data))
 
     async def get_model_info(
         self, model: str | None = None, model_name: str | None = None
@@ -494,9 +567,15 @@ class SealGateTools:
 def build_mcp(
     config: PyfunConfig, link: GuardianLink, hub: HubState | None = None
 ) -> tuple[FastMCP, SealGateTools]:
-    mcp = FastMCP(config.hub.name, version=__version__)
+    mcp = FastMCP(
+        config.hub.name,
+        version=__version__,
+        instructions=INSTRUCTIONS,
+        icons=[ICONS["hub"]],
+    )
     tools = SealGateTools(mcp, link, config, hub)
     mcp.add_middleware(tools.sessions)
+    mcp.add_middleware(StableOrder())
     mcp.add_middleware(ArgumentWording(tools))
     tools.sync_tools()
     return mcp, tools

@@ -1,0 +1,80 @@
+"""What SealGate's MCP server declares beyond tools/call, read by the official client on every
+transport: titles, annotations, icons, output schemas that the answers really match, a stable
+order, the server's own name, version and instructions. (`db_query` needs PostgreSQL:
+test_db_and_cache.py checks its schema and annotations.)"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jsonschema
+import pytest
+
+from protocol import __version__
+from tests.e2e.mcp_client import MODES, mcp_session
+from tests.e2e.world import World
+
+#: Arguments that make each tool of the world's stack answer (not refuse).
+CALLS: dict[str, dict[str, Any]] = {
+    "health_check": {},
+    "list_active_tools": {},
+    "get_model_info": {},
+    "llm_complete": {"prompt": "hello"},
+    "summarize": {"prompt": "a long text"},
+    "web_search": {"query": "sealgate"},
+}
+
+
+@pytest.mark.parametrize(("kind", "mode"), MODES)
+async def test_every_tool_declares_itself_and_answers_its_own_schema(
+    w: World, kind: str, mode: str
+) -> None:
+    async with mcp_session(w.stack.url, kind, mode) as client:
+        tools = (await client.list_tools()).tools
+        names = [tool.name for tool in tools]
+        assert names == sorted(names)  # a stable order, whatever was registered first
+        assert set(CALLS) <= set(names), names
+        for tool in tools:
+            assert tool.title and tool.annotations is not None, tool.name
+            assert tool.annotations.destructive_hint is False, tool.name
+            assert tool.icons and tool.icons[0].src.startswith("data:image/svg+xml"), tool.name
+            schema = tool.output_schema
+            assert schema is not None and schema["type"] == "object", tool.name
+            jsonschema.Draft202012Validator.check_schema(schema)
+            if tool.name not in CALLS:
+                continue
+            answer = await client.call_tool(tool.name, CALLS[tool.name])
+            assert not answer.is_error, (tool.name, answer.content)
+            # the client validated it already; say so here too, whatever the client does
+            jsonschema.validate(answer.structured_content, schema)
+        by_name = {tool.name: tool.annotations for tool in tools}
+        assert by_name["web_search"].open_world_hint is True
+        assert by_name["health_check"].read_only_hint is True
+        for llm in ("llm_complete", "summarize"):
+            assert by_name[llm].idempotent_hint is False and by_name[llm].read_only_hint is False
+
+
+async def test_a_schema_that_does_not_fit_is_caught() -> None:
+    """The check above can fail: an answer with a field the schema does not declare."""
+    from sandbox.mcp_describe import BUILT_IN
+
+    schema = BUILT_IN["health_check"].schema
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({"status": "ok", "sandbox_version": "1", "extra": 1}, schema)
+
+
+@pytest.mark.parametrize(("kind", "mode"), MODES)
+async def test_server_says_who_it_is_on_every_transport(w: World, kind: str, mode: str) -> None:
+    async with mcp_session(w.stack.url, kind, mode) as client:
+        info = client.server_info
+        assert info is not None and info.version == __version__, info
+        instructions = client.instructions
+        assert instructions and "gateway" in instructions
+
+
+async def test_modern_lists_are_private_to_their_caller(w: World) -> None:
+    """Key-gated lists differ from one configuration (and principal) to the next: no shared
+    cache may serve them to someone else."""
+    async with mcp_session(w.stack.url, "http", "auto") as client:
+        listed = await client.list_tools()
+        assert listed.cache_scope == "private"
