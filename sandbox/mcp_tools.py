@@ -44,6 +44,7 @@ from sandbox.mcp_describe import (
     describe_llm,
     describe_search,
 )
+from sandbox.mcp_prompts import build_prompt, completer, prompt_names
 from sandbox.tool_args import names_problem, problem_of
 
 logger = logging.getLogger("sealgate.sandbox.mcp")
@@ -154,15 +155,25 @@ class SessionRegistry(Middleware):
             del self.sessions[key]
 
     async def notify_tools_changed(self) -> int:
+        return await self.notify_changed(frozenset({"tools"}))
+
+    async def notify_changed(self, lists: frozenset[str]) -> int:
+        """Send `notifications/{tools,prompts,resources}/list_changed` for each list that
+        changed to every open session; answers how many sessions were told."""
         told = 0
         for key, session in list(self.sessions.items()):
             try:
-                await session.send_tool_list_changed()
+                if "tools" in lists:
+                    await session.send_tool_list_changed()
+                if "prompts" in lists:
+                    await session.send_prompt_list_changed()
+                if "resources" in lists:
+                    await session.send_resource_list_changed()
                 told += 1
             except Exception as exc:  # a closed session: forget it
                 logger.debug("could not notify an MCP session: %r", exc)
                 self.sessions.pop(key, None)
-        logger.info("tool list changed: told %d MCP session(s)", told)
+        logger.info("%s list changed: told %d MCP session(s)", "/".join(sorted(lists)), told)
         return told
 
 
@@ -240,6 +251,8 @@ class SealGateTools:
         self.hub = hub
         self.proxies = Proxies.parse(config.hub.trusted_proxies)
         self.registered: set[str] = set()
+        #: The prompts registered now, with the tool configuration each was built from.
+        self.prompts: dict[str, ToolConfig] = {}
         #: The function behind each registered tool, for the JSON API.
         self.functions: dict[str, ToolFunction] = {}
         #: Tools whose answer is text (LLM and search): `/api` answers that text as `result`.
@@ -307,11 +320,33 @@ class SealGateTools:
         """Register what is usable now and remove what no longer is; tell MCP clients."""
         before = set(self.registered)
         self._sync(active)
-        if self.registered != before and active is not None:
+        changed = {"tools"} if self.registered != before else set()
+        if self._sync_prompts(active or self.link.active):
+            changed.add("prompts")
+        if changed and active is not None:
             with contextlib.suppress(RuntimeError):  # no running loop: nobody to tell
-                task = asyncio.get_running_loop().create_task(self.sessions.notify_tools_changed())
+                task = asyncio.get_running_loop().create_task(
+                    self.sessions.notify_changed(frozenset(changed))
+                )
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
+
+    def _sync_prompts(self, active: ActiveNames) -> bool:
+        """Register a prompt per active LLM tool with an instruction (again when the
+        instruction changed); answers whether the prompt list changed."""
+        wanted = {name: self.config.tools[name] for name in prompt_names(self.config, active)}
+        changed = False
+        for name in sorted(self.prompts):
+            if wanted.get(name) != self.prompts[name]:
+                self.mcp.local_provider.remove_prompt(name)
+                del self.prompts[name]
+                changed = True
+        for name, config in wanted.items():
+            if name not in self.prompts:
+                self.mcp.add_prompt(build_prompt(config))
+                self.prompts[name] = config
+                changed = True
+        return changed
 
     def _sync(self, active: ActiveNames | None) -> None:
         wanted = self.wanted(active or self.link.active)
@@ -576,6 +611,7 @@ def build_mcp(
     tools = SealGateTools(mcp, link, config, hub)
     mcp.add_middleware(tools.sessions)
     mcp.add_middleware(StableOrder())
+    mcp.add_completion_handler(completer(lambda: tools.config, lambda: tools.link.active))
     mcp.add_middleware(ArgumentWording(tools))
     tools.sync_tools()
     return mcp, tools

@@ -9,6 +9,7 @@ from typing import Any
 
 import jsonschema
 import pytest
+from mcp_types import PromptReference
 
 from protocol import __version__
 from tests.e2e.mcp_client import MODES, mcp_session
@@ -78,3 +79,37 @@ async def test_modern_lists_are_private_to_their_caller(w: World) -> None:
     async with mcp_session(w.stack.url, "http", "auto") as client:
         listed = await client.list_tools()
         assert listed.cache_scope == "private"
+
+
+@pytest.mark.parametrize(("kind", "mode"), MODES)
+async def test_tools_with_an_instruction_are_prompts_with_completion(
+    w: World, kind: str, mode: str
+) -> None:
+    async with mcp_session(w.stack.url, kind, mode) as client:
+        prompts = {prompt.name: prompt for prompt in (await client.list_prompts()).prompts}
+        # summarize has a system_prompt; web_search (a search tool) and llm_complete do not
+        assert list(prompts) == ["summarize"], list(prompts)
+        summarize = prompts["summarize"]
+        assert summarize.title == "Summarize" and summarize.description == "Summarize a text."
+        arguments = {a.name: a for a in summarize.arguments or []}
+        assert list(arguments) == ["text", "model", "provider"]
+        assert arguments["text"].required is True and arguments["model"].required is False
+        assert all(a.description for a in arguments.values())
+
+        got = await client.get_prompt("summarize", {"text": "The quick brown fox."})
+        message = got.messages[0]
+        assert message.role == "user"
+        assert message.content.text == "Summarize briefly.\n\nThe quick brown fox."
+        via = await client.get_prompt("summarize", {"text": "fox", "model": "claude-test"})
+        assert "`summarize` tool (model `claude-test`)" in via.messages[0].content.text
+
+        ref = PromptReference(type="ref/prompt", name="summarize")
+        models = await client.complete(ref, {"name": "model", "value": "cl"})
+        assert models.completion.values == ["claude-test"]
+        every = await client.complete(ref, {"name": "model", "value": ""})
+        # models of active providers only: `rationed` is the local provider's, which is active
+        assert "claude-test" in every.completion.values
+        providers = await client.complete(ref, {"name": "provider", "value": "ge"})
+        assert providers.completion.values == ["gemini"]
+        nothing = await client.complete(ref, {"name": "text", "value": "a"})
+        assert nothing.completion.values == []
