@@ -198,6 +198,8 @@ SANDBOX_PERMITS: Mapping[str, Permit] = {
     "health": Permit(spec=HEALTH, phases=_READY, inline=handlers.health),
     **_SEALED,
     **_OAUTH,
+    # the caller's own usage and budget; the guardian resolves whose (issue 28)
+    "usage.mine": Permit(spec=METHODS["usage.mine"], phases=_READY, task=handlers.usage_mine),
 }
 
 ADMIN_PERMITS: Mapping[str, Permit] = {

@@ -20,6 +20,7 @@ from typing import Any
 from guardian import catalog
 from guardian.dbquery import QuerySettings
 from guardian.identity.principal import OPEN_MODE_DB_QUERY, OPERATOR, Principal
+from guardian.limits import month_start
 from guardian.services import Services
 from protocol import PROTOCOL_VERSION, __version__
 from protocol.contract import (
@@ -33,6 +34,7 @@ from protocol.contract import (
     Sealed,
     SealedCall,
     SearchParams,
+    UsageMineParams,
     to_map,
 )
 from protocol.contract_results import (
@@ -46,6 +48,7 @@ from protocol.contract_results import (
     Ok,
     SearchResult,
     StatusResult,
+    UsageMineResult,
     VerifyResult,
     decode_result,
 )
@@ -265,3 +268,25 @@ async def auth_logout(ctx: CallContext, params: Sealed) -> Ok:
     if not isinstance(credential, str) or not credential:
         raise InvalidParams("there is no session to end")
     return Ok(ok=await ctx.services.sessions.logout(credential, params.caller.ip))
+
+
+# the caller's own usage and budget (issue 28: the MCP resource sealgate://usage/me) ------
+async def usage_mine(ctx: CallContext, params: UsageMineParams) -> UsageMineResult:
+    """Whose usage is the credential's principal alone: no parameter names anyone. Rows
+    still queued for the database are written first, so a call just made is counted."""
+    principal = await principal_of(ctx, params)
+    since = month_start()
+    await ctx.services.ledger.flush()
+    figures = await ctx.services.storage.usage_of(since, principal.name, principal.user_id)
+    spent = await ctx.services.limits.counters.read(f"spend:{principal.key}", since)
+    budget = principal.role.monthly_budget_usd
+    return UsageMineResult(
+        principal=principal.name,
+        role=principal.role.name,
+        since=since,
+        spent_usd=round(spent, 8),
+        monthly_budget_usd=budget,
+        budget_left_usd=None if budget is None else round(max(0.0, budget - spent), 8),
+        requests_per_min=principal.role.requests_per_min,
+        **figures,
+    )

@@ -410,3 +410,10 @@ class OAuthOwnGrantRevokeParams(Sealed, frozen=True, kw_only=True):
 
     client_id: Url
     form_token: Text128
+
+
+# the caller's own usage and budget (the MCP resource sealgate://usage/me) ---------------
+# Only the caller's credential says whose usage this is: the guardian resolves it, and no
+# field names a user.
+class UsageMineParams(Sealed, frozen=True, kw_only=True):
+    """The caller's own calls, tokens, cost and budget this month."""

@@ -376,3 +376,25 @@ class OAuthOwnGrantsResult(Result, frozen=True, kw_only=True):
 class OAuthOwnGrantRevokeResult(Result, frozen=True, kw_only=True):
     revoked: int
     client_name: ClientName
+
+
+# the caller's own usage and budget (the MCP resource sealgate://usage/me) ---------------
+class UsageMineResult(Result, frozen=True, kw_only=True):
+    """`usage.mine`: the resolved principal's usage since the month began (UTC), from the
+    usage ledger, and its budget as the limits see it (calls in flight held at their
+    maximum cost)."""
+
+    principal: str
+    role: str
+    #: The start of the month counted (epoch seconds, UTC).
+    since: Number
+    calls: int
+    errors: int
+    input_tokens: int
+    output_tokens: int
+    cost_usd: Number
+    #: What the monthly budget counts so far, reservations of calls in flight included.
+    spent_usd: Number
+    monthly_budget_usd: Number | None
+    budget_left_usd: Number | None
+    requests_per_min: int | None

@@ -43,6 +43,7 @@ from protocol.contract import (
     TokenParams,
     TokensIssueParams,
     TokensListParams,
+    UsageMineParams,
     UsageReportParams,
     UserParams,
     UsersAddParams,
@@ -83,6 +84,7 @@ from protocol.contract_results import (
     StatusResult,
     TokensIssueResult,
     TokensListResult,
+    UsageMineResult,
     UsageReportResult,
     UsersAddResult,
     UsersDeleteResult,
@@ -472,3 +474,17 @@ OAUTH_OWN_GRANT_REVOKE = MethodSpec(
 )
 
 METHODS.update({spec.name: spec for spec in (OAUTH_OWN_GRANTS, OAUTH_OWN_GRANT_REVOKE)})
+
+
+# the caller's own usage and budget (issue 28: the MCP resource sealgate://usage/me) ------
+# Sandbox surface only: the guardian resolves the credential; no parameter names a user.
+USAGE_MINE = MethodSpec(
+    name="usage.mine",
+    doc="The caller's own usage this month (calls, tokens, cost) and what is left of its"
+    " monthly budget.",
+    params=UsageMineParams,
+    returns=UsageMineResult,
+    surfaces=_SANDBOX_ONLY,
+)
+
+METHODS[USAGE_MINE.name] = USAGE_MINE

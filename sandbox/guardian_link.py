@@ -32,6 +32,7 @@ from protocol.contract import (
     OAuthOwnGrantsParams,
     Sealed,
     SearchParams,
+    UsageMineParams,
     to_map,
 )
 from protocol.contract_results import (
@@ -51,6 +52,7 @@ from protocol.contract_results import (
     OAuthTokenResult,
     Ok,
     SearchResult,
+    UsageMineResult,
     VerifyResult,
     decode_result,
 )
@@ -347,3 +349,11 @@ class GuardianLink:
         if changed:
             for listener in self._listeners:
                 listener(active)
+
+    # the caller's own usage and budget (issue 28) ----------------------------------------
+    async def usage_mine(self, caller: Caller) -> UsageMineResult:
+        """The caller's own usage this month; the guardian resolves whose from the
+        credential."""
+        params = to_map(UsageMineParams(caller=caller.to_params()))
+        answer = await self._client.call("usage.mine", params, timeout=15)
+        return decode_result(UsageMineResult, answer)
