@@ -278,7 +278,7 @@ async def usage_mine(ctx: CallContext, params: UsageMineParams) -> UsageMineResu
     since = month_start()
     await ctx.services.ledger.flush()
     figures = await ctx.services.storage.usage_of(since, principal.name, principal.user_id)
-    spent = await ctx.services.limits.counters.read(f"spend:{principal.key}", since)
+    spent = await ctx.services.limits.spent(principal.key)
     budget = principal.role.monthly_budget_usd
     return UsageMineResult(
         principal=principal.name,

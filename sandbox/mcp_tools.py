@@ -45,6 +45,7 @@ from sandbox.mcp_describe import (
     describe_search,
 )
 from sandbox.mcp_prompts import build_prompt, completer, prompt_names
+from sandbox.mcp_resources import SealGateResources
 from sandbox.tool_args import names_problem, problem_of
 
 logger = logging.getLogger("sealgate.sandbox.mcp")
@@ -381,6 +382,17 @@ class SealGateTools:
         }:
             logger.warning("no provider is active: serving the built-in tools only")
 
+    def state(self) -> dict[str, Any]:
+        """The sandbox's own view, for the status resource: names only."""
+        active = self.link.active
+        return {
+            "guardian_connected": self.link.connected,
+            "tools": sorted(self.registered),
+            "prompts": sorted(self.prompts),
+            "llm_providers": list(active.llm_providers),
+            "search_providers": list(active.search_providers),
+        }
+
     # built-in tools ------------------------------------------------------------------------
     async def health_check(self) -> ToolResult:
         try:
@@ -612,6 +624,7 @@ def build_mcp(
     mcp.add_middleware(tools.sessions)
     mcp.add_middleware(StableOrder())
     mcp.add_completion_handler(completer(lambda: tools.config, lambda: tools.link.active))
+    SealGateResources(link, lambda: current_caller(tools.proxies), tools.state).register(mcp)
     mcp.add_middleware(ArgumentWording(tools))
     tools.sync_tools()
     return mcp, tools
