@@ -23,6 +23,14 @@ from fastmcp.exceptions import ValidationError as FastMCPValidationError
 from fastmcp.server.dependencies import get_http_request
 from fastmcp.server.middleware import CallNext, Middleware, MiddlewareContext
 from fastmcp.tools import Tool, ToolResult
+from mcp.server.subscriptions import (
+    InMemorySubscriptionBus,
+    ListenHandler,
+    PromptsListChanged,
+    ResourcesListChanged,
+    ToolsListChanged,
+)
+from mcp_types import SubscriptionsListenRequestParams
 
 from protocol import __version__
 from protocol.contract_results import LlmResult, to_wire
@@ -54,6 +62,8 @@ ToolFunction = Callable[..., Awaitable[ToolResult]]
 #: A tool to register: its function, its description, and what it declares about itself.
 Wanted = tuple[ToolFunction, str, ToolDescription]
 PROGRESS_INTERVAL_S = 0.25
+#: Open `subscriptions/listen` streams at most (each holds a connection and a small buffer).
+MAX_LISTENERS = 1024
 #: What the server tells a model it is for (`instructions`, on every transport).
 INSTRUCTIONS = (
     "SealGate is a gateway to several LLM and web-search providers. Use llm_complete (or a"
@@ -127,6 +137,9 @@ class SessionRegistry(Middleware):
 
     def __init__(self) -> None:
         self.sessions: dict[str, Any] = {}
+        #: Stateless (2026-07-28) clients hear of changes on `subscriptions/listen` streams
+        #: (`serve_listen`), which this bus feeds.
+        self.bus = InMemorySubscriptionBus()
 
     async def on_message(
         self, context: MiddlewareContext[Any], call_next: CallNext[Any, Any]
@@ -160,7 +173,14 @@ class SessionRegistry(Middleware):
 
     async def notify_changed(self, lists: frozenset[str]) -> int:
         """Send `notifications/{tools,prompts,resources}/list_changed` for each list that
-        changed to every open session; answers how many sessions were told."""
+        changed to every open session, and the same events to every listen stream; answers
+        how many sessions were told."""
+        if "tools" in lists:
+            await self.bus.publish(ToolsListChanged())
+        if "prompts" in lists:
+            await self.bus.publish(PromptsListChanged())
+        if "resources" in lists:
+            await self.bus.publish(ResourcesListChanged())
         told = 0
         for key, session in list(self.sessions.items()):
             try:
@@ -176,6 +196,17 @@ class SessionRegistry(Middleware):
                 self.sessions.pop(key, None)
         logger.info("%s list changed: told %d MCP session(s)", "/".join(sorted(lists)), told)
         return told
+
+
+def serve_listen(mcp: FastMCP, bus: InMemorySubscriptionBus) -> None:
+    """Serve `subscriptions/listen` (2026-07-28): a stateless client's change stream.
+
+    fastmcp 4.1 does not register the SDK's handler itself, so it goes on fastmcp's
+    low-level server, whose capabilities then say `listChanged` to modern clients."""
+    handler = ListenHandler(bus, max_subscriptions=MAX_LISTENERS)
+    mcp._mcp_server.add_request_handler(
+        "subscriptions/listen", SubscriptionsListenRequestParams, handler
+    )
 
 
 class StableOrder(Middleware):
@@ -623,6 +654,7 @@ def build_mcp(
     tools = SealGateTools(mcp, link, config, hub)
     mcp.add_middleware(tools.sessions)
     mcp.add_middleware(StableOrder())
+    serve_listen(mcp, tools.sessions.bus)
     mcp.add_completion_handler(completer(lambda: tools.config, lambda: tools.link.active))
     SealGateResources(link, lambda: current_caller(tools.proxies), tools.state).register(mcp)
     mcp.add_middleware(ArgumentWording(tools))
