@@ -27,9 +27,12 @@ def fake() -> Iterator[FakeOpenAI]:
     server.stop()
 
 
-@pytest.fixture
-def guardian_costed(fake: FakeOpenAI) -> Iterator[GuardianProcess]:
-    process = GuardianProcess(config_text=config(fake)).start()
+@pytest.fixture(params=["sqlite", "postgresql"])
+def guardian_costed(fake: FakeOpenAI, request: pytest.FixtureRequest) -> Iterator[GuardianProcess]:
+    env = {}
+    if request.param == "postgresql":
+        env["DATABASE_URL"] = request.getfixturevalue("pg_database")
+    process = GuardianProcess(config_text=config(fake), env=env).start()
     yield process
     process.stop()
 
