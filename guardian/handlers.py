@@ -34,6 +34,7 @@ from protocol.contract import (
     Sealed,
     SealedCall,
     SearchParams,
+    TaskRefParams,
     UsageMineParams,
     to_map,
 )
@@ -48,6 +49,7 @@ from protocol.contract_results import (
     Ok,
     SearchResult,
     StatusResult,
+    TaskInfo,
     UsageMineResult,
     VerifyResult,
     decode_result,
@@ -290,3 +292,29 @@ async def usage_mine(ctx: CallContext, params: UsageMineParams) -> UsageMineResu
         requests_per_min=principal.role.requests_per_min,
         **figures,
     )
+
+
+# LLM calls as tasks (issue 28 item 5: the MCP tasks extension) --------------------------
+async def tasks_start(ctx: CallContext, params: LlmParams) -> TaskInfo:
+    """The call runs on its own in the guardian (not tied to this connection), owned by the
+    credential's principal; refusals are audited as for `llm.complete`."""
+    principal = await principal_of(ctx, params)
+    router, request = ctx.services.router, to_map(params)
+
+    async def run() -> dict[str, Any]:
+        return await _audited(
+            ctx, params, "llm.complete", lambda caller: router.complete(request, caller)
+        )
+
+    return decode_result(TaskInfo, ctx.services.call_tasks.start(principal.key, run))
+
+
+async def tasks_get(ctx: CallContext, params: TaskRefParams) -> TaskInfo:
+    principal = await principal_of(ctx, params)
+    return decode_result(TaskInfo, ctx.services.call_tasks.get(principal.key, params.task_id))
+
+
+async def tasks_cancel(ctx: CallContext, params: TaskRefParams) -> TaskInfo:
+    principal = await principal_of(ctx, params)
+    view = await ctx.services.call_tasks.wait_cancelled(principal.key, params.task_id)
+    return decode_result(TaskInfo, view)

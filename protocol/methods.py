@@ -40,6 +40,7 @@ from protocol.contract import (
     SecretsRekeyParams,
     SecretsSetParams,
     SessionsRevokeParams,
+    TaskRefParams,
     TokenParams,
     TokensIssueParams,
     TokensListParams,
@@ -82,6 +83,7 @@ from protocol.contract_results import (
     SessionsListResult,
     SessionsRevokeResult,
     StatusResult,
+    TaskInfo,
     TokensIssueResult,
     TokensListResult,
     UsageMineResult,
@@ -488,3 +490,32 @@ USAGE_MINE = MethodSpec(
 )
 
 METHODS[USAGE_MINE.name] = USAGE_MINE
+
+
+# LLM calls as tasks (issue 28 item 5: the MCP tasks extension) --------------------------
+# Sandbox surface only; the guardian resolves the owner from the credential on every call.
+TASKS_START = MethodSpec(
+    name="tasks.start",
+    doc="Start an LLM call as a task of the caller's, kept in the guardian for a day at"
+    " most (not over a restart); answers the task's first state.",
+    params=LlmParams,
+    returns=TaskInfo,
+    surfaces=_SANDBOX_ONLY,
+)
+TASKS_GET = MethodSpec(
+    name="tasks.get",
+    doc="One of the caller's tasks: its state, and its result once it answered.",
+    params=TaskRefParams,
+    returns=TaskInfo,
+    surfaces=_SANDBOX_ONLY,
+)
+TASKS_CANCEL = MethodSpec(
+    name="tasks.cancel",
+    doc="Cancel one of the caller's tasks: its provider call ends, billed as a cancelled"
+    " call; answers the task's state once the call has ended.",
+    params=TaskRefParams,
+    returns=TaskInfo,
+    surfaces=_SANDBOX_ONLY,
+)
+
+METHODS.update({spec.name: spec for spec in (TASKS_START, TASKS_GET, TASKS_CANCEL)})

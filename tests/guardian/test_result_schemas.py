@@ -135,7 +135,12 @@ def test_every_method_is_checked_here() -> None:
     assert SANDBOX_ONLY == {n for n in METHODS if n.startswith("oauth.")} - {
         "oauth.clients",
         "oauth.grants",
-    } | {"usage.mine"}  # usage.mine: checked against its schema in test_usage_mine.py
+    } | {
+        "usage.mine",
+        "tasks.start",
+        "tasks.get",
+        "tasks.cancel",
+    }  # test_usage_mine.py, test_call_tasks.py
 
 
 async def test_every_answer_matches_its_declared_result_schema(
