@@ -54,6 +54,7 @@ from sandbox.mcp_describe import (
 )
 from sandbox.mcp_prompts import build_prompt, completer, prompt_names
 from sandbox.mcp_resources import SealGateResources
+from sandbox.mcp_tasks import SealGateTasks
 from sandbox.tool_args import names_problem, problem_of
 
 logger = logging.getLogger("sealgate.sandbox.mcp")
@@ -413,6 +414,15 @@ class SealGateTools:
         }:
             logger.warning("no provider is active: serving the built-in tools only")
 
+    def llm_tool_names(self) -> set[str]:
+        """The registered tools that make an LLM call (those that may run as tasks)."""
+        return {
+            name
+            for name in self.registered
+            if name == "llm_complete"
+            or (name in self.config.tools and self.config.tools[name].provider_type == "llm")
+        }
+
     def state(self) -> dict[str, Any]:
         """The sandbox's own view, for the status resource: names only."""
         active = self.link.active
@@ -657,6 +667,9 @@ def build_mcp(
     serve_listen(mcp, tools.sessions.bus)
     mcp.add_completion_handler(completer(lambda: tools.config, lambda: tools.link.active))
     SealGateResources(link, lambda: current_caller(tools.proxies), tools.state).register(mcp)
+    mcp.add_extension(
+        SealGateTasks(link, lambda: current_caller(tools.proxies), tools.llm_tool_names)
+    )
     mcp.add_middleware(ArgumentWording(tools))
     tools.sync_tools()
     return mcp, tools
