@@ -2,8 +2,10 @@
 
 Tools register only when the guardian reports them active (key gating); `health_check`,
 `list_active_tools` and `get_model_info` are always there. When the guardian's active set
-changes (`config.changed`), `sync_tools` adds and removes tools and fastmcp tells connected
-clients with `tools/list_changed`.
+changes (`config.changed`), `sync_tools` adds and removes tools and prompts and tells clients:
+`tools/list_changed` and `prompts/list_changed` on open sessions, the same events on
+`subscriptions/listen` streams. What each tool declares about itself is in `mcp_describe`,
+prompts in `mcp_prompts`, resources in `mcp_resources`, tasks in `mcp_tasks` (docs/MCP.md).
 """
 
 from __future__ import annotations
@@ -169,9 +171,6 @@ class SessionRegistry(Middleware):
         if session is not None and getattr(session, "_connection", None) is connection:
             del self.sessions[key]
 
-    async def notify_tools_changed(self) -> int:
-        return await self.notify_changed(frozenset({"tools"}))
-
     async def notify_changed(self, lists: frozenset[str]) -> int:
         """Send `notifications/{tools,prompts,resources}/list_changed` for each list that
         changed to every open session, and the same events to every listen stream; answers
@@ -195,7 +194,8 @@ class SessionRegistry(Middleware):
             except Exception as exc:  # a closed session: forget it
                 logger.debug("could not notify an MCP session: %r", exc)
                 self.sessions.pop(key, None)
-        logger.info("%s list changed: told %d MCP session(s)", "/".join(sorted(lists)), told)
+        for kind in sorted(lists):  # one line per list ("tool list changed: told 2 ...")
+            logger.info("%s list changed: told %d MCP session(s)", kind.removesuffix("s"), told)
         return told
 
 
