@@ -66,7 +66,14 @@ def drive(
                 answer = await client.call_tool("llm_complete", {"prompt": "Hi"})
                 health = await client.call_tool("health_check", {})
                 info = client.server_info
-        return {"tools": tools, "answer": answer, "health": health, "info": info}
+                resources = sorted(str(r.uri) for r in (await client.list_resources()).resources)
+        return {
+            "tools": tools,
+            "answer": answer,
+            "health": health,
+            "info": info,
+            "resources": resources,
+        }
 
     try:
         return asyncio.run(asyncio.wait_for(run(), timeout=timeout))
@@ -192,6 +199,8 @@ def test_bridge_open_mode(open_stack: Stack, scratch: Callable[[str], Path]) -> 
     check(result)
     # the bridge says the gateway's version, as the gateway does on HTTP (not fastmcp's)
     assert result["info"] is not None and result["info"].version == __version__
+    # and the resources pass through it too
+    assert result["resources"] == ["sealgate://models", "sealgate://status", "sealgate://usage/me"]
     assert not (work / "no-guardian-here").exists()
 
 

@@ -55,6 +55,18 @@ async def test_every_tool_declares_itself_and_answers_its_own_schema(
             assert not answer.is_error, (tool.name, answer.content)
             # the client validated it already; say so here too, whatever the client does
             jsonschema.validate(answer.structured_content, schema)
+        # the streamed path (a client that asks for progress) answers the same schema
+        progress: list[float] = []
+
+        async def on_progress(done: float, total: float | None, message: str | None) -> None:
+            progress.append(done)
+
+        streamed = await client.call_tool(
+            "llm_complete", {"prompt": "stream it"}, progress_callback=on_progress
+        )
+        assert not streamed.is_error and progress, streamed.content
+        schema = next(t.output_schema for t in tools if t.name == "llm_complete")
+        jsonschema.validate(streamed.structured_content, schema)
         by_name = {tool.name: tool.annotations for tool in tools}
         assert by_name["web_search"].open_world_hint is True
         assert by_name["health_check"].read_only_hint is True
