@@ -198,6 +198,12 @@ SANDBOX_PERMITS: Mapping[str, Permit] = {
     "health": Permit(spec=HEALTH, phases=_READY, inline=handlers.health),
     **_SEALED,
     **_OAUTH,
+    # the caller's own usage and budget; the guardian resolves whose (issue 28)
+    "usage.mine": Permit(spec=METHODS["usage.mine"], phases=_READY, task=handlers.usage_mine),
+    # LLM calls as tasks, each its owner's alone (issue 28 item 5)
+    "tasks.start": Permit(spec=METHODS["tasks.start"], phases=_READY, task=handlers.tasks_start),
+    "tasks.get": Permit(spec=METHODS["tasks.get"], phases=_READY, task=handlers.tasks_get),
+    "tasks.cancel": Permit(spec=METHODS["tasks.cancel"], phases=_READY, task=handlers.tasks_cancel),
 }
 
 ADMIN_PERMITS: Mapping[str, Permit] = {

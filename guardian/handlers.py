@@ -20,6 +20,7 @@ from typing import Any
 from guardian import catalog
 from guardian.dbquery import QuerySettings
 from guardian.identity.principal import OPEN_MODE_DB_QUERY, OPERATOR, Principal
+from guardian.limits import month_start
 from guardian.services import Services
 from protocol import PROTOCOL_VERSION, __version__
 from protocol.contract import (
@@ -33,6 +34,8 @@ from protocol.contract import (
     Sealed,
     SealedCall,
     SearchParams,
+    TaskRefParams,
+    UsageMineParams,
     to_map,
 )
 from protocol.contract_results import (
@@ -46,6 +49,8 @@ from protocol.contract_results import (
     Ok,
     SearchResult,
     StatusResult,
+    TaskInfo,
+    UsageMineResult,
     VerifyResult,
     decode_result,
 )
@@ -265,3 +270,51 @@ async def auth_logout(ctx: CallContext, params: Sealed) -> Ok:
     if not isinstance(credential, str) or not credential:
         raise InvalidParams("there is no session to end")
     return Ok(ok=await ctx.services.sessions.logout(credential, params.caller.ip))
+
+
+# the caller's own usage and budget (issue 28: the MCP resource sealgate://usage/me) ------
+async def usage_mine(ctx: CallContext, params: UsageMineParams) -> UsageMineResult:
+    """Whose usage is the credential's principal alone: no parameter names anyone. Rows
+    still queued for the database are written first, so a call just made is counted."""
+    principal = await principal_of(ctx, params)
+    since = month_start()
+    await ctx.services.ledger.flush()
+    figures = await ctx.services.storage.usage_of(since, principal.name, principal.user_id)
+    spent = await ctx.services.limits.spent(principal.key)
+    budget = principal.role.monthly_budget_usd
+    return UsageMineResult(
+        principal=principal.name,
+        role=principal.role.name,
+        since=since,
+        spent_usd=round(spent, 8),
+        monthly_budget_usd=budget,
+        budget_left_usd=None if budget is None else round(max(0.0, budget - spent), 8),
+        requests_per_min=principal.role.requests_per_min,
+        **figures,
+    )
+
+
+# LLM calls as tasks (issue 28 item 5: the MCP tasks extension) --------------------------
+async def tasks_start(ctx: CallContext, params: LlmParams) -> TaskInfo:
+    """The call runs on its own in the guardian (not tied to this connection), owned by the
+    credential's principal; refusals are audited as for `llm.complete`."""
+    principal = await principal_of(ctx, params)
+    router, request = ctx.services.router, to_map(params)
+
+    async def run() -> dict[str, Any]:
+        return await _audited(
+            ctx, params, "llm.complete", lambda caller: router.complete(request, caller)
+        )
+
+    return decode_result(TaskInfo, ctx.services.call_tasks.start(principal.key, run))
+
+
+async def tasks_get(ctx: CallContext, params: TaskRefParams) -> TaskInfo:
+    principal = await principal_of(ctx, params)
+    return decode_result(TaskInfo, ctx.services.call_tasks.get(principal.key, params.task_id))
+
+
+async def tasks_cancel(ctx: CallContext, params: TaskRefParams) -> TaskInfo:
+    principal = await principal_of(ctx, params)
+    view = await ctx.services.call_tasks.wait_cancelled(principal.key, params.task_id)
+    return decode_result(TaskInfo, view)

@@ -153,6 +153,11 @@ class Limits:
                 {"budget_usd": budget, "spent_usd": round(spent, 6)},
             )
 
+    async def spent(self, key: str) -> float:
+        """What the budget of `key` (`Principal.key`) counts this month, calls in flight
+        held at their maximum."""
+        return await self.counters.read(f"spend:{key}", month_start())
+
     async def add_spend(self, principal: str, cost: float) -> None:
         if cost > 0:
             await self.counters.add(f"spend:{principal}", month_start(), cost)

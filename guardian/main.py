@@ -154,6 +154,9 @@ class Guardian:
         )
         # Closed first: the calls it ends record their endings before the rest closes.
         stack.push_async_callback(server.close)
+        # Before the server: running tasks are cancelled as `shutdown` and record their
+        # endings (tasks live in memory and do not survive a restart).
+        stack.push_async_callback(services.call_tasks.close)
         try:
             await protections.listen_admin(
                 server, self.layout, single_uid=sandbox_uid == os.getuid()

@@ -122,18 +122,24 @@ def run(args: argparse.Namespace) -> int:
     )
     client = Client(transport)
     # Fail at start, saying why, rather than serve an empty tool list a client cannot explain.
-    asyncio.run(_check_reachable(client, url, headers))
+    version, instructions = asyncio.run(_check_reachable(client, url, headers))
     # A disconnected client: the proxy opens a fresh upstream session per request, so one
-    # slow call never holds up another and a dropped connection heals by itself.
-    proxy = create_proxy(client, name="sealgate")
+    # slow call never holds up another and a dropped connection heals by itself. It says
+    # the gateway's version and instructions as its own, as the gateway does on HTTP.
+    proxy = create_proxy(client, name="sealgate", version=version, instructions=instructions)
     asyncio.run(proxy.run_stdio_async(show_banner=False, log_level="WARNING"))
     return 0
 
 
-async def _check_reachable(client: Any, url: str, headers: dict[str, str]) -> None:
+async def _check_reachable(
+    client: Any, url: str, headers: dict[str, str]
+) -> tuple[str | None, str | None]:
+    """Fail early if the gateway cannot be used; else its version and instructions."""
     try:
         async with client:
             await client.list_tools()
+            info = client.server_info
+            return (info.version if info is not None else None), client.instructions
     except Exception as exc:  # any failure of the first contact: say it in one line
         reason = await _refusal(url, headers) or str(exc) or type(exc).__name__
         raise BridgeUnreachable(f"cannot use the MCP endpoint at {url}: {reason}") from None

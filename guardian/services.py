@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from guardian.call_tasks import CallTasks
 from guardian.calls.router import Router
 from guardian.dbquery import QueryRunners
 from guardian.identity.accounts import Accounts
@@ -49,6 +50,8 @@ class Services:
     sandboxes: SandboxLinks
     #: Which protections are in force (`guardian.protections.report`), for `status`.
     protections: Callable[[], dict[str, Any]]
+    #: LLM calls run as tasks (the MCP tasks extension), in memory, each its owner's.
+    call_tasks: CallTasks = field(default_factory=CallTasks)
     started: float = field(default_factory=time.monotonic)
 
     @property

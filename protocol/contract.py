@@ -410,3 +410,22 @@ class OAuthOwnGrantRevokeParams(Sealed, frozen=True, kw_only=True):
 
     client_id: Url
     form_token: Text128
+
+
+# the caller's own usage and budget (the MCP resource sealgate://usage/me) ---------------
+# Only the caller's credential says whose usage this is: the guardian resolves it, and no
+# field names a user.
+class UsageMineParams(Sealed, frozen=True, kw_only=True):
+    """The caller's own calls, tokens, cost and budget this month."""
+
+
+# LLM calls as tasks (issue 28 item 5: the MCP tasks extension) --------------------------
+# `tasks.start` takes `LlmParams`; a task is named by the id the guardian drew, and only its
+# owner (the principal of the credential) may read or cancel it.
+TaskId = Annotated[str, Meta(pattern=r"^[0-9a-f]{32}$")]
+
+
+class TaskRefParams(Sealed, frozen=True, kw_only=True):
+    """One of the caller's own tasks."""
+
+    task_id: TaskId

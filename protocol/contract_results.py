@@ -376,3 +376,51 @@ class OAuthOwnGrantsResult(Result, frozen=True, kw_only=True):
 class OAuthOwnGrantRevokeResult(Result, frozen=True, kw_only=True):
     revoked: int
     client_name: ClientName
+
+
+# the caller's own usage and budget (the MCP resource sealgate://usage/me) ---------------
+class UsageMineResult(Result, frozen=True, kw_only=True):
+    """`usage.mine`: the resolved principal's usage since the month began (UTC), from the
+    usage ledger, and its budget as the limits see it (calls in flight held at their
+    maximum cost)."""
+
+    principal: str
+    role: str
+    #: The start of the month counted (epoch seconds, UTC).
+    since: Number
+    calls: int
+    errors: int
+    input_tokens: int
+    output_tokens: int
+    cost_usd: Number
+    #: What the monthly budget counts so far, reservations of calls in flight included.
+    spent_usd: Number
+    monthly_budget_usd: Number | None
+    budget_left_usd: Number | None
+    requests_per_min: int | None
+
+
+# LLM calls as tasks (issue 28 item 5: the MCP tasks extension) --------------------------
+class TaskError(Result, frozen=True, kw_only=True):
+    """Why a task failed: the typed error the call would have answered."""
+
+    code: str
+    message: str
+    data: dict[str, Any] | UnsetType = UNSET
+
+
+class TaskInfo(Result, frozen=True, kw_only=True):
+    """`tasks.start`, `tasks.get`, `tasks.cancel`: a task's state; its `result` once it
+    answered, its `error` if it failed. Times are epoch seconds."""
+
+    task_id: str
+    #: working | completed | failed | cancelled
+    status: str
+    #: Also says how long the task is kept (a day, and not over a guardian restart).
+    status_message: str
+    created_at: Number
+    updated_at: Number
+    ttl_ms: int
+    poll_interval_ms: int
+    result: LlmResult | UnsetType = UNSET
+    error: TaskError | UnsetType = UNSET

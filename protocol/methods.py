@@ -40,9 +40,11 @@ from protocol.contract import (
     SecretsRekeyParams,
     SecretsSetParams,
     SessionsRevokeParams,
+    TaskRefParams,
     TokenParams,
     TokensIssueParams,
     TokensListParams,
+    UsageMineParams,
     UsageReportParams,
     UserParams,
     UsersAddParams,
@@ -81,8 +83,10 @@ from protocol.contract_results import (
     SessionsListResult,
     SessionsRevokeResult,
     StatusResult,
+    TaskInfo,
     TokensIssueResult,
     TokensListResult,
+    UsageMineResult,
     UsageReportResult,
     UsersAddResult,
     UsersDeleteResult,
@@ -472,3 +476,46 @@ OAUTH_OWN_GRANT_REVOKE = MethodSpec(
 )
 
 METHODS.update({spec.name: spec for spec in (OAUTH_OWN_GRANTS, OAUTH_OWN_GRANT_REVOKE)})
+
+
+# the caller's own usage and budget (issue 28: the MCP resource sealgate://usage/me) ------
+# Sandbox surface only: the guardian resolves the credential; no parameter names a user.
+USAGE_MINE = MethodSpec(
+    name="usage.mine",
+    doc="The caller's own usage this month (calls, tokens, cost) and what is left of its"
+    " monthly budget.",
+    params=UsageMineParams,
+    returns=UsageMineResult,
+    surfaces=_SANDBOX_ONLY,
+)
+
+METHODS[USAGE_MINE.name] = USAGE_MINE
+
+
+# LLM calls as tasks (issue 28 item 5: the MCP tasks extension) --------------------------
+# Sandbox surface only; the guardian resolves the owner from the credential on every call.
+TASKS_START = MethodSpec(
+    name="tasks.start",
+    doc="Start an LLM call as a task of the caller's, kept in the guardian for a day at"
+    " most (not over a restart); answers the task's first state.",
+    params=LlmParams,
+    returns=TaskInfo,
+    surfaces=_SANDBOX_ONLY,
+)
+TASKS_GET = MethodSpec(
+    name="tasks.get",
+    doc="One of the caller's tasks: its state, and its result once it answered.",
+    params=TaskRefParams,
+    returns=TaskInfo,
+    surfaces=_SANDBOX_ONLY,
+)
+TASKS_CANCEL = MethodSpec(
+    name="tasks.cancel",
+    doc="Cancel one of the caller's tasks: its provider call ends, billed as a cancelled"
+    " call; answers the task's state once the call has ended.",
+    params=TaskRefParams,
+    returns=TaskInfo,
+    surfaces=_SANDBOX_ONLY,
+)
+
+METHODS.update({spec.name: spec for spec in (TASKS_START, TASKS_GET, TASKS_CANCEL)})

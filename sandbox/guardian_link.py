@@ -32,6 +32,8 @@ from protocol.contract import (
     OAuthOwnGrantsParams,
     Sealed,
     SearchParams,
+    TaskRefParams,
+    UsageMineParams,
     to_map,
 )
 from protocol.contract_results import (
@@ -51,6 +53,8 @@ from protocol.contract_results import (
     OAuthTokenResult,
     Ok,
     SearchResult,
+    TaskInfo,
+    UsageMineResult,
     VerifyResult,
     decode_result,
 )
@@ -347,3 +351,27 @@ class GuardianLink:
         if changed:
             for listener in self._listeners:
                 listener(active)
+
+    # the caller's own usage and budget (issue 28) ----------------------------------------
+    async def usage_mine(self, caller: Caller) -> UsageMineResult:
+        """The caller's own usage this month; the guardian resolves whose from the
+        credential."""
+        params = to_map(UsageMineParams(caller=caller.to_params()))
+        answer = await self._client.call("usage.mine", params, timeout=15)
+        return decode_result(UsageMineResult, answer)
+
+    # LLM calls as tasks (issue 28 item 5) -------------------------------------------------
+    async def tasks_start(self, caller: Caller, tool: str, prompt: str, **options: Any) -> TaskInfo:
+        """Start a prompt through the tool's chain as a task of the caller's (options as for
+        `llm_complete`); answers the task's first state."""
+        params = _prompt_params(caller, tool, prompt, options)
+        return decode_result(TaskInfo, await self._client.call("tasks.start", params, timeout=15))
+
+    async def tasks_get(self, caller: Caller, task_id: str) -> TaskInfo:
+        params = to_map(TaskRefParams(caller=caller.to_params(), task_id=task_id))
+        return decode_result(TaskInfo, await self._client.call("tasks.get", params, timeout=15))
+
+    async def tasks_cancel(self, caller: Caller, task_id: str) -> TaskInfo:
+        params = to_map(TaskRefParams(caller=caller.to_params(), task_id=task_id))
+        answer = await self._client.call("tasks.cancel", params, timeout=30)
+        return decode_result(TaskInfo, answer)

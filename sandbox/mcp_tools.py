@@ -2,8 +2,10 @@
 
 Tools register only when the guardian reports them active (key gating); `health_check`,
 `list_active_tools` and `get_model_info` are always there. When the guardian's active set
-changes (`config.changed`), `sync_tools` adds and removes tools and fastmcp tells connected
-clients with `tools/list_changed`.
+changes (`config.changed`), `sync_tools` adds and removes tools and prompts and tells clients:
+`tools/list_changed` and `prompts/list_changed` on open sessions, the same events on
+`subscriptions/listen` streams. What each tool declares about itself is in `mcp_describe`,
+prompts in `mcp_prompts`, resources in `mcp_resources`, tasks in `mcp_tasks` (docs/MCP.md).
 """
 
 from __future__ import annotations
@@ -23,6 +25,14 @@ from fastmcp.exceptions import ValidationError as FastMCPValidationError
 from fastmcp.server.dependencies import get_http_request
 from fastmcp.server.middleware import CallNext, Middleware, MiddlewareContext
 from fastmcp.tools import Tool, ToolResult
+from mcp.server.subscriptions import (
+    InMemorySubscriptionBus,
+    ListenHandler,
+    PromptsListChanged,
+    ResourcesListChanged,
+    ToolsListChanged,
+)
+from mcp_types import SubscriptionsListenRequestParams
 
 from protocol import __version__
 from protocol.contract_results import LlmResult, to_wire
@@ -33,12 +43,38 @@ from sandbox.errors import SealedToolError
 from sandbox.guardian_link import ActiveNames, Caller, GuardianLink, stream_result
 from sandbox.hub_compat import ALIAS_NAMES, drop_empty, first_given, original_listing
 from sandbox.hubstate import HubState, cache_grant, cache_key
+from sandbox.mcp_describe import (
+    BUILT_IN,
+    ICONS,
+    HealthCheckOutput,
+    ListActiveToolsOutput,
+    ListedModel,
+    ToolDescription,
+    describe_db,
+    describe_llm,
+    describe_search,
+)
+from sandbox.mcp_prompts import build_prompt, completer, prompt_names
+from sandbox.mcp_resources import SealGateResources
+from sandbox.mcp_tasks import SealGateTasks
 from sandbox.tool_args import names_problem, problem_of
 
 logger = logging.getLogger("sealgate.sandbox.mcp")
 
 ToolFunction = Callable[..., Awaitable[ToolResult]]
+#: A tool to register: its function, its description, and what it declares about itself.
+Wanted = tuple[ToolFunction, str, ToolDescription]
 PROGRESS_INTERVAL_S = 0.25
+#: Open `subscriptions/listen` streams at most (each holds a connection and a small buffer).
+MAX_LISTENERS = 1024
+#: What the server tells a model it is for (`instructions`, on every transport).
+INSTRUCTIONS = (
+    "SealGate is a gateway to several LLM and web-search providers. Use llm_complete (or a"
+    " task tool such as summarize) to ask a model, web_search to search the web, and"
+    " get_model_info or list_active_tools to see what is configured. Provider keys stay"
+    " inside SealGate: never ask the user for one. Calls count against the caller's own"
+    " limits and budget."
+)
 
 
 def result(data: dict[str, Any], text: str | None = None) -> ToolResult:
@@ -104,6 +140,9 @@ class SessionRegistry(Middleware):
 
     def __init__(self) -> None:
         self.sessions: dict[str, Any] = {}
+        #: Stateless (2026-07-28) clients hear of changes on `subscriptions/listen` streams
+        #: (`serve_listen`), which this bus feeds.
+        self.bus = InMemorySubscriptionBus()
 
     async def on_message(
         self, context: MiddlewareContext[Any], call_next: CallNext[Any, Any]
@@ -132,17 +171,68 @@ class SessionRegistry(Middleware):
         if session is not None and getattr(session, "_connection", None) is connection:
             del self.sessions[key]
 
-    async def notify_tools_changed(self) -> int:
+    async def notify_changed(self, lists: frozenset[str]) -> int:
+        """Send `notifications/{tools,prompts,resources}/list_changed` for each list that
+        changed to every open session, and the same events to every listen stream; answers
+        how many sessions were told."""
+        if "tools" in lists:
+            await self.bus.publish(ToolsListChanged())
+        if "prompts" in lists:
+            await self.bus.publish(PromptsListChanged())
+        if "resources" in lists:
+            await self.bus.publish(ResourcesListChanged())
         told = 0
         for key, session in list(self.sessions.items()):
             try:
-                await session.send_tool_list_changed()
+                if "tools" in lists:
+                    await session.send_tool_list_changed()
+                if "prompts" in lists:
+                    await session.send_prompt_list_changed()
+                if "resources" in lists:
+                    await session.send_resource_list_changed()
                 told += 1
             except Exception as exc:  # a closed session: forget it
                 logger.debug("could not notify an MCP session: %r", exc)
                 self.sessions.pop(key, None)
-        logger.info("tool list changed: told %d MCP session(s)", told)
+        for kind in sorted(lists):  # one line per list ("tool list changed: told 2 ...")
+            logger.info("%s list changed: told %d MCP session(s)", kind.removesuffix("s"), told)
         return told
+
+
+def serve_listen(mcp: FastMCP, bus: InMemorySubscriptionBus) -> None:
+    """Serve `subscriptions/listen` (2026-07-28): a stateless client's change stream.
+
+    fastmcp 4.1 does not register the SDK's handler itself, so it goes on fastmcp's
+    low-level server, whose capabilities then say `listChanged` to modern clients."""
+    handler = ListenHandler(bus, max_subscriptions=MAX_LISTENERS)
+    mcp._mcp_server.add_request_handler(
+        "subscriptions/listen", SubscriptionsListenRequestParams, handler
+    )
+
+
+class StableOrder(Middleware):
+    """Every list in one order, by name (resources by URI), whatever order the components
+    were registered in: a reload appends, and clients diff or cache the lists."""
+
+    async def on_list_tools(
+        self, context: MiddlewareContext[Any], call_next: CallNext[Any, Any]
+    ) -> Any:
+        return sorted(await call_next(context), key=lambda tool: tool.name)
+
+    async def on_list_prompts(
+        self, context: MiddlewareContext[Any], call_next: CallNext[Any, Any]
+    ) -> Any:
+        return sorted(await call_next(context), key=lambda prompt: prompt.name)
+
+    async def on_list_resources(
+        self, context: MiddlewareContext[Any], call_next: CallNext[Any, Any]
+    ) -> Any:
+        return sorted(await call_next(context), key=lambda resource: str(resource.uri))
+
+    async def on_list_resource_templates(
+        self, context: MiddlewareContext[Any], call_next: CallNext[Any, Any]
+    ) -> Any:
+        return sorted(await call_next(context), key=lambda template: template.uri_template)
 
 
 class ArgumentWording(Middleware):
@@ -194,6 +284,8 @@ class SealGateTools:
         self.hub = hub
         self.proxies = Proxies.parse(config.hub.trusted_proxies)
         self.registered: set[str] = set()
+        #: The prompts registered now, with the tool configuration each was built from.
+        self.prompts: dict[str, ToolConfig] = {}
         #: The function behind each registered tool, for the JSON API.
         self.functions: dict[str, ToolFunction] = {}
         #: Tools whose answer is text (LLM and search): `/api` answers that text as `result`.
@@ -201,19 +293,22 @@ class SealGateTools:
         self.sessions = SessionRegistry()
         self._tasks: set[asyncio.Task[int]] = set()
 
-    def wanted(self, active: ActiveNames) -> dict[str, tuple[ToolFunction, str]]:
-        tools: dict[str, tuple[ToolFunction, str]] = {
+    def wanted(self, active: ActiveNames) -> dict[str, Wanted]:
+        tools: dict[str, Wanted] = {
             "health_check": (
                 self.health_check,
                 "Check that SealGate and its guardian answer; returns versions and uptime.",
+                BUILT_IN["health_check"],
             ),
             "list_active_tools": (
                 self.list_active_tools,
                 "List the active tools, LLM and search providers, and models (names only).",
+                BUILT_IN["list_active_tools"],
             ),
             "get_model_info": (
                 self.get_model_info,
                 "Limits, costs and capabilities of the configured models, or of one model.",
+                BUILT_IN["get_model_info"],
             ),
         }
         if "llm_complete" in active.tools:
@@ -221,34 +316,70 @@ class SealGateTools:
                 self.llm_complete,
                 "Complete a prompt with an LLM; SealGate picks the provider and falls back"
                 " along its chain when one fails.",
+                describe_llm("llm_complete"),
             )
         for name in active.tools:
             config = self.config.tools.get(name)
             if config is None or not config.active or name in tools:
                 continue
             if config.provider_type == "llm":
-                tools[name] = (self._llm_tool(config), config.description or f"LLM tool {name}.")
+                tools[name] = (
+                    self._llm_tool(config),
+                    config.description or f"LLM tool {name}.",
+                    describe_llm(name),
+                )
             elif config.provider_type == "search":
-                tools[name] = (self._search_tool(name), config.description or "Search the web.")
+                tools[name] = (
+                    self._search_tool(name),
+                    config.description or "Search the web.",
+                    describe_search(name),
+                )
         if "db_query" in active.tools:
             tools["db_query"] = (
                 self.db_query,
                 "Run one read-only SELECT over the allowlisted tables (target 'guardian'), or"
                 " over this sandbox's own hub_state and tool_cache (target 'hub', admins only).",
+                describe_db(),
             )
         if "web_search" in active.tools and "web_search" not in tools:
-            tools["web_search"] = (self._search_tool("web_search"), "Search the web.")
+            tools["web_search"] = (
+                self._search_tool("web_search"),
+                "Search the web.",
+                describe_search("web_search"),
+            )
         return tools
 
     def sync_tools(self, active: ActiveNames | None = None) -> None:
         """Register what is usable now and remove what no longer is; tell MCP clients."""
         before = set(self.registered)
         self._sync(active)
-        if self.registered != before and active is not None:
+        changed = {"tools"} if self.registered != before else set()
+        if self._sync_prompts(active or self.link.active):
+            changed.add("prompts")
+        if changed and active is not None:
             with contextlib.suppress(RuntimeError):  # no running loop: nobody to tell
-                task = asyncio.get_running_loop().create_task(self.sessions.notify_tools_changed())
+                task = asyncio.get_running_loop().create_task(
+                    self.sessions.notify_changed(frozenset(changed))
+                )
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
+
+    def _sync_prompts(self, active: ActiveNames) -> bool:
+        """Register a prompt per active LLM tool with an instruction (again when the
+        instruction changed); answers whether the prompt list changed."""
+        wanted = {name: self.config.tools[name] for name in prompt_names(self.config, active)}
+        changed = False
+        for name in sorted(self.prompts):
+            if wanted.get(name) != self.prompts[name]:
+                self.mcp.local_provider.remove_prompt(name)
+                del self.prompts[name]
+                changed = True
+        for name, config in wanted.items():
+            if name not in self.prompts:
+                self.mcp.add_prompt(build_prompt(config))
+                self.prompts[name] = config
+                changed = True
+        return changed
 
     def _sync(self, active: ActiveNames | None) -> None:
         wanted = self.wanted(active or self.link.active)
@@ -256,16 +387,25 @@ class SealGateTools:
             self.mcp.local_provider.remove_tool(name)
             self.registered.discard(name)
             logger.info("tool %s removed (its providers are no longer active)", name)
-        self.functions = {name: function for name, (function, _) in wanted.items()}
+        self.functions = {name: function for name, (function, _, _) in wanted.items()}
         self.text_tools = frozenset(
             name
             for name in wanted
             if name in ("llm_complete", "web_search")
             or (name in self.config.tools and self.config.tools[name].provider_type != "db")
         )
-        for name, (function, description) in wanted.items():
+        for name, (function, description, about) in wanted.items():
             if name not in self.registered:
-                self.mcp.add_tool(Tool.from_function(function, name=name, description=description))
+                tool = Tool.from_function(
+                    function,
+                    name=name,
+                    title=about.title,
+                    description=description,
+                    annotations=about.annotations,
+                    icons=[about.icon],
+                    output_schema=about.schema,
+                )
+                self.mcp.add_tool(tool)
                 self.registered.add(name)
         if active is not None and wanted.keys() <= {
             "health_check",
@@ -274,48 +414,69 @@ class SealGateTools:
         }:
             logger.warning("no provider is active: serving the built-in tools only")
 
+    def llm_tool_names(self) -> set[str]:
+        """The registered tools that make an LLM call (those that may run as tasks)."""
+        return {
+            name
+            for name in self.registered
+            if name == "llm_complete"
+            or (name in self.config.tools and self.config.tools[name].provider_type == "llm")
+        }
+
+    def state(self) -> dict[str, Any]:
+        """The sandbox's own view, for the status resource: names only."""
+        active = self.link.active
+        return {
+            "guardian_connected": self.link.connected,
+            "tools": sorted(self.registered),
+            "prompts": sorted(self.prompts),
+            "llm_providers": list(active.llm_providers),
+            "search_providers": list(active.search_providers),
+        }
+
     # built-in tools ------------------------------------------------------------------------
     async def health_check(self) -> ToolResult:
         try:
             guardian = await self.link.health(timeout=5.0)
         except RPCError as exc:
             raise tool_error(exc) from None
-        data = {"status": "ok", "sandbox_version": __version__, "guardian": to_wire(guardian)}
-        return result(data, f"SealGate is healthy; guardian up {guardian.uptime_s} s")
+        data = HealthCheckOutput(status="ok", sandbox_version=__version__, guardian=guardian)
+        return result(
+            msgspec.to_builtins(data), f"SealGate is healthy; guardian up {guardian.uptime_s} s"
+        )
 
     async def list_active_tools(self) -> ToolResult:
         active = self.link.active
-        data: dict[str, Any] = {
-            "tools": sorted(self.registered),
-            "llm_providers": list(active.llm_providers),
-            "search_providers": list(active.search_providers),
-            # The same list as `/` shows, each marked: a model of a provider without a key
-            # is listed (it is configured) but cannot be used until its key is added.
-            "models": [
-                {
-                    "id": model.id,
-                    "provider": model.provider,
-                    "active": model.provider in active.llm_providers,
-                }
-                for model in sorted(self.config.models.values(), key=lambda m: m.id)
-            ],
-            "guardian_connected": self.link.connected,
+        tools = sorted(self.registered)
+        # The same list as `/` shows, each marked: a model of a provider without a key is
+        # listed (it is configured) but cannot be used until its key is added.
+        models = [
+            ListedModel(
+                id=model.id, provider=model.provider, active=model.provider in active.llm_providers
+            )
+            for model in sorted(self.config.models.values(), key=lambda m: m.id)
+        ]
+        original = original_listing(
+            tools=tools,
+            llm_providers=list(active.llm_providers),
+            search_providers=list(active.search_providers),
+            usable_models=[m.id for m in models if m.active],
+        )
+        data = ListActiveToolsOutput(
+            tools=tools,
+            llm_providers=list(active.llm_providers),
+            search_providers=list(active.search_providers),
+            models=models,
+            guardian_connected=self.link.connected,
             # What each tool takes, so a client (the desktop app) can build its form; the
             # original hub's names for the same parameters are accepted but not listed.
-            "tool_params": {
+            tool_params={
                 name: _canonical_params(function)
                 for name, function in sorted(self.functions.items())
             },
-        }
-        data.update(
-            original_listing(
-                tools=data["tools"],
-                llm_providers=data["llm_providers"],
-                search_providers=data["search_providers"],
-                usable_models=[m["id"] for m in data["models"] if m["active"]],
-            )
+            **original,
         )
-        return result(data)
+        return result(msgspec.to_builtins(data))
 
     async def get_model_info(
         self, model: str | None = None, model_name: str | None = None
@@ -494,9 +655,21 @@ class SealGateTools:
 def build_mcp(
     config: PyfunConfig, link: GuardianLink, hub: HubState | None = None
 ) -> tuple[FastMCP, SealGateTools]:
-    mcp = FastMCP(config.hub.name, version=__version__)
+    mcp = FastMCP(
+        config.hub.name,
+        version=__version__,
+        instructions=INSTRUCTIONS,
+        icons=[ICONS["hub"]],
+    )
     tools = SealGateTools(mcp, link, config, hub)
     mcp.add_middleware(tools.sessions)
+    mcp.add_middleware(StableOrder())
+    serve_listen(mcp, tools.sessions.bus)
+    mcp.add_completion_handler(completer(lambda: tools.config, lambda: tools.link.active))
+    SealGateResources(link, lambda: current_caller(tools.proxies), tools.state).register(mcp)
+    mcp.add_extension(
+        SealGateTasks(link, lambda: current_caller(tools.proxies), tools.llm_tool_names)
+    )
     mcp.add_middleware(ArgumentWording(tools))
     tools.sync_tools()
     return mcp, tools

@@ -15,6 +15,8 @@ from pathlib import Path
 MCP_REMOTE_VERSION = "0.15.1"
 CLAUDE_CODE_VERSION = "2.1.332"
 CODEX_VERSION = "0.171.0"
+INSPECTOR_VERSION = "2.12.0"
+CONFORMANCE_VERSION = "0.1.16"
 
 
 def node_cache() -> Path:
@@ -106,4 +108,46 @@ def real_clients_missing() -> str | None:
         )
     if shutil.which("strace") is None:
         return "strace is missing (Debian's strace): the test watches every connection with it"
+    return None
+
+
+def inspector() -> Path | None:
+    """The MCP Inspector's launcher script (`mcp-inspector`), at the pinned version, in its
+    own npm prefix under the cache."""
+    package = node_cache() / "inspector" / "node_modules" / "@modelcontextprotocol" / "inspector"
+    try:
+        meta = json.loads((package / "package.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if meta.get("version") != INSPECTOR_VERSION:
+        return None
+    script = package / meta["bin"]["mcp-inspector"]
+    return script if script.exists() else None
+
+
+def conformance() -> Path | None:
+    """The MCP conformance package's script, at the pinned version, in its own npm prefix."""
+    package = node_cache() / "conformance" / "node_modules" / "@modelcontextprotocol"
+    package = package / "conformance"
+    try:
+        meta = json.loads((package / "package.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if meta.get("version") != CONFORMANCE_VERSION:
+        return None
+    script = package / meta["bin"]["conformance"]
+    return script if script.exists() else None
+
+
+def inspector_missing() -> str | None:
+    """Why the Inspector and conformance tests cannot run, naming the fix; None when they
+    can."""
+    if node_22() is None or inspector() is None or conformance() is None:
+        return (
+            f"Node 22, the MCP Inspector {INSPECTOR_VERSION} and the MCP conformance package"
+            f" {CONFORMANCE_VERSION} are not under {node_cache()}:"
+            " run `SEALGATE_REAL_CLIENTS=1 bash tests/setup_machine.sh` (as `make test-slow`"
+            " does; it installs them with npm; if npm cannot reach its registry, that is the"
+            " cause)"
+        )
     return None

@@ -94,7 +94,11 @@ fi
 # (tests/e2e/test_real_clients.py), for `make test-slow` only (SEALGATE_REAL_CLIENTS=1: they
 # are large downloads), each in its own npm prefix under the same cache (tests/node_tools.py
 # reads the paths and versions); strace shows those tests every connection the clients make.
-real_clients=("claude-code @anthropic-ai/claude-code 2.1.332" "codex @openai/codex 0.171.0")
+# The MCP Inspector CLI and the MCP conformance package (tests/e2e/test_mcp_inspector.py,
+# test_mcp_conformance.py) come the same way.
+real_clients=("claude-code @anthropic-ai/claude-code 2.1.332" "codex @openai/codex 0.171.0"
+    "inspector @modelcontextprotocol/inspector 2.12.0"
+    "conformance @modelcontextprotocol/conformance 0.1.16")
 for client in "${real_clients[@]}"; do
     read -r prefix package version <<<"$client"
     [[ ${SEALGATE_REAL_CLIENTS:-} == 1 ]] || break

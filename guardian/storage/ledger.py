@@ -345,3 +345,27 @@ class LedgerRepository(Database):
             }
             for row in rows
         ]
+
+    async def usage_of(self, since: float, principal: str, user_id: str) -> Row:
+        """One principal's calls, errors, tokens and cost since a time: a user's by its id
+        (its indexed column), a principal without one (open mode, the operator) by name."""
+        query = _USAGE_OF_USER if user_id else _USAGE_OF_NAME
+        row = await self.fetchrow(self.q(query), user_id or principal, since) or {}
+        return {
+            "calls": int(row.get("calls") or 0),
+            "errors": int(row.get("errors") or 0),
+            "input_tokens": int(row.get("input_tokens") or 0),
+            "output_tokens": int(row.get("output_tokens") or 0),
+            "cost_usd": round(float(row.get("cost_usd") or 0), 8),
+        }
+
+
+# one principal's usage (`usage.mine`): a user by id, a principal without one by name
+_USAGE_OF = (
+    "SELECT COUNT(*) AS calls,"
+    " SUM(CASE WHEN outcome = 'ok' THEN 0 ELSE 1 END) AS errors,"
+    " SUM(input_tokens) AS input_tokens, SUM(output_tokens) AS output_tokens,"
+    " SUM(COALESCE(cost_usd, 0)) AS cost_usd FROM {s}usage"
+)
+_USAGE_OF_USER = _USAGE_OF + " WHERE user_id = ? AND ts >= ?"
+_USAGE_OF_NAME = _USAGE_OF + " WHERE principal = ? AND user_id = '' AND ts >= ?"

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx2
+import jsonschema
 from mcp import Client
 from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
@@ -46,3 +47,11 @@ async def call_tool(base_url: str, kind: str, mode: str, name: str, args: dict[s
 async def list_tool_names(base_url: str, kind: str, mode: str) -> list[str]:
     async with mcp_session(base_url, kind, mode) as client:
         return sorted(tool.name for tool in (await client.list_tools()).tools)
+
+
+async def assert_fits_schema(client: Client, name: str, result: Any) -> None:
+    """The tool's structured content matches the output schema its listing declares."""
+    tools = {tool.name: tool for tool in (await client.list_tools()).tools}
+    schema = tools[name].output_schema
+    assert schema is not None, f"{name} declares no output schema"
+    jsonschema.validate(result.structured_content, schema)

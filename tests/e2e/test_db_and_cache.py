@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from tests.e2e.mcp_client import mcp_session
+from tests.e2e.mcp_client import assert_fits_schema, mcp_session
 from tests.fakes.providers import FakeOpenAI
 from tests.helpers import Stack
 from tests.pg import PostgresServer
@@ -68,6 +68,10 @@ async def test_db_query_over_mcp(stack: Stack, postgres: PostgresServer, pg_data
         )
         assert not ok.is_error, ok.content
         assert ok.structured_content["rows"] == [[1, "p1"], [2, "p2"], [3, "p3"]]
+        await assert_fits_schema(client, "db_query", ok)
+        db_tool = next(t for t in (await client.list_tools()).tools if t.name == "db_query")
+        assert db_tool.annotations is not None and db_tool.annotations.read_only_hint is True
+        assert db_tool.annotations.destructive_hint is False
         capped = await client.call_tool("db_query", {"sql": "SELECT id FROM products"})
         assert capped.structured_content["row_count"] == 50
         assert capped.structured_content["truncated"]
@@ -83,6 +87,7 @@ async def test_db_query_over_mcp(stack: Stack, postgres: PostgresServer, pg_data
             "db_query", {"sql": "SELECT count(*) FROM tool_cache", "target": "hub"}
         )
         assert not hub.is_error, hub.content
+        await assert_fits_schema(client, "db_query", hub)
     database = pg_database.rsplit("/", 1)[-1]
     assert postgres.psql("SELECT count(*) FROM products", database) == "80"
     assert (
@@ -96,6 +101,8 @@ async def test_deterministic_calls_are_cached_per_principal(stack: Stack, fake: 
         first = await client.call_tool("llm_complete", {"prompt": "same", "temperature": 0})
         second = await client.call_tool("llm_complete", {"prompt": "same", "temperature": 0})
         varied = await client.call_tool("llm_complete", {"prompt": "same", "temperature": 0.7})
+        for answer in (first, second, varied):
+            await assert_fits_schema(client, "llm_complete", answer)
     assert first.structured_content["text"] == second.structured_content["text"]
     assert second.structured_content.get("cached") is True
     assert "cached" not in first.structured_content and "cached" not in varied.structured_content

@@ -16,6 +16,7 @@ import pytest
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters, stdio_client
 
+from protocol import __version__
 from tests.fakes.providers import FakeOpenAI
 from tests.helpers import ROOT, Stack
 from tests.node_tools import mcp_remote, missing_reason, node_22
@@ -64,7 +65,15 @@ def drive(
                 tools = sorted(t.name for t in (await client.list_tools()).tools)
                 answer = await client.call_tool("llm_complete", {"prompt": "Hi"})
                 health = await client.call_tool("health_check", {})
-        return {"tools": tools, "answer": answer, "health": health}
+                info = client.server_info
+                resources = sorted(str(r.uri) for r in (await client.list_resources()).resources)
+        return {
+            "tools": tools,
+            "answer": answer,
+            "health": health,
+            "info": info,
+            "resources": resources,
+        }
 
     try:
         return asyncio.run(asyncio.wait_for(run(), timeout=timeout))
@@ -186,7 +195,12 @@ BRIDGE = str(ROOT / "sealgate-ctl")
 def test_bridge_open_mode(open_stack: Stack, scratch: Callable[[str], Path]) -> None:
     work = scratch("sealgate-bridge-")
     args = ["mcp-stdio", "--url", f"{open_stack.url}/mcp"]
-    check(drive(BRIDGE, args, bridge_env(work), work / "stderr.log"))
+    result = drive(BRIDGE, args, bridge_env(work), work / "stderr.log")
+    check(result)
+    # the bridge says the gateway's version, as the gateway does on HTTP (not fastmcp's)
+    assert result["info"] is not None and result["info"].version == __version__
+    # and the resources pass through it too
+    assert result["resources"] == ["sealgate://models", "sealgate://status", "sealgate://usage/me"]
     assert not (work / "no-guardian-here").exists()
 
 

@@ -74,7 +74,16 @@ def test_sandbox_surface_is_exactly_the_contract_so_far() -> None:
         # a signed-in person's own consents (issue 24 item 8; ARCHITECTURE.md section 7)
         "oauth.own_grants",
         "oauth.own_grant_revoke",
+        # the caller's own usage and budget (issue 28; the MCP resource sealgate://usage/me)
+        "usage.mine",
+        # LLM calls as tasks (issue 28 item 5)
+        "tasks.start",
+        "tasks.get",
+        "tasks.cancel",
     }
     assert set(methods_for(Surface.SANDBOX)) <= contract
+    assert "usage.mine" in methods_for(Surface.SANDBOX)
+    assert "usage.mine" not in methods_for(Surface.ADMIN)
+    assert not {"tasks.start", "tasks.get", "tasks.cancel"} & set(methods_for(Surface.ADMIN))
     assert {"oauth.own_grants", "oauth.own_grant_revoke"} <= set(methods_for(Surface.SANDBOX))
     assert not {"oauth.own_grants", "oauth.own_grant_revoke"} & set(methods_for(Surface.ADMIN))
