@@ -161,6 +161,14 @@ _OAUTH: Mapping[str, Permit] = {
 }
 
 
+#: Token counts (issue 27): the sandbox socket only, checked like llm.complete.
+_COUNTING: Mapping[str, Permit] = {
+    "llm.count_tokens": Permit(
+        spec=METHODS["llm.count_tokens"], phases=_READY, task=handlers.llm_count_tokens
+    ),
+}
+
+
 def _answer(spec: MethodSpec, answer: Any) -> dict[str, Any]:
     """The handler's answer as its method's result Struct, as the map that is sent."""
     return to_wire(decode_result(spec.returns, answer))
@@ -198,6 +206,7 @@ SANDBOX_PERMITS: Mapping[str, Permit] = {
     "health": Permit(spec=HEALTH, phases=_READY, inline=handlers.health),
     **_SEALED,
     **_OAUTH,
+    **_COUNTING,
 }
 
 ADMIN_PERMITS: Mapping[str, Permit] = {

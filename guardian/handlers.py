@@ -23,6 +23,7 @@ from guardian.identity.principal import OPEN_MODE_DB_QUERY, OPERATOR, Principal
 from guardian.services import Services
 from protocol import PROTOCOL_VERSION, __version__
 from protocol.contract import (
+    CountTokensParams,
     DbQueryParams,
     EmbedParams,
     HelloParams,
@@ -36,6 +37,7 @@ from protocol.contract import (
     to_map,
 )
 from protocol.contract_results import (
+    CountTokensResult,
     DbQueryResult,
     EmbedResult,
     HealthResult,
@@ -265,3 +267,12 @@ async def auth_logout(ctx: CallContext, params: Sealed) -> Ok:
     if not isinstance(credential, str) or not credential:
         raise InvalidParams("there is no session to end")
     return Ok(ok=await ctx.services.sessions.logout(credential, params.caller.ip))
+
+
+# token counts (issue 27: /v1/messages/count_tokens) ---------------------------------------
+async def llm_count_tokens(ctx: CallContext, params: CountTokensParams) -> CountTokensResult:
+    router, request = ctx.services.router, to_map(params)
+    answer = await _audited(
+        ctx, params, "llm.count_tokens", lambda principal: router.count_tokens(request, principal)
+    )
+    return decode_result(CountTokensResult, answer)

@@ -410,3 +410,9 @@ class OAuthOwnGrantRevokeParams(Sealed, frozen=True, kw_only=True):
 
     client_id: Url
     form_token: Text128
+
+
+# token counts (issue 27: /v1/messages/count_tokens) ------------------------------------------
+class CountTokensParams(LlmParams, frozen=True, kw_only=True):
+    """A completion request to count, not send: the caller's tool, model and messages are
+    checked like `llm.complete`'s; what only shapes an answer (max_tokens, ...) is ignored."""

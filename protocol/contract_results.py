@@ -376,3 +376,14 @@ class OAuthOwnGrantsResult(Result, frozen=True, kw_only=True):
 class OAuthOwnGrantRevokeResult(Result, frozen=True, kw_only=True):
     revoked: int
     client_name: ClientName
+
+
+# token counts (issue 27: /v1/messages/count_tokens) ------------------------------------------
+class CountTokensResult(Result, frozen=True, kw_only=True):
+    """`llm.count_tokens`: the provider's own count (Anthropic), or SealGate's estimate
+    (`estimated`: one token per byte of the request, plus framing; never below the truth)."""
+
+    input_tokens: Annotated[int, Meta(ge=0)]
+    estimated: bool
+    provider: str
+    model: str

@@ -34,6 +34,30 @@ def wants_tool_call(body: dict[str, Any], tools_key: str = "tools") -> str | Non
     return first.get("name")
 
 
+#: What Anthropic's count_tokens takes (MessageCountTokensParams).
+COUNT_TOKENS_FIELDS = frozenset(
+    {
+        "model",
+        "messages",
+        "system",
+        "tools",
+        "tool_choice",
+        "thinking",
+        "context_management",
+        "output_config",
+        "mcp_servers",
+        "output_format",
+    }
+)
+
+
+def fake_token_count(body: dict[str, Any]) -> int:
+    """The fake tokenizer: one token per word of the system prompt, messages and tools as
+    JSON, plus 3 per message (deterministic, and unlike SealGate's estimate)."""
+    counted = {k: body.get(k) for k in ("system", "messages", "tools") if body.get(k)}
+    return len(json.dumps(counted).split()) + 3 * len(body.get("messages") or [])
+
+
 def _event(data: Any, event: str | None = None) -> bytes:
     head = f"event: {event}\n" if event else ""
     return f"{head}data: {json.dumps(data)}\n\n".encode()
@@ -69,12 +93,31 @@ class FakeAnthropic(FakeServer):
 
     def routes(self, app: web.Application) -> None:
         app.router.add_post("/v1/messages", self.messages)
+        app.router.add_post("/v1/messages/count_tokens", self.count_tokens)
 
     def key_of(self, request: web.Request) -> str | None:
         return request.headers.get("x-api-key")
 
     def error_body(self, status: int, message: str) -> Any:
         return {"type": "error", "error": {"type": "api_error", "message": message}}
+
+    async def count_tokens(self, request: web.Request) -> web.StreamResponse:
+        """`POST /v1/messages/count_tokens`: Anthropic's `MessageTokensCount`
+        (`{"input_tokens": N}`), N by `fake_token_count`. Like Anthropic, it refuses a field
+        count_tokens does not take (max_tokens, stream, ...) and a request without model and
+        messages."""
+        _, recorded, early = await self.preamble(request)
+        if early is not None:
+            return early
+        body = recorded.body if isinstance(recorded.body, dict) else {}
+        extra = sorted(set(body) - COUNT_TOKENS_FIELDS)
+        missing = [name for name in ("model", "messages") if name not in body]
+        if extra or missing:
+            message = f"{extra[0]}: Extra inputs are not permitted" if extra else ""
+            message = message or f"{missing[0]}: Field required"
+            body = {"type": "error", "error": {"type": "invalid_request_error", "message": message}}
+            return web.json_response(body, status=400)
+        return web.json_response({"input_tokens": fake_token_count(body)})
 
     async def messages(self, request: web.Request) -> web.StreamResponse:
         behaviour, recorded, early = await self.preamble(request)

@@ -125,7 +125,8 @@ CALLS: list[tuple[str, dict[str, Any]]] = [
 LAST: list[tuple[str, dict[str, Any]]] = [("users.delete", {"name": "ada"})]
 #: Methods checked elsewhere in this module or needing a live session/connection phase.
 SPECIAL = {"hello", "llm.stream", "auth.verify", "auth.logout", "tokens.revoke", "secrets.rekey"}
-#: The sandbox socket's OAuth methods, checked against their schemas in test_oauth_rpc.py.
+#: The sandbox socket's OAuth methods, checked against their schemas in test_oauth_rpc.py,
+#: and llm.count_tokens (tests/security/test_count_tokens.py).
 SANDBOX_ONLY = {name for name, spec in METHODS.items() if Surface.ADMIN not in spec.surfaces}
 
 
@@ -134,7 +135,7 @@ def test_every_method_is_checked_here() -> None:
     assert SANDBOX_ONLY == {n for n in METHODS if n.startswith("oauth.")} - {
         "oauth.clients",
         "oauth.grants",
-    }
+    } | {"llm.count_tokens"}  # checked through the sandbox socket in tests/security
 
 
 async def test_every_answer_matches_its_declared_result_schema(

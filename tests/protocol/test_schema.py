@@ -74,7 +74,11 @@ def test_sandbox_surface_is_exactly_the_contract_so_far() -> None:
         # a signed-in person's own consents (issue 24 item 8; ARCHITECTURE.md section 7)
         "oauth.own_grants",
         "oauth.own_grant_revoke",
+        # a request's input tokens (issue 27, /v1/messages/count_tokens)
+        "llm.count_tokens",
     }
     assert set(methods_for(Surface.SANDBOX)) <= contract
     assert {"oauth.own_grants", "oauth.own_grant_revoke"} <= set(methods_for(Surface.SANDBOX))
     assert not {"oauth.own_grants", "oauth.own_grant_revoke"} & set(methods_for(Surface.ADMIN))
+    assert "llm.count_tokens" in methods_for(Surface.SANDBOX)
+    assert "llm.count_tokens" not in methods_for(Surface.ADMIN)
