@@ -104,6 +104,8 @@ class LlmResult(Result, frozen=True, kw_only=True):
     thinking: list[dict[str, Any]] | UnsetType = UNSET
     #: What the provider was not sent: {"anthropic-beta": [...], "anthropic": [field, ...]}.
     dropped: dict[str, Any] | UnsetType = UNSET
+    #: The stop sequence that ended the text, where the provider says which (Anthropic).
+    stop_sequence: Annotated[str, Meta(max_length=256)] | UnsetType = UNSET
 
 
 class EmbedResult(Result, frozen=True, kw_only=True):

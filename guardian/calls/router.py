@@ -181,6 +181,13 @@ class Router:
             **({"thinking": result.thinking} if result.thinking and emitter is None else {}),
             # what the provider was not sent (anthropic-beta values off its allowlist, ...)
             **({"dropped": dropped} if dropped else {}),
+            # the stop sequence that ended the text, where the provider says which: only one
+            # the request asked for (a provider's other words are not passed on)
+            **(
+                {"stop_sequence": result.stop_sequence}
+                if result.stop_sequence and result.stop_sequence in (attempt.request.stop or [])
+                else {}
+            ),
         }
 
     async def _hold(

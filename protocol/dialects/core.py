@@ -103,6 +103,9 @@ class Answer:
     thinking: tuple[dict[str, Any], ...] = ()
     #: what the guardian did not pass on (e.g. `anthropic-beta` values off its allowlist)
     dropped: dict[str, list[str]] = field(default_factory=dict)
+    #: the stop sequence that ended the text, where the provider said which (Anthropic does;
+    #: OpenAI-format and Gemini providers say only "stop", so it is None for them)
+    stop_sequence: str | None = None
 
     @classmethod
     def of(cls, result: dict[str, Any]) -> Answer:
@@ -132,6 +135,7 @@ class Answer:
                 for k, values in (result.get("dropped") or {}).items()
                 if isinstance(values, list)
             },
+            stop_sequence=str(result["stop_sequence"]) if result.get("stop_sequence") else None,
         )
 
 

@@ -257,3 +257,31 @@ def test_thinking_blocks_pass_through_an_anthropic_provider(w: World) -> None:
     )
     assert raw.headers["x-sealgate-dropped"] == "anthropic=thinking"
     assert "thinking" not in json.dumps(w.gemini.requests[-1].body)
+
+
+@pytest.mark.parametrize("provider", sorted(MODELS))
+@pytest.mark.parametrize("streamed", [False, True])
+def test_a_matched_stop_sequence_is_reported_where_the_provider_says_which(
+    w: World, provider: str, streamed: bool
+) -> None:
+    """Anthropic says which stop sequence ended the text: `stop_reason: "stop_sequence"` and
+    the sequence. OpenAI-format and Gemini providers stop there too but say only "stop", so
+    the answer is `end_turn` with no sequence."""
+    fake = getattr(w, provider)
+    fake.behave(Behaviour(text="one two THREE four"))
+    options: Any = {
+        "model": MODELS[provider],
+        "max_tokens": 64,
+        "messages": HELLO,
+        "stop_sequences": ["FIVE", "THREE"],
+    }
+    if streamed:
+        with sdk(w).messages.stream(**options) as stream:
+            reply = stream.get_final_message()
+    else:
+        reply = sdk(w).messages.create(**options)
+    assert reply.content[0].text == "one two "  # type: ignore[union-attr]
+    if provider == "anthropic":
+        assert reply.stop_reason == "stop_sequence" and reply.stop_sequence == "THREE"
+    else:
+        assert reply.stop_reason == "end_turn" and reply.stop_sequence is None

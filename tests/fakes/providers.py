@@ -58,6 +58,16 @@ def fake_token_count(body: dict[str, Any]) -> int:
     return len(json.dumps(counted).split()) + 3 * len(body.get("messages") or [])
 
 
+def stopped_at(text: str, stop_sequences: list[str]) -> tuple[str, str | None]:
+    """The text up to the first stop sequence in it, and that sequence (Anthropic's
+    `stop_sequence`), or the whole text and None."""
+    found = [(text.find(s), s) for s in stop_sequences if s and s in text]
+    if not found:
+        return text, None
+    at, matched = min(found)
+    return text[:at], matched
+
+
 def _event(data: Any, event: str | None = None) -> bytes:
     head = f"event: {event}\n" if event else ""
     return f"{head}data: {json.dumps(data)}\n\n".encode()
@@ -191,6 +201,9 @@ class FakeAnthropic(FakeServer):
                 _event({"type": "message_stop"}, "message_stop"),
             ]
             return await self.sse(request, behaviour, events)
+        # a stop sequence in the text: the text ends before it, and the reply says which
+        text, matched = stopped_at(text, body.get("stop_sequences") or [])
+        stop = {"stop_reason": "stop_sequence" if matched else "end_turn", "stop_sequence": matched}
         # extended thinking asked for: a thinking block (with its signature) comes first
         thinking = [THINKING] if body.get("thinking", {}).get("type") == "enabled" else []
         if not body.get("stream"):
@@ -201,8 +214,7 @@ class FakeAnthropic(FakeServer):
                     "role": "assistant",
                     "model": model,
                     "content": [*thinking, {"type": "text", "text": text}],
-                    "stop_reason": "end_turn",
-                    "stop_sequence": None,
+                    **stop,
                     "usage": {"input_tokens": 12, "output_tokens": 7},
                 }
             )
@@ -247,7 +259,7 @@ class FakeAnthropic(FakeServer):
             _event(
                 {
                     "type": "message_delta",
-                    "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                    "delta": stop,
                     "usage": {"output_tokens": 7},
                 },
                 "message_delta",
@@ -301,7 +313,9 @@ class FakeGemini(FakeServer):
         model, _, operation = request.match_info["call"].partition(":")
         if operation == "batchEmbedContents":
             return await self.embed(request, recorded)
-        text = self.text_for(behaviour)
+        config = (recorded.body or {}).get("generationConfig") or {}
+        # Gemini ends the text before a stop sequence and says only STOP
+        text, _ = stopped_at(self.text_for(behaviour), config.get("stopSequences") or [])
         tool = wants_tool_call(recorded.body or {})
         if tool:
             reply = {
@@ -374,7 +388,9 @@ class FakeOpenAI(FakeServer):
         if early is not None:
             return early
         body = recorded.body
-        text = self.text_for(behaviour)
+        stop = body.get("stop") or []
+        # OpenAI ends the text before a stop sequence and says only finish_reason "stop"
+        text, _ = stopped_at(self.text_for(behaviour), [stop] if isinstance(stop, str) else stop)
         model = body.get("model", "fake-model")
         created = int(time.time())
         tool = wants_tool_call(body)
