@@ -47,6 +47,9 @@ class Completion:
     #: Fields only Anthropic's API takes (thinking, context_management, output_config),
     #: passed on only to an Anthropic provider.
     anthropic: dict[str, Any] | None = None
+    #: `llm.complete` fields a dialect passes on by name that have no slot above (a field
+    #: added to `protocol.contract.ChatFields` reaches the guardian from Chat Completions).
+    extra: dict[str, Any] | None = None
 
     def to_params(self) -> dict[str, Any]:
         """The `LlmParams` fields of this request (without caller and tool)."""
@@ -67,6 +70,8 @@ class Completion:
             params["betas"] = list(self.betas)
         if self.anthropic:
             params["anthropic"] = self.anthropic
+        for name, value in (self.extra or {}).items():
+            params.setdefault(name, value)
         return params
 
     def estimated_tokens(self) -> int:
@@ -86,6 +91,8 @@ class ToolCall:
     id: str
     name: str
     arguments: str  # JSON text, as the provider produced it
+    #: the call as the guardian sent it (OpenAI's shape, which Chat Completions passes on)
+    raw: dict[str, Any] = field(default_factory=dict, compare=False)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -119,6 +126,7 @@ class Answer:
                     id=str(call.get("id") or ""),
                     name=str(function.get("name") or ""),
                     arguments=arguments if isinstance(arguments, str) else json.dumps(arguments),
+                    raw=call,
                 )
             )
         return cls(
@@ -167,6 +175,8 @@ class ToolCallDelta:
     id: str = ""
     name: str = ""
     arguments: str = ""
+    #: the delta as the guardian sent it (OpenAI's shape, which Chat Completions passes on)
+    raw: dict[str, Any] = field(default_factory=dict, compare=False)
 
 
 Event = TextDelta | ThinkingDelta | ToolCallDelta
@@ -198,6 +208,7 @@ def events_of(chunk: dict[str, Any]) -> list[Event]:
                 id=str(call.get("id") or ""),
                 name=str((function or {}).get("name") or ""),
                 arguments=arguments if isinstance(arguments, str) else "",
+                raw=call,
             )
         )
     return events
