@@ -161,6 +161,14 @@ _OAUTH: Mapping[str, Permit] = {
 }
 
 
+#: Token counts (issue 27): the sandbox socket only, checked like llm.complete.
+_COUNTING: Mapping[str, Permit] = {
+    "llm.count_tokens": Permit(
+        spec=METHODS["llm.count_tokens"], phases=_READY, task=handlers.llm_count_tokens
+    ),
+}
+
+
 def _answer(spec: MethodSpec, answer: Any) -> dict[str, Any]:
     """The handler's answer as its method's result Struct, as the map that is sent."""
     return to_wire(decode_result(spec.returns, answer))
@@ -204,6 +212,7 @@ SANDBOX_PERMITS: Mapping[str, Permit] = {
     "tasks.start": Permit(spec=METHODS["tasks.start"], phases=_READY, task=handlers.tasks_start),
     "tasks.get": Permit(spec=METHODS["tasks.get"], phases=_READY, task=handlers.tasks_get),
     "tasks.cancel": Permit(spec=METHODS["tasks.cancel"], phases=_READY, task=handlers.tasks_cancel),
+    **_COUNTING,
 }
 
 ADMIN_PERMITS: Mapping[str, Permit] = {

@@ -24,6 +24,7 @@ from guardian.limits import month_start
 from guardian.services import Services
 from protocol import PROTOCOL_VERSION, __version__
 from protocol.contract import (
+    CountTokensParams,
     DbQueryParams,
     EmbedParams,
     HelloParams,
@@ -39,6 +40,7 @@ from protocol.contract import (
     to_map,
 )
 from protocol.contract_results import (
+    CountTokensResult,
     DbQueryResult,
     EmbedResult,
     HealthResult,
@@ -318,3 +320,12 @@ async def tasks_cancel(ctx: CallContext, params: TaskRefParams) -> TaskInfo:
     principal = await principal_of(ctx, params)
     view = await ctx.services.call_tasks.wait_cancelled(principal.key, params.task_id)
     return decode_result(TaskInfo, view)
+
+
+# token counts (issue 27: /v1/messages/count_tokens) ---------------------------------------
+async def llm_count_tokens(ctx: CallContext, params: CountTokensParams) -> CountTokensResult:
+    router, request = ctx.services.router, to_map(params)
+    answer = await _audited(
+        ctx, params, "llm.count_tokens", lambda principal: router.count_tokens(request, principal)
+    )
+    return decode_result(CountTokensResult, answer)

@@ -429,3 +429,9 @@ class TaskRefParams(Sealed, frozen=True, kw_only=True):
     """One of the caller's own tasks."""
 
     task_id: TaskId
+
+
+# token counts (issue 27: /v1/messages/count_tokens) ------------------------------------------
+class CountTokensParams(LlmParams, frozen=True, kw_only=True):
+    """A completion request to count, not send: the caller's tool, model and messages are
+    checked like `llm.complete`'s; what only shapes an answer (max_tokens, ...) is ignored."""

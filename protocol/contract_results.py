@@ -104,6 +104,8 @@ class LlmResult(Result, frozen=True, kw_only=True):
     thinking: list[dict[str, Any]] | UnsetType = UNSET
     #: What the provider was not sent: {"anthropic-beta": [...], "anthropic": [field, ...]}.
     dropped: dict[str, Any] | UnsetType = UNSET
+    #: The stop sequence that ended the text, where the provider says which (Anthropic).
+    stop_sequence: Annotated[str, Meta(max_length=256)] | UnsetType = UNSET
 
 
 class EmbedResult(Result, frozen=True, kw_only=True):
@@ -424,3 +426,14 @@ class TaskInfo(Result, frozen=True, kw_only=True):
     poll_interval_ms: int
     result: LlmResult | UnsetType = UNSET
     error: TaskError | UnsetType = UNSET
+
+
+# token counts (issue 27: /v1/messages/count_tokens) ------------------------------------------
+class CountTokensResult(Result, frozen=True, kw_only=True):
+    """`llm.count_tokens`: the provider's own count (Anthropic), or SealGate's estimate
+    (`estimated`: one token per byte of the request, plus framing; never below the truth)."""
+
+    input_tokens: Annotated[int, Meta(ge=0)]
+    estimated: bool
+    provider: str
+    model: str

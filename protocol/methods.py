@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from protocol.contract import (
     AuditTailParams,
     ConfigCheckParams,
+    CountTokensParams,
     DbQueryParams,
     EmbedParams,
     HelloParams,
@@ -56,6 +57,7 @@ from protocol.contract_results import (
     ConfigCheckResult,
     ConfigReloadResult,
     ConsentView,
+    CountTokensResult,
     DbQueryResult,
     EmbedResult,
     HealthResult,
@@ -519,3 +521,18 @@ TASKS_CANCEL = MethodSpec(
 )
 
 METHODS.update({spec.name: spec for spec in (TASKS_START, TASKS_GET, TASKS_CANCEL)})
+
+
+# token counts (issue 27: /v1/messages/count_tokens) ---------------------------------------
+# Sandbox surface only. Checked like llm.complete (the caller's principal, role and tool);
+# the provider key is used in the guardian only, and no spend is recorded.
+LLM_COUNT_TOKENS = MethodSpec(
+    name="llm.count_tokens",
+    doc="A completion request's input tokens: counted by the provider where it speaks"
+    " Anthropic's wire format, else SealGate's estimate, marked as one.",
+    params=CountTokensParams,
+    returns=CountTokensResult,
+    surfaces=_SANDBOX_ONLY,
+)
+
+METHODS[LLM_COUNT_TOKENS.name] = LLM_COUNT_TOKENS

@@ -165,16 +165,30 @@ async def _sse(
 
 
 async def count_tokens(request: Request) -> Response:
-    """SealGate's documented estimate, not a tokenizer's count: the guardian's budget bound
-    (one token per byte of the request, plus framing), so never below the truth. Marked as
-    an estimate in the body (`sealgate.estimate`) and the `x-sealgate-estimate` header."""
+    """The sealed `llm.count_tokens`: Anthropic's own count where the model resolves to a
+    provider that speaks Anthropic's wire format (`{"input_tokens": N}`, as Anthropic answers
+    it); for any other provider SealGate's documented estimate, not a tokenizer's count: the
+    guardian's budget bound (one token per byte of the request, plus framing), so never below
+    the truth, marked as an estimate in the body (`sealgate.estimate`) and the
+    `x-sealgate-estimate` header."""
     completion = await _completion(request, counting=True)
     if isinstance(completion, JSONResponse):
         return completion
+    link: GuardianLink = request.app.state.link
+    caller = caller_of(request.scope, request.app.state.proxies)
+    try:
+        counted = await link.llm_count_tokens(caller, TOOL, completion.to_params())
+    except RPCError as exc:
+        return from_rpc_error(exc)
+    where = {"provider": counted.provider, "model": counted.model}
+    if not counted.estimated:
+        return JSONResponse(
+            {"input_tokens": counted.input_tokens, "sealgate": {"estimate": False, **where}}
+        )
     return JSONResponse(
         {
-            "input_tokens": completion.estimated_tokens(),
-            "sealgate": {"estimate": True, "rule": "one token per byte of the request"},
+            "input_tokens": counted.input_tokens,
+            "sealgate": {"estimate": True, "rule": "one token per byte of the request", **where},
         },
         headers={"x-sealgate-estimate": "bytes"},
     )

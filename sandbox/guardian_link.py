@@ -38,6 +38,7 @@ from protocol.contract import (
 )
 from protocol.contract_results import (
     ConsentView,
+    CountTokensResult,
     DbQueryResult,
     EmbedResult,
     HealthResult,
@@ -375,3 +376,12 @@ class GuardianLink:
         params = to_map(TaskRefParams(caller=caller.to_params(), task_id=task_id))
         answer = await self._client.call("tasks.cancel", params, timeout=30)
         return decode_result(TaskInfo, answer)
+
+    # token counts (issue 27: /v1/messages/count_tokens) --------------------------------
+    async def llm_count_tokens(
+        self, caller: Caller, tool: str, params: dict[str, Any]
+    ) -> CountTokensResult:
+        """A completion request's input tokens (the provider's count or the guardian's
+        estimate, marked); checked like llm.complete, sent nowhere else."""
+        answer = await self._client.call("llm.count_tokens", _llm_params(caller, tool, params))
+        return decode_result(CountTokensResult, answer)

@@ -2,8 +2,10 @@
 
 An unchanged OpenAI SDK (`OpenAI(base_url="http://host:port/v1", api_key=<SealGate token>)`)
 works against these routes. Every call becomes one sealed RPC; the guardian picks the
-provider, so `model` is resolved by the guardian's configuration. Errors keep OpenAI's shape
-(`{"error": {"message", "type", "param", "code"}}`) with fitting statuses.
+provider, so `model` is resolved by the guardian's configuration. A chat completion is
+parsed and rendered by `protocol.dialects.chat`, the translation core every dialect shares.
+Errors keep OpenAI's shape (`{"error": {"message", "type", "param", "code"}}`) with fitting
+statuses.
 """
 
 from __future__ import annotations
@@ -19,16 +21,16 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from protocol.contract_http import ChatRequest, StreamOptions, decode_body
+from protocol.client import RPCStream
+from protocol.contract_http import ChatRequest
 from protocol.contract_results import LlmResult, to_wire
-from protocol.errors import InvalidParams, RPCError
+from protocol.dialects import chat as chat_dialect
+from protocol.dialects.core import Answer, DialectError, events_of
+from protocol.errors import RPCError
 from sandbox.caller import caller_of
 from sandbox.errors import http_status
 from sandbox.guardian_link import GuardianLink, stream_result
 from sandbox.openai_errors import ERROR_TYPE
-
-#: Fields accepted and honoured here (or meaningless for a gateway); any other is a 400.
-ACCEPTED = frozenset(ChatRequest.__struct_fields__)
 
 
 def openai_error(
@@ -79,34 +81,12 @@ async def _json_body(request: Request) -> dict[str, Any] | JSONResponse:
 
 
 def _chat_request(body: dict[str, Any]) -> ChatRequest | JSONResponse:
-    """The body as `ChatRequest` (`protocol.contract_http`): the fields it declares, each
-    checked once; the commonest mistakes answered in OpenAI's words, naming the field."""
-    unknown = sorted(set(body) - ACCEPTED)
-    if unknown:
-        return _bad_request(f"unsupported parameter(s): {', '.join(unknown)}", unknown[0])
-    if not isinstance(body.get("model"), str) or not body["model"]:
-        return _bad_request("'model' is required", "model")
-    if not isinstance(body.get("messages"), list) or not body["messages"]:
-        return _bad_request("'messages' must be a non-empty list", "messages")
-    if body.get("n") not in (None, 1):
-        return _bad_request("only n = 1 is supported", "n")
+    """The body as `ChatRequest` (`protocol.dialects.chat.check_request`), or OpenAI's 400
+    naming the field."""
     try:
-        return decode_body(ChatRequest, body)
-    except InvalidParams as exc:
-        return _bad_request(exc.message)
-
-
-def _message(result: LlmResult) -> dict[str, Any]:
-    message: dict[str, Any] = {"role": "assistant", "content": result.text or None}
-    calls = result.tool_calls
-    if calls:
-        message["tool_calls"] = [
-            {"id": c.get("id", ""), "type": "function", "function": c.get("function", {})}
-            for c in calls
-        ]
-    elif message["content"] is None:
-        message["content"] = ""
-    return message
+        return chat_dialect.check_request(body)
+    except DialectError as exc:
+        return _bad_request(exc.message, exc.param)
 
 
 def sealgate_headers(result: Mapping[str, Any]) -> dict[str, str]:
@@ -135,11 +115,6 @@ def sealgate_headers(result: Mapping[str, Any]) -> dict[str, str]:
     return {k: "".join(c for c in v if " " <= c <= "~") for k, v in headers.items()}
 
 
-def _output_tokens(result: LlmResult) -> int:
-    output = result.usage.output_tokens
-    return output if isinstance(output, int) else 0
-
-
 def sealgate_extra(result: Mapping[str, Any]) -> dict[str, Any]:
     """The `sealgate` field of a response body (and of a stream's final chunk), from the
     result as it crossed the socket (`to_wire`)."""
@@ -155,17 +130,9 @@ def sealgate_extra(result: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def _usage(result: LlmResult | None) -> dict[str, int]:
-    prompt = result.usage.input_tokens if result is not None else 0
-    completion = _output_tokens(result) if result is not None else 0
-    return {
-        "prompt_tokens": prompt,
-        "completion_tokens": completion,
-        "total_tokens": prompt + completion,
-    }
-
-
 async def chat_completions(request: Request) -> Response:
+    """Parsed and rendered by `protocol.dialects.chat`, sent as the sealed `llm.complete` /
+    `llm.stream` like every other dialect."""
     link: GuardianLink = request.app.state.link
     body = await _json_body(request)
     if isinstance(body, JSONResponse):
@@ -173,13 +140,12 @@ async def chat_completions(request: Request) -> Response:
     chat = _chat_request(body)
     if isinstance(chat, JSONResponse):
         return chat
-    params = chat.llm_fields()
+    completion = chat_dialect.parse_request(chat)
+    params = completion.to_params()
     caller = caller_of(request.scope, request.app.state.proxies)
     completion_id = "chatcmpl-" + secrets.token_hex(12)
     created = int(time.time())
-    if chat.stream:
-        options = chat.stream_options
-        include_usage = bool(options.include_usage) if isinstance(options, StreamOptions) else False
+    if completion.stream:
         try:
             # Opening the stream refuses at once a request that cannot be sent (lone
             # surrogates, integers past 64 bits) or a guardian link that just dropped.
@@ -193,8 +159,9 @@ async def chat_completions(request: Request) -> Response:
         except RPCError as exc:  # nothing sent yet: a plain error response
             await stream.aclose()
             return from_rpc_error(exc, model_call=True)
+        renderer = chat_dialect.ChunkStream(completion_id, created, chat.model)
         return StreamingResponse(
-            _sse(link, stream, first, completion_id, created, chat.model, include_usage),
+            _sse(link, stream, first, renderer, chat_dialect.include_usage(chat)),
             media_type="text/event-stream",
             headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
         )
@@ -203,54 +170,17 @@ async def chat_completions(request: Request) -> Response:
     except RPCError as exc:
         return from_rpc_error(exc, model_call=True)
     wire = to_wire(result)
+    answer = chat_dialect.render_completion(Answer.of(wire), completion_id, created)
     return JSONResponse(
-        {
-            "id": completion_id,
-            "object": "chat.completion",
-            "created": created,
-            "model": result.model,
-            "choices": [
-                {
-                    "index": 0,
-                    "message": _message(result),
-                    "finish_reason": result.finish_reason,
-                    "logprobs": None,
-                }
-            ],
-            "usage": _usage(result),
-            "sealgate": sealgate_extra(wire),
-        },
-        headers=sealgate_headers(wire),
+        {**answer, "sealgate": sealgate_extra(wire)}, headers=sealgate_headers(wire)
     )
-
-
-def _chunk(
-    completion_id: str,
-    created: int,
-    model: str,
-    delta: dict[str, Any],
-    finish: str | None = None,
-    extra: dict[str, Any] | None = None,
-) -> bytes:
-    payload: dict[str, Any] = {
-        "id": completion_id,
-        "object": "chat.completion.chunk",
-        "created": created,
-        "model": model,
-        "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}],
-    }
-    if extra is not None:
-        payload["sealgate"] = extra
-    return f"data: {json.dumps(payload)}\n\n".encode()
 
 
 async def _sse(
     link: GuardianLink,
-    stream: Any,
+    stream: RPCStream,
     first: Any,
-    completion_id: str,
-    created: int,
-    model: str,
+    renderer: chat_dialect.ChunkStream,
     include_usage: bool,
 ) -> AsyncIterator[bytes]:
     """Chunks as they arrive; a failure after the first is an explicit error event."""
@@ -258,7 +188,7 @@ async def _sse(
     failed = True
     ended: LlmResult | None = None
     try:
-        yield _chunk(completion_id, created, model, {"role": "assistant", "content": ""})
+        yield renderer.start()
         pending = [first] if first is not None else []
         while True:
             if pending:
@@ -268,44 +198,19 @@ async def _sse(
                     chunk = await anext(stream)
                 except StopAsyncIteration:
                     break
-            delta: dict[str, Any] = {}
-            if chunk.get("text"):
-                delta["content"] = chunk["text"]
-            if chunk.get("tool_calls"):
-                delta["tool_calls"] = chunk["tool_calls"]
-            if delta:
-                yield _chunk(completion_id, created, model, delta)
-        result = ended = stream_result(stream)
-        yield _chunk(
-            completion_id,
-            created,
-            result.model if result is not None else model,
-            {},
-            result.finish_reason if result is not None else "stop",
-            sealgate_extra(to_wire(result)) if result is not None else None,
-        )
-        if include_usage:
-            payload = {
-                "id": completion_id,
-                "object": "chat.completion.chunk",
-                "created": created,
-                "model": result.model if result is not None else model,
-                "choices": [],
-                "usage": _usage(result),
-            }
-            yield f"data: {json.dumps(payload)}\n\n".encode()
-        yield b"data: [DONE]\n\n"
+            data = renderer.feed(events_of(chunk if isinstance(chunk, dict) else {}))
+            if data:
+                yield data
+        ended = stream_result(stream)
+        wire = to_wire(ended) if ended is not None else None
+        answer = Answer.of(wire) if wire is not None else None
+        extra = sealgate_extra(wire) if wire is not None else None
+        for data in renderer.finish(answer, extra, include_usage):
+            yield data
         failed = False
     except RPCError as exc:
-        error = {
-            "error": {
-                "message": exc.message,
-                "type": ERROR_TYPE.get(exc.code.value, "api_error"),
-                "code": exc.code.value,
-                "param": None,
-            }
-        }
-        yield f"data: {json.dumps(error)}\n\n".encode()
+        kind = ERROR_TYPE.get(exc.code.value, "api_error")
+        yield renderer.error(exc.message, kind, exc.code.value)
     finally:
         await stream.aclose()  # the client went away or we are done: stop the sealed call
         link.observe_stream(time.perf_counter() - started, ended, failed)

@@ -248,9 +248,11 @@ def document() -> dict[str, Any]:
             },
             "/v1/messages/count_tokens": {
                 "post": _operation(
-                    "SealGate's token estimate of a Messages request (one token per byte)",
+                    "A Messages request's input tokens: the provider's count where the model"
+                    " resolves to an Anthropic provider, else SealGate's estimate (one token"
+                    " per byte), marked as one",
                     _json(_ref("TokenCount")),
-                    _errors("AnthropicError", 400, 401),
+                    _errors("AnthropicError", 400, 401, 403, 404, 429, 502, 504),
                     "CountTokensRequest",
                 )
             },

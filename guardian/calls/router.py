@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 from guardian import policy
 from guardian.call_log import log_response
-from guardian.calls import metering, planning
+from guardian.calls import counting, metering, planning
 from guardian.calls.call_budget import call_budget
 from guardian.calls.costs import input_token_bound, max_cost_usd
 from guardian.calls.exchange import Exchange
@@ -181,6 +181,13 @@ class Router:
             **({"thinking": result.thinking} if result.thinking and emitter is None else {}),
             # what the provider was not sent (anthropic-beta values off its allowlist, ...)
             **({"dropped": dropped} if dropped else {}),
+            # the stop sequence that ended the text, where the provider says which: only one
+            # the request asked for (a provider's other words are not passed on)
+            **(
+                {"stop_sequence": result.stop_sequence}
+                if result.stop_sequence and result.stop_sequence in (attempt.request.stop or [])
+                else {}
+            ),
         }
 
     async def _hold(
@@ -352,6 +359,41 @@ class Router:
         return await self.keys.call(
             snapshot.secrets, provider, deadline, self.slots.slotted(provider.name, cap, send)
         )
+
+    # token counts --------------------------------------------------------------------------
+    async def count_tokens(self, params: dict[str, Any], principal: Principal) -> dict[str, Any]:
+        """A request's input tokens: Anthropic's count where the resolved provider speaks its
+        wire format, else SealGate's estimate, marked (`guardian.calls.counting`). Admitted
+        like a call (role, tool, rate); costs nothing, so no spend is recorded."""
+        snapshot = self.live.snapshot
+        planning.tool_for(snapshot, params["tool"], "llm")
+        await self.admit(principal, params["tool"])
+        plan = counting.plan_count(snapshot, principal.role, params)
+        answer: dict[str, Any] = {"provider": plan.provider.name, "model": plan.model}
+        if not plan.asks_provider:
+            return {"input_tokens": plan.estimate, "estimated": True, **answer}
+        provider = plan.provider
+
+        async def send(key: str | None, timeout: float) -> int:
+            body = await self.outbound.json(
+                provider.name,
+                counting.count_call(provider, key, plan.request),
+                timeout=timeout,
+                max_bytes=DEFAULT_MAX_RESPONSE_BYTES,
+            )
+            return counting.parse_count(body)
+
+        cap = snapshot.config.hub_limits.max_parallel_requests
+        deadline = time.monotonic() + provider.timeout_sec
+        try:
+            tokens = await self.keys.call(
+                snapshot.secrets, provider, deadline, self.slots.slotted(provider.name, cap, send)
+            )
+        except ProviderFailure as failure:
+            path: list[Step] = list(plan.skipped)
+            path.append({"provider": provider.name, "error": self._describe(failure)})
+            raise self._final_error(path, (Attempt(provider, plan.model), failure), 0) from None
+        return {"input_tokens": tokens, "estimated": False, **answer}
 
     # helpers -------------------------------------------------------------------------------
     def _describe(self, failure: ProviderFailure) -> str:

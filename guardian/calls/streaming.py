@@ -106,6 +106,8 @@ async def read_stream(
                 result.output_tokens = delta.output_tokens
             if delta.finish_reason:
                 result.finish_reason = delta.finish_reason
+            if delta.stop_sequence:
+                result.stop_sequence = delta.stop_sequence
             if delta.tool_calls:
                 merge_tool_calls(calls, delta.tool_calls)
             if delta.text or delta.tool_calls or delta.thinking:

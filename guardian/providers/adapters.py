@@ -128,6 +128,13 @@ def _arguments(call: dict[str, Any]) -> dict[str, Any]:
     return parsed
 
 
+def _matched(stop_reason: str, sequence: Any) -> str | None:
+    """Anthropic's `stop_sequence`: the sequence that ended the text, when that is why."""
+    if stop_reason == "stop_sequence" and isinstance(sequence, str) and sequence:
+        return sequence
+    return None
+
+
 def _tool_functions(tools: list[Any] | None) -> list[dict[str, Any]]:
     functions = []
     for tool in tools or []:
@@ -355,6 +362,7 @@ class AnthropicAdapter:
             finish_reason=_FINISH.get(stop, stop),
             tool_calls=calls,
             thinking=thinking,
+            stop_sequence=_matched(stop, _get(body, "stop_sequence")),
         )
 
     def parse_event(self, event: str, data: Any, stream: StreamState) -> StreamDelta | None:
@@ -403,6 +411,7 @@ class AnthropicAdapter:
             return StreamDelta(
                 output_tokens=reported_count(_get(data, "usage", "output_tokens")),
                 finish_reason=_FINISH.get(stop, stop),
+                stop_sequence=_matched(stop, _get(data, "delta", "stop_sequence")) or "",
             )
         if kind == "error":
             message = _get(data, "error", "message")

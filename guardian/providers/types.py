@@ -44,6 +44,9 @@ class ChatResult:
     tool_calls: list[dict[str, Any]] = field(default_factory=list)
     #: Anthropic's thinking and redacted_thinking blocks, as sent (signatures included)
     thinking: list[dict[str, Any]] = field(default_factory=list)
+    #: The stop sequence that ended the text, where the provider says which (Anthropic's
+    #: `stop_sequence`); OpenAI's and Gemini's replies say only that the text stopped.
+    stop_sequence: str | None = None
 
 
 @dataclass(slots=True, kw_only=True)
@@ -58,6 +61,8 @@ class StreamDelta:
     tool_calls: list[dict[str, Any]] = field(default_factory=list)
     #: Anthropic thinking: `{"thinking": text}` or `{"signature": s}` (a block's end)
     thinking: dict[str, str] | None = None
+    #: The stop sequence that ended the text (Anthropic's `message_delta`)
+    stop_sequence: str = ""
 
 
 @dataclass(slots=True)

@@ -4,5 +4,7 @@ the same sealed `llm.complete` / `llm.stream` (fallback, limits, budgets, ledger
 included).
 
 Pure translation, no I/O: the sandbox parses and renders; the guardian never sees a dialect.
-`core` holds the shared shapes, one module per dialect holds its parser and renderer.
+`core` holds the shared shapes, one module per dialect holds its parser and renderer: `chat`
+(OpenAI's Chat Completions), `anthropic` (Anthropic's Messages), `responses` (OpenAI's
+Responses).
 """

@@ -400,6 +400,15 @@ def stop_reason(finish_reason: str) -> str:
     return STOP_REASON.get(finish_reason, "end_turn")
 
 
+def stopped(answer: Answer) -> dict[str, Any]:
+    """`stop_reason` and `stop_sequence`: "stop_sequence" and the one that matched when the
+    provider said so (Anthropic does; OpenAI-format and Gemini providers say only that the
+    text stopped, which reads as "end_turn")."""
+    if answer.stop_sequence and answer.finish_reason == "stop":
+        return {"stop_reason": "stop_sequence", "stop_sequence": answer.stop_sequence}
+    return {"stop_reason": stop_reason(answer.finish_reason), "stop_sequence": None}
+
+
 def _input(arguments: str) -> Any:
     try:
         value = json.loads(arguments) if arguments else {}
@@ -423,8 +432,7 @@ def render_message(answer: Answer, message_id: str) -> dict[str, Any]:
         "role": "assistant",
         "model": answer.model,
         "content": content,
-        "stop_reason": stop_reason(answer.finish_reason),
-        "stop_sequence": None,
+        **stopped(answer),
         "usage": {"input_tokens": answer.input_tokens, "output_tokens": answer.output_tokens},
     }
 
@@ -517,7 +525,7 @@ class MessageStream:
 
     def finish(self, answer: Answer) -> list[Sse]:
         usage = {"input_tokens": answer.input_tokens, "output_tokens": answer.output_tokens}
-        delta = {"stop_reason": stop_reason(answer.finish_reason), "stop_sequence": None}
+        delta = stopped(answer)
         return [
             *self._closed(),
             ("message_delta", {"type": "message_delta", "delta": delta, "usage": usage}),

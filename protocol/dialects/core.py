@@ -47,6 +47,9 @@ class Completion:
     #: Fields only Anthropic's API takes (thinking, context_management, output_config),
     #: passed on only to an Anthropic provider.
     anthropic: dict[str, Any] | None = None
+    #: `llm.complete` fields a dialect passes on by name that have no slot above (a field
+    #: added to `protocol.contract.ChatFields` reaches the guardian from Chat Completions).
+    extra: dict[str, Any] | None = None
 
     def to_params(self) -> dict[str, Any]:
         """The `LlmParams` fields of this request (without caller and tool)."""
@@ -67,6 +70,8 @@ class Completion:
             params["betas"] = list(self.betas)
         if self.anthropic:
             params["anthropic"] = self.anthropic
+        for name, value in (self.extra or {}).items():
+            params.setdefault(name, value)
         return params
 
     def estimated_tokens(self) -> int:
@@ -86,6 +91,8 @@ class ToolCall:
     id: str
     name: str
     arguments: str  # JSON text, as the provider produced it
+    #: the call as the guardian sent it (OpenAI's shape, which Chat Completions passes on)
+    raw: dict[str, Any] = field(default_factory=dict, compare=False)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -103,6 +110,9 @@ class Answer:
     thinking: tuple[dict[str, Any], ...] = ()
     #: what the guardian did not pass on (e.g. `anthropic-beta` values off its allowlist)
     dropped: dict[str, list[str]] = field(default_factory=dict)
+    #: the stop sequence that ended the text, where the provider said which (Anthropic does;
+    #: OpenAI-format and Gemini providers say only "stop", so it is None for them)
+    stop_sequence: str | None = None
 
     @classmethod
     def of(cls, result: dict[str, Any]) -> Answer:
@@ -116,6 +126,7 @@ class Answer:
                     id=str(call.get("id") or ""),
                     name=str(function.get("name") or ""),
                     arguments=arguments if isinstance(arguments, str) else json.dumps(arguments),
+                    raw=call,
                 )
             )
         return cls(
@@ -132,6 +143,7 @@ class Answer:
                 for k, values in (result.get("dropped") or {}).items()
                 if isinstance(values, list)
             },
+            stop_sequence=str(result["stop_sequence"]) if result.get("stop_sequence") else None,
         )
 
 
@@ -163,6 +175,8 @@ class ToolCallDelta:
     id: str = ""
     name: str = ""
     arguments: str = ""
+    #: the delta as the guardian sent it (OpenAI's shape, which Chat Completions passes on)
+    raw: dict[str, Any] = field(default_factory=dict, compare=False)
 
 
 Event = TextDelta | ThinkingDelta | ToolCallDelta
@@ -194,6 +208,7 @@ def events_of(chunk: dict[str, Any]) -> list[Event]:
                 id=str(call.get("id") or ""),
                 name=str((function or {}).get("name") or ""),
                 arguments=arguments if isinstance(arguments, str) else "",
+                raw=call,
             )
         )
     return events

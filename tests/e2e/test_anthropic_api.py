@@ -15,6 +15,7 @@ from anthropic import Anthropic
 
 from tests.e2e.world import World
 from tests.fakes.base import Behaviour
+from tests.fakes.providers import fake_token_count
 
 MODELS = {
     "anthropic": "claude-test",
@@ -172,15 +173,41 @@ def test_a_failure_mid_stream_ends_with_an_error_event(w: World) -> None:
             s.until_done()
 
 
-def test_count_tokens_is_sealgates_marked_estimate(w: World) -> None:
+def test_count_tokens_asks_anthropic_for_an_anthropic_model(w: World) -> None:
+    """The official SDK's count_tokens: a model that resolves to an Anthropic provider is
+    counted by that provider (the fake's own count), in Anthropic's `MessageTokensCount`."""
     client = sdk(w)
-    counted = client.messages.count_tokens(model="claude-test", system="S", messages=HELLO)
+    before = len(w.anthropic.requests)
+    counted = client.messages.count_tokens(
+        model="claude-test", system="Be brief.", messages=HELLO, tools=[WEATHER]
+    )
+    assert isinstance(counted, anthropic.types.MessageTokensCount)
+    (asked,) = w.anthropic.requests[before:]
+    assert asked.path == "/v1/messages/count_tokens"
+    assert asked.body["system"] == "Be brief." and asked.body["tools"][0]["name"] == "get_weather"
+    assert counted.input_tokens == fake_token_count(asked.body)
+    raw = client.messages.with_raw_response.count_tokens(model="claude-test", messages=HELLO)
+    assert "x-sealgate-estimate" not in raw.headers
+    assert json.loads(raw.http_response.text)["sealgate"]["estimate"] is False
+
+
+@pytest.mark.parametrize("provider", ["gemini", "openrouter"])
+def test_count_tokens_is_sealgates_marked_estimate_elsewhere(w: World, provider: str) -> None:
+    client = sdk(w)
+    fake = getattr(w, provider)
+    before = len(fake.requests)
+    counted = client.messages.count_tokens(model=MODELS[provider], system="S", messages=HELLO)
     measured = {"messages": [{"role": "user", "content": "Hello"}], "system": "S"}
     assert counted.input_tokens == len(json.dumps(measured, separators=(",", ":"))) + 16
-    raw = client.messages.with_raw_response.count_tokens(model="claude-test", messages=HELLO)
+    raw = client.messages.with_raw_response.count_tokens(model=MODELS[provider], messages=HELLO)
     assert raw.headers["x-sealgate-estimate"] == "bytes"
     assert json.loads(raw.http_response.text)["sealgate"]["estimate"] is True
-    assert w.anthropic.requests == []  # nothing asked of any provider
+    assert len(fake.requests) == before  # nothing asked of the provider
+
+
+def test_count_tokens_of_an_unknown_model_is_not_found(w: World) -> None:
+    with pytest.raises(anthropic.NotFoundError):
+        sdk(w).messages.count_tokens(model="no-such-model", messages=HELLO)
 
 
 def test_anthropic_beta_reaches_the_provider_only_from_its_allowlist(w: World) -> None:
@@ -230,3 +257,31 @@ def test_thinking_blocks_pass_through_an_anthropic_provider(w: World) -> None:
     )
     assert raw.headers["x-sealgate-dropped"] == "anthropic=thinking"
     assert "thinking" not in json.dumps(w.gemini.requests[-1].body)
+
+
+@pytest.mark.parametrize("provider", sorted(MODELS))
+@pytest.mark.parametrize("streamed", [False, True])
+def test_a_matched_stop_sequence_is_reported_where_the_provider_says_which(
+    w: World, provider: str, streamed: bool
+) -> None:
+    """Anthropic says which stop sequence ended the text: `stop_reason: "stop_sequence"` and
+    the sequence. OpenAI-format and Gemini providers stop there too but say only "stop", so
+    the answer is `end_turn` with no sequence."""
+    fake = getattr(w, provider)
+    fake.behave(Behaviour(text="one two THREE four"))
+    options: Any = {
+        "model": MODELS[provider],
+        "max_tokens": 64,
+        "messages": HELLO,
+        "stop_sequences": ["FIVE", "THREE"],
+    }
+    if streamed:
+        with sdk(w).messages.stream(**options) as stream:
+            reply = stream.get_final_message()
+    else:
+        reply = sdk(w).messages.create(**options)
+    assert reply.content[0].text == "one two "  # type: ignore[union-attr]
+    if provider == "anthropic":
+        assert reply.stop_reason == "stop_sequence" and reply.stop_sequence == "THREE"
+    else:
+        assert reply.stop_reason == "end_turn" and reply.stop_sequence is None

@@ -34,6 +34,40 @@ def wants_tool_call(body: dict[str, Any], tools_key: str = "tools") -> str | Non
     return first.get("name")
 
 
+#: What Anthropic's count_tokens takes (MessageCountTokensParams).
+COUNT_TOKENS_FIELDS = frozenset(
+    {
+        "model",
+        "messages",
+        "system",
+        "tools",
+        "tool_choice",
+        "thinking",
+        "context_management",
+        "output_config",
+        "mcp_servers",
+        "output_format",
+    }
+)
+
+
+def fake_token_count(body: dict[str, Any]) -> int:
+    """The fake tokenizer: one token per word of the system prompt, messages and tools as
+    JSON, plus 3 per message (deterministic, and unlike SealGate's estimate)."""
+    counted = {k: body.get(k) for k in ("system", "messages", "tools") if body.get(k)}
+    return len(json.dumps(counted).split()) + 3 * len(body.get("messages") or [])
+
+
+def stopped_at(text: str, stop_sequences: list[str]) -> tuple[str, str | None]:
+    """The text up to the first stop sequence in it, and that sequence (Anthropic's
+    `stop_sequence`), or the whole text and None."""
+    found = [(text.find(s), s) for s in stop_sequences if s and s in text]
+    if not found:
+        return text, None
+    at, matched = min(found)
+    return text[:at], matched
+
+
 def _event(data: Any, event: str | None = None) -> bytes:
     head = f"event: {event}\n" if event else ""
     return f"{head}data: {json.dumps(data)}\n\n".encode()
@@ -69,12 +103,31 @@ class FakeAnthropic(FakeServer):
 
     def routes(self, app: web.Application) -> None:
         app.router.add_post("/v1/messages", self.messages)
+        app.router.add_post("/v1/messages/count_tokens", self.count_tokens)
 
     def key_of(self, request: web.Request) -> str | None:
         return request.headers.get("x-api-key")
 
     def error_body(self, status: int, message: str) -> Any:
         return {"type": "error", "error": {"type": "api_error", "message": message}}
+
+    async def count_tokens(self, request: web.Request) -> web.StreamResponse:
+        """`POST /v1/messages/count_tokens`: Anthropic's `MessageTokensCount`
+        (`{"input_tokens": N}`), N by `fake_token_count`. Like Anthropic, it refuses a field
+        count_tokens does not take (max_tokens, stream, ...) and a request without model and
+        messages."""
+        _, recorded, early = await self.preamble(request)
+        if early is not None:
+            return early
+        body = recorded.body if isinstance(recorded.body, dict) else {}
+        extra = sorted(set(body) - COUNT_TOKENS_FIELDS)
+        missing = [name for name in ("model", "messages") if name not in body]
+        if extra or missing:
+            message = f"{extra[0]}: Extra inputs are not permitted" if extra else ""
+            message = message or f"{missing[0]}: Field required"
+            body = {"type": "error", "error": {"type": "invalid_request_error", "message": message}}
+            return web.json_response(body, status=400)
+        return web.json_response({"input_tokens": fake_token_count(body)})
 
     async def messages(self, request: web.Request) -> web.StreamResponse:
         behaviour, recorded, early = await self.preamble(request)
@@ -148,6 +201,9 @@ class FakeAnthropic(FakeServer):
                 _event({"type": "message_stop"}, "message_stop"),
             ]
             return await self.sse(request, behaviour, events)
+        # a stop sequence in the text: the text ends before it, and the reply says which
+        text, matched = stopped_at(text, body.get("stop_sequences") or [])
+        stop = {"stop_reason": "stop_sequence" if matched else "end_turn", "stop_sequence": matched}
         # extended thinking asked for: a thinking block (with its signature) comes first
         thinking = [THINKING] if body.get("thinking", {}).get("type") == "enabled" else []
         if not body.get("stream"):
@@ -158,8 +214,7 @@ class FakeAnthropic(FakeServer):
                     "role": "assistant",
                     "model": model,
                     "content": [*thinking, {"type": "text", "text": text}],
-                    "stop_reason": "end_turn",
-                    "stop_sequence": None,
+                    **stop,
                     "usage": {"input_tokens": 12, "output_tokens": 7},
                 }
             )
@@ -204,7 +259,7 @@ class FakeAnthropic(FakeServer):
             _event(
                 {
                     "type": "message_delta",
-                    "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                    "delta": stop,
                     "usage": {"output_tokens": 7},
                 },
                 "message_delta",
@@ -258,7 +313,9 @@ class FakeGemini(FakeServer):
         model, _, operation = request.match_info["call"].partition(":")
         if operation == "batchEmbedContents":
             return await self.embed(request, recorded)
-        text = self.text_for(behaviour)
+        config = (recorded.body or {}).get("generationConfig") or {}
+        # Gemini ends the text before a stop sequence and says only STOP
+        text, _ = stopped_at(self.text_for(behaviour), config.get("stopSequences") or [])
         tool = wants_tool_call(recorded.body or {})
         if tool:
             reply = {
@@ -331,7 +388,9 @@ class FakeOpenAI(FakeServer):
         if early is not None:
             return early
         body = recorded.body
-        text = self.text_for(behaviour)
+        stop = body.get("stop") or []
+        # OpenAI ends the text before a stop sequence and says only finish_reason "stop"
+        text, _ = stopped_at(self.text_for(behaviour), [stop] if isinstance(stop, str) else stop)
         model = body.get("model", "fake-model")
         created = int(time.time())
         tool = wants_tool_call(body)

@@ -1,8 +1,8 @@
-"""Every client dialect (Anthropic's Messages, OpenAI's Responses) reaches every provider
-wire format (issue 27, item 3): a request parsed by a dialect, planned into the guardian's
-`ChatRequest`, is sent correctly by each adapter. Anthropic's extras (anthropic-beta, thinking
-and the other Anthropic-only fields) reach an Anthropic provider only as its guardian
-configuration allows, and are reported as dropped elsewhere."""
+"""Every client dialect (Anthropic's Messages, OpenAI's Responses and Chat Completions)
+reaches every provider wire format (issue 27, item 3): a request parsed by a dialect, planned
+into the guardian's `ChatRequest`, is sent correctly by each adapter. Anthropic's extras
+(anthropic-beta, thinking and the other Anthropic-only fields) reach an Anthropic provider only
+as its guardian configuration allows, and are reported as dropped elsewhere."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from guardian.providers.adapters import (
 )
 from guardian.providers.types import ChatRequest, StreamState
 from protocol.dialects import anthropic as messages_dialect
+from protocol.dialects import chat as chat_dialect
 from protocol.dialects import responses as responses_dialect
 from protocol.dialects.core import Completion
 from protocol.pyfun import ProviderConfig
@@ -149,6 +150,54 @@ def test_a_responses_conversation_reaches_each_wire_format(api: str, stream: boo
     if api == "anthropic":
         assert [m["role"] for m in body["messages"]] == ["user", "assistant", "user"]
         assert body["messages"][1]["content"][0]["id"] == "call_1"
+        assert body["messages"][2]["content"][0]["tool_use_id"] == "call_1"
+    elif api == "gemini":
+        assert body["contents"][1]["parts"][0]["functionCall"]["args"] == {"city": "Paris"}
+        assert body["contents"][2]["parts"][0]["functionResponse"]["name"] == "get_weather"
+    else:
+        assert [m["role"] for m in body["messages"]] == ["system", "user", "assistant", "tool"]
+
+
+CHAT_CONVERSATION = {
+    "model": "m",
+    "tools": [{"type": "function", "function": {"name": "get_weather", "parameters": {}}}],
+    "tool_choice": "auto",
+    "messages": [
+        {"role": "system", "content": "Be brief."},
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "Weather here?"},
+                {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{PNG}"}},
+            ],
+        },
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": "call_1",
+                    "type": "function",
+                    "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'},
+                }
+            ],
+        },
+        {"role": "tool", "tool_call_id": "call_1", "content": "Sunny"},
+    ],
+}
+
+
+@pytest.mark.parametrize("api", sorted(ADAPTERS))
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_chat_conversation_reaches_each_wire_format(api: str, stream: bool) -> None:
+    chat = chat_dialect.parse_request(chat_dialect.check_request(CHAT_CONVERSATION))
+    body = ADAPTERS[api](provider(api)).chat("KEY", planned(chat), stream=stream).json
+    text = json.dumps(body)
+    assert "Be brief." in text and "Sunny" in text and PNG in text and "get_weather" in text
+    if api == "anthropic":
+        assert body["system"] == "Be brief."
+        assert [m["role"] for m in body["messages"]] == ["user", "assistant", "user"]
+        assert body["messages"][1]["content"][0]["input"] == {"city": "Paris"}
         assert body["messages"][2]["content"][0]["tool_use_id"] == "call_1"
     elif api == "gemini":
         assert body["contents"][1]["parts"][0]["functionCall"]["args"] == {"city": "Paris"}

@@ -125,8 +125,8 @@ CALLS: list[tuple[str, dict[str, Any]]] = [
 LAST: list[tuple[str, dict[str, Any]]] = [("users.delete", {"name": "ada"})]
 #: Methods checked elsewhere in this module or needing a live session/connection phase.
 SPECIAL = {"hello", "llm.stream", "auth.verify", "auth.logout", "tokens.revoke", "secrets.rekey"}
-#: The sandbox socket's own methods, checked against their schemas in test_oauth_rpc.py
-#: and test_usage_mine.py.
+#: The sandbox socket's own methods, checked against their schemas in test_oauth_rpc.py,
+#: test_usage_mine.py and tests/security/test_count_tokens.py.
 SANDBOX_ONLY = {name for name, spec in METHODS.items() if Surface.ADMIN not in spec.surfaces}
 
 
@@ -140,7 +140,8 @@ def test_every_method_is_checked_here() -> None:
         "tasks.start",
         "tasks.get",
         "tasks.cancel",
-    }  # test_usage_mine.py, test_call_tasks.py
+        "llm.count_tokens",
+    }  # test_usage_mine.py, test_call_tasks.py, tests/security/test_count_tokens.py
 
 
 async def test_every_answer_matches_its_declared_result_schema(

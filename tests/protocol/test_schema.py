@@ -80,6 +80,8 @@ def test_sandbox_surface_is_exactly_the_contract_so_far() -> None:
         "tasks.start",
         "tasks.get",
         "tasks.cancel",
+        # a request's input tokens (issue 27, /v1/messages/count_tokens)
+        "llm.count_tokens",
     }
     assert set(methods_for(Surface.SANDBOX)) <= contract
     assert "usage.mine" in methods_for(Surface.SANDBOX)
@@ -87,3 +89,5 @@ def test_sandbox_surface_is_exactly_the_contract_so_far() -> None:
     assert not {"tasks.start", "tasks.get", "tasks.cancel"} & set(methods_for(Surface.ADMIN))
     assert {"oauth.own_grants", "oauth.own_grant_revoke"} <= set(methods_for(Surface.SANDBOX))
     assert not {"oauth.own_grants", "oauth.own_grant_revoke"} & set(methods_for(Surface.ADMIN))
+    assert "llm.count_tokens" in methods_for(Surface.SANDBOX)
+    assert "llm.count_tokens" not in methods_for(Surface.ADMIN)
