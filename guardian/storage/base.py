@@ -6,6 +6,7 @@
     ledger.py    usage rows, reservations, spend and reports
     secrets.py   the secret store's ciphertexts
     counters.py  shared counters (rate limits and budgets across replicas)
+    tlog.py      the audit log's Merkle tree: a leaf per audit entry and per ledger row
 
 OAuth's tables have their repository beside the service that uses them
 (`guardian/oauth/store.py`). Each repository is written against `Database` only; a backend
@@ -35,6 +36,7 @@ from guardian.storage.ledger import (
     reservation_values,
 )
 from guardian.storage.secrets import SecretRepository
+from guardian.storage.tlog import TlogRepository
 from guardian.storage.users import UserRepository, new_user_id
 
 __all__ = [
@@ -57,7 +59,12 @@ __all__ = [
 
 
 class Storage(
-    UserRepository, AuditRepository, LedgerRepository, SecretRepository, CounterRepository
+    UserRepository,
+    AuditRepository,
+    LedgerRepository,
+    SecretRepository,
+    CounterRepository,
+    TlogRepository,
 ):
     """The guardian's tables, one handle for every repository. Subclasses provide the
     connection and the dialect."""

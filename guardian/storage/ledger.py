@@ -13,8 +13,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from guardian.storage.audit import INSERT_AUDIT, AuditEntry, audit_values
+from guardian.storage.audit import AuditEntry, insert_audit
 from guardian.storage.database import Database, Row
+from guardian.storage.tlog import Leaf, append_leaves, usage_leaf
 
 # usage.report groupings -> the column grouped on ("day" is computed by the backend)
 USAGE_GROUPS = {
@@ -132,6 +133,43 @@ def _usage_values(r: UsageRow) -> tuple[Any, ...]:
     )
 
 
+_USAGE_COLUMNS = (
+    "ts",
+    "principal",
+    "tool",
+    "provider",
+    "model",
+    "input_tokens",
+    "output_tokens",
+    "cost_usd",
+    "latency_ms",
+    "outcome",
+    "fallback_path",
+    "key",
+    "estimated",
+    "clamped",
+    "user_id",
+)
+
+
+def usage_row_leaf(row: UsageRow, held: Reservation | None) -> Leaf:
+    """The audit log's leaf of a ledger row: its columns as stored, and the reservation it
+    settles (the call's start and the maximum that was held)."""
+    values = dict(zip(_USAGE_COLUMNS, _usage_values(row), strict=True))
+    reservation = (
+        None
+        if held is None
+        else {
+            "id": held.id,
+            "amount": held.amount,
+            "created_at": held.created_at,
+            "window_start": held.window_start,
+            "counted": held.counted,
+        }
+    )
+    return usage_leaf(values, reservation)
+
+
 def reservation_values(held: Reservation) -> tuple[Any, ...]:
     return (
         held.id,
@@ -169,10 +207,12 @@ class LedgerRepository(Database):
         after a commit that was not confirmed) changes nothing, so nothing counts twice."""
         async with self.transaction() as tx:
             starts: list[tuple[str]] = []  # reservations that hold no budget: one statement
+            leaves: list[Leaf] = []  # appended to the audit log last: its lock is held least
             for entry in entries:
                 row = entry.usage
                 if not await tx.execute(tx.q(_INSERT_USAGE), *_usage_values(row)):
                     continue
+                leaves.append(usage_row_leaf(row, entry.reservation))
                 held = entry.reservation
                 if held is not None and not (held.shared and held.counted):
                     starts.append((held.id,))
@@ -191,9 +231,10 @@ class LedgerRepository(Database):
                             held.window_start,
                         )
                 if entry.audit is not None:
-                    await tx.execute(tx.q(INSERT_AUDIT), *audit_values(entry.audit, row.ts))
+                    leaves.append(await insert_audit(tx, entry.audit, row.ts))
             if starts:
                 await tx.executemany(tx.q("DELETE FROM {s}reservations WHERE id = ?"), starts)
+            await append_leaves(tx, leaves)
 
     # reservations ------------------------------------------------------------------------------
     async def reserve(self, held: Reservation, budget: float | None) -> float | None:
@@ -305,7 +346,13 @@ class LedgerRepository(Database):
                     tool=held["tool"],
                     user_id=held["user_id"] or "",
                 )
-                await tx.execute(tx.q(INSERT_AUDIT), *audit_values(audit, now))
+                await append_leaves(
+                    tx,
+                    [
+                        usage_row_leaf(usage, None),
+                        await insert_audit(tx, audit, now),
+                    ],
+                )
             settled.append(held)
         return settled
 
