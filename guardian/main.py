@@ -52,6 +52,8 @@ from guardian.snapshot import Snapshot
 from guardian.storage import Storage, open_storage
 from guardian.storage.base import StorageError
 from guardian.tasks import TaskSet
+from guardian.tlog.checkpoints import Checkpointer
+from guardian.tlog.signing_key import SigningKeyError, load_signing_key
 from protocol import __version__
 from protocol.methods import Surface
 from protocol.pyfun import PyfunConfig, PyfunError
@@ -148,7 +150,34 @@ class Guardian:
                 "secret store on (master key from %s): %d secret(s)", origin, len(store.values)
             )
             snapshot = build_snapshot(config, self.environ, store_values(store))
-        services = await self._services(stack, snapshot, redactor, storage, store, sandbox_uid)
+        limits_config = config.hub_limits
+        try:
+            signing_key = await load_signing_key(
+                store, self.layout.guardian_db.parent, limits_config.audit_origin
+            )
+        except SigningKeyError as exc:
+            logger.error("cannot start: audit log: %s", exc)
+            return EX_CONFIG
+        export = (
+            Path(limits_config.audit_export_dir)
+            if limits_config.audit_export_dir
+            else self.layout.guardian_db.parent / "audit"
+        )
+        checkpoints = Checkpointer(
+            storage,
+            signing_key,
+            export,
+            every_s=limits_config.audit_checkpoint_sec,
+            every_leaves=limits_config.audit_checkpoint_leaves,
+        )
+        try:
+            checkpoints.start()
+        except (OSError, ValueError, KeyError) as exc:
+            logger.error("cannot start: audit checkpoints in %s: %s", export, exc)
+            return EX_CONFIG
+        services = await self._services(
+            stack, snapshot, redactor, storage, store, sandbox_uid, checkpoints
+        )
         server = GuardianServer(
             services, sandbox_uid=sandbox_uid, max_frame_size=config.hub.max_frame_size
         )
@@ -207,6 +236,7 @@ class Guardian:
         storage: Storage,
         store: SecretStore,
         sandbox_uid: int,
+        checkpoints: Checkpointer,
     ) -> Services:
         """Everything the handlers use, whole, before any socket is bound. Each part that
         holds something registers its close on `stack` as it is made; the stack closes them
@@ -222,6 +252,7 @@ class Guardian:
         tasks = TaskSet(redactor=redactor)
         stack.push_async_callback(tasks.close)
         tasks.start("usage-ledger", ledger.run)
+        tasks.start("audit-checkpoints", checkpoints.run)
         sandboxes = SandboxLinks()
         live = LiveConfig(
             path=self.config_path,
@@ -255,6 +286,7 @@ class Guardian:
             queries=queries,
             tasks=tasks,
             ledger=ledger,
+            checkpoints=checkpoints,
             sandboxes=sandboxes,
             protections=lambda: protections.report(
                 sandbox_uid=sandbox_uid,
