@@ -410,3 +410,17 @@ class OAuthOwnGrantRevokeParams(Sealed, frozen=True, kw_only=True):
 
     client_id: Url
     form_token: Text128
+
+
+# the verifiable audit log (guardian/tlog) --------------------------------------------------
+class AuditVerifyParams(Params, frozen=True, kw_only=True):
+    """Check the whole log; `checkpoint`: a signed checkpoint note kept outside the
+    database, which the tree must still reproduce."""
+
+    checkpoint: Text65536 | UnsetType | None = UNSET
+
+
+class AuditProveParams(Params, frozen=True, kw_only=True):
+    """`id`: a receipt id (a ledger row's key), `audit:<n>` (an audit entry) or a leaf index."""
+
+    id: Name

@@ -376,3 +376,24 @@ class OAuthOwnGrantsResult(Result, frozen=True, kw_only=True):
 class OAuthOwnGrantRevokeResult(Result, frozen=True, kw_only=True):
     revoked: int
     client_name: ClientName
+
+
+# the verifiable audit log (guardian/tlog) --------------------------------------------------
+class AuditVerifyResult(Result, frozen=True, kw_only=True):
+    ok: bool
+    size: int
+    root: Annotated[str, Meta(max_length=64)]
+    checked: list[int]  # sizes of the signed checkpoints the tree reproduced
+    first_bad_index: int | None
+    problem: str
+
+
+class AuditProofResult(Result, frozen=True, kw_only=True):
+    """An RFC 9162 inclusion proof of one leaf in a signed checkpoint (base64 hashes)."""
+
+    index: int
+    size: int
+    leaf: str
+    proof: list[str]
+    checkpoint: str
+    verifier_key: str

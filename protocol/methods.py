@@ -472,3 +472,26 @@ OAUTH_OWN_GRANT_REVOKE = MethodSpec(
 )
 
 METHODS.update({spec.name: spec for spec in (OAUTH_OWN_GRANTS, OAUTH_OWN_GRANT_REVOKE)})
+
+
+# the verifiable audit log (guardian/tlog): operators only --------------------------------
+from protocol.contract import AuditProveParams, AuditVerifyParams  # noqa: E402
+from protocol.contract_results import AuditProofResult, AuditVerifyResult  # noqa: E402
+
+AUDIT_VERIFY = MethodSpec(
+    name="audit.verify",
+    doc="Check every leaf of the audit log, its rows, and every signed checkpoint (and one"
+    " given); names the first bad index.",
+    params=AuditVerifyParams,
+    returns=AuditVerifyResult,
+    surfaces=_ADMIN,
+)
+AUDIT_PROVE = MethodSpec(
+    name="audit.prove",
+    doc="An inclusion proof of one leaf (a receipt, an audit entry) in a signed checkpoint.",
+    params=AuditProveParams,
+    returns=AuditProofResult,
+    surfaces=_ADMIN,
+)
+
+METHODS.update({spec.name: spec for spec in (AUDIT_VERIFY, AUDIT_PROVE)})

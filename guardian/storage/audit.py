@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from guardian.storage.database import Database, Row, Transaction
-from guardian.storage.tlog import Leaf, append_leaves, audit_leaf
+from guardian.storage.tlog import Leaf, append_leaves
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -29,6 +29,25 @@ INSERT_AUDIT = (
 
 def audit_values(a: AuditEntry, ts: float) -> tuple[Any, ...]:
     return (ts, a.principal, a.action, a.outcome, a.ip, a.detail[:2000], a.tool, a.user_id)
+
+
+def audit_leaf(entry: AuditEntry, ts: float, audit_id: int, detail: str) -> Leaf:
+    return Leaf(
+        kind="audit",
+        ref=str(audit_id),
+        ts=ts,
+        record={
+            "id": audit_id,
+            "ts": ts,
+            "principal": entry.principal,
+            "user_id": entry.user_id,
+            "action": entry.action,
+            "outcome": entry.outcome,
+            "tool": entry.tool,
+            "ip": entry.ip,
+            "detail": detail,
+        },
+    )
 
 
 async def insert_audit(tx: Transaction, entry: AuditEntry, ts: float) -> Leaf:

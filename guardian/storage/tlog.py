@@ -14,13 +14,10 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from guardian.storage.database import Database, Row, Transaction
 from guardian.tlog import canonical, merkle
-
-if TYPE_CHECKING:
-    from guardian.storage.audit import AuditEntry
 
 LEAF_VERSION = 1
 
@@ -40,25 +37,6 @@ class Leaf:
 class Head:
     size: int
     root: bytes
-
-
-def audit_leaf(entry: AuditEntry, ts: float, audit_id: int, detail: str) -> Leaf:
-    return Leaf(
-        kind="audit",
-        ref=str(audit_id),
-        ts=ts,
-        record={
-            "id": audit_id,
-            "ts": ts,
-            "principal": entry.principal,
-            "user_id": entry.user_id,
-            "action": entry.action,
-            "outcome": entry.outcome,
-            "tool": entry.tool,
-            "ip": entry.ip,
-            "detail": detail,
-        },
-    )
 
 
 def usage_leaf(values: dict[str, Any], reservation: dict[str, Any] | None) -> Leaf:

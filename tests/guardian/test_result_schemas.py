@@ -120,6 +120,8 @@ CALLS: list[tuple[str, dict[str, Any]]] = [
     ("sessions.revoke", {"user": "ada"}),
     ("oauth.clients", {}),
     ("oauth.grants", {}),
+    ("audit.verify", {}),
+    ("audit.prove", {"id": "0"}),
 ]
 #: Run after the special cases below, which still need the user.
 LAST: list[tuple[str, dict[str, Any]]] = [("users.delete", {"name": "ada"})]

@@ -1,0 +1,83 @@
+"""The audit log's operator commands: `audit.verify` and `audit.prove` (admin socket only)."""
+
+from __future__ import annotations
+
+import base64
+
+from guardian.handlers import CallContext
+from guardian.tlog import merkle, note
+from guardian.tlog.checkpoints import read_history
+from guardian.tlog.verify import Target, verify
+from protocol.contract import AuditProveParams, AuditVerifyParams
+from protocol.contract_results import AuditProofResult, AuditVerifyResult
+from protocol.errors import InvalidParams, NotFound
+
+PAGE = 20_000
+
+
+async def audit_verify(ctx: CallContext, params: AuditVerifyParams) -> AuditVerifyResult:
+    """Every leaf and row, against every checkpoint this guardian exported and the one
+    given (which must carry this log's signature)."""
+    checkpoints = ctx.services.checkpoints
+    targets = [
+        Target(int(line["size"]), base64.b64decode(line["root"]))
+        for line in read_history(checkpoints.directory)
+    ]
+    if isinstance(params.checkpoint, str):
+        try:
+            given = note.open_checkpoint(params.checkpoint, checkpoints.key.vkey)
+        except note.NoteError as exc:
+            raise InvalidParams(f"the checkpoint: {exc}") from None
+        if given.origin != checkpoints.key.name:
+            raise InvalidParams(f"the checkpoint is of another log ({given.origin})")
+        targets.append(Target(given.size, given.root))
+    report = await verify(ctx.services.storage, targets)
+    answer = report.to_map()
+    return AuditVerifyResult(**answer)
+
+
+async def _index_of(ctx: CallContext, ident: str) -> int:
+    storage = ctx.services.storage
+    if ident.isdigit():
+        return int(ident)
+    kind, ref = ("audit", ident[6:]) if ident.startswith("audit:") else ("usage", ident)
+    row = await storage.tlog_find(kind, ref)
+    if row is None:
+        raise NotFound(f"no leaf records {ident!r} (not yet written, or older than the log)")
+    return int(row["idx"])
+
+
+async def audit_prove(ctx: CallContext, params: AuditProveParams) -> AuditProofResult:
+    """The leaf, its inclusion proof, and the signed checkpoint the proof ends in (signed
+    now when the last one does not cover the leaf yet)."""
+    index = await _index_of(ctx, params.id)
+    checkpoints = ctx.services.checkpoints
+    signed = checkpoints.last
+    if signed.size <= index:
+        signed = await checkpoints.checkpoint()
+    if signed.size <= index:
+        raise NotFound(
+            f"no signed checkpoint covers leaf {index}: {checkpoints.refused or 'not written yet'}"
+        )
+    storage = ctx.services.storage
+    hashes: list[bytes] = []
+    text = ""
+    while len(hashes) < signed.size:
+        rows = await storage.tlog_leaves(len(hashes), min(signed.size, len(hashes) + PAGE))
+        if not rows:
+            break
+        for row in rows:
+            if int(row["idx"]) == index:
+                text = str(row["leaf"])
+            hashes.append(bytes.fromhex(str(row["hash"])))
+    if len(hashes) != signed.size or not text:
+        raise NotFound("the log's table does not hold every leaf: run `audit verify`")
+    proof = merkle.inclusion_proof(hashes, index)
+    return AuditProofResult(
+        index=index,
+        size=signed.size,
+        leaf=text,
+        proof=[base64.b64encode(p).decode() for p in proof],
+        checkpoint=signed.note,
+        verifier_key=checkpoints.key.vkey,
+    )
