@@ -232,3 +232,12 @@ _AUDIT_LOG: Mapping[str, Permit] = {
 }
 ADMIN_PERMITS = {**ADMIN_PERMITS, **_AUDIT_LOG}
 PERMITS = {**PERMITS, Surface.ADMIN: _typed(ADMIN_PERMITS)}
+
+# a caller's own receipts: the sandbox socket only, once `hello` is done
+SANDBOX_PERMITS = {
+    **SANDBOX_PERMITS,
+    "receipts.get": Permit(
+        spec=METHODS["receipts.get"], phases=_READY, task=audit_log.receipts_get
+    ),
+}
+PERMITS = {**PERMITS, Surface.SANDBOX: _typed(SANDBOX_PERMITS)}

@@ -271,6 +271,7 @@ class Guardian:
         tokens = Tokens(storage, accounts, cache)
         oauth = OAuthService(live, storage, self.environ, limits, accounts, cache)
         router = Router(live, outbound, ledger, limits, KeyRotation(key_used=store.mark_used))
+        router.receipt_key = checkpoints.key
         single_uid = sandbox_uid == os.getuid()
         return Services(
             live=live,

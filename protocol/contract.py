@@ -424,3 +424,9 @@ class AuditProveParams(Params, frozen=True, kw_only=True):
     """`id`: a receipt id (a ledger row's key), `audit:<n>` (an audit entry) or a leaf index."""
 
     id: Name
+
+
+class ReceiptGetParams(Sealed, frozen=True, kw_only=True):
+    """`GET /v1/receipts/ID`: one of the caller's own receipts, by its id."""
+
+    id: Text128

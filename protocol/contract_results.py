@@ -104,6 +104,10 @@ class LlmResult(Result, frozen=True, kw_only=True):
     thinking: list[dict[str, Any]] | UnsetType = UNSET
     #: What the provider was not sent: {"anthropic-beta": [...], "anthropic": [field, ...]}.
     dropped: dict[str, Any] | UnsetType = UNSET
+    #: The call's receipt (docs/AUDIT.md): its id (the ledger row's key, also in a stream's
+    #: first chunk) and the signed receipt (with the answer; `GET /v1/receipts/ID` later).
+    receipt_id: Annotated[str, Meta(max_length=128)] | UnsetType = UNSET
+    receipt: Annotated[str, Meta(max_length=8192)] | UnsetType = UNSET
 
 
 class EmbedResult(Result, frozen=True, kw_only=True):
@@ -397,3 +401,14 @@ class AuditProofResult(Result, frozen=True, kw_only=True):
     proof: list[str]
     checkpoint: str
     verifier_key: str
+
+
+class ReceiptResult(Result, frozen=True, kw_only=True):
+    """A receipt signed from its stored ledger row, its leaf in the audit log, and the
+    inclusion proof once a signed checkpoint covers that leaf."""
+
+    receipt_id: str
+    receipt: str
+    verifier_key: str
+    leaf_index: int | None
+    proof: AuditProofResult | None

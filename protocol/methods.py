@@ -495,3 +495,19 @@ AUDIT_PROVE = MethodSpec(
 )
 
 METHODS.update({spec.name: spec for spec in (AUDIT_VERIFY, AUDIT_PROVE)})
+
+# a caller's own receipts (GET /v1/receipts/ID): sandbox surface, the principal resolved from
+# the credential; another caller's receipt is `not_found`, as one that does not exist
+from protocol.contract import ReceiptGetParams  # noqa: E402
+from protocol.contract_results import ReceiptResult  # noqa: E402
+
+RECEIPTS_GET = MethodSpec(
+    name="receipts.get",
+    doc="One of the caller's own receipts, re-signed from its ledger row, with its leaf in the"
+    " audit log and an inclusion proof once a checkpoint covers it.",
+    params=ReceiptGetParams,
+    returns=ReceiptResult,
+    surfaces=_SANDBOX_ONLY,
+)
+
+METHODS.update({RECEIPTS_GET.name: RECEIPTS_GET})

@@ -131,6 +131,9 @@ def sealgate_headers(result: Mapping[str, Any]) -> dict[str, str]:
     }
     if result.get("cost_usd") is not None:
         headers["x-sealgate-cost-usd"] = f"{float(result['cost_usd']):.8f}"
+    if result.get("receipt"):  # docs/AUDIT.md
+        headers["sealgate-receipt-id"] = str(result.get("receipt_id", ""))
+        headers["sealgate-receipt"] = str(result["receipt"])
     # Header values are latin-1 on the wire: keep only printable ASCII from provider text.
     return {k: "".join(c for c in v if " " <= c <= "~") for k, v in headers.items()}
 
@@ -138,6 +141,14 @@ def sealgate_headers(result: Mapping[str, Any]) -> dict[str, str]:
 def _output_tokens(result: LlmResult) -> int:
     output = result.usage.output_tokens
     return output if isinstance(output, int) else 0
+
+
+def receipt_id_header(first: Any) -> dict[str, str]:
+    """`SealGate-Receipt-Id` from a stream's first chunk (docs/AUDIT.md)."""
+    receipt_id = first.get("receipt_id") if isinstance(first, dict) else None
+    if not isinstance(receipt_id, str) or not receipt_id.isascii() or not receipt_id.isalnum():
+        return {}
+    return {"sealgate-receipt-id": receipt_id[:128]}
 
 
 def sealgate_extra(result: Mapping[str, Any]) -> dict[str, Any]:
@@ -152,6 +163,8 @@ def sealgate_extra(result: Mapping[str, Any]) -> dict[str, Any]:
         "output_tokens": usage.get("output_tokens", 0),
         "cost_usd": result.get("cost_usd"),
         "latency_ms": result.get("latency_ms"),
+        **({"receipt_id": result["receipt_id"]} if result.get("receipt_id") else {}),
+        **({"receipt": result["receipt"]} if result.get("receipt") else {}),
     }
 
 
@@ -196,7 +209,12 @@ async def chat_completions(request: Request) -> Response:
         return StreamingResponse(
             _sse(link, stream, first, completion_id, created, chat.model, include_usage),
             media_type="text/event-stream",
-            headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
+            headers={
+                "cache-control": "no-cache",
+                "x-accel-buffering": "no",
+                # the receipt's id before any text: a caller whose stream is cut still has it
+                **receipt_id_header(first),
+            },
         )
     try:
         result = await link.llm_complete_params(caller, "llm_complete", params)

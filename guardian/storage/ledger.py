@@ -64,6 +64,7 @@ class UsageRow:
     estimated: bool = False  # SealGate counted a figure itself (see guardian.usage_figures)
     clamped: bool = False  # the provider reported more than the request allowed
     user_id: str = ""  # the user's id ('' for the operator and open mode); principal is the name
+    request_digest: str = ""  # SHA-256 of the sealed request (its receipt is signed over it)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -104,7 +105,8 @@ class LedgerEntry:
 _INSERT_USAGE = (
     "INSERT INTO {s}usage (ts, principal, tool, provider, model, input_tokens,"
     " output_tokens, cost_usd, latency_ms, outcome, fallback_path, key, estimated, clamped,"
-    " user_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING"
+    " user_id, request_digest) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT (key) DO NOTHING"
 )
 _INSERT_RESERVATION = (
     "INSERT INTO {s}reservations (id, principal, window_start, amount, created_at, owner,"
@@ -130,6 +132,7 @@ def _usage_values(r: UsageRow) -> tuple[Any, ...]:
         1 if r.estimated else 0,
         1 if r.clamped else 0,
         r.user_id,
+        r.request_digest,
     )
 
 
@@ -149,6 +152,7 @@ _USAGE_COLUMNS = (
     "estimated",
     "clamped",
     "user_id",
+    "request_digest",
 )
 
 

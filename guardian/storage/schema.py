@@ -151,6 +151,9 @@ MIGRATIONS: list[list[str]] = [
         "CREATE TABLE IF NOT EXISTS {s}tlog_head (id INTEGER PRIMARY KEY,"
         " size BIGINT NOT NULL, frontier TEXT NOT NULL)",
         "INSERT INTO {s}tlog_head (id, size, frontier) VALUES (1, 0, '[]')",
+        # a ledger row's request digest (SHA-256 of the sealed request, never its text): the
+        # receipt a caller gets is signed over it, and re-signed from the row on request
+        "ALTER TABLE {s}usage ADD COLUMN request_digest TEXT NOT NULL DEFAULT ''",
     ],
 ]
 

@@ -1,15 +1,16 @@
-"""The audit log's operator commands: `audit.verify` and `audit.prove` (admin socket only)."""
+"""The audit log's commands: `audit.verify` and `audit.prove` (admin socket only), and a
+caller's own `receipts.get` (sandbox socket)."""
 
 from __future__ import annotations
 
 import base64
 
-from guardian.handlers import CallContext
-from guardian.tlog import merkle, note
+from guardian.handlers import CallContext, principal_of
+from guardian.tlog import merkle, note, receipts
 from guardian.tlog.checkpoints import read_history
 from guardian.tlog.verify import Target, verify
-from protocol.contract import AuditProveParams, AuditVerifyParams
-from protocol.contract_results import AuditProofResult, AuditVerifyResult
+from protocol.contract import AuditProveParams, AuditVerifyParams, ReceiptGetParams
+from protocol.contract_results import AuditProofResult, AuditVerifyResult, ReceiptResult
 from protocol.errors import InvalidParams, NotFound
 
 PAGE = 20_000
@@ -80,4 +81,39 @@ async def audit_prove(ctx: CallContext, params: AuditProveParams) -> AuditProofR
         proof=[base64.b64encode(p).decode() for p in proof],
         checkpoint=signed.note,
         verifier_key=checkpoints.key.vkey,
+    )
+
+
+async def receipts_get(ctx: CallContext, params: ReceiptGetParams) -> ReceiptResult:
+    """The caller's own receipt: its ledger row re-signed (the same bytes the answer
+    carried), its leaf, and a proof when the last checkpoint covers the leaf. Another
+    caller's receipt is not found, exactly as one that does not exist."""
+    principal = await principal_of(ctx, params)
+    storage = ctx.services.storage
+    row = await storage.fetchrow(
+        storage.q("SELECT * FROM {s}usage WHERE key = ? OR key = ?"),
+        params.id,
+        f"reservation:{params.id}",
+    )
+    mine = row is not None and (
+        row["user_id"] == principal.user_id
+        if principal.user_id
+        else (row["user_id"] == "" and row["principal"] == principal.name)
+    )
+    if row is None or not mine:
+        raise NotFound(
+            f"no receipt {params.id!r} of yours (a call's row is written within a second)"
+        )
+    checkpoints = ctx.services.checkpoints
+    leaf = await storage.tlog_find("usage", str(row["key"]))
+    index = int(leaf["idx"]) if leaf is not None else None
+    proof = None
+    if index is not None and checkpoints.last.size > index:
+        proof = await audit_prove(ctx, AuditProveParams(id=str(index)))
+    return ReceiptResult(
+        receipt_id=params.id,
+        receipt=receipts.sign(checkpoints.key, row),
+        verifier_key=checkpoints.key.vkey,
+        leaf_index=index,
+        proof=proof,
     )

@@ -48,6 +48,7 @@ _USAGE_FIELDS: tuple[str, ...] = (
     "estimated",
     "clamped",
     "user_id",
+    "request_digest",
 )
 
 _AUDIT_ROWS = (
@@ -56,7 +57,8 @@ _AUDIT_ROWS = (
 )
 _USAGE_ROWS = (
     "SELECT key, ts, principal, tool, provider, model, input_tokens, output_tokens, cost_usd,"
-    " latency_ms, outcome, fallback_path, estimated, clamped, user_id FROM {s}usage"
+    " latency_ms, outcome, fallback_path, estimated, clamped, user_id, request_digest"
+    " FROM {s}usage"
     " WHERE key IN ({{keys}})"
 )
 

@@ -278,6 +278,7 @@ def read_hub_limits(reader: Reader) -> HubLimitsConfig:
         or default.audit_checkpoint_leaves,
         audit_export_dir=reader.string("audit_export_dir", ""),
         audit_origin=_audit_origin(reader, default.audit_origin),
+        audit_receipts=reader.boolean("audit_receipts", default.audit_receipts),
     )
 
 

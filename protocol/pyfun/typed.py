@@ -124,6 +124,8 @@ class HubLimitsConfig:
     audit_checkpoint_leaves: int = 1000
     audit_export_dir: str = ""
     audit_origin: str = "sealgate/audit"
+    #: Sign a receipt for every sealed LLM call's answer (`SealGate-Receipt`).
+    audit_receipts: bool = True
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

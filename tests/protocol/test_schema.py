@@ -74,6 +74,8 @@ def test_sandbox_surface_is_exactly_the_contract_so_far() -> None:
         # a signed-in person's own consents (issue 24 item 8; ARCHITECTURE.md section 7)
         "oauth.own_grants",
         "oauth.own_grant_revoke",
+        # a caller's own receipts (issue 30 item 4; ARCHITECTURE.md section 3)
+        "receipts.get",
     }
     assert set(methods_for(Surface.SANDBOX)) <= contract
     assert {"oauth.own_grants", "oauth.own_grant_revoke"} <= set(methods_for(Surface.SANDBOX))
