@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.e2e.mcp_client import mcp_session
 from tests.fakes.providers import FakeAnthropic
 from tests.helpers import ROOT, Stack
 from tests.security.stackdb import user_with_token
@@ -203,3 +204,22 @@ def test_an_aborted_streams_receipt_fetched_afterwards_shows_what_was_billed(
     later = setup.fetch(setup.alice, receipt_id, proof=False)
     said = decoded(later["receipt"])
     assert said["outcome"] == "cancelled" and said["output_tokens"] >= 5 and said["cost_usd"] > 0
+
+
+async def test_an_mcp_tool_result_and_the_json_api_carry_the_receipt(
+    setup: Setup, tmp_path: Path
+) -> None:
+    headers = {"Authorization": f"Bearer {setup.alice}"}
+    async with mcp_session(setup.stack.url, headers=headers) as client:
+        answer = await client.call_tool("llm_complete", {"prompt": "count for me"})
+    meta = answer.meta or {}
+    receipt = meta["sealgate/receipt"]
+    assert decoded(receipt)["id"] == meta["sealgate/receipt_id"]
+    (tmp_path / "receipt").write_text(receipt)
+    assert tool("receipt", str(tmp_path / "receipt"), "--key", str(setup.vkey)).returncode == 0
+
+    with setup.client(setup.alice) as http:
+        api = http.post("/api", json={"tool": "llm_complete", "params": {"prompt": "count"}})
+    assert api.status_code == 200, api.text
+    said = decoded(api.json()["meta"]["receipt"])
+    assert said["id"] == api.json()["meta"]["receipt_id"] and said["tool"] == "llm_complete"
