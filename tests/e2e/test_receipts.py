@@ -223,3 +223,30 @@ async def test_an_mcp_tool_result_and_the_json_api_carry_the_receipt(
     assert api.status_code == 200, api.text
     said = decoded(api.json()["meta"]["receipt"])
     assert said["id"] == api.json()["meta"]["receipt_id"] and said["tool"] == "llm_complete"
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/v1/messages", {**BODY, "max_tokens": 100, "stream": True}),
+        ("/v1/responses", {"model": "claude-test", "input": "count for me", "stream": True}),
+    ],
+)
+def test_the_other_dialects_streams_carry_the_id_first_and_the_receipt_last(
+    setup: Setup, path: str, body: dict[str, Any]
+) -> None:
+    with (
+        setup.client(setup.alice) as client,
+        client.stream("POST", path, json=body) as answer,
+    ):
+        assert answer.status_code == 200, answer.read()
+        receipt_id = answer.headers["sealgate-receipt-id"]
+        text = "".join(answer.iter_text())
+    events = [json.loads(line[6:]) for line in text.splitlines() if line.startswith("data: {")]
+    extras = [
+        e.get("sealgate") or (e.get("response") or {}).get("sealgate")
+        for e in events
+        if e.get("sealgate") or (e.get("response") or {}).get("sealgate")
+    ]
+    assert extras and extras[-1]["receipt_id"] == receipt_id
+    assert decoded(extras[-1]["receipt"])["id"] == receipt_id
