@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import secrets
 import struct
 import time
@@ -131,11 +132,23 @@ def sealgate_headers(result: Mapping[str, Any]) -> dict[str, str]:
     }
     if result.get("cost_usd") is not None:
         headers["x-sealgate-cost-usd"] = f"{float(result['cost_usd']):.8f}"
-    if result.get("receipt"):  # docs/AUDIT.md
-        headers["sealgate-receipt-id"] = str(result.get("receipt_id", ""))
-        headers["sealgate-receipt"] = str(result["receipt"])
     # Header values are latin-1 on the wire: keep only printable ASCII from provider text.
-    return {k: "".join(c for c in v if " " <= c <= "~") for k, v in headers.items()}
+    headers = {k: "".join(c for c in v if " " <= c <= "~") for k, v in headers.items()}
+    return {**headers, **_receipt_headers(result)}
+
+
+_RECEIPT = re.compile(r"[A-Za-z0-9_-]{1,8192}\.[A-Za-z0-9_-]{1,200}")
+
+
+def _receipt_headers(result: Mapping[str, Any]) -> dict[str, str]:
+    """`SealGate-Receipt` and its id (docs/AUDIT.md): checked whole, not filtered by
+    character (a receipt is base64url, the id hex)."""
+    receipt, receipt_id = result.get("receipt"), result.get("receipt_id")
+    if not isinstance(receipt, str) or not isinstance(receipt_id, str):
+        return {}
+    if not _RECEIPT.fullmatch(receipt) or not receipt_id.isascii() or not receipt_id.isalnum():
+        return {}
+    return {"sealgate-receipt-id": receipt_id, "sealgate-receipt": receipt}
 
 
 def _output_tokens(result: LlmResult) -> int:

@@ -26,6 +26,9 @@ def number(value: float) -> str:
         return "0"
     if value.is_integer() and abs(value) < 1e21:
         return str(int(value))
+    shortest = repr(value)
+    if "e" not in shortest:  # 1e-4 <= |value| < 1e16: Python's and ECMAScript's forms agree
+        return shortest
     sign = "-" if value < 0 else ""
     digits_tuple = Decimal(repr(abs(value))).normalize().as_tuple()
     digits = "".join(str(d) for d in digits_tuple.digits)
@@ -45,12 +48,16 @@ def number(value: float) -> str:
     return sign + text
 
 
+_escape = json.encoder.encode_basestring  # what json.dumps(ensure_ascii=False) uses
+
+
 def _string(value: str) -> str:
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise NotCanonical("a string holds a lone surrogate") from None
-    return json.dumps(value, ensure_ascii=False)
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise NotCanonical("a string holds a lone surrogate") from None
+    return _escape(value)
 
 
 def _key(item: tuple[str, Any]) -> bytes:
