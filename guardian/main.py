@@ -25,7 +25,7 @@ import os
 import pwd
 import signal
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from guardian import logs, protections
@@ -262,6 +262,7 @@ class Guardian:
             store_values=lambda: store_values(store),
             announce=sandboxes.announce,
         )
+        live.on_reload = _audited_reloads(storage)
         limits = Limits(storage, replica_name(self.layout.root))
         await limits.start()
         cache = PrincipalCache()
@@ -316,6 +317,25 @@ class Guardian:
         loop.add_signal_handler(signal.SIGTERM, self._stop.set)
         loop.add_signal_handler(signal.SIGINT, self._stop.set)
         loop.add_signal_handler(signal.SIGHUP, self._reload_requested.set)
+
+
+def _audited_reloads(storage: Storage) -> Callable[[str], None]:
+    """Each configuration reload (SIGHUP or `config reload`) becomes an audit entry, and so
+    a leaf of the audit log; written beside the reload, which does not wait for it."""
+    pending: set[asyncio.Task[None]] = set()
+
+    async def write(sha256: str) -> None:
+        try:
+            await storage.add_audit("operator", "config.reload", "ok", "", f"sha256 {sha256}")
+        except StorageError as exc:
+            logger.error("could not audit the configuration reload: %s", exc)
+
+    def audit(sha256: str) -> None:
+        task = asyncio.get_running_loop().create_task(write(sha256))
+        pending.add(task)
+        task.add_done_callback(pending.discard)
+
+    return audit
 
 
 def main() -> int:

@@ -304,3 +304,11 @@ def run_tool(*args: str) -> subprocess.CompletedProcess[str]:
         cwd="/",
         check=False,
     )
+
+
+async def test_a_configuration_reload_is_a_leaf(guardian: GuardianProcess, db: Storage) -> None:
+    ctl(guardian, "config", "reload")
+    deadline = asyncio.get_running_loop().time() + 5
+    while not [r for r in await leaves(db) if '"action":"config.reload"' in str(r["leaf"])]:
+        assert asyncio.get_running_loop().time() < deadline, guardian.logs()
+        await asyncio.sleep(0.05)
