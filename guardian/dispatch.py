@@ -229,6 +229,9 @@ _AUDIT_LOG: Mapping[str, Permit] = {
         spec=METHODS["audit.verify"], phases=_READY, task=audit_log.audit_verify
     ),
     "audit.prove": Permit(spec=METHODS["audit.prove"], phases=_READY, task=audit_log.audit_prove),
+    "audit.consistency": Permit(
+        spec=METHODS["audit.consistency"], phases=_READY, task=audit_log.audit_consistency
+    ),
 }
 ADMIN_PERMITS = {**ADMIN_PERMITS, **_AUDIT_LOG}
 PERMITS = {**PERMITS, Surface.ADMIN: _typed(ADMIN_PERMITS)}

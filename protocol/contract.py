@@ -430,3 +430,9 @@ class ReceiptGetParams(Sealed, frozen=True, kw_only=True):
     """`GET /v1/receipts/ID`: one of the caller's own receipts, by its id."""
 
     id: Text128
+
+
+class AuditConsistencyParams(Params, frozen=True, kw_only=True):
+    """`size`: the tree size of an older checkpoint, which the latest must extend."""
+
+    size: Annotated[int, Meta(ge=1)]

@@ -412,3 +412,13 @@ class ReceiptResult(Result, frozen=True, kw_only=True):
     verifier_key: str
     leaf_index: int | None
     proof: AuditProofResult | None
+
+
+class AuditConsistencyResult(Result, frozen=True, kw_only=True):
+    """An RFC 9162 consistency proof from a tree of `old_size` to the signed `checkpoint`."""
+
+    old_size: int
+    size: int
+    proof: list[str]
+    checkpoint: str
+    verifier_key: str

@@ -511,3 +511,16 @@ RECEIPTS_GET = MethodSpec(
 )
 
 METHODS.update({RECEIPTS_GET.name: RECEIPTS_GET})
+
+from protocol.contract import AuditConsistencyParams  # noqa: E402
+from protocol.contract_results import AuditConsistencyResult  # noqa: E402
+
+AUDIT_CONSISTENCY = MethodSpec(
+    name="audit.consistency",
+    doc="A consistency proof from an older tree size to the latest signed checkpoint.",
+    params=AuditConsistencyParams,
+    returns=AuditConsistencyResult,
+    surfaces=_ADMIN,
+)
+
+METHODS.update({AUDIT_CONSISTENCY.name: AUDIT_CONSISTENCY})

@@ -5,14 +5,15 @@ whole and run it anywhere:
 
     python tools/audit_verify.py checkpoint CHECKPOINT --key VERIFIER_KEY
     python tools/audit_verify.py proof PROOF.json --key VERIFIER_KEY
+    python tools/audit_verify.py consistency CONSISTENCY.json --key VERIFIER_KEY
     python tools/audit_verify.py receipt RECEIPT [--proof PROOF.json] --key VERIFIER_KEY
 
 VERIFIER_KEY is the log's public key as published (`<name>+<key id>+<key>`, the file
 `verifier_key` beside the exported checkpoints, or `sealgate-ctl status`), given as text
 or as a file holding it. It follows RFC 9162 (leaf = SHA-256(0x00 || data), node =
-SHA-256(0x01 || left || right), inclusion proofs), the C2SP signed-note and tlog-checkpoint
-formats (Ed25519) and RFC 8785 JSON for leaves and receipts. Exit status: 0 verified,
-1 not verified (the reason is printed), 2 usage error.
+SHA-256(0x01 || left || right), inclusion and consistency proofs), the C2SP signed-note
+and tlog-checkpoint formats (Ed25519) and RFC 8785 JSON for leaves and receipts. Exit
+status: 0 verified, 1 not verified (the reason is printed), 2 usage error.
 """
 
 from __future__ import annotations
@@ -68,6 +69,36 @@ def verify_inclusion(
         fn >>= 1
         sn >>= 1
     return sn == 0 and r == root
+
+
+def verify_consistency(
+    old_size: int, new_size: int, old_root: bytes, new_root: bytes, proof: Sequence[bytes]
+) -> bool:
+    """RFC 9162 section 2.1.4.2."""
+    if old_size == new_size:
+        return not proof and old_root == new_root
+    if not 0 < old_size < new_size or not proof:
+        return False
+    path = [old_root, *proof] if old_size & (old_size - 1) == 0 else list(proof)
+    fn, sn = old_size - 1, new_size - 1
+    while fn & 1:
+        fn >>= 1
+        sn >>= 1
+    fr = sr = path[0]
+    for c in path[1:]:
+        if sn == 0:
+            return False
+        if fn & 1 or fn == sn:
+            fr, sr = node_hash(c, fr), node_hash(c, sr)
+            if not fn & 1:
+                while fn and not fn & 1:
+                    fn >>= 1
+                    sn >>= 1
+        else:
+            sr = node_hash(sr, c)
+        fn >>= 1
+        sn >>= 1
+    return sn == 0 and fr == old_root and sr == new_root
 
 
 # C2SP signed-note and tlog-checkpoint -----------------------------------------------------------
@@ -200,6 +231,21 @@ def check_proof(proof: dict[str, Any], vkey: str) -> str:
     return f"ok: leaf {index} is in {origin}'s signed tree of {size} leaves"
 
 
+def check_consistency(proof: dict[str, Any], vkey: str) -> str:
+    """The newer checkpoint's tree extends the older one's: nothing it signed was changed."""
+    origin, old_size, old_root = open_checkpoint(str(proof["old_checkpoint"]), vkey)
+    _origin, new_size, new_root = open_checkpoint(str(proof["checkpoint"]), vkey)
+    if int(proof["old_size"]) != old_size or int(proof["size"]) != new_size:
+        raise Failed("the proof is for other tree sizes than its checkpoints")
+    path = [base64.b64decode(p, validate=True) for p in proof["proof"]]
+    if not verify_consistency(old_size, new_size, old_root, new_root, path):
+        raise Failed(
+            f"the tree of {new_size} leaves does not extend the one of {old_size}:"
+            " history was rewritten"
+        )
+    return f"ok: {origin}'s tree of {new_size} leaves extends its tree of {old_size}"
+
+
 def check_receipt(receipt: str, vkey: str, proof: dict[str, Any] | None) -> str:
     """A receipt is `<base64url(RFC 8785 JSON)>.<base64url(Ed25519 signature)>`, signed by
     the log's key; with a proof, the billed ledger row is in the signed tree and says the
@@ -244,6 +290,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for what, help_text in (
         ("checkpoint", "a signed checkpoint note"),
         ("proof", "an inclusion proof (sealgate-ctl audit prove --json)"),
+        ("consistency", "a consistency proof (sealgate-ctl audit consistency --json)"),
         ("receipt", "a receipt (the SealGate-Receipt header's value)"),
     ):
         command = sub.add_parser(what, help=help_text)
@@ -259,6 +306,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(check_checkpoint(text, vkey))
         elif args.what == "proof":
             print(check_proof(json.loads(text), vkey))
+        elif args.what == "consistency":
+            print(check_consistency(json.loads(text), vkey))
         else:
             proof = json.loads(Path(args.proof).read_text("utf-8")) if args.proof else None
             print(check_receipt(text, vkey, proof))

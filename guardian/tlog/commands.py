@@ -9,8 +9,18 @@ from guardian.handlers import CallContext, principal_of
 from guardian.tlog import merkle, note, receipts
 from guardian.tlog.checkpoints import read_history
 from guardian.tlog.verify import Target, verify
-from protocol.contract import AuditProveParams, AuditVerifyParams, ReceiptGetParams
-from protocol.contract_results import AuditProofResult, AuditVerifyResult, ReceiptResult
+from protocol.contract import (
+    AuditConsistencyParams,
+    AuditProveParams,
+    AuditVerifyParams,
+    ReceiptGetParams,
+)
+from protocol.contract_results import (
+    AuditConsistencyResult,
+    AuditProofResult,
+    AuditVerifyResult,
+    ReceiptResult,
+)
 from protocol.errors import InvalidParams, NotFound
 
 PAGE = 20_000
@@ -37,6 +47,21 @@ async def audit_verify(ctx: CallContext, params: AuditVerifyParams) -> AuditVeri
     return AuditVerifyResult(**answer)
 
 
+async def _hashes(ctx: CallContext, size: int) -> list[bytes]:
+    """The stored hashes of the first `size` leaves (a proof is checked against the signed
+    root, so a stored hash that lies makes a proof that fails, never a false one)."""
+    storage = ctx.services.storage
+    hashes: list[bytes] = []
+    while len(hashes) < size:
+        rows = await storage.tlog_leaves(len(hashes), min(size, len(hashes) + PAGE))
+        if not rows or int(rows[0]["idx"]) != len(hashes):
+            break
+        hashes.extend(bytes.fromhex(str(row["hash"])) for row in rows)
+    if len(hashes) != size:
+        raise NotFound("the log's table does not hold every leaf: run `audit verify`")
+    return hashes
+
+
 async def _index_of(ctx: CallContext, ident: str) -> int:
     storage = ctx.services.storage
     if ident.isdigit():
@@ -60,19 +85,11 @@ async def audit_prove(ctx: CallContext, params: AuditProveParams) -> AuditProofR
         raise NotFound(
             f"no signed checkpoint covers leaf {index}: {checkpoints.refused or 'not written yet'}"
         )
-    storage = ctx.services.storage
-    hashes: list[bytes] = []
-    text = ""
-    while len(hashes) < signed.size:
-        rows = await storage.tlog_leaves(len(hashes), min(signed.size, len(hashes) + PAGE))
-        if not rows:
-            break
-        for row in rows:
-            if int(row["idx"]) == index:
-                text = str(row["leaf"])
-            hashes.append(bytes.fromhex(str(row["hash"])))
-    if len(hashes) != signed.size or not text:
+    hashes = await _hashes(ctx, signed.size)
+    leaf = await ctx.services.storage.tlog_leaves(index, index + 1)
+    if not leaf:
         raise NotFound("the log's table does not hold every leaf: run `audit verify`")
+    text = str(leaf[0]["leaf"])
     proof = merkle.inclusion_proof(hashes, index)
     return AuditProofResult(
         index=index,
@@ -116,4 +133,25 @@ async def receipts_get(ctx: CallContext, params: ReceiptGetParams) -> ReceiptRes
         verifier_key=checkpoints.key.vkey,
         leaf_index=index,
         proof=proof,
+    )
+
+
+async def audit_consistency(
+    ctx: CallContext, params: AuditConsistencyParams
+) -> AuditConsistencyResult:
+    """The latest checkpoint (signed now if leaves were added since) and the proof that its
+    tree extends the older one of `size` leaves."""
+    signed = await ctx.services.checkpoints.checkpoint()
+    if params.size > signed.size:
+        raise NotFound(
+            f"the latest signed checkpoint has {signed.size} leaves, fewer than {params.size}"
+        )
+    hashes = await _hashes(ctx, signed.size)
+    proof = merkle.consistency_proof(hashes, params.size)
+    return AuditConsistencyResult(
+        old_size=params.size,
+        size=signed.size,
+        proof=[base64.b64encode(p).decode() for p in proof],
+        checkpoint=signed.note,
+        verifier_key=ctx.services.checkpoints.key.vkey,
     )

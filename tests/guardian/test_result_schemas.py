@@ -122,6 +122,7 @@ CALLS: list[tuple[str, dict[str, Any]]] = [
     ("oauth.grants", {}),
     ("audit.verify", {}),
     ("audit.prove", {"id": "0"}),
+    ("audit.consistency", {"size": 1}),
 ]
 #: Run after the special cases below, which still need the user.
 LAST: list[tuple[str, dict[str, Any]]] = [("users.delete", {"name": "ada"})]

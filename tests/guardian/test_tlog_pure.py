@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import base64
+import importlib.util
 import json
+from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -107,3 +111,54 @@ def test_a_signed_checkpoint_round_trips_and_a_changed_one_fails() -> None:
     other = note.verifier_key("sealgate.test/audit", Ed25519PrivateKey.generate().public_key())
     with pytest.raises(note.NoteError, match="no signature"):
         note.open_checkpoint(signed, other)
+
+
+def _tool() -> Any:
+    """tools/audit_verify.py, loaded by its path as an auditor runs it."""
+    path = Path(__file__).resolve().parents[2] / "tools" / "audit_verify.py"
+    spec = importlib.util.spec_from_file_location("audit_verify", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_standalone_verifier_agrees_with_the_guardian() -> None:
+    tool = _tool()
+    assert tool.open_note(SPEC_NOTE, SPEC_VKEY) == "This is an example message.\n"
+    for value in (1.0, 0.1, 1e21, 1e-7, 5e-324, 123.456, -2.5e-5, 1e16, 0.000123):
+        assert tool._number(value) == canonical.number(value)
+    for n in range(1, 20):
+        leaves = [merkle.leaf_hash(bytes([i])) for i in range(n)]
+        top = merkle.root(leaves)
+        for i in range(n):
+            assert tool.verify_inclusion(leaves[i], i, n, merkle.inclusion_proof(leaves, i), top)
+        for m in range(1, n + 1):
+            proof = merkle.consistency_proof(leaves, m)
+            assert tool.verify_consistency(m, n, merkle.root(leaves[:m]), top, proof)
+            if m < n:
+                assert not tool.verify_consistency(m, n, leaves[0], top, proof) or m == 1
+
+
+def test_the_standalone_verifier_checks_a_consistency_proof() -> None:
+    tool = _tool()
+    key = Ed25519PrivateKey.generate()
+    vkey = note.verifier_key("sealgate.test/audit", key.public_key())
+    leaves = [merkle.leaf_hash(bytes([i])) for i in range(11)]
+
+    def signed(size: int, root: bytes | None = None) -> str:
+        top = merkle.root(leaves[:size]) if root is None else root
+        text = note.checkpoint_text("sealgate.test/audit", size, top)
+        return note.sign(text, "sealgate.test/audit", key)
+
+    proof = {
+        "old_checkpoint": signed(6),
+        "old_size": 6,
+        "checkpoint": signed(11),
+        "size": 11,
+        "proof": [base64.b64encode(p).decode() for p in merkle.consistency_proof(leaves, 6)],
+    }
+    assert tool.check_consistency(proof, vkey).startswith("ok: ")
+    rewritten = dict(proof, old_checkpoint=signed(6, merkle.leaf_hash(b"other")))
+    with pytest.raises(tool.Failed, match="history was rewritten"):
+        tool.check_consistency(rewritten, vkey)

@@ -312,3 +312,20 @@ async def test_a_configuration_reload_is_a_leaf(guardian: GuardianProcess, db: S
     while not [r for r in await leaves(db) if '"action":"config.reload"' in str(r["leaf"])]:
         assert asyncio.get_running_loop().time() < deadline, guardian.logs()
         await asyncio.sleep(0.05)
+
+
+async def test_the_standalone_verifier_checks_the_log_still_extends_a_kept_checkpoint(
+    guardian: GuardianProcess, db: Storage
+) -> None:
+    kept = history(guardian)
+    vkey_file = guardian.runtime / "guardian" / "audit" / "verifier_key"
+    ctl(guardian, "users", "add", "dee", stdin="a long enough password\n")
+    proof = guardian.dir / "consistency.json"
+    proof.write_text(ctl(guardian, "--json", "audit", "consistency", str(kept)))
+    checked = run_tool("consistency", str(proof), "--key", str(vkey_file))
+    assert checked.returncode == 0 and "extends its tree of" in checked.stdout, checked.stdout
+
+    await _forge(db, 1)  # the tree rewritten behind the guardian, consistently
+    proof.write_text(ctl(guardian, "--json", "audit", "consistency", str(kept)))
+    refused = run_tool("consistency", str(proof), "--key", str(vkey_file))
+    assert refused.returncode == 1 and "history was rewritten" in refused.stdout
