@@ -115,6 +115,9 @@ class EmbedResult(Result, frozen=True, kw_only=True):
     model: str
     provider: str
     usage: Usage
+    #: The call's receipt (docs/AUDIT.md), as on `LlmResult`.
+    receipt_id: Annotated[str, Meta(max_length=128)] | UnsetType = UNSET
+    receipt: Annotated[str, Meta(max_length=8192)] | UnsetType = UNSET
 
 
 class SearchHit(Result, frozen=True, kw_only=True):

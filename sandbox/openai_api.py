@@ -397,5 +397,6 @@ async def embeddings(request: Request) -> Response:
             "data": data,
             "model": result.model,
             "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
-        }
+        },
+        headers=_receipt_headers(to_wire(result)),
     )

@@ -260,6 +260,10 @@ class Router:
             {id(attempt): (bound, 0)},
         )
         meter.begin(provider.name, attempt.model, model, bound, 0)
+        signer = self.receipt_key if snapshot.config.hub_limits.audit_receipts else None
+        if signer is not None:  # the receipt's id is the ledger row's key
+            meter.record.key = meter.reservation.id
+            meter.record.request_digest = receipts.request_digest(params)
 
         async def send(key: str | None, timeout: float) -> tuple[list[list[float]], int | None]:
             call = embed_call(provider, key, attempt.model, texts)
@@ -293,7 +297,7 @@ class Router:
 
         answer = await self._ending(meter, path, work())
         await self._spent_unbudgeted(meter)
-        return answer
+        return {**answer, **self._receipt(signer, meter.record)}
 
     # search --------------------------------------------------------------------------------
     async def search(self, params: dict[str, Any], principal: Principal) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 from typing import Any
@@ -237,11 +238,16 @@ def test_embeddings_with_the_sdk(w: World, model: str, fake: str) -> None:
         [5.0, 0.5, -1.0, float(sum(map(ord, "hello")) % 7)],
         [6.0, 0.5, -1.0, float(sum(map(ord, "world!")) % 7)],
     ]
-    floats = httpx.post(
+    answer = httpx.post(
         f"{w.stack.url}/v1/embeddings",
         json={"model": model, "input": "x", "encoding_format": "float"},
-    ).json()
+    )
+    floats = answer.json()
     assert floats["data"][0]["embedding"][:3] == [1.0, 0.5, -1.0]
+    # its receipt (docs/AUDIT.md): the embedding call's ledger row, signed
+    receipt = answer.headers["sealgate-receipt"]
+    body = json.loads(base64.urlsafe_b64decode(receipt.split(".")[0] + "=="))
+    assert body["id"] == answer.headers["sealgate-receipt-id"] and body["tool"] == "embeddings"
     assert getattr(w, fake).requests[-1].headers.get("authorization") or getattr(w, fake).requests[
         -1
     ].headers.get("x-goog-api-key")
