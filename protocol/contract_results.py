@@ -132,6 +132,9 @@ class SearchResult(Result, frozen=True, kw_only=True):
     fallback_path: list[FallbackStep]
     latency_ms: Number
     answer: str | UnsetType = UNSET
+    #: The call's receipt (docs/AUDIT.md), as on `LlmResult`.
+    receipt_id: Annotated[str, Meta(max_length=128)] | UnsetType = UNSET
+    receipt: Annotated[str, Meta(max_length=8192)] | UnsetType = UNSET
 
 
 class ModelsInfoResult(Result, frozen=True, kw_only=True):

@@ -427,7 +427,8 @@ class SealGateTools:
             lines = [f"{r.title} - {r.url}\n{r.snippet}" for r in found.results]
             if isinstance(found.answer, str) and found.answer:
                 lines.insert(0, found.answer)
-            return result(to_wire(found), "\n\n".join(lines) or "no results")
+            data = to_wire(found)
+            return with_receipt(result(data, "\n\n".join(lines) or "no results"), data)
 
         return run
 

@@ -317,6 +317,10 @@ class Router:
         meter.reservation = await self.limits.reserve(
             principal.name, None, 0.0, tool=tool_name, provider=chain[0].name, model=""
         )
+        signer = self.receipt_key if limits.audit_receipts else None
+        if signer is not None:  # the receipt's id is the ledger row's key
+            meter.record.key = meter.reservation.id
+            meter.record.request_digest = receipts.request_digest(params)
 
         async def work() -> dict[str, Any]:
             last: tuple[Attempt, ProviderFailure] | None = None
@@ -353,7 +357,8 @@ class Router:
                 return answer
             raise self._final_error(path, last, 0)
 
-        return await self._ending(meter, path, work())
+        answer = await self._ending(meter, path, work())
+        return {**answer, **self._receipt(signer, meter.record)}
 
     async def _search_one(
         self, snapshot: Snapshot, provider: ProviderConfig, request: SearchRequest, deadline: float

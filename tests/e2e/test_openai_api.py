@@ -216,6 +216,10 @@ def test_json_api(w: World) -> None:
     found = api({"tool": "web_search", "params": {"query": "x", "max_results": 2}}).json()
     assert len(found["meta"]["results"]) == 2
     assert found["meta"]["results"][0]["url"] in found["result"]
+    # a search's receipt, and an LLM call's, in `meta` (docs/AUDIT.md)
+    said = json.loads(base64.urlsafe_b64decode(found["meta"]["receipt"].split(".")[0] + "=="))
+    assert said["tool"] == "web_search" and said["id"] == found["meta"]["receipt_id"]
+    assert done.json()["meta"]["receipt"].count(".") == 1
     assert api({"tool": "nope"}).status_code == 404
     unknown = api({"tool": "llm_complete", "params": {"prompt": "x", "colour": "red"}})
     assert unknown.status_code == 400 and "colour" in unknown.json()["error"]["message"]
