@@ -26,6 +26,7 @@ from typing import Any
 from guardian.storage import Storage
 from guardian.storage.tlog import leaf_digest
 from guardian.tlog import merkle, note
+from guardian.tlog.proofs import Proofs
 from guardian.tlog.signing_key import SigningKey
 
 logger = logging.getLogger("sealgate.guardian.audit")
@@ -74,6 +75,7 @@ class Checkpointer:
         self.every_leaves = every_leaves
         self.last = Signed()
         self.refused = ""  # why the last attempt signed nothing, for status
+        self.proofs = Proofs(storage)  # inclusion and consistency proofs, O(log n) reads each
         self._lock = asyncio.Lock()
 
     def start(self) -> None:

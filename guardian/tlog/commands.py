@@ -6,8 +6,9 @@ from __future__ import annotations
 import base64
 
 from guardian.handlers import CallContext, principal_of
-from guardian.tlog import merkle, note, receipts
+from guardian.tlog import note, receipts
 from guardian.tlog.checkpoints import read_history
+from guardian.tlog.proofs import MissingLeaves
 from guardian.tlog.verify import Target, verify
 from protocol.contract import (
     AuditConsistencyParams,
@@ -22,8 +23,6 @@ from protocol.contract_results import (
     ReceiptResult,
 )
 from protocol.errors import InvalidParams, NotFound
-
-PAGE = 20_000
 
 
 async def audit_verify(ctx: CallContext, params: AuditVerifyParams) -> AuditVerifyResult:
@@ -45,21 +44,6 @@ async def audit_verify(ctx: CallContext, params: AuditVerifyParams) -> AuditVeri
     report = await verify(ctx.services.storage, targets)
     answer = report.to_map()
     return AuditVerifyResult(**answer)
-
-
-async def _hashes(ctx: CallContext, size: int) -> list[bytes]:
-    """The stored hashes of the first `size` leaves (a proof is checked against the signed
-    root, so a stored hash that lies makes a proof that fails, never a false one)."""
-    storage = ctx.services.storage
-    hashes: list[bytes] = []
-    while len(hashes) < size:
-        rows = await storage.tlog_leaves(len(hashes), min(size, len(hashes) + PAGE))
-        if not rows or int(rows[0]["idx"]) != len(hashes):
-            break
-        hashes.extend(bytes.fromhex(str(row["hash"])) for row in rows)
-    if len(hashes) != size:
-        raise NotFound("the log's table does not hold every leaf: run `audit verify`")
-    return hashes
 
 
 async def _index_of(ctx: CallContext, ident: str) -> int:
@@ -85,12 +69,14 @@ async def audit_prove(ctx: CallContext, params: AuditProveParams) -> AuditProofR
         raise NotFound(
             f"no signed checkpoint covers leaf {index}: {checkpoints.refused or 'not written yet'}"
         )
-    hashes = await _hashes(ctx, signed.size)
     leaf = await ctx.services.storage.tlog_leaves(index, index + 1)
     if not leaf:
         raise NotFound("the log's table does not hold every leaf: run `audit verify`")
     text = str(leaf[0]["leaf"])
-    proof = merkle.inclusion_proof(hashes, index)
+    try:
+        proof = await checkpoints.proofs.inclusion(index, signed.size)
+    except MissingLeaves:
+        raise NotFound("the log's table does not hold every leaf: run `audit verify`") from None
     return AuditProofResult(
         index=index,
         size=signed.size,
@@ -146,8 +132,10 @@ async def audit_consistency(
         raise NotFound(
             f"the latest signed checkpoint has {signed.size} leaves, fewer than {params.size}"
         )
-    hashes = await _hashes(ctx, signed.size)
-    proof = merkle.consistency_proof(hashes, params.size)
+    try:
+        proof = await ctx.services.checkpoints.proofs.consistency(params.size, signed.size)
+    except MissingLeaves:
+        raise NotFound("the log's table does not hold every leaf: run `audit verify`") from None
     return AuditConsistencyResult(
         old_size=params.size,
         size=signed.size,

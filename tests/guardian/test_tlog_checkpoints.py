@@ -13,6 +13,7 @@ import pytest
 from guardian.secretstore import SecretStore
 from guardian.storage import Storage, open_storage
 from guardian.tlog import merkle, note
+from guardian.tlog import proofs as proofs_module
 from guardian.tlog.checkpoints import HISTORY, LATEST, PUBLIC_KEY, Checkpointer
 from guardian.tlog.signing_key import KEY_FILE, STORE_ENTRY, SigningKeyError, load_signing_key
 
@@ -86,3 +87,30 @@ async def test_a_checkpoint_is_signed_exported_and_only_over_an_extension(
     assert (await restarted.checkpoint()).size == 6
     assert restarted.stats()["refused"] == "the leaves do not hash to the head's root"
     assert note.open_checkpoint((export / LATEST).read_text(), key.vkey).size == 6
+
+
+async def test_cached_proofs_equal_the_plain_rfc9162_ones(
+    storage: Storage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Small chunks, so every case occurs: a leaf inside a cached chunk, on the ragged right
+    edge, trees that grow between proofs, and a missing leaf."""
+    monkeypatch.setattr(proofs_module, "CHUNK", 4)
+    monkeypatch.setattr(proofs_module, "PAGE", 8)
+    proofs = proofs_module.Proofs(storage)
+    for n in range(45):
+        await storage.add_audit("ada", "login", "ok", detail=str(n))
+    rows = await storage.tlog_leaves(0, 100)
+    hashes = [bytes.fromhex(str(row["hash"])) for row in rows]
+    for size in (1, 3, 4, 5, 17, 32, 33, 45, 20):  # the cache only grows; 20 after 45
+        for index in range(size):
+            assert await proofs.inclusion(index, size) == merkle.inclusion_proof(
+                hashes[:size], index
+            )
+        for old in range(1, size + 1):
+            assert await proofs.consistency(old, size) == merkle.consistency_proof(
+                hashes[:size], old
+            )
+    assert len(proofs.roots) < 45  # a few entries per chunk, never one per leaf
+    await storage.execute("DELETE FROM tlog WHERE idx = 44")
+    with pytest.raises(proofs_module.MissingLeaves):
+        await proofs_module.Proofs(storage).inclusion(0, 45)
