@@ -6,7 +6,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from guardian.storage.database import Database, Row, Transaction
+from guardian.storage.database import Database, Row, StorageError, Transaction
 from guardian.storage.tlog import Leaf, append_leaves
 
 
@@ -54,7 +54,8 @@ async def insert_audit(tx: Transaction, entry: AuditEntry, ts: float) -> Leaf:
     """Write one entry inside `tx`; returns the leaf that records it in the audit log (the
     caller appends it, with the rest of its transaction's leaves)."""
     row = await tx.fetchrow(tx.q(INSERT_AUDIT + " RETURNING id"), *audit_values(entry, ts))
-    assert row is not None
+    if row is None:
+        raise StorageError("the audit entry was not written (no id came back)")
     return audit_leaf(entry, ts, int(row["id"]), entry.detail[:2000])
 
 

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from guardian.storage.database import Database, Row, Transaction
+from guardian.storage.database import Database, Row, StorageRefused, Transaction
 from guardian.tlog import canonical, merkle
 
 LEAF_VERSION = 1
@@ -71,7 +71,10 @@ async def append_leaves(tx: Transaction, leaves: Sequence[Leaf]) -> int:
     first = size
     rows = []
     for leaf in leaves:
-        text = encode(leaf, size)
+        try:
+            text = encode(leaf, size)
+        except canonical.NotCanonical as exc:  # as the database refuses what it cannot store
+            raise StorageRefused(f"a {leaf.kind} row has no canonical form: {exc}") from None
         digest = leaf_digest(text)
         rows.append((size, leaf.ts, leaf.kind, leaf.ref, text, digest.hex()))
         frontier = merkle.append(frontier, size, digest)

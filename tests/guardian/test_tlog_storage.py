@@ -130,3 +130,17 @@ async def test_two_handles_appending_at_once_make_one_dense_tree(
         assert (await other.tlog_head()) == (await storage.tlog_head())
     finally:
         await other.close()
+
+
+async def test_a_row_without_a_canonical_form_is_refused_like_a_bad_value(
+    storage: Storage,
+) -> None:
+    """A provider's error text may decode to a lone surrogate: the batch is refused as the
+    database refuses a bad value (the ledger writer then isolates that row), never an
+    exception that would stop the writer."""
+    from guardian.storage.base import StorageRefused
+
+    bad = AuditEntry(principal="ada", action="call.end", outcome="provider_error", detail="\ud800")
+    with pytest.raises(StorageRefused):
+        await storage.write_ledger([LedgerEntry(usage=_usage("k9"), audit=bad)])
+    assert await storage.tlog_count() == 0
