@@ -22,11 +22,13 @@ import re
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from guardian import mcp_stdio
 from guardian.ctl_status import status_lines
+from guardian.tlog import note
 from protocol.adminaddr import open_admin_channel
 from protocol.client import RPCClient
 from protocol.errors import RPCError
@@ -205,6 +207,16 @@ async def run(args: argparse.Namespace) -> int:
             for p in result["providers"]
         ]
         emit(args, result, table(rows, ["name", "kind", "api", "active", "reason", "keys"]))
+    elif command == "audit" and args.action == "verify":
+        return await audit_verify(args, path)
+    elif command == "audit" and args.action == "consistency":
+        old = _read_checkpoint(args.checkpoint)
+        result = await call(path, "audit.consistency", {"size": old.size})
+        result = {"old_checkpoint": old.text, **result}
+        print(json.dumps(result, indent=None if args.json else 2))
+    elif command == "audit" and args.action == "prove":
+        result = await call(path, "audit.prove", {"id": args.id})
+        print(json.dumps(result, indent=None if args.json else 2))
     elif command == "audit":
         await audit_tail(args, path)
     elif command == "usage":
@@ -286,6 +298,53 @@ async def audit_tail(args: argparse.Namespace, path: Path) -> None:
                 print(line, flush=True)
     finally:
         await client.close()
+
+
+@dataclass(frozen=True)
+class _Kept:
+    text: str
+    size: int
+
+
+def _read_checkpoint(name: str) -> _Kept:
+    """A signed checkpoint's file: its text and tree size (the signature is checked by
+    whoever verifies the proof, `tools/audit_verify.py consistency`)."""
+    try:
+        text = Path(name).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"cannot read the checkpoint {name}: {exc}") from None
+    cut = text.rfind("\n\n")
+    try:
+        checkpoint = note.parse_checkpoint(text[: cut + 1] if cut >= 0 else text)
+    except note.NoteError as exc:
+        raise UsageError(f"{name} is not a checkpoint: {exc}") from None
+    if checkpoint.size < 1:
+        raise UsageError(f"{name} is the empty tree: every tree extends it")
+    return _Kept(text, checkpoint.size)
+
+
+async def audit_verify(args: argparse.Namespace, path: Path) -> int:
+    """The whole log, and the consistency from a checkpoint kept elsewhere when given."""
+    params: dict[str, Any] = {}
+    if args.checkpoint:
+        try:
+            params["checkpoint"] = Path(args.checkpoint).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise UsageError(f"cannot read the checkpoint {args.checkpoint}: {exc}") from None
+    result = await call(path, "audit.verify", params)
+    held = ", ".join(str(size) for size in result["checked"]) or "none yet"
+    if result["ok"]:
+        text = (
+            f"ok: {result['size']:,} leaves, root {result['root']}; signed checkpoints"
+            f" reproduced at sizes: {held}"
+        )
+    else:
+        where = result["first_bad_index"]
+        text = (
+            f"FAILED{'' if where is None else f' at leaf {where}'}: {printable(result['problem'])}"
+        )
+    emit(args, result, text)
+    return EXIT_OK if result["ok"] else EXIT_FAILED
 
 
 async def config_check(args: argparse.Namespace, path: Path) -> int:
@@ -568,6 +627,18 @@ def parser() -> argparse.ArgumentParser:
     tail.add_argument("--user")
     tail.add_argument("--tool")
     tail.add_argument("--since", default="24h", help="24h, 7d ... or an ISO time")
+    verify = audit.add_parser(
+        "verify", help="check every leaf and checkpoint of the verifiable log; name the first bad"
+    )
+    verify.add_argument(
+        "--from", dest="checkpoint", help="a signed checkpoint file kept outside the database"
+    )
+    audit.add_parser(
+        "prove", help="an inclusion proof of a receipt id, audit:<id> or a leaf index (JSON)"
+    ).add_argument("id")
+    audit.add_parser(
+        "consistency", help="a proof that the latest checkpoint extends an older one (JSON)"
+    ).add_argument("checkpoint", help="the older signed checkpoint's file")
     usage = sub.add_parser("usage", help="usage and cost").add_subparsers(
         dest="action", required=True
     )

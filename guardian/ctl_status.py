@@ -73,6 +73,19 @@ def _tasks(tasks: Mapping[str, Any]) -> list[str]:
     return out or ["-"]
 
 
+def _audit(audit: Mapping[str, Any]) -> list[str]:
+    """Where the signing key is kept, its public half, and the last checkpoint."""
+    lines = [
+        f"signing key in {_flat(audit.get('key'))}",
+        f"verifier key {_flat(audit.get('verifier_key'))}",
+        f"checkpoint of {int(audit.get('checkpoint_size') or 0):,} leaves exported to"
+        f" {_flat(audit.get('export'))}",
+    ]
+    if audit.get("refused"):
+        lines.append(f"NO CHECKPOINT SIGNED: {_flat(audit.get('refused'))}")
+    return lines
+
+
 def _sandbox(connections: Any) -> str:
     count = int(connections or 0)
     if not count:
@@ -122,6 +135,9 @@ def status_lines(result: Mapping[str, Any]) -> list[str]:
                     ],
                 )
             )
+        audit = background.get("audit_log") or {}
+        if audit:
+            rows.append(("audit log", _audit(audit)))
     for key, value in sorted(result.items()):
         if key not in _KNOWN:
             rows.append((printable(str(key)).replace("_", " "), [_flat(value)]))

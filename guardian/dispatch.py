@@ -234,3 +234,28 @@ NOTIFICATIONS: Mapping[Surface, frozenset[str]] = {
     Surface.SANDBOX: frozenset({"cancel"}),
     Surface.ADMIN: frozenset(),
 }
+
+
+# the verifiable audit log (guardian/tlog): operators only --------------------------------
+from guardian.tlog import commands as audit_log  # noqa: E402
+
+_AUDIT_LOG: Mapping[str, Permit] = {
+    "audit.verify": Permit(
+        spec=METHODS["audit.verify"], phases=_READY, task=audit_log.audit_verify
+    ),
+    "audit.prove": Permit(spec=METHODS["audit.prove"], phases=_READY, task=audit_log.audit_prove),
+    "audit.consistency": Permit(
+        spec=METHODS["audit.consistency"], phases=_READY, task=audit_log.audit_consistency
+    ),
+}
+ADMIN_PERMITS = {**ADMIN_PERMITS, **_AUDIT_LOG}
+PERMITS = {**PERMITS, Surface.ADMIN: _typed(ADMIN_PERMITS)}
+
+# a caller's own receipts: the sandbox socket only, once `hello` is done
+SANDBOX_PERMITS = {
+    **SANDBOX_PERMITS,
+    "receipts.get": Permit(
+        spec=METHODS["receipts.get"], phases=_READY, task=audit_log.receipts_get
+    ),
+}
+PERMITS = {**PERMITS, Surface.SANDBOX: _typed(SANDBOX_PERMITS)}

@@ -184,7 +184,11 @@ def status(ctx: CallContext, params: NoParams) -> StatusResult:
 
 def background(services: Services) -> dict[str, Any]:
     """Supervised tasks and the queue they drain: a failing task or a full ledger shows."""
-    return {"tasks": services.tasks.stats(), "usage_ledger": services.ledger.stats()}
+    return {
+        "tasks": services.tasks.stats(),
+        "usage_ledger": services.ledger.stats(),
+        "audit_log": services.checkpoints.stats(),
+    }
 
 
 async def llm_complete(ctx: CallContext, params: LlmParams) -> LlmResult:

@@ -81,6 +81,8 @@ class LiveConfig:
         self._environ = environ
         self._store_values = store_values
         self._announce = announce
+        #: called with the new configuration's sha256 after each reload (the audit log)
+        self.on_reload: Callable[[str], None] | None = None
         self.snapshot = snapshot
         redactor.update(snapshot.secrets.values_to_redact())
 
@@ -100,6 +102,8 @@ class LiveConfig:
         logger.info("configuration reloaded (sha256 %s)", config.sha256[:12])
         names = active_names(snapshot)
         self._announce(names)
+        if self.on_reload is not None:
+            self.on_reload(config.sha256)
         return {"ok": True, "sha256": config.sha256, **names}
 
     def refresh_secrets(self) -> None:

@@ -25,7 +25,7 @@ import os
 import pwd
 import signal
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from guardian import logs, protections
@@ -52,6 +52,8 @@ from guardian.snapshot import Snapshot
 from guardian.storage import Storage, open_storage
 from guardian.storage.base import StorageError
 from guardian.tasks import TaskSet
+from guardian.tlog.checkpoints import Checkpointer
+from guardian.tlog.signing_key import SigningKeyError, load_signing_key
 from protocol import __version__
 from protocol.methods import Surface
 from protocol.pyfun import PyfunConfig, PyfunError
@@ -148,7 +150,34 @@ class Guardian:
                 "secret store on (master key from %s): %d secret(s)", origin, len(store.values)
             )
             snapshot = build_snapshot(config, self.environ, store_values(store))
-        services = await self._services(stack, snapshot, redactor, storage, store, sandbox_uid)
+        limits_config = config.hub_limits
+        try:
+            signing_key = await load_signing_key(
+                store, self.layout.guardian_db.parent, limits_config.audit_origin
+            )
+        except SigningKeyError as exc:
+            logger.error("cannot start: audit log: %s", exc)
+            return EX_CONFIG
+        export = (
+            Path(limits_config.audit_export_dir)
+            if limits_config.audit_export_dir
+            else self.layout.guardian_db.parent / "audit"
+        )
+        checkpoints = Checkpointer(
+            storage,
+            signing_key,
+            export,
+            every_s=limits_config.audit_checkpoint_sec,
+            every_leaves=limits_config.audit_checkpoint_leaves,
+        )
+        try:
+            checkpoints.start()
+        except (OSError, ValueError, KeyError) as exc:
+            logger.error("cannot start: audit checkpoints in %s: %s", export, exc)
+            return EX_CONFIG
+        services = await self._services(
+            stack, snapshot, redactor, storage, store, sandbox_uid, checkpoints
+        )
         server = GuardianServer(
             services, sandbox_uid=sandbox_uid, max_frame_size=config.hub.max_frame_size
         )
@@ -210,6 +239,7 @@ class Guardian:
         storage: Storage,
         store: SecretStore,
         sandbox_uid: int,
+        checkpoints: Checkpointer,
     ) -> Services:
         """Everything the handlers use, whole, before any socket is bound. Each part that
         holds something registers its close on `stack` as it is made; the stack closes them
@@ -225,6 +255,7 @@ class Guardian:
         tasks = TaskSet(redactor=redactor)
         stack.push_async_callback(tasks.close)
         tasks.start("usage-ledger", ledger.run)
+        tasks.start("audit-checkpoints", checkpoints.run)
         sandboxes = SandboxLinks()
         live = LiveConfig(
             path=self.config_path,
@@ -234,6 +265,7 @@ class Guardian:
             store_values=lambda: store_values(store),
             announce=sandboxes.announce,
         )
+        live.on_reload = _audited_reloads(storage)
         limits = Limits(storage, replica_name(self.layout.root))
         await limits.start()
         cache = PrincipalCache()
@@ -243,6 +275,7 @@ class Guardian:
         tokens = Tokens(storage, accounts, cache)
         oauth = OAuthService(live, storage, self.environ, limits, accounts, cache)
         router = Router(live, outbound, ledger, limits, KeyRotation(key_used=store.mark_used))
+        router.receipt_key = checkpoints.key
         single_uid = sandbox_uid == os.getuid()
         return Services(
             live=live,
@@ -258,6 +291,7 @@ class Guardian:
             queries=queries,
             tasks=tasks,
             ledger=ledger,
+            checkpoints=checkpoints,
             sandboxes=sandboxes,
             protections=lambda: protections.report(
                 sandbox_uid=sandbox_uid,
@@ -286,6 +320,25 @@ class Guardian:
         loop.add_signal_handler(signal.SIGTERM, self._stop.set)
         loop.add_signal_handler(signal.SIGINT, self._stop.set)
         loop.add_signal_handler(signal.SIGHUP, self._reload_requested.set)
+
+
+def _audited_reloads(storage: Storage) -> Callable[[str], None]:
+    """Each configuration reload (SIGHUP or `config reload`) becomes an audit entry, and so
+    a leaf of the audit log; written beside the reload, which does not wait for it."""
+    pending: set[asyncio.Task[None]] = set()
+
+    async def write(sha256: str) -> None:
+        try:
+            await storage.add_audit("operator", "config.reload", "ok", "", f"sha256 {sha256}")
+        except StorageError as exc:
+            logger.error("could not audit the configuration reload: %s", exc)
+
+    def audit(sha256: str) -> None:
+        task = asyncio.get_running_loop().create_task(write(sha256))
+        pending.add(task)
+        task.add_done_callback(pending.discard)
+
+    return audit
 
 
 def main() -> int:

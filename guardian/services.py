@@ -28,6 +28,7 @@ from guardian.sandboxes import SandboxLinks
 from guardian.secretstore import SecretStore
 from guardian.storage import Storage
 from guardian.tasks import TaskSet
+from guardian.tlog.checkpoints import Checkpointer
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -47,6 +48,8 @@ class Services:
     queries: QueryRunners
     tasks: TaskSet
     ledger: UsageLedger
+    #: the audit log's signer: signed checkpoints, exported outside the database
+    checkpoints: Checkpointer
     sandboxes: SandboxLinks
     #: Which protections are in force (`guardian.protections.report`), for `status`.
     protections: Callable[[], dict[str, Any]]

@@ -435,3 +435,29 @@ class TaskRefParams(Sealed, frozen=True, kw_only=True):
 class CountTokensParams(LlmParams, frozen=True, kw_only=True):
     """A completion request to count, not send: the caller's tool, model and messages are
     checked like `llm.complete`'s; what only shapes an answer (max_tokens, ...) is ignored."""
+
+
+# the verifiable audit log (guardian/tlog) --------------------------------------------------
+class AuditVerifyParams(Params, frozen=True, kw_only=True):
+    """Check the whole log; `checkpoint`: a signed checkpoint note kept outside the
+    database, which the tree must still reproduce."""
+
+    checkpoint: Text65536 | UnsetType | None = UNSET
+
+
+class AuditProveParams(Params, frozen=True, kw_only=True):
+    """`id`: a receipt id (a ledger row's key), `audit:<n>` (an audit entry) or a leaf index."""
+
+    id: Name
+
+
+class ReceiptGetParams(Sealed, frozen=True, kw_only=True):
+    """`GET /v1/receipts/ID`: one of the caller's own receipts, by its id."""
+
+    id: Text128
+
+
+class AuditConsistencyParams(Params, frozen=True, kw_only=True):
+    """`size`: the tree size of an older checkpoint, which the latest must extend."""
+
+    size: Annotated[int, Meta(ge=1)]

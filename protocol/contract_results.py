@@ -107,12 +107,20 @@ class LlmResult(Result, frozen=True, kw_only=True):
     #: The stop sequence that ended the text, where the provider says which (Anthropic).
     stop_sequence: Annotated[str, Meta(max_length=256)] | UnsetType = UNSET
 
+    #: The call's receipt (docs/AUDIT.md): its id (the ledger row's key, also in a stream's
+    #: first chunk) and the signed receipt (with the answer; `GET /v1/receipts/ID` later).
+    receipt_id: Annotated[str, Meta(max_length=128)] | UnsetType = UNSET
+    receipt: Annotated[str, Meta(max_length=8192)] | UnsetType = UNSET
+
 
 class EmbedResult(Result, frozen=True, kw_only=True):
     data: list[list[Number]]
     model: str
     provider: str
     usage: Usage
+    #: The call's receipt (docs/AUDIT.md), as on `LlmResult`.
+    receipt_id: Annotated[str, Meta(max_length=128)] | UnsetType = UNSET
+    receipt: Annotated[str, Meta(max_length=8192)] | UnsetType = UNSET
 
 
 class SearchHit(Result, frozen=True, kw_only=True):
@@ -127,6 +135,9 @@ class SearchResult(Result, frozen=True, kw_only=True):
     fallback_path: list[FallbackStep]
     latency_ms: Number
     answer: str | UnsetType = UNSET
+    #: The call's receipt (docs/AUDIT.md), as on `LlmResult`.
+    receipt_id: Annotated[str, Meta(max_length=128)] | UnsetType = UNSET
+    receipt: Annotated[str, Meta(max_length=8192)] | UnsetType = UNSET
 
 
 class ModelsInfoResult(Result, frozen=True, kw_only=True):
@@ -437,3 +448,45 @@ class CountTokensResult(Result, frozen=True, kw_only=True):
     estimated: bool
     provider: str
     model: str
+
+
+# the verifiable audit log (guardian/tlog) --------------------------------------------------
+class AuditVerifyResult(Result, frozen=True, kw_only=True):
+    ok: bool
+    size: int
+    root: Annotated[str, Meta(max_length=64)]
+    checked: list[int]  # sizes of the signed checkpoints the tree reproduced
+    first_bad_index: int | None
+    problem: str
+
+
+class AuditProofResult(Result, frozen=True, kw_only=True):
+    """An RFC 9162 inclusion proof of one leaf in a signed checkpoint (base64 hashes)."""
+
+    index: int
+    size: int
+    leaf: str
+    proof: list[str]
+    checkpoint: str
+    verifier_key: str
+
+
+class ReceiptResult(Result, frozen=True, kw_only=True):
+    """A receipt signed from its stored ledger row, its leaf in the audit log, and the
+    inclusion proof once a signed checkpoint covers that leaf."""
+
+    receipt_id: str
+    receipt: str
+    verifier_key: str
+    leaf_index: int | None
+    proof: AuditProofResult | None
+
+
+class AuditConsistencyResult(Result, frozen=True, kw_only=True):
+    """An RFC 9162 consistency proof from a tree of `old_size` to the signed `checkpoint`."""
+
+    old_size: int
+    size: int
+    proof: list[str]
+    checkpoint: str
+    verifier_key: str

@@ -536,3 +536,55 @@ LLM_COUNT_TOKENS = MethodSpec(
 )
 
 METHODS[LLM_COUNT_TOKENS.name] = LLM_COUNT_TOKENS
+
+
+# the verifiable audit log (guardian/tlog): operators only --------------------------------
+from protocol.contract import AuditProveParams, AuditVerifyParams  # noqa: E402
+from protocol.contract_results import AuditProofResult, AuditVerifyResult  # noqa: E402
+
+AUDIT_VERIFY = MethodSpec(
+    name="audit.verify",
+    doc="Check every leaf of the audit log, its rows, and every signed checkpoint (and one"
+    " given); names the first bad index.",
+    params=AuditVerifyParams,
+    returns=AuditVerifyResult,
+    surfaces=_ADMIN,
+)
+AUDIT_PROVE = MethodSpec(
+    name="audit.prove",
+    doc="An inclusion proof of one leaf (a receipt, an audit entry) in a signed checkpoint.",
+    params=AuditProveParams,
+    returns=AuditProofResult,
+    surfaces=_ADMIN,
+)
+
+METHODS.update({spec.name: spec for spec in (AUDIT_VERIFY, AUDIT_PROVE)})
+
+# a caller's own receipts (GET /v1/receipts/ID): sandbox surface, the principal resolved from
+# the credential; another caller's receipt is `not_found`, as one that does not exist
+from protocol.contract import ReceiptGetParams  # noqa: E402
+from protocol.contract_results import ReceiptResult  # noqa: E402
+
+RECEIPTS_GET = MethodSpec(
+    name="receipts.get",
+    doc="One of the caller's own receipts, re-signed from its ledger row, with its leaf in the"
+    " audit log and an inclusion proof once a checkpoint covers it.",
+    params=ReceiptGetParams,
+    returns=ReceiptResult,
+    surfaces=_SANDBOX_ONLY,
+)
+
+METHODS.update({RECEIPTS_GET.name: RECEIPTS_GET})
+
+from protocol.contract import AuditConsistencyParams  # noqa: E402
+from protocol.contract_results import AuditConsistencyResult  # noqa: E402
+
+AUDIT_CONSISTENCY = MethodSpec(
+    name="audit.consistency",
+    doc="A consistency proof from an older tree size to the latest signed checkpoint.",
+    params=AuditConsistencyParams,
+    returns=AuditConsistencyResult,
+    surfaces=_ADMIN,
+)
+
+METHODS.update({AUDIT_CONSISTENCY.name: AUDIT_CONSISTENCY})

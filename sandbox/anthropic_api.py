@@ -30,7 +30,7 @@ from protocol.dialects.core import Answer, Completion, DialectError, events_of
 from protocol.errors import RPCError
 from sandbox.caller import caller_of
 from sandbox.guardian_link import GuardianLink, stream_result
-from sandbox.openai_api import sealgate_extra, sealgate_headers
+from sandbox.openai_api import receipt_id_header, sealgate_extra, sealgate_headers
 from sandbox.openai_errors import OpenAIErrors
 
 TOOL = "llm_complete"
@@ -115,7 +115,11 @@ async def messages(request: Request) -> Response:
         return StreamingResponse(
             _sse(link, stream, first, renderer),
             media_type="text/event-stream",
-            headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
+            headers={
+                "cache-control": "no-cache",
+                "x-accel-buffering": "no",
+                **receipt_id_header(first),  # docs/AUDIT.md
+            },
         )
     try:
         answer = await link.llm_complete_params(caller, TOOL, completion.to_params())

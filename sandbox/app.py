@@ -14,7 +14,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import Mount, Route
 
 from protocol.pyfun import PyfunError
-from sandbox import anthropic_api, json_api, openai_api, responses_api
+from sandbox import anthropic_api, json_api, openai_api, receipts_api, responses_api
 from sandbox.auth import AuthGate, VerifyCache, login, logout
 from sandbox.caller import Proxies
 from sandbox.grants_page import ROUTES as GRANTS_ROUTES
@@ -116,6 +116,7 @@ def build_app(
         Route("/v1/messages", anthropic_api.messages, methods=["POST"]),
         Route("/v1/messages/count_tokens", anthropic_api.count_tokens, methods=["POST"]),
         Route("/v1/responses", responses_api.responses, methods=["POST"]),
+        Route("/v1/receipts/{receipt_id}", receipts_api.receipt, methods=["GET"]),
         Route("/api", json_api.api, methods=["POST"]),
         Route("/metrics", metrics_endpoint, methods=["GET"]),
         Mount("/mcp", app=mcp_http),

@@ -385,3 +385,15 @@ class GuardianLink:
         estimate, marked); checked like llm.complete, sent nowhere else."""
         answer = await self._client.call("llm.count_tokens", _llm_params(caller, tool, params))
         return decode_result(CountTokensResult, answer)
+
+
+# a caller's own receipts (GET /v1/receipts/ID; docs/AUDIT.md) --------------------------------
+from protocol.contract import ReceiptGetParams  # noqa: E402
+from protocol.contract_results import ReceiptResult  # noqa: E402
+
+
+async def receipts_get(link: GuardianLink, caller: Caller, receipt_id: str) -> ReceiptResult:
+    """One of the caller's own receipts; the guardian resolves whose from the credential."""
+    params = to_map(ReceiptGetParams(caller=caller.to_params(), id=receipt_id))
+    answer = await link._client.call("receipts.get", params, timeout=30)
+    return decode_result(ReceiptResult, answer)

@@ -588,7 +588,8 @@ class SealGateTools:
             lines = [f"{r.title} - {r.url}\n{r.snippet}" for r in found.results]
             if isinstance(found.answer, str) and found.answer:
                 lines.insert(0, found.answer)
-            return result(to_wire(found), "\n\n".join(lines) or "no results")
+            data = to_wire(found)
+            return with_receipt(result(data, "\n\n".join(lines) or "no results"), data)
 
         return run
 
@@ -619,8 +620,8 @@ class SealGateTools:
                 raise tool_error(exc) from None
         data = to_wire(answer)
         if key is not None and principal is not None and self.hub is not None:
-            await self.hub.remember(key, principal["principal"], tool, data)
-        return result(data, answer.text)
+            await self.hub.remember(key, principal["principal"], tool, without_receipt(data))
+        return with_receipt(result(data, answer.text), data)
 
     async def _streamed(
         self, ctx: Context, tool: str, prompt: str, options: dict[str, Any]
@@ -673,3 +674,21 @@ def build_mcp(
     mcp.add_middleware(ArgumentWording(tools))
     tools.sync_tools()
     return mcp, tools
+
+
+# receipts (docs/AUDIT.md) --------------------------------------------------------------------
+RECEIPT_FIELDS = ("receipt_id", "receipt")
+
+
+def without_receipt(data: dict[str, Any]) -> dict[str, Any]:
+    """A cached answer is no sealed call: it carries no receipt (nobody was billed)."""
+    return {k: v for k, v in data.items() if k not in RECEIPT_FIELDS}
+
+
+def with_receipt(answer: ToolResult, data: dict[str, Any]) -> ToolResult:
+    """The call's receipt as the tool result's `_meta` too (`sealgate/receipt`,
+    `sealgate/receipt_id`), where MCP clients keep metadata apart from the answer."""
+    if not data.get("receipt"):
+        return answer
+    answer.meta = {**(answer.meta or {}), **{f"sealgate/{k}": data[k] for k in RECEIPT_FIELDS}}
+    return answer

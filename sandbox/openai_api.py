@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import secrets
 import struct
 import time
@@ -112,7 +113,35 @@ def sealgate_headers(result: Mapping[str, Any]) -> dict[str, str]:
     if result.get("cost_usd") is not None:
         headers["x-sealgate-cost-usd"] = f"{float(result['cost_usd']):.8f}"
     # Header values are latin-1 on the wire: keep only printable ASCII from provider text.
-    return {k: "".join(c for c in v if " " <= c <= "~") for k, v in headers.items()}
+    headers = {k: "".join(c for c in v if " " <= c <= "~") for k, v in headers.items()}
+    return {**headers, **_receipt_headers(result)}
+
+
+_RECEIPT = re.compile(r"[A-Za-z0-9_-]{1,8192}\.[A-Za-z0-9_-]{1,200}")
+
+
+def _receipt_headers(result: Mapping[str, Any]) -> dict[str, str]:
+    """`SealGate-Receipt` and its id (docs/AUDIT.md): checked whole, not filtered by
+    character (a receipt is base64url, the id hex)."""
+    receipt, receipt_id = result.get("receipt"), result.get("receipt_id")
+    if not isinstance(receipt, str) or not isinstance(receipt_id, str):
+        return {}
+    if not _RECEIPT.fullmatch(receipt) or not receipt_id.isascii() or not receipt_id.isalnum():
+        return {}
+    return {"sealgate-receipt-id": receipt_id, "sealgate-receipt": receipt}
+
+
+def _output_tokens(result: LlmResult) -> int:
+    output = result.usage.output_tokens
+    return output if isinstance(output, int) else 0
+
+
+def receipt_id_header(first: Any) -> dict[str, str]:
+    """`SealGate-Receipt-Id` from a stream's first chunk (docs/AUDIT.md)."""
+    receipt_id = first.get("receipt_id") if isinstance(first, dict) else None
+    if not isinstance(receipt_id, str) or not receipt_id.isascii() or not receipt_id.isalnum():
+        return {}
+    return {"sealgate-receipt-id": receipt_id[:128]}
 
 
 def sealgate_extra(result: Mapping[str, Any]) -> dict[str, Any]:
@@ -127,6 +156,8 @@ def sealgate_extra(result: Mapping[str, Any]) -> dict[str, Any]:
         "output_tokens": usage.get("output_tokens", 0),
         "cost_usd": result.get("cost_usd"),
         "latency_ms": result.get("latency_ms"),
+        **({"receipt_id": result["receipt_id"]} if result.get("receipt_id") else {}),
+        **({"receipt": result["receipt"]} if result.get("receipt") else {}),
     }
 
 
@@ -163,7 +194,12 @@ async def chat_completions(request: Request) -> Response:
         return StreamingResponse(
             _sse(link, stream, first, renderer, chat_dialect.include_usage(chat)),
             media_type="text/event-stream",
-            headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
+            headers={
+                "cache-control": "no-cache",
+                "x-accel-buffering": "no",
+                # the receipt's id before any text: a caller whose stream is cut still has it
+                **receipt_id_header(first),
+            },
         )
     try:
         result = await link.llm_complete_params(caller, "llm_complete", params)
@@ -271,5 +307,6 @@ async def embeddings(request: Request) -> Response:
             "data": data,
             "model": result.model,
             "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
-        }
+        },
+        headers=_receipt_headers(to_wire(result)),
     )

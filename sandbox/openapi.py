@@ -101,6 +101,17 @@ SCHEMAS: dict[str, Any] = {
             "sealgate": {"type": "object"},
         },
     },
+    "Receipt": {
+        "type": "object",
+        "required": ["receipt_id", "receipt", "verifier_key", "leaf_index", "proof"],
+        "properties": {
+            "receipt_id": {"type": "string"},
+            "receipt": {"type": "string", "description": "base64url(body).base64url(signature)"},
+            "verifier_key": {"type": "string"},
+            "leaf_index": {"type": ["integer", "null"]},
+            "proof": {"type": ["object", "null"]},
+        },
+    },
     "ModelList": {
         "type": "object",
         "required": ["object", "data"],
@@ -267,6 +278,25 @@ def document() -> dict[str, Any]:
                     _errors("OpenAIError", 400, 401, 404, 429, 502, 504),
                     "ResponsesRequest",
                 )
+            },
+            "/v1/receipts/{receipt_id}": {
+                "get": {
+                    **_operation(
+                        "One of the caller's own receipts, re-signed from its ledger row, with"
+                        " its leaf in the audit log and an inclusion proof once a checkpoint"
+                        " covers it (docs/AUDIT.md); another caller's is 404",
+                        _json(_ref("Receipt")),
+                        _errors("OpenAIError", 401, 404),
+                    ),
+                    "parameters": [
+                        {
+                            "name": "receipt_id",
+                            "in": "path",
+                            "required": True,
+                            "schema": {"type": "string", "maxLength": 128},
+                        }
+                    ],
+                }
             },
             "/api": {
                 "post": _operation(

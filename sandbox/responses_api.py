@@ -24,7 +24,13 @@ from protocol.dialects.core import Answer, DialectError, events_of
 from protocol.errors import RPCError
 from sandbox.caller import caller_of
 from sandbox.guardian_link import GuardianLink, stream_result
-from sandbox.openai_api import from_rpc_error, openai_error, sealgate_extra, sealgate_headers
+from sandbox.openai_api import (
+    from_rpc_error,
+    openai_error,
+    receipt_id_header,
+    sealgate_extra,
+    sealgate_headers,
+)
 
 TOOL = "llm_complete"
 
@@ -61,7 +67,11 @@ async def responses(request: Request) -> Response:
         return StreamingResponse(
             _sse(link, stream, first, renderer),
             media_type="text/event-stream",
-            headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
+            headers={
+                "cache-control": "no-cache",
+                "x-accel-buffering": "no",
+                **receipt_id_header(first),  # docs/AUDIT.md
+            },
         )
     try:
         answer = await link.llm_complete_params(caller, TOOL, completion.to_params())

@@ -1,6 +1,6 @@
 """sandbox never imports guardian, guardian never imports sandbox, protocol imports neither,
 the supervisor (supervisor.py and its parts in supervise/, which run as root) imports only
-protocol, and the desktop client imports none of them."""
+protocol, and the desktop client and the standalone tools import none of them."""
 
 from __future__ import annotations
 
@@ -20,6 +20,8 @@ FORBIDDEN = {
     "supervise": {"guardian", "sandbox", "supervisor"},
     # The desktop client talks to a hub over HTTP only, and ships without the server.
     "desktop": {"guardian", "sandbox", "protocol", *SUPERVISOR},
+    # The standalone audit verifier: an auditor runs it without SealGate.
+    "tools": {"guardian", "sandbox", "protocol", *SUPERVISOR},
 }
 
 

@@ -3,7 +3,7 @@ real stack.
 
 Every `python` and `sh` block of `README.md` and of each `docs/*.md` runs, with three
 substitutions a reader makes too: the stack's URL for `http://127.0.0.1:7860`, a real token for
-`sg_...`, and the checkout's path for `./sealgate-ctl`. A block that cannot run here (Docker,
+`sg_...`, and the checkout's path for `./sealgate-ctl` (and `python tools/`). A block that cannot run here (Docker,
 systemd, `sudo`, `make run` itself) is marked with `<!-- not run: why -->` on the line before
 it. `ini` and `json` blocks must parse. The stack is the README's own "try it without keys"
 setup: `bench/fake_provider.py` and `bench/fake.pyfun`, plus the `[ROLE.*]` blocks the docs
@@ -116,6 +116,7 @@ class Readme:
             text.replace("http://127.0.0.1:7860", self.stack.url)
             .replace("sg_...", self.token)
             .replace("./sealgate-ctl", str(ROOT / "sealgate-ctl"))
+            .replace("python tools/", f"{sys.executable} {ROOT}/tools/")
         )
 
     @property

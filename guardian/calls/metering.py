@@ -271,7 +271,10 @@ class CallMeter:
             estimated=billed.estimated,
             clamped=billed.clamped,
             user_id=record.user_id,
+            request_digest=record.request_digest,
+            **({"key": record.key} if record.key else {}),
         )
+        record.row = row
         audit = None
         if billed.clamped and not audit_detail:
             audit_detail = "the provider reported more tokens than the request allows"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from guardian.storage.base import Reservation
+from guardian.storage.base import Reservation, UsageRow
 from protocol.pyfun import ModelConfig
 
 #: An attempt's phase: not at the provider, at it with no answer yet, or mid-stream.
@@ -47,3 +47,9 @@ class CallRecord:
     started: float = 0.0
     reservation: Reservation | None = None
     attempts: list[Observed] = field(default_factory=list)
+    #: the ledger row's key, known from the start: the caller's receipt id ('' for a new one)
+    key: str = ""
+    #: SHA-256 of the sealed request (guardian.tlog.receipts.request_digest)
+    request_digest: str = ""
+    #: the one ledger row, once the call has ended
+    row: UsageRow | None = None

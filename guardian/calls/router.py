@@ -39,7 +39,9 @@ from guardian.providers.adapters import dropped_extras, embed_call, parse_embedd
 from guardian.providers.search import result_count, search_adapter
 from guardian.providers.types import ProviderFailure, SearchRequest, SearchResult
 from guardian.snapshot import Snapshot
-from guardian.storage.base import Reservation
+from guardian.storage.base import Reservation, new_usage_key
+from guardian.tlog import receipts
+from guardian.tlog.signing_key import SigningKey
 from protocol.errors import InvalidParams, RPCError
 from protocol.pyfun import ProviderConfig
 
@@ -72,6 +74,8 @@ class Router:
         #: outbound exchange.
         self.layers: tuple[Layer, ...] = (Retry(), self.keys, self.slots)
         self.exchange = Exchange(outbound)
+        #: The audit log's key: every answer carries a receipt signed with it (None: none).
+        self.receipt_key: SigningKey | None = None
 
     async def admit(self, principal: Principal, tool: str) -> None:
         await policy.admit(self.limits, principal, tool, self.live.snapshot.config)
@@ -108,6 +112,7 @@ class Router:
             started=started,
             stream=stream,
         )
+        signer = self.receipt_key if plan.snapshot.config.hub_limits.audit_receipts else None
         record = CallRecord(
             principal=principal.name,
             tool=plan.tool,
@@ -116,9 +121,13 @@ class Router:
             user_id=principal.user_id,
             started=time.monotonic(),
             reservation=plan.reservation,
+            # the receipt's id is the ledger row's key, known before anything is sent
+            key=plan.reservation.id if plan.reservation is not None else new_usage_key(),
+            request_digest=receipts.request_digest(params) if signer is not None else "",
         )
         path: list[Step] = list(plan.skipped)
-        emitter = Emitter(emit) if emit is not None else None
+        first = {"receipt_id": record.key} if signer is not None else None
+        emitter = Emitter(emit, first=first) if emit is not None else None
         # From here on, every way the call ends writes exactly one ledger row (metering).
         try:
             done = await run_completion(
@@ -188,7 +197,15 @@ class Router:
                 if result.stop_sequence and result.stop_sequence in (attempt.request.stop or [])
                 else {}
             ),
+            **self._receipt(signer, record),
         }
+
+    @staticmethod
+    def _receipt(signer: SigningKey | None, record: CallRecord) -> dict[str, str]:
+        """The answer's receipt, signed over its ledger row (docs/AUDIT.md)."""
+        if signer is None or record.row is None:
+            return {}
+        return {"receipt_id": record.key, "receipt": receipts.sign_row(signer, record.row)}
 
     async def _hold(
         self,
@@ -250,6 +267,10 @@ class Router:
             {id(attempt): (bound, 0)},
         )
         meter.begin(provider.name, attempt.model, model, bound, 0)
+        signer = self.receipt_key if snapshot.config.hub_limits.audit_receipts else None
+        if signer is not None:  # the receipt's id is the ledger row's key
+            meter.record.key = meter.reservation.id
+            meter.record.request_digest = receipts.request_digest(params)
 
         async def send(key: str | None, timeout: float) -> tuple[list[list[float]], int | None]:
             call = embed_call(provider, key, attempt.model, texts)
@@ -283,7 +304,7 @@ class Router:
 
         answer = await self._ending(meter, path, work())
         await self._spent_unbudgeted(meter)
-        return answer
+        return {**answer, **self._receipt(signer, meter.record)}
 
     # search --------------------------------------------------------------------------------
     async def search(self, params: dict[str, Any], principal: Principal) -> dict[str, Any]:
@@ -303,6 +324,10 @@ class Router:
         meter.reservation = await self.limits.reserve(
             principal.name, None, 0.0, tool=tool_name, provider=chain[0].name, model=""
         )
+        signer = self.receipt_key if limits.audit_receipts else None
+        if signer is not None:  # the receipt's id is the ledger row's key
+            meter.record.key = meter.reservation.id
+            meter.record.request_digest = receipts.request_digest(params)
 
         async def work() -> dict[str, Any]:
             last: tuple[Attempt, ProviderFailure] | None = None
@@ -339,7 +364,8 @@ class Router:
                 return answer
             raise self._final_error(path, last, 0)
 
-        return await self._ending(meter, path, work())
+        answer = await self._ending(meter, path, work())
+        return {**answer, **self._receipt(signer, meter.record)}
 
     async def _search_one(
         self, snapshot: Snapshot, provider: ProviderConfig, request: SearchRequest, deadline: float

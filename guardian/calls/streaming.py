@@ -25,9 +25,11 @@ class Emitter:
     """Passes stream chunks on and counts those that reached the caller: once one has,
     the call may neither fall back nor retry (the caller would see text twice)."""
 
-    def __init__(self, emit: Emit) -> None:
+    def __init__(self, emit: Emit, first: dict[str, Any] | None = None) -> None:
         self._emit = emit
         self.sent = 0
+        #: fields the first chunk carries besides its text (the call's receipt id)
+        self._first = first
 
     async def __call__(
         self,
@@ -40,6 +42,9 @@ class Emitter:
             chunk["tool_calls"] = tool_calls
         if thinking:
             chunk["thinking"] = thinking
+        if self._first:
+            chunk.update(self._first)
+            self._first = None
         await self._emit(chunk)
         self.sent += 1
 

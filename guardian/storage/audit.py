@@ -6,7 +6,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from guardian.storage.database import Database, Row
+from guardian.storage.database import Database, Row, StorageError, Transaction
+from guardian.storage.tlog import Leaf, append_leaves
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -28,6 +29,34 @@ INSERT_AUDIT = (
 
 def audit_values(a: AuditEntry, ts: float) -> tuple[Any, ...]:
     return (ts, a.principal, a.action, a.outcome, a.ip, a.detail[:2000], a.tool, a.user_id)
+
+
+def audit_leaf(entry: AuditEntry, ts: float, audit_id: int, detail: str) -> Leaf:
+    return Leaf(
+        kind="audit",
+        ref=str(audit_id),
+        ts=ts,
+        record={
+            "id": audit_id,
+            "ts": ts,
+            "principal": entry.principal,
+            "user_id": entry.user_id,
+            "action": entry.action,
+            "outcome": entry.outcome,
+            "tool": entry.tool,
+            "ip": entry.ip,
+            "detail": detail,
+        },
+    )
+
+
+async def insert_audit(tx: Transaction, entry: AuditEntry, ts: float) -> Leaf:
+    """Write one entry inside `tx`; returns the leaf that records it in the audit log (the
+    caller appends it, with the rest of its transaction's leaves)."""
+    row = await tx.fetchrow(tx.q(INSERT_AUDIT + " RETURNING id"), *audit_values(entry, ts))
+    if row is None:
+        raise StorageError("the audit entry was not written (no id came back)")
+    return audit_leaf(entry, ts, int(row["id"]), entry.detail[:2000])
 
 
 class AuditRepository(Database):
@@ -54,7 +83,8 @@ class AuditRepository(Database):
             tool=tool,
             user_id=user_id,
         )
-        await self.execute(self.q(INSERT_AUDIT), *audit_values(entry, time.time()))
+        async with self.transaction() as tx:
+            await append_leaves(tx, [await insert_audit(tx, entry, time.time())])
 
     async def audit_since(
         self,

@@ -6,6 +6,7 @@
     ledger.py    usage rows, reservations, spend and reports
     secrets.py   the secret store's ciphertexts
     counters.py  shared counters (rate limits and budgets across replicas)
+    tlog.py      the audit log's Merkle tree: a leaf per audit entry and per ledger row
 
 OAuth's tables have their repository beside the service that uses them
 (`guardian/oauth/store.py`). Each repository is written against `Database` only; a backend
@@ -26,7 +27,6 @@ from guardian.storage.database import (
     Transaction,
 )
 from guardian.storage.ledger import (
-    USAGE_GROUPS,
     LedgerEntry,
     LedgerRepository,
     Reservation,
@@ -35,6 +35,8 @@ from guardian.storage.ledger import (
     reservation_values,
 )
 from guardian.storage.secrets import SecretRepository
+from guardian.storage.tlog import TlogRepository
+from guardian.storage.usage_reports import USAGE_GROUPS, UsageReportRepository
 from guardian.storage.users import UserRepository, new_user_id
 
 __all__ = [
@@ -57,7 +59,13 @@ __all__ = [
 
 
 class Storage(
-    UserRepository, AuditRepository, LedgerRepository, SecretRepository, CounterRepository
+    UserRepository,
+    AuditRepository,
+    LedgerRepository,
+    UsageReportRepository,
+    SecretRepository,
+    CounterRepository,
+    TlogRepository,
 ):
     """The guardian's tables, one handle for every repository. Subclasses provide the
     connection and the dialect."""

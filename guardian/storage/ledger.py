@@ -13,33 +13,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from guardian.storage.audit import INSERT_AUDIT, AuditEntry, audit_values
+from guardian.storage.audit import AuditEntry, insert_audit
 from guardian.storage.database import Database, Row
-
-# usage.report groupings -> the column grouped on ("day" is computed by the backend)
-USAGE_GROUPS = {
-    "user": "principal",
-    "model": "model",
-    "provider": "provider",
-    "tool": "tool",
-    "day": "ts",
-}
-_USAGE_REPORT = (
-    "SELECT {key} AS key, COUNT(*) AS calls,"
-    " SUM(CASE WHEN outcome = 'ok' THEN 0 ELSE 1 END) AS errors,"
-    " SUM(input_tokens) AS input_tokens, SUM(output_tokens) AS output_tokens,"
-    " SUM(COALESCE(cost_usd, 0)) AS cost_usd"
-    " FROM {s}usage WHERE ts >= ? GROUP BY {key} ORDER BY {key}"
-)
-# By user: the name people read, grouped with the user's id, so a deleted user and a new
-# user of the same name are two rows (the operator and open mode have the id '').
-_USAGE_BY_USER = (
-    "SELECT principal AS key, user_id, COUNT(*) AS calls,"
-    " SUM(CASE WHEN outcome = 'ok' THEN 0 ELSE 1 END) AS errors,"
-    " SUM(input_tokens) AS input_tokens, SUM(output_tokens) AS output_tokens,"
-    " SUM(COALESCE(cost_usd, 0)) AS cost_usd"
-    " FROM {s}usage WHERE ts >= ? GROUP BY principal, user_id ORDER BY principal, user_id"
-)
+from guardian.storage.tlog import Leaf, append_leaves, usage_leaf
 
 
 def new_usage_key() -> str:
@@ -63,6 +39,7 @@ class UsageRow:
     estimated: bool = False  # SealGate counted a figure itself (see guardian.usage_figures)
     clamped: bool = False  # the provider reported more than the request allowed
     user_id: str = ""  # the user's id ('' for the operator and open mode); principal is the name
+    request_digest: str = ""  # SHA-256 of the sealed request (its receipt is signed over it)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -103,7 +80,8 @@ class LedgerEntry:
 _INSERT_USAGE = (
     "INSERT INTO {s}usage (ts, principal, tool, provider, model, input_tokens,"
     " output_tokens, cost_usd, latency_ms, outcome, fallback_path, key, estimated, clamped,"
-    " user_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING"
+    " user_id, request_digest) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT (key) DO NOTHING"
 )
 _INSERT_RESERVATION = (
     "INSERT INTO {s}reservations (id, principal, window_start, amount, created_at, owner,"
@@ -129,7 +107,46 @@ def _usage_values(r: UsageRow) -> tuple[Any, ...]:
         1 if r.estimated else 0,
         1 if r.clamped else 0,
         r.user_id,
+        r.request_digest,
     )
+
+
+_USAGE_COLUMNS = (
+    "ts",
+    "principal",
+    "tool",
+    "provider",
+    "model",
+    "input_tokens",
+    "output_tokens",
+    "cost_usd",
+    "latency_ms",
+    "outcome",
+    "fallback_path",
+    "key",
+    "estimated",
+    "clamped",
+    "user_id",
+    "request_digest",
+)
+
+
+def usage_row_leaf(row: UsageRow, held: Reservation | None) -> Leaf:
+    """The audit log's leaf of a ledger row: its columns as stored, and the reservation it
+    settles (the call's start and the maximum that was held)."""
+    values = dict(zip(_USAGE_COLUMNS, _usage_values(row), strict=True))
+    reservation = (
+        None
+        if held is None
+        else {
+            "id": held.id,
+            "amount": held.amount,
+            "created_at": held.created_at,
+            "window_start": held.window_start,
+            "counted": held.counted,
+        }
+    )
+    return usage_leaf(values, reservation)
 
 
 def reservation_values(held: Reservation) -> tuple[Any, ...]:
@@ -169,10 +186,12 @@ class LedgerRepository(Database):
         after a commit that was not confirmed) changes nothing, so nothing counts twice."""
         async with self.transaction() as tx:
             starts: list[tuple[str]] = []  # reservations that hold no budget: one statement
+            leaves: list[Leaf] = []  # appended to the audit log last: its lock is held least
             for entry in entries:
                 row = entry.usage
                 if not await tx.execute(tx.q(_INSERT_USAGE), *_usage_values(row)):
                     continue
+                leaves.append(usage_row_leaf(row, entry.reservation))
                 held = entry.reservation
                 if held is not None and not (held.shared and held.counted):
                     starts.append((held.id,))
@@ -191,9 +210,10 @@ class LedgerRepository(Database):
                             held.window_start,
                         )
                 if entry.audit is not None:
-                    await tx.execute(tx.q(INSERT_AUDIT), *audit_values(entry.audit, row.ts))
+                    leaves.append(await insert_audit(tx, entry.audit, row.ts))
             if starts:
                 await tx.executemany(tx.q("DELETE FROM {s}reservations WHERE id = ?"), starts)
+            await append_leaves(tx, leaves)
 
     # reservations ------------------------------------------------------------------------------
     async def reserve(self, held: Reservation, budget: float | None) -> float | None:
@@ -305,7 +325,13 @@ class LedgerRepository(Database):
                     tool=held["tool"],
                     user_id=held["user_id"] or "",
                 )
-                await tx.execute(tx.q(INSERT_AUDIT), *audit_values(audit, now))
+                await append_leaves(
+                    tx,
+                    [
+                        usage_row_leaf(usage, None),
+                        await insert_audit(tx, audit, now),
+                    ],
+                )
             settled.append(held)
         return settled
 
@@ -321,51 +347,3 @@ class LedgerRepository(Database):
             since,
         )
         return {row["who"]: float(row["spent"] or 0.0) for row in rows}
-
-    async def usage_report(self, since: float, by: str) -> list[Row]:
-        """Calls, errors, tokens and cost since a time, grouped in SQL by one of
-        `USAGE_GROUPS`; rows sorted by their key."""
-        column = USAGE_GROUPS.get(by)
-        if column is None:
-            raise ValueError(f"usage can be grouped by {', '.join(USAGE_GROUPS)}, not {by!r}")
-        if by == "user":
-            rows = await self.fetch(_USAGE_BY_USER.format(**self.types), since)
-        else:
-            key = self.day_of("ts") if by == "day" else column
-            rows = await self.fetch(_USAGE_REPORT.format(key=key, **self.types), since)
-        return [
-            {
-                "key": str(row["key"] or "-"),
-                **({"user_id": str(row["user_id"] or "")} if by == "user" else {}),
-                "calls": int(row["calls"]),
-                "errors": int(row["errors"]),
-                "input_tokens": int(row["input_tokens"]),
-                "output_tokens": int(row["output_tokens"]),
-                "cost_usd": round(float(row["cost_usd"]), 8),
-            }
-            for row in rows
-        ]
-
-    async def usage_of(self, since: float, principal: str, user_id: str) -> Row:
-        """One principal's calls, errors, tokens and cost since a time: a user's by its id
-        (its indexed column), a principal without one (open mode, the operator) by name."""
-        query = _USAGE_OF_USER if user_id else _USAGE_OF_NAME
-        row = await self.fetchrow(self.q(query), user_id or principal, since) or {}
-        return {
-            "calls": int(row.get("calls") or 0),
-            "errors": int(row.get("errors") or 0),
-            "input_tokens": int(row.get("input_tokens") or 0),
-            "output_tokens": int(row.get("output_tokens") or 0),
-            "cost_usd": round(float(row.get("cost_usd") or 0), 8),
-        }
-
-
-# one principal's usage (`usage.mine`): a user by id, a principal without one by name
-_USAGE_OF = (
-    "SELECT COUNT(*) AS calls,"
-    " SUM(CASE WHEN outcome = 'ok' THEN 0 ELSE 1 END) AS errors,"
-    " SUM(input_tokens) AS input_tokens, SUM(output_tokens) AS output_tokens,"
-    " SUM(COALESCE(cost_usd, 0)) AS cost_usd FROM {s}usage"
-)
-_USAGE_OF_USER = _USAGE_OF + " WHERE user_id = ? AND ts >= ?"
-_USAGE_OF_NAME = _USAGE_OF + " WHERE principal = ? AND user_id = '' AND ts >= ?"

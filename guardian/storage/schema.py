@@ -141,6 +141,20 @@ MIGRATIONS: list[list[str]] = [
         " WHERE 'spend:' || u.name = {s}counters.key)"
         " WHERE key IN (SELECT 'spend:' || u.name FROM {s}users u)",
     ],
+    [
+        # The verifiable audit log (guardian/storage/tlog.py): one leaf per audit entry and
+        # per ledger row from here on, an RFC 9162 Merkle tree; the head row holds its size
+        # and frontier and is locked by every append, so appends serialize across replicas.
+        "CREATE TABLE IF NOT EXISTS {s}tlog (idx BIGINT PRIMARY KEY, ts {real} NOT NULL,"
+        " kind TEXT NOT NULL, ref TEXT NOT NULL, leaf TEXT NOT NULL, hash TEXT NOT NULL)",
+        "CREATE INDEX IF NOT EXISTS tlog_ref ON {s}tlog (kind, ref)",
+        "CREATE TABLE IF NOT EXISTS {s}tlog_head (id INTEGER PRIMARY KEY,"
+        " size BIGINT NOT NULL, frontier TEXT NOT NULL)",
+        "INSERT INTO {s}tlog_head (id, size, frontier) VALUES (1, 0, '[]')",
+        # a ledger row's request digest (SHA-256 of the sealed request, never its text): the
+        # receipt a caller gets is signed over it, and re-signed from the row on request
+        "ALTER TABLE {s}usage ADD COLUMN request_digest TEXT NOT NULL DEFAULT ''",
+    ],
 ]
 
 SQLITE_TYPES = {

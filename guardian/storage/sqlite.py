@@ -22,8 +22,8 @@ from guardian.storage.base import Row, Storage, StorageError, StorageRefused, Tr
 from guardian.storage.schema import SQLITE_TYPES
 
 #: What SQLite (or its binding) raises for values it will not store: an int beyond 64 bits,
-#: a constraint. Sending them again cannot help.
-_REFUSED = (OverflowError, sqlite3.IntegrityError, sqlite3.DataError)
+#: a constraint, text with a lone surrogate. Sending them again cannot help.
+_REFUSED = (OverflowError, sqlite3.IntegrityError, sqlite3.DataError, UnicodeEncodeError)
 
 # set while the current task holds the connection for a transaction
 _in_transaction: contextvars.ContextVar[bool] = contextvars.ContextVar(

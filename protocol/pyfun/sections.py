@@ -269,7 +269,25 @@ def read_hub_limits(reader: Reader) -> HubLimitsConfig:
             "max_sandbox_connections", default.max_sandbox_connections, low=1, high=10_000
         )
         or default.max_sandbox_connections,
+        audit_checkpoint_sec=_number(
+            reader, "audit_checkpoint_sec", default.audit_checkpoint_sec, 1, 86_400
+        ),
+        audit_checkpoint_leaves=reader.integer(
+            "audit_checkpoint_leaves", default.audit_checkpoint_leaves, low=1, high=10_000_000
+        )
+        or default.audit_checkpoint_leaves,
+        audit_export_dir=reader.string("audit_export_dir", ""),
+        audit_origin=_audit_origin(reader, default.audit_origin),
+        audit_receipts=reader.boolean("audit_receipts", default.audit_receipts),
     )
+
+
+def _audit_origin(reader: Reader, default: str) -> str:
+    """The log's name: a checkpoint's first line and the key's name (no space, no '+')."""
+    origin = reader.string("audit_origin", default)
+    if not origin or any(c.isspace() or c == "+" for c in origin) or len(origin) > 200:
+        raise reader.error("audit_origin", "audit_origin is a name without spaces or '+'")
+    return origin
 
 
 def read_db_sync(reader: Reader) -> DbSyncConfig:

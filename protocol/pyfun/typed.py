@@ -116,6 +116,16 @@ class HubLimitsConfig:
     #: one per worker process, and one more while it reconnects; beyond this a connection
     #: is refused and a security event logged (each costs the guardian memory).
     max_sandbox_connections: int = 16
+    #: The audit log (docs/AUDIT.md): a signed checkpoint every `audit_checkpoint_sec`
+    #: seconds, or once `audit_checkpoint_leaves` leaves were added; exported to
+    #: `audit_export_dir` (default: `audit/` in the guardian's data directory) under the
+    #: log's name `audit_origin` (default `sealgate/audit`), which is also the key's name.
+    audit_checkpoint_sec: float = 60.0
+    audit_checkpoint_leaves: int = 1000
+    audit_export_dir: str = ""
+    audit_origin: str = "sealgate/audit"
+    #: Sign a receipt for every sealed LLM call's answer (`SealGate-Receipt`).
+    audit_receipts: bool = True
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

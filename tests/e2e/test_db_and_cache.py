@@ -105,5 +105,8 @@ async def test_deterministic_calls_are_cached_per_principal(stack: Stack, fake: 
             await assert_fits_schema(client, "llm_complete", answer)
     assert first.structured_content["text"] == second.structured_content["text"]
     assert second.structured_content.get("cached") is True
+    # a cached answer bills nobody, so it carries no receipt (docs/AUDIT.md)
+    assert "receipt" in first.structured_content and "receipt" not in second.structured_content
+    assert (second.meta or {}).get("sealgate/receipt") is None
     assert "cached" not in first.structured_content and "cached" not in varied.structured_content
     assert len(fake.requests) == 2

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 from typing import Any
@@ -215,6 +216,10 @@ def test_json_api(w: World) -> None:
     found = api({"tool": "web_search", "params": {"query": "x", "max_results": 2}}).json()
     assert len(found["meta"]["results"]) == 2
     assert found["meta"]["results"][0]["url"] in found["result"]
+    # a search's receipt, and an LLM call's, in `meta` (docs/AUDIT.md)
+    said = json.loads(base64.urlsafe_b64decode(found["meta"]["receipt"].split(".")[0] + "=="))
+    assert said["tool"] == "web_search" and said["id"] == found["meta"]["receipt_id"]
+    assert done.json()["meta"]["receipt"].count(".") == 1
     assert api({"tool": "nope"}).status_code == 404
     unknown = api({"tool": "llm_complete", "params": {"prompt": "x", "colour": "red"}})
     assert unknown.status_code == 400 and "colour" in unknown.json()["error"]["message"]
@@ -237,11 +242,16 @@ def test_embeddings_with_the_sdk(w: World, model: str, fake: str) -> None:
         [5.0, 0.5, -1.0, float(sum(map(ord, "hello")) % 7)],
         [6.0, 0.5, -1.0, float(sum(map(ord, "world!")) % 7)],
     ]
-    floats = httpx.post(
+    answer = httpx.post(
         f"{w.stack.url}/v1/embeddings",
         json={"model": model, "input": "x", "encoding_format": "float"},
-    ).json()
+    )
+    floats = answer.json()
     assert floats["data"][0]["embedding"][:3] == [1.0, 0.5, -1.0]
+    # its receipt (docs/AUDIT.md): the embedding call's ledger row, signed
+    receipt = answer.headers["sealgate-receipt"]
+    body = json.loads(base64.urlsafe_b64decode(receipt.split(".")[0] + "=="))
+    assert body["id"] == answer.headers["sealgate-receipt-id"] and body["tool"] == "embeddings"
     assert getattr(w, fake).requests[-1].headers.get("authorization") or getattr(w, fake).requests[
         -1
     ].headers.get("x-goog-api-key")

@@ -49,6 +49,8 @@ LAYERS: list[set[str]] = [
         "guardian.identity.accounts",
     },
     {"guardian.storage", "guardian.identity.principal"},
+    # the audit log's pure encoding and hashing, under the storage that appends leaves
+    {"guardian.tlog.canonical", "guardian.tlog.merkle"},
 ]
 LAYER_OF = {module: n for n, layer in enumerate(LAYERS) for module in layer}
 

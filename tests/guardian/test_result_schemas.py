@@ -120,6 +120,9 @@ CALLS: list[tuple[str, dict[str, Any]]] = [
     ("sessions.revoke", {"user": "ada"}),
     ("oauth.clients", {}),
     ("oauth.grants", {}),
+    ("audit.verify", {}),
+    ("audit.prove", {"id": "0"}),
+    ("audit.consistency", {"size": 1}),
 ]
 #: Run after the special cases below, which still need the user.
 LAST: list[tuple[str, dict[str, Any]]] = [("users.delete", {"name": "ada"})]
@@ -141,7 +144,9 @@ def test_every_method_is_checked_here() -> None:
         "tasks.get",
         "tasks.cancel",
         "llm.count_tokens",
-    }  # test_usage_mine.py, test_call_tasks.py, tests/security/test_count_tokens.py
+        "receipts.get",
+    }  # test_usage_mine.py, test_call_tasks.py, tests/security/test_count_tokens.py,
+    # tests/e2e/test_receipts.py
 
 
 async def test_every_answer_matches_its_declared_result_schema(
@@ -176,5 +181,5 @@ async def test_every_answer_matches_its_declared_result_schema(
     for name, params in LAST:
         validate(METHODS[name].result, await admin.call(name, params))
     background = answers["status"]["background"]
-    assert set(background["tasks"]) == {"usage-ledger", "secret-store-poll"}
+    assert set(background["tasks"]) == {"usage-ledger", "secret-store-poll", "audit-checkpoints"}
     assert background["usage_ledger"]["capacity"] > 0

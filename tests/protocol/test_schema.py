@@ -82,6 +82,8 @@ def test_sandbox_surface_is_exactly_the_contract_so_far() -> None:
         "tasks.cancel",
         # a request's input tokens (issue 27, /v1/messages/count_tokens)
         "llm.count_tokens",
+        # a caller's own receipts (issue 30 item 4; ARCHITECTURE.md section 3)
+        "receipts.get",
     }
     assert set(methods_for(Surface.SANDBOX)) <= contract
     assert "usage.mine" in methods_for(Surface.SANDBOX)

@@ -1,0 +1,118 @@
+"""What receipts cost: `POST /v1/chat/completions` through the whole stack with receipts on
+and off (`[HUB_LIMITS] audit_receipts`), alternated, and the guardian's added work in
+process (the request's digest and the Ed25519 signature, once per call).
+
+    .venv/bin/python bench/receipts.py [--calls N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import aiohttp
+import uvloop
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import FakeProcess, Row, machine_line, measure, print_rows
+from guardian.storage.base import UsageRow
+from guardian.tlog import receipts
+from guardian.tlog.signing_key import SigningKey
+from tests.helpers import Stack
+
+BODY = {"model": "bench-model", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 64}
+
+
+def stack_config(base: str, on: bool) -> str:
+    return f"""[HUB_LIMITS]
+audit_receipts = "{"true" if on else "false"}"
+[HUB_LIMITS_END]
+[LLM_PROVIDER.fake]
+api = "openai"
+base_url = "{base}"
+allow_insecure = "true"
+requires_key = "false"
+default_model = "bench-model"
+[LLM_PROVIDER.fake_END]
+"""
+
+
+async def through_v1(base: str, on: bool, calls: int) -> list[Row]:
+    stack = Stack(config_text=stack_config(base, on))
+    label = f"/v1 chat completion, receipts {'on' if on else 'off'}"
+    try:
+        stack.start()
+        async with aiohttp.ClientSession() as session:
+
+            async def one() -> object:
+                async with session.post(f"{stack.url}/v1/chat/completions", json=BODY) as answer:
+                    if answer.status != 200 or ("sealgate-receipt" in answer.headers) != on:
+                        raise RuntimeError(f"unexpected answer {answer.status}")
+                    return await answer.read()
+
+            await measure("warm-up", one, 4, 100)
+            return [await measure(label, one, concurrency, calls) for concurrency in (1, 16)]
+    finally:
+        stack.stop()
+        stack.cleanup()
+
+
+def in_process(rounds: int = 2000) -> tuple[float, float]:
+    """(digest us, signature us): the median of `rounds`, per call."""
+    key = SigningKey(Ed25519PrivateKey.generate(), "sealgate/audit", "bench")
+    params = {"tool": "llm_complete", "messages": BODY["messages"], "max_tokens": 64}
+    row = UsageRow(
+        ts=time.time(),
+        principal="bench",
+        tool="llm_complete",
+        provider="fake",
+        model="bench-model",
+        input_tokens=9,
+        output_tokens=5,
+        cost_usd=0.000123,
+        latency_ms=1.5,
+        outcome="ok",
+        fallback_path="[]",
+        request_digest="0" * 64,
+    )
+    digests, signatures = [], []
+    for _ in range(rounds):
+        started = time.perf_counter()
+        receipts.request_digest(params)
+        middle = time.perf_counter()
+        receipts.sign_row(key, row)
+        digests.append(middle - started)
+        signatures.append(time.perf_counter() - middle)
+    return statistics.median(digests) * 1e6, statistics.median(signatures) * 1e6
+
+
+async def run(calls: int) -> None:
+    print(f"SealGate receipts benchmark, {calls} calls per row")
+    print(machine_line())
+    digest_us, sign_us = in_process()
+    print(f"\nIn process, per call: request digest {digest_us:.1f} us, receipt {sign_us:.1f} us")
+    rows: list[Row] = []
+    with FakeProcess() as fake:
+        for on in (False, True, False, True):  # alternated: the machine drifts
+            rows.extend(await through_v1(fake.base, on, calls))
+    off = {row.concurrency: row for row in rows[:2]}
+    print("\n/v1/chat/completions through the whole stack (added p50 against the first 'off'):")
+    print_rows(rows, off)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", type=int, default=2000, help="calls per row (max 20000)")
+    calls = max(64, min(parser.parse_args().calls, 20_000))
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(run(calls))
+
+
+if __name__ == "__main__":
+    main()
