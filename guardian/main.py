@@ -28,7 +28,7 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-from guardian import logs, protections
+from guardian import logs, protections, telemetry_export
 from guardian.calls.keys import KeyRotation
 from guardian.calls.outbound import HttpOutbound
 from guardian.calls.router import Router
@@ -120,6 +120,10 @@ class Guardian:
         # One exit stack: whatever start-up opened is closed, in reverse order, however the
         # guardian ends (a clean stop, a refused boot, an error half-way through start-up).
         async with contextlib.AsyncExitStack() as stack:
+            # OTLP export when OTEL_EXPORTER_OTLP_*ENDPOINT asks (guardian.telemetry_export)
+            shutdown_tracing = telemetry_export.start(self.environ)
+            if shutdown_tracing is not None:
+                stack.callback(shutdown_tracing)
             return await self._serve(stack, config, snapshot, redactor, sandbox_uid)
 
     async def _serve(

@@ -14,7 +14,7 @@ import time
 from collections.abc import Awaitable
 from typing import Any, TypeVar
 
-from guardian import policy
+from guardian import policy, telemetry
 from guardian.call_log import log_response
 from guardian.calls import metering, planning
 from guardian.calls.call_budget import call_budget
@@ -96,18 +96,42 @@ class Router:
     async def complete(
         self, params: dict[str, Any], principal: Principal, emit: Emit | None = None
     ) -> dict[str, Any]:
-        """plan -> run -> meter, each once."""
+        """plan -> run -> meter, each once, in one span (`guardian.telemetry`)."""
+        with telemetry.span(
+            "sealgate.completion",
+            attributes={"gen_ai.operation.name": "chat", "sealgate.stream": emit is not None},
+        ) as call:
+            return await self._complete(params, principal, emit, call)
+
+    async def _complete(
+        self,
+        params: dict[str, Any],
+        principal: Principal,
+        emit: Emit | None,
+        call: telemetry.Span,
+    ) -> dict[str, Any]:
         started = time.monotonic()
         stream = emit is not None
-        plan = await plan_completion(
-            self.live.snapshot,
-            principal,
-            params,
-            admit=self.admit,
-            limits=self.limits,
-            started=started,
-            stream=stream,
-        )
+        with telemetry.span("sealgate.plan") as planned:
+            plan = await plan_completion(
+                self.live.snapshot,
+                principal,
+                params,
+                admit=self.admit,
+                limits=self.limits,
+                started=started,
+                stream=stream,
+            )
+            planned.set_attribute("sealgate.tool", plan.tool)
+            planned.set_attribute("sealgate.plan.attempts", len(plan.attempts))
+            planned.add_event(
+                "sealgate.budget.reserved",
+                {
+                    "sealgate.budget.reserved_usd": plan.reservation.amount,
+                    "sealgate.budget.counted": plan.reservation.counted,
+                },
+            )
+        call.set_attribute("sealgate.tool", plan.tool)
         record = CallRecord(
             principal=principal.name,
             tool=plan.tool,
@@ -140,6 +164,7 @@ class Router:
                 limits=self.limits,
                 redactor=self.live.redactor,
             )
+            call.add_event("sealgate.budget.settled", {"error.type": telemetry.error_type_of(exc)})
             raise
         result, attempt = done.result, done.attempt
         billed, cost = await metering.answered(
@@ -149,6 +174,14 @@ class Router:
             path,
             ledger=self.ledger,
             limits=self.limits,
+        )
+        call.add_event(
+            "sealgate.budget.settled",
+            {
+                "gen_ai.usage.input_tokens": billed.input_tokens,
+                "gen_ai.usage.output_tokens": billed.output_tokens,
+                **({"sealgate.cost_usd": cost} if cost is not None else {}),
+            },
         )
         log_response(
             plan.snapshot.config.debug,

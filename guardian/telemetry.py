@@ -1,0 +1,132 @@
+"""OpenTelemetry spans of the guardian's sealed calls, in the GenAI semantic conventions.
+
+Off by default, and then nothing of OpenTelemetry is imported: `span` hands out one shared
+object whose methods do nothing. Switched on (`start`, from `guardian.main`, when an OTLP
+endpoint is configured) the spans go to a real tracer. What a span carries is chosen here and
+at the few places that open one: names, models, providers, token counts, a key's slot number,
+error kinds. Never a prompt, an answer, a key or a provider's error text: an exception is not
+recorded on a span (its message can echo a request), only its kind as `error.type`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import Tracer
+
+#: The attribute values a span takes (the OpenTelemetry API's own types).
+Value = str | bool | int | float | Sequence[str] | Sequence[int] | Sequence[float]
+
+#: Span kinds, as names (the API's enum is imported only when tracing is on).
+INTERNAL = "INTERNAL"
+CLIENT = "CLIENT"
+SERVER = "SERVER"
+
+
+class Span(Protocol):
+    """What the call path may do with a span."""
+
+    def set_attribute(self, key: str, value: Value) -> None: ...
+
+    def add_event(self, name: str, attributes: Mapping[str, Value] | None = None) -> None: ...
+
+    def fail(self, error_type: str) -> None: ...
+
+
+class _Off:
+    """The span of a call when tracing is off: one shared object, nothing done."""
+
+    def set_attribute(self, key: str, value: Value) -> None:
+        pass
+
+    def add_event(self, name: str, attributes: Mapping[str, Value] | None = None) -> None:
+        pass
+
+    def fail(self, error_type: str) -> None:
+        pass
+
+
+OFF = _Off()
+
+
+class _On:
+    """A real span, with `fail` in the conventions: `error.type` and an error status with no
+    description (a description would be free text)."""
+
+    def __init__(self, span: Any) -> None:
+        self._span = span
+
+    def set_attribute(self, key: str, value: Value) -> None:
+        self._span.set_attribute(key, value)
+
+    def add_event(self, name: str, attributes: Mapping[str, Value] | None = None) -> None:
+        self._span.add_event(name, attributes=attributes)
+
+    def fail(self, error_type: str) -> None:
+        from opentelemetry.trace import Status, StatusCode
+
+        self._span.set_attribute("error.type", error_type)
+        self._span.set_status(Status(StatusCode.ERROR))
+
+
+_tracer: Tracer | None = None
+
+
+def install(tracer: Tracer | None) -> None:
+    """Spans from now on go to `tracer` (None: tracing off)."""
+    global _tracer
+    _tracer = tracer
+
+
+def enabled() -> bool:
+    return _tracer is not None
+
+
+@contextlib.contextmanager
+def span(
+    name: str, *, kind: str = INTERNAL, attributes: Mapping[str, Value] | None = None
+) -> Iterator[Span]:
+    """A child of the current span for the block (a no-op when tracing is off). An exception
+    leaving the block marks the span failed with the exception's class name only."""
+    tracer = _tracer
+    if tracer is None:
+        yield OFF
+        return
+    from opentelemetry.trace import SpanKind
+
+    with tracer.start_as_current_span(
+        name,
+        kind=SpanKind[kind],
+        attributes=attributes,
+        record_exception=False,
+        set_status_on_exception=False,
+    ) as real:
+        wrapped = _On(real)
+        try:
+            yield wrapped
+        except BaseException as exc:
+            if real.is_recording() and "error.type" not in getattr(real, "attributes", {}):
+                wrapped.fail(error_type_of(exc))
+            raise
+
+
+def current() -> Span:
+    """The innermost open span (for an event from a layer), or the no-op one."""
+    if _tracer is None:
+        return OFF
+    from opentelemetry import trace
+
+    return _On(trace.get_current_span())
+
+
+def error_type_of(exc: BaseException) -> str:
+    """`error.type` for an exception: a provider failure's kind and status, an RPC error's
+    code name, else the class name. Never the message."""
+    kind = getattr(exc, "kind", None)
+    status = getattr(exc, "status", None)
+    if isinstance(kind, str):
+        return str(status) if kind == "status" and isinstance(status, int) else kind
+    return type(exc).__name__
