@@ -1,0 +1,159 @@
+"""OpenTelemetry export end to end: the real stack, fake providers and a real OTLP/HTTP
+receiver on 127.0.0.1 (`tests/fakes/otlp.py`). A /v1 completion that falls back arrives as
+one trace in the GenAI conventions, with the configured service name and headers, and no
+exported byte holds the prompt, the answer, a provider key or the exporter's own header."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.fakes.base import Behaviour
+from tests.fakes.otlp import OTLPReceiver
+from tests.fakes.providers import FakeOpenAI
+from tests.helpers import Stack
+
+KEYS = {
+    "FIRST_API_KEY": "fake-first-canary-key-0000000000001",
+    "SECOND_API_KEY": "fake-second-canary-key-000000000002",
+}
+OTLP_HEADER = "otlp-backend-canary-0123456789abcdef"
+PROMPT = "the canary prompt about a purple walrus"
+ANSWER = "an answer nobody may trace"
+
+# OTLP span kinds and status codes, as the protobuf numbers them
+KIND_INTERNAL, KIND_CLIENT = 1, 3
+STATUS_ERROR = 2
+
+
+def config(first: FakeOpenAI, second: FakeOpenAI) -> str:
+    def block(name: str, fake: FakeOpenAI, **keys: str) -> str:
+        lines = [f"[LLM_PROVIDER.{name}]", f'base_url = "{fake.base}/v1"', 'api = "openai"']
+        lines += ['allow_insecure = "true"', 'timeout_sec = "3"']
+        lines += [f'{k} = "{v}"' for k, v in keys.items()]
+        return "\n".join([*lines, f"[LLM_PROVIDER.{name}_END]"])
+
+    return "\n".join(
+        [
+            '[HUB]\nname = "SealGate tracing"\n[HUB_END]',
+            block(
+                "first",
+                first,
+                env_key="FIRST_API_KEY",
+                default_model="m-first",
+                fallback_to="second",
+            ),
+            block("second", second, env_key="SECOND_API_KEY", default_model="m-second"),
+            '[TOOL.chat]\nprovider_type = "llm"\ndefault_provider = "first"\n[TOOL.chat_END]',
+        ]
+    )
+
+
+@dataclass
+class Traced:
+    stack: Stack
+    receiver: OTLPReceiver
+    first: FakeOpenAI
+    second: FakeOpenAI
+
+
+@pytest.fixture(scope="module")
+def traced() -> Iterator[Traced]:
+    receiver = OTLPReceiver().start()
+    first = FakeOpenAI(name="first", reply_text=ANSWER)
+    second = FakeOpenAI(name="second", reply_text=ANSWER)
+    first.start()
+    second.start()
+    env = {
+        **KEYS,
+        "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
+        "OTEL_EXPORTER_OTLP_HEADERS": f"x-backend-key={OTLP_HEADER}",
+        "OTEL_SERVICE_NAME": "sealgate-under-test",
+        "OTEL_BSP_SCHEDULE_DELAY": "100",
+    }
+    stack = Stack(env=env, config_text=config(first, second))
+    try:
+        stack.start()
+        yield Traced(stack, receiver, first, second)
+    finally:
+        stack.cleanup()
+        first.stop()
+        second.stop()
+        receiver.stop()
+
+
+def test_a_fallback_is_one_exported_trace(traced: Traced) -> None:
+    traced.first.behave(Behaviour(status=500))
+    reply = httpx.post(
+        f"{traced.stack.url}/v1/chat/completions",
+        json={"model": "m-first", "messages": [{"role": "user", "content": PROMPT}]},
+        timeout=30,
+    )
+    assert reply.status_code == 200, reply.text
+    assert reply.json()["choices"][0]["message"]["content"] == ANSWER
+    (call,) = traced.receiver.wait_for("sealgate.completion")
+    traced.receiver.wait_for("chat m-second")
+    spans = [s for s in traced.receiver.spans if s.trace_id == call.trace_id]
+    by_name = {s.name: s for s in spans}
+    assert {"sealgate.completion", "sealgate.plan", "chat m-first", "chat m-second"} <= set(by_name)
+    assert all(s.service == "sealgate-under-test" for s in spans)
+    first, second = by_name["chat m-first"], by_name["chat m-second"]
+    for attempt in (first, second):
+        assert attempt.kind == KIND_CLIENT and attempt.parent_id == call.span_id
+    assert by_name["sealgate.plan"].parent_id == call.span_id
+    assert first.status_code == STATUS_ERROR and first.attributes["error.type"] == "500"
+    # the conventions' names, with their types as sent on the wire
+    assert second.attributes["gen_ai.operation.name"] == "chat"
+    assert second.attributes["gen_ai.provider.name"] == "openai"
+    assert second.attributes["gen_ai.request.model"] == "m-second"
+    assert isinstance(second.attributes["gen_ai.response.model"], str)
+    assert isinstance(second.attributes["gen_ai.usage.input_tokens"], int)
+    assert isinstance(second.attributes["gen_ai.usage.output_tokens"], int)
+    assert second.attributes["gen_ai.response.finish_reasons"] == ("stop",)
+    posts = [s for s in spans if s.name == "POST"]
+    assert sorted(p.parent_id for p in posts) == sorted([first.span_id, second.span_id])
+    assert all(p.attributes["server.address"] == "127.0.0.1" for p in posts)
+    assert (
+        "sealgate.fallback",
+        {"sealgate.from_provider": "first", "sealgate.provider": "second"},
+    ) in call.events
+    # the exporter sent the operator's headers, to the standard path
+    assert traced.receiver.paths[0] == "/v1/traces"
+    assert traced.receiver.headers[0]["x-backend-key"] == OTLP_HEADER
+
+
+def test_no_exported_byte_holds_content_or_a_secret(traced: Traced) -> None:
+    httpx.post(
+        f"{traced.stack.url}/v1/chat/completions",
+        json={
+            "model": "m-first",
+            "messages": [{"role": "user", "content": PROMPT}],
+            "stream": True,
+        },
+        timeout=30,
+    ).raise_for_status()
+    traced.receiver.wait_for("sealgate.completion", count=2)
+    exported = b"".join(traced.receiver.bodies)
+    for needle in (PROMPT, "purple walrus", ANSWER, OTLP_HEADER, *KEYS.values()):
+        assert needle.encode() not in exported, needle
+
+
+def test_the_exporter_headers_stay_out_of_logs(traced: Traced) -> None:
+    logs = traced.stack.logs()
+    assert "tracing on" in logs
+    assert OTLP_HEADER not in logs
+
+
+def test_the_sandbox_gets_no_otel_variable(traced: Traced) -> None:
+    pid = traced.stack.pid_of("sandbox")
+    try:
+        environ = Path(f"/proc/{pid}/environ").read_bytes()
+    except PermissionError:
+        pytest.skip("the sandbox's environ is not readable by this user")
+    names = [entry.split(b"=", 1)[0] for entry in environ.split(b"\0") if entry]
+    assert names and not [name for name in names if name.startswith(b"OTEL_")]
+    assert OTLP_HEADER.encode() not in environ
