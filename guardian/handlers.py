@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from guardian import catalog
+from guardian import catalog, telemetry
 from guardian.dbquery import QuerySettings
 from guardian.identity.principal import OPEN_MODE_DB_QUERY, OPERATOR, Principal
 from guardian.services import Services
@@ -46,6 +46,7 @@ from protocol.contract_results import (
     Ok,
     SearchResult,
     StatusResult,
+    TracingSettings,
     VerifyResult,
     decode_result,
 )
@@ -129,6 +130,10 @@ def hello(ctx: CallContext, params: HelloParams) -> HelloResult:
         llm_providers=list(snapshot.llm_providers),
         search_providers=list(snapshot.search_providers),
         tools=list(snapshot.tools),
+        tracing=TracingSettings(
+            enabled=telemetry.enabled(),
+            trusted_clients=list(snapshot.config.hub.trace_trusted_clients),
+        ),
     )
 
 

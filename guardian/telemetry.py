@@ -11,11 +11,15 @@ recorded on a span (its message can echo a request), only its kind as `error.typ
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Mapping, Sequence
+import re
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    from opentelemetry.context import Context
     from opentelemetry.trace import Tracer
+
+    from protocol.contract import SpanRecord
 
 #: The attribute values a span takes (the OpenTelemetry API's own types).
 Value = str | bool | int | float | Sequence[str] | Sequence[int] | Sequence[float]
@@ -73,12 +77,24 @@ class _On:
 
 
 _tracer: Tracer | None = None
+#: Where the sandbox's finished spans go (`guardian.telemetry_export`), when tracing is on.
+_sink: Callable[[Sequence[SpanRecord]], None] | None = None
 
 
-def install(tracer: Tracer | None) -> None:
-    """Spans from now on go to `tracer` (None: tracing off)."""
-    global _tracer
+def install(
+    tracer: Tracer | None, sink: Callable[[Sequence[SpanRecord]], None] | None = None
+) -> None:
+    """Spans from now on go to `tracer` (None: tracing off); the sandbox's to `sink`."""
+    global _tracer, _sink
     _tracer = tracer
+    _sink = sink if tracer is not None else None
+
+
+def sandbox_spans(records: Sequence[SpanRecord]) -> None:
+    """The sandbox's finished spans (a checked `trace.spans` notification), exported with
+    the guardian's own; dropped when tracing is off."""
+    if _sink is not None and records:
+        _sink(records)
 
 
 def enabled() -> bool:
@@ -87,10 +103,15 @@ def enabled() -> bool:
 
 @contextlib.contextmanager
 def span(
-    name: str, *, kind: str = INTERNAL, attributes: Mapping[str, Value] | None = None
+    name: str,
+    *,
+    kind: str = INTERNAL,
+    attributes: Mapping[str, Value] | None = None,
+    parent: str | None = None,
 ) -> Iterator[Span]:
-    """A child of the current span for the block (a no-op when tracing is off). An exception
-    leaving the block marks the span failed with the exception's class name only."""
+    """A child of the current span for the block (a no-op when tracing is off), or of
+    `parent` (a W3C traceparent) when one is given and well formed. An exception leaving the
+    block marks the span failed with the exception's class name only."""
     tracer = _tracer
     if tracer is None:
         yield OFF
@@ -99,6 +120,7 @@ def span(
 
     with tracer.start_as_current_span(
         name,
+        context=_remote_parent(parent) if parent else None,
         kind=SpanKind[kind],
         attributes=attributes,
         record_exception=False,
@@ -130,3 +152,35 @@ def error_type_of(exc: BaseException) -> str:
     if isinstance(kind, str):
         return str(status) if kind == "status" and isinstance(status, int) else kind
     return type(exc).__name__
+
+
+_TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
+
+
+def parse_traceparent(value: str) -> tuple[int, int, int] | None:
+    """(trace id, span id, flags) of a W3C traceparent, or None when it is malformed or
+    names the invalid all-zero trace or span."""
+    match = _TRACEPARENT.match(value)
+    if match is None:
+        return None
+    trace_id, span_id = int(match[1], 16), int(match[2], 16)
+    if not trace_id or not span_id:
+        return None
+    return trace_id, span_id, int(match[3], 16)
+
+
+def _remote_parent(traceparent: str) -> Context | None:
+    """A context whose current span is the remote `traceparent` (None: start a new trace)."""
+    parsed = parse_traceparent(traceparent)
+    if parsed is None:
+        return None
+    from opentelemetry.trace import (
+        NonRecordingSpan,
+        SpanContext,
+        TraceFlags,
+        set_span_in_context,
+    )
+
+    trace_id, span_id, flags = parsed
+    remote = SpanContext(trace_id, span_id, is_remote=True, trace_flags=TraceFlags(flags & 1))
+    return set_span_in_context(NonRecordingSpan(remote))

@@ -15,9 +15,13 @@ export without it, the guardian says so once and runs untraced.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from guardian import telemetry
+
+if TYPE_CHECKING:
+    from protocol.contract import SpanRecord
 
 logger = logging.getLogger("sealgate.guardian.telemetry")
 
@@ -57,8 +61,12 @@ def start(environ: Mapping[str, str]) -> Callable[[], None] | None:
     if not environ.get("OTEL_SERVICE_NAME"):
         attributes[SERVICE_NAME] = DEFAULT_SERVICE_NAME
     provider = TracerProvider(resource=Resource.create(attributes))
-    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
-    telemetry.install(provider.get_tracer("sealgate.guardian", __version__))
+    processor = BatchSpanProcessor(OTLPSpanExporter())
+    provider.add_span_processor(processor)
+    telemetry.install(
+        provider.get_tracer("sealgate.guardian", __version__),
+        sink=sandbox_sink(provider.resource, processor.on_end, __version__),
+    )
     logger.info("tracing on: spans exported over OTLP/HTTP")
 
     def shutdown() -> None:
@@ -66,3 +74,53 @@ def start(environ: Mapping[str, str]) -> Callable[[], None] | None:
         provider.shutdown()
 
     return shutdown
+
+
+def sandbox_sink(
+    resource: Any, on_end: Callable[[Any], None], version: str
+) -> Callable[[Sequence[SpanRecord]], None]:
+    """The sandbox's spans, as finished SDK spans of the scope `sealgate.sandbox`, handed to
+    the guardian's own span processor (one export, one batch queue)."""
+    from opentelemetry.sdk.trace import ReadableSpan
+    from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+    from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
+
+    scope = InstrumentationScope("sealgate.sandbox", version)
+    sampled = TraceFlags(TraceFlags.SAMPLED)
+    kinds = {"server": SpanKind.SERVER, "internal": SpanKind.INTERNAL}
+
+    def sink(records: Sequence[SpanRecord]) -> None:
+        for record in records:
+            trace_id = int(record.trace_id, 16)
+            span_id = int(record.span_id, 16)
+            if not trace_id or not span_id:
+                continue
+            parent = None
+            if isinstance(record.parent_span_id, str) and int(record.parent_span_id, 16):
+                parent = SpanContext(
+                    trace_id,
+                    int(record.parent_span_id, 16),
+                    is_remote=record.parent_remote,
+                    trace_flags=sampled,
+                )
+            attributes: dict[str, Any] = dict(record.attributes)
+            status = Status(StatusCode.UNSET)
+            if isinstance(record.error_type, str):
+                attributes["error.type"] = record.error_type
+                status = Status(StatusCode.ERROR)
+            on_end(
+                ReadableSpan(
+                    name=record.name,
+                    context=SpanContext(trace_id, span_id, is_remote=False, trace_flags=sampled),
+                    parent=parent,
+                    resource=resource,
+                    attributes=attributes,
+                    kind=kinds[record.kind],
+                    status=status,
+                    start_time=record.start_ns,
+                    end_time=max(record.end_ns, record.start_ns),
+                    instrumentation_scope=scope,
+                )
+            )
+
+    return sink

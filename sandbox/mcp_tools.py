@@ -34,6 +34,7 @@ from sandbox.guardian_link import ActiveNames, Caller, GuardianLink, stream_resu
 from sandbox.hub_compat import ALIAS_NAMES, drop_empty, first_given, original_listing
 from sandbox.hubstate import HubState, cache_grant, cache_key
 from sandbox.tool_args import names_problem, problem_of
+from sandbox.tracing_spans import TracingMCP
 
 logger = logging.getLogger("sealgate.sandbox.mcp")
 
@@ -498,5 +499,6 @@ def build_mcp(
     tools = SealGateTools(mcp, link, config, hub)
     mcp.add_middleware(tools.sessions)
     mcp.add_middleware(ArgumentWording(tools))
+    mcp.add_middleware(TracingMCP())  # a server span per tool call (sandbox.tracing_spans)
     tools.sync_tools()
     return mcp, tools

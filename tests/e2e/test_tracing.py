@@ -5,13 +5,18 @@ exported byte holds the prompt, the answer, a provider key or the exporter's own
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
+from tests.e2e.mcp_client import MODES, mcp_session
 from tests.fakes.base import Behaviour
 from tests.fakes.otlp import OTLPReceiver
 from tests.fakes.providers import FakeOpenAI
@@ -26,11 +31,11 @@ PROMPT = "the canary prompt about a purple walrus"
 ANSWER = "an answer nobody may trace"
 
 # OTLP span kinds and status codes, as the protobuf numbers them
-KIND_INTERNAL, KIND_CLIENT = 1, 3
+KIND_INTERNAL, KIND_SERVER, KIND_CLIENT = 1, 2, 3
 STATUS_ERROR = 2
 
 
-def config(first: FakeOpenAI, second: FakeOpenAI) -> str:
+def config(first: FakeOpenAI, second: FakeOpenAI, trusted: str = "127.0.0.1/32") -> str:
     def block(name: str, fake: FakeOpenAI, **keys: str) -> str:
         lines = [f"[LLM_PROVIDER.{name}]", f'base_url = "{fake.base}/v1"', 'api = "openai"']
         lines += ['allow_insecure = "true"', 'timeout_sec = "3"']
@@ -39,7 +44,7 @@ def config(first: FakeOpenAI, second: FakeOpenAI) -> str:
 
     return "\n".join(
         [
-            '[HUB]\nname = "SealGate tracing"\n[HUB_END]',
+            f'[HUB]\nname = "SealGate tracing"\ntrace_trusted_clients = "{trusted}"\n[HUB_END]',
             block(
                 "first",
                 first,
@@ -61,8 +66,8 @@ class Traced:
     second: FakeOpenAI
 
 
-@pytest.fixture(scope="module")
-def traced() -> Iterator[Traced]:
+@contextlib.contextmanager
+def traced_stack(trusted: str) -> Iterator[Traced]:
     receiver = OTLPReceiver().start()
     first = FakeOpenAI(name="first", reply_text=ANSWER)
     second = FakeOpenAI(name="second", reply_text=ANSWER)
@@ -75,7 +80,7 @@ def traced() -> Iterator[Traced]:
         "OTEL_SERVICE_NAME": "sealgate-under-test",
         "OTEL_BSP_SCHEDULE_DELAY": "100",
     }
-    stack = Stack(env=env, config_text=config(first, second))
+    stack = Stack(env=env, config_text=config(first, second, trusted))
     try:
         stack.start()
         yield Traced(stack, receiver, first, second)
@@ -84,6 +89,20 @@ def traced() -> Iterator[Traced]:
         first.stop()
         second.stop()
         receiver.stop()
+
+
+@pytest.fixture(scope="module")
+def traced() -> Iterator[Traced]:
+    """Loopback clients trusted: their traceparent is honoured."""
+    with traced_stack("127.0.0.1/32") as world:
+        yield world
+
+
+@pytest.fixture(scope="module")
+def untrusting() -> Iterator[Traced]:
+    """No client trusted (the default): every request starts a trace of its own."""
+    with traced_stack("") as world:
+        yield world
 
 
 def test_a_fallback_is_one_exported_trace(traced: Traced) -> None:
@@ -97,8 +116,17 @@ def test_a_fallback_is_one_exported_trace(traced: Traced) -> None:
     assert reply.json()["choices"][0]["message"]["content"] == ANSWER
     (call,) = traced.receiver.wait_for("sealgate.completion")
     traced.receiver.wait_for("chat m-second")
+    traced.receiver.wait_for("POST /v1/chat/completions")
     spans = [s for s in traced.receiver.spans if s.trace_id == call.trace_id]
     by_name = {s.name: s for s in spans}
+    # the sandbox's server span is the root, the guardian's RPC span its child
+    sandbox = by_name["POST /v1/chat/completions"]
+    assert sandbox.kind == KIND_SERVER and sandbox.parent_id == ""
+    assert sandbox.attributes["http.response.status_code"] == 200
+    assert sandbox.attributes["http.route"] == "/v1/chat/completions"
+    rpc = by_name["llm.complete"]
+    assert rpc.kind == KIND_SERVER and rpc.parent_id == sandbox.span_id
+    assert call.parent_id == rpc.span_id
     assert {"sealgate.completion", "sealgate.plan", "chat m-first", "chat m-second"} <= set(by_name)
     assert all(s.service == "sealgate-under-test" for s in spans)
     first, second = by_name["chat m-first"], by_name["chat m-second"]
@@ -157,3 +185,61 @@ def test_the_sandbox_gets_no_otel_variable(traced: Traced) -> None:
     names = [entry.split(b"=", 1)[0] for entry in environ.split(b"\0") if entry]
     assert names and not [name for name in names if name.startswith(b"OTEL_")]
     assert OTLP_HEADER.encode() not in environ
+
+
+def client_context() -> tuple[str, str, str]:
+    """A client's own trace id, span id, and the traceparent naming them."""
+    trace_id, span_id = os.urandom(16).hex(), os.urandom(8).hex()
+    return trace_id, span_id, f"00-{trace_id}-{span_id}-01"
+
+
+def completion(stack: Stack, headers: dict[str, str]) -> None:
+    httpx.post(
+        f"{stack.url}/v1/chat/completions",
+        json={"model": "m-second", "messages": [{"role": "user", "content": PROMPT}]},
+        headers=headers,
+        timeout=30,
+    ).raise_for_status()
+
+
+def test_a_trusted_clients_traceparent_is_joined(traced: Traced) -> None:
+    trace_id, span_id, traceparent = client_context()
+    completion(traced.stack, {"traceparent": traceparent})
+    spans = traced.receiver.wait_in_trace(trace_id, {"POST /v1/chat/completions", "llm.complete"})
+    assert spans["POST /v1/chat/completions"].parent_id == span_id
+    assert spans["llm.complete"].parent_id == spans["POST /v1/chat/completions"].span_id
+
+
+def test_an_untrusted_clients_traceparent_starts_a_fresh_trace(untrusting: Traced) -> None:
+    trace_id, _, traceparent = client_context()
+    completion(untrusting.stack, {"traceparent": traceparent})
+    (rpc,) = untrusting.receiver.wait_for("llm.complete")
+    (sandbox,) = untrusting.receiver.wait_for("POST /v1/chat/completions")
+    assert sandbox.trace_id != trace_id and sandbox.parent_id == ""
+    assert rpc.trace_id == sandbox.trace_id and rpc.parent_id == sandbox.span_id
+    assert all(s.trace_id != trace_id for s in untrusting.receiver.spans)
+
+
+@pytest.mark.parametrize(("kind", "mode"), MODES)
+def test_an_mcp_call_with_traceparent_in_meta_joins_the_client_trace(
+    traced: Traced, kind: str, mode: str
+) -> None:
+    trace_id, span_id, traceparent = client_context()
+
+    async def call() -> Any:
+        async with mcp_session(traced.stack.url, kind, mode) as client:
+            return await client.call_tool(
+                "chat", {"prompt": PROMPT}, meta={"traceparent": traceparent}
+            )
+
+    result = asyncio.run(call())
+    assert not result.is_error, result.content
+    spans = traced.receiver.wait_in_trace(
+        trace_id, {"tools/call chat", "llm.complete", "sealgate.completion", "chat m-first"}
+    )
+    tool = spans["tools/call chat"]
+    assert tool.kind == KIND_SERVER and tool.parent_id == span_id
+    assert tool.attributes["gen_ai.tool.name"] == "chat"
+    assert spans["llm.complete"].parent_id == tool.span_id
+    exported = b"".join(traced.receiver.bodies)
+    assert PROMPT.encode() not in exported and ANSWER.encode() not in exported

@@ -123,3 +123,18 @@ class OTLPReceiver:
                 return found
             time.sleep(0.05)
         raise AssertionError(f"{count} span(s) {name!r} not received: {self.spans}")
+
+    def wait_in_trace(
+        self, trace_id: str, names: set[str], timeout: float = 15.0
+    ) -> dict[str, Span]:
+        """The spans of `trace_id` by name, once every one of `names` arrived."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                found = {s.name: s for s in self.spans if s.trace_id == trace_id}
+            if names <= set(found):
+                return found
+            time.sleep(0.05)
+        raise AssertionError(
+            f"trace {trace_id}: {sorted(found)} arrived, not all of {sorted(names)}"
+        )
