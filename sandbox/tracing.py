@@ -216,10 +216,16 @@ class TracedClient(RPCClient):
         self._flusher: asyncio.Task[None] | None = None
 
     def _traced(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
-        if not self.tracer.enabled or method not in TRACED_METHODS or "trace" in params:
+        """`params` with the current span's context as `trace`: always the sandbox's own,
+        whatever a caller's fields held."""
+        if method not in TRACED_METHODS:
             return params
-        trace = self.tracer.trace_field()
-        return params if trace is None else {**params, "trace": trace}
+        trace = self.tracer.trace_field() if self.tracer.enabled else None
+        if trace is None:
+            if "trace" not in params:
+                return params
+            return {key: value for key, value in params.items() if key != "trace"}
+        return {**params, "trace": trace}
 
     async def call(self, method: str, params: dict[str, Any], timeout: float | None = None) -> Any:
         return await super().call(method, self._traced(method, params), timeout=timeout)
