@@ -90,6 +90,38 @@ def install(
     _sink = sink if tracer is not None else None
 
 
+class Meters(Protocol):
+    """The GenAI client metrics (`guardian.telemetry_export` builds them on the SDK)."""
+
+    def attempt(
+        self,
+        attributes: Mapping[str, Value],
+        duration_s: float,
+        input_tokens: int | None,
+        output_tokens: int | None,
+    ) -> None: ...
+
+
+_meters: Meters | None = None
+
+
+def install_meters(meters: Meters | None) -> None:
+    global _meters
+    _meters = meters
+
+
+def attempt_metrics(
+    attributes: Mapping[str, Value],
+    duration_s: float,
+    input_tokens: int | None = None,
+    output_tokens: int | None = None,
+) -> None:
+    """One attempt's `gen_ai.client.operation.duration` and `gen_ai.client.token.usage`
+    (the same figures its span and the Prometheus endpoint show); nothing when off."""
+    if _meters is not None:
+        _meters.attempt(attributes, duration_s, input_tokens, output_tokens)
+
+
 def sandbox_spans(records: Sequence[SpanRecord]) -> None:
     """The sandbox's finished spans (a checked `trace.spans` notification), exported with
     the guardian's own; dropped when tracing is off."""

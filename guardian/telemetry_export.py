@@ -67,11 +67,18 @@ def start(environ: Mapping[str, str]) -> Callable[[], None] | None:
         provider.get_tracer("sealgate.guardian", __version__),
         sink=sandbox_sink(provider.resource, processor.on_end, __version__),
     )
-    logger.info("tracing on: spans exported over OTLP/HTTP")
+    meter_provider = start_metrics(environ, provider.resource, __version__)
+    logger.info(
+        "tracing on: spans%s exported over OTLP/HTTP",
+        " and GenAI metrics" if meter_provider is not None else "",
+    )
 
     def shutdown() -> None:
         telemetry.install(None)
+        telemetry.install_meters(None)
         provider.shutdown()
+        if meter_provider is not None:
+            meter_provider.shutdown()
 
     return shutdown
 
@@ -124,3 +131,64 @@ def sandbox_sink(
             )
 
     return sink
+
+
+#: `gen_ai.client.token.usage` buckets (the conventions' advice), and the duration's.
+TOKEN_BUCKETS = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304)
+DURATION_BUCKETS = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48)
+
+
+def start_metrics(environ: Mapping[str, str], resource: Any, version: str) -> Any:
+    """The GenAI client metrics over OTLP/HTTP, unless `OTEL_METRICS_EXPORTER=none`; returns
+    the meter provider (its shutdown flushes), or None."""
+    if environ.get("OTEL_METRICS_EXPORTER", "otlp").strip().lower() == "none":
+        return None
+    from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+    from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, View
+
+    views = [
+        View(
+            instrument_name="gen_ai.client.token.usage",
+            aggregation=ExplicitBucketHistogramAggregation(TOKEN_BUCKETS),
+        ),
+        View(
+            instrument_name="gen_ai.client.operation.duration",
+            aggregation=ExplicitBucketHistogramAggregation(DURATION_BUCKETS),
+        ),
+    ]
+    reader = PeriodicExportingMetricReader(OTLPMetricExporter())
+    meter_provider = MeterProvider(resource=resource, metric_readers=[reader], views=views)
+    meter = meter_provider.get_meter("sealgate.guardian", version)
+    telemetry.install_meters(
+        _GenAIMeters(
+            meter.create_histogram(
+                "gen_ai.client.token.usage", unit="{token}", description="Tokens per attempt"
+            ),
+            meter.create_histogram(
+                "gen_ai.client.operation.duration",
+                unit="s",
+                description="Duration of each attempt at a provider",
+            ),
+        )
+    )
+    return meter_provider
+
+
+class _GenAIMeters:
+    def __init__(self, tokens: Any, duration: Any) -> None:
+        self._tokens = tokens
+        self._duration = duration
+
+    def attempt(
+        self,
+        attributes: Mapping[str, Any],
+        duration_s: float,
+        input_tokens: int | None,
+        output_tokens: int | None,
+    ) -> None:
+        self._duration.record(duration_s, attributes)
+        for kind, count in (("input", input_tokens), ("output", output_tokens)):
+            if count is not None:
+                self._tokens.record(count, {**attributes, "gen_ai.token.type": kind})

@@ -126,6 +126,10 @@ async def run_completion(
                 result = await send(job)
             except ProviderFailure as failure:
                 attempt_span.fail(telemetry.error_type_of(failure))
+                telemetry.attempt_metrics(
+                    metric_attributes(attempt.provider, attempt.model, None, failure),
+                    time.monotonic() - sent_at,
+                )
                 log_response(
                     debug,
                     tool=record.tool,
@@ -140,6 +144,12 @@ async def run_completion(
                     break
                 continue
             answered(attempt_span, result)
+            telemetry.attempt_metrics(
+                metric_attributes(attempt.provider, attempt.model, result, None),
+                time.monotonic() - sent_at,
+                result.input_tokens,
+                result.output_tokens,
+            )
             return Answered(attempt, result, sent_at)
     if last is None and rate_refusal is not None:
         raise rate_refusal
@@ -177,3 +187,22 @@ def answered(span: telemetry.Span, result: ChatResult) -> None:
         span.set_attribute("gen_ai.usage.output_tokens", result.output_tokens)
     if result.finish_reason:
         span.set_attribute("gen_ai.response.finish_reasons", [result.finish_reason])
+
+
+def metric_attributes(
+    provider: ProviderConfig,
+    model: str,
+    result: ChatResult | None,
+    failure: ProviderFailure | None,
+) -> dict[str, telemetry.Value]:
+    """The GenAI metrics' attributes of one attempt (bounded: configured names only)."""
+    attributes: dict[str, telemetry.Value] = {
+        "gen_ai.operation.name": "chat",
+        "gen_ai.provider.name": GEN_AI_PROVIDER.get(provider.api, provider.api),
+        "gen_ai.request.model": model,
+    }
+    if result is not None and result.model:
+        attributes["gen_ai.response.model"] = result.model[:128]
+    if failure is not None:
+        attributes["error.type"] = telemetry.error_type_of(failure)
+    return attributes

@@ -8,6 +8,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +22,7 @@ from tests.e2e.mcp_client import MODES, mcp_session
 from tests.fakes.base import Behaviour
 from tests.fakes.otlp import OTLPReceiver
 from tests.fakes.providers import FakeOpenAI
-from tests.helpers import Stack
+from tests.helpers import ROOT, Stack
 
 KEYS = {
     "FIRST_API_KEY": "fake-first-canary-key-0000000000001",
@@ -79,6 +81,7 @@ def traced_stack(trusted: str) -> Iterator[Traced]:
         "OTEL_EXPORTER_OTLP_HEADERS": f"x-backend-key={OTLP_HEADER}",
         "OTEL_SERVICE_NAME": "sealgate-under-test",
         "OTEL_BSP_SCHEDULE_DELAY": "100",
+        "OTEL_METRIC_EXPORT_INTERVAL": "300",
     }
     stack = Stack(env=env, config_text=config(first, second, trusted))
     try:
@@ -243,3 +246,32 @@ def test_an_mcp_call_with_traceparent_in_meta_joins_the_client_trace(
     assert spans["llm.complete"].parent_id == tool.span_id
     exported = b"".join(traced.receiver.bodies)
     assert PROMPT.encode() not in exported and ANSWER.encode() not in exported
+
+
+def test_genai_metrics_from_the_same_figures(traced: Traced) -> None:
+    completion(traced.stack, {})
+    usage = traced.receiver.wait_for_point(
+        "gen_ai.client.token.usage",
+        **{"gen_ai.token.type": "input", "gen_ai.request.model": "m-second"},
+    )
+    assert usage.unit == "{token}" and usage.count >= 1 and usage.sum > 0
+    assert usage.attributes["gen_ai.provider.name"] == "openai"
+    assert usage.attributes["gen_ai.operation.name"] == "chat"
+    duration = traced.receiver.wait_for_point(
+        "gen_ai.client.operation.duration", **{"gen_ai.request.model": "m-second"}
+    )
+    assert duration.unit == "s" and duration.sum > 0
+    exported = b"".join(traced.receiver.metric_bodies)
+    for needle in (PROMPT, ANSWER, OTLP_HEADER, *KEYS.values()):
+        assert needle.encode() not in exported
+
+
+def test_the_guardian_imports_no_opentelemetry_while_off() -> None:
+    probe = (
+        "import sys, guardian.main, guardian.server, guardian.calls.router;"
+        "print(sorted(m for m in sys.modules if m.startswith('opentelemetry')))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "[]"

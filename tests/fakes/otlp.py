@@ -12,6 +12,10 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceRequest,
+    ExportMetricsServiceResponse,
+)
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
@@ -43,8 +47,21 @@ class Span:
 
 
 @dataclass
+class Point:
+    """One exported histogram point (cumulative)."""
+
+    name: str
+    unit: str
+    attributes: dict[str, Any]
+    count: int
+    sum: float
+
+
+@dataclass
 class OTLPReceiver:
     bodies: list[bytes] = field(default_factory=list)
+    metric_bodies: list[bytes] = field(default_factory=list)
+    points: list[Point] = field(default_factory=list)
     headers: list[dict[str, str]] = field(default_factory=list)
     spans: list[Span] = field(default_factory=list)
     paths: list[str] = field(default_factory=list)
@@ -57,7 +74,12 @@ class OTLPReceiver:
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("content-length", "0")))
                 receiver._received(self.path, dict(self.headers.items()), body)
-                reply = ExportTraceServiceResponse().SerializeToString()
+                response = (
+                    ExportMetricsServiceResponse()
+                    if self.path == "/v1/metrics"
+                    else ExportTraceServiceResponse()
+                )
+                reply = response.SerializeToString()
                 self.send_response(200)
                 self.send_header("content-type", "application/x-protobuf")
                 self.send_header("content-length", str(len(reply)))
@@ -84,6 +106,9 @@ class OTLPReceiver:
         self._server.server_close()
 
     def _received(self, path: str, headers: dict[str, str], body: bytes) -> None:
+        if path == "/v1/metrics":
+            self._metrics(headers, body)
+            return
         request = ExportTraceServiceRequest()
         request.ParseFromString(body)
         spans = []
@@ -112,6 +137,33 @@ class OTLPReceiver:
             self.headers.append({k.lower(): v for k, v in headers.items()})
             self.bodies.append(body)
             self.spans.extend(spans)
+
+    def _metrics(self, headers: dict[str, str], body: bytes) -> None:
+        request = ExportMetricsServiceRequest()
+        request.ParseFromString(body)
+        points = []
+        for resource_metrics in request.resource_metrics:
+            for scope_metrics in resource_metrics.scope_metrics:
+                for metric in scope_metrics.metrics:
+                    for point in metric.histogram.data_points:
+                        attributes = {a.key: value_of(a.value) for a in point.attributes}
+                        points.append(
+                            Point(metric.name, metric.unit, attributes, point.count, point.sum)
+                        )
+        with self._lock:
+            self.metric_bodies.append(body)
+            self.points.extend(points)
+
+    def wait_for_point(self, name: str, timeout: float = 15.0, **attributes: Any) -> Point:
+        """A histogram point of metric `name` whose attributes include `attributes`."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                for point in self.points:
+                    if point.name == name and attributes.items() <= point.attributes.items():
+                        return point
+            time.sleep(0.05)
+        raise AssertionError(f"no {name} point with {attributes}: {self.points}")
 
     def wait_for(self, name: str, count: int = 1, timeout: float = 15.0) -> list[Span]:
         """The spans called `name` once `count` of them arrived."""
