@@ -117,6 +117,7 @@ bench: $(VENV)/.dev
 	$(PY) bench/rpc.py
 	$(PY) bench/call_start.py
 	$(PY) bench/gateway.py
+	$(PY) bench/tracing.py
 	$(PY) bench/vs_litellm.py
 
 # Re-pin after editing pyproject.toml (needs uv: `pip install uv`).
