@@ -8,6 +8,7 @@ guardian is the process meant to hold secrets):
     HUB_RUNTIME_DIR    runtime directory                    default ./var
     HUB_SANDBOX_UID    the uid allowed on guardian.sock     default: our own uid
     HUB_LOG_LEVEL      debug | info | warning | error       default: [HUB] log_level
+    HUB_LOG_FORMAT     text | json (JSON lines with trace and span ids)   default text
     CREDENTIALS_DIRECTORY   systemd credentials (LoadCredential=)
 
 Exit status 78 (EX_CONFIG) means "cannot boot with this configuration": the supervisor stops
@@ -53,6 +54,7 @@ from guardian.storage import Storage, open_storage
 from guardian.storage.base import StorageError
 from guardian.tasks import TaskSet
 from protocol import __version__
+from protocol.logformat import log_format
 from protocol.methods import Surface
 from protocol.pyfun import PyfunConfig, PyfunError
 from protocol.runtime import RuntimeLayout
@@ -92,7 +94,9 @@ class Guardian:
 
     async def run(self) -> int:
         redactor = Redactor()
-        logs.configure(self.environ.get("HUB_LOG_LEVEL", "info"), redactor)
+        logs.configure(
+            self.environ.get("HUB_LOG_LEVEL", "info"), redactor, log_format(self.environ)
+        )
         try:
             config = read_config(self.config_path)
         except PyfunError as exc:

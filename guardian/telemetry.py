@@ -216,3 +216,16 @@ def _remote_parent(traceparent: str) -> Context | None:
     trace_id, span_id, flags = parsed
     remote = SpanContext(trace_id, span_id, is_remote=True, trace_flags=TraceFlags(flags & 1))
     return set_span_in_context(NonRecordingSpan(remote))
+
+
+def current_ids() -> tuple[str, str] | None:
+    """The current span's (trace id, span id) in hex, for JSON log lines; None when off or
+    outside a span."""
+    if _tracer is None:
+        return None
+    from opentelemetry import trace
+
+    context = trace.get_current_span().get_span_context()
+    if not context.is_valid:
+        return None
+    return f"{context.trace_id:032x}", f"{context.span_id:016x}"

@@ -181,6 +181,13 @@ class Tracer:
 #: The one tracer of the sandbox process.
 TRACER = Tracer()
 
+
+def span_ids() -> tuple[str, str] | None:
+    """The current span's (trace id, span id), for JSON log lines."""
+    span = TRACER.current.get()
+    return None if span is None else (span.trace_id, span.span_id)
+
+
 #: Methods whose params declare `trace` (every sealed call's).
 TRACED_METHODS = frozenset(
     name for name, spec in METHODS.items() if "trace" in spec.params.__struct_fields__

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,6 +84,7 @@ def traced_stack(trusted: str) -> Iterator[Traced]:
         "OTEL_SERVICE_NAME": "sealgate-under-test",
         "OTEL_BSP_SCHEDULE_DELAY": "100",
         "OTEL_METRIC_EXPORT_INTERVAL": "300",
+        "HUB_LOG_FORMAT": "json",
     }
     stack = Stack(env=env, config_text=config(first, second, trusted))
     try:
@@ -275,3 +278,28 @@ def test_the_guardian_imports_no_opentelemetry_while_off() -> None:
         [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == "[]"
+
+
+def test_json_log_lines_carry_the_trace_and_span_ids(traced: Traced) -> None:
+    traced.first.behave(Behaviour(status=401))  # the key refused: a warning inside the attempt
+    completion_first = httpx.post(
+        f"{traced.stack.url}/v1/chat/completions",
+        json={"model": "m-first", "messages": [{"role": "user", "content": PROMPT}]},
+        timeout=30,
+    )
+    assert completion_first.status_code == 200, completion_first.text
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        lines = [
+            json.loads(line) for line in traced.stack.logs().splitlines() if line.startswith("{")
+        ]
+        refused = [line for line in lines if "refused" in line["message"] and "trace_id" in line]
+        if refused:
+            break
+        time.sleep(0.1)
+    assert refused, lines[-5:]
+    assert {line["process"] for line in lines} == {"guardian", "sandbox"}
+    (line,) = refused[-1:]
+    attempt = traced.receiver.wait_in_trace(line["trace_id"], {"chat m-first"})["chat m-first"]
+    assert line["span_id"] == attempt.span_id
+    assert KEYS["FIRST_API_KEY"] not in traced.stack.logs()
