@@ -99,6 +99,7 @@ class Meters(Protocol):
         duration_s: float,
         input_tokens: int | None,
         output_tokens: int | None,
+        first_chunk_s: float | None,
     ) -> None: ...
 
 
@@ -115,11 +116,13 @@ def attempt_metrics(
     duration_s: float,
     input_tokens: int | None = None,
     output_tokens: int | None = None,
+    first_chunk_s: float | None = None,
 ) -> None:
-    """One attempt's `gen_ai.client.operation.duration` and `gen_ai.client.token.usage`
-    (the same figures its span and the Prometheus endpoint show); nothing when off."""
+    """One attempt's `gen_ai.client.operation.duration`, `gen_ai.client.token.usage` and,
+    streamed, `gen_ai.client.operation.time_to_first_chunk` (the same figures its span and
+    the Prometheus endpoint show); nothing when off."""
     if _meters is not None:
-        _meters.attempt(attributes, duration_s, input_tokens, output_tokens)
+        _meters.attempt(attributes, duration_s, input_tokens, output_tokens, first_chunk_s)
 
 
 def sandbox_spans(records: Sequence[SpanRecord]) -> None:

@@ -157,6 +157,10 @@ def start_metrics(environ: Mapping[str, str], resource: Any, version: str) -> An
             instrument_name="gen_ai.client.operation.duration",
             aggregation=ExplicitBucketHistogramAggregation(DURATION_BUCKETS),
         ),
+        View(
+            instrument_name="gen_ai.client.operation.time_to_first_chunk",
+            aggregation=ExplicitBucketHistogramAggregation(DURATION_BUCKETS),
+        ),
     ]
     reader = PeriodicExportingMetricReader(OTLPMetricExporter())
     meter_provider = MeterProvider(resource=resource, metric_readers=[reader], views=views)
@@ -171,15 +175,21 @@ def start_metrics(environ: Mapping[str, str], resource: Any, version: str) -> An
                 unit="s",
                 description="Duration of each attempt at a provider",
             ),
+            meter.create_histogram(
+                "gen_ai.client.operation.time_to_first_chunk",
+                unit="s",
+                description="Time from sending a streamed attempt to its first chunk",
+            ),
         )
     )
     return meter_provider
 
 
 class _GenAIMeters:
-    def __init__(self, tokens: Any, duration: Any) -> None:
+    def __init__(self, tokens: Any, duration: Any, first_chunk: Any) -> None:
         self._tokens = tokens
         self._duration = duration
+        self._first_chunk = first_chunk
 
     def attempt(
         self,
@@ -187,8 +197,11 @@ class _GenAIMeters:
         duration_s: float,
         input_tokens: int | None,
         output_tokens: int | None,
+        first_chunk_s: float | None,
     ) -> None:
         self._duration.record(duration_s, attributes)
+        if first_chunk_s is not None:
+            self._first_chunk.record(first_chunk_s, attributes)
         for kind, count in (("input", input_tokens), ("output", output_tokens)):
             if count is not None:
                 self._tokens.record(count, {**attributes, "gen_ai.token.type": kind})

@@ -144,11 +144,16 @@ async def run_completion(
                     break
                 continue
             answered(attempt_span, result)
+            first_chunk_s = None
+            if emitter is not None and emitter.first_at is not None:
+                first_chunk_s = max(emitter.first_at - sent_at, 0.0)
+                attempt_span.set_attribute("gen_ai.response.time_to_first_chunk", first_chunk_s)
             telemetry.attempt_metrics(
                 metric_attributes(attempt.provider, attempt.model, result, None),
                 time.monotonic() - sent_at,
                 result.input_tokens,
                 result.output_tokens,
+                first_chunk_s,
             )
             return Answered(attempt, result, sent_at)
     if last is None and rate_refusal is not None:

@@ -8,6 +8,7 @@ attempt's record, passed on as `{"text", "tool_calls"}` chunks, and folded into 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -28,6 +29,8 @@ class Emitter:
     def __init__(self, emit: Emit) -> None:
         self._emit = emit
         self.sent = 0
+        #: time.monotonic() when the first chunk reached the caller (time to first chunk)
+        self.first_at: float | None = None
 
     async def __call__(
         self,
@@ -41,6 +44,8 @@ class Emitter:
         if thinking:
             chunk["thinking"] = thinking
         await self._emit(chunk)
+        if not self.sent:
+            self.first_at = time.monotonic()
         self.sent += 1
 
 

@@ -269,6 +269,33 @@ def test_genai_metrics_from_the_same_figures(traced: Traced) -> None:
         assert needle.encode() not in exported
 
 
+def test_a_stream_records_its_time_to_first_chunk(traced: Traced) -> None:
+    with httpx.stream(
+        "POST",
+        f"{traced.stack.url}/v1/chat/completions",
+        json={"model": "m-second", "messages": [{"role": "user", "content": "hi"}], "stream": True},
+        timeout=30,
+    ) as reply:
+        assert reply.status_code == 200
+        reply.read()
+    point = traced.receiver.wait_for_point(
+        "gen_ai.client.operation.time_to_first_chunk", **{"gen_ai.request.model": "m-second"}
+    )
+    assert point.unit == "s" and point.count >= 1
+    deadline = time.monotonic() + 10
+    streamed: list[Any] = []
+    while not streamed and time.monotonic() < deadline:
+        streamed = [
+            s
+            for s in traced.receiver.wait_for("chat m-second")
+            if "gen_ai.response.time_to_first_chunk" in s.attributes
+        ]
+        time.sleep(0.05)
+    assert streamed and isinstance(
+        streamed[0].attributes["gen_ai.response.time_to_first_chunk"], float
+    )
+
+
 def test_the_guardian_imports_no_opentelemetry_while_off() -> None:
     probe = (
         "import sys, guardian.main, guardian.server, guardian.calls.router;"
