@@ -93,8 +93,13 @@ class TracingMCP(Middleware):
                 span.set("gen_ai.tool.name", name)
                 span.set("gen_ai.operation.name", "execute_tool")
             result = await call_next(context)
-            if span is not None and getattr(result, "is_error", False):
-                span.error_type = "tool_error"
+            if span is not None:
+                structured = getattr(result, "structured_content", None)
+                if isinstance(structured, dict) and structured.get("cached") is True:
+                    # answered from the sandbox's tool cache: no sealed call beneath
+                    span.set("sealgate.cache.hit", True)
+                if getattr(result, "is_error", False):
+                    span.error_type = "tool_error"
             return result
 
 

@@ -70,8 +70,11 @@ class Traced:
     second: FakeOpenAI
 
 
+BOOTSTRAP = "sg_tracing-bootstrap-token-0123456789abcdef"
+
+
 @contextlib.contextmanager
-def traced_stack(trusted: str) -> Iterator[Traced]:
+def traced_stack(trusted: str, extra: dict[str, str] | None = None) -> Iterator[Traced]:
     receiver = OTLPReceiver().start()
     first = FakeOpenAI(name="first", reply_text=ANSWER)
     second = FakeOpenAI(name="second", reply_text=ANSWER)
@@ -85,6 +88,7 @@ def traced_stack(trusted: str) -> Iterator[Traced]:
         "OTEL_BSP_SCHEDULE_DELAY": "100",
         "OTEL_METRIC_EXPORT_INTERVAL": "300",
         "HUB_LOG_FORMAT": "json",
+        **(extra or {}),
     }
     stack = Stack(env=env, config_text=config(first, second, trusted))
     try:
@@ -106,8 +110,9 @@ def traced() -> Iterator[Traced]:
 
 @pytest.fixture(scope="module")
 def untrusting() -> Iterator[Traced]:
-    """No client trusted (the default): every request starts a trace of its own."""
-    with traced_stack("") as world:
+    """No client trusted (the default): every request starts a trace of its own. Auth is on
+    (a bootstrap token): the tool cache keeps answers for a credential's grant only."""
+    with traced_stack("", {"SEALGATE_BOOTSTRAP_TOKEN": BOOTSTRAP}) as world:
         yield world
 
 
@@ -218,7 +223,9 @@ def test_a_trusted_clients_traceparent_is_joined(traced: Traced) -> None:
 
 def test_an_untrusted_clients_traceparent_starts_a_fresh_trace(untrusting: Traced) -> None:
     trace_id, _, traceparent = client_context()
-    completion(untrusting.stack, {"traceparent": traceparent})
+    completion(
+        untrusting.stack, {"traceparent": traceparent, "authorization": f"Bearer {BOOTSTRAP}"}
+    )
     (rpc,) = untrusting.receiver.wait_for("llm.complete")
     (sandbox,) = untrusting.receiver.wait_for("POST /v1/chat/completions")
     assert sandbox.trace_id != trace_id and sandbox.parent_id == ""
@@ -330,3 +337,22 @@ def test_json_log_lines_carry_the_trace_and_span_ids(traced: Traced) -> None:
     attempt = traced.receiver.wait_in_trace(line["trace_id"], {"chat m-first"})["chat m-first"]
     assert line["span_id"] == attempt.span_id
     assert KEYS["FIRST_API_KEY"] not in traced.stack.logs()
+
+
+def test_a_tool_cache_hit_is_marked_on_the_tool_span(untrusting: Traced) -> None:
+    headers = {"authorization": f"Bearer {BOOTSTRAP}"}
+
+    async def call() -> None:
+        async with mcp_session(untrusting.stack.url, headers=headers) as client:
+            for _ in range(2):
+                result = await client.call_tool("chat", {"prompt": "cache me", "temperature": 0})
+                assert not result.is_error, result.content
+
+    asyncio.run(call())
+    tools = untrusting.receiver.wait_for("tools/call chat", count=2)
+    hits = [s for s in tools if s.attributes.get("sealgate.cache.hit") is True]
+    misses = [s for s in tools if "sealgate.cache.hit" not in s.attributes]
+    assert len(hits) == 1 and len(misses) == 1
+    time.sleep(1.0)  # whatever the guardian did for either call has been exported
+    asked = {s.trace_id for s in untrusting.receiver.spans if s.name == "llm.complete"}
+    assert misses[0].trace_id in asked and hits[0].trace_id not in asked
