@@ -18,7 +18,7 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from guardian import telemetry
+from guardian import telemetry, telemetry_content
 
 if TYPE_CHECKING:
     from protocol.contract import SpanRecord
@@ -67,6 +67,11 @@ def start(environ: Mapping[str, str]) -> Callable[[], None] | None:
         provider.get_tracer("sealgate.guardian", __version__),
         sink=sandbox_sink(provider.resource, processor.on_end, __version__),
     )
+    if telemetry_content.configure(environ):
+        logger.warning(
+            "%s=true: prompts and answers are exported on spans (redacted of known secrets)",
+            telemetry_content.CAPTURE_VARIABLE,
+        )
     meter_provider = start_metrics(environ, provider.resource, __version__)
     logger.info(
         "tracing on: spans%s exported over OTLP/HTTP",
@@ -75,6 +80,7 @@ def start(environ: Mapping[str, str]) -> Callable[[], None] | None:
 
     def shutdown() -> None:
         telemetry.install(None)
+        telemetry_content.disable()
         telemetry.install_meters(None)
         provider.shutdown()
         if meter_provider is not None:

@@ -154,6 +154,7 @@ class Router:
                 emitter=emitter,
                 limits=self.limits,
                 describe=self._describe,
+                redact_and_cut=self.live.redactor.redact_and_cut,
             )
         except BaseException as exc:
             metering.failed(

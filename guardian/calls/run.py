@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from guardian import telemetry
+from guardian import telemetry, telemetry_content
 from guardian.call_log import log_request, log_response
 from guardian.calls.exchange import Exchange
 from guardian.calls.job import Job, Layer, Send
@@ -58,6 +58,7 @@ async def run_completion(
     emitter: Emitter | None,
     limits: Limits,
     describe: Callable[[ProviderFailure], str],
+    redact_and_cut: Callable[[str, int], str] | None = None,
 ) -> Answered:
     """Walk the chain; return the first answer, or raise the error the caller gets."""
     send = stack(layers, exchange.send)
@@ -144,6 +145,8 @@ async def run_completion(
                     break
                 continue
             answered(attempt_span, result)
+            if redact_and_cut is not None:  # the explicit opt-in only (telemetry_content)
+                telemetry_content.record(attempt_span, attempt.request, result, redact_and_cut)
             first_chunk_s = None
             if emitter is not None and emitter.first_at is not None:
                 first_chunk_s = max(emitter.first_at - sent_at, 0.0)

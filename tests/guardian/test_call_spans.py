@@ -5,6 +5,7 @@ the prompt, the answer or a key reaches any span."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -143,3 +144,36 @@ async def test_off_by_default_costs_one_shared_object() -> None:
     assert telemetry.current() is telemetry.OFF
     w = world({"p0": [ok()]})
     assert (await w.complete(prompt=PROMPT))["provider"] == "p0"
+
+
+async def test_content_is_captured_only_when_opted_in_and_redacted(
+    spans: InMemorySpanExporter,
+) -> None:
+    from guardian import telemetry_content
+
+    leaked = f"my key is {KEYS['P1_KEY']} please"
+    assert not telemetry_content.configure({})
+    await world({"p0": [ok(ANSWER)]}).complete(prompt=leaked)
+    (plain,) = named(spans.get_finished_spans(), "chat m0")
+    assert plain.attributes is not None
+    assert not [k for k in plain.attributes if k.endswith("messages")]
+    spans.clear()
+    assert telemetry_content.configure(
+        {"OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT": "true"}
+    )
+    try:
+        await world({"p0": [ok(f"{ANSWER} {KEYS['P0_KEY']}")]}).complete(
+            prompt=leaked, system="be brief"
+        )
+    finally:
+        telemetry_content.disable()
+    (captured,) = named(spans.get_finished_spans(), "chat m0")
+    attributes = dict(captured.attributes or {})
+    inputs = json.loads(str(attributes["gen_ai.input.messages"]))
+    outputs = json.loads(str(attributes["gen_ai.output.messages"]))
+    assert inputs[-1]["role"] == "user" and "please" in inputs[-1]["parts"][0]["content"]
+    assert ANSWER in outputs[0]["parts"][0]["content"] and outputs[0]["finish_reason"] == "stop"
+    assert "be brief" in str(attributes["gen_ai.system_instructions"])
+    exported = captured.to_json()
+    for key in KEYS.values():
+        assert key not in exported
