@@ -29,7 +29,7 @@ from guardian.calls.planning import Attempt, plan_completion
 from guardian.calls.provider_slots import ProviderSlots
 from guardian.calls.record import CallRecord
 from guardian.calls.retries import Retry, with_retries
-from guardian.calls.run import run_completion
+from guardian.calls.run import GEN_AI_PROVIDER, run_completion
 from guardian.calls.streaming import Emit, Emitter
 from guardian.identity.principal import Principal
 from guardian.ledger import UsageLedger
@@ -293,13 +293,26 @@ class Router:
             return parse_embeddings(provider, body)
 
         async def work() -> dict[str, Any]:
-            try:
-                vectors, tokens = await self.keys.call(
-                    snapshot.secrets, provider, started + provider.timeout_sec, send
-                )
-            except ProviderFailure as failure:
-                path.append({"provider": provider.name, "error": self._describe(failure)})
-                raise self._final_error(path, (attempt, failure), 0) from None
+            with telemetry.span(
+                f"embeddings {attempt.model}",
+                kind=telemetry.CLIENT,
+                attributes={
+                    "gen_ai.operation.name": "embeddings",
+                    "gen_ai.provider.name": GEN_AI_PROVIDER.get(provider.api, provider.api),
+                    "gen_ai.request.model": attempt.model,
+                    "sealgate.provider": provider.name,
+                },
+            ) as span:
+                try:
+                    vectors, tokens = await self.keys.call(
+                        snapshot.secrets, provider, started + provider.timeout_sec, send
+                    )
+                except ProviderFailure as failure:
+                    span.fail(telemetry.error_type_of(failure))
+                    path.append({"provider": provider.name, "error": self._describe(failure)})
+                    raise self._final_error(path, (attempt, failure), 0) from None
+                if tokens is not None:
+                    span.set_attribute("gen_ai.usage.input_tokens", tokens)
             billed = meter.succeed(tokens, 0, path)
             return {
                 "data": vectors,

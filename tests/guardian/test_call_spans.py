@@ -16,8 +16,18 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, StatusCode
 
 from guardian import telemetry
+from guardian.calls.memory_outbound import Reply
 from protocol.errors import ProviderError
-from tests.guardian.test_call_matrix import KEYS, USAGE_EVENT, chunk, ok, status, streamed, world
+from tests.guardian.test_call_matrix import (
+    KEYS,
+    USAGE_EVENT,
+    USER,
+    chunk,
+    ok,
+    status,
+    streamed,
+    world,
+)
 
 PROMPT = "the canary prompt: tell nobody about the purple walrus"
 ANSWER = "the secret answer about walruses"
@@ -177,3 +187,16 @@ async def test_content_is_captured_only_when_opted_in_and_redacted(
     exported = captured.to_json()
     for key in KEYS.values():
         assert key not in exported
+
+
+async def test_an_embedding_has_its_span(spans: InMemorySpanExporter) -> None:
+    w = world(
+        {"p0": [Reply(body={"data": [{"embedding": [0.5, 0.25]}], "usage": {"prompt_tokens": 2}})]}
+    )
+    answer = await w.router.embed({"model": "m0", "input": PROMPT, "caller": {}}, USER)
+    assert answer["data"] == [[0.5, 0.25]]
+    (span,) = named(spans.get_finished_spans(), "embeddings m0")
+    assert span.kind is SpanKind.CLIENT and span.attributes is not None
+    assert span.attributes["gen_ai.operation.name"] == "embeddings"
+    assert span.attributes["gen_ai.usage.input_tokens"] == 2
+    assert PROMPT not in span.to_json()
