@@ -1,11 +1,13 @@
 """OpenTelemetry spans of the guardian's sealed calls, in the GenAI semantic conventions.
 
 Off by default, and then nothing of OpenTelemetry is imported: `span` hands out one shared
-object whose methods do nothing. Switched on (`start`, from `guardian.main`, when an OTLP
-endpoint is configured) the spans go to a real tracer. What a span carries is chosen here and
-at the few places that open one: names, models, providers, token counts, a key's slot number,
-error kinds. Never a prompt, an answer, a key or a provider's error text: an exception is not
-recorded on a span (its message can echo a request), only its kind as `error.type`.
+object whose methods do nothing. Switched on (`guardian.telemetry_export.start`, from
+`guardian.main`, when an OTLP endpoint is configured) the spans go to a real tracer. What a
+span carries is chosen here and at the few places that open one: names, models, providers,
+token counts, a key's slot number, error kinds. Never a key or a provider's error text, and
+never a prompt or an answer but under the explicit opt-in of `guardian.telemetry_content`:
+an exception is not recorded on a span (its message can echo a request), only its kind as
+`error.type`.
 """
 
 from __future__ import annotations
