@@ -118,6 +118,7 @@ bench: $(VENV)/.dev
 	$(PY) bench/call_start.py
 	$(PY) bench/gateway.py
 	$(PY) bench/receipts.py
+	$(PY) bench/tracing.py
 	$(PY) bench/vs_litellm.py
 
 # Re-pin after editing pyproject.toml (needs uv: `pip install uv`).

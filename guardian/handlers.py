@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from guardian import catalog
+from guardian import catalog, telemetry
 from guardian.dbquery import QuerySettings
 from guardian.identity.principal import OPEN_MODE_DB_QUERY, OPERATOR, Principal
 from guardian.limits import month_start
@@ -52,6 +52,7 @@ from protocol.contract_results import (
     SearchResult,
     StatusResult,
     TaskInfo,
+    TracingSettings,
     UsageMineResult,
     VerifyResult,
     decode_result,
@@ -136,6 +137,10 @@ def hello(ctx: CallContext, params: HelloParams) -> HelloResult:
         llm_providers=list(snapshot.llm_providers),
         search_providers=list(snapshot.search_providers),
         tools=list(snapshot.tools),
+        tracing=TracingSettings(
+            enabled=telemetry.enabled(),
+            trusted_clients=list(snapshot.config.hub.trace_trusted_clients),
+        ),
     )
 
 

@@ -8,15 +8,21 @@ from __future__ import annotations
 import logging
 import sys
 
+from guardian import telemetry
 from guardian.redact import RedactionFilter, Redactor
+from protocol.logformat import JsonLines
 from protocol.logsafety import protect
 
 FORMAT = "%(asctime)s guardian[%(process)d] %(levelname)s %(name)s: %(message)s"
 
 
-def configure(level: str, redactor: Redactor) -> None:
+def configure(level: str, redactor: Redactor, log_format: str = "text") -> None:
+    """`log_format` "json": JSON lines with the current span's ids (`protocol.logformat`)."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter(FORMAT))
+    if log_format == "json":
+        handler.setFormatter(JsonLines("guardian", telemetry.current_ids))
+    else:
+        handler.setFormatter(logging.Formatter(FORMAT))
     protect(handler)
     handler.addFilter(RedactionFilter(redactor))
     root = logging.getLogger()

@@ -8,6 +8,7 @@ guardian is the process meant to hold secrets):
     HUB_RUNTIME_DIR    runtime directory                    default ./var
     HUB_SANDBOX_UID    the uid allowed on guardian.sock     default: our own uid
     HUB_LOG_LEVEL      debug | info | warning | error       default: [HUB] log_level
+    HUB_LOG_FORMAT     text | json (JSON lines with trace and span ids)   default text
     CREDENTIALS_DIRECTORY   systemd credentials (LoadCredential=)
 
 Exit status 78 (EX_CONFIG) means "cannot boot with this configuration": the supervisor stops
@@ -28,7 +29,7 @@ import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from guardian import logs, protections
+from guardian import logs, protections, telemetry_export
 from guardian.calls.keys import KeyRotation
 from guardian.calls.outbound import HttpOutbound
 from guardian.calls.router import Router
@@ -55,6 +56,7 @@ from guardian.tasks import TaskSet
 from guardian.tlog.checkpoints import Checkpointer
 from guardian.tlog.signing_key import SigningKeyError, load_signing_key
 from protocol import __version__
+from protocol.logformat import log_format
 from protocol.methods import Surface
 from protocol.pyfun import PyfunConfig, PyfunError
 from protocol.runtime import RuntimeLayout
@@ -94,7 +96,9 @@ class Guardian:
 
     async def run(self) -> int:
         redactor = Redactor()
-        logs.configure(self.environ.get("HUB_LOG_LEVEL", "info"), redactor)
+        logs.configure(
+            self.environ.get("HUB_LOG_LEVEL", "info"), redactor, log_format(self.environ)
+        )
         try:
             config = read_config(self.config_path)
         except PyfunError as exc:
@@ -122,6 +126,10 @@ class Guardian:
         # One exit stack: whatever start-up opened is closed, in reverse order, however the
         # guardian ends (a clean stop, a refused boot, an error half-way through start-up).
         async with contextlib.AsyncExitStack() as stack:
+            # OTLP export when OTEL_EXPORTER_OTLP_*ENDPOINT asks (guardian.telemetry_export)
+            shutdown_tracing = telemetry_export.start(self.environ)
+            if shutdown_tracing is not None:
+                stack.callback(shutdown_tracing)
             return await self._serve(stack, config, snapshot, redactor, sandbox_uid)
 
     async def _serve(

@@ -126,4 +126,23 @@ def load_secrets(
     # environment variables only by their names.
     redact_also = set(credentials.values()) | set(from_file.values()) | set(store.values())
     redact_also |= {value for key, value in environ.items() if value and _SECRET_NAME.search(key)}
+    redact_also |= otlp_header_values(environ)
     return Secrets(found, redact_also)
+
+
+#: The OTLP exporter's headers (`name=value,...`): often a tracing backend's API key.
+_OTLP_HEADERS = re.compile(r"^OTEL_EXPORTER_OTLP_(TRACES_|METRICS_|LOGS_)?HEADERS$")
+
+
+def otlp_header_values(environ: Mapping[str, str]) -> set[str]:
+    """The OTLP headers variables' values, whole and each header's value, to be redacted."""
+    values: set[str] = set()
+    for key, value in environ.items():
+        if not value or not _OTLP_HEADERS.match(key):
+            continue
+        values.add(value)
+        for pair in value.split(","):
+            _, _, header = pair.partition("=")
+            if header.strip():
+                values.add(header.strip())
+    return values

@@ -30,13 +30,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from guardian import telemetry
 from guardian.calls.metering import LINK_LOST, SHUTDOWN
 from guardian.dispatch import NOTIFICATIONS, PERMITS, Permit, Phase
 from guardian.handlers import CallContext, Emit
 from guardian.services import Services
 from guardian.storage.base import StorageError
+from guardian.telemetry_intake import SpanIntake
 from protocol.channel import SocketChannel
-from protocol.contract import Params, decode_params
+from protocol.contract import Params, TraceContext, decode_params
 from protocol.errors import (
     ConnectionLost,
     Internal,
@@ -152,6 +154,7 @@ class GuardianServer:
         #: Sandbox connections refused since the last security log line, and its time.
         self._refused = 0
         self._refusal_logged_at = -REFUSAL_LOG_EVERY_S
+        self.span_intake = SpanIntake()  # the sandbox's `trace.spans`
 
     def allowed_uids(self, surface: Surface) -> frozenset[int]:
         if surface is Surface.SANDBOX:
@@ -345,8 +348,23 @@ class GuardianServer:
             ctx = dataclasses.replace(ctx, emit=self._emitter(conn, request.msgid))
         # Every secret the call may take stays redacted until its answer is written, even if
         # a reload drops it meanwhile.
-        with self.services.live.redactor.call():
+        with self.services.live.redactor.call(), self._rpc_span(request.method, params):
             await self._run_call(conn, request, permit, ctx, params)
+
+    @staticmethod
+    def _rpc_span(method: str, params: Params) -> contextlib.AbstractContextManager[Any]:
+        """The call's server span, a child of the sandbox's span its `trace` names (a no-op
+        when tracing is off)."""
+        if not telemetry.enabled():
+            return contextlib.nullcontext()
+        trace = getattr(params, "trace", None)
+        parent = trace.traceparent if isinstance(trace, TraceContext) else None
+        return telemetry.span(
+            method,
+            kind=telemetry.SERVER,
+            attributes={"rpc.system": "sealgate", "rpc.method": method},
+            parent=parent,
+        )
 
     async def _run_call(
         self,
@@ -415,6 +433,11 @@ class GuardianServer:
             task = conn.tasks.get(msgid)
             if task is not None:
                 task.cancel()
+        elif message.method == "trace.spans":
+            try:
+                self.span_intake.take(message.params)
+            except InvalidParams as exc:
+                raise SecurityViolation(f"trace.spans: {exc.message}") from None
 
     def _answer(self, conn: _Connection, msgid: int, error: RPCError | None, result: Any) -> None:
         wire = None

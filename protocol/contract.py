@@ -76,10 +76,23 @@ class CallerParams(Params, frozen=True, kw_only=True):
     user_agent: Text512
 
 
+#: A W3C trace context's `traceparent`, version 00, lower-case hex (never all zeros: the
+#: guardian refuses those too, `guardian.telemetry`).
+TraceParent = Annotated[str, Meta(pattern="^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$")]
+
+
+class TraceContext(Params, frozen=True, kw_only=True):
+    """The sandbox's span a sealed call runs under: the guardian's spans become its
+    children. Sent only while tracing is on (`hello` says so)."""
+
+    traceparent: TraceParent
+
+
 class Sealed(Params, frozen=True, kw_only=True):
     """A call made for a caller (the admin socket's operator when it comes from there)."""
 
     caller: CallerParams
+    trace: TraceContext | UnsetType | None = UNSET
 
 
 MAX_MESSAGES = 1000
@@ -115,6 +128,7 @@ class LlmParams(ChatFields, frozen=True, kw_only=True):
     calling). A sealed call like `Sealed`'s (msgspec allows one base with fields)."""
 
     caller: CallerParams
+    trace: TraceContext | UnsetType | None = UNSET
     tool: Text64
     prompt: Prompt | UnsetType | None = UNSET
     system: Prompt | UnsetType | None = UNSET
@@ -461,3 +475,36 @@ class AuditConsistencyParams(Params, frozen=True, kw_only=True):
     """`size`: the tree size of an older checkpoint, which the latest must extend."""
 
     size: Annotated[int, Meta(ge=1)]
+
+
+# tracing: the sandbox's spans, sent to the guardian (which alone exports) ------------------
+SpanId = Annotated[str, Meta(pattern="^[0-9a-f]{16}$")]
+TraceId = Annotated[str, Meta(pattern="^[0-9a-f]{32}$")]
+Nanoseconds = Annotated[int, Meta(ge=0, le=2**63 - 1)]
+#: An attribute's value: a bounded text, a number or a flag (never a list or a map).
+SpanValue = Text256 | int | float | bool
+MAX_SPAN_ATTRIBUTES = 16
+MAX_SPANS_PER_NOTIFICATION = 64
+
+
+class SpanRecord(Params, frozen=True, kw_only=True):
+    """One finished span of the sandbox: ids, name, kind, times, a few attributes."""
+
+    trace_id: TraceId
+    span_id: SpanId
+    parent_span_id: SpanId | UnsetType | None = UNSET
+    #: the parent is the client's (a trusted traceparent), not a span of the sandbox
+    parent_remote: bool = False
+    name: Text128
+    kind: Literal["server", "internal"]
+    start_ns: Nanoseconds
+    end_ns: Nanoseconds
+    attributes: Annotated[dict[Text64, SpanValue], Meta(max_length=MAX_SPAN_ATTRIBUTES)]
+    error_type: Text64 | UnsetType | None = UNSET
+
+
+class TraceSpansParams(Params, frozen=True, kw_only=True):
+    """The `trace.spans` notification (sandbox -> guardian): finished spans, a bounded batch;
+    the guardian also bounds their rate."""
+
+    spans: Annotated[list[SpanRecord], Meta(max_length=MAX_SPANS_PER_NOTIFICATION)]

@@ -33,6 +33,14 @@ class Ok(Result, frozen=True, kw_only=True):
     ok: bool
 
 
+class TracingSettings(Result, frozen=True, kw_only=True):
+    """Tracing as the sandbox gets it at `hello` (the exporter's settings stay with the
+    guardian): on or off, and the client addresses whose `traceparent` is honoured."""
+
+    enabled: bool
+    trusted_clients: Names
+
+
 # the handshake and liveness ----------------------------------------------------------------
 class HelloResult(Result, frozen=True, kw_only=True):
     protocol_version: int
@@ -40,6 +48,8 @@ class HelloResult(Result, frozen=True, kw_only=True):
     llm_providers: Names
     search_providers: Names
     tools: Names
+    #: Whether the sandbox traces (the guardian exports), and whose `traceparent` it takes.
+    tracing: TracingSettings | UnsetType = UNSET
 
 
 class HealthResult(Result, frozen=True, kw_only=True):

@@ -23,6 +23,8 @@ SANDBOX_ENV_ALLOWLIST: tuple[str, ...] = (
     "HUB_HOST",
     "HUB_PORT",
     "HUB_LOG_LEVEL",
+    # text | json (JSON lines with the trace and span ids; protocol/logformat.py)
+    "HUB_LOG_FORMAT",
     # A Hugging Face Space's public host name (not a secret): an allowed Host and Origin.
     "SPACE_HOST",
     "LISTEN_FDS",

@@ -30,6 +30,7 @@ from sandbox.openapi import openapi_json
 from sandbox.pages import healthz, status_page
 from sandbox.request_guard import LOOPBACK_NAMES, HostPolicy, RequestGuard
 from sandbox.settings import SandboxSettings, load_settings
+from sandbox.tracing_spans import TracingMiddleware
 
 logger = logging.getLogger("sealgate.sandbox")
 
@@ -164,6 +165,8 @@ def build_app(
                 expose_headers=["mcp-session-id"],
             ),
         )
+    # outermost: one server span per request (sandbox.tracing_spans; a no-op when off)
+    middleware.insert(0, Middleware(TracingMiddleware))
     app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
     app.state.link = link
     app.state.tools = tools

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 from msgspec import UNSET
 
 from protocol.channel import open_unix_channel
-from protocol.client import RPCClient, RPCStream
+from protocol.client import RPCStream
 from protocol.contract import (
     CallerParams,
     DbQueryParams,
@@ -60,6 +60,7 @@ from protocol.contract_results import (
     decode_result,
 )
 from protocol.errors import InvalidParams
+from sandbox.tracing import TracedClient
 
 logger = logging.getLogger("sealgate.sandbox.link")
 
@@ -157,7 +158,7 @@ class GuardianLink:
         async def connect() -> Any:
             return await open_unix_channel(str(socket_path), max_frame_size)
 
-        self._client = RPCClient(
+        self._client = TracedClient(  # sandbox.tracing: trace context and spans
             connect,
             client_name="sandbox",
             max_frame_size=max_frame_size,

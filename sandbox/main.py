@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from protocol.logformat import JsonLines, log_format
 from protocol.logsafety import protect
 from protocol.protections import EXPOSED, SandboxProtections
 from protocol.pyfun import PyfunError
@@ -65,6 +66,13 @@ def _two_uids(run_dir: Path) -> bool:
         return False
 
 
+def _span_ids() -> tuple[str, str] | None:
+    """The current span's ids for JSON log lines, once `sandbox.tracing` is loaded (it is
+    not imported here: start-up imports no third-party package before the protections)."""
+    tracing = sys.modules.get("sandbox.tracing")
+    return tracing.span_ids() if tracing is not None else None
+
+
 @dataclass(frozen=True, slots=True)
 class Prepared:
     """What start-up made before the protections: settings, the bound socket, the report."""
@@ -86,6 +94,8 @@ def prepare(environ: Mapping[str, str]) -> Prepared | int:
     logging.basicConfig(format=FORMAT, level=settings.log_level.upper())
     for handler in logging.getLogger().handlers:
         protect(handler)  # no library below WARNING (aiosqlite's debug prints cached answers)
+        if log_format(environ) == "json":  # JSON lines with the current span's ids
+            handler.setFormatter(JsonLines("sandbox", _span_ids))
     for noisy in ("httpx", "httpx2", "mcp", "fastmcp", "hypercorn.access", "aiosqlite"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 

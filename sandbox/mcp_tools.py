@@ -58,6 +58,7 @@ from sandbox.mcp_prompts import build_prompt, completer, prompt_names
 from sandbox.mcp_resources import SealGateResources
 from sandbox.mcp_tasks import SealGateTasks
 from sandbox.tool_args import names_problem, problem_of
+from sandbox.tracing_spans import TracingMCP
 
 logger = logging.getLogger("sealgate.sandbox.mcp")
 
@@ -672,6 +673,7 @@ def build_mcp(
         SealGateTasks(link, lambda: current_caller(tools.proxies), tools.llm_tool_names)
     )
     mcp.add_middleware(ArgumentWording(tools))
+    mcp.add_middleware(TracingMCP())  # a server span per tool call (sandbox.tracing_spans)
     tools.sync_tools()
     return mcp, tools
 

@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from urllib.parse import urlsplit
 
+from guardian import telemetry
 from guardian.calls.job import Job
 from guardian.calls.outbound import DEFAULT_MAX_RESPONSE_BYTES, Outbound, translated
 from guardian.calls.record import IDLE, SENT
@@ -28,6 +30,20 @@ class Exchange:
         self.outbound = outbound
 
     async def send(self, job: Job) -> ChatResult:
+        """One HTTP request in its own span: method, host and port, status; never the URL
+        (a query may carry a key) nor a header or a body."""
+        with telemetry.span(
+            job.call.method.upper(), kind=telemetry.CLIENT, attributes=http_attributes(job)
+        ) as span:
+            try:
+                return await self._send(job)
+            except ProviderFailure as failure:
+                if failure.status is not None:
+                    span.set_attribute("http.response.status_code", failure.status)
+                span.fail(telemetry.error_type_of(failure))
+                raise
+
+    async def _send(self, job: Job) -> ChatResult:
         call = job.call.keyed(job.adapter.auth(job.key))
         observed = job.observed
         observed.phase = SENT
@@ -62,3 +78,16 @@ class Exchange:
             if observed.phase == SENT and failure.kind in ("status", "connection"):
                 observed.phase = IDLE
             raise
+
+
+def http_attributes(job: Job) -> dict[str, telemetry.Value]:
+    """The outbound request's span attributes (HTTP client conventions)."""
+    url = urlsplit(job.call.url)
+    attributes: dict[str, telemetry.Value] = {
+        "http.request.method": job.call.method.upper(),
+        "server.address": url.hostname or "",
+        "url.scheme": url.scheme,
+    }
+    port = url.port or (443 if url.scheme == "https" else 80)
+    attributes["server.port"] = port
+    return attributes

@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import TypeVar
 
+from guardian import telemetry
 from guardian.calls.job import Job
 from guardian.calls.job import Send as Inner
 from guardian.providers.types import ChatResult, ProviderFailure
@@ -119,11 +120,23 @@ class KeyRotation:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise ProviderFailure("timeout", "the call's time budget ran out")
+            if name is not None:
+                # the key's slot number (its place in the provider's keys), never the key
+                telemetry.current().add_event(
+                    "sealgate.key", {"sealgate.key.slot": provider.env_keys.index(name)}
+                )
             try:
                 result = await send(key, min(provider.timeout_sec, remaining))
             except ProviderFailure as exc:
                 if name is None or not exc.blames_key or not may_retry():
                     raise
+                telemetry.current().add_event(
+                    "sealgate.key.refused",
+                    {
+                        "sealgate.key.slot": provider.env_keys.index(name),
+                        "error.type": telemetry.error_type_of(exc),
+                    },
+                )
                 self.ring(provider).mark_failing(name, f"HTTP {exc.status}")
                 logger.warning(
                     "%s: key %s refused (HTTP %s); trying the next key",

@@ -23,6 +23,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
+from guardian import telemetry
 from guardian.calls.job import Job, Send
 from guardian.providers.types import ChatResult, ProviderFailure
 from protocol.pyfun import HubLimitsConfig
@@ -97,6 +98,14 @@ async def with_retries(
             if wait is None:
                 raise
             retries += 1
+            telemetry.current().add_event(
+                "sealgate.retry",
+                {
+                    "sealgate.retry.number": retries,
+                    "sealgate.retry.wait_s": wait,
+                    "error.type": telemetry.error_type_of(failure),
+                },
+            )
             logger.info(
                 "%s: %s; asking again in %.1f s (retry %d)",
                 name,

@@ -14,7 +14,7 @@ import time
 from collections.abc import Awaitable
 from typing import Any, TypeVar
 
-from guardian import policy
+from guardian import policy, telemetry
 from guardian.call_log import log_response
 from guardian.calls import counting, metering, planning
 from guardian.calls.call_budget import call_budget
@@ -29,7 +29,7 @@ from guardian.calls.planning import Attempt, plan_completion
 from guardian.calls.provider_slots import ProviderSlots
 from guardian.calls.record import CallRecord
 from guardian.calls.retries import Retry, with_retries
-from guardian.calls.run import run_completion
+from guardian.calls.run import GEN_AI_PROVIDER, run_completion
 from guardian.calls.streaming import Emit, Emitter
 from guardian.identity.principal import Principal
 from guardian.ledger import UsageLedger
@@ -100,18 +100,42 @@ class Router:
     async def complete(
         self, params: dict[str, Any], principal: Principal, emit: Emit | None = None
     ) -> dict[str, Any]:
-        """plan -> run -> meter, each once."""
+        """plan -> run -> meter, each once, in one span (`guardian.telemetry`)."""
+        with telemetry.span(
+            "sealgate.completion",
+            attributes={"gen_ai.operation.name": "chat", "sealgate.stream": emit is not None},
+        ) as call:
+            return await self._complete(params, principal, emit, call)
+
+    async def _complete(
+        self,
+        params: dict[str, Any],
+        principal: Principal,
+        emit: Emit | None,
+        call: telemetry.Span,
+    ) -> dict[str, Any]:
         started = time.monotonic()
         stream = emit is not None
-        plan = await plan_completion(
-            self.live.snapshot,
-            principal,
-            params,
-            admit=self.admit,
-            limits=self.limits,
-            started=started,
-            stream=stream,
-        )
+        with telemetry.span("sealgate.plan") as planned:
+            plan = await plan_completion(
+                self.live.snapshot,
+                principal,
+                params,
+                admit=self.admit,
+                limits=self.limits,
+                started=started,
+                stream=stream,
+            )
+            planned.set_attribute("sealgate.tool", plan.tool)
+            planned.set_attribute("sealgate.plan.attempts", len(plan.attempts))
+            planned.add_event(
+                "sealgate.budget.reserved",
+                {
+                    "sealgate.budget.reserved_usd": plan.reservation.amount,
+                    "sealgate.budget.counted": plan.reservation.counted,
+                },
+            )
+        call.set_attribute("sealgate.tool", plan.tool)
         signer = self.receipt_key if plan.snapshot.config.hub_limits.audit_receipts else None
         record = CallRecord(
             principal=principal.name,
@@ -139,6 +163,7 @@ class Router:
                 emitter=emitter,
                 limits=self.limits,
                 describe=self._describe,
+                redact_and_cut=self.live.redactor.redact_and_cut,
             )
         except BaseException as exc:
             metering.failed(
@@ -149,6 +174,7 @@ class Router:
                 limits=self.limits,
                 redactor=self.live.redactor,
             )
+            call.add_event("sealgate.budget.settled", {"error.type": telemetry.error_type_of(exc)})
             raise
         result, attempt = done.result, done.attempt
         billed, cost = await metering.answered(
@@ -158,6 +184,14 @@ class Router:
             path,
             ledger=self.ledger,
             limits=self.limits,
+        )
+        call.add_event(
+            "sealgate.budget.settled",
+            {
+                "gen_ai.usage.input_tokens": billed.input_tokens,
+                "gen_ai.usage.output_tokens": billed.output_tokens,
+                **({"sealgate.cost_usd": cost} if cost is not None else {}),
+            },
         )
         log_response(
             plan.snapshot.config.debug,
@@ -287,13 +321,26 @@ class Router:
             return parse_embeddings(provider, body)
 
         async def work() -> dict[str, Any]:
-            try:
-                vectors, tokens = await self.keys.call(
-                    snapshot.secrets, provider, started + provider.timeout_sec, send
-                )
-            except ProviderFailure as failure:
-                path.append({"provider": provider.name, "error": self._describe(failure)})
-                raise self._final_error(path, (attempt, failure), 0) from None
+            with telemetry.span(
+                f"embeddings {attempt.model}",
+                kind=telemetry.CLIENT,
+                attributes={
+                    "gen_ai.operation.name": "embeddings",
+                    "gen_ai.provider.name": GEN_AI_PROVIDER.get(provider.api, provider.api),
+                    "gen_ai.request.model": attempt.model,
+                    "sealgate.provider": provider.name,
+                },
+            ) as span:
+                try:
+                    vectors, tokens = await self.keys.call(
+                        snapshot.secrets, provider, started + provider.timeout_sec, send
+                    )
+                except ProviderFailure as failure:
+                    span.fail(telemetry.error_type_of(failure))
+                    path.append({"provider": provider.name, "error": self._describe(failure)})
+                    raise self._final_error(path, (attempt, failure), 0) from None
+                if tokens is not None:
+                    span.set_attribute("gen_ai.usage.input_tokens", tokens)
             billed = meter.succeed(tokens, 0, path)
             return {
                 "data": vectors,

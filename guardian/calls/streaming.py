@@ -8,6 +8,7 @@ attempt's record, passed on as `{"text", "tool_calls"}` chunks, and folded into 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -30,6 +31,8 @@ class Emitter:
         self.sent = 0
         #: fields the first chunk carries besides its text (the call's receipt id)
         self._first = first
+        #: time.monotonic() when the first chunk reached the caller (time to first chunk)
+        self.first_at: float | None = None
 
     async def __call__(
         self,
@@ -46,6 +49,8 @@ class Emitter:
             chunk.update(self._first)
             self._first = None
         await self._emit(chunk)
+        if not self.sent:
+            self.first_at = time.monotonic()
         self.sent += 1
 
 

@@ -209,6 +209,7 @@ def read_hub(reader: Reader, log_level: str) -> HubConfig:
         allowed_origins=reader.names("allowed_origins"),
         allowed_hosts=reader.names("allowed_hosts"),
         trusted_proxies=_cidrs(reader, "trusted_proxies"),
+        trace_trusted_clients=_cidrs(reader, "trace_trusted_clients"),
         cors_origins=reader.names("cors_origins"),
         max_frame_size=reader.integer(
             "max_frame_size", DEFAULT_MAX_FRAME_SIZE, low=4096, high=256 * 1024 * 1024

@@ -79,6 +79,9 @@ class HubConfig:
     allowed_origins: tuple[str, ...] = ()
     allowed_hosts: tuple[str, ...] = ()
     trusted_proxies: tuple[str, ...] = ()
+    #: Client addresses (CIDRs) whose W3C `traceparent` the sandbox honours (none: every
+    #: request starts a trace of its own).
+    trace_trusted_clients: tuple[str, ...] = ()
     cors_origins: tuple[str, ...] = ()
     max_frame_size: int = DEFAULT_MAX_FRAME_SIZE
     master_key_file: str = ""
