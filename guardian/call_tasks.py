@@ -181,7 +181,7 @@ class CallTasks:
     async def run(self) -> None:
         """The background loop: end the calls whose cancel another guardian wrote (and
         those past their day), and delete expired rows now and then."""
-        last_sweep = 0.0
+        last_sweep = -SWEEP_S  # the first turn sweeps
         while True:
             try:
                 await self.poll()
