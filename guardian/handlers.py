@@ -317,17 +317,18 @@ async def tasks_start(ctx: CallContext, params: LlmParams) -> TaskInfo:
             ctx, params, "llm.complete", lambda caller: router.complete(request, caller)
         )
 
-    return decode_result(TaskInfo, ctx.services.call_tasks.start(principal.key, run))
+    return decode_result(TaskInfo, await ctx.services.call_tasks.start(principal.key, run))
 
 
 async def tasks_get(ctx: CallContext, params: TaskRefParams) -> TaskInfo:
     principal = await principal_of(ctx, params)
-    return decode_result(TaskInfo, ctx.services.call_tasks.get(principal.key, params.task_id))
+    view = await ctx.services.call_tasks.get(principal.key, params.task_id)
+    return decode_result(TaskInfo, view)
 
 
 async def tasks_cancel(ctx: CallContext, params: TaskRefParams) -> TaskInfo:
     principal = await principal_of(ctx, params)
-    view = await ctx.services.call_tasks.wait_cancelled(principal.key, params.task_id)
+    view = await ctx.services.call_tasks.cancel(principal.key, params.task_id)
     return decode_result(TaskInfo, view)
 
 

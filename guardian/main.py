@@ -30,6 +30,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from guardian import logs, protections, telemetry_export
+from guardian.call_tasks import CallTasks
 from guardian.calls.keys import KeyRotation
 from guardian.calls.outbound import HttpOutbound
 from guardian.calls.router import Router
@@ -191,8 +192,8 @@ class Guardian:
         )
         # Closed first: the calls it ends record their endings before the rest closes.
         stack.push_async_callback(server.close)
-        # Before the server: running tasks are cancelled as `shutdown` and record their
-        # endings (tasks live in memory and do not survive a restart).
+        # Before the server: running tasks are cancelled as `shutdown`, record their
+        # endings and are written as failed (a call does not outlive its guardian).
         stack.push_async_callback(services.call_tasks.close)
         try:
             await protections.listen_admin(
@@ -274,8 +275,12 @@ class Guardian:
             announce=sandboxes.announce,
         )
         live.on_reload = _audited_reloads(storage)
-        limits = Limits(storage, replica_name(self.layout.root))
+        replica = replica_name(self.layout.root)
+        limits = Limits(storage, replica)
         await limits.start()
+        call_tasks = CallTasks(storage, replica)
+        await call_tasks.recover()
+        tasks.start("call-tasks", call_tasks.run)
         cache = PrincipalCache()
         accounts = Accounts(live, storage, self.environ, limits, cache, Passwords(self.environ))
         await accounts.start()
@@ -301,6 +306,7 @@ class Guardian:
             ledger=ledger,
             checkpoints=checkpoints,
             sandboxes=sandboxes,
+            call_tasks=call_tasks,
             protections=lambda: protections.report(
                 sandbox_uid=sandbox_uid,
                 # read when asked: one uid, the name is drawn when the socket is bound

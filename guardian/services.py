@@ -53,8 +53,9 @@ class Services:
     sandboxes: SandboxLinks
     #: Which protections are in force (`guardian.protections.report`), for `status`.
     protections: Callable[[], dict[str, Any]]
-    #: LLM calls run as tasks (the MCP tasks extension), in memory, each its owner's.
-    call_tasks: CallTasks = field(default_factory=CallTasks)
+    #: LLM calls run as tasks (the MCP tasks extension), each its owner's; their state in
+    #: the database, so any replica answers for them.
+    call_tasks: CallTasks
     started: float = field(default_factory=time.monotonic)
 
     @property

@@ -7,6 +7,7 @@
     secrets.py   the secret store's ciphertexts
     counters.py  shared counters (rate limits and budgets across replicas)
     tlog.py      the audit log's Merkle tree: a leaf per audit entry and per ledger row
+    call_tasks.py  LLM calls run as tasks: each task's state, read by any replica
 
 OAuth's tables have their repository beside the service that uses them
 (`guardian/oauth/store.py`). Each repository is written against `Database` only; a backend
@@ -17,6 +18,7 @@ repository runs on both. The names below are re-exported: callers import them fr
 from __future__ import annotations
 
 from guardian.storage.audit import AuditEntry, AuditRepository
+from guardian.storage.call_tasks import CallTaskRepository
 from guardian.storage.counters import CounterRepository
 from guardian.storage.database import (
     Database,
@@ -66,6 +68,7 @@ class Storage(
     SecretRepository,
     CounterRepository,
     TlogRepository,
+    CallTaskRepository,
 ):
     """The guardian's tables, one handle for every repository. Subclasses provide the
     connection and the dialect."""

@@ -155,6 +155,20 @@ MIGRATIONS: list[list[str]] = [
         # receipt a caller gets is signed over it, and re-signed from the row on request
         "ALTER TABLE {s}usage ADD COLUMN request_digest TEXT NOT NULL DEFAULT ''",
     ],
+    [
+        # LLM calls run as tasks (guardian/call_tasks.py): the state of each, so any guardian
+        # on this database answers for it. The call runs in the guardian named by `replica`;
+        # another guardian asking to cancel it sets `cancel_requested`, which that one polls.
+        # `result` and `error` hold the typed LlmResult or TaskError as JSON.
+        "CREATE TABLE IF NOT EXISTS {s}call_tasks (id TEXT PRIMARY KEY,"
+        " owner TEXT NOT NULL, replica TEXT NOT NULL, status TEXT NOT NULL,"
+        " status_message TEXT NOT NULL, result TEXT, error TEXT,"
+        " cancel_requested INTEGER NOT NULL DEFAULT 0, created_at {real} NOT NULL,"
+        " updated_at {real} NOT NULL, expires_at {real} NOT NULL)",
+        "CREATE INDEX IF NOT EXISTS call_tasks_owner ON {s}call_tasks (owner, expires_at)",
+        "CREATE INDEX IF NOT EXISTS call_tasks_replica ON {s}call_tasks (replica, status)",
+        "CREATE INDEX IF NOT EXISTS call_tasks_expires ON {s}call_tasks (expires_at)",
+    ],
 ]
 
 SQLITE_TYPES = {

@@ -181,5 +181,10 @@ async def test_every_answer_matches_its_declared_result_schema(
     for name, params in LAST:
         validate(METHODS[name].result, await admin.call(name, params))
     background = answers["status"]["background"]
-    assert set(background["tasks"]) == {"usage-ledger", "secret-store-poll", "audit-checkpoints"}
+    assert set(background["tasks"]) == {
+        "usage-ledger",
+        "secret-store-poll",
+        "audit-checkpoints",
+        "call-tasks",
+    }
     assert background["usage_ledger"]["capacity"] > 0
