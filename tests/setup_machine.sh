@@ -6,6 +6,8 @@ set -euo pipefail
 need=()
 command -v useradd >/dev/null || need+=(passwd)
 command -v curl >/dev/null || need+=(curl)
+# kubectl renders the Kubernetes manifests (tests/kubernetes)
+command -v kubectl >/dev/null || need+=(kubectl)
 
 if ((${#need[@]})); then
     if [[ $(id -u) -ne 0 ]]; then
