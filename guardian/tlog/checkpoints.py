@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from guardian.storage import Storage
+from guardian.storage.base import StorageError
 from guardian.storage.tlog import leaf_digest
 from guardian.tlog import merkle, note
 from guardian.tlog.proofs import Proofs
@@ -105,14 +106,25 @@ class Checkpointer:
         return figures
 
     async def run(self) -> None:
-        """The signer loop (run it supervised)."""
+        """The signer loop (run it supervised). While the database is away it says so once
+        and tries again at its next turn: the next checkpoint covers what was missed."""
+        away = False
         while True:
             await asyncio.sleep(min(self.every_s, 2.0))
-            head = await self.storage.tlog_head()
-            grown = head.size - self.last.size
-            due = time.time() - self.last.ts >= self.every_s
-            if grown > 0 and (grown >= self.every_leaves or due):
-                await self.checkpoint()
+            try:
+                head = await self.storage.tlog_head()
+                grown = head.size - self.last.size
+                due = time.time() - self.last.ts >= self.every_s
+                if grown > 0 and (grown >= self.every_leaves or due):
+                    await self.checkpoint()
+            except StorageError as exc:
+                if not away:
+                    logger.warning("audit checkpoints wait for the database: %s", exc)
+                away = True
+                continue
+            if away:
+                logger.info("audit checkpoints: the database is back")
+                away = False
 
     async def checkpoint(self) -> Signed:
         """Sign and export the current head, when it extends the last checkpoint; returns

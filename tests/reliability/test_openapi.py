@@ -115,6 +115,7 @@ def test_the_document_is_public_and_exempt_from_request_checks(
         "/v1/messages",
         "/v1/messages/count_tokens",
         "/v1/responses",
+        "/v1/receipts/{receipt_id}",
         "/api",
         "/auth/login",
         "/auth/logout",
