@@ -55,6 +55,9 @@ class UsageLedger:
         self.last_refused = ""  # when and what, for `status`
         self._rows: list[LedgerEntry] = []
         self._wake = asyncio.Event()
+        # one write at a time: a flush that finds the queue empty while the writer's batch
+        # is still in its transaction waits for it, so "flushed" means "in the database"
+        self._writing = asyncio.Lock()
 
     @property
     def pending(self) -> int:
@@ -104,6 +107,10 @@ class UsageLedger:
             await self.flush()
 
     async def flush(self) -> None:
+        async with self._writing:
+            await self._write_queued()
+
+    async def _write_queued(self) -> None:
         if not self._rows:
             return
         rows, self._rows = self._rows, []
