@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 
 from protocol.pyfun.lexing import read_sections
+from protocol.pyfun.mcp_servers import read_mcp_server
 from protocol.pyfun.original import read_log_level, with_attribution
 from protocol.pyfun.reader import Reader
 from protocol.pyfun.sections import (
@@ -27,6 +28,7 @@ from protocol.pyfun.typed import (
     DebugConfig,
     HubConfig,
     HubLimitsConfig,
+    McpServerConfig,
     ModelConfig,
     ProviderConfig,
     PyfunConfig,
@@ -56,6 +58,21 @@ def _check_fallbacks(providers: Mapping[str, ProviderConfig], source: str) -> No
             chain.append(current.name)
 
 
+def _check_prefixes(servers: Mapping[str, McpServerConfig], source: str) -> None:
+    """Two servers whose prefixes nest could both claim one tool name."""
+    ordered = sorted(servers.values(), key=lambda s: s.line)
+    for index, server in enumerate(ordered):
+        for earlier in ordered[:index]:
+            if server.prefix.startswith(earlier.prefix) or earlier.prefix.startswith(server.prefix):
+                raise PyfunError(
+                    source,
+                    server.line,
+                    f"MCP server {server.name!r}: its prefix {server.prefix!r} and that of"
+                    f" {earlier.name!r} (line {earlier.line}) could name the same tool; give"
+                    " each server a prefix of its own",
+                )
+
+
 def parse(text: str, source: str = ".pyfun") -> PyfunConfig:
     """Parse `.pyfun` text; raises `PyfunError` with `source:line` on the first problem."""
     layout = read_sections(text, source)
@@ -67,6 +84,7 @@ def parse(text: str, source: str = ".pyfun") -> PyfunConfig:
     models: dict[str, ModelConfig] = {}
     tools: dict[str, ToolConfig] = {}
     roles: dict[str, RoleConfig] = {}
+    mcp_servers: dict[str, McpServerConfig] = {}
     hub_limits = HubLimitsConfig()
     db_sync = DbSyncConfig()
     db_query = DbQueryConfig()
@@ -95,6 +113,10 @@ def parse(text: str, source: str = ".pyfun") -> PyfunConfig:
             tools[section.name] = read_tool(reader, hub_limits)
         elif section.kind == "ROLE":
             roles[section.name] = read_role(reader)
+        elif section.kind == "MCP_SERVER":
+            server = read_mcp_server(reader)
+            if server is not None:
+                mcp_servers[section.name] = server
         elif section.kind == "HUB_LIMITS":
             hub_limits = read_hub_limits(reader)
         elif section.kind == "DB_SYNC":
@@ -118,6 +140,7 @@ def parse(text: str, source: str = ".pyfun") -> PyfunConfig:
     _check_fallbacks(llm, source)
     _check_fallbacks(search, source)
     llm = with_attribution(llm, hub, hub_name_set)
+    _check_prefixes(mcp_servers, source)
 
     return PyfunConfig(
         source=source,
@@ -128,6 +151,7 @@ def parse(text: str, source: str = ".pyfun") -> PyfunConfig:
         models=models,
         tools=tools,
         roles=roles,
+        mcp_servers=mcp_servers,
         hub_limits=hub_limits,
         db_sync=db_sync,
         db_query=db_query,

@@ -43,7 +43,9 @@ KNOWN_BASE_URLS = {
 #: is replaced, so an original hub's file keeps working).
 RETIRED_HOSTS = {"api-inference.huggingface.co": "https://router.huggingface.co/v1"}
 
-GROUPS = frozenset({"PROVIDERS", "LLM_PROVIDERS", "SEARCH_PROVIDERS", "MODELS", "TOOLS", "ROLES"})
+GROUPS = frozenset(
+    {"PROVIDERS", "LLM_PROVIDERS", "SEARCH_PROVIDERS", "MODELS", "TOOLS", "ROLES", "MCP_SERVERS"}
+)
 PLAIN_SECTIONS = frozenset({"HUB", "HUB_LIMITS", "DB_SYNC", "DB_QUERY", "DEBUG"})
 #: The original hub's sections SealGate has no use for: skipped whole (blocks and all) up to
 #: their END, with one warning per kind.
@@ -54,7 +56,15 @@ UNUSED_ORIGINAL_SECTIONS = {
     "PARSER_PROVIDERS": "SealGate parses no documents",
     "FALLBACK": "fallback is set per provider with fallback_to",
 }
-BLOCK_KINDS = frozenset({"LLM_PROVIDER", "SEARCH_PROVIDER", "MODEL", "TOOL", "ROLE"})
+BLOCK_KINDS = frozenset({"LLM_PROVIDER", "SEARCH_PROVIDER", "MODEL", "TOOL", "ROLE", "MCP_SERVER"})
+#: How the guardian reaches an upstream MCP server (`[MCP_SERVER.name]`).
+MCP_TRANSPORTS = frozenset({"http", "sse", "stdio"})
+#: How an upstream's credential travels: `Authorization: Bearer KEY`, or KEY as the value
+#: of the header `auth_header` names.
+MCP_AUTH_KINDS = frozenset({"bearer", "header"})
+#: SealGate's OAuth scopes (`guardian.oauth.scopes.SCOPES`, which a test keeps in step): an
+#: upstream block's `scopes` name the ones a token needs to use its tools.
+OAUTH_SCOPES = frozenset({"mcp", "llm", "search", "db_query", "admin"})
 LOG_LEVELS = frozenset({"debug", "info", "warning", "error"})
 
 
@@ -227,6 +237,43 @@ class RoleConfig:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class McpServerConfig:
+    """`[MCP_SERVER.name]`: an upstream MCP server the guardian alone talks to. The URL,
+    command and credential are guardian policy: no RPC method takes any of them."""
+
+    name: str
+    transport: str  # http | sse | stdio
+    url: str = ""
+    #: stdio: the program and its arguments (no shell).
+    command: tuple[str, ...] = ()
+    #: The variable holding the credential (the guardian's secrets): sent as a header for
+    #: http/sse; put in the program's environment under the same name for stdio.
+    env_key: str = ""
+    auth: str = "bearer"
+    auth_header: str = "Authorization"
+    #: stdio: more variables (names) from the guardian's secrets the program gets; it gets
+    #: nothing else of the guardian's environment.
+    env: tuple[str, ...] = ()
+    allow_insecure: bool = False
+    headers: tuple[tuple[str, str], ...] = ()
+    #: Upstream tool names served (empty: all but `deny_tools`).
+    allow_tools: tuple[str, ...] = ()
+    deny_tools: tuple[str, ...] = ()
+    #: What its tools are called here: prefix + the upstream's name.
+    prefix: str = ""
+    roles: tuple[str, ...] = ("*",)
+    #: OAuth scopes a token needs (all of them) to use this server's tools.
+    scopes: tuple[str, ...] = ("mcp",)
+    timeout_sec: float = DEFAULT_TIMEOUT_SEC
+    connect_timeout_sec: float = 10.0
+    #: Development only: approve every tool definition as seen (refused unless open mode on
+    #: loopback; warned at every start).
+    auto_approve: bool = False
+    active: bool = True
+    line: int = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class PyfunConfig:
     source: str
     sha256: str
@@ -236,6 +283,7 @@ class PyfunConfig:
     models: Mapping[str, ModelConfig] = field(default_factory=dict)
     tools: Mapping[str, ToolConfig] = field(default_factory=dict)
     roles: Mapping[str, RoleConfig] = field(default_factory=dict)
+    mcp_servers: Mapping[str, McpServerConfig] = field(default_factory=dict)
     hub_limits: HubLimitsConfig = field(default_factory=HubLimitsConfig)
     db_sync: DbSyncConfig = field(default_factory=DbSyncConfig)
     db_query: DbQueryConfig = field(default_factory=DbQueryConfig)

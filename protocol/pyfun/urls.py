@@ -21,23 +21,23 @@ def is_loopback_host(host: str) -> bool:
         return False
 
 
-def check_url(reader: Reader, url: str, allow_insecure: bool) -> None:
+def check_url(reader: Reader, url: str, allow_insecure: bool, key: str = "base_url") -> None:
     try:
         parts = urlsplit(url)
         host = parts.hostname or ""
         parts.port  # noqa: B018 - raises ValueError for a bad port
     except ValueError:
-        raise reader.error("base_url", f"base_url {url!r} is not a valid URL") from None
+        raise reader.error(key, f"{key} {url!r} is not a valid URL") from None
     if parts.scheme not in ("https", "http") or not host:
-        raise reader.error("base_url", f"base_url {url!r} must be an http(s) URL with a host")
+        raise reader.error(key, f"{key} {url!r} must be an http(s) URL with a host")
     if parts.username or parts.password:
-        raise reader.error("base_url", "base_url must not carry credentials; use env_key")
+        raise reader.error(key, f"{key} must not carry credentials; use env_key")
     if parts.query or parts.fragment:
-        raise reader.error("base_url", "base_url must not carry a query or fragment")
+        raise reader.error(key, f"{key} must not carry a query or fragment")
     if parts.scheme == "http" and not (allow_insecure and is_loopback_host(host)):
         raise reader.error(
-            "base_url",
-            f"base_url {url!r} must use https (plain http only for a loopback host with"
+            key,
+            f"{key} {url!r} must use https (plain http only for a loopback host with"
             ' allow_insecure = "true")',
         )
 
