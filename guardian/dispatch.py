@@ -259,3 +259,19 @@ SANDBOX_PERMITS = {
     ),
 }
 PERMITS = {**PERMITS, Surface.SANDBOX: _typed(SANDBOX_PERMITS)}
+
+# upstream MCP servers behind the hub (docs/UPSTREAM_MCP.md) -------------------------------
+from guardian.upstream import handlers as upstream  # noqa: E402
+
+SANDBOX_PERMITS = {
+    **SANDBOX_PERMITS,
+    "mcp.list": Permit(spec=METHODS["mcp.list"], phases=_READY, task=upstream.mcp_list),
+    "mcp.call": Permit(spec=METHODS["mcp.call"], phases=_READY, task=upstream.mcp_call),
+}
+ADMIN_PERMITS = {
+    **ADMIN_PERMITS,
+    "mcp.servers": Permit(spec=METHODS["mcp.servers"], phases=_READY, task=upstream.mcp_servers),
+    "mcp.diff": Permit(spec=METHODS["mcp.diff"], phases=_READY, task=upstream.mcp_diff),
+    "mcp.approve": Permit(spec=METHODS["mcp.approve"], phases=_READY, task=upstream.mcp_approve),
+}
+PERMITS = {Surface.SANDBOX: _typed(SANDBOX_PERMITS), Surface.ADMIN: _typed(ADMIN_PERMITS)}

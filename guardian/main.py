@@ -56,6 +56,8 @@ from guardian.storage.base import StorageError
 from guardian.tasks import TaskSet
 from guardian.tlog.checkpoints import Checkpointer
 from guardian.tlog.signing_key import SigningKeyError, load_signing_key
+from guardian.upstream.pool import Upstreams
+from guardian.upstream.service import UpstreamService
 from protocol import __version__
 from protocol.logformat import log_format
 from protocol.methods import Surface
@@ -290,6 +292,10 @@ class Guardian:
         router = Router(live, outbound, ledger, limits, KeyRotation(key_used=store.mark_used))
         router.receipt_key = checkpoints.key
         single_uid = sandbox_uid == os.getuid()
+        pool = Upstreams(live)
+        stack.push_async_callback(pool.close)  # every session ends (stdio programs too)
+        await pool.sync()
+        tasks.start("mcp-upstreams", pool.follow)
         return Services(
             live=live,
             storage=storage,
@@ -307,6 +313,7 @@ class Guardian:
             checkpoints=checkpoints,
             sandboxes=sandboxes,
             call_tasks=call_tasks,
+            upstreams=UpstreamService(pool, storage, limits, ledger),
             protections=lambda: protections.report(
                 sandbox_uid=sandbox_uid,
                 # read when asked: one uid, the name is drawn when the socket is bound

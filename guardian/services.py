@@ -29,6 +29,7 @@ from guardian.secretstore import SecretStore
 from guardian.storage import Storage
 from guardian.tasks import TaskSet
 from guardian.tlog.checkpoints import Checkpointer
+from guardian.upstream.service import UpstreamService
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -56,6 +57,8 @@ class Services:
     #: LLM calls run as tasks (the MCP tasks extension), each its owner's; their state in
     #: the database, so any replica answers for them.
     call_tasks: CallTasks
+    #: Upstream MCP servers behind the hub: the guardian is their only client.
+    upstreams: UpstreamService
     started: float = field(default_factory=time.monotonic)
 
     @property

@@ -588,3 +588,57 @@ AUDIT_CONSISTENCY = MethodSpec(
 )
 
 METHODS.update({AUDIT_CONSISTENCY.name: AUDIT_CONSISTENCY})
+
+
+# upstream MCP servers behind the hub (docs/UPSTREAM_MCP.md) -------------------------------
+# The sandbox names a configured server and tool, never a URL: the guardian alone is the
+# upstream's client, with the credential of its configuration (invariant 3).
+from protocol.contract_upstream import (  # noqa: E402
+    McpApproveResult,
+    McpCallParams,
+    McpCallResult,
+    McpDiffResult,
+    McpListParams,
+    McpListResult,
+    McpServerParams,
+    McpServersResult,
+)
+
+MCP_LIST = MethodSpec(
+    name="mcp.list",
+    doc="The caller's upstream MCP tools under their prefixed names: those its role and token"
+    " may use whose definitions an operator approved (checked against the database).",
+    params=McpListParams,
+    returns=McpListResult,
+    surfaces=_SANDBOX_ONLY,
+)
+MCP_CALL = MethodSpec(
+    name="mcp.call",
+    doc="Call one approved tool of a configured upstream MCP server for the caller; the"
+    " result is redacted, the call limited, audited and counted like a provider call.",
+    params=McpCallParams,
+    returns=McpCallResult,
+    surfaces=_SANDBOX_ONLY,
+)
+MCP_SERVERS = _admin(
+    "mcp.servers",
+    "Every upstream MCP server: state, tools served and waiting, calls.",
+    NoParams,
+    McpServersResult,
+)
+MCP_DIFF = _admin(
+    "mcp.diff",
+    "What changed in a server's tool definitions since they were approved.",
+    McpServerParams,
+    McpDiffResult,
+)
+MCP_APPROVE = _admin(
+    "mcp.approve",
+    "Pin a server's tool definitions as they are now (approve them).",
+    McpServerParams,
+    McpApproveResult,
+)
+
+METHODS.update(
+    {spec.name: spec for spec in (MCP_LIST, MCP_CALL, MCP_SERVERS, MCP_DIFF, MCP_APPROVE)}
+)

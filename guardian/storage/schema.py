@@ -169,6 +169,14 @@ MIGRATIONS: list[list[str]] = [
         "CREATE INDEX IF NOT EXISTS call_tasks_replica ON {s}call_tasks (replica, status)",
         "CREATE INDEX IF NOT EXISTS call_tasks_expires ON {s}call_tasks (expires_at)",
     ],
+    [
+        # upstream MCP servers' approved tool definitions (guardian/upstream/pins.py): the
+        # SHA-256 of each tool's name, title, description and schemas, and the definition
+        # itself (JSON) for `mcp diff`. A tool is served only while its digest matches.
+        "CREATE TABLE IF NOT EXISTS {s}mcp_pins (server TEXT NOT NULL, tool TEXT NOT NULL,"
+        " digest TEXT NOT NULL, definition TEXT NOT NULL, approved_by TEXT NOT NULL,"
+        " approved_at {real} NOT NULL, PRIMARY KEY (server, tool))",
+    ],
 ]
 
 SQLITE_TYPES = {

@@ -84,6 +84,9 @@ def test_sandbox_surface_is_exactly_the_contract_so_far() -> None:
         "llm.count_tokens",
         # a caller's own receipts (issue 30 item 4; ARCHITECTURE.md section 3)
         "receipts.get",
+        # upstream MCP servers by configured name, never a URL (issue 32)
+        "mcp.list",
+        "mcp.call",
     }
     assert set(methods_for(Surface.SANDBOX)) <= contract
     assert "usage.mine" in methods_for(Surface.SANDBOX)
@@ -93,3 +96,6 @@ def test_sandbox_surface_is_exactly_the_contract_so_far() -> None:
     assert not {"oauth.own_grants", "oauth.own_grant_revoke"} & set(methods_for(Surface.ADMIN))
     assert "llm.count_tokens" in methods_for(Surface.SANDBOX)
     assert "llm.count_tokens" not in methods_for(Surface.ADMIN)
+    assert {"mcp.list", "mcp.call"} <= set(methods_for(Surface.SANDBOX))
+    assert not {"mcp.list", "mcp.call"} & set(methods_for(Surface.ADMIN))
+    assert not {"mcp.servers", "mcp.diff", "mcp.approve"} & set(methods_for(Surface.SANDBOX))
