@@ -43,6 +43,8 @@ def build_snapshot(
         for p in (*config.llm_providers.values(), *config.search_providers.values())
         for key in p.env_keys
     }
+    for server in config.mcp_servers.values():  # upstream MCP credentials, redacted alike
+        wanted.update(([server.env_key] if server.env_key else []) + list(server.env))
     credentials = environ.get("CREDENTIALS_DIRECTORY")
     secrets = load_secrets(
         wanted=wanted,

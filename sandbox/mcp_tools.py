@@ -57,6 +57,7 @@ from sandbox.mcp_describe import (
 from sandbox.mcp_prompts import build_prompt, completer, prompt_names
 from sandbox.mcp_resources import SealGateResources
 from sandbox.mcp_tasks import SealGateTasks
+from sandbox.mcp_upstream import UpstreamTools
 from sandbox.tool_args import names_problem, problem_of
 from sandbox.tracing_spans import TracingMCP
 
@@ -671,6 +672,10 @@ def build_mcp(
     SealGateResources(link, lambda: current_caller(tools.proxies), tools.state).register(mcp)
     mcp.add_extension(
         SealGateTasks(link, lambda: current_caller(tools.proxies), tools.llm_tool_names)
+    )
+    # upstream MCP servers' approved tools, listed per caller and relayed (docs/UPSTREAM_MCP.md)
+    mcp.add_provider(
+        UpstreamTools(link, lambda: current_caller(tools.proxies), lambda: set(tools.registered))
     )
     mcp.add_middleware(ArgumentWording(tools))
     mcp.add_middleware(TracingMCP())  # a server span per tool call (sandbox.tracing_spans)

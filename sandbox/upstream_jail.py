@@ -1,13 +1,13 @@
 """Start an upstream stdio MCP server with exactly the environment its block names.
 
 Run by the guardian as `python -I upstream_jail.py --keep A,B -- COMMAND ARGS...` (it lives
-beside the sandbox's own seccomp filter, which it reuses; the guardian imports neither): the program gets the
-variables named in `--keep` (the block's `env_key` and `env`, whose values the guardian put
-in this launcher's environment), a fixed `PATH` unless the block names one, and nothing else
-of the guardian's. Then `PR_SET_NO_NEW_PRIVS` and the sandbox's seccomp filter, where the
-kernel has them, before `exec`: the program can gain no privilege and open no raw, packet or
-netlink socket. This file imports nothing of SealGate's but the seccomp filter, so it runs
-with `-I` (no PYTHON* variables, no user site).
+beside the sandbox's own seccomp filter, which it reuses; the guardian imports neither): the
+program gets the variables named in `--keep` (the block's `env_key` and `env`, whose values the
+guardian put in this launcher's environment), a fixed `PATH` unless the block names one, and
+nothing else of the guardian's. Then `PR_SET_NO_NEW_PRIVS` and the sandbox's seccomp filter,
+where the kernel has them, before `exec`: the program can gain no privilege and open no raw,
+packet or netlink socket. This file imports nothing of SealGate's but the seccomp filter, so it
+runs with `-I` (no PYTHON* variables, no user site).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ def environment(keep: list[str], source: dict[str, str]) -> dict[str, str]:
 
 def _contain() -> None:
     """No new privileges, and the sandbox's socket filter (best effort: logged to stderr)."""
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     try:
         import ctypes
 

@@ -1,12 +1,12 @@
 """One upstream MCP server: a session kept open by the guardian, restarted with backoff.
 
-The guardian is the upstream's only client. For a URL it connects with the credential its
-block names (a bearer token or a header of the block's choosing) and the block's extra
-headers; for a `command` it starts the program through `sandbox/upstream_jail.py` (exactly the variables the
-block names, nothing of the guardian's) and speaks MCP on its stdin and stdout. A session
-that fails (the program exited, the server went away, a ping went unanswered) is closed and
-opened again after a backoff that doubles up to `BACKOFF_MAX_S`; calls meanwhile answer a
-typed `unavailable` at once, and the other servers are not affected.
+The guardian is the upstream's only client. For a URL it connects with the credential its block
+names (a bearer token or a header of the block's choosing) and the block's extra headers; for a
+`command` it starts the program through `sandbox/upstream_jail.py` (exactly the variables the
+block names, nothing of the guardian's) and speaks MCP on its stdin and stdout. A session that
+fails (the program exited, the server went away, a ping went unanswered) is closed and opened
+again after a backoff that doubles up to `BACKOFF_MAX_S`; calls meanwhile answer a typed
+`unavailable` at once, and the other servers are not affected.
 """
 
 from __future__ import annotations
