@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from guardian import mcp_stdio
+from guardian import ctl_mcp, mcp_stdio
 from guardian.ctl_status import status_lines
 from guardian.tlog import note
 from protocol.adminaddr import open_admin_channel
@@ -258,6 +258,8 @@ async def run(args: argparse.Namespace) -> int:
         await sessions(args, path)
     elif command == "oauth":
         await oauth(args, path)
+    elif command == "mcp":
+        await ctl_mcp.run(args, path, call, emit, table)
     return EXIT_OK
 
 
@@ -619,6 +621,7 @@ def parser() -> argparse.ArgumentParser:
     sub.add_parser("ping", help="check that the guardian answers")
     sub.add_parser("status", help="versions, uptime, sandbox link, database, config")
     sub.add_parser("providers", help="active or not and why; where each key came from")
+    ctl_mcp.add_parser(sub)
     audit = sub.add_parser("audit", help="the audit log").add_subparsers(
         dest="action", required=True
     )

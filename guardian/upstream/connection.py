@@ -49,7 +49,7 @@ BACKOFF_MAX_S = 30.0
 HEALTHY_RUN_S = 60.0
 PING_EVERY_S = 15.0
 #: A listing is fetched again after this long (and at once on `tools/list_changed`).
-LIST_TTL_S = 30.0
+LIST_TTL_S = 5.0
 MAX_LIST_PAGES = 20
 #: The launcher of stdio servers: run as a program, never imported by the guardian.
 JAIL = Path(__file__).resolve().parents[2] / "sandbox" / "upstream_jail.py"
