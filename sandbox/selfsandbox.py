@@ -40,6 +40,7 @@ SYS_LANDLOCK_ADD_RULE = 445
 SYS_LANDLOCK_RESTRICT_SELF = 446
 LANDLOCK_CREATE_RULESET_VERSION = 1
 LANDLOCK_RULE_PATH_BENEATH = 1
+LANDLOCK_RULE_NET_PORT = 2  # ABI 4
 
 FS_EXECUTE = 1 << 0
 FS_WRITE_FILE = 1 << 1
@@ -90,12 +91,19 @@ class _PathBeneathAttr(ctypes.Structure):
     _fields_ = [("allowed_access", ctypes.c_uint64), ("parent_fd", ctypes.c_int32)]
 
 
+class _NetPortAttr(ctypes.Structure):
+    _fields_ = [("allowed_access", ctypes.c_uint64), ("port", ctypes.c_uint64)]
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Policy:
     """Where the sandbox may read (and exec) and where it may also write."""
 
     readable: tuple[Path, ...] = ()
     writable: tuple[Path, ...] = ()
+    #: TCP ports it may connect to (Landlock ABI 4+ filters by port, not host); the sandbox
+    #: itself has none. An upstream stdio server gets its block's `connect_ports`.
+    connect_ports: tuple[int, ...] = ()
 
 
 def sandbox_policy(layout: RuntimeLayout, config_path: Path) -> Policy:
@@ -213,6 +221,9 @@ def _landlock(libc: ctypes.CDLL, policy: Policy, applied: Applied, max_abi: int 
             _allow(libc, ruleset, path, read_access, applied, quiet_if_missing=True)
         for path in policy.writable:
             _allow(libc, ruleset, path, handled, applied, quiet_if_missing=False)
+        if abi >= 4:
+            for port in policy.connect_ports:
+                _allow_port(libc, ruleset, port, applied)
         if libc.syscall(SYS_LANDLOCK_RESTRICT_SELF, ctypes.c_int(ruleset), ctypes.c_uint32(0)):
             applied.notes.append(f"landlock restrict refused: {os.strerror(ctypes.get_errno())}")
             return
@@ -261,3 +272,17 @@ def _allow(
             applied.notes.append(f"rule for {path} refused: {os.strerror(ctypes.get_errno())}")
     finally:
         os.close(fd)
+
+
+def _allow_port(libc: ctypes.CDLL, ruleset: int, port: int, applied: Applied) -> None:
+    rule = _NetPortAttr(allowed_access=NET_CONNECT_TCP, port=port)
+    if libc.syscall(
+        SYS_LANDLOCK_ADD_RULE,
+        ctypes.c_int(ruleset),
+        ctypes.c_int(LANDLOCK_RULE_NET_PORT),
+        ctypes.byref(rule),
+        ctypes.c_uint32(0),
+    ):
+        applied.notes.append(f"rule for TCP port {port} refused: {os.strerror(ctypes.get_errno())}")
+    else:
+        applied.rules.append(f"TCP connect to port {port}")

@@ -54,9 +54,10 @@ def http_upstream(description_file: Path) -> Iterator[int]:
             process.wait()
 
 
-def config_text(http_port: int, dead_port: int, extra: str = "") -> str:
+def config_text(http_port: int, dead_port: int, described: Path, extra: str = "") -> str:
     """The example configuration plus three upstreams: `web` (HTTP, bearer key), `local`
-    (stdio, the key and the description file in its environment) and `dead` (a port on
+    (stdio, the key and the description file in its environment, that file's directory
+    readable under its Landlock rules) and `dead` (a port on
     which a listener accepts and never answers)."""
     return (
         EXAMPLE_CONFIG.read_text()
@@ -73,6 +74,7 @@ timeout_sec = "3"
 command = "{PYTHON} {FAKE} stdio"
 env_key = "{KEY_VARIABLE}"
 env = "{DESCRIPTION_VARIABLE}"
+read_paths = "{described.parent}"
 prefix = "local_"
 timeout_sec = "3"
 [MCP_SERVER.local_END]
@@ -129,6 +131,6 @@ def description_file() -> Iterator[Path]:
 def start_stack(stack_factory: object, http_port: int, dead_port: int, described: Path) -> Stack:
     factory = stack_factory  # a `stack_factory` fixture's function
     return factory(  # type: ignore[operator,no-any-return]
-        config_text=config_text(http_port, dead_port),
+        config_text=config_text(http_port, dead_port, described),
         before_start=lambda stack: write_env_file(stack.dir, described),
     )

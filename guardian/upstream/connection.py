@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import sys
@@ -153,9 +154,15 @@ class Connection:
             keep = [config.env_key] if config.env_key else []
             keep += list(config.env)
             env = {name: value for name in keep if (value := self._secrets.get(name)) is not None}
+            policy = {
+                "keep": keep,
+                "read": list(config.read_paths),
+                "write": list(config.write_paths),
+                "ports": list(config.connect_ports),
+            }
             params = StdioServerParameters(
                 command=sys.executable,
-                args=["-I", str(JAIL), "--keep", ",".join(keep), "--", *config.command],
+                args=["-I", str(JAIL), json.dumps(policy), "--", *config.command],
                 env=env,
             )
             return stdio_client(params, errlog=await self._stderr(stack))

@@ -51,7 +51,7 @@ def read_mcp_server(reader: Reader) -> McpServerConfig | None:
         check_url(reader, url, allow_insecure, key="url")
         default = "sse" if url.rstrip("/").endswith("/sse") else "http"
         transport = reader.choice("transport", MCP_TRANSPORTS - {"stdio"}, default)
-        for key in ("env", "args"):
+        for key in ("env", "args", "read_paths", "write_paths", "connect_ports"):
             if reader.has(key):
                 raise reader.error(key, f"{key} applies to a stdio server (command) only")
     else:
@@ -98,6 +98,9 @@ def read_mcp_server(reader: Reader) -> McpServerConfig | None:
         auth=auth,
         auth_header=auth_header,
         env=env,
+        read_paths=_paths(reader, "read_paths"),
+        write_paths=_paths(reader, "write_paths"),
+        connect_ports=_ports(reader),
         allow_insecure=allow_insecure,
         headers=headers,
         allow_tools=allow_tools,
@@ -139,6 +142,23 @@ def _auth_header(reader: Reader, auth: str) -> str:
     if not _HEADER_NAME.match(header) or header.lower() in _RESERVED_HEADERS:
         raise reader.error("auth_header", f"auth_header {header!r} is not a usable header name")
     return header
+
+
+def _paths(reader: Reader, key: str) -> tuple[str, ...]:
+    paths = reader.names(key)
+    for path in paths:
+        if not path.startswith("/") or "\x00" in path:
+            raise reader.error(key, f"{key}: {path!r} is not an absolute path")
+    return paths
+
+
+def _ports(reader: Reader) -> tuple[int, ...]:
+    ports: list[int] = []
+    for text in reader.names("connect_ports"):
+        if not text.isdigit() or not 1 <= int(text) <= 65535:
+            raise reader.error("connect_ports", f"connect_ports: {text!r} is not a TCP port")
+        ports.append(int(text))
+    return tuple(ports)
 
 
 def _tool_names(reader: Reader, key: str) -> tuple[str, ...]:

@@ -254,6 +254,11 @@ class McpServerConfig:
     #: stdio: more variables (names) from the guardian's secrets the program gets; it gets
     #: nothing else of the guardian's environment.
     env: tuple[str, ...] = ()
+    #: stdio: what the program may read (besides system libraries and the Python install),
+    #: write (besides /dev/null) and connect to (TCP ports), under Landlock.
+    read_paths: tuple[str, ...] = ()
+    write_paths: tuple[str, ...] = ()
+    connect_ports: tuple[int, ...] = ()
     allow_insecure: bool = False
     headers: tuple[tuple[str, str], ...] = ()
     #: Upstream tool names served (empty: all but `deny_tools`).

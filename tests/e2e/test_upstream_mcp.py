@@ -59,10 +59,18 @@ async def test_upstream_tools_are_pinned_listed_called_and_hidden_when_they_chan
         # nothing is served before an operator approves it
         names = await _names(stack)
         assert not {n for n in names if n.startswith(("web_", "local_", "dead_"))}, names
+
+        async def connected() -> bool:
+            listing = json.loads(ctl(stack, "mcp", "list", "--json").stdout)["servers"]
+            return {r["name"] for r in listing if r["state"] == "ready"} == {"web", "local"}
+
+        await _until(connected)
         listing = json.loads(ctl(stack, "mcp", "list", "--json").stdout)["servers"]
         states = {row["name"]: row for row in listing}
         assert {"web", "local", "dead"} == set(states)
-        assert "echo" in states["web"]["waiting"] and "echo" in states["local"]["waiting"]
+        assert "echo" in states["web"]["waiting"] and "echo" in states["local"]["waiting"], (
+            json.dumps(states["local"])
+        )
         assert states["dead"]["state"] != "ready"
 
         for server in ("web", "local"):
