@@ -22,6 +22,7 @@ IMPORTED = {
     "DbSyncConfig",
     "DebugConfig",
     "HubLimitsConfig",
+    "McpServerConfig",
     "ModelConfig",
     "ProviderConfig",
     "PyfunConfig",
