@@ -74,7 +74,7 @@ async def test_upstream_tools_are_pinned_listed_called_and_hidden_when_they_chan
         assert states["dead"]["state"] != "ready"
 
         for server in ("web", "local"):
-            assert "approved 5 tool(s)" in ctl(stack, "mcp", "approve", server).stdout
+            assert "approved 6 tool(s)" in ctl(stack, "mcp", "approve", server).stdout
         for kind in ("http", "sse"):
             names = await _names(stack, kind)
             assert {"web_echo", "web_add", "local_echo", "local_whoami"} <= names, names

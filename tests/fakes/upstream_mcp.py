@@ -4,9 +4,9 @@
     python tests/fakes/upstream_mcp.py http PORT
 
 Tools: `echo`, `add`, `slow` (sleeps), `whoami` (whether the expected credential arrived,
-and the names of the variables in its environment, never their values) and `leak` (answers
-its own credential, which SealGate must redact). `echo`'s description is read from the file
-`UPSTREAM_DESCRIPTION_FILE` names, at every listing: a test changes it to play a server whose
+and the names of the variables in its environment, never their values), `leak` (answers
+its own credential, which SealGate must redact) and `read_file` (a path, or why not).
+`echo`'s description is read from the file `UPSTREAM_DESCRIPTION_FILE` names, at every listing: a test changes it to play a server whose
 tool definitions change under its operator (a "rug pull").
 """
 
@@ -68,6 +68,15 @@ def whoami() -> dict[str, Any]:
 def leak() -> str:
     """Answer this server's own credential (SealGate must redact it)."""
     return f"my key is {_expected_key()}"
+
+
+@mcp.tool
+def read_file(path: str) -> str:
+    """Read a file, or say why not (a contained server cannot read the guardian's)."""
+    try:
+        return Path(path).read_text()
+    except OSError as exc:
+        return f"cannot read: {exc.strerror}"
 
 
 class ChangingDescription(Middleware):

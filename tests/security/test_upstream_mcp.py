@@ -1,0 +1,158 @@
+"""Upstream MCP servers (docs/UPSTREAM_MCP.md), attacked from a compromised sandbox.
+
+The stack runs with one uid, so this test process is the sandbox's uid and holds
+guardian.sock as the sandbox does. The upstream's credential (a canary) must never reach the
+sandbox: not in its environment or command line, not in any process's command line, not in
+an RPC reply or an error; no method takes a URL; a tool whose definition is not approved, or
+a server the caller's role may not use, is refused by the guardian itself; and a stdio
+upstream, under the same uid as the guardian, cannot read the guardian's env file."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from protocol.errors import Forbidden, InvalidParams, NotFound, RPCError
+from tests.e2e.test_reload import ctl
+from tests.helpers import Stack
+from tests.security.common import caller, issue_token, sandbox_client
+from tests.upstream_mcp import (
+    CANARY,
+    config_text,
+    description_file,
+    http_upstream,
+    silent_listener,
+    write_env_file,
+)
+
+ADMIN_ONLY = """[MCP_SERVER.vault]
+url = "http://127.0.0.1:{port}/mcp"
+allow_insecure = "true"
+env_key = "FAKE_UPSTREAM_KEY"
+prefix = "vault_"
+roles = "admin"
+[MCP_SERVER.vault_END]
+"""
+
+
+def _cmdlines() -> dict[int, bytes]:
+    found: dict[int, bytes] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                found[int(entry.name)] = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+    return found
+
+
+async def test_a_compromised_sandbox_never_sees_the_upstream_credential(
+    stack_factory: Callable[..., Stack],
+) -> None:
+    with (
+        description_file() as described,
+        http_upstream(described) as port,
+        silent_listener() as dead,
+    ):
+        text = config_text(port, dead, described, extra=ADMIN_ONLY.format(port=port))
+        stack = stack_factory(
+            single_uid=True,
+            config_text=text,
+            before_start=lambda s: write_env_file(s.dir, described),
+        )
+        user = issue_token(stack, "mallory", "user")
+        admin = issue_token(stack, "ada", "admin")
+        rpc = await sandbox_client(stack)
+        try:
+            replies = await _attack(stack, rpc, user, admin, port)
+        finally:
+            await rpc.close()
+        # nothing the sandbox was sent, and no process's command line, holds the canary
+        assert CANARY not in replies
+        for pid, line in _cmdlines().items():
+            assert CANARY.encode() not in line, pid
+        sandbox = stack.pid_of("sandbox")
+        assert CANARY.encode() not in Path(f"/proc/{sandbox}/environ").read_bytes()
+        assert CANARY not in stack.logs()
+
+
+async def _attack(stack: Stack, rpc: Any, user: str, admin: str, port: int) -> str:
+    """Every reply and error the sandbox gets, as one text."""
+    seen: list[str] = []
+
+    async def ask(method: str, params: dict[str, Any]) -> Any:
+        try:
+            answer = await rpc.call(method, params)
+        except RPCError as exc:
+            seen.append(json.dumps(exc.to_wire()))
+            raise
+        seen.append(json.dumps(answer))
+        return answer
+
+    # not approved yet: listed nowhere, and refused by the guardian when called anyway
+    await _until_connected(stack)
+    listed = await ask("mcp.list", {"caller": caller(user)})
+    assert listed["tools"] == []
+    with pytest.raises(Forbidden):
+        await ask("mcp.call", {"caller": caller(user), "server": "web", "tool": "leak"})
+    for server in ("web", "local", "vault"):
+        assert ctl(stack, "mcp", "approve", server).returncode == 0
+
+    listed = await ask("mcp.list", {"caller": caller(user)})
+    names = {tool["name"] for tool in listed["tools"]}
+    assert {"web_leak", "local_leak"} <= names and not any(n.startswith("vault_") for n in names)
+    # the listing names servers and tools, never where they are or how they start
+    text = json.dumps(listed)
+    assert f"127.0.0.1:{port}" not in text and "upstream_mcp.py" not in text
+
+    # the role decides, in the guardian: a user may not use the admins' server
+    with pytest.raises(Forbidden):
+        await ask("mcp.call", {"caller": caller(user), "server": "vault", "tool": "echo"})
+    vault = {
+        "caller": caller(admin),
+        "server": "vault",
+        "tool": "add",
+        "arguments": {"a": 1, "b": 2},
+    }
+    assert (await ask("mcp.call", vault))["content"][0]["text"] == "3"
+
+    # answers that carry the credential are redacted, on both transports
+    for server in ("web", "local"):
+        answer = await ask("mcp.call", {"caller": caller(user), "server": server, "tool": "leak"})
+        assert "my key is" in answer["content"][0]["text"]
+
+    # no method takes a URL, a command or a header; names are names
+    for extra in ({"url": "http://127.0.0.1:1/"}, {"command": "sh"}, {"headers": {"a": "b"}}):
+        with pytest.raises(InvalidParams):
+            await ask(
+                "mcp.call", {"caller": caller(user), "server": "web", "tool": "echo", **extra}
+            )
+    for server in ("http://127.0.0.1:1/mcp", "../web", "nope"):
+        with pytest.raises((InvalidParams, NotFound)):
+            await ask("mcp.call", {"caller": caller(user), "server": server, "tool": "echo"})
+
+    # a stdio upstream runs under the guardian's uid here, but Landlock keeps its files shut
+    env_file = str(stack.dir / ".env")
+    read = {"caller": caller(user), "server": "local", "tool": "read_file"}
+    answer = await ask("mcp.call", {**read, "arguments": {"path": env_file}})
+    assert "cannot read" in answer["content"][0]["text"], answer
+    assert os.access(env_file, os.R_OK)  # the probe is sound: this process may read it
+    return "\n".join(seen)
+
+
+async def _until_connected(stack: Stack) -> None:
+    import asyncio
+    import time
+
+    deadline = time.monotonic() + 20
+    while True:
+        rows = json.loads(ctl(stack, "mcp", "list", "--json").stdout)["servers"]
+        if {r["name"] for r in rows if r["state"] == "ready"} >= {"web", "local", "vault"}:
+            return
+        assert time.monotonic() < deadline, rows
+        await asyncio.sleep(0.3)
