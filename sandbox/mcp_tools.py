@@ -675,7 +675,12 @@ def build_mcp(
     )
     # upstream MCP servers' approved tools, listed per caller and relayed (docs/UPSTREAM_MCP.md)
     mcp.add_provider(
-        UpstreamTools(link, lambda: current_caller(tools.proxies), lambda: set(tools.registered))
+        UpstreamTools(
+            link,
+            lambda: current_caller(tools.proxies),
+            lambda: set(tools.registered),
+            lambda: bool(tools.config.mcp_servers),
+        )
     )
     mcp.add_middleware(ArgumentWording(tools))
     mcp.add_middleware(TracingMCP())  # a server span per tool call (sandbox.tracing_spans)

@@ -63,14 +63,17 @@ class UpstreamTools(Provider):
         link: GuardianLink,
         caller: Callable[[], Caller],
         reserved: Callable[[], set[str]],
+        configured: Callable[[], bool],
     ) -> None:
         super().__init__()
         self.link = link
         self.caller = caller
         self.reserved = reserved
+        #: Whether `.pyfun` has any `[MCP_SERVER]` block: without one, no RPC is made.
+        self.configured = configured
 
     async def _listed(self) -> list[UpstreamTool]:
-        if not self.link.connected:
+        if not self.configured() or not self.link.connected:
             return []
         try:
             answer = await mcp_list(self.link, self.caller())

@@ -13,6 +13,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from protocol.methods import METHODS
+from protocol.schema import validate
 from tests.e2e.mcp_client import mcp_session
 from tests.e2e.test_reload import ctl
 from tests.helpers import Stack
@@ -103,9 +105,15 @@ async def test_upstream_tools_are_pinned_listed_called_and_hidden_when_they_chan
         assert refused.is_error
         diff = ctl(stack, "mcp", "diff", "web").stdout
         assert "echo: changed" in diff and "id_rsa" in diff
+        validate(
+            METHODS["mcp.diff"].result,
+            json.loads(ctl(stack, "mcp", "diff", "web", "--json").stdout),
+        )
         audit = ctl(stack, "audit", "tail", "--json").stdout
         assert "mcp.pin" in audit and "web/echo" in audit
-        ctl(stack, "mcp", "approve", "web")
+        approved = json.loads(ctl(stack, "mcp", "approve", "web", "--json").stdout)
+        validate(METHODS["mcp.approve"].result, approved)
+        assert "echo" in approved["approved"]
         names = await _names(stack)
         assert "web_echo" in names and "local_echo" not in names
         assert _text(await _call(stack, "web_echo", {"text": "hi"})) == "hi"

@@ -111,6 +111,7 @@ CALLS: list[tuple[str, dict[str, Any]]] = [
     ("sessions.list", {}),
     ("audit.tail", {"since": 0}),
     ("usage.report", {"since": 0, "by": "user"}),
+    ("mcp.servers", {}),
     ("secrets.set", {"name": "EXTRA_KEY", "value": "v-123456789"}),
     ("secrets.list", {}),
     ("secrets.history", {"name": "EXTRA_KEY"}),
@@ -128,6 +129,9 @@ CALLS: list[tuple[str, dict[str, Any]]] = [
 LAST: list[tuple[str, dict[str, Any]]] = [("users.delete", {"name": "ada"})]
 #: Methods checked elsewhere in this module or needing a live session/connection phase.
 SPECIAL = {"hello", "llm.stream", "auth.verify", "auth.logout", "tokens.revoke", "secrets.rekey"}
+#: Need a real upstream MCP server: checked against their schemas in
+#: tests/e2e/test_upstream_mcp.py.
+SPECIAL |= {"mcp.diff", "mcp.approve"}
 #: The sandbox socket's own methods, checked against their schemas in test_oauth_rpc.py,
 #: test_usage_mine.py and tests/security/test_count_tokens.py.
 SANDBOX_ONLY = {name for name, spec in METHODS.items() if Surface.ADMIN not in spec.surfaces}
@@ -188,5 +192,6 @@ async def test_every_answer_matches_its_declared_result_schema(
         "secret-store-poll",
         "audit-checkpoints",
         "call-tasks",
+        "mcp-upstreams",
     }
     assert background["usage_ledger"]["capacity"] > 0
