@@ -9,17 +9,29 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from protocol.methods import METHODS
 from protocol.schema import validate
 from tests.e2e.mcp_client import mcp_session
 from tests.e2e.test_reload import ctl
-from tests.helpers import Stack
+from tests.helpers import (
+    EXAMPLE_CONFIG,
+    PYTHON,
+    GuardianProcess,
+    Stack,
+    children_of,
+    cmdline,
+    run_ctl,
+)
 from tests.upstream_mcp import (
     CANARY,
+    FAKE,
     description_file,
     http_upstream,
     silent_listener,
@@ -133,3 +145,54 @@ async def test_upstream_tools_are_pinned_listed_called_and_hidden_when_they_chan
         assert dead_row["state"] in ("down", "starting") and dead_row["served"] == 0
         web_row = next(row for row in listing if row["name"] == "web")
         assert web_row["tools"]["add"]["calls"] >= 2
+
+
+def _stdio_children(guardian_pid: int) -> list[int]:
+    return [p for p in children_of(guardian_pid) if "upstream_mcp.py" in cmdline(p)]
+
+
+async def test_a_stdio_upstream_is_restarted_after_it_dies_and_dies_with_the_guardian() -> None:
+    with description_file() as described:
+        text = EXAMPLE_CONFIG.read_text() + (
+            f'[MCP_SERVER.local]\ncommand = "{PYTHON} {FAKE} stdio"\n'
+            f'read_paths = "{described.parent}"\n[MCP_SERVER.local_END]\n'
+        )
+        guardian = GuardianProcess(config_text=text).start()
+        assert guardian.process is not None
+        guardian_pid = guardian.process.pid
+        try:
+
+            def state() -> dict[str, Any]:
+                done = run_ctl(guardian.admin_path, "mcp", "list", "--json")
+                return json.loads(done.stdout)["servers"][0]
+
+            async def ready() -> bool:
+                return state()["state"] == "ready" and bool(_stdio_children(guardian_pid))
+
+            await _until(ready)
+            (first,) = _stdio_children(guardian_pid)
+            os.kill(first, signal.SIGKILL)
+
+            async def back() -> bool:
+                now = state()
+                children = _stdio_children(guardian_pid)
+                return now["state"] == "ready" and now["restarts"] >= 1 and children != [first]
+
+            await _until(back)
+            (second,) = _stdio_children(guardian_pid)
+            assert "contained:" in guardian.logs() and "landlock" in guardian.logs()
+            os.kill(guardian_pid, signal.SIGKILL)  # no clean stop: stdin closes, PDEATHSIG too
+        finally:
+            guardian.stop()
+        deadline = time.monotonic() + 10
+        while Path(f"/proc/{second}").exists() and _zombie_or_alive(second):
+            assert time.monotonic() < deadline, "the stdio upstream outlived its guardian"
+            await asyncio.sleep(0.1)
+
+
+def _zombie_or_alive(pid: int) -> bool:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    return "State:\tZ" not in status
