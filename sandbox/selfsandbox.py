@@ -230,7 +230,7 @@ def _landlock(libc: ctypes.CDLL, policy: Policy, applied: Applied, max_abi: int 
     finally:
         os.close(ruleset)
     applied.landlock_abi = abi
-    writable = ", ".join(str(p) for p in policy.writable if p.is_dir())
+    writable = ", ".join(str(p) for p in policy.writable if p.is_dir()) or "/dev/null only"
     applied.rules.extend(
         f"{rule} to {writable}" if rule == WRITES_CONFINED else rule for rule in landlock_rules(abi)
     )

@@ -10,6 +10,7 @@ until `sealgate-ctl mcp approve` pins it again.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -46,7 +47,7 @@ from protocol.pyfun import McpServerConfig
 logger = logging.getLogger("sealgate.guardian.upstream")
 
 #: How long a listing waits for a server that is still connecting.
-LIST_WAIT_S = 5.0
+LIST_WAIT_S = 2.0
 #: Room left in an RPC frame for everything around a call's result.
 FRAME_MARGIN = 64 * 1024
 
@@ -136,22 +137,24 @@ class UpstreamService:
 
     # the sandbox's sealed calls ----------------------------------------------------------------
     async def list_for(self, principal: Principal, open_loopback: bool) -> McpListResult:
-        tools: list[UpstreamTool] = []
-        unavailable: list[str] = []
+        """Every server the caller may use, asked at once: a slow or dead one costs the
+        listing its own wait at most, and is named in `unavailable`."""
         config_now = self.pool.live.snapshot.config
-        for name, config in sorted(config_now.mcp_servers.items()):
-            if not may_use(principal, config):
-                continue
-            try:
-                current = await self.current(config, min(LIST_WAIT_S, config.connect_timeout_sec))
-            except RPCError:
-                unavailable.append(name)
-                continue
-            for tool, definition in sorted(
-                (await self.approved(config, current, open_loopback)).items()
-            ):
-                tools.append(_listed(config, tool, definition))
+        usable = [c for _, c in sorted(config_now.mcp_servers.items()) if may_use(principal, c)]
+        found = await asyncio.gather(*(self._served(c, open_loopback) for c in usable))
+        tools = [tool for served in found if served is not None for tool in served]
+        unavailable = [c.name for c, served in zip(usable, found, strict=True) if served is None]
         return McpListResult(tools=tools, unavailable=unavailable)
+
+    async def _served(
+        self, config: McpServerConfig, open_loopback: bool
+    ) -> list[UpstreamTool] | None:
+        try:
+            current = await self.current(config, min(LIST_WAIT_S, config.connect_timeout_sec))
+        except RPCError:
+            return None
+        approved = await self.approved(config, current, open_loopback)
+        return [_listed(config, tool, definition) for tool, definition in sorted(approved.items())]
 
     async def call(
         self, principal: Principal, params: McpCallParams, open_loopback: bool
