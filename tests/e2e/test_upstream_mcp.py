@@ -143,6 +143,10 @@ async def test_upstream_tools_are_pinned_listed_called_and_hidden_when_they_chan
         listing = json.loads(ctl(stack, "mcp", "list", "--json").stdout)["servers"]
         dead_row = next(row for row in listing if row["name"] == "dead")
         assert dead_row["state"] in ("down", "starting") and dead_row["served"] == 0
+        started = time.monotonic()
+        refused = ctl(stack, "mcp", "diff", "dead")
+        assert refused.returncode != 0 and "'dead'" in refused.stderr, refused
+        assert time.monotonic() - started < 5 and "Traceback" not in refused.stderr
         web_row = next(row for row in listing if row["name"] == "web")
         assert web_row["tools"]["add"]["calls"] >= 2
 
