@@ -41,7 +41,7 @@ from protocol.contract_upstream import (
     McpServersResult,
     UpstreamTool,
 )
-from protocol.errors import Forbidden, NotFound, ProviderError, RPCError
+from protocol.errors import Forbidden, NotFound, ProviderError, RPCError, Unavailable
 from protocol.pyfun import McpServerConfig
 
 logger = logging.getLogger("sealgate.guardian.upstream")
@@ -257,6 +257,14 @@ class UpstreamService:
             raise NotFound(f"no upstream MCP server {name!r} is configured")
         return config
 
+    async def _current_for_operator(self, config: McpServerConfig) -> dict[str, Definition]:
+        """The listing, with an unreachable upstream said as the upstream's failure (the
+        CLI keeps `unavailable` for a guardian it cannot reach)."""
+        try:
+            return await self.current(config, config.connect_timeout_sec)
+        except Unavailable as exc:
+            raise ProviderError(exc.message) from None
+
     async def servers(self) -> McpServersResult:
         rows: list[dict[str, Any]] = []
         for name, config in sorted(self.pool.live.snapshot.config.mcp_servers.items()):
@@ -287,14 +295,14 @@ class UpstreamService:
 
     async def diff(self, name: str) -> McpDiffResult:
         config = self._configured(name)
-        current = await self.current(config, config.connect_timeout_sec)
+        current = await self._current_for_operator(config)
         pins = await self.storage.mcp_pins(name)
         pinned = {t: (str(p["digest"]), json.loads(str(p["definition"]))) for t, p in pins.items()}
         return McpDiffResult(server=name, changes=changes(pinned, current))
 
     async def approve(self, name: str) -> McpApproveResult:
         config = self._configured(name)
-        current = await self.current(config, config.connect_timeout_sec)
+        current = await self._current_for_operator(config)
         before = await self.storage.mcp_pins(name)
         await self._pin(name, current, "operator")
         removed = sorted(set(before) - set(current))

@@ -145,7 +145,7 @@ async def test_upstream_tools_are_pinned_listed_called_and_hidden_when_they_chan
         assert dead_row["state"] in ("down", "starting") and dead_row["served"] == 0
         started = time.monotonic()
         refused = ctl(stack, "mcp", "diff", "dead")
-        assert refused.returncode != 0 and "'dead'" in refused.stderr, refused
+        assert refused.returncode == 1 and "'dead'" in refused.stderr, refused
         assert time.monotonic() - started < 5 and "Traceback" not in refused.stderr
         web_row = next(row for row in listing if row["name"] == "web")
         assert web_row["tools"]["add"]["calls"] >= 2
