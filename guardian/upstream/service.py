@@ -178,7 +178,7 @@ class UpstreamService:
         current = await self.current(config, config.connect_timeout_sec)
         if tool not in current:
             raise NotFound(f"upstream MCP server {config.name!r} lists no tool {tool!r}")
-        if tool not in await self.approved(config, {tool: current[tool]}, open_loopback):
+        if tool not in await self.approved(config, current, open_loopback):
             raise Forbidden(
                 f"tool {name!r} is hidden: its definition is not approved (sealgate-ctl mcp diff"
                 f" {config.name})"
