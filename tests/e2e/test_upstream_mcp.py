@@ -150,6 +150,10 @@ async def test_upstream_tools_are_pinned_listed_called_and_hidden_when_they_chan
         assert time.monotonic() - started < 5 and "Traceback" not in refused.stderr
         web_row = next(row for row in listing if row["name"] == "web")
         assert web_row["tools"]["add"]["calls"] >= 2
+        # each call is a ledger row like a provider call's: the prefixed tool, no cost
+        report = json.loads(ctl(stack, "usage", "report", "--by", "tool", "--json").stdout)
+        rows = {row["key"]: row for row in report["rows"]}
+        assert rows["web_add"]["calls"] >= 2 and rows["web_slow"]["errors"] >= 1, rows
 
 
 def _stdio_children(guardian_pid: int) -> list[int]:
