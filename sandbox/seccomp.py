@@ -86,8 +86,11 @@ def _errno(code: int) -> int:
     return SECCOMP_RET_ERRNO | (code & 0xFFFF)
 
 
-def program(arch: _Arch) -> list[tuple[int, int, int, int]]:
-    """The filter as (code, jt, jf, k) instructions; jumps are relative to the next one."""
+def program(arch: _Arch, unix: bool = True) -> list[tuple[int, int, int, int]]:
+    """The filter as (code, jt, jf, k) instructions; jumps are relative to the next one.
+    `unix=False` also refuses `socket(AF_UNIX, ...)` (EAFNOSUPPORT): an upstream stdio MCP
+    server needs no Unix socket, and Landlock does not stop a connect to a socket file (the
+    guardian's admin socket); `socketpair` stays allowed."""
     allow = (BPF_RET_K, 0, 0, SECCOMP_RET_ALLOW)
     eperm = (BPF_RET_K, 0, 0, _errno(errno.EPERM))
     no_family = (BPF_RET_K, 0, 0, _errno(errno.EAFNOSUPPORT))
@@ -103,7 +106,7 @@ def program(arch: _Arch) -> list[tuple[int, int, int, int]]:
     check_socket = [
         (BPF_LD_W_ABS, 0, 0, _arg(0)),
         (BPF_JEQ_K, 0, 1, socket.AF_UNIX),
-        allow,
+        allow if unix else no_family,
         (BPF_JEQ_K, 1, 0, socket.AF_INET),
         (BPF_JEQ_K, 0, 8, socket.AF_INET6),
         (BPF_LD_W_ABS, 0, 0, _arg(1)),
@@ -124,7 +127,7 @@ def program(arch: _Arch) -> list[tuple[int, int, int, int]]:
     return head + check_nr + check_socket
 
 
-def install() -> str:
+def install(unix: bool = True) -> str:
     """Install the filter on every thread of this process; return "" or why it was not.
 
     Needs `PR_SET_NO_NEW_PRIVS` first (the kernel refuses a filter from an unprivileged
@@ -133,7 +136,7 @@ def install() -> str:
     arch = _ARCHES.get(platform.machine())
     if arch is None:
         return f"no seccomp filter for architecture {platform.machine()}"
-    instructions = program(arch)
+    instructions = program(arch, unix)
     filters = (_Filter * len(instructions))(*(_Filter(*i) for i in instructions))
     prog = _Fprog(len(instructions), filters)
     libc = ctypes.CDLL(None, use_errno=True)

@@ -104,6 +104,9 @@ class Policy:
     #: TCP ports it may connect to (Landlock ABI 4+ filters by port, not host); the sandbox
     #: itself has none. An upstream stdio server gets its block's `connect_ports`.
     connect_ports: tuple[int, ...] = ()
+    #: Whether `socket(AF_UNIX, ...)` is allowed (the sandbox's guardian link needs it; an
+    #: upstream stdio server gets none: see `seccomp.program`).
+    unix_sockets: bool = True
 
 
 def sandbox_policy(layout: RuntimeLayout, config_path: Path) -> Policy:
@@ -181,7 +184,7 @@ def apply(policy: Policy, *, max_abi: int | None = None) -> Applied:
             f"{threads - 1} other thread(s) existed before Landlock and are NOT restricted"
         )
     _landlock(libc, policy, applied, max_abi)
-    refused = seccomp.install()
+    refused = seccomp.install(unix=policy.unix_sockets)
     if refused:
         applied.notes.append(refused)
     else:

@@ -9,7 +9,8 @@ the guardian's. Then, as the sandbox does to itself: `PR_SET_NO_NEW_PRIVS`; Land
 confined to system libraries, the Python installation, its command's files and `read_paths`,
 writes to `write_paths` and /dev/null, TCP connect to `connect_ports` only (by port, not host:
 Landlock has no host rules), abstract sockets and signals scoped (ABI 6); the seccomp filter
-(no UDP, so no DNS: a contained program reaches hosts by address or /etc/hosts only); and
+(no UDP, so no DNS: a contained program reaches hosts by address or /etc/hosts only; and no
+Unix socket, since Landlock does not stop a connect to a socket file such as the guardian's); and
 `PR_SET_PDEATHSIG`, so it dies with the guardian. The guardian's data directory, its env file
 and its database are not readable, whatever the uid. What was applied is printed to stderr,
 which the guardian logs. This file imports only the sandbox's own modules, so it runs with
@@ -60,6 +61,7 @@ def contain(policy: dict[str, Any], command: list[str]) -> str:
             readable=tuple(readable(policy, command)),
             writable=(Path("/dev/null"), *(Path(p) for p in policy.get("write", []))),
             connect_ports=tuple(int(p) for p in policy.get("ports", [])),
+            unix_sockets=False,
         )
     )
     return applied.describe()

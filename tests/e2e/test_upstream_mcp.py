@@ -89,7 +89,7 @@ async def test_upstream_tools_are_pinned_listed_called_and_hidden_when_they_chan
         assert states["dead"]["state"] != "ready"
 
         for server in ("web", "local"):
-            assert "approved 6 tool(s)" in ctl(stack, "mcp", "approve", server).stdout
+            assert "approved 7 tool(s)" in ctl(stack, "mcp", "approve", server).stdout
         for kind in ("http", "sse"):
             names = await _names(stack, kind)
             assert {"web_echo", "web_add", "local_echo", "local_whoami"} <= names, names
@@ -226,7 +226,7 @@ async def test_auto_approve_is_honoured_only_in_open_mode_on_loopback() -> None:
                 return {tool["name"] for tool in answer["tools"]}
 
             async def all_six() -> bool:
-                return len(await listed(anonymous)) == 6
+                return len(await listed(anonymous)) == 7
 
             await _until(all_six)  # open mode on loopback: approved as seen, no operator
             assert "auto_approve is on" in guardian.logs()
@@ -245,7 +245,7 @@ async def test_auto_approve_is_honoured_only_in_open_mode_on_loopback() -> None:
                 return "dev_echo" not in await listed(user)
 
             await _until(hidden)  # a user exists: a change waits for an operator again
-            assert len(await listed(user)) == 5
+            assert len(await listed(user)) == 6
         finally:
             await rpc.close()
             guardian.stop()

@@ -5,7 +5,8 @@
 
 Tools: `echo`, `add`, `slow` (sleeps), `whoami` (whether the expected credential arrived,
 and the names of the variables in its environment, never their values), `leak` (answers
-its own credential, which SealGate must redact) and `read_file` (a path, or why not).
+its own credential, which SealGate must redact), `read_file` and `connect_unix` (a path, or
+why not).
 `echo`'s description is read from the file `UPSTREAM_DESCRIPTION_FILE` names, at every listing: a test changes it to play a server whose
 tool definitions change under its operator (a "rug pull").
 """
@@ -77,6 +78,19 @@ def read_file(path: str) -> str:
         return Path(path).read_text()
     except OSError as exc:
         return f"cannot read: {exc.strerror}"
+
+
+@mcp.tool
+def connect_unix(path: str) -> str:
+    """Connect to a Unix socket, or say why not (a contained server gets no Unix socket)."""
+    import socket
+
+    try:
+        with socket.socket(socket.AF_UNIX) as sock:
+            sock.connect(path)
+    except OSError as exc:
+        return f"cannot connect: {exc.strerror}"
+    return "connected"
 
 
 class ChangingDescription(Middleware):

@@ -5,7 +5,8 @@ guardian.sock as the sandbox does. The upstream's credential (a canary) must nev
 sandbox: not in its environment or command line, not in any process's command line, not in
 an RPC reply or an error; no method takes a URL; a tool whose definition is not approved, or
 a server the caller's role may not use, is refused by the guardian itself; and a stdio
-upstream, under the same uid as the guardian, cannot read the guardian's env file."""
+upstream, under the same uid as the guardian, cannot read the guardian's env file nor connect
+to its sockets."""
 
 from __future__ import annotations
 
@@ -142,6 +143,12 @@ async def _attack(stack: Stack, rpc: Any, user: str, admin: str, port: int) -> s
     answer = await ask("mcp.call", {**read, "arguments": {"path": env_file}})
     assert "cannot read" in answer["content"][0]["text"], answer
     assert os.access(env_file, os.R_OK)  # the probe is sound: this process may read it
+    # nor open a Unix socket: Landlock does not stop a connect to a socket file (the admin
+    # socket in root mode, guardian.sock here), the seccomp filter does
+    sock = str(stack.runtime / "run" / "guardian.sock")
+    connect = {"caller": caller(user), "server": "local", "tool": "connect_unix"}
+    answer = await ask("mcp.call", {**connect, "arguments": {"path": sock}})
+    assert "cannot connect" in answer["content"][0]["text"], answer
     return "\n".join(seen)
 
 
