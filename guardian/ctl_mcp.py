@@ -28,8 +28,12 @@ def add_parser(sub: Any) -> None:
     mcp.add_parser("diff", help="what changed since a server's tools were approved").add_argument(
         "name"
     )
-    mcp.add_parser("approve", help="pin a server's tool definitions as they are now").add_argument(
-        "name"
+    approve = mcp.add_parser("approve", help="pin a server's tool definitions as they are now")
+    approve.add_argument("name")
+    approve.add_argument(
+        "--expect",
+        metavar="LISTING",
+        help="approve only if the server still lists what `mcp diff` showed (its listing digest)",
     )
 
 
@@ -50,7 +54,8 @@ async def run(args: argparse.Namespace, path: Path, call: Call, emit: Emit, tabl
         result = await call(path, "mcp.diff", {"name": args.name})
         emit(args, result, diff_text(result))
     else:
-        result = await call(path, "mcp.approve", {"name": args.name})
+        params = {"name": args.name, **({"expect": args.expect} if args.expect else {})}
+        result = await call(path, "mcp.approve", params)
         text = f"{args.name}: approved {len(result['approved'])} tool(s)"
         if result["removed"]:
             text += f"; pins dropped for tools no longer listed: {', '.join(result['removed'])}"
@@ -59,7 +64,7 @@ async def run(args: argparse.Namespace, path: Path, call: Call, emit: Emit, tabl
 
 def diff_text(result: dict[str, Any]) -> str:
     if not result["changes"]:
-        return f"{result['server']}: every tool is approved as it is listed now"
+        return f"{printable(str(result['server']))}: every tool is approved as it is listed now"
     lines: list[str] = []
     for change in result["changes"]:
         tool = printable(str(change["tool"]))
@@ -73,7 +78,8 @@ def diff_text(result: dict[str, Any]) -> str:
                 lines.append(f"    - {_value(approved.get(field))}")
             if field in now:
                 lines.append(f"    + {_value(now.get(field))}")
-    lines.append(f"approve with: sealgate-ctl mcp approve {printable(str(result['server']))}")
+    server, listing = printable(str(result["server"])), printable(str(result["listing"]))
+    lines.append(f"approve exactly this with: sealgate-ctl mcp approve {server} --expect {listing}")
     return "\n".join(lines)
 
 

@@ -61,8 +61,17 @@ class McpCallResult(Result, frozen=True, kw_only=True):
 
 
 # operators ---------------------------------------------------------------------------------
+#: SHA-256 of a server's whole listing as `mcp.diff` showed it (lower-case hex).
+ListingDigest = Annotated[str, Meta(pattern="^[0-9a-f]{64}$")]
+
+
 class McpServerParams(Params, frozen=True, kw_only=True):
     name: ServerName
+
+
+class McpApproveParams(McpServerParams, frozen=True, kw_only=True):
+    #: Approve only if the server still lists exactly what this `mcp.diff` digest covers.
+    expect: ListingDigest | UnsetType | None = UNSET
 
 
 class McpServersResult(Result, frozen=True, kw_only=True):
@@ -73,6 +82,8 @@ class McpServersResult(Result, frozen=True, kw_only=True):
 
 class McpDiffResult(Result, frozen=True, kw_only=True):
     server: str
+    #: SHA-256 of the listing compared: `mcp.approve` with `expect` pins only this listing.
+    listing: str
     #: Per tool whose definition differs from its pin (or has none): {"tool", "change":
     #: "new" | "changed" | "removed", "approved": {...} | None, "now": {...} | None}.
     changes: list[dict[str, Any]]

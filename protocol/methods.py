@@ -594,6 +594,7 @@ METHODS.update({AUDIT_CONSISTENCY.name: AUDIT_CONSISTENCY})
 # The sandbox names a configured server and tool, never a URL: the guardian alone is the
 # upstream's client, with the credential of its configuration (invariant 3).
 from protocol.contract_upstream import (  # noqa: E402
+    McpApproveParams,
     McpApproveResult,
     McpCallParams,
     McpCallResult,
@@ -634,8 +635,9 @@ MCP_DIFF = _admin(
 )
 MCP_APPROVE = _admin(
     "mcp.approve",
-    "Pin a server's tool definitions as they are now (approve them).",
-    McpServerParams,
+    "Pin a server's tool definitions as they are now (approve them); with `expect`, only"
+    " if they are still what that `mcp.diff` showed.",
+    McpApproveParams,
     McpApproveResult,
 )
 

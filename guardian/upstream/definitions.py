@@ -33,6 +33,12 @@ def canonical(definition: Definition) -> str:
     return json.dumps(definition, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
+def listing_digest(current: dict[str, Definition]) -> str:
+    """SHA-256 over a server's whole listing (each tool's digest, by name)."""
+    text = json.dumps({tool: digest(d) for tool, d in current.items()}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def offered(config: McpServerConfig, tool: str) -> bool:
     """Whether the block serves `tool` at all (its allow or deny list)."""
     if config.allow_tools:

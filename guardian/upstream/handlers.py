@@ -9,6 +9,7 @@ from guardian.identity.principal import Principal
 from protocol.contract import NoParams
 from protocol.contract_results import decode_result, to_wire
 from protocol.contract_upstream import (
+    McpApproveParams,
     McpApproveResult,
     McpCallParams,
     McpCallResult,
@@ -48,5 +49,6 @@ async def mcp_diff(ctx: CallContext, params: McpServerParams) -> McpDiffResult:
     return await ctx.services.upstreams.diff(params.name)
 
 
-async def mcp_approve(ctx: CallContext, params: McpServerParams) -> McpApproveResult:
-    return await ctx.services.upstreams.approve(params.name)
+async def mcp_approve(ctx: CallContext, params: McpApproveParams) -> McpApproveResult:
+    expect = params.expect if isinstance(params.expect, str) else None
+    return await ctx.services.upstreams.approve(params.name, expect)

@@ -29,6 +29,7 @@ from guardian.upstream.definitions import (
     changes,
     definition_of,
     digest,
+    listing_digest,
     offered,
 )
 from guardian.upstream.pool import Upstreams
@@ -41,7 +42,7 @@ from protocol.contract_upstream import (
     McpServersResult,
     UpstreamTool,
 )
-from protocol.errors import Forbidden, NotFound, ProviderError, RPCError, Unavailable
+from protocol.errors import Forbidden, InvalidParams, NotFound, ProviderError, RPCError, Unavailable
 from protocol.pyfun import McpServerConfig
 
 logger = logging.getLogger("sealgate.guardian.upstream")
@@ -298,11 +299,18 @@ class UpstreamService:
         current = await self._current_for_operator(config)
         pins = await self.storage.mcp_pins(name)
         pinned = {t: (str(p["digest"]), json.loads(str(p["definition"]))) for t, p in pins.items()}
-        return McpDiffResult(server=name, changes=changes(pinned, current))
+        return McpDiffResult(
+            server=name, listing=listing_digest(current), changes=changes(pinned, current)
+        )
 
-    async def approve(self, name: str) -> McpApproveResult:
+    async def approve(self, name: str, expect: str | None = None) -> McpApproveResult:
         config = self._configured(name)
         current = await self._current_for_operator(config)
+        if expect is not None and listing_digest(current) != expect:
+            raise InvalidParams(
+                f"upstream MCP server {name!r} lists other tool definitions than the diff you"
+                " saw: nothing was approved; run `sealgate-ctl mcp diff` again"
+            )
         before = await self.storage.mcp_pins(name)
         await self._pin(name, current, "operator")
         removed = sorted(set(before) - set(current))

@@ -118,13 +118,18 @@ async def test_upstream_tools_are_pinned_listed_called_and_hidden_when_they_chan
         assert refused.is_error
         diff = ctl(stack, "mcp", "diff", "web").stdout
         assert "echo: changed" in diff and "id_rsa" in diff
-        validate(
-            METHODS["mcp.diff"].result,
-            json.loads(ctl(stack, "mcp", "diff", "web", "--json").stdout),
-        )
+        seen = json.loads(ctl(stack, "mcp", "diff", "web", "--json").stdout)
+        validate(METHODS["mcp.diff"].result, seen)
+        assert f"--expect {seen['listing']}" in diff
         audit = ctl(stack, "audit", "tail", "--json").stdout
         assert "mcp.pin" in audit and "web/echo" in audit
-        approved = json.loads(ctl(stack, "mcp", "approve", "web", "--json").stdout)
+        # a listing other than the one the operator saw is not approved
+        stale = ctl(stack, "mcp", "approve", "web", "--expect", "0" * 64)
+        assert stale.returncode == 1 and "diff" in stale.stderr, stale
+        assert "web_echo" not in await _names(stack)
+        approved = json.loads(
+            ctl(stack, "mcp", "approve", "web", "--expect", seen["listing"], "--json").stdout
+        )
         validate(METHODS["mcp.approve"].result, approved)
         assert "echo" in approved["approved"]
         names = await _names(stack)
