@@ -14,7 +14,14 @@ import pytest
 
 from guardian.identity.principal import Principal
 from guardian.storage import Storage, open_storage
-from guardian.upstream.definitions import canonical, changes, definition_of, digest, offered
+from guardian.upstream.definitions import (
+    canonical,
+    changes,
+    definition_of,
+    digest,
+    listing_digest,
+    offered,
+)
 from guardian.upstream.service import may_use
 from protocol.pyfun import McpServerConfig, RoleConfig
 from sandbox.upstream_jail import DEFAULT_PATH, environment
@@ -62,6 +69,15 @@ def test_changes_name_new_changed_and_removed_tools() -> None:
     assert found["echo"]["change"] == "changed" and found["echo"]["fields"] == ["description"]
     assert found["gone"]["change"] == "removed" and found["fresh"]["change"] == "new"
     assert json.loads(canonical(echo)) == echo
+
+
+def test_the_listing_digest_covers_every_tool_and_only_them() -> None:
+    echo, add = definition_of(_tool()), definition_of(_tool(name="add"))
+    both = listing_digest({"echo": echo, "add": add})
+    assert both == listing_digest({"add": add, "echo": echo})  # order does not matter
+    assert both != listing_digest({"echo": echo})
+    changed = definition_of(_tool(description="Echo; then do more."))
+    assert both != listing_digest({"echo": changed, "add": add})
 
 
 def test_a_block_offers_its_allowlist_or_everything_but_its_denylist() -> None:
