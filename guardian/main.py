@@ -46,6 +46,7 @@ from guardian.limits import Limits, replica_name
 from guardian.liveconfig import LiveConfig, build_snapshot, read_config
 from guardian.oauth.service import OAuthService
 from guardian.redact import Redactor
+from guardian.relay import Relay
 from guardian.sandboxes import SandboxLinks
 from guardian.secretstore import SecretStore, find_master_key
 from guardian.server import GuardianServer
@@ -281,6 +282,9 @@ class Guardian:
         call_tasks = CallTasks(storage, replica)
         await call_tasks.recover()
         tasks.start("call-tasks", call_tasks.run)
+        relay = Relay(storage, replica)
+        await relay.start()
+        tasks.start("relay", relay.run)
         cache = PrincipalCache()
         accounts = Accounts(live, storage, self.environ, limits, cache, Passwords(self.environ))
         await accounts.start()
@@ -307,6 +311,7 @@ class Guardian:
             checkpoints=checkpoints,
             sandboxes=sandboxes,
             call_tasks=call_tasks,
+            relay=relay,
             protections=lambda: protections.report(
                 sandbox_uid=sandbox_uid,
                 # read when asked: one uid, the name is drawn when the socket is bound

@@ -24,6 +24,7 @@ from guardian.ledger import UsageLedger
 from guardian.limits import Limits
 from guardian.liveconfig import LiveConfig
 from guardian.oauth.service import OAuthService
+from guardian.relay import Relay
 from guardian.sandboxes import SandboxLinks
 from guardian.secretstore import SecretStore
 from guardian.storage import Storage
@@ -56,6 +57,8 @@ class Services:
     #: LLM calls run as tasks (the MCP tasks extension), each its owner's; their state in
     #: the database, so any replica answers for them.
     call_tasks: CallTasks
+    #: any replica answers: session ids any guardian checks, legacy SSE messages relayed
+    relay: Relay
     started: float = field(default_factory=time.monotonic)
 
     @property

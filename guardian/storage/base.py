@@ -8,6 +8,7 @@
     counters.py  shared counters (rate limits and budgets across replicas)
     tlog.py      the audit log's Merkle tree: a leaf per audit entry and per ledger row
     call_tasks.py  LLM calls run as tasks: each task's state, read by any replica
+    relay.py     the session-id key and legacy SSE messages relayed between replicas
 
 OAuth's tables have their repository beside the service that uses them
 (`guardian/oauth/store.py`). Each repository is written against `Database` only; a backend
@@ -36,6 +37,7 @@ from guardian.storage.ledger import (
     new_usage_key,
     reservation_values,
 )
+from guardian.storage.relay import RelayRepository
 from guardian.storage.secrets import SecretRepository
 from guardian.storage.tlog import TlogRepository
 from guardian.storage.usage_reports import USAGE_GROUPS, UsageReportRepository
@@ -69,6 +71,7 @@ class Storage(
     CounterRepository,
     TlogRepository,
     CallTaskRepository,
+    RelayRepository,
 ):
     """The guardian's tables, one handle for every repository. Subclasses provide the
     connection and the dialect."""
