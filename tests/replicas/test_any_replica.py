@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -19,9 +20,11 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
 from tests.e2e.mcp_client import mcp_session
+from tests.e2e.test_mcp_stdio import drive
 from tests.e2e.test_mcp_tasks import Tasks, get_task
 from tests.fakes.providers import FakeOpenAI
 from tests.helpers import run_ctl
+from tests.node_tools import mcp_remote, missing_reason, node_22
 from tests.pg import PostgresServer
 from tests.replicas.cluster import Cluster, haproxy_missing
 
@@ -207,3 +210,25 @@ def test_the_openai_sdk_through_the_balancer(cluster: Cluster) -> None:
         for _ in range(3)
     }
     assert answers == {400}
+
+
+def test_mcp_remote_through_the_balancer(cluster: Cluster, tmp_path: Path) -> None:
+    reason = missing_reason()
+    if reason is not None:
+        pytest.fail(reason)
+    node, script = node_22(), mcp_remote()
+    assert node is not None and script is not None
+    args = [
+        str(script),
+        f"{cluster.url}/mcp",
+        "--transport",
+        "http-only",
+        "--header",
+        "Authorization: Bearer ${SEALGATE_TOKEN}",
+    ]
+    env = {"MCP_REMOTE_CONFIG_DIR": str(tmp_path), "HOME": str(tmp_path), "SEALGATE_TOKEN": ADMIN}
+    for _ in range(2):
+        result = drive(node, args, env, tmp_path / "stderr.log")
+        assert "llm_complete" in result["tools"]
+        assert result["answer"].content[0].text == REPLY and not result["health"].is_error
+        assert "not found" not in (tmp_path / "stderr.log").read_text().lower()
