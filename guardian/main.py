@@ -30,6 +30,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from guardian import logs, protections, telemetry_export
+from guardian.broadcast import Broadcast
 from guardian.call_tasks import CallTasks
 from guardian.calls.keys import KeyRotation
 from guardian.calls.outbound import HttpOutbound
@@ -275,8 +276,18 @@ class Guardian:
             store_values=lambda: store_values(store),
             announce=sandboxes.announce,
         )
-        live.on_reload = _audited_reloads(storage)
         replica = replica_name(self.layout.root)
+        # one source of configuration and identity for every replica (guardian/broadcast.py)
+        broadcast = Broadcast(storage, replica)
+        tasks.start("broadcast", broadcast.run)
+        audited = _audited_reloads(storage)
+
+        def reloaded(sha256: str) -> None:
+            audited(sha256)
+            broadcast.announce("config")
+
+        live.on_reload = reloaded
+        broadcast.on("config", lambda: _reload_quietly(live))
         limits = Limits(storage, replica)
         await limits.start()
         call_tasks = CallTasks(storage, replica)
@@ -286,6 +297,8 @@ class Guardian:
         await relay.start()
         tasks.start("relay", relay.run)
         cache = PrincipalCache()
+        cache.on_forget = lambda: broadcast.announce("identity")
+        broadcast.on("identity", cache.clear)
         accounts = Accounts(live, storage, self.environ, limits, cache, Passwords(self.environ))
         await accounts.start()
         sessions = Sessions(storage, accounts, cache)
@@ -339,6 +352,14 @@ class Guardian:
         loop.add_signal_handler(signal.SIGTERM, self._stop.set)
         loop.add_signal_handler(signal.SIGINT, self._stop.set)
         loop.add_signal_handler(signal.SIGHUP, self._reload_requested.set)
+
+
+def _reload_quietly(live: LiveConfig) -> None:
+    """Another replica reloaded: re-read our own file; on error the old configuration stays."""
+    try:
+        live.reload()
+    except PyfunError as exc:
+        logger.error("another replica reloaded; this one's file is refused: %s", exc)
 
 
 def _audited_reloads(storage: Storage) -> Callable[[str], None]:
