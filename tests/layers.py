@@ -48,6 +48,7 @@ E2E_TESTS = frozenset(
         "guardian/test_secretstore.py::test_set_activates_delete_deactivates_and_values_never_show",
         "guardian/test_secretstore.py::test_no_master_key_disables_the_store_and_says_why",
         "guardian/test_usage_mine.py",
+        "guardian/test_relay_rpc.py",
         "guardian/test_call_tasks.py",
         "sandbox/test_selfsandbox.py",
         "sandbox/test_startup.py",

@@ -84,8 +84,16 @@ def test_sandbox_surface_is_exactly_the_contract_so_far() -> None:
         "llm.count_tokens",
         # a caller's own receipts (issue 30 item 4; ARCHITECTURE.md section 3)
         "receipts.get",
+        # any replica answers: session ids and the legacy SSE relay (issue 29)
+        "relay.session_open",
+        "relay.session_check",
+        "relay.listen",
+        "relay.post",
     }
     assert set(methods_for(Surface.SANDBOX)) <= contract
+    relay = {"relay.session_open", "relay.session_check", "relay.listen", "relay.post"}
+    assert relay <= set(methods_for(Surface.SANDBOX))
+    assert not relay & set(methods_for(Surface.ADMIN))
     assert "usage.mine" in methods_for(Surface.SANDBOX)
     assert "usage.mine" not in methods_for(Surface.ADMIN)
     assert not {"tasks.start", "tasks.get", "tasks.cancel"} & set(methods_for(Surface.ADMIN))
