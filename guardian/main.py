@@ -48,6 +48,7 @@ from guardian.liveconfig import LiveConfig, build_snapshot, read_config
 from guardian.oauth.service import OAuthService
 from guardian.redact import Redactor
 from guardian.relay import Relay
+from guardian.run_dir import unsafe_run_dir
 from guardian.sandboxes import SandboxLinks
 from guardian.secretstore import SecretStore, find_master_key
 from guardian.server import GuardianServer
@@ -126,6 +127,11 @@ class Guardian:
                 return EX_CONFIG
         # Whoever created it (the supervisor, systemd's StateDirectory=), it is ours alone.
         os.chmod(self.layout.guardian_dir, 0o700)
+        # run/ must be ours, and no name on its path replaceable by the sandbox's user
+        unsafe = unsafe_run_dir(self.layout.run_dir, os.geteuid(), sandbox_uid)
+        if unsafe is not None:
+            logger.error("cannot start: the socket directory is not safe: %s", unsafe)
+            return EX_CONFIG
         # One exit stack: whatever start-up opened is closed, in reverse order, however the
         # guardian ends (a clean stop, a refused boot, an error half-way through start-up).
         async with contextlib.AsyncExitStack() as stack:
