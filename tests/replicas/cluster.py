@@ -51,6 +51,9 @@ defaults
     timeout server 300s
     timeout tunnel 1h
     retries 0
+    # long-lived SSE streams carry small events: send each at once (HAProxy otherwise
+    # merges small writes, holding an event back up to ~200 ms)
+    option http-no-delay
 frontend sealgate
     bind 127.0.0.1:{self.port}
     default_backend replicas
