@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from tests.e2e.mcp_client import mcp_session
-from tests.e2e.test_mcp_changes import Heard
+from tests.e2e.test_mcp_changes import Heard, listening
 from tests.fakes.providers import FakeOpenAI
 from tests.helpers import run_ctl
 from tests.pg import PostgresServer
@@ -73,6 +73,7 @@ def test_a_reload_on_one_replica_reaches_the_clients_of_every_replica(
 ) -> None:
     async def run() -> None:
         heard = [Heard() for _ in cluster.stacks]
+        # the reload is made on replica 0: the clients of the others hear it through it
         headers = {"Authorization": f"Bearer {ADMIN}"}
         async with contextlib.AsyncExitStack() as sessions:
             clients = [
@@ -81,6 +82,14 @@ def test_a_reload_on_one_replica_reaches_the_clients_of_every_replica(
                 )
                 for stack, one in zip(cluster.stacks, heard, strict=True)
             ]
+            # and a 2026-07-28 client's subscriptions/listen stream, through the balancer
+            modern = await sessions.enter_async_context(
+                mcp_session(cluster.url, "http", "auto", headers)
+            )
+            assert modern.session.discover_result is not None
+            listen = Heard()
+            await sessions.enter_async_context(listening(modern, listen))
+            heard.append(listen)
             for client in clients:
                 assert "summarize" not in {t.name for t in (await client.list_tools()).tools}
             text = PROVIDER.format(base=fake.base) + TOOL
