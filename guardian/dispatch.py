@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from guardian import handlers, operator
+from guardian import handlers, operator, relay_handlers
 from guardian.handlers import CallContext
 from guardian.oauth import handlers as oauth
 from protocol.contract import Params, to_map
@@ -213,6 +213,15 @@ SANDBOX_PERMITS: Mapping[str, Permit] = {
     "tasks.get": Permit(spec=METHODS["tasks.get"], phases=_READY, task=handlers.tasks_get),
     "tasks.cancel": Permit(spec=METHODS["tasks.cancel"], phases=_READY, task=handlers.tasks_cancel),
     **_COUNTING,
+    # any replica answers (issue 29): session ids and the legacy SSE relay
+    "relay.session_open": Permit(
+        spec=METHODS["relay.session_open"], phases=_READY, task=relay_handlers.session_open
+    ),
+    "relay.session_check": Permit(
+        spec=METHODS["relay.session_check"], phases=_READY, task=relay_handlers.session_check
+    ),
+    "relay.listen": Permit(spec=METHODS["relay.listen"], phases=_READY, task=relay_handlers.listen),
+    "relay.post": Permit(spec=METHODS["relay.post"], phases=_READY, task=relay_handlers.post),
 }
 
 ADMIN_PERMITS: Mapping[str, Permit] = {

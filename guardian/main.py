@@ -30,6 +30,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from guardian import logs, protections, telemetry_export
+from guardian.broadcast import Broadcast
 from guardian.call_tasks import CallTasks
 from guardian.calls.keys import KeyRotation
 from guardian.calls.outbound import HttpOutbound
@@ -46,6 +47,8 @@ from guardian.limits import Limits, replica_name
 from guardian.liveconfig import LiveConfig, build_snapshot, read_config
 from guardian.oauth.service import OAuthService
 from guardian.redact import Redactor
+from guardian.relay import Relay
+from guardian.run_dir import unsafe_run_dir
 from guardian.sandboxes import SandboxLinks
 from guardian.secretstore import SecretStore, find_master_key
 from guardian.server import GuardianServer
@@ -126,6 +129,11 @@ class Guardian:
                 return EX_CONFIG
         # Whoever created it (the supervisor, systemd's StateDirectory=), it is ours alone.
         os.chmod(self.layout.guardian_dir, 0o700)
+        # run/ must be ours, and no name on its path replaceable by the sandbox's user
+        unsafe = unsafe_run_dir(self.layout.run_dir, os.geteuid(), sandbox_uid)
+        if unsafe is not None:
+            logger.error("cannot start: the socket directory is not safe: %s", unsafe)
+            return EX_CONFIG
         # One exit stack: whatever start-up opened is closed, in reverse order, however the
         # guardian ends (a clean stop, a refused boot, an error half-way through start-up).
         async with contextlib.AsyncExitStack() as stack:
@@ -276,14 +284,29 @@ class Guardian:
             store_values=lambda: store_values(store),
             announce=sandboxes.announce,
         )
-        live.on_reload = _audited_reloads(storage)
         replica = replica_name(self.layout.root)
+        # one source of configuration and identity for every replica (guardian/broadcast.py)
+        broadcast = Broadcast(storage, replica)
+        tasks.start("broadcast", broadcast.run)
+        audited = _audited_reloads(storage)
+
+        def reloaded(sha256: str) -> None:
+            audited(sha256)
+            broadcast.announce("config")
+
+        live.on_reload = reloaded
+        broadcast.on("config", lambda: _reload_quietly(live))
         limits = Limits(storage, replica)
         await limits.start()
         call_tasks = CallTasks(storage, replica)
         await call_tasks.recover()
         tasks.start("call-tasks", call_tasks.run)
+        relay = Relay(storage, replica)
+        await relay.start()
+        tasks.start("relay", relay.run)
         cache = PrincipalCache()
+        cache.on_forget = lambda: broadcast.announce("identity")
+        broadcast.on("identity", cache.clear)
         accounts = Accounts(live, storage, self.environ, limits, cache, Passwords(self.environ))
         await accounts.start()
         sessions = Sessions(storage, accounts, cache)
@@ -314,6 +337,7 @@ class Guardian:
             sandboxes=sandboxes,
             call_tasks=call_tasks,
             upstreams=UpstreamService(pool, storage, limits, ledger),
+            relay=relay,
             protections=lambda: protections.report(
                 sandbox_uid=sandbox_uid,
                 # read when asked: one uid, the name is drawn when the socket is bound
@@ -341,6 +365,14 @@ class Guardian:
         loop.add_signal_handler(signal.SIGTERM, self._stop.set)
         loop.add_signal_handler(signal.SIGINT, self._stop.set)
         loop.add_signal_handler(signal.SIGHUP, self._reload_requested.set)
+
+
+def _reload_quietly(live: LiveConfig) -> None:
+    """Another replica reloaded: re-read our own file; on error the old configuration stays."""
+    try:
+        live.reload()
+    except PyfunError as exc:
+        logger.error("another replica reloaded; this one's file is refused: %s", exc)
 
 
 def _audited_reloads(storage: Storage) -> Callable[[str], None]:

@@ -24,6 +24,7 @@ from guardian.ledger import UsageLedger
 from guardian.limits import Limits
 from guardian.liveconfig import LiveConfig
 from guardian.oauth.service import OAuthService
+from guardian.relay import Relay
 from guardian.sandboxes import SandboxLinks
 from guardian.secretstore import SecretStore
 from guardian.storage import Storage
@@ -59,6 +60,8 @@ class Services:
     call_tasks: CallTasks
     #: Upstream MCP servers behind the hub: the guardian is their only client.
     upstreams: UpstreamService
+    #: any replica answers: session ids any guardian checks, legacy SSE messages relayed
+    relay: Relay
     started: float = field(default_factory=time.monotonic)
 
     @property

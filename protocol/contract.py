@@ -508,3 +508,32 @@ class TraceSpansParams(Params, frozen=True, kw_only=True):
     the guardian also bounds their rate."""
 
     spans: Annotated[list[SpanRecord], Meta(max_length=MAX_SPANS_PER_NOTIFICATION)]
+
+
+# sessions and streams across replicas (issue 29: the relay, guardian/relay.py) ------------
+#: A Streamable HTTP session id the guardian signed (`guardian/relay_ids.py`): printable
+#: ASCII of the id's own alphabet, bounded; any other value is refused before any work.
+RelaySessionId = Annotated[str, Meta(min_length=1, max_length=512, pattern=r"^[A-Za-z0-9._-]+$")]
+#: A legacy SSE session's id, as the MCP SDK writes it into the message path (a UUID's hex).
+SseSessionId = Annotated[str, Meta(pattern=r"^[0-9a-f]{32}$")]
+#: One JSON-RPC message POSTed to a legacy SSE session (the SDK's own body limit, 4 MiB).
+MAX_RELAY_MESSAGE = 4 * 1024 * 1024
+
+
+class RelaySessionParams(Sealed, frozen=True, kw_only=True):
+    """A Streamable HTTP session id to check against the caller's principal."""
+
+    session_id: RelaySessionId
+
+
+class RelayListenParams(Sealed, frozen=True, kw_only=True):
+    """A legacy SSE session this sandbox holds the stream of, for the caller's principal."""
+
+    session_id: SseSessionId
+
+
+class RelayPostParams(Sealed, frozen=True, kw_only=True):
+    """A message POSTed on one replica for a legacy SSE stream another replica holds."""
+
+    session_id: SseSessionId
+    message: Annotated[str, Meta(max_length=MAX_RELAY_MESSAGE)]

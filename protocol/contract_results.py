@@ -500,3 +500,10 @@ class AuditConsistencyResult(Result, frozen=True, kw_only=True):
     proof: list[str]
     checkpoint: str
     verifier_key: str
+
+
+class RelaySessionResult(Result, frozen=True, kw_only=True):
+    """`relay.session_open`: a session id the guardian signed for the caller's principal.
+    It authorizes nothing: every sealed call still carries the caller's credential."""
+
+    session_id: str

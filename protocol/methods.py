@@ -644,3 +644,55 @@ MCP_APPROVE = _admin(
 METHODS.update(
     {spec.name: spec for spec in (MCP_LIST, MCP_CALL, MCP_SERVERS, MCP_DIFF, MCP_APPROVE)}
 )
+
+# sessions and streams across replicas (issue 29: any replica answers) ---------------------
+# Sandbox surface only; each resolves the caller's principal from the credential. A session
+# id authorizes nothing: it only lets another replica's sandbox serve a session it did not
+# open, and only to the principal it was opened for.
+from protocol.contract import (  # noqa: E402
+    RelayListenParams,
+    RelayPostParams,
+    RelaySessionParams,
+)
+from protocol.contract_results import RelaySessionResult  # noqa: E402
+
+RELAY_SESSION_OPEN = MethodSpec(
+    name="relay.session_open",
+    doc="A new Streamable HTTP session id, signed for the caller's principal with the"
+    " deployment's key (which never leaves the guardian).",
+    params=Sealed,
+    returns=RelaySessionResult,
+    surfaces=_SANDBOX_ONLY,
+)
+RELAY_SESSION_CHECK = MethodSpec(
+    name="relay.session_check",
+    doc="Whether a Streamable HTTP session id is the deployment's, unexpired, and the"
+    " caller's principal's; `not_found` otherwise, alike for every reason.",
+    params=RelaySessionParams,
+    returns=Ok,
+    surfaces=_SANDBOX_ONLY,
+)
+RELAY_LISTEN = MethodSpec(
+    name="relay.listen",
+    doc="Hold a legacy SSE session's stream for the caller's principal: the messages other"
+    " replicas relay to it arrive as chunks `{message}` until the call is cancelled.",
+    params=RelayListenParams,
+    returns=Ok,
+    surfaces=_SANDBOX_ONLY,
+    streaming=True,
+)
+RELAY_POST = MethodSpec(
+    name="relay.post",
+    doc="Relay one message to a legacy SSE session held by any replica on this database, if"
+    " it is the caller's principal's; `not_found` otherwise.",
+    params=RelayPostParams,
+    returns=Ok,
+    surfaces=_SANDBOX_ONLY,
+)
+
+METHODS.update(
+    {
+        spec.name: spec
+        for spec in (RELAY_SESSION_OPEN, RELAY_SESSION_CHECK, RELAY_LISTEN, RELAY_POST)
+    }
+)

@@ -28,6 +28,7 @@ from sandbox.oauth import BearerChallenge, OAuthCORS, ScopeCheck, ServerInfo
 from sandbox.openai_errors import OpenAIErrors
 from sandbox.openapi import openapi_json
 from sandbox.pages import healthz, status_page
+from sandbox.replica_sessions import SseRelay, replica_http_app
 from sandbox.request_guard import LOOPBACK_NAMES, HostPolicy, RequestGuard
 from sandbox.settings import SandboxSettings, load_settings
 from sandbox.tracing_spans import TracingMiddleware
@@ -75,8 +76,13 @@ def build_app(
         tools.sync_tools(active)
 
     link.on_active_change(on_active_change)
-    mcp_http = mcp.http_app(
-        path="/",
+    proxies = Proxies.parse(hub.trusted_proxies, space_host=settings.space_host)
+    # any replica answers a session (sandbox/replica_sessions.py): signed session ids, and
+    # legacy SSE messages relayed through the guardians
+    mcp_http = replica_http_app(
+        mcp,
+        link,
+        proxies,
         host_origin_protection=True,
         allowed_hosts=allowed_hosts,
         allowed_origins=allowed_origins,
@@ -99,10 +105,9 @@ def build_app(
             await hub_state.open()
             link.start()  # serve at once: until the guardian answers, all but /healthz get 503
             stack.push_async_callback(link.close)
-            await stack.enter_async_context(mcp_http.lifespan(app))
+            await stack.enter_async_context(mcp_http.router.lifespan_context(app))
             yield
 
-    proxies = Proxies.parse(hub.trusted_proxies, space_host=settings.space_host)
     tools.proxies = proxies
     verify_cache = VerifyCache()
     routes = [
@@ -121,7 +126,7 @@ def build_app(
         Route("/api", json_api.api, methods=["POST"]),
         Route("/metrics", metrics_endpoint, methods=["GET"]),
         Mount("/mcp", app=mcp_http),
-        Mount("/sse", app=OneResponse(mcp_sse)),
+        Mount("/sse", app=OneResponse(SseRelay(mcp_sse, link, proxies))),
         *OAUTH_ROUTES,
         *GRANTS_ROUTES,
     ]

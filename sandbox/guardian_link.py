@@ -398,3 +398,43 @@ async def receipts_get(link: GuardianLink, caller: Caller, receipt_id: str) -> R
     params = to_map(ReceiptGetParams(caller=caller.to_params(), id=receipt_id))
     answer = await link._client.call("receipts.get", params, timeout=30)
     return decode_result(ReceiptResult, answer)
+
+
+# any replica answers (issue 29; guardian/relay.py) --------------------------------------------
+from protocol.contract import (  # noqa: E402
+    RelayListenParams,
+    RelayPostParams,
+    RelaySessionParams,
+)
+from protocol.contract_results import RelaySessionResult  # noqa: E402
+
+#: A held SSE stream may hear nothing for as long as its client stays: no per-chunk bound.
+RELAY_LISTEN_TIMEOUT_S = 10 * 24 * 3600.0
+
+
+async def relay_session_open(link: GuardianLink, caller: Caller) -> str:
+    """A new Streamable HTTP session id, signed by the guardian for the caller's principal."""
+    params = to_map(Sealed(caller=caller.to_params()))
+    answer = await link._client.call("relay.session_open", params, timeout=15)
+    return decode_result(RelaySessionResult, answer).session_id
+
+
+async def relay_session_check(link: GuardianLink, caller: Caller, session_id: str) -> None:
+    """Returns when the id is the deployment's and the caller's; raises `NotFound` else."""
+    params = to_map(RelaySessionParams(caller=caller.to_params(), session_id=session_id))
+    decode_result(Ok, await link._client.call("relay.session_check", params, timeout=15))
+
+
+def relay_listen(link: GuardianLink, caller: Caller, session_id: str) -> RPCStream:
+    """The messages other replicas relay to this legacy SSE stream, as chunks `{message}`."""
+    params = to_map(RelayListenParams(caller=caller.to_params(), session_id=session_id))
+    return link._client.stream("relay.listen", params, timeout=RELAY_LISTEN_TIMEOUT_S)
+
+
+async def relay_post(link: GuardianLink, caller: Caller, session_id: str, message: str) -> None:
+    """Relay one POSTed message to the replica holding the stream; `NotFound` when there is
+    none for the caller's principal."""
+    params = to_map(
+        RelayPostParams(caller=caller.to_params(), session_id=session_id, message=message)
+    )
+    decode_result(Ok, await link._client.call("relay.post", params, timeout=15))

@@ -34,7 +34,7 @@ UNIT_PATHS = (
     "test_layers.py",
 )
 #: Suites that do not fit in `make test`'s ten minutes on two cores.
-SLOW_PATHS = ("reliability",)
+SLOW_PATHS = ("reliability", "replicas")
 #: Fixtures that start a process or PostgreSQL: a test taking one is e2e.
 PROCESS_FIXTURES = frozenset({"postgres", "pg_database", "guardian", "stack_factory"})
 #: Modules (or single tests, `module::name`) under the unit paths that start processes
@@ -48,6 +48,7 @@ E2E_TESTS = frozenset(
         "guardian/test_secretstore.py::test_set_activates_delete_deactivates_and_values_never_show",
         "guardian/test_secretstore.py::test_no_master_key_disables_the_store_and_says_why",
         "guardian/test_usage_mine.py",
+        "guardian/test_relay_rpc.py",
         "guardian/test_call_tasks.py",
         "sandbox/test_selfsandbox.py",
         "sandbox/test_startup.py",

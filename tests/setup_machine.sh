@@ -8,6 +8,8 @@ command -v useradd >/dev/null || need+=(passwd)
 command -v curl >/dev/null || need+=(curl)
 # kubectl renders the Kubernetes manifests (tests/kubernetes)
 command -v kubectl >/dev/null || need+=(kubectl)
+# HAProxy balances the three replicas of tests/replicas (make test-slow)
+command -v haproxy >/dev/null || need+=(haproxy)
 
 if ((${#need[@]})); then
     if [[ $(id -u) -ne 0 ]]; then

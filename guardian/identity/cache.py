@@ -7,6 +7,7 @@ operator's, a lockout, an OAuth family revoked): each calls `forget`.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from guardian.identity.principal import Principal
 
@@ -17,6 +18,8 @@ MAX_ENTRIES = 10_000
 class PrincipalCache:
     def __init__(self) -> None:
         self._entries: dict[str, tuple[float, Principal]] = {}
+        #: Called after `forget`: tells the other replicas (guardian/broadcast.py).
+        self.on_forget: Callable[[], None] | None = None
 
     def get(self, key: str) -> Principal | None:
         entry = self._entries.get(key)
@@ -30,5 +33,12 @@ class PrincipalCache:
         self._entries[key] = (time.monotonic() + CACHE_S, principal)
 
     def forget(self) -> None:
-        """Drop every cached resolution (after any change to who may do what)."""
+        """Drop every cached resolution (after any change to who may do what), here and on
+        every replica."""
+        self._entries.clear()
+        if self.on_forget is not None:
+            self.on_forget()
+
+    def clear(self) -> None:
+        """Drop every cached resolution here (another replica made the change)."""
         self._entries.clear()

@@ -9,6 +9,7 @@
     tlog.py      the audit log's Merkle tree: a leaf per audit entry and per ledger row
     call_tasks.py  LLM calls run as tasks: each task's state, read by any replica
     mcp_pins.py  upstream MCP tools' approved definitions, read on every listing
+    relay.py     the session-id key and legacy SSE messages relayed between replicas
 
 OAuth's tables have their repository beside the service that uses them
 (`guardian/oauth/store.py`). Each repository is written against `Database` only; a backend
@@ -38,6 +39,7 @@ from guardian.storage.ledger import (
     reservation_values,
 )
 from guardian.storage.mcp_pins import McpPinRepository
+from guardian.storage.relay import RelayRepository
 from guardian.storage.secrets import SecretRepository
 from guardian.storage.tlog import TlogRepository
 from guardian.storage.usage_reports import USAGE_GROUPS, UsageReportRepository
@@ -72,6 +74,7 @@ class Storage(
     TlogRepository,
     CallTaskRepository,
     McpPinRepository,
+    RelayRepository,
 ):
     """The guardian's tables, one handle for every repository. Subclasses provide the
     connection and the dialect."""

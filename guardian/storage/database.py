@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import abc
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
@@ -88,6 +88,15 @@ class Database(abc.ABC):
     def transaction(self) -> AbstractAsyncContextManager[Transaction]:
         """`async with storage.transaction() as tx:` statements committed together; never
         retried (the caller knows whether its work may run twice)."""
+
+    async def notify(self, channel: str, payload: str) -> None:
+        """Tell every guardian on this database (PostgreSQL's NOTIFY); SQLite has one."""
+        del channel, payload
+
+    async def listen(self, channel: str, on_notify: Callable[[str], None]) -> Any:
+        """A connection hearing `notify(channel, ...)`; PostgreSQL only."""
+        del channel, on_notify
+        raise StorageError("only PostgreSQL relays notifications between guardians")
 
     @abc.abstractmethod
     async def close(self) -> None: ...

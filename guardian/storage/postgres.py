@@ -102,6 +102,20 @@ async def _keepalive(connection: asyncpg.Connection) -> None:
                 sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, option), value)
 
 
+class Listening:
+    """One LISTEN connection."""
+
+    def __init__(self, connection: asyncpg.Connection) -> None:
+        self._connection = connection
+
+    def closed(self) -> bool:
+        return bool(self._connection.is_closed())
+
+    async def close(self) -> None:
+        if not self._connection.is_closed():
+            await self._connection.close(timeout=5)
+
+
 def _status_count(status: object) -> int:
     tail = status.rsplit(" ", 1)[-1] if isinstance(status, str) else ""
     return int(tail) if tail.isdigit() else 0
@@ -308,6 +322,28 @@ class PostgresStorage(Storage):
 
     def day_of(self, column: str) -> str:
         return f"to_char(to_timestamp({column}) AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
+
+    async def listen(self, channel: str, on_notify: Callable[[str], None]) -> Listening:
+        """A connection of its own that hears `NOTIFY channel` (guardian/relay.py); the
+        caller closes it, and opens another when `Listening.closed()` says it was lost."""
+        try:
+            connection = await asyncpg.connect(
+                self.clean.dsn,
+                timeout=10,
+                server_settings={"application_name": "sealgate-guardian-listen"},
+            )
+        except (*_CONNECT_TRANSIENT, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            raise StorageUnreachable(f"cannot listen on {self.clean.where()}: {exc}") from exc
+        await _keepalive(connection)
+
+        def heard(_c: object, _pid: object, _channel: object, payload: object) -> None:
+            on_notify(str(payload))
+
+        await connection.add_listener(channel, heard)
+        return Listening(connection)
+
+    async def notify(self, channel: str, payload: str) -> None:
+        await self.execute("SELECT pg_notify(?, ?)", channel, payload)
 
     async def close(self) -> None:
         if self._pool is not None:

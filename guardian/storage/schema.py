@@ -177,6 +177,19 @@ MIGRATIONS: list[list[str]] = [
         " digest TEXT NOT NULL, definition TEXT NOT NULL, approved_by TEXT NOT NULL,"
         " approved_at {real} NOT NULL, PRIMARY KEY (server, tool))",
     ],
+    [
+        # any replica answers (guardian/relay.py): the deployment's keys (the Streamable HTTP
+        # session-id key), the legacy SSE streams each guardian's sandbox holds, and the
+        # messages relayed to them from other replicas (taken within a second, swept after 60)
+        "CREATE TABLE IF NOT EXISTS {s}deployment_keys (name TEXT PRIMARY KEY,"
+        " value TEXT NOT NULL, created_at {real} NOT NULL)",
+        "CREATE TABLE IF NOT EXISTS {s}relay_sessions (id TEXT PRIMARY KEY,"
+        " owner TEXT NOT NULL, replica TEXT NOT NULL, created_at {real} NOT NULL)",
+        "CREATE INDEX IF NOT EXISTS relay_sessions_replica ON {s}relay_sessions (replica)",
+        "CREATE TABLE IF NOT EXISTS {s}relay_messages (id {id}, session_id TEXT NOT NULL,"
+        " body TEXT NOT NULL, created_at {real} NOT NULL)",
+        "CREATE INDEX IF NOT EXISTS relay_messages_session ON {s}relay_messages (session_id)",
+    ],
 ]
 
 SQLITE_TYPES = {

@@ -151,8 +151,12 @@ def test_every_method_is_checked_here() -> None:
         "receipts.get",
         "mcp.list",
         "mcp.call",
+        "relay.session_open",
+        "relay.session_check",
+        "relay.listen",
+        "relay.post",
     }  # test_usage_mine.py, test_call_tasks.py, tests/security/test_count_tokens.py,
-    # tests/e2e/test_receipts.py, tests/e2e/test_upstream_mcp.py
+    # tests/e2e/test_receipts.py, tests/e2e/test_upstream_mcp.py, test_relay_rpc.py
 
 
 async def test_every_answer_matches_its_declared_result_schema(

@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
+from protocol.environment import SANDBOX_ENV_ALLOWLIST
 from tests.fakes.providers import FakeOpenAI
 from tests.helpers import ROOT, free_port, make_workdir
 from tests.image.conftest import BOOTSTRAP, podman
@@ -134,8 +135,14 @@ def test_the_played_pod_answers_health_mcp_and_v1(pod: Played) -> None:
 def test_two_uids_and_the_socket_directory_shared_alone(pod: Played) -> None:
     assert "uid=10001" in pod.exec("guardian", "id")
     assert "uid=10002" in pod.exec("sandbox", "id")
-    listing = pod.exec("sandbox", "stat -c '%U:%G:%a' /var/lib/sealgate/shared/run")
+    listing = pod.exec("sandbox", "stat -c '%U:%G:%a' /var/lib/sealgate/s/run")
     assert listing.strip() == "hub-guardian:hub-sandbox:2750"
+    # each side's run/ is a mount of the socket directory, not a name it could replace
+    for side, path in (
+        ("sandbox", "/var/lib/sealgate/s/run"),
+        ("guardian", "/var/lib/sealgate/g/run"),
+    ):
+        assert f" {path} " in pod.exec(side, "cat /proc/self/mountinfo"), side
     # the guardian's state is not even mounted in the sandbox's container
     assert "No such file" in pod.exec("sandbox", "ls /var/lib/sealgate/g")
 
@@ -146,6 +153,10 @@ def test_no_secret_is_readable_inside_the_sandbox_container(pod: Played) -> None
     # the sandbox process's own environment, and the shell's
     environ = pod.exec("sandbox", "cat /proc/1/environ | tr '\\0' '\\n'; env")
     assert "HUB_RUNTIME_DIR" in environ
+    # the process's environment is the allowlist alone: no variable of the image's
+    own = pod.exec("sandbox", "cat /proc/1/environ | tr '\\0' '\\n'")
+    names = {line.split("=", 1)[0] for line in own.splitlines() if "=" in line}
+    assert names <= set(SANDBOX_ENV_ALLOWLIST), names - set(SANDBOX_ENV_ALLOWLIST)
     for name in ("FAKE_PROVIDER_KEY", "SEALGATE_BOOTSTRAP_TOKEN", *secrets):
         assert name not in environ
     # its own PID namespace: the guardian's /proc/<pid>/environ is not there to read

@@ -69,13 +69,27 @@ def playable(
     deployment = find(docs, "Deployment")
     configmap = find(docs, "ConfigMap")
     configmap["data"] = {"pyfun": config}
-    for container in containers(deployment).values():
+    listen = {"HUB_PORT": str(port), "HUB_HOST": "127.0.0.1"}
+    for container_name, container in containers(deployment).items():
         container["image"] = image
         for env in container.get("env", []):
-            if env["name"] == "HUB_PORT":
-                env["value"] = str(port)
-            if env["name"] == "HUB_HOST":
-                env["value"] = "127.0.0.1"
+            if env["name"] in listen:
+                env["value"] = listen[env["name"]]
+        # the sandbox's `env -i NAME=VALUE ...` command line
+        container["command"] = [
+            f"{word.split('=', 1)[0]}={listen[word.split('=', 1)[0]]}"
+            if "=" in word and word.split("=", 1)[0] in listen
+            else word
+            for word in container["command"]
+        ]
+        # podman 4.3 ignores subPath on a volume and mounts its root: the played pod mounts
+        # the socket volume's root as each container's run/, and the init container makes
+        # that root the socket directory (2750, the sandbox's group), as run/ is in the pod
+        for mount in container.get("volumeMounts", []):
+            if mount["name"] != "socket":
+                continue
+            if mount.pop("subPath", None) is None and container_name == "prepare-guardian":
+                mount["mountPath"] = f"{mount['mountPath']}/run"
     sandbox = containers(deployment)["sandbox"]
     # the host's network: no port mapping, and the probes name the port itself
     sandbox.pop("ports", None)

@@ -86,7 +86,18 @@ def test_the_command_lines_are_the_supervisors(docs: list[dict[str, Any]]) -> No
     """supervise/children.py's entry_argv: `python -I`, the sandbox also `-S`."""
     by_name = containers(find(docs, "Deployment"))
     assert by_name["guardian"]["command"][1:] == ["-I", "/opt/sealgate/guardian/__main__.py"]
-    assert by_name["sandbox"]["command"][1:] == ["-I", "-S", "/opt/sealgate/sandbox/__main__.py"]
+    _, argv = sandbox_command(by_name["sandbox"])
+    assert argv[1:] == ["-I", "-S", "/opt/sealgate/sandbox/__main__.py"]
+
+
+def sandbox_command(container: dict[str, Any]) -> tuple[dict[str, str], list[str]]:
+    """The sandbox's `env -i NAME=VALUE... python ...`: its whole environment, and argv."""
+    command = container["command"]
+    assert command[:2] == ["/usr/bin/env", "-i"], command
+    rest = command[2:]
+    assignments = [word for word in rest if "=" in word and not word.startswith("/")]
+    argv = rest[len(assignments) :]
+    return dict(word.split("=", 1) for word in assignments), argv
 
 
 def test_the_secret_reaches_the_guardians_container_alone(docs: list[dict[str, Any]]) -> None:
@@ -111,10 +122,38 @@ def test_the_secret_reaches_the_guardians_container_alone(docs: list[dict[str, A
 def test_the_sandboxs_environment_is_the_supervisors_allowlist(
     docs: list[dict[str, Any]],
 ) -> None:
+    """Under `env -i`: the image's own ENV lines (PYTHON*, PIP_*, HUB_ENV_FILE, ...) never
+    reach the sandbox, only the allowlisted names the command line sets."""
     sandbox = containers(find(docs, "Deployment"))["sandbox"]
-    env = {e["name"]: e["value"] for e in sandbox["env"]}
+    env, _ = sandbox_command(sandbox)
     assert set(env) <= set(SANDBOX_ENV_ALLOWLIST)
     assert env["HOME"] == SANDBOX_HOME
+    assert {"PATH", "HUB_CONFIG", "HUB_RUNTIME_DIR", "HUB_HOST", "HUB_PORT"} <= set(env)
+    assert "env" not in sandbox and "envFrom" not in sandbox
+
+
+def test_the_socket_directory_is_a_mount_point_in_each_process_container(
+    docs: list[dict[str, Any]],
+) -> None:
+    """An emptyDir's root is 0777: a `run/` inside it (or a link to one) could be replaced
+    by the sandbox, and the guardian refuses to start on such a directory. Each process
+    container mounts the socket directory itself (a subPath) as its runtime's `run`."""
+    by_name = containers(find(docs, "Deployment"))
+    for name, side in (("guardian", "g"), ("sandbox", "s")):
+        container = by_name[name]
+        socket = [m for m in container["volumeMounts"] if m["name"] == "socket"]
+        runtime = next(e for e in container_env(container) if e[0] == "HUB_RUNTIME_DIR")[1]
+        assert runtime == f"/var/lib/sealgate/{side}"
+        assert socket == [{"name": "socket", "mountPath": f"{runtime}/run", "subPath": "run"}], (
+            name,
+            socket,
+        )
+
+
+def container_env(container: dict[str, Any]) -> list[tuple[str, str]]:
+    if container["command"][:2] == ["/usr/bin/env", "-i"]:
+        return list(sandbox_command(container)[0].items())
+    return [(e["name"], e.get("value", "")) for e in container.get("env", [])]
 
 
 def test_only_the_socket_directory_is_shared(docs: list[dict[str, Any]]) -> None:

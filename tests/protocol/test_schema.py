@@ -87,8 +87,16 @@ def test_sandbox_surface_is_exactly_the_contract_so_far() -> None:
         # upstream MCP servers by configured name, never a URL (issue 32)
         "mcp.list",
         "mcp.call",
+        # any replica answers: session ids and the legacy SSE relay (issue 29)
+        "relay.session_open",
+        "relay.session_check",
+        "relay.listen",
+        "relay.post",
     }
     assert set(methods_for(Surface.SANDBOX)) <= contract
+    relay = {"relay.session_open", "relay.session_check", "relay.listen", "relay.post"}
+    assert relay <= set(methods_for(Surface.SANDBOX))
+    assert not relay & set(methods_for(Surface.ADMIN))
     assert "usage.mine" in methods_for(Surface.SANDBOX)
     assert "usage.mine" not in methods_for(Surface.ADMIN)
     assert not {"tasks.start", "tasks.get", "tasks.cancel"} & set(methods_for(Surface.ADMIN))

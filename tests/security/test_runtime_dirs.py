@@ -12,6 +12,7 @@ import os
 import re
 import shutil
 import stat
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -20,7 +21,7 @@ from protocol.runtime import RuntimeLayout
 from supervise.outcomes import Refusal
 from supervise.runtime_dirs import prepare_runtime
 from supervise.users import Identity
-from tests.helpers import ROOT, Stack, make_workdir
+from tests.helpers import PYTHON, ROOT, GuardianProcess, Stack, make_workdir
 from tests.security.conftest import MODES, start_deployment
 
 EX_CONFIG = 78
@@ -99,3 +100,29 @@ def test_the_image_has_no_world_writable_runtime_root() -> None:
     symbolic = re.findall(r"chmod\s+(?:-R\s+)?([ugoa]*)[+=]([rwxXst]+)", text)
     for who, perms in symbolic:
         assert not ("w" in perms and (who == "" or "o" in who or "a" in who)), (who, perms)
+
+
+def test_the_guardian_refuses_a_socket_directory_the_sandbox_could_replace() -> None:
+    """Without the supervisor (a Kubernetes container, a systemd unit) the guardian checks
+    `run/` itself: in a directory anyone may write (an emptyDir's root is 0777) it does not
+    start, and says why; in its own directory it does."""
+    unsafe = GuardianProcess()
+    try:
+        unsafe.runtime.chmod(0o777)
+        with unsafe.log_path.open("ab") as log:
+            process = subprocess.Popen(
+                [PYTHON, "-m", "guardian"],
+                env=unsafe.env,
+                cwd=unsafe.dir,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        assert process.wait(30) == EX_CONFIG
+        text = unsafe.logs()
+        assert "the socket directory is not safe" in text and "writable by other users" in text
+        assert "Traceback" not in text
+        assert not (unsafe.runtime / "run" / "guardian.sock").exists()
+        unsafe.runtime.chmod(0o755)
+        unsafe.start()  # the same directory, no longer replaceable: it starts
+    finally:
+        unsafe.stop()
