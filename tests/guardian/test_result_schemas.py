@@ -197,5 +197,7 @@ async def test_every_answer_matches_its_declared_result_schema(
         "audit-checkpoints",
         "call-tasks",
         "mcp-upstreams",
+        "broadcast",
+        "relay",
     }
     assert background["usage_ledger"]["capacity"] > 0
