@@ -114,6 +114,7 @@ bench: $(VENV)/.dev
 	@test -x bench/.litellm-venv/bin/litellm || { python3 -m venv bench/.litellm-venv && \
 		bench/.litellm-venv/bin/pip install --quiet 'litellm[proxy]==1.108.7'; } || \
 		echo "bench: LiteLLM could not be installed; its rows are skipped"
+	@$(PY) bench/portkey.py || echo "bench: Portkey's gateway could not be installed; its rows are skipped"
 	$(PY) bench/rpc.py
 	$(PY) bench/call_start.py
 	$(PY) bench/gateway.py
