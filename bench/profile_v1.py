@@ -1,0 +1,160 @@
+"""Where a `/v1/chat/completions` request spends its time, per process, from a sampling profile.
+
+    .venv/bin/python bench/profile_v1.py [--seconds 10] [--concurrency 16] [--py-spy PATH]
+
+Starts the whole stack against the fake provider (as bench/vs_litellm.py does), drives it with
+wrk, and records the sandbox and the guardian with py-spy (not a project dependency: give its
+path, or have it on PATH; without it the script says so and stops). Prints, per process, the
+share of busy samples (idle threads and the idle event loop are not sampled) by layer (HTTP server, middleware, routes, RPC, outbound, database, idle) and
+the top functions by own time. Bounded in time; loopback only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import FakeProcess
+from bench.vs_litellm import BODY, stack_config
+from tests.helpers import Stack
+
+#: Which layer a frame belongs to, by the first matching piece of its file path.
+LAYERS = [
+    ("idle (event loop waiting)", ("uvloop/loop.pyx:run_forever", "select", "epoll")),
+    ("HTTP server (hypercorn, h11)", ("hypercorn/", "h11/")),
+    ("middleware (starlette + sandbox/middleware, auth, guard)", ("starlette/middleware",)),
+    ("RPC (protocol/client, channel, framing, msgpack)", ("protocol/", "msgpack")),
+    ("outbound (aiohttp client)", ("aiohttp/",)),
+    ("database (sqlite/asyncpg)", ("aiosqlite", "sqlite3", "asyncpg", "guardian/storage")),
+]
+
+
+def layer_of(stack: list[str]) -> str:
+    """The innermost frame that names a layer decides (a leaf in json.dumps under a route
+    counts for the route's own code)."""
+    for frame in reversed(stack):
+        for name, marks in LAYERS:
+            if any(mark in frame for mark in marks):
+                return name
+        if "/sandbox/" in frame or "/guardian/" in frame:
+            return "SealGate's own code (sandbox/, guardian/)"
+    return "other (asyncio, stdlib, starlette routing)"
+
+
+def summarize(path: Path, title: str, top: int) -> None:
+    layers: collections.Counter[str] = collections.Counter()
+    own: collections.Counter[str] = collections.Counter()
+    total = 0
+    for line in path.read_text().splitlines():
+        stack_text, _, count_text = line.rpartition(" ")
+        if not count_text.isdigit():
+            continue
+        count = int(count_text)
+        frames = stack_text.split(";")
+        total += count
+        if any("run_forever" in f for f in frames[-1:]) or frames[-1].startswith("process "):
+            layers["idle (event loop waiting)"] += count
+        else:
+            layers[layer_of(frames)] += count
+        own[frames[-1]] += count
+    print(f"\n{title}: {total} samples")
+    for name, count in layers.most_common():
+        print(f"  {100 * count / max(total, 1):5.1f}%  {name}")
+    print("  top frames by own samples:")
+    for frame, count in own.most_common(top):
+        print(f"  {100 * count / max(total, 1):5.1f}%  {frame[:150]}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--py-spy", default=shutil.which("py-spy") or "")
+    parser.add_argument("--top", type=int, default=25)
+    parser.add_argument("--env", action="append", default=[], help="NAME=VALUE for the stack")
+    args = parser.parse_args()
+    seconds = max(1, min(args.seconds, 60))
+    if not args.py_spy or not Path(args.py_spy).exists():
+        sys.exit("profile_v1: py-spy not found (pip install py-spy outside the project venv)")
+    if shutil.which("wrk") is None:
+        sys.exit("profile_v1: wrk not found")
+    env = dict(item.split("=", 1) for item in args.env)
+    out = Path(tempfile.mkdtemp(prefix="sealgate-profile-"))
+    script = out / "body.lua"
+    script.write_text(
+        'wrk.method = "POST"\n'
+        f"wrk.body = {__import__('json').dumps(__import__('json').dumps(BODY))}\n"
+        'wrk.headers["Content-Type"] = "application/json"\n'
+    )
+    with FakeProcess() as fake:
+        stack = Stack(config_text=stack_config(fake.base), single_uid=True, env=env)
+        stack.start()
+        try:
+            url = f"{stack.url}/v1/chat/completions"
+            subprocess.run(
+                ["wrk", "-t1", f"-c{args.concurrency}", "-d2s", "-s", str(script), url],
+                capture_output=True,
+                check=True,
+                timeout=60,
+            )  # warm-up
+            spies = {
+                name: subprocess.Popen(
+                    [
+                        args.py_spy,
+                        "record",
+                        "--format",
+                        "raw",
+                        "--rate",
+                        "200",
+                        "--duration",
+                        str(seconds),
+                        "--pid",
+                        str(stack.pid_of(name)),
+                        "--output",
+                        str(out / f"{name}.txt"),
+                    ],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+                for name in ("sandbox", "guardian")
+            }
+            time.sleep(0.5)
+            report = subprocess.run(
+                [
+                    "wrk",
+                    "-t1",
+                    f"-c{args.concurrency}",
+                    f"-d{seconds}s",
+                    "--latency",
+                    "-s",
+                    str(script),
+                    url,
+                ],
+                capture_output=True,
+                text=True,
+                check=True,
+                timeout=seconds + 60,
+            ).stdout
+            for spy in spies.values():
+                spy.wait(seconds + 60)
+            print(report)
+            for name in spies:
+                summarize(out / f"{name}.txt", name, args.top)
+            print(f"\nraw stacks: {out}")
+        finally:
+            stack.stop()
+            stack.cleanup()
+    os.environ.pop("UNUSED", None)
+
+
+if __name__ == "__main__":
+    main()
