@@ -5,15 +5,15 @@
 Starts the whole stack against the fake provider (as bench/vs_litellm.py does), drives it with
 wrk, and records the sandbox and the guardian with py-spy (not a project dependency: give its
 path, or have it on PATH; without it the script says so and stops). Prints, per process, the
-share of busy samples (idle threads and the idle event loop are not sampled) by layer (HTTP server, middleware, routes, RPC, outbound, database, idle) and
-the top functions by own time. Bounded in time; loopback only.
+share of busy samples by layer (HTTP server, middleware, RPC, outbound, database, SealGate's
+own code) and the top frames by own samples. Threads blocked on a queue (aiosqlite's worker,
+the executor's) are not counted as busy. Bounded in time; loopback only.
 """
 
 from __future__ import annotations
 
 import argparse
 import collections
-import os
 import shutil
 import subprocess
 import sys
@@ -27,9 +27,13 @@ from bench.common import FakeProcess
 from bench.vs_litellm import BODY, stack_config
 from tests.helpers import Stack
 
+#: Frames where a thread waits on a queue in C, which py-spy reports as busy.
+WAITING = (
+    "_connection_worker_thread (aiosqlite/core.py:59)",
+    "_worker (concurrent/futures/thread.py:81)",
+)
 #: Which layer a frame belongs to, by the first matching piece of its file path.
 LAYERS = [
-    ("idle (event loop waiting)", ("uvloop/loop.pyx:run_forever", "select", "epoll")),
     ("HTTP server (hypercorn, h11)", ("hypercorn/", "h11/")),
     ("middleware (starlette + sandbox/middleware, auth, guard)", ("starlette/middleware",)),
     ("RPC (protocol/client, channel, framing, msgpack)", ("protocol/", "msgpack")),
@@ -61,10 +65,9 @@ def summarize(path: Path, title: str, top: int) -> None:
         count = int(count_text)
         frames = stack_text.split(";")
         total += count
-        if any("run_forever" in f for f in frames[-1:]) or frames[-1].startswith("process "):
-            layers["idle (event loop waiting)"] += count
-        else:
-            layers[layer_of(frames)] += count
+        if frames[-1].startswith(WAITING):
+            continue  # a worker thread blocked on its queue: idle, whatever py-spy thinks
+        layers[layer_of(frames)] += count
         own[frames[-1]] += count
     print(f"\n{title}: {total} samples")
     for name, count in layers.most_common():
@@ -153,7 +156,6 @@ def main() -> None:
         finally:
             stack.stop()
             stack.cleanup()
-    os.environ.pop("UNUSED", None)
 
 
 if __name__ == "__main__":
