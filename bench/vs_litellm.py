@@ -188,18 +188,37 @@ async def mcp_rows(
     url: str, concurrency: int, calls: int, label: str = "MCP llm_complete (Streamable HTTP)"
 ) -> Row:
     latencies: list[float] = []
+    failures: list[str] = []
 
-    async def worker() -> None:
+    async def session(count: int) -> int:
+        done = 0
         async with mcp_session(url) as client:
-            for index in range(max(2, calls // concurrency) + 1):
+            for index in range(count + 1):
                 started = time.perf_counter()
                 await client.call_tool("llm_complete", {"prompt": "hi"})
                 if index:
                     latencies.append(time.perf_counter() - started)
+                    done += 1
+        return done
+
+    async def worker() -> None:
+        # A session the server drops ends that session, not the whole run: counted, and
+        # the worker opens another (at most three times).
+        left = max(2, calls // concurrency)
+        while left > 0 and len(failures) < 3 * concurrency:
+            try:
+                left -= await session(left)
+            except Exception as exc:  # the row reports it and goes on
+                failures.append(type(exc).__name__)
+                left -= 1
 
     started = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     elapsed = time.perf_counter() - started
+    if failures:
+        print(f"    ({len(failures)} MCP session(s) failed in {label!r}: {sorted(set(failures))})")
+    if not latencies:
+        return Row(label, concurrency, float("nan"), float("nan"), 0.0)
     return Row(
         label,
         concurrency,
