@@ -32,26 +32,49 @@ WAITING = (
     "_connection_worker_thread (aiosqlite/core.py:59)",
     "_worker (concurrent/futures/thread.py:81)",
 )
-#: Which layer a frame belongs to, by the first matching piece of its file path.
+#: Which layer a frame belongs to, by the first matching piece of its "name (file:line)".
 LAYERS = [
-    ("HTTP server (hypercorn, h11)", ("hypercorn/", "h11/")),
-    ("middleware (starlette + sandbox/middleware, auth, guard)", ("starlette/middleware",)),
-    ("RPC (protocol/client, channel, framing, msgpack)", ("protocol/", "msgpack")),
-    ("outbound (aiohttp client)", ("aiohttp/",)),
-    ("database (sqlite/asyncpg)", ("aiosqlite", "sqlite3", "asyncpg", "guardian/storage")),
+    ("HTTP server (hypercorn, h11)", ("(hypercorn/", "(h11/")),
+    (
+        "middleware (Starlette's and the sandbox's: guard, auth, OAuth, metrics, errors)",
+        (
+            "(starlette/middleware",
+            "(sandbox/middleware",
+            "(sandbox/auth",
+            "(sandbox/oauth",
+            "(sandbox/request_guard",
+            "(sandbox/metrics",
+            "(sandbox/tracing_spans",
+            "(sandbox/openai_errors",
+            "(prometheus_client/",
+        ),
+    ),
+    ("RPC (protocol/ client, channel, framing; msgpack, msgspec)", ("(protocol/", "msgpack")),
+    ("outbound (aiohttp client)", ("(aiohttp/",)),
+    (
+        "database (aiosqlite, sqlite3, asyncpg, guardian/storage)",
+        ("aiosqlite", "sqlite3", "asyncpg", "(guardian/storage"),
+    ),
+    ("receipts and the audit log (guardian/tlog)", ("(guardian/tlog",)),
 ]
+OWN = ("(sandbox/", "(guardian/")
+#: Samples whose innermost frame is the event loop's own run call: uvloop's C code, that is
+#: the socket system calls (send, recv, epoll) and the callbacks' dispatch.
+LOOP = "Runner.run (asyncio/runners.py"
 
 
 def layer_of(stack: list[str]) -> str:
     """The innermost frame that names a layer decides (a leaf in json.dumps under a route
     counts for the route's own code)."""
+    if stack[-1].startswith(LOOP):
+        return "event loop and socket I/O (uvloop, C)"
     for frame in reversed(stack):
         for name, marks in LAYERS:
             if any(mark in frame for mark in marks):
                 return name
-        if "/sandbox/" in frame or "/guardian/" in frame:
-            return "SealGate's own code (sandbox/, guardian/)"
-    return "other (asyncio, stdlib, starlette routing)"
+        if any(mark in frame for mark in OWN):
+            return "SealGate's own code (sandbox/, guardian/: routes, dialects, calls)"
+    return "other (asyncio, stdlib, Starlette routing)"
 
 
 def summarize(path: Path, title: str, top: int) -> None:
@@ -64,9 +87,9 @@ def summarize(path: Path, title: str, top: int) -> None:
             continue
         count = int(count_text)
         frames = stack_text.split(";")
-        total += count
         if frames[-1].startswith(WAITING):
             continue  # a worker thread blocked on its queue: idle, whatever py-spy thinks
+        total += count
         layers[layer_of(frames)] += count
         own[frames[-1]] += count
     print(f"\n{title}: {total} samples")
@@ -84,7 +107,12 @@ def main() -> None:
     parser.add_argument("--py-spy", default=shutil.which("py-spy") or "")
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--env", action="append", default=[], help="NAME=VALUE for the stack")
+    parser.add_argument("--summarize", default="", help="only summarize a run's raw stacks dir")
     args = parser.parse_args()
+    if args.summarize:
+        for name in ("sandbox", "guardian"):
+            summarize(Path(args.summarize) / f"{name}.txt", name, args.top)
+        return
     seconds = max(1, min(args.seconds, 60))
     if not args.py_spy or not Path(args.py_spy).exists():
         sys.exit("profile_v1: py-spy not found (pip install py-spy outside the project venv)")
