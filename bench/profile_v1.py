@@ -49,6 +49,7 @@ LAYERS = [
             "(prometheus_client/",
         ),
     ),
+    ("Starlette (routing, Request, Response)", ("(starlette/",)),
     ("RPC (protocol/ client, channel, framing; msgpack, msgspec)", ("(protocol/", "msgpack")),
     ("outbound (aiohttp client)", ("(aiohttp/",)),
     (
