@@ -114,12 +114,14 @@ bench: $(VENV)/.dev
 	@test -x bench/.litellm-venv/bin/litellm || { python3 -m venv bench/.litellm-venv && \
 		bench/.litellm-venv/bin/pip install --quiet 'litellm[proxy]==1.108.7'; } || \
 		echo "bench: LiteLLM could not be installed; its rows are skipped"
+	@$(PY) bench/portkey.py || echo "bench: Portkey's gateway could not be installed; its rows are skipped"
 	$(PY) bench/rpc.py
 	$(PY) bench/call_start.py
 	$(PY) bench/gateway.py
 	$(PY) bench/receipts.py
 	$(PY) bench/tracing.py
 	$(PY) bench/vs_litellm.py
+	$(PY) bench/slow_readers.py --readers 1000 --words 3000
 
 # Re-pin after editing pyproject.toml (needs uv: `pip install uv`).
 lock:

@@ -1,7 +1,7 @@
 """Fake LLM and search providers in a process of their own: for benchmarks, and to try
 SealGate without any key.
 
-    python bench/fake_provider.py [--port N] [--delay S]
+    python bench/fake_provider.py [--port N] [--delay S] [--reply-words N]
 
 One server on 127.0.0.1 speaks every wire format the tests' fakes speak, each on its own
 documented path: Anthropic (`POST /v1/messages`), Gemini (`POST /v1beta/models/M:...`),
@@ -40,22 +40,25 @@ def pyfun_for(port: int) -> str:
     )
 
 
-def fakes(delay_s: float) -> list[FakeServer]:
-    """One fake per wire format; their paths do not overlap, so one app serves them all."""
+def fakes(delay_s: float, reply_words: int = 0) -> list[FakeServer]:
+    """One fake per wire format; their paths do not overlap, so one app serves them all.
+    `reply_words`: the OpenAI-compatible fake answers that many words instead (one stream
+    event each), a long answer for the slow-reader bench."""
+    openai_reply = " ".join(f"w{i}" for i in range(reply_words)) if reply_words else REPLY
     return [
         FakeAnthropic(
             name="anthropic", reply_text=f"(fake Anthropic) {REPLY}", event_delay_s=delay_s
         ),
         FakeGemini(name="gemini", reply_text=f"(fake Gemini) {REPLY}", event_delay_s=delay_s),
-        FakeOpenAI(name="openai", reply_text=REPLY, event_delay_s=delay_s),
+        FakeOpenAI(name="openai", reply_text=openai_reply, event_delay_s=delay_s),
         FakeBrave(name="brave"),
         FakeTavily(name="tavily"),
     ]
 
 
-async def serve(port: int, delay_s: float) -> None:
+async def serve(port: int, delay_s: float, reply_words: int = 0) -> None:
     app = web.Application()
-    for fake in fakes(delay_s):
+    for fake in fakes(delay_s, reply_words):
         fake._loop.close()  # each fake's own loop is for tests that run it in a thread
         fake.requests = deque(maxlen=100)  # type: ignore[assignment]  # a long run stays small
         fake.routes(app)
@@ -76,9 +79,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--delay", type=float, default=0.0, help="seconds between stream events (default 0)"
     )
+    parser.add_argument(
+        "--reply-words",
+        type=int,
+        default=0,
+        help="OpenAI-compatible answers of this many words (max 1,000,000; 0: the usual one)",
+    )
     args = parser.parse_args(argv)
     try:
-        asyncio.run(serve(args.port, args.delay))
+        asyncio.run(serve(args.port, args.delay, max(0, min(args.reply_words, 1_000_000))))
     except KeyboardInterrupt:
         pass
     except OSError as exc:

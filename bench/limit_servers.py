@@ -1,10 +1,13 @@
 """The limit rows of `make bench`: what our own stack can do with none of SealGate in it.
 
     python bench/limit_servers.py bare     [--upstream URL]   # hypercorn answering fixed JSON
+    python bench/limit_servers.py relay    --upstream URL     # Starlette relaying via aiohttp
     python bench/limit_servers.py fastmcp  --upstream URL     # one fastmcp process relaying
 
 `bare` is a plain ASGI app on hypercorn (uvloop), answering `POST /v1/chat/completions` with
-the JSON the fake provider answers: the HTTP server's own ceiling. `fastmcp` is one fastmcp 4
+the JSON the fake provider answers: the HTTP server's own ceiling. `relay` is the one-process
+limit of this design: hypercorn and Starlette relaying `POST /v1/chat/completions` to the fake
+through one aiohttp session, with no split, no auth and no metering. `fastmcp` is one fastmcp 4
 process on hypercorn serving an `llm_complete(prompt)` tool at `/mcp` that relays to the fake
 with the guardian's own outbound client (`guardian.calls.outbound.HttpOutbound`): MCP with no
 privilege split, no auth, no RPC. Each prints its port on the first line and serves on
@@ -18,6 +21,7 @@ import asyncio
 import json
 import socket
 import sys
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -68,9 +72,41 @@ async def bare_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": ANSWER})
 
 
-def fastmcp_app(upstream: str) -> Any:
-    from contextlib import asynccontextmanager
+def relay_app(upstream: str) -> Any:
+    """Starlette on hypercorn relaying the request body to the fake with aiohttp, as is."""
+    import aiohttp
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import Response
+    from starlette.routing import Route
 
+    session: dict[str, aiohttp.ClientSession] = {}
+    target = f"{upstream.rstrip('/')}/chat/completions"
+
+    async def completions(request: Request) -> Response:
+        body = await request.body()
+        async with session["client"].post(
+            target, data=body, headers={"content-type": "application/json"}
+        ) as reply:
+            content = await reply.read()
+            return Response(content, reply.status, media_type="application/json")
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> Any:
+        session["client"] = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=0), timeout=aiohttp.ClientTimeout(total=30)
+        )
+        try:
+            yield
+        finally:
+            await session["client"].close()
+
+    return Starlette(
+        routes=[Route("/v1/chat/completions", completions, methods=["POST"])], lifespan=lifespan
+    )
+
+
+def fastmcp_app(upstream: str) -> Any:
     from fastmcp import FastMCP
     from starlette.applications import Starlette
     from starlette.routing import Mount
@@ -111,7 +147,7 @@ def fastmcp_app(upstream: str) -> Any:
 
 
 async def run(kind: str, upstream: str) -> None:
-    app = bare_app if kind == "bare" else fastmcp_app(upstream)
+    app = {"bare": lambda _: bare_app, "relay": relay_app, "fastmcp": fastmcp_app}[kind](upstream)
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
@@ -126,7 +162,7 @@ async def run(kind: str, upstream: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("kind", choices=("bare", "fastmcp"))
+    parser.add_argument("kind", choices=("bare", "relay", "fastmcp"))
     parser.add_argument("--upstream", default="http://127.0.0.1:9/v1")
     args = parser.parse_args()
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:

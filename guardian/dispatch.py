@@ -240,7 +240,7 @@ PERMITS: Mapping[Surface, Mapping[str, Permit]] = {
 
 #: Notifications a surface may send (no answer is ever sent to one).
 NOTIFICATIONS: Mapping[Surface, frozenset[str]] = {
-    Surface.SANDBOX: frozenset({"cancel", "trace.spans"}),
+    Surface.SANDBOX: frozenset({"cancel", "stream.ack", "trace.spans"}),
     Surface.ADMIN: frozenset(),
 }
 

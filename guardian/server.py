@@ -70,6 +70,39 @@ class SecurityViolation(ProtocolError):
     """The peer did something a sound client never does; its connection is closed."""
 
 
+class _Window:
+    """One streamed call's flow control: chunks sent and chunks the peer says it has read;
+    the call waits while `size` chunks are unread, so a slow reader holds a bounded number
+    of chunks (in the sandbox) and the provider's reply waits in its own socket."""
+
+    __slots__ = ("_room", "read", "sent", "size")
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.sent = 0
+        self.read = 0
+        self._room: asyncio.Future[None] | None = None
+
+    @property
+    def full(self) -> bool:
+        return self.sent - self.read >= self.size
+
+    async def wait_for_room(self) -> None:
+        while self.full:
+            self._room = asyncio.get_running_loop().create_future()
+            try:
+                await self._room
+            finally:
+                self._room = None
+
+    def acknowledge(self, count: int) -> None:
+        # never more than was sent: an ack cannot open the window past its size
+        self.read = min(self.sent, self.read + count)
+        room = self._room
+        if room is not None and not room.done() and not self.full:
+            room.set_result(None)
+
+
 @dataclass(slots=True, eq=False)  # compared and hashed by identity
 class _Connection:
     channel: SocketChannel
@@ -79,6 +112,13 @@ class _Connection:
     phase: Phase = Phase.NEW
     used_once: set[str] = field(default_factory=set)
     tasks: dict[int, asyncio.Task[None]] = field(default_factory=dict)
+    #: Stream chunks a call may send ahead of what the peer has read (`hello`'s
+    #: `stream_window`; 0: none), and each streaming call's count.
+    stream_window: int = 0
+    windows: dict[int, _Window] = field(default_factory=dict)
+    #: Calls waiting for room in their window: they do not hold the peer's reading back
+    #: (its `stream.ack` is what they wait for).
+    window_waits: int = 0
 
     def notify(self, method: str, params: dict[str, Any]) -> None:
         """A notification (raises `ConnectionLost` if the peer is gone)."""
@@ -324,6 +364,8 @@ class GuardianServer:
             self._answer(conn, request.msgid, None, result)
             if method == "hello":
                 conn.phase = Phase.READY
+                if "stream.ack" in NOTIFICATIONS[conn.ctx.surface]:  # it can open one
+                    conn.stream_window = getattr(params, "stream_window", None) or 0
                 if conn.ctx.surface is Surface.SANDBOX:
                     self.sandboxes.ready(conn)
             return
@@ -337,7 +379,7 @@ class GuardianServer:
             return
         task = asyncio.get_running_loop().create_task(self._run(conn, request, permit, params))
         conn.tasks[request.msgid] = task
-        if len(conn.tasks) >= MAX_IN_FLIGHT:
+        if len(conn.tasks) - conn.window_waits >= MAX_IN_FLIGHT:
             self._hold(conn, "calls in flight")
 
     async def _run(
@@ -394,7 +436,8 @@ class GuardianServer:
             self._answer(conn, request.msgid, None, result)
         finally:
             conn.tasks.pop(request.msgid, None)
-            if len(conn.tasks) < MAX_IN_FLIGHT:
+            conn.windows.pop(request.msgid, None)
+            if len(conn.tasks) - conn.window_waits < MAX_IN_FLIGHT:
                 self._release(conn, "calls in flight")
 
     @staticmethod
@@ -409,6 +452,9 @@ class GuardianServer:
 
     def _emitter(self, conn: _Connection, msgid: int) -> Emit:
         channel = conn.channel
+        window = None
+        if conn.stream_window:
+            window = conn.windows[msgid] = _Window(conn.stream_window)
 
         async def emit(chunk: Any) -> None:
             frame = encode(stream_chunk(msgid, chunk))
@@ -417,10 +463,25 @@ class GuardianServer:
                     f"a stream chunk of {len(frame)} bytes is over the RPC frame limit"
                     f" ({self.max_frame_size} bytes)"
                 )
+            if window is not None and window.full:
+                await self._wait_for_room(conn, window)
             channel.send_raw(frame)
+            if window is not None:
+                window.sent += 1
             await channel.drain()  # a slow sandbox slows the provider read, not our memory
 
         return emit
+
+    async def _wait_for_room(self, conn: _Connection, window: _Window) -> None:
+        """Wait for the peer to read (its `stream.ack`); meanwhile this call does not count
+        towards holding the connection's reading back, or the ack could not arrive."""
+        conn.window_waits += 1
+        if len(conn.tasks) - conn.window_waits < MAX_IN_FLIGHT:
+            self._release(conn, "calls in flight")
+        try:
+            await window.wait_for_room()
+        finally:
+            conn.window_waits -= 1
 
     def _notified(self, conn: _Connection, message: Notification) -> None:
         surface = conn.ctx.surface
@@ -433,6 +494,13 @@ class GuardianServer:
             task = conn.tasks.get(msgid)
             if task is not None:
                 task.cancel()
+        elif message.method == "stream.ack":
+            msgid, count = message.params.get("msgid"), message.params.get("n")
+            if type(msgid) is not int or type(count) is not int or not 0 < count <= 2**31:
+                raise SecurityViolation("stream.ack without an integer msgid and count")
+            window = conn.windows.get(msgid)
+            if window is not None:  # else the stream has just ended: nothing to open
+                window.acknowledge(count)
         elif message.method == "trace.spans":
             try:
                 self.span_intake.take(message.params)

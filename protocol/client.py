@@ -58,7 +58,9 @@ class RPCStream:
     the block before the end cancels the call on the guardian.
     """
 
-    def __init__(self, client: RPCClient, msgid: int, method: str, timeout: float) -> None:
+    def __init__(
+        self, client: RPCClient, msgid: int, method: str, timeout: float, ack_every: int = 0
+    ) -> None:
         self._client = client
         self.msgid = msgid
         self.method = method
@@ -66,6 +68,10 @@ class RPCStream:
         self.queue: asyncio.Queue[Any] = asyncio.Queue()
         self.result: Any = None
         self.finished = False
+        #: With a stream window, chunks read since the last `stream.ack`, sent every
+        #: `ack_every` (half the window): the guardian never has more than the window unread.
+        self._ack_every = ack_every
+        self._unacked = 0
 
     def __aiter__(self) -> RPCStream:
         return self
@@ -89,6 +95,11 @@ class RPCStream:
             self.finished = True
             self._client._streams.pop(self.msgid, None)
             raise item
+        if self._ack_every:
+            self._unacked += 1
+            if self._unacked >= self._ack_every:
+                self._client._send_ack(self.msgid, self._unacked)
+                self._unacked = 0
         return item
 
     async def aclose(self) -> None:
@@ -127,11 +138,17 @@ class RPCClient:
         backoff_max: float = DEFAULT_BACKOFF_MAX,
         on_connect: ConnectHandler | None = None,
         on_notification: NotificationHandler | None = None,
+        stream_window: int = 0,
     ) -> None:
         self._connect = connect
         self._client_name = client_name
         #: Extra facts this client states in every `hello` (the sandbox: where it listens).
         self._hello_params = dict(hello_params or {})
+        #: Stream chunks the guardian may send ahead of what a stream's reader has taken
+        #: (said in `hello`; 0: no window, the guardian sends as fast as the socket takes).
+        self.stream_window = stream_window
+        if stream_window:
+            self._hello_params["stream_window"] = stream_window
         self.max_frame_size = max_frame_size
         self.call_timeout = call_timeout
         self._backoff_initial = backoff_initial
@@ -207,7 +224,13 @@ class RPCClient:
         channel = self._usable_channel()
         msgid = self._next_id()
         frame = self._frame(msgid, method, params)
-        stream = RPCStream(self, msgid, method, self.call_timeout if timeout is None else timeout)
+        stream = RPCStream(
+            self,
+            msgid,
+            method,
+            self.call_timeout if timeout is None else timeout,
+            ack_every=max(1, self.stream_window // 2) if self.stream_window else 0,
+        )
         self._streams[msgid] = stream
         channel.send_raw(frame)
         return stream
@@ -253,6 +276,13 @@ class RPCClient:
         if channel is not None and not channel.closed:
             with contextlib.suppress(ConnectionLost):
                 channel.send(notification_message("cancel", {"msgid": msgid}))
+
+    def _send_ack(self, msgid: int, count: int) -> None:
+        """`stream.ack {msgid, n}`: `n` more chunks of the stream were read."""
+        channel = self._channel
+        if channel is not None and not channel.closed:
+            with contextlib.suppress(ConnectionLost):
+                channel.send(notification_message("stream.ack", {"msgid": msgid, "n": count}))
 
     async def _run(self) -> None:
         delay = self._backoff_initial

@@ -20,6 +20,8 @@ from msgspec import UNSET, Meta, UnsetType
 from protocol.errors import InvalidParams
 
 MAX_PROMPT = 1024 * 1024
+#: The most stream chunks a client may let the guardian send ahead of what it has read.
+MAX_STREAM_WINDOW = 4096
 
 
 # Bounded strings, by their maximum length (mypy wants names, not calls, in annotations).
@@ -63,6 +65,8 @@ class HelloParams(Params, frozen=True, kw_only=True):
     client: Literal["sandbox", "ctl", "supervisor"]
     #: The sandbox: every address it really listens on (open mode needs all loopback).
     listen: Annotated[list[str], Meta(max_length=16)] | UnsetType | None = UNSET
+    #: Chunks a streamed call may have unacknowledged (`stream.ack`); absent: no window.
+    stream_window: Annotated[int, Meta(ge=1, le=MAX_STREAM_WINDOW)] | UnsetType | None = UNSET
 
 
 # sealed calls ----------------------------------------------------------------------------

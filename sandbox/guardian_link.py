@@ -65,6 +65,9 @@ from sandbox.tracing import TracedClient
 logger = logging.getLogger("sealgate.sandbox.link")
 
 DEFAULT_CALL_TIMEOUT = 120.0
+#: Stream chunks the guardian may send ahead of what a stream's HTTP reader has taken: a
+#: slow reader holds at most this many here, and the rest of the answer waits upstream.
+STREAM_WINDOW = 32
 
 R = TypeVar("R", LlmResult, EmbedResult, SearchResult)
 
@@ -166,6 +169,7 @@ class GuardianLink:
             call_timeout=DEFAULT_CALL_TIMEOUT,
             on_connect=self._connected,
             on_notification=self._notified,
+            stream_window=STREAM_WINDOW,
         )
 
     def on_active_change(self, listener: ActiveListener) -> None:

@@ -36,6 +36,13 @@ KEEPALIVE_S = 30.0
 _CONNECTION_ERRORS = (aiohttp.ClientError, OSError)
 
 
+#: What aiohttp buffers of a streamed reply before it stops reading the socket is about
+#: twice this (its default is 64 KiB, and a burst of small chunked events went several
+#: hundred KiB past it): a stream whose reader waits (its window is full) holds little more
+#: here, and the rest of the answer waits in the kernel and at the provider.
+STREAM_READ_BUFSIZE = 16 * 1024
+
+
 def make_session() -> aiohttp.ClientSession:
     connector = aiohttp.TCPConnector(limit=MAX_CONNECTIONS, keepalive_timeout=KEEPALIVE_S)
     return aiohttp.ClientSession(
@@ -127,7 +134,9 @@ class HttpOutbound:
         for session in sessions.values():
             await session.close()
 
-    async def _send(self, provider: str, call: HttpCall) -> aiohttp.ClientResponse:
+    async def _send(
+        self, provider: str, call: HttpCall, read_bufsize: int | None = None
+    ) -> aiohttp.ClientResponse:
         """Send `call` on the provider's pooled client; the body is left to the caller."""
         body = call.encoded().body
         return await self._session(provider).request(
@@ -138,6 +147,7 @@ class HttpOutbound:
             data=body,
             params=call.params,
             allow_redirects=False,
+            read_bufsize=read_bufsize,
         )
 
     @staticmethod
@@ -178,7 +188,7 @@ class HttpOutbound:
         """
         with translated(timeout):
             async with asyncio.timeout(timeout):
-                response = await self._send(provider, call)
+                response = await self._send(provider, call, STREAM_READ_BUFSIZE)
         finished = False
         try:
             if response.status >= 400:

@@ -83,7 +83,7 @@ _INSERT_USAGE = (
     " user_id, request_digest) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     " ON CONFLICT (key) DO NOTHING"
 )
-_INSERT_RESERVATION = (
+INSERT_RESERVATION = (
     "INSERT INTO {s}reservations (id, principal, window_start, amount, created_at, owner,"
     " shared, tool, provider, model, counted, input_tokens, output_tokens, user_id)"
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -254,7 +254,7 @@ class LedgerRepository(Database):
                     held.window_start,
                 )
                 return float(seen["value"]) if seen else 0.0
-            await tx.execute(tx.q(_INSERT_RESERVATION), *reservation_values(held))
+            await tx.execute(tx.q(INSERT_RESERVATION), *reservation_values(held))
         return None
 
     async def write_start(self, held: Reservation) -> None:
@@ -263,7 +263,7 @@ class LedgerRepository(Database):
         guardian's death, not the database's. SQLite in WAL mode has written it to the WAL
         file when this returns (a process kill keeps it; `synchronous=NORMAL` may lose it
         on a power cut)."""
-        await self.execute(self.q(_INSERT_RESERVATION), *reservation_values(held))
+        await self.execute(self.q(INSERT_RESERVATION), *reservation_values(held))
 
     async def settle_leftover_reservations(self, owner: str, stale_before: float) -> list[Row]:
         """Calls that never ended (their guardian stopped first, a SIGKILL say): ours from a

@@ -41,6 +41,8 @@ def _imports_from_pyfun() -> set[str]:
         for path in (ROOT / top).rglob("*.py"):
             if PACKAGE in path.parents:
                 continue
+            if any(part.startswith(".") for part in path.relative_to(ROOT).parts):
+                continue  # bench/.litellm-venv and other tools' own trees, not ours
             for node in ast.walk(ast.parse(path.read_text())):
                 if isinstance(node, ast.ImportFrom) and node.module == "protocol.pyfun":
                     names.update(alias.name for alias in node.names)

@@ -2,7 +2,8 @@
 reads, one that keeps thousands of calls running, and a call whose answer is larger than a
 frame. Each may hurt only itself: the guardian stops reading that connection (so its memory
 stays flat), another connection is answered at once, and an oversized answer fails its own
-call with a typed error while the connection and its other calls go on."""
+call with a typed error while the connection and its other calls go on. A `stream.ack`
+that is not an integer msgid and count is a peer no sound sandbox is: its connection ends."""
 
 from __future__ import annotations
 
@@ -181,3 +182,23 @@ async def test_an_oversized_answer_fails_only_its_own_call(
     assert "frame limit" in failed[0].message
     assert len(answered) == 1 and answered[0]["text"] == fake.reply_text
     assert (await rpc.call("health", {}))["status"] == "ok"
+
+
+@pytest.mark.parametrize(
+    "params", [{"msgid": "1", "n": 1}, {"msgid": 1, "n": 0}, {"n": 1}, {"msgid": 1, "n": 2**40}]
+)
+async def test_a_malformed_stream_ack_ends_the_connection(
+    guardian: GuardianProcess, params: dict[str, Any]
+) -> None:
+    client = await rpc_as_sandbox(guardian.socket_path, 10)
+    try:
+        channel = client._channel
+        assert channel is not None
+        channel.send([2, "stream.ack", params])
+        for _ in range(100):
+            if channel.closed:
+                break
+            await asyncio.sleep(0.02)
+        assert channel.closed
+    finally:
+        await client.close()
