@@ -39,7 +39,7 @@ from mcp_types import (
 from guardian.redact import Redactor
 from guardian.secrets import Secrets
 from protocol import __version__
-from protocol.errors import ProviderError, Timeout, Unavailable
+from protocol.errors import ProviderError, Timeout, UpstreamUnavailable
 from protocol.pyfun import McpServerConfig
 
 logger = logging.getLogger("sealgate.guardian.upstream")
@@ -230,16 +230,21 @@ class Connection:
     async def _connected(self, timeout: float) -> Client:
         if self._client is None:
             if self.state == "down" or timeout <= 0:
-                raise Unavailable(f"upstream MCP server {self.config.name!r} is not connected")
+                raise UpstreamUnavailable.of(
+                    self.config.name, f"upstream MCP server {self.config.name!r} is not connected"
+                )
             try:
                 await asyncio.wait_for(self._ready.wait(), timeout)
             except TimeoutError:
-                raise Unavailable(
-                    f"upstream MCP server {self.config.name!r} did not connect in time"
+                raise UpstreamUnavailable.of(
+                    self.config.name,
+                    f"upstream MCP server {self.config.name!r} did not connect in time",
                 ) from None
         client = self._client
         if client is None:
-            raise Unavailable(f"upstream MCP server {self.config.name!r} is not connected")
+            raise UpstreamUnavailable.of(
+                self.config.name, f"upstream MCP server {self.config.name!r} is not connected"
+            )
         return client
 
     async def tools(self, wait_s: float) -> list[Tool]:
@@ -285,7 +290,7 @@ class Connection:
         except Exception as exc:
             raise self._lost(exc) from None
 
-    def _refused(self, exc: MCPError) -> ProviderError | Timeout | Unavailable:
+    def _refused(self, exc: MCPError) -> ProviderError | Timeout | UpstreamUnavailable:
         if exc.error.code == CONNECTION_CLOSED:
             return self._lost(exc)
         if exc.error.code == REQUEST_TIMEOUT:
@@ -293,7 +298,9 @@ class Connection:
         message = self._redactor.redact_and_cut(str(exc.error.message), 240)
         return ProviderError(f"upstream MCP server {self.config.name!r} answered: {message}")
 
-    def _lost(self, exc: BaseException) -> Unavailable:
+    def _lost(self, exc: BaseException) -> UpstreamUnavailable:
         self.last_error = self._describe(exc)
         self._broken.set()
-        return Unavailable(f"upstream MCP server {self.config.name!r} failed: {self.last_error}")
+        return UpstreamUnavailable.of(
+            self.config.name, f"upstream MCP server {self.config.name!r} failed: {self.last_error}"
+        )

@@ -42,7 +42,7 @@ from protocol.contract_upstream import (
     McpServersResult,
     UpstreamTool,
 )
-from protocol.errors import Forbidden, InvalidParams, NotFound, ProviderError, RPCError, Unavailable
+from protocol.errors import Forbidden, InvalidParams, NotFound, ProviderError, RPCError
 from protocol.pyfun import McpServerConfig
 
 logger = logging.getLogger("sealgate.guardian.upstream")
@@ -259,12 +259,9 @@ class UpstreamService:
         return config
 
     async def _current_for_operator(self, config: McpServerConfig) -> dict[str, Definition]:
-        """The listing, with an unreachable upstream said as the upstream's failure (the
-        CLI keeps `unavailable` for a guardian it cannot reach)."""
-        try:
-            return await self.current(config, config.connect_timeout_sec)
-        except Unavailable as exc:
-            raise ProviderError(exc.message) from None
+        """The listing, waiting for a server still connecting; an unreachable one answers
+        `UpstreamUnavailable` (`unavailable` naming it in `data.upstream`)."""
+        return await self.current(config, config.connect_timeout_sec)
 
     async def servers(self) -> McpServersResult:
         rows: list[dict[str, Any]] = []

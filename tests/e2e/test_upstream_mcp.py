@@ -152,7 +152,10 @@ async def test_upstream_tools_are_pinned_listed_called_and_hidden_when_they_chan
         started = time.monotonic()
         refused = ctl(stack, "mcp", "diff", "dead")
         assert refused.returncode == 1 and "'dead'" in refused.stderr, refused
+        assert refused.stderr.startswith("sealgate-ctl: unavailable: upstream"), refused.stderr
         assert time.monotonic() - started < 5 and "Traceback" not in refused.stderr
+        error = json.loads(ctl(stack, "mcp", "approve", "dead", "--json").stdout)["error"]
+        assert error["code"] == "unavailable" and error["data"] == {"upstream": "dead"}, error
         web_row = next(row for row in listing if row["name"] == "web")
         assert web_row["tools"]["add"]["calls"] >= 2
         # each call is a ledger row like a provider call's: the prefixed tool, no cost
