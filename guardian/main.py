@@ -58,6 +58,7 @@ from guardian.tlog.checkpoints import Checkpointer
 from guardian.tlog.signing_key import SigningKeyError, load_signing_key
 from guardian.upstream.pool import Upstreams
 from guardian.upstream.service import UpstreamService
+from guardian.upstream.watch import ServedWatch
 from protocol import __version__
 from protocol.logformat import log_format
 from protocol.methods import Surface
@@ -296,6 +297,9 @@ class Guardian:
         stack.push_async_callback(pool.close)  # every session ends (stdio programs too)
         await pool.sync()
         tasks.start("mcp-upstreams", pool.follow)
+        upstreams = UpstreamService(pool, storage, limits, ledger)
+        watch = ServedWatch(upstreams, lambda servers: sandboxes.upstream_changed(servers))
+        tasks.start("mcp-upstreams-served", watch.run)
         return Services(
             live=live,
             storage=storage,
@@ -313,7 +317,7 @@ class Guardian:
             checkpoints=checkpoints,
             sandboxes=sandboxes,
             call_tasks=call_tasks,
-            upstreams=UpstreamService(pool, storage, limits, ledger),
+            upstreams=upstreams,
             protections=lambda: protections.report(
                 sandbox_uid=sandbox_uid,
                 # read when asked: one uid, the name is drawn when the socket is bound

@@ -75,6 +75,7 @@ def build_app(
         tools.sync_tools(active)
 
     link.on_active_change(on_active_change)
+    link.on_upstream_change(tools.upstream_changed)
     mcp_http = mcp.http_app(
         path="/",
         host_origin_protection=True,

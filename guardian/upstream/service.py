@@ -72,6 +72,8 @@ class UpstreamService:
         self.ledger = ledger
         #: (server, tool, digest) already audited as hidden by this guardian
         self._reported: set[tuple[str, str, str]] = set()
+        #: Set when this guardian pins: the watch (`guardian.upstream.watch`) looks at once.
+        self.pins_changed = asyncio.Event()
 
     # what is offered and what is approved ----------------------------------------------------
     def _connection(self, config: McpServerConfig) -> Connection:
@@ -135,6 +137,21 @@ class UpstreamService:
         pins = {tool: (digest(d), canonical(d)) for tool, d in current.items()}
         await self.storage.set_mcp_pins(server, pins, by)
         self._reported = {r for r in self._reported if r[0] != server}
+        self.pins_changed.set()
+
+    async def served_digests(self, config: McpServerConfig) -> frozenset[tuple[str, str]]:
+        """(tool, digest) of every tool the server serves now: offered, listed and pinned
+        as it is. Nothing is audited or pinned here; a server not reachable serves none."""
+        try:
+            current = await self.current(config, 0)
+        except RPCError:
+            return frozenset()
+        pins = await self.storage.mcp_pins(config.name)
+        return frozenset(
+            (tool, digest(d))
+            for tool, d in current.items()
+            if tool in pins and pins[tool]["digest"] == digest(d)
+        )
 
     # the sandbox's sealed calls ----------------------------------------------------------------
     async def list_for(self, principal: Principal, open_loopback: bool) -> McpListResult:

@@ -193,5 +193,6 @@ async def test_every_answer_matches_its_declared_result_schema(
         "audit-checkpoints",
         "call-tasks",
         "mcp-upstreams",
+        "mcp-upstreams-served",
     }
     assert background["usage_ledger"]["capacity"] > 0
