@@ -56,6 +56,7 @@ from guardian.storage.base import StorageError
 from guardian.tasks import TaskSet
 from guardian.tlog.checkpoints import Checkpointer
 from guardian.tlog.signing_key import SigningKeyError, load_signing_key
+from guardian.upstream.launcher import Launcher
 from guardian.upstream.pool import Upstreams
 from guardian.upstream.service import UpstreamService
 from guardian.upstream.watch import ServedWatch
@@ -293,7 +294,10 @@ class Guardian:
         router = Router(live, outbound, ledger, limits, KeyRotation(key_used=store.mark_used))
         router.receipt_key = checkpoints.key
         single_uid = sandbox_uid == os.getuid()
-        pool = Upstreams(live)
+        launcher = Launcher.from_environ(self.environ)
+        if launcher is not None:
+            stack.callback(launcher.close)
+        pool = Upstreams(live, launcher)
         stack.push_async_callback(pool.close)  # every session ends (stdio programs too)
         await pool.sync()
         tasks.start("mcp-upstreams", pool.follow)
