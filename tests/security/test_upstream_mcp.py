@@ -245,10 +245,21 @@ async def test_in_root_mode_a_stdio_upstream_runs_under_its_own_uid_started_by_t
             assert time.monotonic() < deadline, "the stdio upstream was not started again"
             await asyncio.sleep(0.3)
         assert _uid_of(again[0]) == upstream_uid and not _programs_below(guardian)
-        # it does not outlive a stopped stack
+        # nor its guardian: a guardian killed outright, the supervisor ends its programs
+        os.kill(guardian, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while _alive(again[0]):
+            assert time.monotonic() < deadline, "the stdio upstream outlived its guardian"
+            await asyncio.sleep(0.1)
+        # nor a stopped stack (the restarted guardian's program, if it has one yet)
+        left = _programs_below(supervisor)
         stack.stop()
-        for pid in (program, *again):
-            assert (
-                not Path(f"/proc/{pid}").exists()
-                or "State:\tZ" in Path(f"/proc/{pid}/status").read_text()
-            )
+        for pid in left:
+            assert not _alive(pid), pid
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return "State:\tZ" not in Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
