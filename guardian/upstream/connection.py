@@ -17,6 +17,7 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 import httpx2
@@ -64,8 +65,11 @@ class Connection:
         secrets: Secrets,
         redactor: Redactor,
         launcher: Launcher | None = None,
+        on_change: Callable[[], None] | None = None,
     ) -> None:
         self.config = config
+        #: Told when what this server lists may have changed (the served-tools watch).
+        self._on_change = on_change or (lambda: None)
         #: Root mode: the supervisor starts stdio programs under their own uid.
         self._launcher = launcher
         self._secrets = secrets
@@ -120,6 +124,7 @@ class Connection:
             if self._stopping:
                 return
             self.state = "down"
+            self._on_change()
             self.restarts += 1
             if time.monotonic() - started >= HEALTHY_RUN_S:
                 delay = BACKOFF_INITIAL_S
@@ -144,6 +149,7 @@ class Connection:
             self.state = "ready"
             self.last_error = ""
             self._ready.set()
+            self._on_change()
             logger.info("upstream MCP server %s connected", self.config.name)
             while not self._broken.is_set():
                 with contextlib.suppress(TimeoutError):
@@ -223,6 +229,7 @@ class Connection:
     async def _on_message(self, message: Any) -> None:
         if isinstance(message, ToolListChangedNotification):
             self._listed_at = 0.0
+            self._on_change()
         elif isinstance(message, Exception):
             self.last_error = self._describe(message)
             self._broken.set()

@@ -46,6 +46,8 @@ class Upstreams:
         self.live = live
         #: Root mode: the supervisor starts stdio programs under their own uid.
         self.launcher = launcher
+        #: Set when what a server serves may have changed: a pin, its listing, its session.
+        self.changed = asyncio.Event()
         self.connections: dict[str, Connection] = {}
         self._fingerprints: dict[str, tuple[Any, ...]] = {}
         self._seen: Snapshot | None = None
@@ -80,7 +82,9 @@ class Upstreams:
                         " gateway is in open mode on loopback",
                         name,
                     )
-                connection = Connection(config, snapshot.secrets, self.live.redactor, self.launcher)
+                connection = Connection(
+                    config, snapshot.secrets, self.live.redactor, self.launcher, self.changed.set
+                )
                 self.connections[name] = connection
                 self._fingerprints[name] = _fingerprint(config, snapshot)
                 connection.start()

@@ -72,8 +72,6 @@ class UpstreamService:
         self.ledger = ledger
         #: (server, tool, digest) already audited as hidden by this guardian
         self._reported: set[tuple[str, str, str]] = set()
-        #: Set when this guardian pins: the watch (`guardian.upstream.watch`) looks at once.
-        self.pins_changed = asyncio.Event()
 
     # what is offered and what is approved ----------------------------------------------------
     def _connection(self, config: McpServerConfig) -> Connection:
@@ -137,7 +135,7 @@ class UpstreamService:
         pins = {tool: (digest(d), canonical(d)) for tool, d in current.items()}
         await self.storage.set_mcp_pins(server, pins, by)
         self._reported = {r for r in self._reported if r[0] != server}
-        self.pins_changed.set()
+        self.pool.changed.set()  # the watch (`guardian.upstream.watch`) looks at once
 
     async def served_digests(self, config: McpServerConfig) -> frozenset[tuple[str, str]]:
         """(tool, digest) of every tool the server serves now: offered, listed and pinned

@@ -5,8 +5,9 @@ one sharing the database) and disappears when its server changes its definition 
 hides it), stops listing it, or goes away. Every `WATCH_EVERY_S` the guardian compares what
 each server serves now (the tools whose definition has the approved digest) with what it
 served before, and on any difference notifies every sandbox, which sends MCP
-`notifications/tools/list_changed` to its clients. An approval on this guardian wakes the
-watch at once. Nothing here audits or pins: it only looks.
+`notifications/tools/list_changed` to its clients. An approval on this guardian, a server's
+own `tools/list_changed`, and a session opened or lost wake the watch at once (`changed` of
+the pool). Nothing here audits or pins: it only looks.
 """
 
 from __future__ import annotations
@@ -41,8 +42,8 @@ class ServedWatch:
             except Exception:  # a database hiccup: the next round tries again
                 logger.exception("the upstream tools served could not be compared")
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.service.pins_changed.wait(), WATCH_EVERY_S)
-            self.service.pins_changed.clear()
+                await asyncio.wait_for(self.service.pool.changed.wait(), WATCH_EVERY_S)
+            self.service.pool.changed.clear()
 
     async def check(self) -> list[str]:
         """The servers whose served tools differ from the last round; notified if any."""

@@ -15,8 +15,9 @@ class FakeService:
     def __init__(self) -> None:
         self.served: dict[str, frozenset[tuple[str, str]]] = {}
         config = SimpleNamespace(mcp_servers={})
-        self.pool = SimpleNamespace(live=SimpleNamespace(snapshot=SimpleNamespace(config=config)))
-        self.pins_changed = asyncio.Event()
+        self.pool = SimpleNamespace(
+            live=SimpleNamespace(snapshot=SimpleNamespace(config=config)), changed=asyncio.Event()
+        )
 
     def configure(self, *names: str) -> None:
         self.pool.live.snapshot.config.mcp_servers = {n: SimpleNamespace(name=n) for n in names}
@@ -42,7 +43,7 @@ async def test_only_a_difference_in_what_is_served_is_notified() -> None:
     assert told == [["web"], ["local", "web"], ["web"]]
 
 
-async def test_an_approval_wakes_the_watch_at_once() -> None:
+async def test_a_change_wakes_the_watch_at_once() -> None:
     service = FakeService()
     told: list[list[str]] = []
     watch = ServedWatch(service, told.append)  # type: ignore[arg-type]
@@ -51,7 +52,7 @@ async def test_an_approval_wakes_the_watch_at_once() -> None:
     try:
         await asyncio.sleep(0.1)
         service.served["web"] = frozenset({("echo", "d1")})
-        service.pins_changed.set()
+        service.pool.changed.set()
         for _ in range(50):
             if told:
                 break
