@@ -31,7 +31,7 @@ from guardian.ctl_status import status_lines
 from guardian.tlog import note
 from protocol.adminaddr import open_admin_channel
 from protocol.client import RPCClient
-from protocol.errors import RPCError
+from protocol.errors import RPCError, UpstreamUnavailable
 from protocol.printable import printable
 from protocol.pyfun import PyfunError, parse
 from protocol.runtime import DEFAULT_RUNTIME_DIR, RuntimeLayout
@@ -172,10 +172,16 @@ def emit(args: argparse.Namespace, data: Any, text: str) -> None:
         print(printable(text, keep_newlines=True))
 
 
-def report_error(as_json: bool, code: str, message: str) -> None:
-    """One error, as a line on stderr for people or `{"error": {...}}` on stdout for scripts."""
+def report_error(
+    as_json: bool, code: str, message: str, data: dict[str, Any] | None = None
+) -> None:
+    """One error, as a line on stderr for people or `{"error": {...}}` on stdout for scripts
+    (with the error's `data` when it has any, such as the upstream server's name)."""
     if as_json:
-        print(json.dumps({"error": {"code": code, "message": message}}, sort_keys=True))
+        error: dict[str, Any] = {"code": code, "message": message}
+        if data:
+            error["data"] = data
+        print(json.dumps({"error": error}, sort_keys=True, default=str))
     else:
         print(f"sealgate-ctl: {printable(message, keep_newlines=True)}", file=sys.stderr)
 
@@ -762,6 +768,10 @@ def _main(argv: list[str], as_json: bool) -> int:
     except (Unreachable, mcp_stdio.BridgeUnreachable) as exc:
         report_error(as_json, "unreachable", str(exc))
         return EXIT_UNREACHABLE
+    except UpstreamUnavailable as exc:  # the guardian answered: an upstream is down
+        text = exc.message if as_json else f"{exc.code.value}: {exc.message}"
+        report_error(as_json, exc.code.value, text, exc.data)
+        return EXIT_FAILED
     except RPCError as exc:
         if exc.code.value == "unavailable":
             report_error(as_json, "unreachable", exc.message)

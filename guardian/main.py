@@ -59,8 +59,10 @@ from guardian.storage.base import StorageError
 from guardian.tasks import TaskSet
 from guardian.tlog.checkpoints import Checkpointer
 from guardian.tlog.signing_key import SigningKeyError, load_signing_key
+from guardian.upstream.launcher import Launcher
 from guardian.upstream.pool import Upstreams
 from guardian.upstream.service import UpstreamService
+from guardian.upstream.watch import ServedWatch
 from protocol import __version__
 from protocol.logformat import log_format
 from protocol.methods import Surface
@@ -315,10 +317,16 @@ class Guardian:
         router = Router(live, outbound, ledger, limits, KeyRotation(key_used=store.mark_used))
         router.receipt_key = checkpoints.key
         single_uid = sandbox_uid == os.getuid()
-        pool = Upstreams(live)
+        launcher = Launcher.from_environ(self.environ)
+        if launcher is not None:
+            stack.callback(launcher.close)
+        pool = Upstreams(live, launcher)
         stack.push_async_callback(pool.close)  # every session ends (stdio programs too)
         await pool.sync()
         tasks.start("mcp-upstreams", pool.follow)
+        upstreams = UpstreamService(pool, storage, limits, ledger)
+        watch = ServedWatch(upstreams, lambda servers: sandboxes.upstream_changed(servers))
+        tasks.start("mcp-upstreams-served", watch.run)
         return Services(
             live=live,
             storage=storage,
@@ -336,7 +344,7 @@ class Guardian:
             checkpoints=checkpoints,
             sandboxes=sandboxes,
             call_tasks=call_tasks,
-            upstreams=UpstreamService(pool, storage, limits, ledger),
+            upstreams=upstreams,
             relay=relay,
             protections=lambda: protections.report(
                 sandbox_uid=sandbox_uid,

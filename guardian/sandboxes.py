@@ -43,3 +43,8 @@ class SandboxLinks:
     def announce(self, names: dict[str, list[str]]) -> None:
         """What is active changed (`config.changed`)."""
         self.broadcast("config.changed", names)
+
+    def upstream_changed(self, servers: list[str]) -> None:
+        """The upstream tools some servers serve changed (`mcp.changed`): an approval, a
+        pin that now hides a tool, a server gone or back."""
+        self.broadcast("mcp.changed", {"servers": servers})

@@ -11,6 +11,7 @@
     │   ├── ProviderError        every provider tried failed; data.status, data.provider
     │   ├── Timeout              the call ran out of time
     │   ├── Unavailable          the guardian (or every provider) cannot be reached now
+    │   │   └── UpstreamUnavailable  an upstream MCP server cannot be reached; data.upstream
     │   └── Internal             a bug on our side; the message never carries a traceback
     └── ProtocolError            the peer broke the wire protocol: the connection is closed
         ├── FrameTooLarge        an announced frame length over the configured maximum
@@ -118,6 +119,27 @@ class Unavailable(RPCError):
     code = ErrorCode.UNAVAILABLE
 
 
+class UpstreamUnavailable(Unavailable):
+    """An upstream MCP server cannot be reached now, though the guardian answers.
+
+    Its code stays `unavailable` (the wire's list of codes is fixed); `data["upstream"]`
+    names the server, so a client tells it apart from an unreachable guardian without
+    reading the message."""
+
+    def __init__(self, message: str, data: dict[str, Any] | None = None) -> None:
+        super().__init__(message, data)
+        if not isinstance(self.data.get("upstream"), str):
+            raise ValueError("UpstreamUnavailable needs data['upstream'], the server's name")
+
+    @classmethod
+    def of(cls, server: str, message: str) -> UpstreamUnavailable:
+        return cls(message, {"upstream": server})
+
+    @property
+    def server(self) -> str:
+        return str(self.data["upstream"])
+
+
 class Internal(RPCError):
     """A bug on our side; details are in the guardian's log, never in the message."""
 
@@ -167,4 +189,8 @@ def error_from_wire(wire: object) -> RPCError:
     cls = _BY_CODE.get(code) if isinstance(code, str) else None
     if cls is None or not isinstance(message, str):
         return Internal("the guardian sent an error of unknown shape")
-    return cls(message, data if isinstance(data, dict) else None)
+    if not isinstance(data, dict):
+        data = None
+    if cls is Unavailable and data is not None and isinstance(data.get("upstream"), str):
+        cls = UpstreamUnavailable
+    return cls(message, data)

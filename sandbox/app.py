@@ -76,6 +76,7 @@ def build_app(
         tools.sync_tools(active)
 
     link.on_active_change(on_active_change)
+    link.on_upstream_change(tools.upstream_changed)
     proxies = Proxies.parse(hub.trusted_proxies, space_host=settings.space_host)
     # any replica answers a session (sandbox/replica_sessions.py): signed session ids, and
     # legacy SSE messages relayed through the guardians

@@ -156,6 +156,7 @@ class GuardianLink:
         self.socket_path = socket_path
         self.active = ActiveNames()
         self._listeners: list[ActiveListener] = []
+        self._upstream_listeners: list[Callable[[list[str]], None]] = []
         self.observer: CallObserver | None = None
 
         async def connect() -> Any:
@@ -174,6 +175,11 @@ class GuardianLink:
 
     def on_active_change(self, listener: ActiveListener) -> None:
         self._listeners.append(listener)
+
+    def on_upstream_change(self, listener: Callable[[list[str]], None]) -> None:
+        """Called with server names when the upstream tools they serve change
+        (`mcp.changed`: an approval, a pin hiding a tool, a server gone or back)."""
+        self._upstream_listeners.append(listener)
 
     def start(self) -> None:
         self._client.start()
@@ -348,6 +354,11 @@ class GuardianLink:
     def _notified(self, method: str, params: dict[str, Any]) -> None:
         if method == "config.changed":
             self._set_active(ActiveNames.from_wire(params))
+        elif method == "mcp.changed":
+            servers = params.get("servers")
+            names = [s for s in servers if isinstance(s, str)] if isinstance(servers, list) else []
+            for upstream_listener in self._upstream_listeners:
+                upstream_listener(names)
         else:
             logger.warning("ignored an unknown notification from the guardian: %.64s", method)
 

@@ -366,6 +366,17 @@ class SealGateTools:
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
 
+    def upstream_changed(self, servers: list[str]) -> None:
+        """The guardian says upstream tools appeared or went (`mcp.changed`): every open
+        session and listen stream hears `tools/list_changed` and lists again (the listing
+        itself is asked of the guardian per caller: `sandbox.mcp_upstream`)."""
+        with contextlib.suppress(RuntimeError):  # no running loop: nobody to tell
+            task = asyncio.get_running_loop().create_task(
+                self.sessions.notify_changed(frozenset({"tools"}))
+            )
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
     def _sync_prompts(self, active: ActiveNames) -> bool:
         """Register a prompt per active LLM tool with an instruction (again when the
         instruction changed); answers whether the prompt list changed."""

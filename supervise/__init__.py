@@ -12,6 +12,7 @@ import-boundary test fails the build otherwise). One module a job:
 - `hello`: whether the guardian answers on its admin socket
 - `signals`: handlers that only queue; the loop drains the queue
 - `preflight`: the configuration and the identities, checked before anything starts
+- `upstreams`: root mode's stdio upstream MCP servers, under their own user, for the guardian
 - `arbiter`: the main loop that puts these together, and `main()`
 """
 

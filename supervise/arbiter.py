@@ -31,6 +31,7 @@ from supervise.leftovers import become_subreaper, orphans, sweep
 from supervise.outcomes import EX_CONFIG, EX_FAILED, EX_OK, EX_USAGE, Refusal
 from supervise.runtime_dirs import prepare_runtime
 from supervise.signals import SignalQueue
+from supervise.upstreams import UpstreamLauncher
 from supervise.users import Identity, check_secret_files
 
 logger = logging.getLogger("sealgate.supervisor")
@@ -51,6 +52,8 @@ class Supervisor:
         self.instance_lock = InstanceLock(Path(environ.get("HUB_LOCK_DIR", DEFAULT_LOCK_DIR)))
         self.hello_timeout_s = preflight.GUARDIAN_HELLO_TIMEOUT_S
         self.step = "starting"
+        #: Root mode: stdio upstream MCP servers started under their own uid, for the guardian.
+        self.launcher: UpstreamLauncher | None = None
 
     # set-up -------------------------------------------------------------------------------
     def prepare(self) -> None:
@@ -62,6 +65,7 @@ class Supervisor:
             self.environ, self.config_path
         )
         if self.guardian_id.uid != self.sandbox_id.uid:
+            self.launcher = UpstreamLauncher(self.config_path, self.environ)
             self.step = "taking the instance lock"
             self.instance_lock.acquire([self.guardian_id, self.sandbox_id], self.layout.root)
         else:
@@ -78,11 +82,32 @@ class Supervisor:
         return preflight.secret_paths(self.env_file, self.environ)
 
     # process control ----------------------------------------------------------------------
+    def spawn(self, child: Child) -> None:
+        """Start `child`; the guardian gets a fresh end of the upstream launcher (root mode)."""
+        if child.name == "guardian" and self.launcher is not None:
+            child.pass_fds = self.launcher.hand_out(child.env)
+            try:
+                lifecycle.spawn(child)
+            finally:
+                self.launcher.handed()
+            return
+        lifecycle.spawn(child)
+
+    def serve_launcher(self) -> None:
+        if self.launcher is not None:
+            self.launcher.serve()
+            self.launcher.reap()
+
+    def programs(self) -> set[int]:
+        """The stdio upstream programs started for the guardian (spared by the sweep)."""
+        return self.launcher.pids() if self.launcher is not None else set()
+
     def wait_for_guardian(self, guardian: Child) -> bool:
         deadline = time.monotonic() + self.hello_timeout_s
         while time.monotonic() < deadline:
             if guardian.process is None or guardian.process.poll() is not None:
                 return False
+            self.serve_launcher()
             if guardian_answers(self.layout.admin_socket):
                 logger.info("guardian answers hello on %s", admin_address(self.layout.admin_socket))
                 return True
@@ -101,6 +126,8 @@ class Supervisor:
             return
         ran = time.monotonic() - child.started_at
         child.process = None
+        if child.name == "guardian" and self.launcher is not None:
+            self.launcher.close()  # its stdio upstream programs end with it
         self.sweep_leftovers()
         lifecycle.schedule_restart(child, status, ran)
 
@@ -109,13 +136,15 @@ class Supervisor:
         closes its link itself, so neither side takes a planned stop for a lost connection."""
         for child in reversed([c for c in self.children if c.alive()]):
             lifecycle.stop(child)
+            if child.name == "guardian" and self.launcher is not None:
+                self.launcher.close()
             self.sweep_leftovers()
 
     def sweep_leftovers(self) -> None:
         """Kill what a child forked and left behind (reparented to us), sparing the live
         children and what runs below them."""
         live = {c.process.pid for c in self.children if c.process and c.alive()}
-        killed = sweep(live)
+        killed = sweep(live | self.programs())
         if killed:
             security_logger.warning(
                 "killed %d process(es) left behind by a child (forked and orphaned)", killed
@@ -123,7 +152,7 @@ class Supervisor:
 
     def orphans(self) -> bool:
         """Whether a process we did not start is our child (a child forked and left it)."""
-        return orphans({c.process.pid for c in self.children if c.process})
+        return orphans({c.process.pid for c in self.children if c.process} | self.programs())
 
     # signals ------------------------------------------------------------------------------
     def handle_signals(self) -> bool:
@@ -183,7 +212,7 @@ class Supervisor:
             self.config_path,
             self.layout.root,
         )
-        lifecycle.spawn(guardian)
+        self.spawn(guardian)
         if not self.wait_for_guardian(guardian):
             self.reap(guardian)
             code = EX_CONFIG if guardian.state is State.FATAL else EX_FAILED
@@ -204,7 +233,8 @@ class Supervisor:
             for child in self.children:
                 self.reap(child)
                 if child.state is State.BACKOFF and now >= child.restart_at:
-                    lifecycle.spawn(child)
+                    self.spawn(child)
+            self.serve_launcher()
             if any(child.state is State.FATAL for child in self.children):
                 self.exit_code = (
                     EX_CONFIG

@@ -61,6 +61,8 @@ class Child:
     failed_starts: int = 0
     started_at: float = 0.0
     restart_at: float = 0.0
+    #: Descriptors it inherits (the guardian: its end of the upstream launcher, root mode).
+    pass_fds: tuple[int, ...] = ()
 
     @property
     def pid(self) -> int | None:
@@ -150,6 +152,7 @@ def spawn(child: Child) -> None:
         user=child.identity.uid if drop else None,
         group=child.identity.gid if drop else None,
         extra_groups=[] if drop else None,
+        pass_fds=child.pass_fds,
     )
     child.state = State.RUNNING
     child.started_at = time.monotonic()

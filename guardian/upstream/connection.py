@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import sys
 import time
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import httpx2
@@ -38,9 +37,11 @@ from mcp_types import (
 
 from guardian.redact import Redactor
 from guardian.secrets import Secrets
+from guardian.upstream.launcher import Launcher, handed_pipes
 from protocol import __version__
-from protocol.errors import ProviderError, Timeout, Unavailable
+from protocol.errors import ProviderError, Timeout, UpstreamUnavailable
 from protocol.pyfun import McpServerConfig
+from protocol.upstream_launch import jail_argv, kept_variables
 
 logger = logging.getLogger("sealgate.guardian.upstream")
 
@@ -52,16 +53,25 @@ PING_EVERY_S = 15.0
 #: A listing is fetched again after this long (and at once on `tools/list_changed`).
 LIST_TTL_S = 5.0
 MAX_LIST_PAGES = 20
-#: The launcher of stdio servers: run as a program, never imported by the guardian.
-JAIL = Path(__file__).resolve().parents[2] / "sandbox" / "upstream_jail.py"
 CLIENT_INFO = Implementation(name="sealgate-guardian", version=__version__)
 
 
 class Connection:
     """The session to one server, and what is known of it for `mcp list` and `status`."""
 
-    def __init__(self, config: McpServerConfig, secrets: Secrets, redactor: Redactor) -> None:
+    def __init__(
+        self,
+        config: McpServerConfig,
+        secrets: Secrets,
+        redactor: Redactor,
+        launcher: Launcher | None = None,
+        on_change: Callable[[], None] | None = None,
+    ) -> None:
         self.config = config
+        #: Told when what this server lists may have changed (the served-tools watch).
+        self._on_change = on_change or (lambda: None)
+        #: Root mode: the supervisor starts stdio programs under their own uid.
+        self._launcher = launcher
         self._secrets = secrets
         self._redactor = redactor
         self.state = "starting"
@@ -114,6 +124,7 @@ class Connection:
             if self._stopping:
                 return
             self.state = "down"
+            self._on_change()
             self.restarts += 1
             if time.monotonic() - started >= HEALTHY_RUN_S:
                 delay = BACKOFF_INITIAL_S
@@ -138,6 +149,7 @@ class Connection:
             self.state = "ready"
             self.last_error = ""
             self._ready.set()
+            self._on_change()
             logger.info("upstream MCP server %s connected", self.config.name)
             while not self._broken.is_set():
                 with contextlib.suppress(TimeoutError):
@@ -151,20 +163,18 @@ class Connection:
     async def _transport(self, stack: contextlib.AsyncExitStack) -> Any:
         config = self.config
         if config.transport == "stdio":
-            keep = [config.env_key] if config.env_key else []
-            keep += list(config.env)
-            env = {name: value for name in keep if (value := self._secrets.get(name)) is not None}
-            policy = {
-                "keep": keep,
-                "read": list(config.read_paths),
-                "write": list(config.write_paths),
-                "ports": list(config.connect_ports),
+            env = {
+                name: value
+                for name in kept_variables(config)
+                if (value := self._secrets.get(name)) is not None
             }
-            params = StdioServerParameters(
-                command=sys.executable,
-                args=["-I", str(JAIL), json.dumps(policy), "--", *config.command],
-                env=env,
-            )
+            if self._launcher is not None:  # root mode: the supervisor starts it
+                handed = await self._launcher.start(config.name, env)
+                stack.push_async_callback(self._launcher.stop, config.name)
+                await self._relay_stderr(stack, handed.stderr)
+                return handed_pipes(handed.stdin, handed.stdout)
+            python, *args = jail_argv(config, sys.executable)
+            params = StdioServerParameters(command=python, args=args, env=env)
             return stdio_client(params, errlog=await self._stderr(stack))
         headers = dict(config.headers)
         key = self._secrets.get(config.env_key) if config.env_key else None
@@ -188,6 +198,11 @@ class Connection:
         read_fd, write_fd = os.pipe()
         errlog = os.fdopen(write_fd, "w")
         stack.callback(errlog.close)
+        await self._relay_stderr(stack, read_fd)
+        return errlog
+
+    async def _relay_stderr(self, stack: contextlib.AsyncExitStack, read_fd: int) -> None:
+        """Log what the program writes to `read_fd` (its stderr), line by line, redacted."""
         reader = asyncio.StreamReader()
         loop = asyncio.get_running_loop()
         pipe = os.fdopen(read_fd, "rb")
@@ -210,11 +225,11 @@ class Connection:
             transport.close()
 
         stack.push_async_callback(closed)
-        return errlog
 
     async def _on_message(self, message: Any) -> None:
         if isinstance(message, ToolListChangedNotification):
             self._listed_at = 0.0
+            self._on_change()
         elif isinstance(message, Exception):
             self.last_error = self._describe(message)
             self._broken.set()
@@ -230,16 +245,21 @@ class Connection:
     async def _connected(self, timeout: float) -> Client:
         if self._client is None:
             if self.state == "down" or timeout <= 0:
-                raise Unavailable(f"upstream MCP server {self.config.name!r} is not connected")
+                raise UpstreamUnavailable.of(
+                    self.config.name, f"upstream MCP server {self.config.name!r} is not connected"
+                )
             try:
                 await asyncio.wait_for(self._ready.wait(), timeout)
             except TimeoutError:
-                raise Unavailable(
-                    f"upstream MCP server {self.config.name!r} did not connect in time"
+                raise UpstreamUnavailable.of(
+                    self.config.name,
+                    f"upstream MCP server {self.config.name!r} did not connect in time",
                 ) from None
         client = self._client
         if client is None:
-            raise Unavailable(f"upstream MCP server {self.config.name!r} is not connected")
+            raise UpstreamUnavailable.of(
+                self.config.name, f"upstream MCP server {self.config.name!r} is not connected"
+            )
         return client
 
     async def tools(self, wait_s: float) -> list[Tool]:
@@ -285,7 +305,7 @@ class Connection:
         except Exception as exc:
             raise self._lost(exc) from None
 
-    def _refused(self, exc: MCPError) -> ProviderError | Timeout | Unavailable:
+    def _refused(self, exc: MCPError) -> ProviderError | Timeout | UpstreamUnavailable:
         if exc.error.code == CONNECTION_CLOSED:
             return self._lost(exc)
         if exc.error.code == REQUEST_TIMEOUT:
@@ -293,7 +313,9 @@ class Connection:
         message = self._redactor.redact_and_cut(str(exc.error.message), 240)
         return ProviderError(f"upstream MCP server {self.config.name!r} answered: {message}")
 
-    def _lost(self, exc: BaseException) -> Unavailable:
+    def _lost(self, exc: BaseException) -> UpstreamUnavailable:
         self.last_error = self._describe(exc)
         self._broken.set()
-        return Unavailable(f"upstream MCP server {self.config.name!r} failed: {self.last_error}")
+        return UpstreamUnavailable.of(
+            self.config.name, f"upstream MCP server {self.config.name!r} failed: {self.last_error}"
+        )

@@ -16,6 +16,7 @@ from typing import Any
 from guardian.liveconfig import LiveConfig
 from guardian.snapshot import Snapshot
 from guardian.upstream.connection import Connection
+from guardian.upstream.launcher import Launcher
 from protocol.pyfun import McpServerConfig
 
 logger = logging.getLogger("sealgate.guardian.upstream")
@@ -41,8 +42,12 @@ def _fingerprint(config: McpServerConfig, snapshot: Snapshot) -> tuple[Any, ...]
 
 
 class Upstreams:
-    def __init__(self, live: LiveConfig) -> None:
+    def __init__(self, live: LiveConfig, launcher: Launcher | None = None) -> None:
         self.live = live
+        #: Root mode: the supervisor starts stdio programs under their own uid.
+        self.launcher = launcher
+        #: Set when what a server serves may have changed: a pin, its listing, its session.
+        self.changed = asyncio.Event()
         self.connections: dict[str, Connection] = {}
         self._fingerprints: dict[str, tuple[Any, ...]] = {}
         self._seen: Snapshot | None = None
@@ -77,7 +82,9 @@ class Upstreams:
                         " gateway is in open mode on loopback",
                         name,
                     )
-                connection = Connection(config, snapshot.secrets, self.live.redactor)
+                connection = Connection(
+                    config, snapshot.secrets, self.live.redactor, self.launcher, self.changed.set
+                )
                 self.connections[name] = connection
                 self._fingerprints[name] = _fingerprint(config, snapshot)
                 connection.start()

@@ -42,7 +42,7 @@ from protocol.contract_upstream import (
     McpServersResult,
     UpstreamTool,
 )
-from protocol.errors import Forbidden, InvalidParams, NotFound, ProviderError, RPCError, Unavailable
+from protocol.errors import Forbidden, InvalidParams, NotFound, ProviderError, RPCError
 from protocol.pyfun import McpServerConfig
 
 logger = logging.getLogger("sealgate.guardian.upstream")
@@ -135,6 +135,21 @@ class UpstreamService:
         pins = {tool: (digest(d), canonical(d)) for tool, d in current.items()}
         await self.storage.set_mcp_pins(server, pins, by)
         self._reported = {r for r in self._reported if r[0] != server}
+        self.pool.changed.set()  # the watch (`guardian.upstream.watch`) looks at once
+
+    async def served_digests(self, config: McpServerConfig) -> frozenset[tuple[str, str]]:
+        """(tool, digest) of every tool the server serves now: offered, listed and pinned
+        as it is. Nothing is audited or pinned here; a server not reachable serves none."""
+        try:
+            current = await self.current(config, 0)
+        except RPCError:
+            return frozenset()
+        pins = await self.storage.mcp_pins(config.name)
+        return frozenset(
+            (tool, digest(d))
+            for tool, d in current.items()
+            if tool in pins and pins[tool]["digest"] == digest(d)
+        )
 
     # the sandbox's sealed calls ----------------------------------------------------------------
     async def list_for(self, principal: Principal, open_loopback: bool) -> McpListResult:
@@ -259,12 +274,9 @@ class UpstreamService:
         return config
 
     async def _current_for_operator(self, config: McpServerConfig) -> dict[str, Definition]:
-        """The listing, with an unreachable upstream said as the upstream's failure (the
-        CLI keeps `unavailable` for a guardian it cannot reach)."""
-        try:
-            return await self.current(config, config.connect_timeout_sec)
-        except Unavailable as exc:
-            raise ProviderError(exc.message) from None
+        """The listing, waiting for a server still connecting; an unreachable one answers
+        `UpstreamUnavailable` (`unavailable` naming it in `data.upstream`)."""
+        return await self.current(config, config.connect_timeout_sec)
 
     async def servers(self) -> McpServersResult:
         rows: list[dict[str, Any]] = []

@@ -109,3 +109,26 @@ def test_a_closed_pipe_ends_the_output_quietly(guardian: GuardianProcess) -> Non
         os.close(write_end)
     assert done.stderr == "", done.stderr
     assert done.returncode == 0
+
+
+def test_an_upstreams_unavailability_is_a_failure_not_an_unreachable_guardian(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Exit 3 is for a guardian the CLI cannot reach; a dead upstream the guardian reports
+    (`unavailable` with `data.upstream`) is exit 1, said as such, the server named in JSON."""
+    from protocol.errors import Unavailable, UpstreamUnavailable
+
+    async def upstream_down(args: object) -> int:
+        raise UpstreamUnavailable.of("dead", "upstream MCP server 'dead' is not connected")
+
+    async def guardian_down(args: object) -> int:
+        raise Unavailable("guardian unavailable: connection refused")
+
+    monkeypatch.setattr(ctl, "run", upstream_down)
+    assert ctl.main(["mcp", "diff", "dead"]) == ctl.EXIT_FAILED
+    assert "unavailable: upstream MCP server 'dead'" in capsys.readouterr().err
+    assert ctl.main(["mcp", "diff", "dead", "--json"]) == ctl.EXIT_FAILED
+    error = json.loads(capsys.readouterr().out)["error"]
+    assert error["code"] == "unavailable" and error["data"] == {"upstream": "dead"}
+    monkeypatch.setattr(ctl, "run", guardian_down)
+    assert ctl.main(["mcp", "diff", "dead"]) == ctl.EXIT_UNREACHABLE

@@ -199,5 +199,6 @@ async def test_every_answer_matches_its_declared_result_schema(
         "mcp-upstreams",
         "broadcast",
         "relay",
+        "mcp-upstreams-served",
     }
     assert background["usage_ledger"]["capacity"] > 0

@@ -10,8 +10,12 @@ to its sockets."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import pwd
+import signal
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,8 +23,9 @@ from typing import Any
 import pytest
 
 from protocol.errors import Forbidden, InvalidParams, NotFound, RPCError
+from tests.e2e.mcp_client import mcp_session
 from tests.e2e.test_reload import ctl
-from tests.helpers import Stack
+from tests.helpers import Stack, children_of, cmdline, two_uid_possible
 from tests.security.common import caller, issue_token, sandbox_client
 from tests.upstream_mcp import (
     CANARY,
@@ -153,9 +158,6 @@ async def _attack(stack: Stack, rpc: Any, user: str, admin: str, port: int) -> s
 
 
 async def _until_connected(stack: Stack) -> None:
-    import asyncio
-    import time
-
     deadline = time.monotonic() + 20
     while True:
         rows = json.loads(ctl(stack, "mcp", "list", "--json").stdout)["servers"]
@@ -163,3 +165,101 @@ async def _until_connected(stack: Stack) -> None:
             return
         assert time.monotonic() < deadline, rows
         await asyncio.sleep(0.3)
+
+
+def _uid_of(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("Uid:"):
+            return int(line.split()[1])
+    raise AssertionError(f"no Uid line for {pid}")
+
+
+def _programs_below(pid: int) -> list[int]:
+    return [p for p in children_of(pid) if "upstream_mcp.py" in cmdline(p)]
+
+
+async def test_in_root_mode_a_stdio_upstream_runs_under_its_own_uid_started_by_the_supervisor(
+    stack_factory: Callable[..., Stack],
+) -> None:
+    """Root mode: the supervisor starts the stdio program under the upstream user and hands
+    the guardian its pipes. Its uid is neither the guardian's nor the sandbox's; it cannot
+    read the guardian's env file or state; killed, it is started again (the guardian asks
+    the supervisor, after its backoff) under that uid again."""
+    reason = two_uid_possible()
+    if reason is not None:
+        pytest.skip(reason)
+    with (
+        description_file() as described,
+        http_upstream(described) as port,
+        silent_listener() as dead,
+    ):
+        stack = stack_factory(
+            single_uid=False,
+            config_text=config_text(port, dead, described),
+            before_start=lambda s: write_env_file(s.dir, described),
+        )
+        assert stack.process is not None
+        supervisor, guardian = stack.process.pid, stack.pid_of("guardian")
+        sandbox = stack.pid_of("sandbox")
+        user = issue_token(stack, "mallory", "user")
+        rows: list[dict[str, Any]] = []
+        deadline = time.monotonic() + 20
+        while not any(r["name"] == "local" and r["state"] == "ready" for r in rows):
+            assert time.monotonic() < deadline, rows
+            await asyncio.sleep(0.3)
+            rows = json.loads(ctl(stack, "mcp", "list", "--json").stdout)["servers"]
+        assert ctl(stack, "mcp", "approve", "local").returncode == 0
+
+        # the supervisor's child, not the guardian's, under the upstream user
+        (program,) = _programs_below(supervisor)
+        assert not _programs_below(guardian)
+        upstream_uid = pwd.getpwnam("hub-upstream").pw_uid
+        assert _uid_of(program) == upstream_uid
+        assert upstream_uid not in (_uid_of(guardian), _uid_of(sandbox))
+
+        headers = {"Authorization": f"Bearer {user}"}
+
+        async def call(tool: str, arguments: dict[str, Any] | None = None) -> Any:
+            async with mcp_session(stack.url, headers=headers) as client:
+                return await client.call_tool(f"local_{tool}", arguments or {})
+
+        answer = await call("whoami")
+        assert answer.structured_content["uid"] == upstream_uid, answer
+        # the guardian's env file and its state: shut by the uid, not only by Landlock
+        state = sorted(p for p in (stack.runtime / "guardian").iterdir() if p.is_file())
+        for path in [stack.dir / ".env", *state[:3]]:
+            answer = await call("read_file", {"path": str(path)})
+            assert "cannot read" in answer.content[0].text, (path, answer)
+            st = path.stat()
+            assert st.st_uid != upstream_uid and not st.st_mode & 0o004, path
+
+        # killed: started again by the supervisor, at the guardian's request
+        os.kill(program, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while True:
+            again = [p for p in _programs_below(supervisor) if p != program]
+            if again:
+                answer = await call("whoami")
+                if not answer.is_error and answer.structured_content["uid"] == upstream_uid:
+                    break
+            assert time.monotonic() < deadline, "the stdio upstream was not started again"
+            await asyncio.sleep(0.3)
+        assert _uid_of(again[0]) == upstream_uid and not _programs_below(guardian)
+        # nor its guardian: a guardian killed outright, the supervisor ends its programs
+        os.kill(guardian, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while _alive(again[0]):
+            assert time.monotonic() < deadline, "the stdio upstream outlived its guardian"
+            await asyncio.sleep(0.1)
+        # nor a stopped stack (the restarted guardian's program, if it has one yet)
+        left = _programs_below(supervisor)
+        stack.stop()
+        for pid in left:
+            assert not _alive(pid), pid
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return "State:\tZ" not in Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
