@@ -21,6 +21,7 @@ from pathlib import Path
 from protocol import __version__
 from protocol.pyfun import PyfunError
 from protocol.runtime import RuntimeLayout
+from protocol.workers import WorkersError
 from supervise import children as lifecycle
 from supervise import preflight
 from supervise.children import MAX_FAILED_STARTS, Child, State
@@ -152,7 +153,7 @@ class Supervisor:
     def run(self) -> int:
         try:
             self.hello_timeout_s = preflight.check_config(self.config_path, self.environ)
-        except PyfunError as exc:
+        except (PyfunError, WorkersError) as exc:
             logger.error("cannot start: %s", exc)
             return EX_CONFIG
         try:
@@ -176,7 +177,7 @@ class Supervisor:
             guardian_id=self.guardian_id,
             sandbox_id=self.sandbox_id,
         )
-        guardian, sandbox = self.children
+        guardian, *sandboxes = self.children
         logger.info(
             "SealGate %s starting (config %s, runtime %s)",
             __version__,
@@ -191,7 +192,8 @@ class Supervisor:
                 code = EX_OK  # asked to stop while waiting; the guardian's own SIGCHLD is not
             self.stop_all()
             return code
-        lifecycle.spawn(sandbox)
+        for sandbox in sandboxes:  # HUB_SANDBOX_WORKERS of them, each restarted on its own
+            lifecycle.spawn(sandbox)
         return self.watch()
 
     def watch(self) -> int:
