@@ -236,3 +236,25 @@ def test_a_killed_process_is_restarted_while_the_other_serves(stack: Stack) -> N
     before = seen
     assert completions(stack, ADMIN, 40) == [200] * 40
     assert all(n >= 5 for n in grown(before, linked(stack)).values())
+
+
+@pytest.mark.parametrize(
+    ("value", "says"),
+    [
+        ("0", "HUB_SANDBOX_WORKERS=0: must be a whole number from 1 to 64"),
+        ("17", "max_sandbox_connections is 16; raise it to at least 17"),
+    ],
+)
+def test_a_bad_number_of_workers_stops_the_supervisor_before_anything_starts(
+    value: str, says: str
+) -> None:
+    refused = Stack(env={"HUB_SANDBOX_WORKERS": value})
+    try:
+        refused.start(wait=False)
+        assert refused.process is not None
+        assert refused.process.wait(timeout=30) == 78
+        logs = refused.logs()
+        assert "cannot start: HUB_SANDBOX_WORKERS=" in logs and says in logs, logs
+        assert "guardian started" not in logs and "sandbox started" not in logs
+    finally:
+        refused.cleanup()
