@@ -108,6 +108,9 @@ class Supervisor:
     def stop_all(self) -> None:
         """The sandbox first, and wholly, before the guardian: it stops taking requests and
         closes its link itself, so neither side takes a planned stop for a lost connection."""
+        for child in self.children:  # every sandbox process winds down at once, not in turn
+            if child.name.startswith("sandbox") and child.process and child.alive():
+                child.process.send_signal(signal.SIGTERM)
         for child in reversed([c for c in self.children if c.alive()]):
             lifecycle.stop(child)
             self.sweep_leftovers()

@@ -258,3 +258,31 @@ def test_a_bad_number_of_workers_stops_the_supervisor_before_anything_starts(
         assert "guardian started" not in logs and "sandbox started" not in logs
     finally:
         refused.cleanup()
+
+
+def test_the_processes_stop_together_not_in_turn() -> None:
+    """Each process holding event streams waits out its grace period (3 s) when stopped; in
+    turn, four would take 12 s, past Docker's 10 s before SIGKILL."""
+    four = Stack(env={"HUB_SANDBOX_WORKERS": "4"})
+    try:
+        four.start()
+        wait_linked(four, 4)
+
+        async def hold_then_stop() -> float:
+            writers = []
+            for _ in range(16):  # spread over the four by their addresses' hash
+                reader, writer = await asyncio.open_connection("127.0.0.1", four.port)
+                writer.write(b"GET /sse/ HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+                await writer.drain()
+                await asyncio.wait_for(reader.readuntil(b"event: endpoint"), 10)
+                writers.append(writer)
+            started = time.monotonic()
+            assert await asyncio.to_thread(four.stop, 60) == 0
+            for writer in writers:
+                writer.close()
+            return time.monotonic() - started
+
+        took = asyncio.run(hold_then_stop())
+        assert took < 7, f"stopping took {took:.1f} s"
+    finally:
+        four.cleanup()
