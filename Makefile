@@ -121,6 +121,7 @@ bench: $(VENV)/.dev
 	$(PY) bench/receipts.py
 	$(PY) bench/tracing.py
 	$(PY) bench/vs_litellm.py
+	$(PY) bench/workers.py
 	$(PY) bench/slow_readers.py --readers 1000 --words 3000
 
 # Re-pin after editing pyproject.toml (needs uv: `pip install uv`).

@@ -4,7 +4,8 @@
 
 It reads HUB_CONFIG (default ./.pyfun), HUB_ENV_FILE (./.env), HUB_RUNTIME_DIR (./var),
 HUB_HOST/HUB_PORT, HUB_SINGLE_UID, HUB_GUARDIAN_USER (hub-guardian) and HUB_SANDBOX_USER
-(hub-sandbox), so several instances can run side by side from any working directory.
+(hub-sandbox), so several instances can run side by side from any working directory;
+HUB_SANDBOX_WORKERS=N (default 1) starts N sandbox processes on the one port.
 
 SIGTERM and SIGINT stop both children and exit 0; SIGHUP is forwarded to the guardian, which
 reloads. A child that dies is restarted with backoff; exit 78 (EX_CONFIG) means this

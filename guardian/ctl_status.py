@@ -25,6 +25,7 @@ _KNOWN = frozenset(
         "config_sha256",
         "database",
         "sandbox_connections",
+        "sandboxes",
         "llm_providers",
         "search_providers",
         "tools",
@@ -86,11 +87,18 @@ def _audit(audit: Mapping[str, Any]) -> list[str]:
     return lines
 
 
-def _sandbox(connections: Any) -> str:
+def _sandbox(connections: Any, linked: Any) -> list[str]:
+    """The connection count, then one line per sandbox process (pid, requests sent)."""
     count = int(connections or 0)
     if not count:
-        return "not connected (the sandbox is not running, or cannot reach the guardian)"
-    return f"connected ({count} connection{'s' if count != 1 else ''})"
+        return ["not connected (the sandbox is not running, or cannot reach the guardian)"]
+    lines = [f"connected ({count} connection{'s' if count != 1 else ''})"]
+    for seen in linked if isinstance(linked, list) else []:
+        if isinstance(seen, Mapping):
+            lines.append(
+                f"process pid {_flat(seen.get('pid'))}, {_flat(seen.get('calls'))} requests"
+            )
+    return lines
 
 
 def status_lines(result: Mapping[str, Any]) -> list[str]:
@@ -116,7 +124,7 @@ def status_lines(result: Mapping[str, Any]) -> list[str]:
         )
     )
     rows.append(("database", [_flat(result.get("database"))]))
-    rows.append(("sandbox", [_sandbox(result.get("sandbox_connections"))]))
+    rows.append(("sandbox", _sandbox(result.get("sandbox_connections"), result.get("sandboxes"))))
     rows.append(("LLM providers", [_flat(result.get("llm_providers"))]))
     rows.append(("search providers", [_flat(result.get("search_providers"))]))
     rows.append(("tools", [_flat(result.get("tools"))]))

@@ -178,6 +178,7 @@ def status(ctx: CallContext, params: NoParams) -> StatusResult:
         config_path=str(services.live.path),
         config_sha256=snapshot.config.sha256,
         sandbox_connections=services.sandboxes.connected,
+        sandboxes=services.sandboxes.links(),
         llm_providers=list(snapshot.llm_providers),
         search_providers=list(snapshot.search_providers),
         tools=list(snapshot.tools),

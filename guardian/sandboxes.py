@@ -15,6 +15,7 @@ from protocol.errors import ConnectionLost
 
 class SandboxLink(Protocol):
     peer_pid: int
+    calls: int
 
     def notify(self, method: str, params: dict[str, Any]) -> None: ...
 
@@ -34,6 +35,13 @@ class SandboxLinks:
 
     def pids(self) -> list[int]:
         return [link.peer_pid for link in self._ready]
+
+    def links(self) -> list[dict[str, int]]:
+        """Each sandbox process past its hello: its pid and the requests it has sent."""
+        return sorted(
+            ({"pid": link.peer_pid, "calls": link.calls} for link in self._ready),
+            key=lambda seen: seen["pid"],
+        )
 
     def broadcast(self, method: str, params: dict[str, Any]) -> None:
         for link in list(self._ready):

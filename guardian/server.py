@@ -119,6 +119,9 @@ class _Connection:
     #: Calls waiting for room in their window: they do not hold the peer's reading back
     #: (its `stream.ack` is what they wait for).
     window_waits: int = 0
+    #: Requests it has sent (`status` shows each sandbox process's, so an operator sees
+    #: how `HUB_SANDBOX_WORKERS` processes share the load).
+    calls: int = 0
 
     def notify(self, method: str, params: dict[str, Any]) -> None:
         """A notification (raises `ConnectionLost` if the peer is gone)."""
@@ -333,6 +336,7 @@ class GuardianServer:
 
     def _dispatch(self, conn: _Connection, request: Request) -> None:
         method = request.method
+        conn.calls += 1
         permit = conn.permits.get(method)
         if permit is None:
             raise SecurityViolation(f"method {method[:64]!r} is not permitted on this socket")

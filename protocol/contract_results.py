@@ -71,6 +71,9 @@ class StatusResult(Result, frozen=True, kw_only=True):
     config_path: str
     config_sha256: str
     sandbox_connections: int
+    #: Each sandbox process linked (past its hello): {"pid", "calls"}; several with
+    #: HUB_SANDBOX_WORKERS.
+    sandboxes: list[dict[str, int]] = []
     llm_providers: Names
     search_providers: Names
     tools: Names

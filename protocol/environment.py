@@ -27,6 +27,9 @@ SANDBOX_ENV_ALLOWLIST: tuple[str, ...] = (
     "HUB_LOG_FORMAT",
     # A Hugging Face Space's public host name (not a secret): an allowed Host and Origin.
     "SPACE_HOST",
+    # How many sandbox processes share the port (protocol/workers.py): each then binds it
+    # with SO_REUSEPORT.
+    "HUB_SANDBOX_WORKERS",
     "LISTEN_FDS",
     "LISTEN_PID",
 )

@@ -25,6 +25,7 @@ from protocol.logformat import JsonLines, log_format
 from protocol.logsafety import protect
 from protocol.protections import EXPOSED, SandboxProtections
 from protocol.pyfun import PyfunError
+from protocol.workers import WorkersError, sandbox_workers
 from sandbox import selfsandbox
 from sandbox.settings import SandboxSettings, load_settings
 
@@ -41,10 +42,21 @@ SD_LISTEN_FDS_START = 3
 LISTEN_BACKLOG = 4096
 
 
-def listening_socket(host: str, port: int, environ: Mapping[str, str]) -> socket.socket:
+def listening_socket(
+    host: str, port: int, environ: Mapping[str, str], *, workers: int = 1
+) -> socket.socket:
     """The socket to serve: inherited from systemd (LISTEN_FDS for this pid), else our own.
 
     Bound here, before self-sandboxing forbids binding, and handed to hypercorn as fd://N.
+
+    With several workers (`HUB_SANDBOX_WORKERS`), each binds the port itself with
+    `SO_REUSEPORT` rather than inheriting one socket from the supervisor: the start-up order
+    stays as it is (each sandbox binds under its own uid, then locks itself down; the
+    supervisor, root, binds nothing and hands nothing to the internet-facing process), the
+    kernel only lets sockets of the same uid join the group (another user cannot take a
+    share of the port), and it spreads connections over the workers by their addresses'
+    hash, where one shared queue lets whichever worker is idle take them all. The price: a
+    connection still queued at a worker when it dies is reset.
     """
     if environ.get("LISTEN_FDS") and environ.get("LISTEN_PID") == str(os.getpid()):
         sock = socket.socket(fileno=SD_LISTEN_FDS_START)
@@ -53,8 +65,14 @@ def listening_socket(host: str, port: int, environ: Mapping[str, str]) -> socket
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    sock.listen(LISTEN_BACKLOG)
+    try:
+        if workers > 1:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind((host, port))
+        sock.listen(LISTEN_BACKLOG)
+    except OSError:
+        sock.close()
+        raise
     return sock
 
 
@@ -100,7 +118,12 @@ def prepare(environ: Mapping[str, str]) -> Prepared | int:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
     try:
-        sock = listening_socket(settings.host, settings.port, environ)
+        workers = sandbox_workers(environ)
+    except WorkersError as exc:
+        logger.error("cannot start: %s", exc)
+        return EX_CONFIG
+    try:
+        sock = listening_socket(settings.host, settings.port, environ, workers=workers)
     except OSError as exc:
         # in use, not ours to bind, no such address: another try would fail the same way
         reason = exc.strerror or type(exc).__name__

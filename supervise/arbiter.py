@@ -21,6 +21,7 @@ from pathlib import Path
 from protocol import __version__
 from protocol.pyfun import PyfunError
 from protocol.runtime import RuntimeLayout
+from protocol.workers import WorkersError
 from supervise import children as lifecycle
 from supervise import preflight
 from supervise.children import MAX_FAILED_STARTS, Child, State
@@ -134,6 +135,9 @@ class Supervisor:
     def stop_all(self) -> None:
         """The sandbox first, and wholly, before the guardian: it stops taking requests and
         closes its link itself, so neither side takes a planned stop for a lost connection."""
+        for child in self.children:  # every sandbox process winds down at once, not in turn
+            if child.name.startswith("sandbox") and child.process and child.alive():
+                child.process.send_signal(signal.SIGTERM)
         for child in reversed([c for c in self.children if c.alive()]):
             lifecycle.stop(child)
             if child.name == "guardian" and self.launcher is not None:
@@ -181,7 +185,7 @@ class Supervisor:
     def run(self) -> int:
         try:
             self.hello_timeout_s = preflight.check_config(self.config_path, self.environ)
-        except PyfunError as exc:
+        except (PyfunError, WorkersError) as exc:
             logger.error("cannot start: %s", exc)
             return EX_CONFIG
         try:
@@ -205,7 +209,7 @@ class Supervisor:
             guardian_id=self.guardian_id,
             sandbox_id=self.sandbox_id,
         )
-        guardian, sandbox = self.children
+        guardian, *sandboxes = self.children
         logger.info(
             "SealGate %s starting (config %s, runtime %s)",
             __version__,
@@ -220,7 +224,8 @@ class Supervisor:
                 code = EX_OK  # asked to stop while waiting; the guardian's own SIGCHLD is not
             self.stop_all()
             return code
-        lifecycle.spawn(sandbox)
+        for sandbox in sandboxes:  # HUB_SANDBOX_WORKERS of them, each restarted on its own
+            lifecycle.spawn(sandbox)
         return self.watch()
 
     def watch(self) -> int:

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from protocol.environment import SANDBOX_ENV_ALLOWLIST
 from protocol.runtime import RuntimeLayout
+from protocol.workers import sandbox_workers
 from supervise import ISOLATED, NO_SITE, PROJECT_ROOT
 from supervise.outcomes import EX_CONFIG
 from supervise.users import Identity
@@ -105,7 +106,8 @@ def build_children(
     guardian_id: Identity,
     sandbox_id: Identity,
 ) -> list[Child]:
-    """The guardian, then the sandbox: their command lines, users and environments."""
+    """The guardian, then the sandbox (`HUB_SANDBOX_WORKERS` of them, named `sandbox-1`...
+    when more than one): their command lines, users and environments."""
     two_uids = guardian_id.uid != sandbox_id.uid
     common = {
         "HUB_CONFIG": str(config_path),
@@ -126,9 +128,14 @@ def build_children(
     sandbox_env.update(common)
     sandbox_env.update(login_env(sandbox_id, SANDBOX_HOME))
     sandbox_env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
+    workers = sandbox_workers(environ)
+    names = ["sandbox"] if workers == 1 else [f"sandbox-{i}" for i in range(1, workers + 1)]
     return [
         Child("guardian", entry_argv("guardian"), guardian_env, guardian_id, two_uids),
-        Child("sandbox", entry_argv("sandbox"), sandbox_env, sandbox_id, two_uids),
+        *(
+            Child(name, entry_argv("sandbox"), dict(sandbox_env), sandbox_id, two_uids)
+            for name in names
+        ),
     ]
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from protocol.pyfun import PyfunError, parse, with_env_overrides
 from protocol.runtime import RuntimeLayout
 from protocol.sandboxpaths import exposing
+from protocol.workers import WORKERS_VAR, WorkersError, sandbox_workers
 from supervise.outcomes import Refusal
 from supervise.users import Identity, check_code_readable, ensure_user, may_access
 
@@ -37,8 +38,28 @@ def check_config(config_path: Path, environ: Mapping[str, str]) -> float:
     config = with_env_overrides(parse(text, str(config_path)), environ)
     for warning in config.warnings:
         logger.warning("%s", warning)
+    check_workers(config.hub.port, config.hub_limits.max_sandbox_connections, environ)
     # the guardian may spend db_connect_wait_s reaching its database before it answers
     return GUARDIAN_HELLO_TIMEOUT_S + config.hub.db_connect_wait_s
+
+
+def check_workers(port: int, max_links: int, environ: Mapping[str, str]) -> int:
+    """The number of sandbox processes; raises WorkersError when it cannot work: each
+    worker holds one link to the guardian, which refuses links past
+    `[HUB_LIMITS] max_sandbox_connections`, and with port 0 each would get a port of its own."""
+    workers = sandbox_workers(environ)
+    if workers > max_links:
+        raise WorkersError(
+            f"{WORKERS_VAR}={workers}: each sandbox process holds a link to the guardian, and"
+            f" [HUB_LIMITS] max_sandbox_connections is {max_links}; raise it to at least"
+            f" {workers}"
+        )
+    if workers > 1 and port == 0:
+        raise WorkersError(
+            f"{WORKERS_VAR}={workers} needs a fixed port (HUB_PORT=0 would give each process"
+            " a port of its own)"
+        )
+    return workers
 
 
 def choose_identities(environ: Mapping[str, str], config_path: Path) -> tuple[Identity, Identity]:

@@ -187,13 +187,21 @@ class Stack:
 
     def pid_of(self, name: str) -> int:
         """The pid of the supervisor's `guardian` or `sandbox` child."""
+        pids = self.pids_of(name)
+        if not pids:
+            raise AssertionError(f"no {name} process under the supervisor")
+        return pids[0]
+
+    def pids_of(self, name: str) -> list[int]:
+        """Every live child of the supervisor running `name` (`HUB_SANDBOX_WORKERS` sandboxes)."""
         assert self.process is not None
+        found = []
         for pid in children_of(self.process.pid):
             command = cmdline(pid)
             # the supervisor runs `python -I <project>/<name>/__main__.py`
             if f"-m {name}" in command or f"/{name}/__main__.py" in command:
-                return pid
-        raise AssertionError(f"no {name} process under the supervisor")
+                found.append(pid)
+        return found
 
     def logs(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""

@@ -79,3 +79,17 @@ def test_status_from_a_real_guardian_for_people_and_for_scripts(
     key_file = guardian.runtime / "guardian" / "audit_signing.key"
     assert f"audit log          signing key in file {key_file} (0600)" in people.stdout
     assert exact["background"]["audit_log"]["verifier_key"].startswith("sealgate/audit+")
+
+
+def test_each_sandbox_process_is_a_line_of_its_own() -> None:
+    linked = {
+        **STATUS,
+        "sandbox_connections": 2,
+        "sandboxes": [{"pid": 101, "calls": 5}, {"pid": 102, "calls": "7\x1b[2J"}],
+    }
+    lines = status_lines(linked)
+    at = lines.index("sandbox            connected (2 connections)")
+    assert lines[at + 1 : at + 3] == [
+        "                   process pid 101, 5 requests",
+        "                   process pid 102, 7\\x1b[2J requests",
+    ]

@@ -13,15 +13,17 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from protocol.adminaddr import address_file, connect_admin, new_name, read_published
+from protocol.environment import SANDBOX_ENV_ALLOWLIST
 from sandbox.selfsandbox import landlock_abi
 from supervise.users import ensure_user
 from tests.helpers import FAKE_SECRET, Stack, make_workdir, run_ctl, uid_of
-from tests.security.conftest import MODES, Deployment, start_deployment
+from tests.security.conftest import ENV_SECRET, MODES, Deployment, start_deployment
 
 DENIED = {"EACCES", "EPERM", "ENOENT", "ECONNREFUSED"}
 
@@ -59,7 +61,39 @@ def test_operators_still_reach_the_admin_socket(deployment: Deployment) -> None:
 
 
 def test_the_real_sandbox_runs_under_the_same_restrictions(deployment: Deployment) -> None:
-    sandbox = deployment.stack.pid_of("sandbox")
+    assert_restricted(deployment, deployment.stack.pid_of("sandbox"))
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_every_sandbox_worker_runs_under_the_same_restrictions(mode: str) -> None:
+    """`HUB_SANDBOX_WORKERS=2`: each process is restricted, secret-free and reported, not
+    only the first."""
+    deployment = start_deployment(mode, env={"HUB_SANDBOX_WORKERS": "2"})
+    try:
+        stack = deployment.stack
+        deadline = time.monotonic() + 30
+        while len(stack.pids_of("sandbox")) < 2 or stack.logs().count("self-sandboxing:") < 2:
+            assert time.monotonic() < deadline, stack.logs()[-3000:]
+            time.sleep(0.1)
+        workers = stack.pids_of("sandbox")
+        assert len(workers) == 2
+        report = run_ctl(deployment.admin_socket, "status").stdout
+        for pid in workers:
+            assert_restricted(deployment, pid)
+            environ = Path(f"/proc/{pid}/environ").read_bytes()
+            assert FAKE_SECRET.encode() not in environ and ENV_SECRET.encode() not in environ
+            names = {entry.split(b"=", 1)[0].decode() for entry in environ.split(b"\0") if entry}
+            assert names <= set(SANDBOX_ENV_ALLOWLIST), names
+            assert f"sandbox[{pid}] INFO sealgate.sandbox: self-sandboxing: no_new_privs on" in (
+                stack.logs()
+            )
+            assert f"sandbox pid {pid} uid {deployment.sandbox_uid}: no_new_privs on" in report
+    finally:
+        deployment.stack.cleanup()
+
+
+def assert_restricted(deployment: Deployment, sandbox: int) -> None:
+    """The sandbox process `sandbox` is under its protections, as the sandbox's uid."""
     status = Path(f"/proc/{sandbox}/status").read_text()
     assert "NoNewPrivs:\t1" in status
     assert "Seccomp:\t2" in status
