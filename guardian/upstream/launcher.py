@@ -21,14 +21,18 @@ import os
 import socket
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import mcp_types
-from mcp.shared.message import SessionMessage
 
 from protocol.errors import UpstreamUnavailable
 from protocol.upstream_launch import LAUNCHER_FD_VARIABLE
+
+if TYPE_CHECKING:
+    # `mcp` is imported only once a server is configured: importing it loads OpenTelemetry,
+    # which the guardian must not load while tracing is off (tests/e2e/test_tracing.py).
+    from mcp.shared.message import SessionMessage
 
 logger = logging.getLogger("sealgate.guardian.upstream")
 
@@ -116,6 +120,8 @@ class Launcher:
 
 
 def _parse(line: bytes) -> SessionMessage | Exception:
+    from mcp.shared.message import SessionMessage
+
     try:
         return SessionMessage(mcp_types.jsonrpc_message_adapter.validate_json(line, by_name=False))
     except ValueError as exc:
@@ -127,6 +133,8 @@ async def handed_pipes(stdin: int, stdout: int) -> AsyncIterator[Any]:
     """MCP's newline-delimited JSON-RPC over a program's stdin and stdout we were handed:
     the (read, write) streams a `Client` takes, like `mcp.client.stdio.stdio_client`'s.
     Leaving closes both pipes (the program sees end of input)."""
+    from mcp.shared.message import SessionMessage
+
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader(limit=MAX_LINE)
     read_transport, _ = await loop.connect_read_pipe(

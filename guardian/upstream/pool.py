@@ -11,13 +11,15 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from guardian.liveconfig import LiveConfig
 from guardian.snapshot import Snapshot
-from guardian.upstream.connection import Connection
-from guardian.upstream.launcher import Launcher
 from protocol.pyfun import McpServerConfig
+
+if TYPE_CHECKING:
+    from guardian.upstream.connection import Connection
+    from guardian.upstream.launcher import Launcher
 
 logger = logging.getLogger("sealgate.guardian.upstream")
 
@@ -82,6 +84,10 @@ class Upstreams:
                         " gateway is in open mode on loopback",
                         name,
                     )
+                # imported here, once a server is configured: `mcp` loads OpenTelemetry, which
+                # the guardian must not load while tracing is off
+                from guardian.upstream.connection import Connection
+
                 connection = Connection(
                     config, snapshot.secrets, self.live.redactor, self.launcher, self.changed.set
                 )

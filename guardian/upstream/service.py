@@ -14,7 +14,7 @@ import asyncio
 import json
 import logging
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from guardian.calls.metering import CallMeter, metered
 from guardian.identity.principal import Principal
@@ -22,7 +22,6 @@ from guardian.ledger import UsageLedger
 from guardian.limits import Limits
 from guardian.policy import allows
 from guardian.storage import Storage
-from guardian.upstream.connection import Connection
 from guardian.upstream.definitions import (
     Definition,
     canonical,
@@ -44,6 +43,9 @@ from protocol.contract_upstream import (
 )
 from protocol.errors import Forbidden, InvalidParams, NotFound, ProviderError, RPCError
 from protocol.pyfun import McpServerConfig
+
+if TYPE_CHECKING:
+    from guardian.upstream.connection import Connection
 
 logger = logging.getLogger("sealgate.guardian.upstream")
 
