@@ -4,6 +4,8 @@ non-streaming path, stream frames, the usage ledger, timeouts and Retry-After.""
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -11,8 +13,10 @@ from typing import Any
 
 import pytest
 
+from guardian.tlog import receipts
 from protocol.client import RPCClient
-from protocol.errors import InvalidParams, NotFound, ProviderError, Timeout
+from protocol.contract import LlmParams, decode_params, to_map
+from protocol.errors import InvalidParams, NotFound, ProviderError, RPCError, Timeout
 from tests.fakes.base import Behaviour
 from tests.fakes.providers import FakeAnthropic, FakeGemini, FakeOpenAI
 from tests.helpers import GuardianProcess, rpc_as_sandbox
@@ -107,6 +111,32 @@ async def test_complete_without_streaming(
     (request,) = fakes[provider].requests
     assert not request.path.endswith("streamGenerateContent")
     assert "stream" not in (request.body or {})
+
+
+async def test_the_receipt_and_the_row_carry_the_digest_of_the_request_as_received(
+    client: RPCClient, fakes: dict[str, Any], guardian_with_fakes: GuardianProcess
+) -> None:
+    """The digest is worked out while the call waits for its provider (off the answer's
+    path): still the SHA-256 of the request as the guardian received it, in the receipt and
+    in the row of an answered call and of a failed one."""
+    sent = _params(provider="openai", max_tokens=7, prompt="digest me")
+    expected = receipts.request_digest(to_map(decode_params(LlmParams, sent)))
+    result = await client.call("llm.complete", sent)
+    body = result["receipt"].split(".")[0]
+    said = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+    assert said["id"] == result["receipt_id"] and said["request_digest"] == expected
+
+    fakes["openai"].behave(Behaviour(status=400))  # refused: the call ends without a receipt
+    refused = _params(provider="openai", prompt="digest me too")
+    with pytest.raises(RPCError):
+        await client.call("llm.complete", refused)
+    await asyncio.sleep(0.4)  # the ledger is at most 100 ms behind
+    db = sqlite3.connect(guardian_with_fakes.runtime / "guardian" / "guardian.db")
+    digests = dict(db.execute("SELECT key, request_digest FROM usage").fetchall())
+    db.close()
+    assert digests[result["receipt_id"]] == expected
+    failed = receipts.request_digest(to_map(decode_params(LlmParams, refused)))
+    assert failed in digests.values()
 
 
 async def test_stream_frames_arrive_as_the_provider_sends_them(client: RPCClient) -> None:
