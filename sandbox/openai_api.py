@@ -224,17 +224,15 @@ async def _sse(
     failed = True
     ended: LlmResult | None = None
     try:
-        yield renderer.start()
-        pending = [first] if first is not None else []
+        # The opening chunk (the role) and the first text leave in one write: the first
+        # text does not wait behind a write and a wakeup of its own.
+        yield renderer.start() + renderer.feed(events_of(_as_map(first)))
         while True:
-            if pending:
-                chunk = pending.pop()
-            else:
-                try:
-                    chunk = await anext(stream)
-                except StopAsyncIteration:
-                    break
-            data = renderer.feed(events_of(chunk if isinstance(chunk, dict) else {}))
+            try:
+                chunk = await anext(stream)
+            except StopAsyncIteration:
+                break
+            data = renderer.feed(events_of(_as_map(chunk)))
             if data:
                 yield data
         ended = stream_result(stream)
@@ -250,6 +248,11 @@ async def _sse(
     finally:
         await stream.aclose()  # the client went away or we are done: stop the sealed call
         link.observe_stream(time.perf_counter() - started, ended, failed)
+
+
+def _as_map(chunk: Any) -> dict[str, Any]:
+    """A guardian chunk, or nothing (none yet, or not a map)."""
+    return chunk if isinstance(chunk, dict) else {}
 
 
 async def models(request: Request) -> Response:

@@ -83,6 +83,12 @@ async def responses(request: Request) -> Response:
     return JSONResponse(rendered, headers=sealgate_headers(result))
 
 
+def _rendered(renderer: dialect.ResponseStream, chunk: Any) -> bytes:
+    """One guardian chunk's events, encoded as one piece (b"" for none)."""
+    events = events_of(chunk if isinstance(chunk, dict) else {})
+    return b"".join(data for event in events for data in dialect.encode(renderer.feed(event)))
+
+
 async def _sse(
     link: GuardianLink, stream: RPCStream, first: Any, renderer: dialect.ResponseStream
 ) -> AsyncIterator[bytes]:
@@ -91,20 +97,17 @@ async def _sse(
     started = time.perf_counter()
     failed = True
     try:
-        for data in dialect.encode(renderer.start()):
-            yield data
-        pending = [first] if first is not None else []
+        # The opening events and the first chunk's leave in one write, and each later
+        # chunk's events in one write: the first text waits behind no write of its own.
+        yield b"".join(dialect.encode(renderer.start())) + _rendered(renderer, first)
         while True:
-            if pending:
-                chunk = pending.pop()
-            else:
-                try:
-                    chunk = await anext(stream)
-                except StopAsyncIteration:
-                    break
-            for event in events_of(chunk if isinstance(chunk, dict) else {}):
-                for data in dialect.encode(renderer.feed(event)):
-                    yield data
+            try:
+                chunk = await anext(stream)
+            except StopAsyncIteration:
+                break
+            data = _rendered(renderer, chunk)
+            if data:
+                yield data
         result = stream.result or {}
         events = renderer.finish(Answer.of(result))
         events[-1][1]["response"]["sealgate"] = sealgate_extra(result)
