@@ -4,17 +4,21 @@ any replica, so a client's session meets all three."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import shutil
 import subprocess
 import time
-from collections.abc import Mapping
+import uuid
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.helpers import Stack, free_port, make_workdir
+from tests.pg import PostgresServer
 
 REPLICAS = 3
 
@@ -165,3 +169,23 @@ class Cluster:
             self.balancer.stop()
         for stack in self.stacks:
             stack.cleanup()
+
+
+@contextlib.contextmanager
+def running_cluster(
+    postgres: PostgresServer, config_text: str, env: Mapping[str, str]
+) -> Iterator[tuple[Cluster, str]]:
+    """A started `Cluster` on a new database (and that database's name), its logs printed
+    when the test fails, everything stopped after. Fails, never skips, without HAProxy."""
+    reason = haproxy_missing()
+    if reason is not None:
+        pytest.fail(reason)
+    name = "t_" + uuid.uuid4().hex[:12]
+    cluster = Cluster(postgres.create_database(name), config_text, env)
+    try:
+        yield cluster.start(), name
+    except BaseException:
+        print(cluster.logs())
+        raise
+    finally:
+        cluster.cleanup()

@@ -7,7 +7,6 @@ and the `openai` SDK; never "session not found"."""
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,7 @@ from tests.fakes.providers import FakeOpenAI
 from tests.helpers import run_ctl
 from tests.node_tools import mcp_remote, missing_reason, node_22
 from tests.pg import PostgresServer
-from tests.replicas.cluster import Cluster, haproxy_missing
+from tests.replicas.cluster import Cluster, running_cluster
 
 ADMIN = "sg_replicas-bootstrap-0123456789abcdef"
 REPLY = "an answer from any replica"
@@ -55,18 +54,10 @@ def fake() -> Iterator[FakeOpenAI]:
 
 @pytest.fixture(scope="module")
 def cluster(postgres: PostgresServer, fake: FakeOpenAI) -> Iterator[Cluster]:
-    reason = haproxy_missing()
-    if reason is not None:
-        pytest.fail(reason)
-    database = postgres.create_database("t_" + uuid.uuid4().hex[:12])
-    made = Cluster(database, CONFIG.format(base=fake.base), {"SEALGATE_BOOTSTRAP_TOKEN": ADMIN})
-    try:
-        yield made.start()
-    except BaseException:
-        print(made.logs())
-        raise
-    finally:
-        made.cleanup()
+    with running_cluster(
+        postgres, CONFIG.format(base=fake.base), {"SEALGATE_BOOTSTRAP_TOKEN": ADMIN}
+    ) as (made, _):
+        yield made
 
 
 class Seen:

@@ -11,7 +11,6 @@ import os
 import signal
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 
 import httpx
@@ -21,7 +20,7 @@ from tests.fakes.base import Behaviour
 from tests.fakes.providers import FakeAnthropic
 from tests.helpers import children_of
 from tests.pg import PostgresServer
-from tests.replicas.cluster import Cluster, haproxy_missing
+from tests.replicas.cluster import Cluster, running_cluster
 from tests.security.stackdb import user_with_token
 
 BUDGET = 1.0
@@ -77,19 +76,8 @@ class Setup:
 
 @pytest.fixture(scope="module")
 def setup(postgres: PostgresServer, fake: FakeAnthropic) -> Iterator[Setup]:
-    reason = haproxy_missing()
-    if reason is not None:
-        pytest.fail(reason)
-    name = "t_" + uuid.uuid4().hex[:12]
-    database = postgres.create_database(name)
-    cluster = Cluster(database, CONFIG.format(base=fake.base), {})
-    try:
-        yield Setup(cluster.start(), postgres, name)
-    except BaseException:
-        print(cluster.logs())
-        raise
-    finally:
-        cluster.cleanup()
+    with running_cluster(postgres, CONFIG.format(base=fake.base), {}) as (cluster, name):
+        yield Setup(cluster, postgres, name)
 
 
 async def parallel(url: str, token: str, count: int) -> list[httpx.Response]:

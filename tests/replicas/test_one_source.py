@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-import uuid
 from collections.abc import Iterator
 
 import httpx
@@ -21,7 +20,7 @@ from tests.e2e.test_mcp_changes import Heard, listening
 from tests.fakes.providers import FakeOpenAI
 from tests.helpers import run_ctl
 from tests.pg import PostgresServer
-from tests.replicas.cluster import Cluster, haproxy_missing
+from tests.replicas.cluster import Cluster, running_cluster
 from tests.security.stackdb import user_with_token
 
 ADMIN = "sg_one-source-bootstrap-0123456789abcdef"
@@ -54,18 +53,10 @@ def fake() -> Iterator[FakeOpenAI]:
 
 @pytest.fixture(scope="module")
 def cluster(postgres: PostgresServer, fake: FakeOpenAI) -> Iterator[Cluster]:
-    reason = haproxy_missing()
-    if reason is not None:
-        pytest.fail(reason)
-    database = postgres.create_database("t_" + uuid.uuid4().hex[:12])
-    made = Cluster(database, PROVIDER.format(base=fake.base), {"SEALGATE_BOOTSTRAP_TOKEN": ADMIN})
-    try:
-        yield made.start()
-    except BaseException:
-        print(made.logs())
-        raise
-    finally:
-        made.cleanup()
+    with running_cluster(
+        postgres, PROVIDER.format(base=fake.base), {"SEALGATE_BOOTSTRAP_TOKEN": ADMIN}
+    ) as (made, _):
+        yield made
 
 
 def test_a_reload_on_one_replica_reaches_the_clients_of_every_replica(
