@@ -67,8 +67,10 @@ async def call(client: RPCClient, method: str, params: dict[str, Any]) -> dict[s
     return answer
 
 
-async def until_done(client: RPCClient, token: str, task_id: str) -> dict[str, Any]:
-    for _ in range(100):
+async def until_done(
+    client: RPCClient, token: str, task_id: str, tries: int = 100
+) -> dict[str, Any]:
+    for _ in range(tries):
         view = await call(client, "tasks.get", {"caller": caller(token), "task_id": task_id})
         if view["status"] != "working":
             return view

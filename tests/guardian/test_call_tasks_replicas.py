@@ -8,17 +8,15 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Iterator
-from typing import Any
 
 import pytest
 
 from protocol.channel import SocketChannel, open_unix_channel
 from protocol.client import RPCClient
 from protocol.errors import NotFound
-from protocol.methods import METHODS
-from protocol.schema import validate
 from tests.fakes.base import Behaviour
 from tests.fakes.providers import FakeOpenAI
+from tests.guardian.test_call_tasks import call, caller, until_done
 from tests.guardian.test_limits import config, token_for
 from tests.helpers import LOOPBACK_SANDBOX_HELLO, GuardianProcess
 
@@ -61,25 +59,6 @@ async def clients(pair: tuple[GuardianProcess, GuardianProcess]) -> AsyncIterato
         await client.close()
 
 
-def caller(token: str) -> dict[str, Any]:
-    return {"ip": "127.0.0.1", "user_agent": "t", "credential": token}
-
-
-async def call(client: RPCClient, method: str, params: dict[str, Any]) -> dict[str, Any]:
-    answer: dict[str, Any] = await client.call(method, params)
-    validate(METHODS[method].result, answer)
-    return answer
-
-
-async def until_done(client: RPCClient, token: str, task_id: str) -> dict[str, Any]:
-    for _ in range(200):
-        view = await call(client, "tasks.get", {"caller": caller(token), "task_id": task_id})
-        if view["status"] != "working":
-            return view
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"task {task_id} still working")
-
-
 async def test_a_task_started_on_one_guardian_is_read_and_cancelled_on_another(
     pair: tuple[GuardianProcess, GuardianProcess], clients: list[RPCClient], fake: FakeOpenAI
 ) -> None:
@@ -88,7 +67,7 @@ async def test_a_task_started_on_one_guardian_is_read_and_cancelled_on_another(
     bob = token_for(pair[0], "bob", "limited")
     start = {"caller": caller(ada), "tool": "llm_complete", "prompt": "hi", "max_tokens": 6}
     started = await call(a, "tasks.start", start)
-    done = await until_done(b, ada, started["task_id"])  # read on the other guardian
+    done = await until_done(b, ada, started["task_id"], tries=200)  # read on the other guardian
     assert done["status"] == "completed" and done["result"]["provider"] == "fake"
     assert done["result"]["cost_usd"] > 0
     ref = {"caller": caller(bob), "task_id": started["task_id"]}
