@@ -292,7 +292,8 @@ class RPCClient:
             except OSError as exc:
                 self.last_error = f"cannot connect ({exc.strerror or exc})"
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, self._backoff_max)
+                if self.hello:  # before the first connection the peer is starting: no backoff
+                    delay = min(delay * 2, self._backoff_max)
                 continue
             self._channel = channel
             reader = asyncio.get_running_loop().create_task(self._read(channel))

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 from msgspec import UNSET
 
 from protocol.channel import open_unix_channel
-from protocol.client import RPCStream
+from protocol.client import ClientState, RPCStream
 from protocol.contract import (
     CallerParams,
     DbQueryParams,
@@ -182,7 +182,13 @@ class GuardianLink:
         self._upstream_listeners.append(listener)
 
     def start(self) -> None:
-        self._client.start()
+        """Begin connecting; a second call (the app's lifespan after `main`) does nothing."""
+        if self._client.state is ClientState.NEW:
+            self._client.start()
+
+    async def wait_connected(self, timeout: float) -> bool:
+        """True once the guardian has answered `hello`; False after `timeout` seconds."""
+        return await self._client.wait_connected(timeout)
 
     async def close(self) -> None:
         await self._client.close()

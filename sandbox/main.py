@@ -42,6 +42,11 @@ SD_LISTEN_FDS_START = 3
 LISTEN_BACKLOG = 4096
 
 
+#: How long the sandbox waits for the guardian's first answer before it serves regardless
+#: (a guardian still reaching its database, or not started): long enough for a usual boot.
+GUARDIAN_WAIT_S = 5.0
+
+
 def listening_socket(
     host: str, port: int, environ: Mapping[str, str], *, workers: int = 1
 ) -> socket.socket:
@@ -159,6 +164,16 @@ async def run(prepared: Prepared) -> int:
     )
     app = build_app(settings, link, listen_hosts)
     app.state.protections = protections
+    # Started together with the guardian (the imports above overlap its boot), the sandbox
+    # serves once the guardian answers `hello`; past the bound it serves anyway, and every
+    # route but /healthz answers 503 until the guardian does.
+    link.start()
+    if not await link.wait_connected(GUARDIAN_WAIT_S):
+        logger.warning(
+            "the guardian has not answered within %.0f s (%s); serving, with 503 until it does",
+            GUARDIAN_WAIT_S,
+            link.last_error,
+        )
 
     hypercorn_patch.apply()
     config = Config()

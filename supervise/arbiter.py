@@ -1,6 +1,7 @@
 """The main loop, like gunicorn's arbiter: check, prepare, start, watch, stop.
 
-The guardian starts first; the sandbox only once the guardian answers `hello`. SIGTERM and
+The guardian and the sandbox start together; the sandbox serves only once the guardian
+answers `hello`, and stops with it if the guardian never does. SIGTERM and
 SIGINT stop both children (the sandbox first) and exit 0; SIGHUP re-checks the secret files'
 permissions and is forwarded to the guardian, which reloads. A child that dies is restarted
 with backoff (`supervise.children`); when one cannot boot or fails too often, the supervisor
@@ -216,7 +217,11 @@ class Supervisor:
             self.config_path,
             self.layout.root,
         )
+        # Both start at once: the sandbox's imports overlap the guardian's boot, and the
+        # sandbox serves only once the guardian answers `hello` (sandbox.main).
         self.spawn(guardian)
+        for sandbox in sandboxes:  # HUB_SANDBOX_WORKERS of them, each restarted on its own
+            lifecycle.spawn(sandbox)
         if not self.wait_for_guardian(guardian):
             self.reap(guardian)
             code = EX_CONFIG if guardian.state is State.FATAL else EX_FAILED
@@ -224,8 +229,6 @@ class Supervisor:
                 code = EX_OK  # asked to stop while waiting; the guardian's own SIGCHLD is not
             self.stop_all()
             return code
-        for sandbox in sandboxes:  # HUB_SANDBOX_WORKERS of them, each restarted on its own
-            lifecycle.spawn(sandbox)
         return self.watch()
 
     def watch(self) -> int:

@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import anyio
-import mcp_types
 
 from protocol.errors import UpstreamUnavailable
 from protocol.upstream_launch import LAUNCHER_FD_VARIABLE
@@ -120,6 +119,9 @@ class Launcher:
 
 
 def _parse(line: bytes) -> SessionMessage | Exception:
+    # imported here, like `mcp` everywhere in the guardian: 0.2 s of pydantic models at
+    # start-up that only a stdio upstream needs
+    import mcp_types
     from mcp.shared.message import SessionMessage
 
     try:

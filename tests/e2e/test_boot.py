@@ -129,3 +129,29 @@ def test_ctrl_c_at_a_terminal_stops_the_children_in_order() -> None:
         assert " WARNING " not in stopping and " ERROR " not in stopping
     finally:
         stack.cleanup()
+
+
+def test_a_sandbox_started_before_its_guardian_serves_once_the_guardian_answers() -> None:
+    """The supervisor starts both at once: the sandbox listens at once but answers only once
+    its guardian does, so the first answer a client gets is not a 503."""
+    from tests.security.split import SandboxProcess
+
+    guardian = GuardianProcess()
+    sandbox = SandboxProcess(guardian).start()
+    try:
+        time.sleep(2.0)  # the sandbox has listened, imported, and waits for its guardian
+        guardian.start()
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                first = httpx.get(f"{sandbox.url}/healthz", timeout=20)
+                break
+            except httpx.ConnectError:
+                assert time.monotonic() < deadline and sandbox.process is not None
+                assert sandbox.process.poll() is None, sandbox.logs()
+                time.sleep(0.05)
+        assert first.status_code == 200, (first.text, sandbox.logs())
+        assert "has not answered" not in sandbox.logs()
+    finally:
+        sandbox.stop()
+        guardian.stop()

@@ -168,3 +168,34 @@ async def test_a_request_over_the_frame_limit_fails_only_itself() -> None:
     assert all(len(str(r.params)) < 1000 for r in guardian.requests)
     slow.cancel()
     await client.close()
+
+
+async def test_a_guardian_still_starting_is_retried_at_once_and_a_lost_one_with_backoff(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Started together with the guardian, the client tries again every `backoff_initial`
+    until the first hello (its imports overlap the guardian's boot, so the wait is short);
+    once it has lost a connection, it backs off."""
+    guardian = ScriptedGuardian()
+    delays: list[float] = []
+    sleep = asyncio.sleep
+
+    async def recorded(delay: float) -> None:
+        delays.append(delay)
+        if len(delays) == 6 or len(delays) == 12:
+            guardian.refuse = False  # the guardian is up
+        await sleep(0)
+
+    monkeypatch.setattr("protocol.client.asyncio.sleep", recorded)
+    guardian.refuse = True
+    client = RPCClient(guardian.connect, client_name="sandbox", backoff_initial=0.01)
+    client.start()
+    assert await client.wait_connected(2)
+    assert delays == [0.01] * 6
+    guardian.refuse = True
+    guardian.channels[-1].close()
+    while len(delays) < 12:
+        await sleep(0)
+    assert await client.wait_connected(2)
+    assert delays[6:] == [0.01, 0.02, 0.04, 0.08, 0.16, 0.32]
+    await client.close()
