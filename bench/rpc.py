@@ -8,7 +8,9 @@ chat messages whose last field is out of bounds, so the guardian decodes and che
 map and answers `invalid_params` without running a handler: the cost of the typed contract
 on the socket, both ways.
 Prints p50/p99 latency and calls/s at concurrency 1 and 64 on one multiplexed connection,
-and the Python and CPU they ran on. Bounded in count and time; touches only a temp dir.
+and the Python and CPU they ran on; then `health` at concurrency 1 again with the cores held
+out of their idle states (run as root), which shows what waking a sleeping core costs.
+Bounded in count and time; touches only a temp dir.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import uvloop
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import cpu_model, percentile
+from bench.common import cores_awake, cpu_model, idle_driver, percentile
 from protocol.channel import SocketChannel, open_unix_channel
 from protocol.client import RPCClient
 from protocol.contract_results import HealthResult, decode_result
@@ -107,21 +109,32 @@ async def run(calls: int) -> None:
         print(f"sealed RPC round trip, one connection, {calls} calls per row")
         print(
             f"python {platform.python_version()} ({platform.python_implementation()}), "
-            f"uvloop {uvloop.__version__}, CPU: {cpu_model()}"
+            f"uvloop {uvloop.__version__}, CPU: {cpu_model()}, idle states: {idle_driver()}"
         )
         for label, call in CALLS.items():
             await measure(client, 1, 500, call)  # warm-up
             print(f"{label}:")
             print(f"{'concurrency':>11}  {'p50 us':>8}  {'p99 us':>8}  {'calls/s':>9}")
             for concurrency in (1, 64):
-                row = await measure(client, concurrency, calls, call)
-                print(
-                    f"{concurrency:>11}  {row['p50_us']:>8.1f}  {row['p99_us']:>8.1f}"
-                    f"  {row['calls_per_s']:>9,.0f}"
-                )
+                _print_row(concurrency, await measure(client, concurrency, calls, call))
+        # At concurrency 1 both processes sleep between calls, so each call wakes two idle
+        # cores; how deep they sleep is the machine's (its cpuidle driver), not the RPC's.
+        with cores_awake() as held:
+            if held:
+                print(f"health, with the cores held awake (idle states: {idle_driver()} -> none):")
+                _print_row(1, await measure(client, 1, calls))
+            else:
+                print("health with the cores held awake: not measured (needs root)")
         await client.close()
     finally:
         guardian.stop()
+
+
+def _print_row(concurrency: int, row: dict[str, float]) -> None:
+    print(
+        f"{concurrency:>11}  {row['p50_us']:>8.1f}  {row['p99_us']:>8.1f}"
+        f"  {row['calls_per_s']:>9,.0f}"
+    )
 
 
 def main() -> None:
