@@ -76,13 +76,16 @@ test-image: $(VENV)/.dev
 # per layer and names the layers it left out. `test`: lint, types, the unit layer, then the
 # e2e layer (about ten minutes on two cores). `test-fast`: the unit layer alone (in one
 # process, no PostgreSQL, well under 30 s). `test-slow`: the suites too long for `test`.
+# The e2e layer runs in TEST_WORKERS pytest processes (pytest-xdist), each module whole in
+# one of them: its tests mostly wait on the processes they start, so two keep two cores busy.
+TEST_WORKERS ?= 2
 test: $(VENV)/.dev
 	bash tests/setup_machine.sh
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy
 	$(PY) -m pytest -m unit
-	$(PY) -m pytest -m e2e
+	$(PY) -m pytest -m e2e -n $(TEST_WORKERS) --dist loadfile
 
 test-fast: $(VENV)/.dev
 	$(PY) -m pytest -m unit -q

@@ -5,6 +5,7 @@ import shutil
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -83,9 +84,23 @@ def scratch() -> Iterator[Callable[[str], Path]]:
         shutil.rmtree(path, ignore_errors=True)
 
 
+_LEFT_BY_WORKERS: list[str] = []
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """Fail a passing session that left work directories in /tmp."""
-    left = [str(p) for p in WORKDIRS if p.exists()]
+    """Fail a passing session that left work directories in /tmp (a pytest-xdist worker
+    hands its list to the controller, whose exit status is the run's)."""
+    left = [str(p) for p in WORKDIRS if p.exists()] + _LEFT_BY_WORKERS
+    output = getattr(session.config, "workeroutput", None)
+    if output is not None:
+        output["sealgate_left_dirs"] = left
+        return
     if left and exitstatus == 0:
         print(f"\ntests left these directories behind: {', '.join(left)}")
         session.exitstatus = 1
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: object) -> None:
+    del error
+    _LEFT_BY_WORKERS.extend(getattr(node, "workeroutput", {}).get("sealgate_left_dirs", []))

@@ -124,12 +124,32 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    layer = _TALLY.layer.get(report.nodeid)
+    # under pytest-xdist the reports reach the controller, which ran no setup: the layer's
+    # marker travels in the report's keywords
+    layer = _TALLY.layer.get(report.nodeid) or next(
+        (name for name in LAYERS if name in report.keywords), None
+    )
     if layer is None:
         return
     _TALLY.seconds[layer] = _TALLY.seconds.get(layer, 0.0) + report.duration
     if report.when == "setup":
         _TALLY.ran[layer] = _TALLY.ran.get(layer, 0) + 1
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """A pytest-xdist worker hands what it deselected to the controller, which collects
+    nothing itself (every worker collects and deselects alike)."""
+    output = getattr(session.config, "workeroutput", None)
+    if output is not None:
+        output["sealgate_left_out"] = dict(_TALLY.left_out)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: object) -> None:
+    del error
+    left_out = getattr(node, "workeroutput", {}).get("sealgate_left_out", {})
+    for layer, count in left_out.items():
+        _TALLY.left_out[layer] = max(_TALLY.left_out.get(layer, 0), count)
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

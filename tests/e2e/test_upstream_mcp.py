@@ -55,7 +55,7 @@ def _text(result: Any) -> str:
     return "".join(getattr(block, "text", "") for block in result.content)
 
 
-async def _until(check: Callable[[], Any], timeout: float = 15.0) -> None:
+async def _until(check: Callable[[], Any], timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while not await check():
         assert time.monotonic() < deadline, "condition not met in time"

@@ -72,7 +72,11 @@ def test_every_sandbox_worker_runs_under_the_same_restrictions(mode: str) -> Non
     try:
         stack = deployment.stack
         deadline = time.monotonic() + 30
-        while len(stack.pids_of("sandbox")) < 2 or stack.logs().count("self-sandboxing:") < 2:
+        while (
+            len(stack.pids_of("sandbox")) < 2
+            or stack.logs().count("self-sandboxing:") < 2
+            or stack.logs().count("connected to the guardian") < 2  # each reported its own
+        ):
             assert time.monotonic() < deadline, stack.logs()[-3000:]
             time.sleep(0.1)
         workers = stack.pids_of("sandbox")
