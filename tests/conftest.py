@@ -16,9 +16,22 @@ from tests.pg import PostgresServer, unavailable_reason
 pytest_plugins = ("tests.layers",)
 
 
+#: How much of each stack's log a failed test shows (its end: where it failed).
+FAILED_LOG_TAIL = 6000
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """Keep each phase's report on the test, so its fixtures can tell it failed."""
+    report = yield
+    setattr(item, f"report_{report.when}", report)
+    return report
+
+
 @pytest.fixture
-def stack_factory() -> Iterator[Callable[..., Stack]]:
-    """Start real stacks; each is stopped and removed after the test."""
+def stack_factory(request: pytest.FixtureRequest) -> Iterator[Callable[..., Stack]]:
+    """Start real stacks; each is stopped and removed after the test, and a failed test
+    shows the end of each one's log (a flake under load is then readable from CI's output)."""
     stacks: list[Stack] = []
 
     def start(**kwargs: object) -> Stack:
@@ -33,6 +46,11 @@ def stack_factory() -> Iterator[Callable[..., Stack]]:
         return stack.start(wait=wait)
 
     yield start
+    called = getattr(request.node, "report_call", None)
+    if called is not None and called.failed:
+        for number, stack in enumerate(stacks, 1):
+            print(f"--- stack {number} of {len(stacks)}: the end of its log ---")
+            print(stack.logs()[-FAILED_LOG_TAIL:])
     for stack in stacks:
         stack.cleanup()
 
