@@ -103,6 +103,21 @@ def cmdline(pid: int) -> str:
         return ""
 
 
+def first_healthz(
+    url: str, process: subprocess.Popen[bytes], timeout: float = 30.0
+) -> httpx.Response:
+    """The first answer `url`/healthz gives, whatever it is: tried again only while nothing
+    listens yet, then waited for (a sandbox may listen before it answers)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return httpx.get(f"{url}/healthz", timeout=timeout)
+        except httpx.ConnectError:
+            assert time.monotonic() < deadline, f"nothing listened on {url} within {timeout} s"
+            assert process.poll() is None, "the process exited before it listened"
+            time.sleep(0.05)
+
+
 def wait_for_healthz(
     url: str,
     process: subprocess.Popen[bytes] | None,

@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.helpers import PYTHON, ROOT, GuardianProcess, Stack, two_uid_possible
+from tests.helpers import PYTHON, ROOT, GuardianProcess, Stack, first_healthz, two_uid_possible
 
 REASON = two_uid_possible()
 needs_two_uids = pytest.mark.skipif(REASON is not None, reason=REASON or "")
@@ -141,15 +141,8 @@ def test_a_sandbox_started_before_its_guardian_serves_once_the_guardian_answers(
     try:
         time.sleep(2.0)  # the sandbox has listened, imported, and waits for its guardian
         guardian.start()
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                first = httpx.get(f"{sandbox.url}/healthz", timeout=20)
-                break
-            except httpx.ConnectError:
-                assert time.monotonic() < deadline and sandbox.process is not None
-                assert sandbox.process.poll() is None, sandbox.logs()
-                time.sleep(0.05)
+        assert sandbox.process is not None
+        first = first_healthz(sandbox.url, sandbox.process)
         assert first.status_code == 200, (first.text, sandbox.logs())
         assert "has not answered" not in sandbox.logs()
     finally:

@@ -7,15 +7,13 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
-import httpx
 import pytest
 
 from sandbox.selfsandbox import landlock_abi
-from tests.helpers import ROOT, Stack, base_env, free_port
+from tests.helpers import ROOT, Stack, base_env, first_healthz, free_port
 
 PROBE = """
 import json, socket, sys
@@ -115,14 +113,7 @@ def test_an_inherited_listening_socket_is_served(scratch: Callable[[str], Path])
     )
     listener.close()
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                response = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
-                break
-            except httpx.HTTPError:
-                assert time.monotonic() < deadline and process.poll() is None
-                time.sleep(0.1)
+        response = first_healthz(f"http://127.0.0.1:{port}", process)
         # no guardian runs here: the sandbox answers, and says the guardian is unavailable
         assert response.status_code == 503 and "guardian" in response.json()
     finally:
