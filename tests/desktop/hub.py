@@ -35,17 +35,6 @@ description = "Translate a text."
 """
 
 
-def _roomy(config: str) -> str:
-    """The e2e configuration with every provider's per-chunk timeout at 10 s: here the fake
-    providers share one process, and its GIL, with the Qt app under test, which can hold the
-    GIL past 1 s while it lays out a long transcript; with each stream's window (the guardian
-    reads a provider only as fast as the app reads), a fake stalled that long would look like
-    a provider timing out. No desktop test is about provider timeouts."""
-    return config.replace('timeout_sec = "1"', 'timeout_sec = "10"').replace(
-        'timeout_sec = "3"', 'timeout_sec = "10"'
-    )
-
-
 @dataclass
 class DesktopHub:
     stack: Stack
@@ -94,7 +83,12 @@ def start_hub(users: bool = True) -> DesktopHub:
         fake.start()
     stack = Stack(
         env={**KEYS, "SEALGATE_BOOTSTRAP_TOKEN": BOOTSTRAP} if users else dict(KEYS),
-        config_text=_roomy(config_for(fakes)) + ROLES,
+        # Every provider's per-chunk timeout at 10 s: the fakes share one process, and its
+        # GIL, with the Qt app under test, which can hold the GIL past 1 s while it lays out
+        # a long transcript; with each stream's window (the guardian reads a provider only as
+        # fast as the app reads), a fake stalled that long would look like a provider timing
+        # out. No desktop test is about provider timeouts.
+        config_text=config_for(fakes, provider_timeout_s=10) + ROLES,
     )
     hub = DesktopHub(stack=stack, fakes=fakes, token="", broke_token="")
     try:

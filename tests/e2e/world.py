@@ -48,8 +48,13 @@ class World:
         ]
 
 
-def config_for(w: dict[str, FakeServer]) -> str:
+def config_for(w: dict[str, FakeServer], provider_timeout_s: int | None = None) -> str:
+    """The e2e world's configuration; `provider_timeout_s` sets every provider's per-chunk
+    timeout instead of the short ones the timeout tests rely on."""
+
     def block(kind: str, name: str, base: str, **keys: str) -> str:
+        if provider_timeout_s is not None and "timeout_sec" in keys:
+            keys["timeout_sec"] = str(provider_timeout_s)
         lines = [f"[{kind}.{name}]", f'base_url = "{base}"', 'allow_insecure = "true"']
         lines += [f'{k} = "{v}"' for k, v in keys.items()]
         return "\n".join([*lines, f"[{kind}.{name}_END]"])
