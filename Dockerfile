@@ -44,9 +44,14 @@ ENV PATH=/opt/sealgate/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bi
 
 # tini is PID 1: it forwards signals to the supervisor and reaps zombies. A Debian base made
 # for the tests has it already; the official Python image gets Debian's package.
-RUN if ! command -v tini >/dev/null; then \
+# libsodium signs every answer's receipt (guardian/tlog/sodium.py; without it OpenSSL does,
+# more slowly). Debian's package where the base lacks it.
+RUN missing=""; \
+    command -v tini >/dev/null || missing="tini=0.19.*"; \
+    ldconfig -p | grep -q "libsodium\.so\.23 " || missing="$missing libsodium23"; \
+    if [ -n "$missing" ]; then \
         apt-get update \
-        && apt-get install -y --no-install-recommends tini=0.19.* \
+        && apt-get install -y --no-install-recommends $missing \
         && rm -rf /var/lib/apt/lists/*; \
     fi
 

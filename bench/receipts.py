@@ -112,8 +112,12 @@ def in_process(rounds: int = 2000, cold: bool = False) -> tuple[float, float]:
 async def run(calls: int, rounds: int) -> None:
     print(f"SealGate receipts benchmark, {calls} calls per row, {rounds} off/on pairs")
     print(machine_line())
+    engine = SigningKey(Ed25519PrivateKey.generate(), "sealgate/audit", "bench").engine
     digest_us, sign_us = in_process()
-    print(f"\nIn process, per call: request digest {digest_us:.1f} us, receipt {sign_us:.1f} us")
+    print(
+        f"\nIn process, per call: request digest {digest_us:.1f} us, receipt {sign_us:.1f} us"
+        f" (signed by {engine})"
+    )
     digest_us, sign_us = in_process(500, cold=True)
     print(f"  caches cold: request digest {digest_us:.1f} us, receipt {sign_us:.1f} us")
     added: dict[int, list[float]] = {1: [], 16: []}

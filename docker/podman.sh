@@ -39,7 +39,7 @@ base() {
     local rootfs="$CACHE/rootfs"
     rm -rf "$rootfs"
     echo "podman.sh: building $BASE with debootstrap (a few minutes, once)" >&2
-    debootstrap --variant=minbase --include=python3,python3-venv,tini bookworm "$rootfs" "$MIRROR" \
+    debootstrap --variant=minbase --include=python3,python3-venv,tini,libsodium23 bookworm "$rootfs" "$MIRROR" \
         >"$CACHE/debootstrap.log" 2>&1 || { tail -20 "$CACHE/debootstrap.log" >&2; exit 1; }
     rm -rf "$rootfs"/var/lib/apt/lists/* "$rootfs"/var/cache/apt/*.bin "$rootfs"/var/cache/apt/archives/*.deb
     tar -C "$rootfs" -c . | podman import --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' - "$BASE" >/dev/null

@@ -77,7 +77,7 @@ def _tasks(tasks: Mapping[str, Any]) -> list[str]:
 def _audit(audit: Mapping[str, Any]) -> list[str]:
     """Where the signing key is kept, its public half, and the last checkpoint."""
     lines = [
-        f"signing key in {_flat(audit.get('key'))}",
+        f"signing key in {_flat(audit.get('key'))}, signed by {_flat(audit.get('signer'))}",
         f"verifier key {_flat(audit.get('verifier_key'))}",
         f"checkpoint of {int(audit.get('checkpoint_size') or 0):,} leaves exported to"
         f" {_flat(audit.get('export'))}",

@@ -10,6 +10,8 @@ command -v curl >/dev/null || need+=(curl)
 command -v kubectl >/dev/null || need+=(kubectl)
 # HAProxy balances the three replicas of tests/replicas (make test-slow)
 command -v haproxy >/dev/null || need+=(haproxy)
+# libsodium signs the receipts (guardian/tlog/sodium.py; without it OpenSSL signs, slower)
+dpkg-query -W -f='${Status}' libsodium23 2>/dev/null | grep -q "ok installed" || need+=(libsodium23)
 
 if ((${#need[@]})); then
     if [[ $(id -u) -ne 0 ]]; then

@@ -97,6 +97,7 @@ class Checkpointer:
     def stats(self) -> dict[str, Any]:
         figures: dict[str, Any] = {
             "key": self.key.where,
+            "signer": self.key.engine,
             "verifier_key": self.key.vkey,
             "export": str(self.directory),
             "checkpoint_size": self.last.size,

@@ -86,7 +86,7 @@ def _b64(data: bytes) -> str:
 
 def sign(key: SigningKey, values: Mapping[str, Any]) -> str:
     text = encode_body(body(values))
-    return f"{_b64(text)}.{_b64(key.key.sign(CONTEXT + text))}"
+    return f"{_b64(text)}.{_b64(key.sign(CONTEXT + text))}"
 
 
 def sign_row(key: SigningKey, row: UsageRow) -> str:

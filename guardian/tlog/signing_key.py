@@ -13,14 +13,14 @@ import base64
 import binascii
 import os
 import stat
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 
 from guardian.secretstore import SecretStore
-from guardian.tlog import note
+from guardian.tlog import note, sodium
 
 STORE_ENTRY = "AUDIT_SIGNING_KEY"
 KEY_FILE = "audit_signing.key"
@@ -35,10 +35,26 @@ class SigningKey:
     key: Ed25519PrivateKey
     name: str  # the log's origin, which is also the key's name
     where: str  # for status: the secret store, or the file
+    # libsodium's signer for the same key where the system has it (guardian/tlog/sodium.py)
+    fast: sodium.Signer | None = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "fast", sodium.signer(self.key))
 
     @property
     def vkey(self) -> str:
         return note.verifier_key(self.name, self.key.public_key())
+
+    @property
+    def engine(self) -> str:
+        """For status: which library signs (both give the same bytes)."""
+        return "libsodium" if self.fast is not None else "cryptography (OpenSSL)"
+
+    def sign(self, message: bytes) -> bytes:
+        """The Ed25519 signature of `message`, by libsodium where it is available."""
+        if self.fast is not None:
+            return self.fast(message)
+        return self.key.sign(message)
 
 
 def _seed(key: Ed25519PrivateKey) -> str:

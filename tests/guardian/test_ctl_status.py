@@ -77,7 +77,10 @@ def test_status_from_a_real_guardian_for_people_and_for_scripts(
     assert exact["sandbox_connections"] == 0
     # the audit log's key: no secret store here, so a 0600 file, and its public half
     key_file = guardian.runtime / "guardian" / "audit_signing.key"
-    assert f"audit log          signing key in file {key_file} (0600)" in people.stdout
+    assert (
+        f"audit log          signing key in file {key_file} (0600), signed by libsodium"
+        in people.stdout
+    )
     assert exact["background"]["audit_log"]["verifier_key"].startswith("sealgate/audit+")
 
 

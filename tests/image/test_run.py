@@ -53,6 +53,7 @@ def serves(container: Container) -> None:
     expected = "two uids" if container.mode == "root" else "one uid"
     assert expected in status.stdout.lower(), status.stdout
     assert "sandbox            connected" in status.stdout, status.stdout
+    assert "signed by libsodium" in status.stdout, status.stdout  # the image has libsodium23
 
 
 def stops_cleanly_and_keeps_every_usage_row(container: Container) -> None:
