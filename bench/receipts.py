@@ -2,11 +2,14 @@
 and off (`[HUB_LIMITS] audit_receipts`), alternated, and the guardian's added work in
 process (the request's digest and the Ed25519 signature, once per call).
 
-    .venv/bin/python bench/receipts.py [--calls N] [--rounds R]
+    .venv/bin/python bench/receipts.py [--calls N] [--rounds R] [--blocks B]
 
 The whole-stack rows run in R off/on pairs (a fresh stack each), off first then on first in
 turn (ABBA), because the machine drifts; the added p50 is reported per pair and as the median
-over the pairs.
+over the pairs. Two fresh stacks differ by more than a receipt (where the scheduler puts
+their processes moves a pair's p50 at concurrency 1 by +-0.5 ms on two cores), so the same is
+also measured in one stack: receipts switched off and on by a configuration reload between
+B blocks of calls (ABBA), the same processes throughout.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from bench.common import FakeProcess, Row, machine_line, measure, print_rows
 from guardian.storage.base import UsageRow
 from guardian.tlog import receipts
 from guardian.tlog.signing_key import SigningKey
-from tests.helpers import Stack
+from tests.helpers import Stack, run_ctl
 
 BODY = {"model": "bench-model", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 64}
 
@@ -62,6 +65,46 @@ async def through_v1(base: str, on: bool, calls: int) -> list[Row]:
 
             await measure("warm-up", one, 4, 100)
             return [await measure(label, one, concurrency, calls) for concurrency in (1, 16)]
+    finally:
+        stack.stop()
+        stack.cleanup()
+
+
+async def switched_in_one_stack(base: str, calls: int, blocks: int) -> dict[int, list[float]]:
+    """The added p50 at concurrency 1 and 16 per pair of blocks (us): one stack, receipts
+    switched by rewriting `audit_receipts` and `sealgate-ctl config reload` before each
+    block."""
+    stack = Stack(config_text=stack_config(base, False))
+    admin = stack.runtime / "guardian" / "admin.sock"
+    try:
+        stack.start()
+        async with aiohttp.ClientSession() as session:
+            on = False
+
+            async def one() -> object:
+                async with session.post(f"{stack.url}/v1/chat/completions", json=BODY) as answer:
+                    if answer.status != 200 or ("sealgate-receipt" in answer.headers) != on:
+                        raise RuntimeError(f"unexpected answer {answer.status}")
+                    return await answer.read()
+
+            await measure("warm-up", one, 4, 200)
+            p50: dict[tuple[int, bool], list[float]] = {}
+            # concurrency 1 first (the target's), then 16 in fewer blocks: mixed, each row
+            # would start from the other's state
+            for concurrency, count in ((1, blocks), (16, max(4, blocks // 4))):
+                for block in range(count):
+                    on = block % 4 in (1, 2)  # off, on, on, off, ...
+                    stack.config.write_text(stack_config(base, on))
+                    reloaded = await asyncio.to_thread(run_ctl, admin, "config", "reload")
+                    if reloaded.returncode != 0:
+                        raise RuntimeError(f"reload failed: {reloaded.stderr}")
+                    await measure("settle", one, concurrency, 50)  # after the reload's work
+                    row = await measure("", one, concurrency, calls)
+                    p50.setdefault((concurrency, on), []).append(row.p50_ms)
+            return {
+                c: [(b - a) * 1e3 for a, b in zip(p50[c, False], p50[c, True], strict=False)]
+                for c in (1, 16)
+            }
     finally:
         stack.stop()
         stack.cleanup()
@@ -109,7 +152,7 @@ def in_process(rounds: int = 2000, cold: bool = False) -> tuple[float, float]:
     return statistics.median(digests) * 1e6, statistics.median(signatures) * 1e6
 
 
-async def run(calls: int, rounds: int) -> None:
+async def run(calls: int, rounds: int, blocks: int) -> None:
     print(f"SealGate receipts benchmark, {calls} calls per row, {rounds} off/on pairs")
     print(machine_line())
     engine = SigningKey(Ed25519PrivateKey.generate(), "sealgate/audit", "bench").engine
@@ -136,6 +179,7 @@ async def run(calls: int, rounds: int) -> None:
             print_rows([*off_rows, *on_rows], off)
             for row in on_rows:
                 added[row.concurrency].append(row.p50_ms - off[row.concurrency].p50_ms)
+        switched = await switched_in_one_stack(fake.base, calls, blocks)
     for concurrency, values in added.items():
         pairs = ", ".join(f"{value * 1e3:+.0f}" for value in values)
         print(
@@ -143,16 +187,26 @@ async def run(calls: int, rounds: int) -> None:
             f" us over {len(values)} pairs ({pairs} us)"
             + ("; target <= 100 us" if concurrency == 1 else "")
         )
+    for concurrency, values in switched.items():
+        pairs = ", ".join(f"{value:+.0f}" for value in values)
+        print(
+            f"  in one stack, switched by a reload: added p50 at {concurrency} median"
+            f" {statistics.median(values):+.0f} us over {len(values)} pairs of blocks"
+            f" ({pairs} us)" + ("; target <= 100 us" if concurrency == 1 else "")
+        )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=2000, help="calls per row (max 20000)")
     parser.add_argument("--rounds", type=int, default=3, help="off/on pairs (max 10)")
+    parser.add_argument(
+        "--blocks", type=int, default=32, help="blocks at 1 switched in one stack (max 96)"
+    )
     args = parser.parse_args()
     calls = max(64, min(args.calls, 20_000))
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        runner.run(run(calls, max(1, min(args.rounds, 10))))
+        runner.run(run(calls, max(1, min(args.rounds, 10)), max(4, min(args.blocks, 96))))
 
 
 if __name__ == "__main__":

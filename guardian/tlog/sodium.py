@@ -31,9 +31,12 @@ NAMES = ("libsodium.so.23", "libsodium.so.26", "libsodium.so")
 
 
 def _open() -> ctypes.CDLL | None:
+    """PyDLL, not CDLL: a call keeps the GIL. CDLL lets go of it for each call, and taking
+    it back after a signature waited on whichever thread (aiosqlite's) had it meanwhile,
+    which cost the answer about a millisecond."""
     for name in NAMES:
         try:
-            return ctypes.CDLL(name)
+            return ctypes.PyDLL(name)
         except OSError:
             continue
     return None
