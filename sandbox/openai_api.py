@@ -112,9 +112,17 @@ def sealgate_headers(result: Mapping[str, Any]) -> dict[str, str]:
     }
     if result.get("cost_usd") is not None:
         headers["x-sealgate-cost-usd"] = f"{float(result['cost_usd']):.8f}"
-    # Header values are latin-1 on the wire: keep only printable ASCII from provider text.
-    headers = {k: "".join(c for c in v if " " <= c <= "~") for k, v in headers.items()}
+    headers = {k: _printable_ascii(v) for k, v in headers.items()}
     return {**headers, **_receipt_headers(result)}
+
+
+def _printable_ascii(value: str) -> str:
+    """Header values are latin-1 on the wire: only printable ASCII of provider text is kept
+    (checked whole first: nearly every value is already, and a loop per character is not
+    free on every answer)."""
+    if value.isascii() and value.isprintable():
+        return value
+    return "".join(c for c in value if " " <= c <= "~")
 
 
 _RECEIPT = re.compile(r"[A-Za-z0-9_-]{1,8192}\.[A-Za-z0-9_-]{1,200}")

@@ -39,3 +39,12 @@ def test_the_cost_header_and_the_body_say_the_same() -> None:
         result = {**RESULT, "cost_usd": cost}
         assert sealgate_extra(result)["cost_usd"] == cost
         assert sealgate_headers(result).get("x-sealgate-cost-usd") == header
+
+
+def test_every_character_outside_printable_ascii_is_dropped_whatever_else_is_there() -> None:
+    """The whole-value check that skips the loop must agree with it on every character."""
+    for code in [*range(0x00, 0x21), *range(0x7E, 0x100), 0x2028, 0xFEFF, 0x1F600]:
+        char = chr(code)
+        for value in (char, f"model{char}", f"{char}model{char}"):
+            kept = sealgate_headers({"model": value})["x-sealgate-model"]
+            assert kept == "".join(c for c in value if " " <= c <= "~"), (code, kept)
