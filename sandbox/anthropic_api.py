@@ -21,7 +21,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import Response, StreamingResponse
 
 from protocol.client import RPCStream
 from protocol.contract_results import to_wire
@@ -30,6 +30,7 @@ from protocol.dialects.core import Answer, Completion, DialectError, events_of
 from protocol.errors import RPCError
 from sandbox.caller import caller_of
 from sandbox.guardian_link import GuardianLink, stream_result
+from sandbox.json_response import JSONResponse
 from sandbox.openai_api import receipt_id_header, sealgate_extra, sealgate_headers
 from sandbox.openai_errors import OpenAIErrors
 

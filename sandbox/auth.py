@@ -17,7 +17,7 @@ from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 from mcp.server.auth.provider import AccessToken
 from starlette.datastructures import Headers
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from protocol.contract_results import to_wire
@@ -25,6 +25,7 @@ from protocol.errors import RPCError, Unauthenticated, Unavailable
 from sandbox.caller import SESSION_COOKIE, Proxies, caller_of, client_address
 from sandbox.errors import http_status
 from sandbox.guardian_link import Caller, GuardianLink
+from sandbox.json_response import JSONResponse
 from sandbox.oauth import PUBLIC_PATHS as OAUTH_PUBLIC_PATHS
 
 CACHE_S = 5.0

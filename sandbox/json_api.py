@@ -16,12 +16,13 @@ from typing import Any
 from fastmcp.exceptions import ToolError
 from fastmcp.server.http import set_http_request
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from protocol.contract_http import ToolCall, decode_body
 from protocol.errors import ErrorCode, InvalidParams
 from sandbox.errors import SealedToolError, http_status
 from sandbox.hub_compat import api_answer, drop_empty, drop_unused_generic
+from sandbox.json_response import JSONResponse
 from sandbox.mcp_tools import SealGateTools
 from sandbox.tool_args import InvalidArguments, names_problem, validated
 

@@ -14,11 +14,12 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from protocol.contract_results import EmbedResult, LlmResult, SearchResult
 from protocol.errors import SealGateError
+from sandbox.json_response import JSONResponse
 
 ROUTES = (
     "/mcp",

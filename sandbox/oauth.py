@@ -28,7 +28,7 @@ import time
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -36,6 +36,7 @@ from protocol.contract_results import ConsentView, OAuthServerInfoResult, to_wir
 from protocol.errors import RPCError, Unavailable
 from sandbox.caller import Proxies, client_address
 from sandbox.guardian_link import Caller, GuardianLink
+from sandbox.json_response import JSONResponse
 
 WELL_KNOWN_PR = "/.well-known/oauth-protected-resource"
 WELL_KNOWN_AS = "/.well-known/oauth-authorization-server"

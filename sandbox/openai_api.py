@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import Response, StreamingResponse
 
 from protocol.client import RPCStream
 from protocol.contract_http import ChatRequest
@@ -31,6 +31,7 @@ from protocol.errors import RPCError
 from sandbox.caller import caller_of
 from sandbox.errors import http_status
 from sandbox.guardian_link import GuardianLink, stream_result
+from sandbox.json_response import JSONResponse
 from sandbox.openai_errors import ERROR_TYPE
 
 

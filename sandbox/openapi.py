@@ -14,12 +14,13 @@ from __future__ import annotations
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from protocol import __version__
 from protocol.contract_http import schemas
 from sandbox import anthropic_openapi
 from sandbox.caller import SESSION_COOKIE
+from sandbox.json_response import JSONResponse
 
 PATH = "/openapi.json"
 REF = "#/components/schemas/{name}"

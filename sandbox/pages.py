@@ -8,7 +8,7 @@ import time
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.responses import HTMLResponse, Response
 
 from protocol import __version__
 from protocol.errors import RPCError
@@ -16,6 +16,7 @@ from protocol.printable import printable
 from sandbox.caller import caller_of, client_address
 from sandbox.guardian_link import GuardianLink
 from sandbox.hub_compat import wants_json_status
+from sandbox.json_response import JSONResponse
 from sandbox.mcp_tools import SealGateTools
 from sandbox.protections_page import hide_paths, protections_html
 

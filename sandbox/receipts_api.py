@@ -9,12 +9,13 @@ as one that does not exist.
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from protocol.contract_results import to_wire
 from protocol.errors import NotFound, RPCError
 from sandbox.caller import caller_of
 from sandbox.guardian_link import GuardianLink, receipts_get
+from sandbox.json_response import JSONResponse
 from sandbox.openai_api import from_rpc_error
 
 

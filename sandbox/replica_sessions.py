@@ -47,7 +47,7 @@ from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 from pydantic import ValidationError
 from starlette.applications import Starlette
 from starlette.datastructures import Headers
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from protocol.errors import NotFound, RPCError
@@ -59,6 +59,7 @@ from sandbox.guardian_link import (
     relay_session_check,
     relay_session_open,
 )
+from sandbox.json_response import JSONResponse
 
 logger = logging.getLogger("sealgate.sandbox.replicas")
 

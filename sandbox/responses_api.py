@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import Response, StreamingResponse
 
 from protocol.client import RPCStream
 from protocol.contract_results import to_wire
@@ -24,6 +24,7 @@ from protocol.dialects.core import Answer, DialectError, events_of
 from protocol.errors import RPCError
 from sandbox.caller import caller_of
 from sandbox.guardian_link import GuardianLink, stream_result
+from sandbox.json_response import JSONResponse
 from sandbox.openai_api import (
     from_rpc_error,
     openai_error,
