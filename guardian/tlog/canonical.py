@@ -86,7 +86,11 @@ def encode(value: Any) -> str:
         for key in value:
             if not isinstance(key, str):
                 raise NotCanonical(f"an object key must be a string, not {type(key).__name__}")
-        members = [_string(k) + ":" + encode(v) for k, v in sorted(value.items(), key=_key)]
+        # ASCII names sort the same by UTF-16 code units as by code points (Python's own
+        # order), so only a name beyond ASCII needs the UTF-16 key
+        ascii_names = all(key.isascii() for key in value)
+        items = sorted(value.items()) if ascii_names else sorted(value.items(), key=_key)
+        members = [_string(k) + ":" + encode(v) for k, v in items]
         return "{" + ",".join(members) + "}"
     raise NotCanonical(f"{type(value).__name__} is not a JSON value")
 

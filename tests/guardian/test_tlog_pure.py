@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from guardian.tlog import canonical, merkle, note
 
@@ -45,6 +47,24 @@ def test_objects_sort_by_utf16_and_strings_escape_as_json_stringify() -> None:
     value = {"b": [1, 2.5, None, True], "a": "é\n\u0001", "\U0001f600": 2, "\u20ac": 1}
     assert canonical.encode(value) == '{"a":"é\\n\\u0001","b":[1,2.5,null,true],"€":1,"😀":2}'
     assert json.loads(canonical.encode(value)) == value
+
+
+#: Where UTF-16 and code point order part: characters past U+FFFF (surrogate pairs, which
+#: sort below U+E000..U+FFFF in UTF-16) beside the top of the BMP, and some ASCII.
+_NAMES = st.text(
+    st.sampled_from(["a", "Z", "\u00e9", "\u20ac", "\ue000", "\uffff", "\U00010000", "\U0001f600"]),
+    max_size=3,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(_NAMES | st.text(st.characters(max_codepoint=127), max_size=6), st.none()))
+def test_members_are_in_utf16_order_whether_the_names_are_ascii_or_not(
+    value: dict[str, None],
+) -> None:
+    """ASCII names take a shorter path (Python's own order): both must give RFC 8785's."""
+    names = list(json.loads(canonical.encode(value)))
+    assert names == sorted(value, key=lambda name: name.encode("utf-16-be"))
 
 
 @pytest.mark.parametrize("bad", [float("nan"), float("inf"), "\ud800", {1: 2}, b"x", 2**60])
