@@ -46,12 +46,10 @@ ENV PATH=/opt/sealgate/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bi
 # for the tests has it already; the official Python image gets Debian's package.
 # libsodium signs every answer's receipt (guardian/tlog/sodium.py; without it OpenSSL does,
 # more slowly). Debian's package where the base lacks it.
-RUN missing=""; \
-    command -v tini >/dev/null || missing="tini=0.19.*"; \
-    ldconfig -p | grep -q "libsodium\.so\.23 " || missing="$missing libsodium23"; \
-    if [ -n "$missing" ]; then \
+RUN if ! command -v tini >/dev/null \
+        || [ "$(dpkg-query -W -f='${Status}' libsodium23 2>/dev/null)" != "install ok installed" ]; then \
         apt-get update \
-        && apt-get install -y --no-install-recommends $missing \
+        && apt-get install -y --no-install-recommends tini=0.19.* libsodium23=1.0.18* \
         && rm -rf /var/lib/apt/lists/*; \
     fi
 
