@@ -19,6 +19,7 @@ import asyncio
 import statistics
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import aiohttp
@@ -50,19 +51,27 @@ default_model = "bench-model"
 """
 
 
+def v1_call(
+    session: aiohttp.ClientSession, url: str, receipts_on: Callable[[], bool]
+) -> Callable[[], Awaitable[object]]:
+    """One `/v1` chat completion, checked to carry a receipt exactly when they are on."""
+
+    async def one() -> object:
+        async with session.post(f"{url}/v1/chat/completions", json=BODY) as answer:
+            if answer.status != 200 or ("sealgate-receipt" in answer.headers) != receipts_on():
+                raise RuntimeError(f"unexpected answer {answer.status}")
+            return await answer.read()
+
+    return one
+
+
 async def through_v1(base: str, on: bool, calls: int) -> list[Row]:
     stack = Stack(config_text=stack_config(base, on))
     label = f"/v1 chat completion, receipts {'on' if on else 'off'}"
     try:
         stack.start()
         async with aiohttp.ClientSession() as session:
-
-            async def one() -> object:
-                async with session.post(f"{stack.url}/v1/chat/completions", json=BODY) as answer:
-                    if answer.status != 200 or ("sealgate-receipt" in answer.headers) != on:
-                        raise RuntimeError(f"unexpected answer {answer.status}")
-                    return await answer.read()
-
+            one = v1_call(session, stack.url, lambda: on)
             await measure("warm-up", one, 4, 100)
             return [await measure(label, one, concurrency, calls) for concurrency in (1, 16)]
     finally:
@@ -80,13 +89,7 @@ async def switched_in_one_stack(base: str, calls: int, blocks: int) -> dict[int,
         stack.start()
         async with aiohttp.ClientSession() as session:
             on = False
-
-            async def one() -> object:
-                async with session.post(f"{stack.url}/v1/chat/completions", json=BODY) as answer:
-                    if answer.status != 200 or ("sealgate-receipt" in answer.headers) != on:
-                        raise RuntimeError(f"unexpected answer {answer.status}")
-                    return await answer.read()
-
+            one = v1_call(session, stack.url, lambda: on)  # `on` as switched below
             await measure("warm-up", one, 4, 200)
             p50: dict[tuple[int, bool], list[float]] = {}
             # concurrency 1 first (the target's), then 16 in fewer blocks: mixed, each row
