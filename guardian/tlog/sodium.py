@@ -1,12 +1,12 @@
 """Ed25519 signing through the system's libsodium, for the receipt on every sealed answer.
 
-Why by hand: a receipt is signed on the answer's path (issue 30 wants at most 100 us added),
-and libsodium signs in about 60% of the time OpenSSL takes through `cryptography`. PyNaCl
+Why by hand: a receipt is signed on the answer's path, and libsodium signs in about half
+the time OpenSSL takes through `cryptography` (bench/RESULTS.md). PyNaCl
 is the library that binds it, but the lock files install every package by hash for every
 platform, and PyNaCl is a compiled wheel per platform; Debian's `libsodium23` is one shared
 library, so two of its functions are bound here with ctypes. Ed25519 (RFC 8032) is
 deterministic: for one key and message every implementation gives the same 64 bytes, so
-`load` signs a probe both ways and uses libsodium only when they agree. Where the library
+`signer` signs a probe both ways and uses libsodium only when they agree. Where the library
 is missing or disagrees, `cryptography` signs (`SigningKey.sign`), and `status` says which.
 """
 
