@@ -59,6 +59,7 @@ class Accounts:
         self._counted_at = 0.0
         self._bind_for: object = None
         self._bind = ""
+        self._bind_is_loopback = False
 
     # configuration -------------------------------------------------------------------------
     @property
@@ -122,11 +123,14 @@ class Accounts:
         if self._bind_for is not config:
             self._bind_for = config
             self._bind = with_env_overrides(config, self.environ).hub.host
+            self._bind_is_loopback = is_loopback_host(self._bind)
         return self._bind
 
     def open_possible(self) -> bool:
-        """Open mode needs the configured host to be loopback too (the stricter wins)."""
-        return is_loopback_host(self._bind_host())
+        """Open mode needs the configured host to be loopback too (the stricter wins).
+        Asked on every call in open mode: worked out once per configuration."""
+        self._bind_host()
+        return self._bind_is_loopback
 
     async def start(self) -> None:
         await self.passwords.dummy()
