@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import anthropic
@@ -35,8 +36,26 @@ WEATHER: Any = {
 HELLO: Any = [{"role": "user", "content": "Hello"}]
 
 
+_clients: dict[str, Anthropic] = {}
+
+
 def sdk(w: World) -> Anthropic:
-    return Anthropic(base_url=w.stack.url, api_key="unused-in-open-mode", max_retries=0)
+    """The module's one SDK client for the stack: each client holds a connection pool, and
+    one left to the garbage collector closes its socket with a ResourceWarning in whichever
+    test is running then (closed at the module's end instead)."""
+    if w.stack.url not in _clients:
+        _clients[w.stack.url] = Anthropic(
+            base_url=w.stack.url, api_key="unused-in-open-mode", max_retries=0
+        )
+    return _clients[w.stack.url]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _close_clients() -> Iterator[None]:
+    yield
+    for client in _clients.values():
+        client.close()
+    _clients.clear()
 
 
 @pytest.mark.parametrize("provider", sorted(MODELS))
