@@ -21,7 +21,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 
 from protocol.client import RPCStream
 from protocol.contract_results import to_wire
@@ -33,6 +33,7 @@ from sandbox.guardian_link import GuardianLink, stream_result
 from sandbox.json_response import JSONResponse
 from sandbox.openai_api import receipt_id_header, sealgate_extra, sealgate_headers
 from sandbox.openai_errors import OpenAIErrors
+from sandbox.stream_response import StreamingResponse
 
 TOOL = "llm_complete"
 

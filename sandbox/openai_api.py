@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 
 from protocol.client import RPCStream
 from protocol.contract_http import ChatRequest
@@ -33,6 +33,7 @@ from sandbox.errors import http_status
 from sandbox.guardian_link import GuardianLink, stream_result
 from sandbox.json_response import JSONResponse
 from sandbox.openai_errors import ERROR_TYPE
+from sandbox.stream_response import StreamingResponse
 
 
 def openai_error(

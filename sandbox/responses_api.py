@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 
 from protocol.client import RPCStream
 from protocol.contract_results import to_wire
@@ -32,6 +32,7 @@ from sandbox.openai_api import (
     sealgate_extra,
     sealgate_headers,
 )
+from sandbox.stream_response import StreamingResponse
 
 TOOL = "llm_complete"
 
