@@ -24,7 +24,8 @@ class StreamingResponse(responses.StreamingResponse):
             await super().__call__(scope, receive, send)
             return
         task = asyncio.current_task()
-        assert task is not None  # an ASGI application runs in a task
+        if task is None:
+            raise RuntimeError("an ASGI application runs in a task")
         streaming = True
         gone = False
 
@@ -34,7 +35,7 @@ class StreamingResponse(responses.StreamingResponse):
                 while (await receive())["type"] != "http.disconnect":
                     pass
             except Exception:
-                return
+                return  # nothing more can be heard from the client: its writes will tell
             if streaming:  # no await between the stream's end and this flag: no race
                 gone = True
                 task.cancel()

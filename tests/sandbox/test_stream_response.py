@@ -153,3 +153,16 @@ async def test_a_disconnect_after_the_end_cancels_nothing() -> None:
         return "finished"
 
     assert await asyncio.wait_for(request(), 5) == "finished"
+
+
+async def test_a_receive_that_fails_leaves_the_stream_to_finish() -> None:
+    async def chunks() -> AsyncIterator[bytes]:
+        await asyncio.sleep(0.01)
+        yield b"only"
+
+    async def broken_receive() -> dict[str, Any]:
+        raise RuntimeError("the server's queue is gone")
+
+    client = Client()
+    await StreamingResponse(chunks())(SCOPE, broken_receive, client.send)
+    assert client.bodies() == [b"only", b""]
