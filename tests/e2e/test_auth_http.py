@@ -202,11 +202,11 @@ asyncio.run(main())
 def test_openai_sdk_with_a_wrong_and_a_right_key(stack: Stack) -> None:
     import openai
 
-    wrong = openai.OpenAI(base_url=f"{stack.url}/v1", api_key="sg_wrong", max_retries=0)
-    with pytest.raises(openai.AuthenticationError):
-        wrong.models.list()
-    right = openai.OpenAI(base_url=f"{stack.url}/v1", api_key=BOOTSTRAP, max_retries=0)
-    assert right.models.list().data is not None
+    with openai.OpenAI(base_url=f"{stack.url}/v1", api_key="sg_wrong", max_retries=0) as wrong:
+        with pytest.raises(openai.AuthenticationError):
+            wrong.models.list()
+    with openai.OpenAI(base_url=f"{stack.url}/v1", api_key=BOOTSTRAP, max_retries=0) as right:
+        assert right.models.list().data is not None
 
 
 def test_anthropic_sdk_with_a_wrong_and_a_right_key_in_either_header(stack: Stack) -> None:
@@ -214,18 +214,19 @@ def test_anthropic_sdk_with_a_wrong_and_a_right_key_in_either_header(stack: Stac
     import anthropic
 
     hello: Any = [{"role": "user", "content": "hi"}]
-    wrong = anthropic.Anthropic(base_url=stack.url, api_key="sg_wrong", max_retries=0)
-    with pytest.raises(anthropic.AuthenticationError) as refused:
-        wrong.messages.count_tokens(model="m", messages=hello)
+    with anthropic.Anthropic(base_url=stack.url, api_key="sg_wrong", max_retries=0) as wrong:
+        with pytest.raises(anthropic.AuthenticationError) as refused:
+            wrong.messages.count_tokens(model="m", messages=hello)
     assert refused.value.body["error"]["type"] == "authentication_error"  # type: ignore[index]
     for right in (
         anthropic.Anthropic(base_url=stack.url, api_key=BOOTSTRAP, max_retries=0),
         anthropic.Anthropic(base_url=stack.url, auth_token=BOOTSTRAP, max_retries=0),
     ):
-        with pytest.raises(anthropic.NotFoundError):  # past the gate: nothing to count with
-            right.messages.count_tokens(model="m", messages=hello)
-        with pytest.raises(anthropic.NotFoundError):  # past the gate: the model is unknown
-            right.messages.create(model="no-such-model", max_tokens=5, messages=hello)
+        with right:
+            with pytest.raises(anthropic.NotFoundError):  # past the gate: nothing to count
+                right.messages.count_tokens(model="m", messages=hello)
+            with pytest.raises(anthropic.NotFoundError):  # past the gate: the model is unknown
+                right.messages.create(model="no-such-model", max_tokens=5, messages=hello)
 
 
 def test_x_api_key_carries_our_credential_behind_a_gate_that_uses_authorization(

@@ -14,7 +14,7 @@ import asyncio
 import re
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import httpx
 import openai
@@ -48,6 +48,9 @@ def local_block(base: str, extra_tool: bool = False) -> str:
 class FirstHour:
     stack: Stack
     local: FakeOpenAI
+    #: one SDK client per key, closed with the module (one left to the garbage collector
+    #: closes its socket with a ResourceWarning in whichever test runs then)
+    clients: dict[str, OpenAI] = field(default_factory=dict)
 
     def ctl(self, *args: str, stdin: str = "") -> str:
         done = run_ctl(self.stack.runtime / "guardian" / "admin.sock", *args, stdin=stdin)
@@ -55,7 +58,9 @@ class FirstHour:
         return done.stdout
 
     def sdk(self, key: str = "anything") -> OpenAI:
-        return OpenAI(base_url=f"{self.stack.url}/v1", api_key=key, max_retries=0)
+        if key not in self.clients:
+            self.clients[key] = OpenAI(base_url=f"{self.stack.url}/v1", api_key=key, max_retries=0)
+        return self.clients[key]
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +69,10 @@ def first() -> Iterator[FirstHour]:
     stack = Stack(config_text=EXAMPLE_CONFIG.read_text() + local_block(local.base))
     try:
         stack.start()
-        yield FirstHour(stack, local)
+        hour = FirstHour(stack, local)
+        yield hour
+        for client in hour.clients.values():
+            client.close()
     finally:
         stack.cleanup()
         local.stop()
