@@ -74,7 +74,7 @@ test-image: $(VENV)/.dev
 
 # The test layers (tests/layers.py, docs/DEVELOPMENT.md); each pytest run ends with its time
 # per layer and names the layers it left out. `test`: lint, types, the unit layer, then the
-# e2e layer (about twelve minutes on two cores). `test-fast`: the unit layer alone (in one
+# e2e layer (10 to 12 minutes on two cores). `test-fast`: the unit layer alone (in one
 # process, no PostgreSQL, well under 30 s). `test-slow`: the suites too long for `test`.
 # The e2e layer runs in TEST_WORKERS pytest processes (pytest-xdist), each module whole in
 # one of them: its tests mostly wait on the processes they start, so two keep two cores busy.

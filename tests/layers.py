@@ -33,7 +33,7 @@ UNIT_PATHS = (
     "test_import_boundary.py",
     "test_layers.py",
 )
-#: Suites too long for `make test` (about twelve minutes on two cores).
+#: Suites too long for `make test` (10 to 12 minutes on two cores).
 SLOW_PATHS = ("reliability", "replicas")
 #: Fixtures that start a process or PostgreSQL: a test taking one is e2e.
 PROCESS_FIXTURES = frozenset({"postgres", "pg_database", "guardian", "stack_factory"})
