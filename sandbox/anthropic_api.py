@@ -31,7 +31,12 @@ from protocol.errors import RPCError
 from sandbox.caller import caller_of
 from sandbox.guardian_link import GuardianLink, stream_result
 from sandbox.json_response import JSONResponse
-from sandbox.openai_api import receipt_id_header, sealgate_extra, sealgate_headers
+from sandbox.openai_api import (
+    printable_ascii,
+    receipt_id_header,
+    sealgate_extra,
+    sealgate_headers,
+)
 from sandbox.openai_errors import OpenAIErrors
 from sandbox.stream_response import StreamingResponse
 
@@ -86,7 +91,7 @@ def _extra_headers(result: dict[str, Any]) -> dict[str, str]:
     dropped = Answer.of(result).dropped
     if dropped:
         text = "; ".join(f"{name}={','.join(values)}" for name, values in sorted(dropped.items()))
-        headers["x-sealgate-dropped"] = "".join(c for c in text if " " <= c <= "~")
+        headers["x-sealgate-dropped"] = printable_ascii(text)
     return headers
 
 

@@ -114,11 +114,11 @@ def sealgate_headers(result: Mapping[str, Any]) -> dict[str, str]:
     }
     if result.get("cost_usd") is not None:
         headers["x-sealgate-cost-usd"] = f"{float(result['cost_usd']):.8f}"
-    headers = {k: _printable_ascii(v) for k, v in headers.items()}
+    headers = {k: printable_ascii(v) for k, v in headers.items()}
     return {**headers, **_receipt_headers(result)}
 
 
-def _printable_ascii(value: str) -> str:
+def printable_ascii(value: str) -> str:
     """Header values are latin-1 on the wire: only printable ASCII of provider text is kept
     (checked whole first: nearly every value is already, and a loop per character is not
     free on every answer)."""
