@@ -48,7 +48,8 @@ def number(value: float) -> str:
     return sign + text
 
 
-_escape = json.encoder.encode_basestring  # what json.dumps(ensure_ascii=False) uses
+#: what json.dumps(ensure_ascii=False) uses: RFC 8785's escapes for a string of ASCII
+escape = json.encoder.encode_basestring
 
 
 def _string(value: str) -> str:
@@ -57,7 +58,7 @@ def _string(value: str) -> str:
             value.encode("utf-8")
         except UnicodeEncodeError:
             raise NotCanonical("a string holds a lone surrogate") from None
-    return _escape(value)
+    return escape(value)
 
 
 def _key(item: tuple[str, Any]) -> bytes:

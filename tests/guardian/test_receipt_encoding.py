@@ -9,6 +9,8 @@ import time
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from guardian.storage.base import UsageRow
 from guardian.tlog import canonical, receipts
@@ -66,3 +68,54 @@ def test_the_standalone_verifier_accepts_the_signed_receipt(row: UsageRow) -> No
     key = SigningKey(Ed25519PrivateKey.generate(), "sealgate/audit", "test")
     receipt = receipts.sign_row(key, row)
     assert audit_verify.check_receipt(receipt, key.vkey, None).startswith("ok: receipt")
+
+
+_ASCII = st.text(alphabet=st.characters(max_codepoint=127), max_size=12)  # control ones too
+_TEXT = st.text(alphabet=st.characters(codec=None), max_size=12)  # lone surrogates included
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    ts=st.one_of(st.floats(allow_nan=False, allow_infinity=False), st.integers(0, 2**40)),
+    strings=st.one_of(
+        st.lists(_ASCII, min_size=8, max_size=8), st.lists(_TEXT, min_size=8, max_size=8)
+    ),
+    tokens=st.tuples(st.integers(-(2**60), 2**60), st.integers(0, 2**54)),
+    cost=st.one_of(st.none(), st.floats(allow_nan=False, allow_infinity=False)),
+    flags=st.tuples(st.booleans(), st.booleans()),
+)
+def test_a_row_written_through_the_template_is_the_general_encoders_bytes(
+    ts: float,
+    strings: list[str],
+    tokens: tuple[int, int],
+    cost: float | None,
+    flags: tuple[bool, bool],
+) -> None:
+    """`sign_row`'s one-format body against RFC 8785's encoder of the same figures: the same
+    bytes, or the same refusal (a lone surrogate, an integer past 2**53)."""
+    key, model, outcome, principal, provider, digest, tool, user_id = strings
+    row = UsageRow(
+        ts=ts,
+        principal=principal,
+        tool=tool,
+        provider=provider,
+        model=model,
+        input_tokens=tokens[0],
+        output_tokens=tokens[1],
+        cost_usd=cost,
+        latency_ms=1.0,
+        outcome=outcome,
+        fallback_path="[]",
+        key=key,
+        estimated=flags[0],
+        clamped=flags[1],
+        user_id=user_id,
+        request_digest=digest,
+    )
+    try:
+        expected = canonical.encode_bytes(receipts.body(_values(row)))
+    except canonical.NotCanonical:
+        with pytest.raises(canonical.NotCanonical):
+            receipts._row_body(row)
+        return
+    assert receipts._row_body(row) == expected
