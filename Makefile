@@ -121,7 +121,8 @@ bench: $(VENV)/.dev
 	$(PY) bench/rpc.py
 	$(PY) bench/call_start.py
 	$(PY) bench/gateway.py
-	$(PY) bench/receipts.py
+	$(PY) bench/receipts.py --rounds 2 --blocks 16 --wrk 2
+	$(PY) bench/receipts.py --rounds 0 --blocks 16 --wrk 2 --pin
 	$(PY) bench/tracing.py
 	$(PY) bench/vs_litellm.py
 	$(PY) bench/workers.py

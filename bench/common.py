@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import platform
+import re
+import shutil
 import struct
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -150,3 +154,63 @@ class LimitProcess(FakeProcess):
     """bench/limit_servers.py: the bare hypercorn app, or one fastmcp process relaying."""
 
     script = "limit_servers.py"
+
+
+def wrk(
+    url: str, concurrency: int, seconds: int, body: dict[str, object], headers: dict[str, str]
+) -> Row | None:
+    """p50/p99 and requests/s from wrk, or None when wrk is not installed."""
+    if shutil.which("wrk") is None:
+        return None
+    lines = [
+        'wrk.method = "POST"',
+        f"wrk.body = {json.dumps(json.dumps(body))}",
+        'wrk.headers["Content-Type"] = "application/json"',
+    ]
+    lines += [f"wrk.headers[{json.dumps(k)}] = {json.dumps(v)}" for k, v in headers.items()]
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write("\n".join(lines) + "\n")
+    try:
+        out = subprocess.run(
+            [
+                "wrk",
+                "-t1",
+                f"-c{concurrency}",
+                f"-d{seconds}s",
+                "--latency",
+                "-s",
+                script.name,
+                url,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=seconds + 30,
+            check=True,
+        ).stdout
+    finally:
+        os.unlink(script.name)
+
+    def millis(label: str) -> float:
+        match = re.search(rf"^\s*{label}\s+([0-9.]+)(us|ms|s)\s*$", out, re.MULTILINE)
+        if not match:
+            return float("nan")
+        value, unit = float(match.group(1)), match.group(2)
+        return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+
+    rate = re.search(r"Requests/sec:\s+([0-9.]+)", out)
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    if errors:
+        print(f"    (wrk saw {errors.group(1)} non-2xx responses on {url})")
+    return Row(
+        url, concurrency, millis("50%"), millis("99%"), float(rate.group(1)) if rate else 0.0
+    )
+
+
+def cpu_ns(pid: int) -> int:
+    """Nanoseconds `pid` has run on a CPU so far, all its threads (the scheduler's own
+    count, /proc/PID/task/TID/schedstat: finer than the 10 ms ticks of /proc/PID/stat)."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").glob("*/schedstat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            total += int(task.read_text().split()[0])
+    return total

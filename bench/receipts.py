@@ -2,20 +2,22 @@
 and off (`[HUB_LIMITS] audit_receipts`), alternated, and the guardian's added work in
 process (the request's digest and the Ed25519 signature, once per call).
 
-    .venv/bin/python bench/receipts.py [--calls N] [--rounds R] [--blocks B]
+    .venv/bin/python bench/receipts.py [--calls N] [--rounds R] [--blocks B] [--wrk S]
 
 The whole-stack rows run in R off/on pairs (a fresh stack each), off first then on first in
 turn (ABBA), because the machine drifts; the added p50 is reported per pair and as the median
 over the pairs. Two fresh stacks differ by more than a receipt (where the scheduler puts
 their processes moves a pair's p50 at concurrency 1 by +-0.5 ms on two cores), so the same is
 also measured in one stack: receipts switched off and on by a configuration reload between
-B blocks of calls (ABBA), the same processes throughout.
+B blocks of calls (ABBA), the same processes throughout; with `--wrk S`, each block is S
+seconds of wrk instead of N calls from this script's Python client.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import sys
 import time
@@ -28,7 +30,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import FakeProcess, Row, machine_line, measure, print_rows
+from bench.common import FakeProcess, Row, cpu_ns, machine_line, measure, print_rows, wrk
 from guardian.storage.base import UsageRow
 from guardian.tlog import receipts
 from guardian.tlog.signing_key import SigningKey
@@ -79,19 +81,32 @@ async def through_v1(base: str, on: bool, calls: int) -> list[Row]:
         stack.cleanup()
 
 
-async def switched_in_one_stack(base: str, calls: int, blocks: int) -> dict[int, list[float]]:
-    """The added p50 at concurrency 1 and 16 per pair of blocks (us): one stack, receipts
+async def switched_in_one_stack(
+    base: str, calls: int, blocks: int, wrk_seconds: int, stack_cpus: set[int] | None
+) -> tuple[dict[int, list[float]], dict[tuple[str, bool], list[float]]]:
+    """The added p50 at concurrency 1 and 16 per pair of blocks (us), and the guardian's and
+    the sandbox's CPU per call at 1 in each block, off and on (us): one stack, receipts
     switched by rewriting `audit_receipts` and `sealgate-ctl config reload` before each
-    block."""
+    block. `wrk_seconds`: each block is wrk for that long (a client in C, whose own work
+    and jitter are a fraction of this Python client's), else `calls` calls from here.
+    `stack_cpus`: the stack's processes start on these CPUs (this one stays where it is)."""
     stack = Stack(config_text=stack_config(base, False))
     admin = stack.runtime / "guardian" / "admin.sock"
+    here = os.sched_getaffinity(0)
     try:
-        stack.start()
+        os.sched_setaffinity(0, stack_cpus or here)  # the supervisor and its children inherit it
+        try:
+            stack.start()
+        finally:
+            os.sched_setaffinity(0, here)
         async with aiohttp.ClientSession() as session:
             on = False
             one = v1_call(session, stack.url, lambda: on)  # `on` as switched below
+            url = f"{stack.url}/v1/chat/completions"
             await measure("warm-up", one, 4, 200)
             p50: dict[tuple[int, bool], list[float]] = {}
+            cpu: dict[tuple[str, bool], list[float]] = {}
+            pids = {"guardian": stack.pid_of("guardian"), "sandbox": stack.pid_of("sandbox")}
             # concurrency 1 first (the target's), then 16 in fewer blocks: mixed, each row
             # would start from the other's state
             for concurrency, count in ((1, blocks), (16, max(4, blocks // 4))):
@@ -101,13 +116,26 @@ async def switched_in_one_stack(base: str, calls: int, blocks: int) -> dict[int,
                     reloaded = await asyncio.to_thread(run_ctl, admin, "config", "reload")
                     if reloaded.returncode != 0:
                         raise RuntimeError(f"reload failed: {reloaded.stderr}")
-                    await measure("settle", one, concurrency, 50)  # after the reload's work
-                    row = await measure("", one, concurrency, calls)
+                    await measure("settle", one, concurrency, 50)  # and checked on or off
+                    measured = None
+                    before = {name: cpu_ns(pid) for name, pid in pids.items()}
+                    started = time.monotonic()
+                    if wrk_seconds:
+                        measured = await asyncio.to_thread(
+                            wrk, url, concurrency, wrk_seconds, BODY, {}
+                        )
+                    row = measured or await measure("", one, concurrency, calls)
+                    answered = row.per_s * (time.monotonic() - started)
                     p50.setdefault((concurrency, on), []).append(row.p50_ms)
-            return {
+                    if concurrency == 1:
+                        for name, pid in pids.items():
+                            used = (cpu_ns(pid) - before[name]) / 1e3 / max(answered, 1)
+                            cpu.setdefault((name, on), []).append(used)
+            added = {
                 c: [(b - a) * 1e3 for a, b in zip(p50[c, False], p50[c, True], strict=False)]
                 for c in (1, 16)
             }
+            return added, cpu
     finally:
         stack.stop()
         stack.cleanup()
@@ -155,7 +183,7 @@ def in_process(rounds: int = 2000, cold: bool = False) -> tuple[float, float]:
     return statistics.median(digests) * 1e6, statistics.median(signatures) * 1e6
 
 
-async def run(calls: int, rounds: int, blocks: int) -> None:
+async def run(calls: int, rounds: int, blocks: int, wrk_seconds: int, pin: bool) -> None:
     print(f"SealGate receipts benchmark, {calls} calls per row, {rounds} off/on pairs")
     print(machine_line())
     engine = SigningKey(Ed25519PrivateKey.generate(), "sealgate/audit", "bench").engine
@@ -182,8 +210,23 @@ async def run(calls: int, rounds: int, blocks: int) -> None:
             print_rows([*off_rows, *on_rows], off)
             for row in on_rows:
                 added[row.concurrency].append(row.p50_ms - off[row.concurrency].p50_ms)
-        switched = await switched_in_one_stack(fake.base, calls, blocks)
+        cpus = sorted(os.sched_getaffinity(0))
+        stack_cpus = set(cpus[1:]) if pin and len(cpus) > 1 else None
+        if stack_cpus is not None:  # the fake, wrk and this client on the first CPU
+            os.sched_setaffinity(0, {cpus[0]})
+            os.sched_setaffinity(fake.process.pid, {cpus[0]})
+        try:
+            switched, cpu = await switched_in_one_stack(
+                fake.base, calls, blocks, wrk_seconds, stack_cpus
+            )
+        finally:
+            os.sched_setaffinity(0, set(cpus))
+        if stack_cpus is not None:
+            where = f"the fake, wrk and the client on CPU {cpus[0]}, SealGate on the others"
+            print(f"  (one stack pinned: {where})")
     for concurrency, values in added.items():
+        if not values:
+            continue
         pairs = ", ".join(f"{value * 1e3:+.0f}" for value in values)
         print(
             f"  receipts' added p50 at {concurrency}: median {statistics.median(values) * 1e3:+.0f}"
@@ -197,19 +240,34 @@ async def run(calls: int, rounds: int, blocks: int) -> None:
             f" {statistics.median(values):+.0f} us over {len(values)} pairs of blocks"
             f" ({pairs} us)" + ("; target <= 100 us" if concurrency == 1 else "")
         )
+    for name in ("guardian", "sandbox"):
+        off, on = statistics.median(cpu[name, False]), statistics.median(cpu[name, True])
+        print(
+            f"  in one stack at 1, the {name}'s CPU per call (median of the blocks):"
+            f" {off:.0f} us off, {on:.0f} us on ({on - off:+.0f} us)"
+        )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=2000, help="calls per row (max 20000)")
-    parser.add_argument("--rounds", type=int, default=3, help="off/on pairs (max 10)")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="off/on pairs of fresh stacks (0 to 10)"
+    )
     parser.add_argument(
         "--blocks", type=int, default=32, help="blocks at 1 switched in one stack (max 96)"
     )
+    parser.add_argument(
+        "--wrk", type=int, default=0, help="seconds of wrk per block in one stack (max 10)"
+    )
+    parser.add_argument(
+        "--pin", action="store_true", help="one stack: the fake and the client on one CPU"
+    )
     args = parser.parse_args()
     calls = max(64, min(args.calls, 20_000))
+    rounds, blocks = max(0, min(args.rounds, 10)), max(4, min(args.blocks, 96))
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        runner.run(run(calls, max(1, min(args.rounds, 10)), max(4, min(args.blocks, 96))))
+        runner.run(run(calls, rounds, blocks, max(0, min(args.wrk, 10)), args.pin))
 
 
 if __name__ == "__main__":

@@ -22,7 +22,6 @@ import argparse
 import asyncio
 import json
 import os
-import re
 import resource
 import shutil
 import subprocess
@@ -37,7 +36,7 @@ import uvloop
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import portkey
-from bench.common import FakeProcess, LimitProcess, Row, machine_line, percentile
+from bench.common import FakeProcess, LimitProcess, Row, machine_line, percentile, wrk
 from tests.e2e.mcp_client import mcp_session
 from tests.helpers import Stack, free_port
 
@@ -60,56 +59,6 @@ requires_key = "false"
 default_model = "bench-model"
 [LLM_PROVIDER.fake_END]
 """
-
-
-def wrk(
-    url: str, concurrency: int, seconds: int, body: dict[str, object], headers: dict[str, str]
-) -> Row | None:
-    """p50/p99 and requests/s from wrk, or None when wrk is not installed."""
-    if shutil.which("wrk") is None:
-        return None
-    lines = [
-        'wrk.method = "POST"',
-        f"wrk.body = {json.dumps(json.dumps(body))}",
-        'wrk.headers["Content-Type"] = "application/json"',
-    ]
-    lines += [f"wrk.headers[{json.dumps(k)}] = {json.dumps(v)}" for k, v in headers.items()]
-    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
-        script.write("\n".join(lines) + "\n")
-    try:
-        out = subprocess.run(
-            [
-                "wrk",
-                "-t1",
-                f"-c{concurrency}",
-                f"-d{seconds}s",
-                "--latency",
-                "-s",
-                script.name,
-                url,
-            ],
-            capture_output=True,
-            text=True,
-            timeout=seconds + 30,
-            check=True,
-        ).stdout
-    finally:
-        os.unlink(script.name)
-
-    def millis(label: str) -> float:
-        match = re.search(rf"^\s*{label}\s+([0-9.]+)(us|ms|s)\s*$", out, re.MULTILINE)
-        if not match:
-            return float("nan")
-        value, unit = float(match.group(1)), match.group(2)
-        return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
-
-    rate = re.search(r"Requests/sec:\s+([0-9.]+)", out)
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    if errors:
-        print(f"    (wrk saw {errors.group(1)} non-2xx responses on {url})")
-    return Row(
-        url, concurrency, millis("50%"), millis("99%"), float(rate.group(1)) if rate else 0.0
-    )
 
 
 async def python_load(
