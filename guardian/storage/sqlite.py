@@ -59,8 +59,8 @@ class _SQLiteTransaction(Transaction):
 
     async def fetch(self, sql: str, *args: Any) -> list[Row]:
         try:
-            cursor = await self._db.execute(sql, args)
-            rows = await cursor.fetchall()
+            # one hand-off to aiosqlite's thread, not two (execute, then fetchall)
+            rows = await self._db.execute_fetchall(sql, args)
         except _REFUSED as exc:
             raise StorageRefused(f"sqlite refused the values: {exc}") from exc
         except sqlite3.Error as exc:
@@ -164,8 +164,8 @@ class SQLiteStorage(Storage):
         db = self._conn()
         async with self._lock:
             try:
-                cursor = await db.execute(sql, args)
-                rows = await cursor.fetchall()  # autocommit: a RETURNING write ends here
+                # one hand-off to aiosqlite's thread; autocommit: a RETURNING write ends here
+                rows = await db.execute_fetchall(sql, args)
             except sqlite3.Error as exc:
                 raise StorageError(f"sqlite: {exc}") from exc
         return [dict(row) for row in rows]
