@@ -149,11 +149,11 @@ def prepare(environ: Mapping[str, str]) -> Prepared | int:
 async def run(prepared: Prepared) -> int:
     """Serve; called once the protections are in force (third-party imports start here)."""
     from hypercorn.asyncio import serve
-    from hypercorn.config import Config
 
     from sandbox import hypercorn_patch
     from sandbox.app import build_app
     from sandbox.guardian_link import GuardianLink
+    from sandbox.server_config import ServerConfig
 
     settings, sock, protections = prepared.settings, prepared.sock, prepared.protections
     listen_hosts = [str(sock.getsockname()[0])]
@@ -176,7 +176,7 @@ async def run(prepared: Prepared) -> int:
         )
 
     hypercorn_patch.apply()
-    config = Config()
+    config = ServerConfig()
     config.bind = [f"fd://{sock.fileno()}"]
     config.graceful_timeout = 3.0
     config.keep_alive_timeout = settings.config.hub.idle_timeout_s

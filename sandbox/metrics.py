@@ -13,6 +13,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.metrics import MetricWrapperBase
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -20,6 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from protocol.contract_results import EmbedResult, LlmResult, SearchResult
 from protocol.errors import SealGateError
 from sandbox.json_response import JSONResponse
+from sandbox.middleware import content_type
 
 ROUTES = (
     "/mcp",
@@ -98,6 +100,16 @@ class Metrics:
             registry=self.registry,
         )
         self.recent: collections.deque[tuple[float, bool]] = collections.deque(maxlen=100_000)
+        self._children: dict[tuple[object, ...], Any] = {}
+
+    def child(self, metric: MetricWrapperBase, *values: str) -> Any:
+        """`metric.labels(*values)`, looked up once per set of values: prometheus_client
+        checks the values and takes a lock on every call, several times per answer."""
+        key = (metric, *values)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = metric.labels(*values)
+        return found
 
     def guardian_figures(self, queues: Any) -> None:
         """From the guardian's `health`: usage_ledger_pending/capacity/dropped, task_restarts."""
@@ -114,23 +126,25 @@ class Metrics:
         result: LlmResult | EmbedResult | SearchResult | None,
         error: bool,
     ) -> None:
-        self.sealed.labels(method).observe(seconds)
+        self.child(self.sealed, method).observe(seconds)
         self.recent.append((time.monotonic(), error))
         if result is None:
             return
         path = result.fallback_path if isinstance(result, LlmResult | SearchResult) else []
         for step in path:
             if not step.error.startswith("skipped"):
-                self.provider_errors.labels(step.provider).inc()
+                self.child(self.provider_errors, step.provider).inc()
         if path:
-            self.fallbacks.labels(result.provider).inc()
+            self.child(self.fallbacks, result.provider).inc()
         if isinstance(result, SearchResult) or not result.model:
             return
         output = result.usage.output_tokens
-        self.tokens.labels(result.model, "input").inc(result.usage.input_tokens)
-        self.tokens.labels(result.model, "output").inc(output if isinstance(output, int) else 0)
+        self.child(self.tokens, result.model, "input").inc(result.usage.input_tokens)
+        self.child(self.tokens, result.model, "output").inc(
+            output if isinstance(output, int) else 0
+        )
         if isinstance(result, LlmResult) and result.cost_usd:
-            self.cost.labels(result.model).inc(result.cost_usd)
+            self.child(self.cost, result.model).inc(result.cost_usd)
 
     def last_hour(self) -> tuple[int, int]:
         """(calls, errors) of sealed calls in the last hour."""
@@ -170,19 +184,19 @@ class MetricsMiddleware:
             nonlocal status, streaming
             if message["type"] == "http.response.start":
                 status = message["status"]
-                headers = dict(message.get("headers") or [])
-                if headers.get(b"content-type", b"").startswith(b"text/event-stream"):
+                if content_type(message).startswith(b"text/event-stream"):
                     streaming = True
-                    self.metrics.streams.labels(route).inc()
+                    self.metrics.child(self.metrics.streams, route).inc()
             await send(message)
 
         try:
             await self.app(scope, receive, observed_send)
         finally:
             if streaming:
-                self.metrics.streams.labels(route).dec()
-            self.metrics.requests.labels(route, method_label(scope["method"]), str(status)).inc()
-            self.metrics.latency.labels(route).observe(time.perf_counter() - started)
+                self.metrics.child(self.metrics.streams, route).dec()
+            metrics = self.metrics
+            metrics.child(metrics.requests, route, method_label(scope["method"]), str(status)).inc()
+            metrics.child(metrics.latency, route).observe(time.perf_counter() - started)
 
 
 OPEN_MODE_METRICS = (

@@ -8,6 +8,15 @@ import json
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
+def content_type(start: Message) -> bytes:
+    """An `http.response.start`'s content-type ('' when it has none), found without
+    building a map of every header, on every answer."""
+    for name, value in start.get("headers") or ():
+        if name == b"content-type":
+            return bytes(value)
+    return b""
+
+
 class MountRootSlash:
     """Serve `/mcp` and `/sse` themselves instead of redirecting to `/mcp/` and `/sse/`.
 

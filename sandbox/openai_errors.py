@@ -14,6 +14,8 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from sandbox.middleware import content_type
+
 #: OpenAI's `type` for our error codes and for the statuses middleware answers with.
 ERROR_TYPE = {
     "invalid_params": "invalid_request_error",
@@ -78,8 +80,7 @@ class OpenAIErrors:
         async def rewriting_send(message: Message) -> None:
             nonlocal held
             if message["type"] == "http.response.start":
-                headers = dict(message.get("headers") or [])
-                is_json = headers.get(b"content-type", b"").startswith(b"application/json")
+                is_json = content_type(message).startswith(b"application/json")
                 if message["status"] >= 400 and is_json:
                     held = message  # wait for the body (small: an error)
                     return
