@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from guardian.storage.audit import AuditEntry, insert_audit
-from guardian.storage.database import Database, Row
+from guardian.storage.database import Database, Row, Transaction
 from guardian.storage.tlog import Leaf, append_leaves, usage_leaf
 
 
@@ -168,6 +168,29 @@ def reservation_values(held: Reservation) -> tuple[Any, ...]:
     )
 
 
+#: Keys asked about per statement (both backends take many more parameters than this).
+_KEYS_PER_QUERY = 500
+
+
+async def _not_stored(tx: Transaction, entries: Sequence[LedgerEntry]) -> list[LedgerEntry]:
+    """The entries whose usage row is not stored yet, in order; a key twice in the batch
+    counts once (its first entry), as one INSERT after the other would have it."""
+    keys = list(dict.fromkeys(entry.usage.key for entry in entries))
+    stored: set[str] = set()
+    for start in range(0, len(keys), _KEYS_PER_QUERY):
+        chunk = keys[start : start + _KEYS_PER_QUERY]
+        marks = ", ".join("?" * len(chunk))  # placeholders only: the keys are parameters
+        query = f"SELECT key FROM {{s}}usage WHERE key IN ({marks})"  # noqa: S608
+        rows = await tx.fetch(tx.q(query), *chunk)
+        stored.update(str(row["key"]) for row in rows)
+    fresh = []
+    for entry in entries:
+        if entry.usage.key not in stored:
+            stored.add(entry.usage.key)
+            fresh.append(entry)
+    return fresh
+
+
 class LedgerRepository(Database):
     """Usage rows, reservations and what they add up to."""
 
@@ -185,12 +208,19 @@ class LedgerRepository(Database):
         to the real cost); its audit entry. A row whose key is already stored (a batch retried
         after a commit that was not confirmed) changes nothing, so nothing counts twice."""
         async with self.transaction() as tx:
+            # The new rows in one statement, not one each: a batch is up to FLUSH_ROWS
+            # endings, and each statement is a hand-off to SQLite's thread (a round trip to
+            # PostgreSQL). Which keys are stored already is asked first, in the same
+            # transaction; the INSERT still skips a stored key.
+            fresh = await _not_stored(tx, entries)
+            if fresh:
+                await tx.executemany(
+                    tx.q(_INSERT_USAGE), [_usage_values(entry.usage) for entry in fresh]
+                )
             starts: list[tuple[str]] = []  # reservations that hold no budget: one statement
             leaves: list[Leaf] = []  # appended to the audit log last: its lock is held least
-            for entry in entries:
+            for entry in fresh:
                 row = entry.usage
-                if not await tx.execute(tx.q(_INSERT_USAGE), *_usage_values(row)):
-                    continue
                 leaves.append(usage_row_leaf(row, entry.reservation))
                 held = entry.reservation
                 if held is not None and not (held.shared and held.counted):

@@ -144,3 +144,23 @@ async def test_a_row_without_a_canonical_form_is_refused_like_a_bad_value(
     with pytest.raises(StorageRefused):
         await storage.write_ledger([LedgerEntry(usage=_usage("k9"), audit=bad)])
     assert await storage.tlog_count() == 0
+
+
+async def test_a_batch_partly_stored_writes_only_the_rest_once(storage: Storage) -> None:
+    """A ledger batch's rows go in one statement, after asking which keys are stored: a batch
+    bigger than one question's keys (500), partly written before, with a key twice, writes
+    each missing row once, one leaf each, in order; the stored ones change nothing."""
+    before = [LedgerEntry(usage=_usage(f"k{i:04d}", cost=1.0)) for i in range(0, 1200, 3)]
+    await storage.write_ledger(before)
+    batch = [LedgerEntry(usage=_usage(f"k{i:04d}", cost=2.0)) for i in range(1200)]
+    batch.insert(7, LedgerEntry(usage=_usage("k0005", cost=9.0)))  # its key again, later too
+    await storage.write_ledger(batch)
+    rows = await _check_tree(storage)
+    refs = [str(row["ref"]) for row in rows]
+    assert len(refs) == len(set(refs)) == 1200
+    new = refs[len(before) :]
+    assert new == [f"k{i:04d}" for i in range(1200) if i % 3]
+    costs = {str(r["ref"]): json.loads(str(r["leaf"]))["cost_usd"] for r in rows}
+    assert costs["k0000"] == 1.0 and costs["k0001"] == 2.0 and costs["k0005"] == 2.0
+    spent = await storage.spend_since(0)
+    assert spent["u_1"] == pytest.approx(len(before) * 1.0 + (1200 - len(before)) * 2.0)
