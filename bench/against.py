@@ -54,17 +54,20 @@ async def run(against: Path, rounds: int, seconds: int, levels: list[int]) -> No
                     this, other = rows["this"][-1], rows["other"][-1]
                     print(
                         f"  c={concurrency} pair {index + 1}: this {this.p50_ms:.3f} ms"
-                        f" {this.per_s:,.0f}/s, other {other.p50_ms:.3f} ms {other.per_s:,.0f}/s"
+                        f" (p99 {this.p99_ms:.2f}) {this.per_s:,.0f}/s, other"
+                        f" {other.p50_ms:.3f} ms (p99 {other.p99_ms:.2f}) {other.per_s:,.0f}/s"
                     )
                 pairs = list(zip(rows["this"], rows["other"], strict=True))
                 p50 = [a.p50_ms - b.p50_ms for a, b in pairs]
                 rate = [a.per_s / b.per_s - 1 for a, b in pairs]
+                p99 = [a.p99_ms - b.p99_ms for a, b in pairs]
                 added = statistics.median(p50) * 1e3
                 print(
                     f"  c={concurrency}: this - other p50 median {added:+.0f}"
                     f" us (lower in {sum(d < 0 for d in p50)} of {len(p50)}), req/s median"
                     f" {statistics.median(rate):+.1%} (higher in {sum(r > 0 for r in rate)}"
-                    f" of {len(rate)})"
+                    f" of {len(rate)}), p99 median {statistics.median(p99):+.2f} ms (lower in"
+                    f" {sum(d < 0 for d in p99)} of {len(p99)})"
                 )
         finally:
             for stack in stacks.values():
