@@ -241,10 +241,10 @@ async def run(calls: int, rounds: int, blocks: int, wrk_seconds: int, pin: bool)
             f" ({pairs} us)" + ("; target <= 100 us" if concurrency == 1 else "")
         )
     for name in ("guardian", "sandbox"):
-        off, on = statistics.median(cpu[name, False]), statistics.median(cpu[name, True])
+        without, with_ = statistics.median(cpu[name, False]), statistics.median(cpu[name, True])
         print(
             f"  in one stack at 1, the {name}'s CPU per call (median of the blocks):"
-            f" {off:.0f} us off, {on:.0f} us on ({on - off:+.0f} us)"
+            f" {without:.0f} us off, {with_:.0f} us on ({with_ - without:+.0f} us)"
         )
 
 
