@@ -168,25 +168,33 @@ def reservation_values(held: Reservation) -> tuple[Any, ...]:
     )
 
 
-#: Keys asked about per statement (both backends take many more parameters than this).
-_KEYS_PER_QUERY = 500
+#: Usage rows per INSERT of a ledger batch (16 values each: far under either backend's limit).
+_ROWS_PER_INSERT = 100
 
 
-async def _not_stored(tx: Transaction, entries: Sequence[LedgerEntry]) -> list[LedgerEntry]:
-    """The entries whose usage row is not stored yet, in order; a key twice in the batch
-    counts once (its first entry), as one INSERT after the other would have it."""
-    keys = list(dict.fromkeys(entry.usage.key for entry in entries))
+def _insert_usage_rows(count: int) -> str:
+    """`_INSERT_USAGE` for `count` rows at once, answering the keys it stored."""
+    head, rest = _INSERT_USAGE.split(" VALUES ", 1)
+    marks, conflict = rest.split(" ON CONFLICT ", 1)
+    return f"{head} VALUES {', '.join([marks] * count)} ON CONFLICT {conflict} RETURNING key"
+
+
+async def _insert_new(tx: Transaction, entries: Sequence[LedgerEntry]) -> list[LedgerEntry]:
+    """Store the entries' usage rows, up to `_ROWS_PER_INSERT` in one statement; the entries
+    whose row this stored, in order. A key stored before (a batch retried after a commit
+    that was not confirmed) or twice in the batch counts once: the statement skips it and
+    does not answer it, also when the same key is being written by a transaction that has
+    not ended yet (PostgreSQL waits for it)."""
     stored: set[str] = set()
-    for start in range(0, len(keys), _KEYS_PER_QUERY):
-        chunk = keys[start : start + _KEYS_PER_QUERY]
-        marks = ", ".join("?" * len(chunk))  # placeholders only: the keys are parameters
-        query = f"SELECT key FROM {{s}}usage WHERE key IN ({marks})"  # noqa: S608
-        rows = await tx.fetch(tx.q(query), *chunk)
+    for first in range(0, len(entries), _ROWS_PER_INSERT):
+        chunk = entries[first : first + _ROWS_PER_INSERT]
+        values = [value for entry in chunk for value in _usage_values(entry.usage)]
+        rows = await tx.fetch(tx.q(_insert_usage_rows(len(chunk))), *values)
         stored.update(str(row["key"]) for row in rows)
     fresh = []
     for entry in entries:
-        if entry.usage.key not in stored:
-            stored.add(entry.usage.key)
+        if entry.usage.key in stored:
+            stored.discard(entry.usage.key)  # its first entry is the one the row holds
             fresh.append(entry)
     return fresh
 
@@ -208,15 +216,10 @@ class LedgerRepository(Database):
         to the real cost); its audit entry. A row whose key is already stored (a batch retried
         after a commit that was not confirmed) changes nothing, so nothing counts twice."""
         async with self.transaction() as tx:
-            # The new rows in one statement, not one each: a batch is up to FLUSH_ROWS
-            # endings, and each statement is a hand-off to SQLite's thread (a round trip to
-            # PostgreSQL). Which keys are stored already is asked first, in the same
-            # transaction; the INSERT still skips a stored key.
-            fresh = await _not_stored(tx, entries)
-            if fresh:
-                await tx.executemany(
-                    tx.q(_INSERT_USAGE), [_usage_values(entry.usage) for entry in fresh]
-                )
+            # The rows in one statement, not one each: each statement is a hand-off to
+            # SQLite's thread (a round trip to PostgreSQL), and the calls' starts wait for
+            # this transaction to end.
+            fresh = await _insert_new(tx, entries)
             starts: list[tuple[str]] = []  # reservations that hold no budget: one statement
             leaves: list[Leaf] = []  # appended to the audit log last: its lock is held least
             for entry in fresh:

@@ -147,9 +147,9 @@ async def test_a_row_without_a_canonical_form_is_refused_like_a_bad_value(
 
 
 async def test_a_batch_partly_stored_writes_only_the_rest_once(storage: Storage) -> None:
-    """A ledger batch's rows go in one statement, after asking which keys are stored: a batch
-    bigger than one question's keys (500), partly written before, with a key twice, writes
-    each missing row once, one leaf each, in order; the stored ones change nothing."""
+    """A ledger batch's rows go in statements of many rows, each answering the keys it
+    stored: a batch of several such statements, partly written before, with a key twice,
+    writes each missing row once, one leaf each, in order; the stored ones change nothing."""
     before = [LedgerEntry(usage=_usage(f"k{i:04d}", cost=1.0)) for i in range(0, 1200, 3)]
     await storage.write_ledger(before)
     batch = [LedgerEntry(usage=_usage(f"k{i:04d}", cost=2.0)) for i in range(1200)]
@@ -164,3 +164,45 @@ async def test_a_batch_partly_stored_writes_only_the_rest_once(storage: Storage)
     assert costs["k0000"] == 1.0 and costs["k0001"] == 2.0 and costs["k0005"] == 2.0
     spent = await storage.spend_since(0)
     assert spent["u_1"] == pytest.approx(len(before) * 1.0 + (1200 - len(before)) * 2.0)
+
+
+async def test_a_row_another_transaction_is_writing_is_not_counted_twice(
+    pg_database: str, tmp_path: Path
+) -> None:
+    """A batch retried while the first attempt's transaction has not yet ended (its commit
+    went out, the answer was lost): PostgreSQL makes the retry's INSERT wait for it, then
+    skips the row, and the retry must not give that row a second leaf."""
+    import asyncpg
+
+    store = await open_storage(pg_database, tmp_path / "unused.db")
+    first = await asyncpg.connect(pg_database)
+    try:
+        await store.write_ledger([LedgerEntry(usage=_usage("seed"))])  # the log's head row
+        racing = _usage("racing")
+        columns = (
+            "ts, principal, tool, provider, model, input_tokens, output_tokens, cost_usd,"
+            " latency_ms, outcome, fallback_path, key, estimated, clamped, user_id,"
+            " request_digest"
+        )
+        transaction = first.transaction()
+        await transaction.start()
+        await first.execute(
+            f"INSERT INTO sealgate.usage ({columns}) VALUES"
+            " ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+            racing.ts, racing.principal, racing.tool, racing.provider, racing.model,
+            racing.input_tokens, racing.output_tokens, racing.cost_usd, racing.latency_ms,
+            racing.outcome, racing.fallback_path, racing.key, racing.estimated, racing.clamped,
+            racing.user_id, racing.request_digest,
+        )  # fmt: skip
+        retry = asyncio.create_task(
+            store.write_ledger([LedgerEntry(usage=racing), LedgerEntry(usage=_usage("other"))])
+        )
+        await asyncio.sleep(0.5)
+        assert not retry.done()  # waiting for the first transaction's row
+        await transaction.commit()
+        await retry
+        rows = await _check_tree(storage=store)
+        assert [row["ref"] for row in rows] == ["seed", "other"]
+    finally:
+        await first.close()
+        await store.close()
