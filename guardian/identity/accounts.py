@@ -58,8 +58,7 @@ class Accounts:
         self._users = 0
         self._counted_at = 0.0
         self._bind_for: object = None
-        self._bind = ""
-        self._bind_is_loopback = False
+        self._bind: tuple[str, bool] = ("", False)  # the host, and whether it is loopback
 
     # configuration -------------------------------------------------------------------------
     @property
@@ -117,20 +116,18 @@ class Accounts:
         )
         return False
 
-    def _bind_host(self) -> str:
-        """Where the sandbox listens (HUB_HOST wins over [HUB]); computed once per config."""
+    def _bind_host(self) -> tuple[str, bool]:
+        """Where the sandbox listens (HUB_HOST wins over [HUB]) and whether that is
+        loopback: worked out once per configuration (open mode asks on every call)."""
         config = self.live.snapshot.config
         if self._bind_for is not config:
-            self._bind_for = config
-            self._bind = with_env_overrides(config, self.environ).hub.host
-            self._bind_is_loopback = is_loopback_host(self._bind)
+            host = with_env_overrides(config, self.environ).hub.host
+            self._bind_for, self._bind = config, (host, is_loopback_host(host))
         return self._bind
 
     def open_possible(self) -> bool:
-        """Open mode needs the configured host to be loopback too (the stricter wins).
-        Asked on every call in open mode: worked out once per configuration."""
-        self._bind_host()
-        return self._bind_is_loopback
+        """Open mode needs the configured host to be loopback too (the stricter wins)."""
+        return self._bind_host()[1]
 
     async def start(self) -> None:
         await self.passwords.dummy()
@@ -138,11 +135,11 @@ class Accounts:
         token = self.live.snapshot.secrets.get("SEALGATE_BOOTSTRAP_TOKEN") or ""
         if token and self._users == 0:
             await self.bootstrap(token)
-        if not self.enabled and not is_loopback_host(self._bind_host()):
+        if not self.enabled and not self.open_possible():
             logger.warning(
                 "no user exists and the gateway is configured for %s: protected routes"
                 " answer 401 until an operator adds a user",
-                self._bind_host(),
+                self._bind_host()[0],
             )
 
     def sandbox_listens_on(self, hosts: Sequence[str]) -> None:
