@@ -175,6 +175,7 @@ class MetricsMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        metrics = self.metrics
         route = route_of(scope["path"])
         started = time.perf_counter()
         status = 500
@@ -186,15 +187,14 @@ class MetricsMiddleware:
                 status = message["status"]
                 if content_type(message).startswith(b"text/event-stream"):
                     streaming = True
-                    self.metrics.child(self.metrics.streams, route).inc()
+                    metrics.child(metrics.streams, route).inc()
             await send(message)
 
         try:
             await self.app(scope, receive, observed_send)
         finally:
             if streaming:
-                self.metrics.child(self.metrics.streams, route).dec()
-            metrics = self.metrics
+                metrics.child(metrics.streams, route).dec()
             metrics.child(metrics.requests, route, method_label(scope["method"]), str(status)).inc()
             metrics.child(metrics.latency, route).observe(time.perf_counter() - started)
 
