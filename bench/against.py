@@ -22,7 +22,7 @@ import uvloop
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import FakeProcess, Row, machine_line, wrk
-from bench.first_chunk import ROOT, StackAt
+from bench.first_chunk import ROOT, StackAt, running
 from bench.vs_litellm import BODY, stack_config
 
 
@@ -39,9 +39,7 @@ async def run(against: Path, rounds: int, seconds: int, levels: list[int]) -> No
     with FakeProcess() as fake:
         roots = {"this": ROOT, "other": against}
         stacks = {name: StackAt(root, stack_config(fake.base)) for name, root in roots.items()}
-        for stack in stacks.values():
-            stack.start()
-        try:
+        with running(stacks):
             urls = {name: f"{stack.url}/v1/chat/completions" for name, stack in stacks.items()}
             for url in urls.values():  # warm both: connections, caches
                 await row_of(url, 16, 1)
@@ -69,10 +67,6 @@ async def run(against: Path, rounds: int, seconds: int, levels: list[int]) -> No
                     f" of {len(rate)}), p99 median {statistics.median(p99):+.2f} ms (lower in"
                     f" {sum(d < 0 for d in p99)} of {len(p99)})"
                 )
-        finally:
-            for stack in stacks.values():
-                stack.stop()
-                stack.cleanup()
 
 
 def main() -> None:

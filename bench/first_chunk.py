@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import statistics
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import uvloop
@@ -52,15 +54,26 @@ class StackAt(Stack):
         return self
 
 
+@contextlib.contextmanager
+def running(stacks: dict[str, StackAt]) -> Iterator[None]:
+    """The stacks started, then stopped and cleaned up however the block ends."""
+    for stack in stacks.values():
+        stack.start()
+    try:
+        yield
+    finally:
+        for stack in stacks.values():
+            stack.stop()
+            stack.cleanup()
+
+
 async def run(against: Path | None, rounds: int, calls: int, concurrency: int) -> None:
     print("time to first chunk, /v1/chat/completions streamed, fake provider on loopback")
     print(machine_line())
     with FakeProcess() as fake:
         roots = {"this": ROOT, **({"other": against} if against is not None else {})}
         stacks = {name: StackAt(root, stack_config(fake.base)) for name, root in roots.items()}
-        for stack in stacks.values():
-            stack.start()
-        try:
+        with running(stacks):
             floor_url = f"{fake.base}/chat/completions"
             for name, stack in stacks.items():  # warm both: connections, caches
                 await first_chunk(f"{stack.url}/v1/chat/completions", concurrency, 100, name)
@@ -93,10 +106,6 @@ async def run(against: Path | None, rounds: int, calls: int, concurrency: int) -
                     + f" ms; median {statistics.median(pairs):+.3f} ms;"
                     f" this faster in {wins} of {len(pairs)}"
                 )
-        finally:
-            for stack in stacks.values():
-                stack.stop()
-                stack.cleanup()
 
 
 def main() -> None:
