@@ -178,8 +178,9 @@ def in_process(rounds: int = 2000, cold: bool = False) -> tuple[float, float]:
         receipts.request_digest(params)
         middle = time.perf_counter()
         receipts.sign_row(key, row)
-        digests.append(middle - started)
         signatures.append(time.perf_counter() - middle)
+        digests.append(middle - started)
+        key.make_nonce()  # as the router does, once the answer is written
     return statistics.median(digests) * 1e6, statistics.median(signatures) * 1e6
 
 

@@ -245,7 +245,10 @@ class Router:
         """The answer's receipt, signed over its ledger row (docs/AUDIT.md)."""
         if signer is None or record.row is None:
             return {}
-        return {"receipt_id": record.key, "receipt": receipts.sign_row(signer, record.row)}
+        receipt = receipts.sign_row(signer, record.row)
+        # the nonce of a receipt to come, made once this answer is written (sodium.py)
+        asyncio.get_running_loop().call_soon(signer.make_nonce)
+        return {"receipt_id": record.key, "receipt": receipt}
 
     async def _hold(
         self,

@@ -4,8 +4,9 @@ A receipt is `<base64url(body)>.<base64url(signature)>` (no padding), where the 
 RFC 8785 JSON of the ledger row's figures (its key is the receipt's id) and the request's
 digest, and the signature is Ed25519 by the audit log's key over `sealgate-receipt\\n` and
 the body. The body is made from the ledger row alone, so the receipt given with an answer and
-the one `GET /v1/receipts/ID` signs later from the stored row are the same bytes (Ed25519 is
-deterministic); the row's leaf in the log then proves it was recorded.
+the one `GET /v1/receipts/ID` signs later from the stored row have the same body; their
+signatures differ (each is made with its own random nonce, worked out ahead: `SigningKey.
+sign_ahead`) and both verify. The row's leaf in the log then proves it was recorded.
 """
 
 from __future__ import annotations
@@ -79,7 +80,7 @@ def sign(key: SigningKey, values: Mapping[str, Any]) -> str:
 
 
 def _signed(key: SigningKey, text: bytes) -> str:
-    return f"{_b64(text)}.{_b64(key.sign(CONTEXT + text))}"
+    return f"{_b64(text)}.{_b64(key.sign_ahead(CONTEXT + text))}"
 
 
 #: A receipt body as one format string, its members in RFC 8785 order (`_MEMBERS`).

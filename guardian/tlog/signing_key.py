@@ -51,10 +51,24 @@ class SigningKey:
         return "libsodium" if self.fast is not None else "cryptography (OpenSSL)"
 
     def sign(self, message: bytes) -> bytes:
-        """The Ed25519 signature of `message`, by libsodium where it is available."""
+        """The Ed25519 signature of `message` (RFC 8032's, the same bytes every time), by
+        libsodium where it is available."""
         if self.fast is not None:
-            return self.fast(message)
+            return self.fast.sign(message)
         return self.key.sign(message)
+
+    def sign_ahead(self, message: bytes) -> bytes:
+        """An Ed25519 signature of `message` with a nonce made ahead, off the answer's path
+        (guardian/tlog/sodium.py): any verifier accepts it; signing the same message again
+        gives another signature. As `sign` where libsodium cannot."""
+        if self.fast is not None:
+            return self.fast.sign_ahead(message)
+        return self.key.sign(message)
+
+    def make_nonce(self) -> None:
+        """One nonce more for `sign_ahead` (a no-op without libsodium)."""
+        if self.fast is not None:
+            self.fast.make_nonce()
 
 
 def _seed(key: Ed25519PrivateKey) -> str:
