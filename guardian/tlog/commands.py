@@ -89,8 +89,8 @@ async def audit_prove(ctx: CallContext, params: AuditProveParams) -> AuditProofR
 
 async def receipts_get(ctx: CallContext, params: ReceiptGetParams) -> ReceiptResult:
     """The caller's own receipt: its ledger row re-signed (the body the answer carried,
-    signed again with a nonce of its own), its leaf, and a proof when the last checkpoint covers the leaf. Another
-    caller's receipt is not found, exactly as one that does not exist."""
+    signed as RFC 8032 has it), its leaf, and a proof when the last checkpoint covers the
+    leaf. Another caller's receipt is not found, exactly as one that does not exist."""
     principal = await principal_of(ctx, params)
     storage = ctx.services.storage
     row = await storage.fetchrow(

@@ -5,8 +5,9 @@ RFC 8785 JSON of the ledger row's figures (its key is the receipt's id) and the 
 digest, and the signature is Ed25519 by the audit log's key over `sealgate-receipt\\n` and
 the body. The body is made from the ledger row alone, so the receipt given with an answer and
 the one `GET /v1/receipts/ID` signs later from the stored row have the same body; their
-signatures differ (each is made with its own random nonce, worked out ahead: `SigningKey.
-sign_ahead`) and both verify. The row's leaf in the log then proves it was recorded.
+signatures differ (an answer's is made with a random nonce worked out ahead, `SigningKey.
+sign_ahead`; a stored row's as RFC 8032 has it) and both verify. The row's leaf in the log
+then proves it was recorded.
 """
 
 from __future__ import annotations
@@ -76,11 +77,10 @@ def _b64(data: bytes) -> str:
 
 
 def sign(key: SigningKey, values: Mapping[str, Any]) -> str:
-    return _signed(key, canonical.encode_bytes(body(values)))
-
-
-def _signed(key: SigningKey, text: bytes) -> str:
-    return f"{_b64(text)}.{_b64(key.sign_ahead(CONTEXT + text))}"
+    """A stored row's receipt (`GET /v1/receipts/ID`), signed as RFC 8032 has it: the
+    nonces made ahead are kept for answers."""
+    text = canonical.encode_bytes(body(values))
+    return f"{_b64(text)}.{_b64(key.sign(CONTEXT + text))}"
 
 
 #: A receipt body as one format string, its members in RFC 8785 order (`_MEMBERS`).
@@ -143,4 +143,6 @@ def _figures(row: UsageRow) -> dict[str, Any]:
 
 
 def sign_row(key: SigningKey, row: UsageRow) -> str:
-    return _signed(key, _row_body(row))
+    """An answer's receipt, signed with a nonce made ahead (`SigningKey.sign_ahead`)."""
+    text = _row_body(row)
+    return f"{_b64(text)}.{_b64(key.sign_ahead(CONTEXT + text))}"

@@ -133,6 +133,7 @@ def test_an_answer_carries_a_receipt_the_standalone_verifier_checks(
     # later: the same receipt from the stored row, its leaf and an inclusion proof
     later = setup.fetch(setup.alice, receipt_id, proof=True)
     assert later["receipt"].split(".")[0] == receipt.split(".")[0]  # the same body, re-signed
+    assert setup.fetch(setup.alice, receipt_id, proof=False)["receipt"] == later["receipt"]
     assert later["leaf_index"] == later["proof"]["index"]
     (tmp_path / "later").write_text(later["receipt"])
     checked = tool("receipt", str(tmp_path / "later"), "--key", str(setup.vkey))
