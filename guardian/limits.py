@@ -103,6 +103,9 @@ class Limits:
         self.memory = None if self.shared else MemoryCounters()
         self.counters: Counters = self.memory or StorageCounters(storage)
         self.unrecorded_starts = 0  # starts not written while the database could not write
+        #: Calls reserved and not yet settled: a start written while no other call is in
+        #: flight skips SQLite's thread hand-off (`storage.write_start`'s `alone`).
+        self.in_flight = 0
 
     async def start(self) -> None:
         settled = await self.storage.settle_leftover_reservations(
@@ -195,10 +198,20 @@ class Limits:
             output_tokens=output_tokens,
             user_id=user_id,
         )
+        alone = self.in_flight == 0
+        self.in_flight += 1
+        try:
+            return await self._write(held, budget, alone)
+        except BaseException:
+            self.in_flight -= 1  # refused or cancelled: no ending will settle it
+            raise
+
+    async def _write(self, held: Reservation, budget: float | None, alone: bool) -> Reservation:
         key = f"spend:{held.budget_key}"
+        amount = held.amount
         if budget is None:
             try:
-                await self.storage.reserve(held, None)
+                await self.storage.reserve(held, None, alone=alone)
             except StorageError as exc:
                 # Nothing is held against a budget, so the call still goes out (its ending
                 # waits in the ledger's queue, as every write does while the database is
@@ -226,7 +239,7 @@ class Limits:
             raise _over(budget, spent, amount)
         self.memory.bump(key, held.window_start, amount)
         try:
-            await self.storage.reserve(held, None)
+            await self.storage.reserve(held, None, alone=alone)
         except StorageError as exc:
             self.memory.bump(key, held.window_start, -amount)
             raise Unavailable(f"the budget cannot be checked now: {exc}") from None
@@ -235,6 +248,7 @@ class Limits:
     def settle(self, held: Reservation, cost: float) -> None:
         """The call ended: in memory, spend moves from the reserved amount to the real cost
         now; shared counters move in the transaction that writes the call's usage row."""
+        self.in_flight = max(0, self.in_flight - 1)
         if self.memory is not None and not held.shared and held.counted:
             self.memory.bump(f"spend:{held.budget_key}", held.window_start, cost - held.amount)
 

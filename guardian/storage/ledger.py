@@ -249,15 +249,17 @@ class LedgerRepository(Database):
             await append_leaves(tx, leaves)
 
     # reservations ------------------------------------------------------------------------------
-    async def reserve(self, held: Reservation, budget: float | None) -> float | None:
+    async def reserve(
+        self, held: Reservation, budget: float | None, *, alone: bool = False
+    ) -> float | None:
         """Write a reservation. With `budget` (shared counters), first add its amount to the
         principal's spend counter, only if that stays within the budget, in the same
         transaction: concurrent reservations on any number of guardians serialize on the
         counter's row. Returns the spend seen when refused (nothing is written), else None.
         Without a budget it is one statement, committed on its own (a call's start is on the
-        call's path: one round trip)."""
+        call's path: one round trip); `alone`: no other call is in flight (`write_start`)."""
         if budget is None:
-            await self.write_start(held)
+            await self.write_start(held, alone=alone)
             return None
         async with self.transaction() as tx:
             key = f"spend:{held.budget_key}"
@@ -290,12 +292,13 @@ class LedgerRepository(Database):
             await tx.execute(tx.q(INSERT_RESERVATION), *reservation_values(held))
         return None
 
-    async def write_start(self, held: Reservation) -> None:
+    async def write_start(self, held: Reservation, *, alone: bool = False) -> None:
         """A reservation that holds nothing against a budget (the call's start), in one
         statement committed on its own. Written, not fsynced, is enough: it must survive the
         guardian's death, not the database's. SQLite in WAL mode has written it to the WAL
         file when this returns (a process kill keeps it; `synchronous=NORMAL` may lose it
-        on a power cut)."""
+        on a power cut). `alone` (no other call in flight) changes nothing here; SQLite
+        writes such a start without a thread hand-off."""
         await self.execute(self.q(INSERT_RESERVATION), *reservation_values(held))
 
     async def settle_leftover_reservations(self, owner: str, stale_before: float) -> list[Row]:

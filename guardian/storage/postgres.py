@@ -296,7 +296,7 @@ class PostgresStorage(Storage):
 
         await self._with_retry(run, idempotent=idempotent)
 
-    async def write_start(self, held: Reservation) -> None:
+    async def write_start(self, held: Reservation, *, alone: bool = False) -> None:
         """The call's start, committed without waiting for its WAL flush
         (`synchronous_commit` off for this one statement's transaction, through
         `set_config(..., true)`): the server holds it once this returns, so it survives the

@@ -8,7 +8,9 @@ commits half of) someone else's transaction.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
+import logging
 import os
 import sqlite3
 from collections.abc import AsyncIterator, Sequence
@@ -21,6 +23,18 @@ import aiosqlite
 from guardian.storage.base import Row, Storage, StorageError, StorageRefused, Transaction
 from guardian.storage.ledger import INSERT_RESERVATION, Reservation, reservation_values
 from guardian.storage.schema import SQLITE_TYPES
+
+logger = logging.getLogger("sealgate.guardian.storage")
+
+#: How often the WAL is copied back into the database file (a passive checkpoint), while
+#: anything was written. SQLite's own checkpoint (at 1,000 pages) is off: it runs inside
+#: whichever commit crosses the mark, two fsyncs long, while that commit holds the
+#: connection (and every call's start waits) or, for a start written on the event loop's
+#: thread, blocks the loop. The checkpoint runs on a connection of its own, on its own
+#: thread: in WAL mode it waits for no writer and no writer waits for it, and as it
+#: changes no row, the writing connection keeps its page cache.
+CHECKPOINT_EVERY_S = 0.25
+
 
 #: What SQLite (or its binding) raises for values it will not store: an int beyond 64 bits,
 #: a constraint, text with a lone surrogate. Sending them again cannot help.
@@ -87,16 +101,20 @@ class SQLiteStorage(Storage):
         #: Call starts waiting for the connection, written together (`write_start`).
         self._starts: list[tuple[tuple[Any, ...], asyncio.Future[None]]] = []
         self._start_writers: set[asyncio.Task[None]] = set()
+        self._insert_start = self.q(INSERT_RESERVATION)
+        #: aiosqlite's connection itself, for a lone start written on the event loop's thread
+        self._raw: sqlite3.Connection | None = None
+        #: the WAL's checkpoints, on their own connection (`CHECKPOINT_EVERY_S`)
+        self._checkpointer: aiosqlite.Connection | None = None
+        self._checkpoints: asyncio.Task[None] | None = None
+        self._written = False  # since the last checkpoint
 
     async def open(self) -> None:
         if not self.path.exists():
             os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY | os.O_EXCL, 0o600))
         os.chmod(self.path, 0o600)
         try:
-            # isolation_level=None: autocommit; transactions are explicit BEGIN ... COMMIT.
-            # timeout: the busy timeout, set before the first statement, so a guardian
-            # starting beside another one that is migrating waits instead of failing.
-            self._db = await aiosqlite.connect(self.path, isolation_level=None, timeout=5.0)
+            self._db = await aiosqlite.Connection(self._connect, iter_chunk_size=64)
             self._db.row_factory = sqlite3.Row
             await self._db.execute("PRAGMA busy_timeout=5000")
             # Switching to WAL needs the file to itself and does not wait on the busy
@@ -110,9 +128,59 @@ class SQLiteStorage(Storage):
                         raise
                     await asyncio.sleep(0.1)
             await self._db.execute("PRAGMA synchronous=NORMAL")
+            await self._db.execute("PRAGMA wal_autocheckpoint=0")  # _checkpoints instead
+            self._checkpointer = await aiosqlite.connect(self.path, timeout=5.0)
+            self._checkpoints = asyncio.get_running_loop().create_task(self._checkpoint())
         except sqlite3.Error as exc:
             await self.close()  # its worker thread would otherwise keep the process alive
             raise StorageError(f"sqlite: cannot open {self.path}: {exc}") from exc
+
+    def _connect(self) -> sqlite3.Connection:
+        """aiosqlite's connector (run on its thread). check_same_thread=False: the event
+        loop's thread writes a lone start through it while aiosqlite's is idle (the lock is
+        free); SQLite's own mutex serializes the two threads' calls in any case.
+        isolation_level=None: autocommit; transactions are explicit BEGIN ... COMMIT.
+        timeout: the busy timeout, set before the first statement, so a guardian starting
+        beside another one that is migrating waits instead of failing."""
+        raw = sqlite3.connect(self.path, isolation_level=None, timeout=5.0, check_same_thread=False)
+        self._raw = raw
+        return raw
+
+    async def _checkpoint(self) -> None:
+        while True:
+            await asyncio.sleep(CHECKPOINT_EVERY_S)
+            if not self._written or self._checkpointer is None:
+                continue
+            self._written = False
+            try:
+                await self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            except sqlite3.Error as exc:  # tried again after the next write
+                logger.warning("sqlite: the WAL checkpoint failed: %s", exc)
+
+    def _start_here(self, values: tuple[Any, ...]) -> bool:
+        """The start written on the event loop's thread, where aiosqlite's hand-off (a
+        thread wake-up each way) costs more than the statement. It never waits on the loop
+        for another process (busy timeout 0) or a checkpoint (`CHECKPOINT_EVERY_S`): when
+        another process holds the write lock, False, and the caller takes the usual path,
+        which waits."""
+        raw = self._raw
+        if raw is None:
+            return False
+        raw.execute("PRAGMA busy_timeout=0")
+        try:
+            raw.execute(self._insert_start, values)
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+                return False
+            raise StorageError(f"sqlite: {exc}") from exc
+        except _REFUSED as exc:
+            raise StorageRefused(f"sqlite refused the values: {exc}") from exc
+        except sqlite3.Error as exc:
+            raise StorageError(f"sqlite: {exc}") from exc
+        finally:
+            raw.execute("PRAGMA busy_timeout=5000")
+        self._written = True
+        return True
 
     def _conn(self) -> aiosqlite.Connection:
         if self._db is None:
@@ -146,6 +214,7 @@ class SQLiteStorage(Storage):
                 except sqlite3.Error as exc:
                     await db.rollback()
                     raise StorageError(f"sqlite: {exc}") from exc
+                self._written = True
             finally:
                 _in_transaction.reset(token)
 
@@ -158,6 +227,7 @@ class SQLiteStorage(Storage):
                 raise StorageRefused(f"sqlite refused the values: {exc}") from exc
             except sqlite3.Error as exc:
                 raise StorageError(f"sqlite: {exc}") from exc
+            self._written = True
             return cursor.rowcount
 
     async def fetch(self, sql: str, *args: Any, idempotent: bool = False) -> list[Row]:
@@ -168,6 +238,7 @@ class SQLiteStorage(Storage):
                 rows = await db.execute_fetchall(sql, args)
             except sqlite3.Error as exc:
                 raise StorageError(f"sqlite: {exc}") from exc
+            self._written = True  # a write that returns rows, perhaps
         return [dict(row) for row in rows]
 
     async def executemany(
@@ -176,16 +247,21 @@ class SQLiteStorage(Storage):
         async with self.transaction() as tx:
             await tx.executemany(sql, rows)
 
-    async def write_start(self, held: Reservation) -> None:
+    async def write_start(self, held: Reservation, *, alone: bool = False) -> None:
         """The call's start, committed before this returns, as on every backend. Starts that
         arrive while the connection is busy wait together and are committed in one
         transaction (group commit): under load one hand-off to SQLite's thread and one WAL
-        append serve many calls instead of one each. A lone start is one statement, as
-        before. A batch SQLite refuses is written again row by row, so only the refused
-        start fails."""
+        append serve many calls instead of one each. A start `alone` (no other call in
+        flight) on a free connection is written on the event loop's thread, without the
+        hand-off; another lone start is one statement on aiosqlite's thread. A batch SQLite
+        refuses is written again row by row, so only the refused start fails."""
         if not self._starts and not self._lock.locked():
-            # the connection is free and no start waits: one statement, no hand-off
-            await self.execute(self.q(INSERT_RESERVATION), *reservation_values(held))
+            # the connection is free and no start waits: one statement
+            self._conn()  # refuse inside a transaction, as execute() does
+            values = reservation_values(held)
+            if alone and self._start_here(values):
+                return
+            await self.execute(self._insert_start, *values)
             return
         self._conn()  # refuse inside a transaction, as execute() does
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -200,6 +276,7 @@ class SQLiteStorage(Storage):
         sql = self.q(INSERT_RESERVATION)
         async with self._lock:
             batch, self._starts = self._starts, []  # every start that queued meanwhile
+            self._written = True
             try:
                 if len(batch) == 1:
                     await self._db_execute(sql, batch[0][0])
@@ -258,6 +335,14 @@ class SQLiteStorage(Storage):
         return f"strftime('%Y-%m-%d', {column}, 'unixepoch')"
 
     async def close(self) -> None:
+        if self._checkpoints is not None:
+            self._checkpoints.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._checkpoints
+            self._checkpoints = None
+        if self._checkpointer is not None:  # closed first: the last one checkpoints it all
+            await self._checkpointer.close()
+            self._checkpointer = None
         if self._db is not None:
             await self._db.close()
             self._db = None

@@ -76,7 +76,9 @@ class _Store:
     def __init__(self) -> None:
         self.reserved: list[Reservation] = []
 
-    async def reserve(self, held: Reservation, budget: float | None) -> float | None:
+    async def reserve(
+        self, held: Reservation, budget: float | None, *, alone: bool = False
+    ) -> float | None:
         await asyncio.sleep(0)
         self.reserved.append(held)
         return None

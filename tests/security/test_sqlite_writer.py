@@ -1,4 +1,5 @@
-"""SQLite has one serialized writer: no request fails and no audit row is lost under load.
+"""SQLite has one serialized writer: no request fails and no audit row is lost under load,
+and a write lock held from outside never stalls the guardian's event loop.
 
 The attack (or just a busy morning): 20 parallel logins, plus tokens in use, against the
 default SQLite store. Statements of concurrent requests used to interleave on the shared
@@ -9,10 +10,16 @@ seven 500s, and those audit rows were gone.
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+import time
+import uuid
 from collections.abc import Callable
+from pathlib import Path
 
 import httpx
 
+from guardian.storage import open_storage
+from guardian.storage.ledger import Reservation
 from tests.helpers import EXAMPLE_CONFIG, Stack
 from tests.security.stackdb import Backend, ctl
 
@@ -52,3 +59,50 @@ async def test_parallel_logins_all_answer_and_all_are_audited(
     assert {row["outcome"]: row["n"] for row in audit} == {"ok": 2 * USERS, "refused": 2 * USERS}
     assert "SQL statements in progress" not in stack.logs()
     assert "Traceback" not in stack.logs()
+
+
+async def test_a_held_write_lock_never_stalls_the_event_loop(tmp_path: Path) -> None:
+    """Another process holds the database's write lock (a sqlite3 shell left inside a
+    transaction, a second guardian migrating): a call's start alone, which is written on
+    the event loop's thread when it can be, must not wait there for the lock. It waits on
+    aiosqlite's thread instead, the loop keeps turning, and the start lands once the lock
+    is let go."""
+    store = await open_storage(None, tmp_path / "g.db")
+    try:
+        other = sqlite3.connect(tmp_path / "g.db", isolation_level=None, timeout=0)
+        other.execute("BEGIN IMMEDIATE")
+        gaps: list[float] = []
+
+        async def ticker() -> None:
+            last = time.monotonic()
+            while True:
+                await asyncio.sleep(0.005)
+                now = time.monotonic()
+                gaps.append(now - last)
+                last = now
+
+        ticking = asyncio.create_task(ticker())
+        held = Reservation(
+            id=uuid.uuid4().hex,
+            principal="p",
+            window_start=1000.0,
+            amount=0.0,
+            created_at=time.time(),
+            owner="me",
+            shared=False,
+            tool="chat",
+            provider="x",
+            model="m",
+        )
+        start = asyncio.create_task(store.reserve(held, None, alone=True))
+        await asyncio.sleep(0.4)
+        assert not start.done()  # waiting for the lock, not on the loop
+        other.execute("COMMIT")
+        await asyncio.wait_for(start, 5)
+        ticking.cancel()
+        other.close()
+        assert max(gaps) < 0.2, max(gaps)
+        rows = await store.fetch(store.q("SELECT id FROM {s}reservations"))
+        assert [row["id"] for row in rows] == [held.id]
+    finally:
+        await store.close()
