@@ -46,6 +46,27 @@ _in_transaction: contextvars.ContextVar[bool] = contextvars.ContextVar(
 )
 
 
+def _retrieved(future: asyncio.Future[Any]) -> None:
+    """A fence's outcome is only waited for, never used: take its error, so asyncio does
+    not log it as never retrieved."""
+    if not future.cancelled():
+        future.exception()
+
+
+async def _begin(db: aiosqlite.Connection) -> None:
+    """BEGIN IMMEDIATE: the write lock taken now, so another process (a second guardian
+    migrating the same file) waits instead of failing later. Cancelled while it waits, the
+    BEGIN still runs once aiosqlite's thread gets to it: a ROLLBACK queued behind it ends
+    that transaction nobody holds (a no-op if the BEGIN failed)."""
+    try:
+        await db.execute("BEGIN IMMEDIATE")
+    except sqlite3.Error as exc:
+        raise StorageError(f"sqlite: {exc}") from exc
+    except asyncio.CancelledError:
+        asyncio.ensure_future(db.rollback()).add_done_callback(_retrieved)
+        raise
+
+
 def _settle(future: asyncio.Future[None], error: BaseException | None) -> None:
     """Hand a queued start its outcome, unless its caller has gone (cancelled)."""
     if future.done():
@@ -108,6 +129,8 @@ class SQLiteStorage(Storage):
         self._checkpointer: aiosqlite.Connection | None = None
         self._checkpoints: asyncio.Task[None] | None = None
         self._written = False  # since the last checkpoint
+        #: done once aiosqlite's thread has run what a cancelled task left queued
+        self._fence: asyncio.Future[Any] | None = None
 
     async def open(self) -> None:
         if not self.path.exists():
@@ -151,6 +174,7 @@ class SQLiteStorage(Storage):
         return raw
 
     async def _checkpoint(self) -> None:
+        failing = False  # logged once, until a checkpoint succeeds again
         while True:
             await asyncio.sleep(CHECKPOINT_EVERY_S)
             if not self._written or self._checkpointer is None:
@@ -158,8 +182,14 @@ class SQLiteStorage(Storage):
             self._written = False
             try:
                 await self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)")
-            except sqlite3.Error as exc:  # tried again after the next write
-                logger.warning("sqlite: the WAL checkpoint failed: %s", exc)
+            except Exception as exc:  # tried again after the next write (a full disk, ...)
+                if not failing:
+                    logger.warning("sqlite: the WAL checkpoint failed: %s", exc)
+                failing = True
+                continue
+            if failing:
+                logger.warning("sqlite: WAL checkpoints work again")
+            failing = False
 
     def _start_here(self, values: tuple[Any, ...]) -> bool:
         """The start written on the event loop's thread, where aiosqlite's hand-off (a
@@ -168,23 +198,44 @@ class SQLiteStorage(Storage):
         another process holds the write lock, False, and the caller takes the usual path,
         which waits."""
         raw = self._raw
-        if raw is None:
+        if raw is None or raw.in_transaction or not self._worker_idle():
             return False
-        raw.execute("PRAGMA busy_timeout=0")
         try:
-            raw.execute(self._insert_start, values)
+            raw.execute("PRAGMA busy_timeout=0")
+            try:
+                raw.execute(self._insert_start, values)
+            finally:
+                raw.execute("PRAGMA busy_timeout=5000")
         except sqlite3.OperationalError as exc:
-            if exc.sqlite_errorcode in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+            # extended codes too (SQLITE_BUSY_SNAPSHOT is 517): the usual path waits
+            if exc.sqlite_errorcode & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
                 return False
             raise StorageError(f"sqlite: {exc}") from exc
         except _REFUSED as exc:
             raise StorageRefused(f"sqlite refused the values: {exc}") from exc
         except sqlite3.Error as exc:
             raise StorageError(f"sqlite: {exc}") from exc
-        finally:
-            raw.execute("PRAGMA busy_timeout=5000")
         self._written = True
         return True
+
+    def _worker_idle(self) -> bool:
+        """Whether aiosqlite's thread has nothing of ours left to run. A free lock says so,
+        except after a holder was cancelled: aiosqlite cannot take back a statement already
+        queued, so it may still run (or wait for another process's lock) after the lock is
+        let go. Then `_fence`, a no-op queued behind it, says when it has."""
+        return self._fence is None or self._fence.done()
+
+    @asynccontextmanager
+    async def _holding(self) -> AsyncIterator[None]:
+        """The connection, for one task's statements on aiosqlite's thread."""
+        async with self._lock:
+            try:
+                yield
+            except asyncio.CancelledError:
+                if self._db is not None:  # a no-op behind whatever was left queued
+                    self._fence = asyncio.ensure_future(self._db.execute("SELECT 1"))
+                    self._fence.add_done_callback(_retrieved)
+                raise
 
     def _conn(self) -> aiosqlite.Connection:
         if self._db is None:
@@ -199,15 +250,10 @@ class SQLiteStorage(Storage):
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Transaction]:
         db = self._conn()
-        async with self._lock:
+        async with self._holding():
             token = _in_transaction.set(True)
             try:
-                try:
-                    # IMMEDIATE: take the write lock now, so another process (a second
-                    # guardian migrating the same file) waits instead of failing later
-                    await db.execute("BEGIN IMMEDIATE")
-                except sqlite3.Error as exc:
-                    raise StorageError(f"sqlite: {exc}") from exc
+                await _begin(db)
                 try:
                     yield _SQLiteTransaction(db)
                 except BaseException:
@@ -224,7 +270,7 @@ class SQLiteStorage(Storage):
 
     async def execute(self, sql: str, *args: Any, idempotent: bool = False) -> int:
         db = self._conn()
-        async with self._lock:
+        async with self._holding():
             try:
                 cursor = await db.execute(sql, args)
             except _REFUSED as exc:
@@ -236,7 +282,7 @@ class SQLiteStorage(Storage):
 
     async def fetch(self, sql: str, *args: Any, idempotent: bool = False) -> list[Row]:
         db = self._conn()
-        async with self._lock:
+        async with self._holding():
             try:
                 # one hand-off to aiosqlite's thread; autocommit: a RETURNING write ends here
                 rows = await db.execute_fetchall(sql, args)
@@ -278,7 +324,7 @@ class SQLiteStorage(Storage):
 
     async def _write_starts(self) -> None:
         sql = self.q(INSERT_RESERVATION)
-        async with self._lock:
+        async with self._holding():
             batch, self._starts = self._starts, []  # every start that queued meanwhile
             self._written = True
             try:
@@ -317,10 +363,7 @@ class SQLiteStorage(Storage):
     async def _insert_together(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
         """One transaction for many starts (the caller holds the lock)."""
         db = self._conn()
-        try:
-            await db.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as exc:
-            raise StorageError(f"sqlite: {exc}") from exc
+        await _begin(db)
         try:
             await db.executemany(sql, rows)
             await db.commit()
@@ -339,6 +382,7 @@ class SQLiteStorage(Storage):
         return f"strftime('%Y-%m-%d', {column}, 'unixepoch')"
 
     async def close(self) -> None:
+        self._raw = None  # no start on the loop's thread from here on
         if self._checkpoints is not None:
             self._checkpoints.cancel()
             with contextlib.suppress(asyncio.CancelledError):

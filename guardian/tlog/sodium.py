@@ -18,8 +18,9 @@ the hedged EdDSA of draft-irtf-cfrg-det-sigs-with-noise. So `make_nonce` draws `
 `os.urandom` and works out `R` while no answer waits (the router schedules it after an
 answer), and `sign_ahead` is then only SHA-512 and two scalar operations: `S = r + H(R || A
 || M) * a mod L`, by libsodium's constant-time scalar functions. Each nonce is taken from
-the pool once (`list.pop`, under the GIL), and a forked child forgets the parent's pool, so
-no `r` ever signs two messages (which would give away the key). The same probe check
+the pool once (`list.pop`, under the GIL), a forked child forgets the parent's pool, and a
+nonce older than a second is not used (a restored memory snapshot), so no `r` ever signs
+two messages (which would give away the key). The same probe check
 applies: a `sign_ahead` signature that `cryptography` does not verify turns it off.
 """
 
@@ -29,6 +30,7 @@ import ctypes
 import functools
 import hashlib
 import os
+import time
 import weakref
 
 from cryptography.exceptions import InvalidSignature
@@ -41,6 +43,10 @@ _PROBE = b"sealgate: libsodium and OpenSSL must agree on this signature\n"
 #: Nonces kept ready: one is made after each answer, so a few cover a burst of answers
 #: finished in one turn of the loop; beyond them `sign_ahead` signs as `sign` does.
 NONCES_READY = 16
+#: A ready nonce older than this (wall clock) is not used: a memory snapshot of a running
+#: guardian (a VM's or CRIU's) restored twice would otherwise sign with the same nonces in
+#: both copies, and two signatures with one nonce give the key away (docs/AUDIT.md).
+NONCE_MAX_AGE_S = 1.0
 
 
 #: The library's names by soname (Debian's libsodium23 is 1.0.18; 1.0.19 and later are .26),
@@ -123,7 +129,8 @@ class Signer:
         self._public = public
         self._secret = secret  # seed || public key, as libsodium keeps it
         self._scalar = b""  # the secret scalar a, mod L: set by `_enable_ahead`
-        self._nonces: list[tuple[bytes, bytes]] = []  # (r, R = r*B), each used once
+        #: (r, R = r*B, made at time.time()), each used once
+        self._nonces: list[tuple[bytes, bytes, float]] = []
 
     def sign(self, message: bytes) -> bytes:
         signature = ctypes.create_string_buffer(SIGNATURE_BYTES)
@@ -148,14 +155,17 @@ class Signer:
             self._library.crypto_core_ed25519_scalar_reduce(nonce, os.urandom(64))
             if self._library.crypto_scalarmult_ed25519_base_noclamp(point, nonce) == 0:
                 break
-        self._nonces.append((nonce.raw, point.raw))
+        self._nonces.append((nonce.raw, point.raw, time.time()))
 
     def sign_ahead(self, message: bytes) -> bytes:
         """An Ed25519 signature of `message` with a nonce made ahead: `R || S` with
         `S = r + SHA-512(R || A || message) * a mod L`; as `sign` when none is ready."""
         try:
-            nonce, point = self._nonces.pop()
+            nonce, point, made = self._nonces.pop()
         except IndexError:
+            return self.sign(message)
+        if not 0 <= time.time() - made <= NONCE_MAX_AGE_S:
+            self._nonces.clear()  # the older ones below it too
             return self.sign(message)
         library = self._library
         challenge = ctypes.create_string_buffer(SCALAR_BYTES)

@@ -201,6 +201,17 @@ async def test_sqlite_on_a_full_filesystem(fake: FakeAnthropic) -> None:
 
             await rpc.call("llm.complete", call_params(free))
             filler = fill(database_dir)
+            # The WAL is copied into the file four times a second, and new writes reuse its
+            # pages before they need the disk: write until the database refuses (bounded).
+            # Every call that goes out meanwhile had its start written.
+            for _ in range(300):
+                try:
+                    await rpc.call("llm.complete", call_params(metered), timeout=30)
+                except RPCError as exc:
+                    assert exc.code.value == "unavailable" and "database" in exc.message, exc
+                    break
+            else:
+                raise AssertionError("a full disk never made the database refuse a write")
             reached = len(fake.requests)
             errors: list[RPCError] = []
             # a login writes a session and an audit row; a metered call writes a reservation

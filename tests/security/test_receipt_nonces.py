@@ -150,3 +150,22 @@ def test_a_forked_child_does_not_sign_with_the_parents_ready_nonces() -> None:
         signed.append((message, key.sign_ahead(message)))
     assert len(signed) == 1 + sodium.NONCES_READY
     _no_nonce_twice(_public(key.key), signed)
+
+
+def test_a_nonce_from_before_a_restored_snapshot_is_not_used() -> None:
+    """A memory snapshot of a running guardian (a VM's, CRIU's) restored twice holds the
+    same ready nonces in both copies: a nonce older than `NONCE_MAX_AGE_S` by the wall
+    clock (restoring takes longer than that) is dropped with all below it, and the receipt
+    is signed the RFC 8032 way."""
+    key = Ed25519PrivateKey.generate()
+    fast = sodium.signer(key)
+    assert fast is not None and fast.ahead
+    for _ in range(sodium.NONCES_READY):
+        fast.make_nonce()
+    snapshot = list(fast._nonces)
+    restored_later = [(r, point, made - 60.0) for r, point, made in snapshot]
+    fast._nonces[:] = restored_later
+    signature = fast.sign_ahead(b"a receipt after the restore")
+    assert signature == key.sign(b"a receipt after the restore")
+    assert fast._nonces == []
+    assert signature[:32] not in {point for _, point, _ in snapshot}

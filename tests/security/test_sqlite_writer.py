@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+import pytest
 
 from guardian.storage import open_storage
 from guardian.storage.ledger import Reservation
@@ -105,4 +106,94 @@ async def test_a_held_write_lock_never_stalls_the_event_loop(tmp_path: Path) -> 
         rows = await store.fetch(store.q("SELECT id FROM {s}reservations"))
         assert [row["id"] for row in rows] == [held.id]
     finally:
+        await store.close()
+
+
+def _held_start() -> Reservation:
+    return Reservation(
+        id=uuid.uuid4().hex,
+        principal="p",
+        window_start=1000.0,
+        amount=0.0,
+        created_at=time.time(),
+        owner="me",
+        shared=False,
+        tool="chat",
+        provider="x",
+        model="m",
+    )
+
+
+async def _loop_gaps(until: asyncio.Future[None]) -> float:
+    """The event loop's longest pause while `until` is pending."""
+    longest, last = 0.0, time.monotonic()
+    while not until.done():
+        await asyncio.sleep(0.005)
+        now = time.monotonic()
+        longest, last = max(longest, now - last), now
+    return longest
+
+
+async def test_a_cancelled_statement_still_queued_keeps_lone_starts_off_the_loop(
+    tmp_path: Path,
+) -> None:
+    """A call cancelled while its start waits for a lock held elsewhere lets go of the
+    connection, but aiosqlite still runs (and waits on) that statement: the next start
+    alone must not be written on the loop's thread meanwhile, where it would wait on the
+    same connection and stall the loop."""
+    store = await open_storage(None, tmp_path / "g.db")
+    other = sqlite3.connect(tmp_path / "g.db", isolation_level=None, timeout=0)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        waiting = asyncio.create_task(store.reserve(_held_start(), None, alone=False))
+        await asyncio.sleep(0.1)
+        waiting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        alone = _held_start()
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        watch = asyncio.create_task(_loop_gaps(done))  # watching before the start is made
+        await asyncio.sleep(0.02)
+        start = asyncio.create_task(store.reserve(alone, None, alone=True))
+        start.add_done_callback(lambda _: done.set_result(None))
+        await asyncio.sleep(0.4)
+        other.execute("COMMIT")
+        await asyncio.wait_for(start, 5)
+        assert await watch < 0.2
+        rows = await store.fetch(store.q("SELECT id FROM {s}reservations"))
+        assert alone.id in {row["id"] for row in rows}
+    finally:
+        other.close()
+        await store.close()
+
+
+async def test_a_transaction_cancelled_while_it_begins_leaves_no_transaction_open(
+    tmp_path: Path,
+) -> None:
+    """Cancelled while its BEGIN waits for a lock held elsewhere, a transaction's BEGIN
+    still runs later: it must be rolled back, so that no later start is written into a
+    transaction nobody will commit (and lost)."""
+    store = await open_storage(None, tmp_path / "g.db")
+    other = sqlite3.connect(tmp_path / "g.db", isolation_level=None, timeout=0)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+
+        async def write() -> None:
+            async with store.transaction() as tx:
+                await tx.execute(store.q("DELETE FROM {s}reservations"))
+
+        task = asyncio.create_task(write())
+        await asyncio.sleep(0.1)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        other.execute("COMMIT")
+        alone = _held_start()
+        await asyncio.wait_for(store.reserve(alone, None, alone=True), 6)
+        await store.fetch("SELECT 1")  # behind the fence and the rollback
+        assert not store._raw.in_transaction  # type: ignore[attr-defined]
+        (count,) = other.execute("SELECT count(*) FROM reservations WHERE id = ?", (alone.id,))
+        assert count == (1,)  # committed, seen by another connection
+    finally:
+        other.close()
         await store.close()
