@@ -1,8 +1,11 @@
 """SQLite through aiosqlite: the default, one file 0600 in WAL mode.
 
-One connection in autocommit mode serves the guardian. A lock gives a transaction that
-connection alone until it ends, so a statement from another task never lands inside (or
-commits half of) someone else's transaction.
+One connection in autocommit mode serves the guardian's writes and reads, on aiosqlite's
+thread. A lock gives a transaction that connection alone until it ends, so a statement from
+another task never lands inside (or commits half of) someone else's transaction. A call's
+start with no other call in flight is written through the same connection on the event
+loop's thread, only while it is free (`_start_here`). A second connection only copies the
+WAL back into the file (`CHECKPOINT_EVERY_S`).
 """
 
 from __future__ import annotations
