@@ -16,6 +16,7 @@ import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
+from importlib.metadata import version
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,10 +33,9 @@ def cpu_model() -> str:
 
 
 def machine_line() -> str:
-    import uvloop
 
     return (
-        f"python {platform.python_version()}, uvloop {uvloop.__version__},"
+        f"python {platform.python_version()}, uvloop {version('uvloop')},"
         f" CPU: {cpu_model()} x{len(os.sched_getaffinity(0))},"
         f" idle states: {idle_driver()}"
     )

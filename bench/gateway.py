@@ -124,7 +124,7 @@ async def through_mcp(url: str, calls: int) -> list[Row]:
                     started = time.perf_counter()
                     result = await client.call_tool("llm_complete", {"prompt": "hi"})
                     if result.is_error:
-                        raise RuntimeError(result.content[0].text)
+                        raise RuntimeError(str(result.content[0]))
                     if index >= 2:  # the first two calls warm the session up
                         latencies.append(time.perf_counter() - started)
 

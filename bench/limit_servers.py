@@ -157,7 +157,7 @@ async def run(kind: str, upstream: str) -> None:
     config.bind = [f"fd://{sock.fileno()}"]
     config.accesslog = None
     print(sock.getsockname()[1], flush=True)
-    await serve(app, config)  # type: ignore[arg-type]
+    await serve(app, config)
 
 
 def main() -> None:

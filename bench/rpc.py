@@ -21,6 +21,7 @@ import platform
 import statistics
 import sys
 import time
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -109,7 +110,7 @@ async def run(calls: int) -> None:
         print(f"sealed RPC round trip, one connection, {calls} calls per row")
         print(
             f"python {platform.python_version()} ({platform.python_implementation()}), "
-            f"uvloop {uvloop.__version__}, CPU: {cpu_model()}, idle states: {idle_driver()}"
+            f"uvloop {version('uvloop')}, CPU: {cpu_model()}, idle states: {idle_driver()}"
         )
         for label, call in CALLS.items():
             await measure(client, 1, 500, call)  # warm-up

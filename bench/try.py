@@ -56,7 +56,7 @@ def write_config(port: int) -> Path:
     return config
 
 
-def stop(process: subprocess.Popen[str], timeout: float = 15.0) -> None:
+def stop(process: subprocess.Popen[str] | subprocess.Popen[bytes], timeout: float = 15.0) -> None:
     if process.poll() is None:
         process.terminate()
         try:
@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     fakes, port = start_fakes(args.port)
     config = write_config(port)
-    hub: subprocess.Popen[str] | None = None
+    hub: subprocess.Popen[bytes] | None = None
     stopping: list[int] = []
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:

@@ -52,7 +52,8 @@ async def rpc_as_sandbox(socket_path: Path | str, timeout: float = 10) -> RPCCli
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        port: int = sock.getsockname()[1]
+        return port
 
 
 #: Every directory `make_workdir` made in this test session; the session fails if one is

@@ -121,7 +121,7 @@ class FakeServer:
 
     @web.middleware
     async def _compress(self, request: web.Request, handler: Any) -> web.StreamResponse:
-        response = await handler(request)
+        response: web.StreamResponse = await handler(request)
         self._compress_response(response)
         return response
 

@@ -28,10 +28,11 @@ def wants_tool_call(body: dict[str, Any], tools_key: str = "tools") -> str | Non
         return None
     first = tools[0]
     if "function" in first:
-        return first["function"]["name"]
+        return str(first["function"]["name"])
     if "functionDeclarations" in first:
-        return first["functionDeclarations"][0]["name"]
-    return first.get("name")
+        return str(first["functionDeclarations"][0]["name"])
+    name = first.get("name")
+    return name if isinstance(name, str) else None
 
 
 #: What Anthropic's count_tokens takes (MessageCountTokensParams).
