@@ -5,15 +5,13 @@ thread. A lock gives a transaction that connection alone until it ends, so a sta
 another task never lands inside (or commits half of) someone else's transaction. A call's
 start with no other call in flight is written through the same connection on the event
 loop's thread, only while it is free (`_start_here`). A second connection only copies the
-WAL back into the file (`CHECKPOINT_EVERY_S`).
+WAL back into the file (`sqlite_wal.py`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import contextvars
-import logging
 import os
 import sqlite3
 from collections.abc import AsyncIterator, Sequence
@@ -26,18 +24,7 @@ import aiosqlite
 from guardian.storage.base import Row, Storage, StorageError, StorageRefused, Transaction
 from guardian.storage.ledger import INSERT_RESERVATION, Reservation, reservation_values
 from guardian.storage.schema import SQLITE_TYPES
-
-logger = logging.getLogger("sealgate.guardian.storage")
-
-#: How often the WAL is copied back into the database file (a passive checkpoint), while
-#: anything was written. SQLite's own checkpoint (at 1,000 pages) is off: it runs inside
-#: whichever commit crosses the mark, two fsyncs long, while that commit holds the
-#: connection (and every call's start waits) or, for a start written on the event loop's
-#: thread, blocks the loop. The checkpoint runs on a connection of its own, on its own
-#: thread: in WAL mode it waits for no writer and no writer waits for it, and as it
-#: changes no row, the writing connection keeps its page cache.
-CHECKPOINT_EVERY_S = 0.25
-
+from guardian.storage.sqlite_wal import WalCheckpointer
 
 #: What SQLite (or its binding) raises for values it will not store: an int beyond 64 bits,
 #: a constraint, text with a lone surrogate. Sending them again cannot help.
@@ -128,10 +115,7 @@ class SQLiteStorage(Storage):
         self._insert_start = self.q(INSERT_RESERVATION)
         #: aiosqlite's connection itself, for a lone start written on the event loop's thread
         self._raw: sqlite3.Connection | None = None
-        #: the WAL's checkpoints, on their own connection (`CHECKPOINT_EVERY_S`)
-        self._checkpointer: aiosqlite.Connection | None = None
-        self._checkpoints: asyncio.Task[None] | None = None
-        self._written = False  # since the last checkpoint
+        self._wal = WalCheckpointer(path)
         #: done once aiosqlite's thread has run what a cancelled task left queued
         self._fence: asyncio.Future[Any] | None = None
 
@@ -158,9 +142,8 @@ class SQLiteStorage(Storage):
             # ledger batch reaches leaves all over its index once the table is large
             # (bench/RESULTS.md: +4.8% and +1.7% req/s at 16 even on a bench's small file).
             await self._db.execute("PRAGMA cache_size=-32000")
-            await self._db.execute("PRAGMA wal_autocheckpoint=0")  # _checkpoints instead
-            self._checkpointer = await aiosqlite.connect(self.path, timeout=5.0)
-            self._checkpoints = asyncio.get_running_loop().create_task(self._checkpoint())
+            await self._db.execute("PRAGMA wal_autocheckpoint=0")  # self._wal's instead
+            await self._wal.open()
         except sqlite3.Error as exc:
             await self.close()  # its worker thread would otherwise keep the process alive
             raise StorageError(f"sqlite: cannot open {self.path}: {exc}") from exc
@@ -176,28 +159,10 @@ class SQLiteStorage(Storage):
         self._raw = raw
         return raw
 
-    async def _checkpoint(self) -> None:
-        failing = False  # logged once, until a checkpoint succeeds again
-        while True:
-            await asyncio.sleep(CHECKPOINT_EVERY_S)
-            if not self._written or self._checkpointer is None:
-                continue
-            self._written = False
-            try:
-                await self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)")
-            except Exception as exc:  # tried again after the next write (a full disk, ...)
-                if not failing:
-                    logger.warning("sqlite: the WAL checkpoint failed: %s", exc)
-                failing = True
-                continue
-            if failing:
-                logger.warning("sqlite: WAL checkpoints work again")
-            failing = False
-
     def _start_here(self, values: tuple[Any, ...]) -> bool:
         """The start written on the event loop's thread, where aiosqlite's hand-off (a
         thread wake-up each way) costs more than the statement. It never waits on the loop
-        for another process (busy timeout 0) or a checkpoint (`CHECKPOINT_EVERY_S`): when
+        for another process (busy timeout 0) or a checkpoint (`sqlite_wal.py`): when
         another process holds the write lock, False, and the caller takes the usual path,
         which waits."""
         raw = self._raw
@@ -218,7 +183,7 @@ class SQLiteStorage(Storage):
             raise StorageRefused(f"sqlite refused the values: {exc}") from exc
         except sqlite3.Error as exc:
             raise StorageError(f"sqlite: {exc}") from exc
-        self._written = True
+        self._wal.wrote()
         return True
 
     def _worker_idle(self) -> bool:
@@ -267,7 +232,7 @@ class SQLiteStorage(Storage):
                 except sqlite3.Error as exc:
                     await db.rollback()
                     raise StorageError(f"sqlite: {exc}") from exc
-                self._written = True
+                self._wal.wrote()
             finally:
                 _in_transaction.reset(token)
 
@@ -280,7 +245,7 @@ class SQLiteStorage(Storage):
                 raise StorageRefused(f"sqlite refused the values: {exc}") from exc
             except sqlite3.Error as exc:
                 raise StorageError(f"sqlite: {exc}") from exc
-            self._written = True
+            self._wal.wrote()
             return cursor.rowcount
 
     async def fetch(self, sql: str, *args: Any, idempotent: bool = False) -> list[Row]:
@@ -291,7 +256,7 @@ class SQLiteStorage(Storage):
                 rows = await db.execute_fetchall(sql, args)
             except sqlite3.Error as exc:
                 raise StorageError(f"sqlite: {exc}") from exc
-            self._written = True  # a write that returns rows, perhaps
+            self._wal.wrote()  # a write that returns rows, perhaps
         return [dict(row) for row in rows]
 
     async def executemany(
@@ -329,7 +294,7 @@ class SQLiteStorage(Storage):
         sql = self.q(INSERT_RESERVATION)
         async with self._holding():
             batch, self._starts = self._starts, []  # every start that queued meanwhile
-            self._written = True
+            self._wal.wrote()
             try:
                 if len(batch) == 1:
                     await self._db_execute(sql, batch[0][0])
@@ -386,14 +351,7 @@ class SQLiteStorage(Storage):
 
     async def close(self) -> None:
         self._raw = None  # no start on the loop's thread from here on
-        if self._checkpoints is not None:
-            self._checkpoints.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._checkpoints
-            self._checkpoints = None
-        if self._checkpointer is not None:  # closed first: the last one checkpoints it all
-            await self._checkpointer.close()
-            self._checkpointer = None
+        await self._wal.close()
         if self._db is not None:
             await self._db.close()
             self._db = None
