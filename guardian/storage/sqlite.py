@@ -138,10 +138,6 @@ class SQLiteStorage(Storage):
                         raise
                     await asyncio.sleep(0.1)
             await self._db.execute("PRAGMA synchronous=NORMAL")
-            # A page cache of 32 MB, not SQLite's 2: a usage row's key is random, so each
-            # ledger batch reaches leaves all over its index once the table is large
-            # (bench/RESULTS.md: +4.8% and +1.7% req/s at 16 even on a bench's small file).
-            await self._db.execute("PRAGMA cache_size=-32000")
             await self._db.execute("PRAGMA wal_autocheckpoint=0")  # self._wal's instead
             await self._wal.open()
         except sqlite3.Error as exc:

@@ -175,10 +175,9 @@ async def test_a_refused_or_cancelled_reservation_is_not_counted_in_flight() -> 
 
 
 async def test_the_writing_connections_settings(store: Storage) -> None:
-    """WAL, no fsync per commit, no checkpoint of its own, a 32 MB page cache."""
+    """WAL, no fsync per commit, no checkpoint of its own."""
     rows = await store.fetch("PRAGMA journal_mode")
     assert rows[0]["journal_mode"] == "wal"
     assert await _pragma(store, "synchronous") == 1  # NORMAL
     assert await _pragma(store, "wal_autocheckpoint") == 0
-    assert await _pragma(store, "cache_size") == -32000
     assert await _pragma(store, "busy_timeout") == 5000
