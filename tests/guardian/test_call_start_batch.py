@@ -6,8 +6,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import sqlite3
-import time
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -15,7 +13,7 @@ import pytest
 
 from guardian.storage import Storage, open_storage
 from guardian.storage.base import StorageRefused
-from guardian.storage.ledger import Reservation
+from tests.call_starts import call_start
 
 
 @pytest.fixture
@@ -25,21 +23,6 @@ async def sqlite_store(tmp_path: Path) -> AsyncIterator[Storage]:
         yield store
     finally:
         await store.close()
-
-
-def _start() -> Reservation:
-    return Reservation(
-        id=uuid.uuid4().hex,
-        principal="p",
-        window_start=1000.0,
-        amount=0.0,
-        created_at=time.time(),
-        owner="me",
-        shared=False,
-        tool="chat",
-        provider="x",
-        model="m",
-    )
 
 
 def _commits(statements: list[str]) -> int:
@@ -63,7 +46,7 @@ async def test_concurrent_starts_share_commits_and_all_land(sqlite_store: Storag
     statements: list[str] = []
     db = sqlite_store._db  # type: ignore[attr-defined]
     await db.set_trace_callback(statements.append)
-    starts = [_start() for _ in range(40)]
+    starts = [call_start() for _ in range(40)]
     await asyncio.gather(*(sqlite_store.reserve(held, None) for held in starts))
     await db.set_trace_callback(None)
     rows = await sqlite_store.fetch(sqlite_store.q("SELECT id FROM {s}reservations"))
@@ -75,7 +58,7 @@ async def test_concurrent_starts_share_commits_and_all_land(sqlite_store: Storag
 async def test_a_lone_start_is_committed_when_reserve_returns(
     sqlite_store: Storage, tmp_path: Path
 ) -> None:
-    held = _start()
+    held = call_start()
     assert await sqlite_store.reserve(held, None) is None
     # another connection (another process, after a SIGKILL) sees it at once
     with sqlite3.connect(tmp_path / "g.db") as other:
@@ -84,10 +67,10 @@ async def test_a_lone_start_is_committed_when_reserve_returns(
 
 
 async def test_a_refused_start_fails_alone_in_its_batch(sqlite_store: Storage) -> None:
-    first = _start()
+    first = call_start()
     await sqlite_store.reserve(first, None)
-    others = [_start() for _ in range(5)]
-    duplicate = dataclasses.replace(_start(), id=first.id)  # the primary key is taken
+    others = [call_start() for _ in range(5)]
+    duplicate = dataclasses.replace(call_start(), id=first.id)  # the primary key is taken
     outcomes = await asyncio.gather(
         *(sqlite_store.reserve(held, None) for held in [*others[:3], duplicate, *others[3:]]),
         return_exceptions=True,
@@ -99,7 +82,7 @@ async def test_a_refused_start_fails_alone_in_its_batch(sqlite_store: Storage) -
 
 
 async def test_a_cancelled_caller_does_not_stop_the_others(sqlite_store: Storage) -> None:
-    starts = [_start() for _ in range(6)]
+    starts = [call_start() for _ in range(6)]
     tasks = [asyncio.create_task(sqlite_store.reserve(held, None)) for held in starts]
     await asyncio.sleep(0)
     tasks[2].cancel()

@@ -11,7 +11,6 @@ import dataclasses
 import sqlite3
 import threading
 import time
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from guardian.storage import Storage, open_storage
 from guardian.storage.base import StorageRefused
 from guardian.storage.ledger import Reservation
 from protocol.errors import BudgetExceeded
+from tests.call_starts import call_start
 
 
 @pytest.fixture
@@ -31,21 +31,6 @@ async def store(tmp_path: Path) -> AsyncIterator[Storage]:
         yield opened
     finally:
         await opened.close()
-
-
-def _start() -> Reservation:
-    return Reservation(
-        id=uuid.uuid4().hex,
-        principal="p",
-        window_start=1000.0,
-        amount=0.0,
-        created_at=time.time(),
-        owner="me",
-        shared=False,
-        tool="chat",
-        provider="x",
-        model="m",
-    )
 
 
 async def _pragma(store: Storage, name: str) -> int:
@@ -59,7 +44,7 @@ async def test_a_start_alone_is_written_on_the_loops_thread_and_committed(
     threads: list[tuple[int, str]] = []
     db = store._db  # type: ignore[attr-defined]
     await db.set_trace_callback(lambda sql: threads.append((threading.get_ident(), sql)))
-    held = _start()
+    held = call_start()
     assert await store.reserve(held, None, alone=True) is None
     await db.set_trace_callback(None)
     inserts = [ident for ident, sql in threads if sql.startswith("INSERT INTO reservations")]
@@ -74,22 +59,22 @@ async def test_a_start_not_alone_goes_through_aiosqlites_thread(store: Storage) 
     threads: list[tuple[int, str]] = []
     db = store._db  # type: ignore[attr-defined]
     await db.set_trace_callback(lambda sql: threads.append((threading.get_ident(), sql)))
-    await store.reserve(_start(), None, alone=False)
+    await store.reserve(call_start(), None, alone=False)
     await db.set_trace_callback(None)
     inserts = [ident for ident, sql in threads if sql.startswith("INSERT INTO reservations")]
     assert len(inserts) == 1 and inserts[0] != threading.get_ident()
 
 
 async def test_a_refused_start_alone_fails_alone_and_leaves_the_settings(store: Storage) -> None:
-    first = _start()
+    first = call_start()
     await store.reserve(first, None, alone=True)
     with pytest.raises(StorageRefused):
-        await store.reserve(dataclasses.replace(_start(), id=first.id), None, alone=True)
+        await store.reserve(dataclasses.replace(call_start(), id=first.id), None, alone=True)
     with pytest.raises(StorageRefused):  # an int beyond 64 bits
-        await store.reserve(dataclasses.replace(_start(), input_tokens=2**70), None, alone=True)
+        await store.reserve(dataclasses.replace(call_start(), input_tokens=2**70), None, alone=True)
     assert await _pragma(store, "busy_timeout") == 5000
     assert await _pragma(store, "wal_autocheckpoint") == 0  # the checkpointer's job
-    await store.reserve(_start(), None, alone=True)
+    await store.reserve(call_start(), None, alone=True)
     rows = await store.fetch(store.q("SELECT id FROM {s}reservations"))
     assert len(rows) == 2
 
@@ -99,7 +84,7 @@ async def test_writes_reach_the_database_file_through_the_checkpointer(
 ) -> None:
     """SQLite's own checkpoint is off; without the checkpointer's, the rows would stay in
     the WAL for good (the file read alone, `immutable=1`, ignores the WAL)."""
-    starts = [_start() for _ in range(5)]
+    starts = [call_start() for _ in range(5)]
     for held in starts:
         await store.reserve(held, None, alone=True)
     deadline = time.monotonic() + 5
@@ -117,7 +102,7 @@ async def test_writes_reach_the_database_file_through_the_checkpointer(
 
 async def test_close_stops_the_checkpointer(tmp_path: Path) -> None:
     opened = await open_storage(None, tmp_path / "g.db")
-    await opened.reserve(_start(), None, alone=True)
+    await opened.reserve(call_start(), None, alone=True)
     wal = opened._wal  # type: ignore[attr-defined]
     assert wal.running
     await opened.close()

@@ -12,15 +12,15 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
-import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
 from guardian.storage import open_storage
-from guardian.storage.ledger import Reservation
+from tests.call_starts import call_start
 from tests.helpers import EXAMPLE_CONFIG, Stack
 from tests.security.stackdb import Backend, ctl
 
@@ -72,56 +72,32 @@ async def test_a_held_write_lock_never_stalls_the_event_loop(tmp_path: Path) -> 
     try:
         other = sqlite3.connect(tmp_path / "g.db", isolation_level=None, timeout=0)
         other.execute("BEGIN IMMEDIATE")
-        gaps: list[float] = []
-
-        async def ticker() -> None:
-            last = time.monotonic()
-            while True:
-                await asyncio.sleep(0.005)
-                now = time.monotonic()
-                gaps.append(now - last)
-                last = now
-
-        ticking = asyncio.create_task(ticker())
-        held = Reservation(
-            id=uuid.uuid4().hex,
-            principal="p",
-            window_start=1000.0,
-            amount=0.0,
-            created_at=time.time(),
-            owner="me",
-            shared=False,
-            tool="chat",
-            provider="x",
-            model="m",
-        )
-        start = asyncio.create_task(store.reserve(held, None, alone=True))
+        held = call_start()
+        start, watch = await _watched(store.reserve(held, None, alone=True))
         await asyncio.sleep(0.4)
         assert not start.done()  # waiting for the lock, not on the loop
         other.execute("COMMIT")
         await asyncio.wait_for(start, 5)
-        ticking.cancel()
         other.close()
-        assert max(gaps) < 0.2, max(gaps)
+        longest = await watch
+        assert longest < 0.2, longest
         rows = await store.fetch(store.q("SELECT id FROM {s}reservations"))
         assert [row["id"] for row in rows] == [held.id]
     finally:
         await store.close()
 
 
-def _held_start() -> Reservation:
-    return Reservation(
-        id=uuid.uuid4().hex,
-        principal="p",
-        window_start=1000.0,
-        amount=0.0,
-        created_at=time.time(),
-        owner="me",
-        shared=False,
-        tool="chat",
-        provider="x",
-        model="m",
-    )
+async def _watched(
+    write: Coroutine[Any, Any, float | None],
+) -> tuple[asyncio.Task[float | None], asyncio.Task[float]]:
+    """`write` started as a task, and the event loop's longest pause from before it starts
+    to its end (a write that blocks the loop's thread in its first step is seen too)."""
+    done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    watch = asyncio.create_task(_loop_gaps(done))
+    await asyncio.sleep(0.02)
+    task = asyncio.create_task(write)
+    task.add_done_callback(lambda _: done.set_result(None))
+    return task, watch
 
 
 async def _loop_gaps(until: asyncio.Future[None]) -> float:
@@ -145,17 +121,13 @@ async def test_a_cancelled_statement_still_queued_keeps_lone_starts_off_the_loop
     other = sqlite3.connect(tmp_path / "g.db", isolation_level=None, timeout=0)
     try:
         other.execute("BEGIN IMMEDIATE")
-        waiting = asyncio.create_task(store.reserve(_held_start(), None, alone=False))
+        waiting = asyncio.create_task(store.reserve(call_start(), None, alone=False))
         await asyncio.sleep(0.1)
         waiting.cancel()
         with pytest.raises(asyncio.CancelledError):
             await waiting
-        alone = _held_start()
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        watch = asyncio.create_task(_loop_gaps(done))  # watching before the start is made
-        await asyncio.sleep(0.02)
-        start = asyncio.create_task(store.reserve(alone, None, alone=True))
-        start.add_done_callback(lambda _: done.set_result(None))
+        alone = call_start()
+        start, watch = await _watched(store.reserve(alone, None, alone=True))
         await asyncio.sleep(0.4)
         other.execute("COMMIT")
         await asyncio.wait_for(start, 5)
@@ -188,7 +160,7 @@ async def test_a_transaction_cancelled_while_it_begins_leaves_no_transaction_ope
         with pytest.raises(asyncio.CancelledError):
             await task
         other.execute("COMMIT")
-        alone = _held_start()
+        alone = call_start()
         await asyncio.wait_for(store.reserve(alone, None, alone=True), 6)
         await store.fetch("SELECT 1")  # behind the fence and the rollback
         assert not store._raw.in_transaction  # type: ignore[attr-defined]
