@@ -191,7 +191,6 @@ class Signer:
         scalar = ctypes.create_string_buffer(SCALAR_BYTES)
         self._library.crypto_core_ed25519_scalar_reduce(scalar, bytes(half) + bytes(32))
         self._scalar = scalar.raw
-        self.make_nonce()
 
 
 #: Every signer of this process, so that a forked child forgets their nonces.
@@ -223,6 +222,7 @@ def signer(key: Ed25519PrivateKey) -> Signer | None:
         return None
     if _scalars():
         made._enable_ahead()
+        made.make_nonce()  # for the probe
         if not _verifies(key, made.sign_ahead(_PROBE), _PROBE):
             made = Signer(library, public.raw, secret.raw)  # deterministic only
     _SIGNERS.add(made)
